@@ -1,0 +1,86 @@
+//! Errors the user sees. Each one is a single line that says what happened and
+//! what to do about it; all of them exit with code 2 ("could not inspect").
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum InspectError {
+    #[error("no process with PID {0}: check the PID with `ps -e` (it may have exited)")]
+    NoSuchProcess(i32),
+    #[error("permission denied attaching to PID {pid}: run lockdump as the process owner or as root (it needs CAP_SYS_PTRACE); /proc/sys/kernel/yama/ptrace_scope is {scope}{hint}")]
+    PermissionDenied {
+        pid: i32,
+        scope: String,
+        hint: &'static str,
+    },
+    #[error("PID {pid} is already traced by PID {tracer} ({tracer_name}): detach that debugger first (quit gdb/strace), then run lockdump again")]
+    AlreadyTraced {
+        pid: i32,
+        tracer: i32,
+        tracer_name: String,
+    },
+    #[error("PID {0} is a zombie: it has exited and waits for its parent to reap it; there are no threads to inspect (look at its parent instead)")]
+    Zombie(i32),
+    #[error("PID {0} is a kernel thread: it has no user-space stack to inspect; pass the PID of a user process")]
+    KernelThread(i32),
+    #[error("PID {0} is stopped (state T, e.g. by SIGSTOP or Ctrl-Z): resume it with `kill -CONT {0}` and run lockdump again")]
+    Stopped(i32),
+    #[error("PID {0} exited while lockdump was inspecting it: nothing is left to inspect")]
+    ExitedDuringDump(i32),
+    #[error("PID {0} is lockdump itself: pass the PID of another process")]
+    IsSelf(i32),
+    #[error("PID {pid}: timed out after {secs} s waiting for threads {tids} to stop (uninterruptible sleep?): try again; lockdump detached and left the process running")]
+    StopTimeout { pid: i32, secs: u64, tids: String },
+    #[error(
+        "interrupted by signal {0} during capture: lockdump detached and left the process running"
+    )]
+    Interrupted(i32),
+    #[error("cannot inspect PID {pid}: {what}: {source}")]
+    Io {
+        pid: i32,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl InspectError {
+    /// Turn an I/O error from /proc into the most specific user-facing error.
+    pub fn from_proc(pid: i32, what: &'static str, e: std::io::Error) -> Self {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => InspectError::NoSuchProcess(pid),
+            std::io::ErrorKind::PermissionDenied => permission_denied(pid),
+            _ if e.raw_os_error() == Some(libc::ESRCH) => InspectError::NoSuchProcess(pid),
+            _ => InspectError::Io {
+                pid,
+                what,
+                source: e,
+            },
+        }
+    }
+}
+
+pub fn permission_denied(pid: i32) -> InspectError {
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "absent".into());
+    let hint = match scope.as_str() {
+        "1" => " (only a parent may attach unless root: `sudo lockdump -p PID`, or `echo 0 > /proc/sys/kernel/yama/ptrace_scope`)",
+        "2" => " (only root may attach: use sudo)",
+        "3" => " (ptrace is disabled until reboot)",
+        _ => "",
+    };
+    InspectError::PermissionDenied { pid, scope, hint }
+}
+
+/// Exit codes: the interface CI jobs rely on.
+pub mod exit {
+    /// Inspected; no deadlock found.
+    pub const OK: i32 = 0;
+    /// Inspected; at least one deadlock found.
+    pub const DEADLOCK: i32 = 1;
+    /// Could not inspect (bad PID, permissions, target vanished, usage error).
+    pub const CANNOT_INSPECT: i32 = 2;
+}

@@ -1,0 +1,100 @@
+//! Reading /proc for a process and its threads.
+//!
+//! Thin I/O wrappers around the pure parsers in [`parse`]. Nothing here needs
+//! the target stopped; callers decide when to read (before the stop for
+//! per-thread state and wchan, so they describe the thread, not the ptrace stop).
+
+pub mod parse;
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+pub use parse::{MapEntry, Stat, Status, SyscallLine};
+
+pub fn pid_dir(pid: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}"))
+}
+
+pub fn task_dir(pid: i32, tid: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/task/{tid}"))
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}"))
+}
+
+pub fn status(pid: i32) -> io::Result<Status> {
+    parse::parse_status(&fs::read_to_string(pid_dir(pid).join("status"))?)
+        .ok_or_else(|| invalid("status"))
+}
+
+pub fn stat(pid: i32) -> io::Result<Stat> {
+    parse::parse_stat(&fs::read_to_string(pid_dir(pid).join("stat"))?)
+        .ok_or_else(|| invalid("stat"))
+}
+
+pub fn task_stat(pid: i32, tid: i32) -> io::Result<Stat> {
+    parse::parse_stat(&fs::read_to_string(task_dir(pid, tid).join("stat"))?)
+        .ok_or_else(|| invalid("stat"))
+}
+
+pub fn task_status(pid: i32, tid: i32) -> io::Result<Status> {
+    parse::parse_status(&fs::read_to_string(task_dir(pid, tid).join("status"))?)
+        .ok_or_else(|| invalid("status"))
+}
+
+/// Thread IDs of a process, sorted.
+pub fn tasks(pid: i32) -> io::Result<Vec<i32>> {
+    let mut tids: Vec<i32> = fs::read_dir(pid_dir(pid).join("task"))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    tids.sort_unstable();
+    Ok(tids)
+}
+
+/// The thread's command name, without the trailing newline.
+pub fn comm(pid: i32, tid: i32) -> io::Result<String> {
+    let mut s = fs::read_to_string(task_dir(pid, tid).join("comm"))?;
+    if s.ends_with('\n') {
+        s.pop();
+    }
+    Ok(s)
+}
+
+/// The kernel function the thread sleeps in (`futex_do_wait`), or empty when running.
+pub fn wchan(pid: i32, tid: i32) -> io::Result<String> {
+    let s = fs::read_to_string(task_dir(pid, tid).join("wchan"))?;
+    Ok(if s == "0" { String::new() } else { s })
+}
+
+pub fn syscall(pid: i32, tid: i32) -> io::Result<SyscallLine> {
+    parse::parse_syscall(&fs::read_to_string(task_dir(pid, tid).join("syscall"))?)
+        .ok_or_else(|| invalid("syscall"))
+}
+
+pub fn maps(pid: i32) -> io::Result<Vec<MapEntry>> {
+    Ok(parse::parse_maps(&fs::read_to_string(
+        pid_dir(pid).join("maps"),
+    )?))
+}
+
+pub fn auxv(pid: i32) -> io::Result<Vec<(u64, u64)>> {
+    Ok(parse::parse_auxv(&fs::read(pid_dir(pid).join("auxv"))?))
+}
+
+pub fn exe(pid: i32) -> io::Result<PathBuf> {
+    fs::read_link(pid_dir(pid).join("exe"))
+}
+
+pub fn cmdline(pid: i32) -> io::Result<Vec<String>> {
+    let raw = fs::read(pid_dir(pid).join("cmdline"))?;
+    Ok(raw
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect())
+}
+
+/// AT_SYSINFO_EHDR: where the kernel mapped the vdso image.
+pub const AT_SYSINFO_EHDR: u64 = 33;

@@ -1,0 +1,137 @@
+//! What each blocked thread waits on and what it holds.
+//!
+//! One module per runtime knows how that runtime's primitives look in memory.
+//! Each turns a thread (its stack, syscall and the process memory) into a
+//! [`Wait`] and a list of [`Hold`]s. Version-specific layouts live inside the
+//! runtime's module and nowhere else.
+
+use serde::Serialize;
+
+/// How sure lockdump is of an owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Read from a field the runtime maintains for this purpose (`__owner`, a lock word's TID).
+    Exact,
+    /// Deduced from stack contents or code being executed; may be wrong.
+    Inferred,
+    /// The runtime does not record an owner and nothing points to one.
+    Unknown,
+}
+
+/// What kind of thing a thread waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResourceKind {
+    Mutex,
+    RecursiveMutex,
+    ErrorCheckMutex,
+    AdaptiveMutex,
+    RobustMutex,
+    PiMutex,
+    RwLock,
+    /// Waiting for another thread to exit (pthread_join, JoinHandle::join, Thread.join).
+    Thread,
+    RustMutex,
+    RustRwLock,
+    CondVar,
+    Semaphore,
+    Barrier,
+    /// A futex whose owner protocol lockdump does not know.
+    Futex,
+    PyLock,
+    PyRLock,
+    PyCondition,
+    PySemaphore,
+    PyEvent,
+    PyQueue,
+    Gil,
+    /// Not a lock: a blocking syscall (read, poll, nanosleep, ...).
+    Syscall,
+}
+
+impl ResourceKind {
+    /// Waiting on this kind can be part of a wait-for cycle (it has a holder).
+    pub fn has_owner(self) -> bool {
+        !matches!(
+            self,
+            ResourceKind::CondVar
+                | ResourceKind::Semaphore
+                | ResourceKind::Barrier
+                | ResourceKind::Futex
+                | ResourceKind::PyCondition
+                | ResourceKind::PySemaphore
+                | ResourceKind::PyEvent
+                | ResourceKind::PyQueue
+                | ResourceKind::Syscall
+        )
+    }
+    /// A thread may acquire this again while holding it.
+    pub fn is_reentrant(self) -> bool {
+        matches!(self, ResourceKind::RecursiveMutex | ResourceKind::PyRLock)
+    }
+}
+
+/// A thing that can be waited on, identified by process and address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    pub kind: ResourceKind,
+    /// Address of the object (the mutex, the Python lock object, ...); for a
+    /// `Thread` resource, the address of the futex the joiner sleeps on.
+    pub address: u64,
+    /// The process whose address space `address` belongs to.
+    pub pid: i32,
+    /// A name a user recognizes: `lock_a`, `self._lock`, `worker-2`.
+    pub name: Option<String>,
+    /// For a process-shared object: the identity that is the same in every
+    /// process mapping it (device, inode, offset in the shared file).
+    pub shared_key: Option<(u64, u64, u64)>,
+}
+
+/// Who holds a resource, with the evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    /// Host TID of the holder, when known.
+    pub tid: Option<i32>,
+    /// Host PID of the holder's process.
+    pub pid: Option<i32>,
+    pub confidence: Confidence,
+    /// The field or frame the owner was read from, in words: `__owner field = 1234`.
+    pub evidence: String,
+    /// The owner TID names no live thread of any inspected process (it exited).
+    pub dead: bool,
+}
+
+impl Owner {
+    pub fn unknown(evidence: impl Into<String>) -> Self {
+        Owner {
+            tid: None,
+            pid: None,
+            confidence: Confidence::Unknown,
+            evidence: evidence.into(),
+            dead: false,
+        }
+    }
+}
+
+/// What a blocked thread waits on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wait {
+    pub resource: Resource,
+    pub owner: Owner,
+    /// A readable description: `pthread_mutex_lock (normal)`, `threading.Lock.acquire`.
+    pub how: String,
+    /// Index into the thread's stack of the frame that called the lock
+    /// function (the first frame outside the runtime), if found.
+    pub site_frame: Option<usize>,
+}
+
+/// A resource a thread holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Hold {
+    pub resource: Resource,
+    pub confidence: Confidence,
+    pub evidence: String,
+    /// Where it was acquired (stack frame index), when known.
+    pub site_frame: Option<usize>,
+}

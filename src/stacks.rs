@@ -1,0 +1,70 @@
+//! Unwound, symbolized stacks: what the report prints for each thread.
+
+use serde::Serialize;
+
+/// Where a frame comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameKind {
+    /// A machine frame found by unwinding.
+    Native,
+    /// A Python function executing in an interpreter frame.
+    Python,
+}
+
+/// One logical frame. A physical native frame whose pc lies in inlined code
+/// expands to several logical frames: the inlined ones first (`inlined: true`),
+/// then the function they were inlined into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Frame {
+    /// Program counter (for callers, the return address); 0 for Python frames.
+    pub pc: u64,
+    pub kind: FrameKind,
+    /// Demangled function name, when any symbol covers the pc.
+    pub function: Option<String>,
+    /// Offset of pc from the start of `function`'s symbol.
+    pub offset: Option<u64>,
+    /// File name of the module (`libc.so.6`), or the Python file for Python frames.
+    pub module: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+    pub inlined: bool,
+    /// How the unwinder found this frame's caller: `cfi`, `fp`, `signal` (a
+    /// signal-handler trampoline frame), or `python`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub how: Option<&'static str>,
+    /// Canonical frame address (the caller's SP); 0 for Python frames.
+    #[serde(skip)]
+    pub cfa: u64,
+}
+
+impl Frame {
+    pub fn native(pc: u64, cfa: u64) -> Self {
+        Frame {
+            pc,
+            kind: FrameKind::Native,
+            function: None,
+            offset: None,
+            module: None,
+            file: None,
+            line: None,
+            inlined: false,
+            how: None,
+            cfa,
+        }
+    }
+    pub fn function_is(&self, name: &str) -> bool {
+        self.function.as_deref() == Some(name)
+    }
+}
+
+/// A thread's stack after unwinding and symbolization.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stack {
+    pub frames: Vec<Frame>,
+    /// Why unwinding stopped early, when it did (corrupt stack, unreadable memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Unwinding stopped at the frame limit.
+    pub truncated: bool,
+}

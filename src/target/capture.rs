@@ -1,0 +1,1 @@
+//! ptrace capture (filled in next).

@@ -1,0 +1,193 @@
+//! Capture: everything lockdump copies out of a live process while its threads
+//! are stopped, and the read-only memory view used afterwards.
+//!
+//! The [`Snapshot`] is plain data. Unwinding, symbolization and lock analysis
+//! all run on it after the target has been resumed.
+
+pub mod capture;
+pub mod memory;
+pub mod signals;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::proc::MapEntry;
+pub use memory::{CopiedRegion, Memory, MemoryError, ProcessMemory, SnapshotMemory};
+
+/// x86_64 general-purpose registers of a stopped thread.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Registers {
+    pub rax: u64,
+    pub rbx: u64,
+    pub rcx: u64,
+    pub rdx: u64,
+    pub rsi: u64,
+    pub rdi: u64,
+    pub rbp: u64,
+    pub rsp: u64,
+    pub r8: u64,
+    pub r9: u64,
+    pub r10: u64,
+    pub r11: u64,
+    pub r12: u64,
+    pub r13: u64,
+    pub r14: u64,
+    pub r15: u64,
+    pub rip: u64,
+    pub orig_rax: u64,
+    pub eflags: u64,
+    /// Thread pointer: for glibc, the address of the thread's `struct pthread`.
+    pub fs_base: u64,
+}
+
+impl Registers {
+    /// Value of the register with this DWARF number (x86_64 psABI numbering:
+    /// 0 rax, 1 rdx, 2 rcx, 3 rbx, 4 rsi, 5 rdi, 6 rbp, 7 rsp, 8-15 r8-r15, 16 return address).
+    pub fn dwarf(&self, reg: u16) -> Option<u64> {
+        Some(match reg {
+            0 => self.rax,
+            1 => self.rdx,
+            2 => self.rcx,
+            3 => self.rbx,
+            4 => self.rsi,
+            5 => self.rdi,
+            6 => self.rbp,
+            7 => self.rsp,
+            8 => self.r8,
+            9 => self.r9,
+            10 => self.r10,
+            11 => self.r11,
+            12 => self.r12,
+            13 => self.r13,
+            14 => self.r14,
+            15 => self.r15,
+            16 => self.rip,
+            _ => return None,
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub fn from_user_regs(r: &libc::user_regs_struct) -> Self {
+        Registers {
+            rax: r.rax,
+            rbx: r.rbx,
+            rcx: r.rcx,
+            rdx: r.rdx,
+            rsi: r.rsi,
+            rdi: r.rdi,
+            rbp: r.rbp,
+            rsp: r.rsp,
+            r8: r.r8,
+            r9: r.r9,
+            r10: r.r10,
+            r11: r.r11,
+            r12: r.r12,
+            r13: r.r13,
+            r14: r.r14,
+            r15: r.r15,
+            rip: r.rip,
+            orig_rax: r.orig_rax,
+            eflags: r.eflags,
+            fs_base: r.fs_base,
+        }
+    }
+}
+
+/// The system call a thread was blocked in when it was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallState {
+    /// Syscall number as the kernel reported it (`orig_rax`).
+    pub nr: i64,
+    /// The six argument registers (rdi, rsi, rdx, r10, r8, r9).
+    pub args: [u64; 6],
+    /// The thread is in `restart_syscall` (219): a timed wait interrupted by an
+    /// earlier stop. The original number is gone; the argument registers still
+    /// hold the original arguments.
+    pub restarted: bool,
+}
+
+pub const SYS_RESTART_SYSCALL: i64 = 219;
+
+/// How the registers of a thread were obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegisterSource {
+    /// PTRACE_GETREGS on a stopped thread: complete and exact.
+    Ptrace,
+    /// Only SP and PC from /proc/TID/syscall (`--no-stop`): stacks may be partial.
+    ProcSyscall,
+    /// Neither: the thread was running and could not be sampled without stopping it.
+    None,
+}
+
+/// One thread as captured.
+#[derive(Debug, Clone)]
+pub struct ThreadSnapshot {
+    pub tid: i32,
+    /// `comm` (at most 15 bytes, set by pthread_setname_np / prctl).
+    pub name: String,
+    /// Scheduler state before the stop (`R`, `S`, `D`, ...).
+    pub state: char,
+    /// Kernel wait channel before the stop, e.g. `futex_do_wait`.
+    pub wchan: String,
+    pub regs: Registers,
+    pub register_source: RegisterSource,
+    /// The syscall the thread was in, if any.
+    pub syscall: Option<SyscallState>,
+    /// A signal that arrived during capture and is re-delivered on detach.
+    pub pending_signal: Option<i32>,
+    /// The stack bytes from just below SP (red zone) upward, copied during the stop.
+    pub stack: CopiedRegion,
+    /// The thread ID in the innermost PID namespace of the target (equals `tid`
+    /// unless the target runs in a container): lock words store this one.
+    pub ns_tid: i32,
+}
+
+/// Everything copied from one process.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub pid: i32,
+    /// PID inside the target's own PID namespace.
+    pub ns_pid: i32,
+    pub exe: PathBuf,
+    pub cmdline: Vec<String>,
+    pub threads: Vec<ThreadSnapshot>,
+    pub maps: Vec<MapEntry>,
+    pub auxv: Vec<(u64, u64)>,
+    /// First stop to last detach; zero in `--no-stop` mode.
+    pub pause: Duration,
+    /// Wall time of the whole capture, including /proc reads before the stop.
+    pub capture_time: Duration,
+    /// The target was never stopped (`--no-stop`): registers are partial.
+    pub no_stop: bool,
+}
+
+impl Snapshot {
+    pub fn thread(&self, tid: i32) -> Option<&ThreadSnapshot> {
+        self.threads.iter().find(|t| t.tid == tid)
+    }
+    /// Map a TID as the target sees it (its PID namespace) to the host TID.
+    pub fn host_tid(&self, ns_tid: i32) -> Option<i32> {
+        self.threads
+            .iter()
+            .find(|t| t.ns_tid == ns_tid)
+            .map(|t| t.tid)
+    }
+    /// The mapping that contains `addr`.
+    pub fn mapping(&self, addr: u64) -> Option<&MapEntry> {
+        let i = self.maps.partition_point(|m| m.end <= addr);
+        self.maps.get(i).filter(|m| m.contains(addr))
+    }
+    pub fn vdso_base(&self) -> Option<u64> {
+        self.auxv
+            .iter()
+            .find(|(k, _)| *k == crate::proc::AT_SYSINFO_EHDR)
+            .map(|(_, v)| *v)
+    }
+    /// The process's memory as of the snapshot: copied stacks over live memory.
+    pub fn memory(&self) -> SnapshotMemory<'_, ProcessMemory> {
+        SnapshotMemory::new(
+            self.threads.iter().map(|t| &t.stack).collect(),
+            ProcessMemory::new(self.pid),
+        )
+    }
+}

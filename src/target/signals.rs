@@ -1,0 +1,1 @@
+//! Termination signals during capture (filled in next).
