@@ -135,3 +135,35 @@ pub struct Hold {
     /// Where it was acquired (stack frame index), when known.
     pub site_frame: Option<usize>,
 }
+
+/// Symbol and section lookups over every module mapped in the target.
+/// Addresses are runtime (relocated) addresses in the target.
+pub trait SymbolLookup {
+    /// Address of the first symbol with this exact ELF name (`lock_a`,
+    /// `_PyRuntime`) in any module, searching `.dynsym` then `.symtab`.
+    fn symbol_address(&self, name: &str) -> Option<u64>;
+    /// The symbol covering `addr` (function or data object) and the offset into it.
+    fn symbol_at(&self, addr: u64) -> Option<(String, u64)>;
+    /// Address and size of a named ELF section (`.PyRuntime`) in any module.
+    fn section(&self, name: &str) -> Option<(u64, u64)>;
+    /// Path of the module mapped at `addr`, if any.
+    fn module_at(&self, addr: u64) -> Option<String>;
+}
+
+/// Everything a runtime analyzer may look at for one process.
+pub struct ProcessView<'a> {
+    pub snapshot: &'a crate::target::Snapshot,
+    /// Parallel to `snapshot.threads`.
+    pub stacks: &'a [crate::stacks::Stack],
+    pub memory: &'a dyn crate::target::Memory,
+    pub symbols: &'a dyn SymbolLookup,
+}
+
+/// What the runtimes found about one thread.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ThreadFindings {
+    pub wait: Option<Wait>,
+    pub holds: Vec<Hold>,
+    /// A blocking call that is not a lock wait, in words: `nanosleep`, `read(fd 0)`.
+    pub blocked_in: Option<String>,
+}
