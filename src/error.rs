@@ -14,11 +14,7 @@ pub enum InspectError {
         hint: &'static str,
     },
     #[error("PID {pid} is already traced by PID {tracer} ({tracer_name}): detach that debugger first (quit gdb/strace), then run lockdump again")]
-    AlreadyTraced {
-        pid: i32,
-        tracer: i32,
-        tracer_name: String,
-    },
+    AlreadyTraced { pid: i32, tracer: i32, tracer_name: String },
     #[error("PID {0} is a zombie: it has exited and waits for its parent to reap it; there are no threads to inspect (look at its parent instead)")]
     Zombie(i32),
     #[error("PID {0} is a kernel thread: it has no user-space stack to inspect; pass the PID of a user process")]
@@ -31,9 +27,7 @@ pub enum InspectError {
     IsSelf(i32),
     #[error("PID {pid}: timed out after {secs} s waiting for threads {tids} to stop (uninterruptible sleep?): try again; lockdump detached and left the process running")]
     StopTimeout { pid: i32, secs: u64, tids: String },
-    #[error(
-        "interrupted by signal {0} during capture: lockdump detached and left the process running"
-    )]
+    #[error("interrupted by signal {0} during capture: lockdump detached and left the process running")]
     Interrupted(i32),
     #[error("cannot inspect PID {pid}: {what}: {source}")]
     Io {
@@ -53,11 +47,7 @@ impl InspectError {
             std::io::ErrorKind::NotFound => InspectError::NoSuchProcess(pid),
             std::io::ErrorKind::PermissionDenied => permission_denied(pid),
             _ if e.raw_os_error() == Some(libc::ESRCH) => InspectError::NoSuchProcess(pid),
-            _ => InspectError::Io {
-                pid,
-                what,
-                source: e,
-            },
+            _ => InspectError::Io { pid, what, source: e },
         }
     }
 }

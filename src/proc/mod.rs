@@ -25,23 +25,19 @@ fn invalid(what: &str) -> io::Error {
 }
 
 pub fn status(pid: i32) -> io::Result<Status> {
-    parse::parse_status(&fs::read_to_string(pid_dir(pid).join("status"))?)
-        .ok_or_else(|| invalid("status"))
+    parse::parse_status(&fs::read_to_string(pid_dir(pid).join("status"))?).ok_or_else(|| invalid("status"))
 }
 
 pub fn stat(pid: i32) -> io::Result<Stat> {
-    parse::parse_stat(&fs::read_to_string(pid_dir(pid).join("stat"))?)
-        .ok_or_else(|| invalid("stat"))
+    parse::parse_stat(&fs::read_to_string(pid_dir(pid).join("stat"))?).ok_or_else(|| invalid("stat"))
 }
 
 pub fn task_stat(pid: i32, tid: i32) -> io::Result<Stat> {
-    parse::parse_stat(&fs::read_to_string(task_dir(pid, tid).join("stat"))?)
-        .ok_or_else(|| invalid("stat"))
+    parse::parse_stat(&fs::read_to_string(task_dir(pid, tid).join("stat"))?).ok_or_else(|| invalid("stat"))
 }
 
 pub fn task_status(pid: i32, tid: i32) -> io::Result<Status> {
-    parse::parse_status(&fs::read_to_string(task_dir(pid, tid).join("status"))?)
-        .ok_or_else(|| invalid("status"))
+    parse::parse_status(&fs::read_to_string(task_dir(pid, tid).join("status"))?).ok_or_else(|| invalid("status"))
 }
 
 /// Thread IDs of a process, sorted.
@@ -69,14 +65,11 @@ pub fn wchan(pid: i32, tid: i32) -> io::Result<String> {
 }
 
 pub fn syscall(pid: i32, tid: i32) -> io::Result<SyscallLine> {
-    parse::parse_syscall(&fs::read_to_string(task_dir(pid, tid).join("syscall"))?)
-        .ok_or_else(|| invalid("syscall"))
+    parse::parse_syscall(&fs::read_to_string(task_dir(pid, tid).join("syscall"))?).ok_or_else(|| invalid("syscall"))
 }
 
 pub fn maps(pid: i32) -> io::Result<Vec<MapEntry>> {
-    Ok(parse::parse_maps(&fs::read_to_string(
-        pid_dir(pid).join("maps"),
-    )?))
+    Ok(parse::parse_maps(&fs::read_to_string(pid_dir(pid).join("maps"))?))
 }
 
 pub fn auxv(pid: i32) -> io::Result<Vec<(u64, u64)>> {

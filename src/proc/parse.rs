@@ -108,18 +108,8 @@ pub fn parse_status(text: &str) -> Option<Status> {
             }
             "Tgid" => st.tgid = value.parse().ok()?,
             "TracerPid" => st.tracer_pid = value.parse().ok()?,
-            "NSpid" => {
-                st.ns_pids = value
-                    .split_whitespace()
-                    .filter_map(|v| v.parse().ok())
-                    .collect()
-            }
-            "NStgid" => {
-                st.ns_tgids = value
-                    .split_whitespace()
-                    .filter_map(|v| v.parse().ok())
-                    .collect()
-            }
+            "NSpid" => st.ns_pids = value.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
+            "NStgid" => st.ns_tgids = value.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
             "Uid" => st.uid = value.split_whitespace().next()?.parse().ok()?,
             _ => {}
         }
@@ -220,24 +210,23 @@ mod tests {
 
     #[test]
     fn maps_lines() {
-        let m = parse_maps_line("7f1c2a000000-7f1c2a022000 r-xp 00028000 fe:01 1837      /usr/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+        let m = parse_maps_line(
+            "7f1c2a000000-7f1c2a022000 r-xp 00028000 fe:01 1837      /usr/lib/x86_64-linux-gnu/libc.so.6",
+        )
+        .unwrap();
         assert_eq!(
             (m.start, m.end, m.offset, m.inode),
             (0x7f1c2a000000, 0x7f1c2a022000, 0x28000, 1837)
         );
         assert!(m.executable && m.readable && !m.writable && !m.shared && m.is_file());
         assert_eq!(m.path, "/usr/lib/x86_64-linux-gnu/libc.so.6");
-        let d =
-            parse_maps_line("55d0a0000000-55d0a0001000 r--p 00000000 fe:01 99 /tmp/a b (deleted)")
-                .unwrap();
+        let d = parse_maps_line("55d0a0000000-55d0a0001000 r--p 00000000 fe:01 99 /tmp/a b (deleted)").unwrap();
         assert!(d.deleted);
         assert_eq!(d.path, "/tmp/a b");
         let anon = parse_maps_line("7ffd1000-7ffd2000 rw-p 00000000 00:00 0 ").unwrap();
         assert!(!anon.is_file());
-        let stack = parse_maps_line(
-            "7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]",
-        )
-        .unwrap();
+        let stack =
+            parse_maps_line("7ffd1000-7ffd2000 rw-p 00000000 00:00 0                          [stack]").unwrap();
         assert_eq!(stack.path, "[stack]");
         assert!(parse_maps_line("garbage").is_none());
         assert!(parse_maps_line("2000-1000 r-xp 0 0:0 0").is_none());
@@ -254,8 +243,7 @@ mod tests {
 
     #[test]
     fn stat_with_odd_comm() {
-        let s = parse_stat("12 (a) b) S 1 12 12 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5555 0 0")
-            .unwrap();
+        let s = parse_stat("12 (a) b) S 1 12 12 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5555 0 0").unwrap();
         assert_eq!((s.state, s.flags, s.start_time), ('S', 4194560, 5555));
         assert!(parse_stat("1 (x").is_none());
     }

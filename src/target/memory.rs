@@ -112,10 +112,7 @@ impl ProcessMemory {
 
 impl Memory for ProcessMemory {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
-        let err = MemoryError {
-            addr,
-            len: buf.len(),
-        };
+        let err = MemoryError { addr, len: buf.len() };
         if buf.is_empty() {
             return Ok(());
         }
@@ -202,10 +199,7 @@ impl Memory for BufferMemory {
                 return Ok(());
             }
         }
-        Err(MemoryError {
-            addr,
-            len: buf.len(),
-        })
+        Err(MemoryError { addr, len: buf.len() })
     }
 }
 

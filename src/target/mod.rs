@@ -167,10 +167,7 @@ impl Snapshot {
     }
     /// Map a TID as the target sees it (its PID namespace) to the host TID.
     pub fn host_tid(&self, ns_tid: i32) -> Option<i32> {
-        self.threads
-            .iter()
-            .find(|t| t.ns_tid == ns_tid)
-            .map(|t| t.tid)
+        self.threads.iter().find(|t| t.ns_tid == ns_tid).map(|t| t.tid)
     }
     /// The mapping that contains `addr`.
     pub fn mapping(&self, addr: u64) -> Option<&MapEntry> {
