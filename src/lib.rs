@@ -5,8 +5,12 @@
 //! [`stacks::Stack`]s; [`runtimes`] say what each thread waits on and holds;
 //! [`graph`] finds the cycles; [`report`] prints text or JSON.
 
+pub mod cli;
 pub mod error;
+pub mod inspect;
 pub mod proc;
 pub mod runtimes;
 pub mod stacks;
+pub mod symbols;
 pub mod target;
+pub mod unwind;

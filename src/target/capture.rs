@@ -1,1 +1,632 @@
-//! ptrace capture (filled in next).
+//! Stop every thread, copy what analysis needs, resume.
+//!
+//! The pause is kept to the minimum: per-thread /proc facts (name, state,
+//! wchan) are read *before* the stop (they describe what the thread was doing,
+//! not the ptrace stop), the memory map likewise; while stopped lockdump only
+//! reads registers and copies stack bytes, in one batched `process_vm_readv`.
+//!
+//! Threads are stopped with `PTRACE_SEIZE` + `PTRACE_INTERRUPT`, which, unlike
+//! `PTRACE_ATTACH`, sends no SIGSTOP that could leak into the target. The set of
+//! threads is re-read from /proc until no new thread appears (threads created
+//! during the attach are caught by the re-scan; stopped threads cannot create
+//! more). Every seized thread is detached on every path: normal return, error,
+//! a termination signal (see [`super::signals`]) and panic (the [`Attached`]
+//! guard's `Drop`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::ptrace;
+use nix::sys::signal::Signal;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use super::memory::CopiedRegion;
+use super::signals::DeferSignals;
+use super::{RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot, SYS_RESTART_SYSCALL};
+use crate::error::{permission_denied, InspectError};
+use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
+
+/// Red zone below SP that leaf functions may use without moving SP (x86_64 psABI).
+const RED_ZONE: u64 = 128;
+/// At most this many iovecs per process_vm_readv call (the kernel's UIO_MAXIOV).
+const MAX_IOV: usize = 1024;
+/// How many times to re-scan /proc/PID/task for threads created during the attach.
+const MAX_RESCANS: usize = 100;
+
+#[derive(Debug, Clone)]
+pub struct CaptureOptions {
+    /// Bytes of each thread's stack copied above SP while stopped. Frames
+    /// deeper than this are unwound from live memory after the target resumes.
+    pub stack_bytes: usize,
+    /// Give up waiting for a thread to stop after this long.
+    pub stop_timeout: Duration,
+    /// Never stop the target: use /proc/TID/syscall's SP and PC only.
+    pub no_stop: bool,
+}
+
+impl Default for CaptureOptions {
+    fn default() -> Self {
+        CaptureOptions {
+            stack_bytes: 32 * 1024,
+            stop_timeout: Duration::from_secs(5),
+            no_stop: false,
+        }
+    }
+}
+
+/// /proc facts about one thread, read before it is stopped.
+struct ThreadInfo {
+    name: String,
+    state: char,
+    wchan: String,
+    ns_tid: i32,
+}
+
+/// Capture a snapshot of process `pid`.
+pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
+    let started = Instant::now();
+    let pid = preflight(pid)?;
+    let status = proc::status(pid).map_err(|e| InspectError::from_proc(pid, "reading status", e))?;
+    let ns_pid = status.ns_tgids.last().copied().unwrap_or(pid);
+    let in_pid_namespace = status.ns_pids.len() > 1;
+    let exe = proc::exe(pid).unwrap_or_default();
+    let cmdline = proc::cmdline(pid).unwrap_or_default();
+    let auxv = proc::auxv(pid).map_err(|e| InspectError::from_proc(pid, "reading auxv", e))?;
+    let mut maps = proc::maps(pid).map_err(|e| InspectError::from_proc(pid, "reading maps", e))?;
+
+    let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
+    let tids = proc::tasks(pid).map_err(|e| InspectError::from_proc(pid, "listing threads", e))?;
+    for &tid in &tids {
+        if let Some(info) = thread_info(pid, tid, in_pid_namespace) {
+            infos.insert(tid, info);
+        }
+    }
+    if infos.is_empty() {
+        return Err(InspectError::ExitedDuringDump(pid));
+    }
+
+    let (threads, pause) = if opts.no_stop {
+        (sample_without_stopping(pid, &infos, &maps, opts), Duration::ZERO)
+    } else {
+        stop_and_copy(pid, &mut infos, &maps, opts, in_pid_namespace)?
+    };
+    if threads.is_empty() {
+        return Err(InspectError::ExitedDuringDump(pid));
+    }
+    // New mappings (stacks of threads created during the attach) are rare;
+    // re-read the map only if some thread's SP is not covered.
+    if threads
+        .iter()
+        .any(|t| t.regs.rsp != 0 && !maps.iter().any(|m| m.contains(t.regs.rsp)))
+    {
+        if let Ok(m) = proc::maps(pid) {
+            maps = m;
+        }
+    }
+    Ok(Snapshot {
+        pid,
+        ns_pid,
+        exe,
+        cmdline,
+        threads,
+        maps,
+        auxv,
+        pause,
+        capture_time: started.elapsed(),
+        no_stop: opts.no_stop,
+    })
+}
+
+/// Refuse targets lockdump cannot or must not attach to, with the reason.
+/// Returns the thread-group ID (a TID passed by the user means its process).
+fn preflight(pid: i32) -> Result<i32, InspectError> {
+    if pid <= 0 {
+        return Err(InspectError::NoSuchProcess(pid));
+    }
+    let status = proc::status(pid).map_err(|e| InspectError::from_proc(pid, "reading status", e))?;
+    let pid = if status.tgid > 0 { status.tgid } else { pid };
+    if pid == std::process::id() as i32 {
+        return Err(InspectError::IsSelf(pid));
+    }
+    let stat = proc::stat(pid).map_err(|e| InspectError::from_proc(pid, "reading stat", e))?;
+    if stat.flags & PF_KTHREAD != 0 {
+        return Err(InspectError::KernelThread(pid));
+    }
+    match stat.state {
+        'Z' | 'X' => return Err(InspectError::Zombie(pid)),
+        'T' => return Err(InspectError::Stopped(pid)),
+        _ => {}
+    }
+    if status.tracer_pid != 0 {
+        return Err(already_traced(pid, status.tracer_pid));
+    }
+    Ok(pid)
+}
+
+fn already_traced(pid: i32, tracer: i32) -> InspectError {
+    let tracer_name = proc::comm(tracer, tracer).unwrap_or_else(|_| "unknown".into());
+    InspectError::AlreadyTraced {
+        pid,
+        tracer,
+        tracer_name,
+    }
+}
+
+fn thread_info(pid: i32, tid: i32, in_pid_namespace: bool) -> Option<ThreadInfo> {
+    // A thread that exits between listing and reading is simply skipped.
+    let stat = proc::task_stat(pid, tid).ok()?;
+    let name = proc::comm(pid, tid).ok()?;
+    let wchan = proc::wchan(pid, tid).unwrap_or_default();
+    let ns_tid = if in_pid_namespace {
+        proc::task_status(pid, tid)
+            .ok()
+            .and_then(|s| s.ns_pids.last().copied())
+            .unwrap_or(tid)
+    } else {
+        tid
+    };
+    Some(ThreadInfo {
+        name,
+        state: stat.state,
+        wchan,
+        ns_tid,
+    })
+}
+
+/// What a seized thread is doing, as far as capture knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tracee {
+    /// Seized and interrupted; its stop has not been reported yet.
+    Stopping,
+    /// In a ptrace stop; `Some(sig)` if a signal arrived that must be re-delivered.
+    Stopped { pending: Option<i32> },
+    /// Exited during capture.
+    Gone,
+}
+
+/// Owns the seized threads; detaches all stopped ones when dropped, so every
+/// exit path (including `?` and panics) resumes the target.
+struct Attached {
+    tracees: BTreeMap<i32, Tracee>,
+    first_stop: Option<Instant>,
+}
+
+impl Attached {
+    fn detach_all(&mut self) {
+        for (&tid, state) in self.tracees.iter_mut() {
+            match *state {
+                Tracee::Stopped { pending } => {
+                    let sig = pending.and_then(|s| Signal::try_from(s).ok());
+                    let _ = ptrace::detach(Pid::from_raw(tid), sig);
+                }
+                // Seized but not yet stopped: PTRACE_DETACH needs a stopped
+                // tracee. Wait briefly for its stop, then detach; if it never
+                // stops, the kernel detaches it when lockdump exits.
+                Tracee::Stopping => {
+                    let p = Pid::from_raw(tid);
+                    for _ in 0..100 {
+                        match waitpid(p, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
+                            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(1)),
+                            Ok(WaitStatus::Stopped(_, sig)) => {
+                                let _ = ptrace::detach(p, Some(sig));
+                                break;
+                            }
+                            Ok(WaitStatus::PtraceEvent(..)) => {
+                                let _ = ptrace::detach(p, None);
+                                break;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Tracee::Gone => {}
+            }
+            *state = Tracee::Gone;
+        }
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.detach_all();
+    }
+}
+
+fn stop_and_copy(
+    pid: i32,
+    infos: &mut BTreeMap<i32, ThreadInfo>,
+    maps: &[MapEntry],
+    opts: &CaptureOptions,
+    in_pid_namespace: bool,
+) -> Result<(Vec<ThreadSnapshot>, Duration), InspectError> {
+    let signals = DeferSignals::install();
+    let mut att = Attached {
+        tracees: BTreeMap::new(),
+        first_stop: None,
+    };
+
+    // Seize + interrupt every thread; re-scan until the set is stable.
+    let mut tids: Vec<i32> = infos.keys().copied().collect();
+    for round in 0..MAX_RESCANS {
+        let mut seized_any = false;
+        for &tid in &tids {
+            if att.tracees.contains_key(&tid) {
+                continue;
+            }
+            match seize(tid) {
+                Ok(()) => {
+                    if att.first_stop.is_none() {
+                        att.first_stop = Some(Instant::now());
+                    }
+                    att.tracees.insert(tid, Tracee::Stopping);
+                    seized_any = true;
+                }
+                Err(Errno::ESRCH) => {} // exited meanwhile
+                Err(Errno::EPERM) => {
+                    return Err(match proc::status(pid) {
+                        Ok(s) if s.tracer_pid != 0 && s.tracer_pid != std::process::id() as i32 => {
+                            already_traced(pid, s.tracer_pid)
+                        }
+                        Ok(_) => permission_denied(pid),
+                        Err(_) => InspectError::ExitedDuringDump(pid),
+                    });
+                }
+                Err(e) => {
+                    return Err(InspectError::Io {
+                        pid,
+                        what: "attaching",
+                        source: std::io::Error::from(e),
+                    });
+                }
+            }
+        }
+        wait_for_stops(pid, &mut att, &signals, opts.stop_timeout)?;
+        if !seized_any && round > 0 {
+            break;
+        }
+        tids = match proc::tasks(pid) {
+            Ok(t) => t,
+            Err(_) => return Err(InspectError::ExitedDuringDump(pid)),
+        };
+        if tids.iter().all(|t| att.tracees.contains_key(t)) {
+            break;
+        }
+        for &tid in &tids {
+            if !infos.contains_key(&tid) {
+                // Created during the attach: its /proc facts are read now (it is
+                // about to be stopped, so its state may already show the stop).
+                if let Some(info) = thread_info(pid, tid, in_pid_namespace) {
+                    infos.insert(tid, info);
+                }
+            }
+        }
+    }
+
+    let stopped: Vec<(i32, Option<i32>)> = att
+        .tracees
+        .iter()
+        .filter_map(|(&tid, s)| match s {
+            Tracee::Stopped { pending } => Some((tid, *pending)),
+            _ => None,
+        })
+        .collect();
+    if stopped.is_empty() {
+        return Err(InspectError::ExitedDuringDump(pid));
+    }
+
+    // Registers, then all stacks in one batched read.
+    let mut threads = Vec::with_capacity(stopped.len());
+    for &(tid, pending) in &stopped {
+        let Ok(raw) = ptrace::getregs(Pid::from_raw(tid)) else {
+            continue;
+        };
+        let regs = Registers::from_user_regs(&raw);
+        let info = infos.get(&tid);
+        threads.push(ThreadSnapshot {
+            tid,
+            name: info.map(|i| i.name.clone()).unwrap_or_default(),
+            state: info.map(|i| i.state).unwrap_or('?'),
+            wchan: info.map(|i| i.wchan.clone()).unwrap_or_default(),
+            syscall: syscall_from_regs(&regs),
+            regs,
+            register_source: RegisterSource::Ptrace,
+            pending_signal: pending,
+            stack: CopiedRegion::default(),
+            ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
+        });
+    }
+    copy_stacks(pid, &mut threads, maps, opts.stack_bytes);
+
+    att.detach_all();
+    let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
+    if let Some(sig) = signals.received() {
+        return Err(InspectError::Interrupted(sig));
+    }
+    Ok((threads, pause))
+}
+
+fn seize(tid: i32) -> Result<(), Errno> {
+    ptrace::seize(Pid::from_raw(tid), ptrace::Options::empty())?;
+    if let Err(e) = ptrace::interrupt(Pid::from_raw(tid)) {
+        // Seized but could not be interrupted (it is exiting): let it go.
+        let _ = ptrace::detach(Pid::from_raw(tid), None);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Collect stop reports until every seized thread is stopped or gone.
+fn wait_for_stops(pid: i32, att: &mut Attached, signals: &DeferSignals, timeout: Duration) -> Result<(), InspectError> {
+    let deadline = Instant::now() + timeout;
+    let mut pending = att.tracees.values().filter(|s| **s == Tracee::Stopping).count();
+    while pending > 0 {
+        if let Some(sig) = signals.received() {
+            return Err(InspectError::Interrupted(sig));
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            let tids: Vec<String> = att
+                .tracees
+                .iter()
+                .filter(|(_, s)| **s == Tracee::Stopping)
+                .map(|(t, _)| t.to_string())
+                .collect();
+            return Err(InspectError::StopTimeout {
+                pid,
+                secs: timeout.as_secs(),
+                tids: tids.join(","),
+            });
+        }
+        signals.alarm(deadline - now);
+        let status = waitpid(None::<Pid>, Some(WaitPidFlag::__WALL));
+        signals.cancel_alarm();
+        let (tid, new_state) = match status {
+            Err(Errno::EINTR) => continue,
+            Err(Errno::ECHILD) => break,
+            Err(e) => {
+                return Err(InspectError::Io {
+                    pid,
+                    what: "waiting for threads",
+                    source: e.into(),
+                })
+            }
+            Ok(WaitStatus::PtraceEvent(p, _sig, _event)) => (p.as_raw(), Tracee::Stopped { pending: None }),
+            // A signal-delivery stop: a signal (from elsewhere) arrived during
+            // capture. It is re-delivered on detach, SIGSTOP included, so the
+            // target sees exactly the signals it would have seen without us.
+            Ok(WaitStatus::Stopped(p, sig)) => (
+                p.as_raw(),
+                Tracee::Stopped {
+                    pending: Some(sig as i32),
+                },
+            ),
+            Ok(WaitStatus::Exited(p, _)) | Ok(WaitStatus::Signaled(p, _, _)) => (p.as_raw(), Tracee::Gone),
+            Ok(_) => continue,
+        };
+        if let Some(state) = att.tracees.get_mut(&tid) {
+            if *state == Tracee::Stopping {
+                pending -= 1;
+            }
+            // A second report for an already stopped thread (e.g. the interrupt
+            // trap after a signal-delivery stop) keeps the first pending signal.
+            match (*state, new_state) {
+                (Tracee::Stopped { pending: Some(_) }, Tracee::Stopped { .. }) => {}
+                _ => *state = new_state,
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The syscall a stopped thread was in, decoded from its registers.
+///
+/// A thread interrupted inside a blocking syscall has `orig_rax` = the syscall
+/// number and `rax` = one of the kernel's internal restart codes (-512..-516),
+/// which tell us the syscall will be restarted when it resumes.
+fn syscall_from_regs(r: &Registers) -> Option<SyscallState> {
+    let nr = r.orig_rax as i64;
+    let rax = r.rax as i64;
+    if nr < 0 || !(-516..=-512).contains(&rax) && rax != -(libc::EINTR as i64) {
+        return None;
+    }
+    Some(SyscallState {
+        nr,
+        args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+        restarted: nr == SYS_RESTART_SYSCALL,
+    })
+}
+
+/// The range of stack to copy for a thread: from below the red zone up to
+/// `stack_bytes` above SP, clipped to the stack's mapping.
+fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u64)> {
+    let i = maps.partition_point(|m| m.end <= sp);
+    let m = maps.get(i).filter(|m| m.contains(sp) && m.readable)?;
+    let start = sp.saturating_sub(RED_ZONE).max(m.start);
+    let end = sp.saturating_add(stack_bytes as u64).min(m.end);
+    (end > start).then_some((start, end))
+}
+
+/// Copy every thread's stack with as few syscalls as possible.
+fn copy_stacks(pid: i32, threads: &mut [ThreadSnapshot], maps: &[MapEntry], stack_bytes: usize) {
+    let ranges: Vec<Option<(u64, u64)>> = threads
+        .iter()
+        .map(|t| stack_range(t.regs.rsp, maps, stack_bytes))
+        .collect();
+    for (t, r) in threads.iter_mut().zip(&ranges) {
+        if let Some((s, e)) = r {
+            t.stack = CopiedRegion {
+                start: *s,
+                bytes: vec![0u8; (e - s) as usize],
+            };
+        }
+    }
+    let mut batch: Vec<usize> = Vec::with_capacity(MAX_IOV);
+    let indices: Vec<usize> = (0..threads.len())
+        .filter(|&i| !threads[i].stack.bytes.is_empty())
+        .collect();
+    for chunk in indices.chunks(MAX_IOV) {
+        batch.clear();
+        batch.extend_from_slice(chunk);
+        let local: Vec<libc::iovec> = batch
+            .iter()
+            .map(|&i| libc::iovec {
+                iov_base: threads[i].stack.bytes.as_mut_ptr().cast(),
+                iov_len: threads[i].stack.bytes.len(),
+            })
+            .collect();
+        let remote: Vec<libc::iovec> = batch
+            .iter()
+            .map(|&i| libc::iovec {
+                iov_base: threads[i].stack.start as *mut libc::c_void,
+                iov_len: threads[i].stack.bytes.len(),
+            })
+            .collect();
+        let want: usize = local.iter().map(|v| v.iov_len).sum();
+        // SAFETY: each local iovec points at a live Vec of exactly iov_len bytes.
+        let got = unsafe {
+            libc::process_vm_readv(
+                pid,
+                local.as_ptr(),
+                local.len() as _,
+                remote.as_ptr(),
+                remote.len() as _,
+                0,
+            )
+        };
+        if got as usize != want {
+            // Some stack was not fully readable: fall back to one read each,
+            // keeping the readable prefix.
+            for &i in &batch {
+                read_prefix(pid, &mut threads[i].stack);
+            }
+        }
+    }
+}
+
+/// Read as much of `region` as is readable from its start, shrinking it to that.
+fn read_prefix(pid: i32, region: &mut CopiedRegion) {
+    let mem = super::ProcessMemory::new(pid);
+    let mut ok = 0usize;
+    let len = region.bytes.len();
+    while ok < len {
+        let n = (0x1000 - ((region.start + ok as u64) & 0xfff)) as usize;
+        let n = n.min(len - ok);
+        use super::Memory;
+        if mem
+            .read_exact(region.start + ok as u64, &mut region.bytes[ok..ok + n])
+            .is_err()
+        {
+            break;
+        }
+        ok += n;
+    }
+    region.bytes.truncate(ok);
+}
+
+/// `--no-stop`: what can be learned without stopping anything. Threads blocked
+/// in a syscall expose SP and PC and the arguments in /proc/TID/syscall; the
+/// stack is read live (it does not change while the thread stays blocked).
+fn sample_without_stopping(
+    pid: i32,
+    infos: &BTreeMap<i32, ThreadInfo>,
+    maps: &[MapEntry],
+    opts: &CaptureOptions,
+) -> Vec<ThreadSnapshot> {
+    let mut threads = Vec::with_capacity(infos.len());
+    for (&tid, info) in infos {
+        let Ok(line) = proc::syscall(pid, tid) else { continue };
+        let (regs, syscall, source) = match line {
+            SyscallLine::InSyscall { nr, args, sp, pc } => {
+                let regs = Registers {
+                    rsp: sp,
+                    rip: pc,
+                    orig_rax: nr as u64,
+                    ..Default::default()
+                };
+                let sys = SyscallState {
+                    nr,
+                    args,
+                    restarted: nr == SYS_RESTART_SYSCALL,
+                };
+                (regs, Some(sys), RegisterSource::ProcSyscall)
+            }
+            SyscallLine::Blocked { sp, pc } => (
+                Registers {
+                    rsp: sp,
+                    rip: pc,
+                    ..Default::default()
+                },
+                None,
+                RegisterSource::ProcSyscall,
+            ),
+            SyscallLine::Running => (Registers::default(), None, RegisterSource::None),
+        };
+        let mut stack = CopiedRegion::default();
+        if let Some((s, e)) = stack_range(regs.rsp, maps, opts.stack_bytes) {
+            stack = CopiedRegion {
+                start: s,
+                bytes: vec![0; (e - s) as usize],
+            };
+            read_prefix(pid, &mut stack);
+        }
+        threads.push(ThreadSnapshot {
+            tid,
+            name: info.name.clone(),
+            state: info.state,
+            wchan: info.wchan.clone(),
+            regs,
+            register_source: source,
+            syscall,
+            pending_signal: None,
+            stack,
+            ns_tid: info.ns_tid,
+        });
+    }
+    threads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syscall_decoding_from_registers() {
+        let mut r = Registers {
+            orig_rax: 202,
+            rax: (-512i64) as u64,
+            rdi: 0x1000,
+            rsi: 0x80,
+            rdx: 2,
+            ..Default::default()
+        };
+        let s = syscall_from_regs(&r).unwrap();
+        assert_eq!(
+            (s.nr, s.args[0], s.args[1], s.args[2], s.restarted),
+            (202, 0x1000, 0x80, 2, false)
+        );
+        r.orig_rax = 219;
+        r.rax = (-516i64) as u64;
+        assert!(syscall_from_regs(&r).unwrap().restarted);
+        r.orig_rax = u64::MAX; // -1: not in a syscall
+        assert!(syscall_from_regs(&r).is_none());
+        r.orig_rax = 202;
+        r.rax = 0; // returned normally; was not blocked in it
+        assert!(syscall_from_regs(&r).is_none());
+    }
+
+    #[test]
+    fn stack_range_clips_to_mapping() {
+        let maps = crate::proc::parse::parse_maps("7f0000000000-7f0000010000 rw-p 00000000 00:00 0\n");
+        assert_eq!(
+            stack_range(0x7f000000ff00, &maps, 4096),
+            Some((0x7f000000fe80, 0x7f0000010000))
+        );
+        assert_eq!(
+            stack_range(0x7f0000000010, &maps, 16),
+            Some((0x7f0000000000, 0x7f0000000020))
+        );
+        assert_eq!(stack_range(0x1000, &maps, 16), None);
+    }
+}

@@ -1,0 +1,254 @@
+//! One ELF image (executable, shared library or the vdso) with what lockdump
+//! needs from it: load segments (for the bias), symbols, unwind tables, and
+//! DWARF line/inline information from it or its separate debug file.
+//!
+//! Files are memory-mapped and the mapping is kept for the life of the process
+//! (`'static`), so gimli and addr2line can borrow from it without copying. A
+//! run loads tens of modules at most, each once (see [`super::cache`]).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+
+pub type Reader = gimli::EndianSlice<'static, gimli::RunTimeEndian>;
+
+/// A PT_LOAD segment.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment {
+    pub vaddr: u64,
+    pub memsz: u64,
+    pub offset: u64,
+}
+
+/// An ELF symbol: link-time address, size (0 if unknown) and raw name.
+#[derive(Debug, Clone, Copy)]
+pub struct Symbol {
+    pub addr: u64,
+    pub size: u64,
+    pub name: &'static str,
+}
+
+/// Section bytes plus the section's link-time address.
+#[derive(Debug, Clone, Copy)]
+pub struct SectionData {
+    pub addr: u64,
+    pub data: &'static [u8],
+}
+
+pub struct ElfModule {
+    /// The path the target mapped (for display), not the path lockdump opened.
+    pub path: PathBuf,
+    pub build_id: Option<Vec<u8>>,
+    pub segments: Vec<Segment>,
+    /// Sorted by address.
+    symbols: Vec<Symbol>,
+    /// All sections by name with address and size (for `.PyRuntime` and friends).
+    sections: Vec<(String, u64, u64)>,
+    pub eh_frame: Option<SectionData>,
+    pub eh_frame_hdr: Option<SectionData>,
+    pub debug_frame: Option<SectionData>,
+    pub text_addr: u64,
+    pub got_addr: u64,
+    /// The file DWARF comes from (this one, or a separate debug file).
+    pub debug_path: Option<PathBuf>,
+    debug_data: Option<&'static [u8]>,
+    dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
+}
+
+/// Map a file read-only and keep it mapped for the life of the process.
+pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
+    let file = File::open(path)?;
+    // SAFETY: read-only private mapping. If the file is truncated underneath
+    // us reads could fault; lockdump only maps installed binaries and debug
+    // files, and a `(deleted)` binary is read through /proc/PID/map_files,
+    // which pins the inode.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    Ok(Box::leak(Box::new(map)))
+}
+
+fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
+    match data {
+        Cow::Borrowed(b) => b,
+        Cow::Owned(v) => Box::leak(v.into_boxed_slice()),
+    }
+}
+
+fn section(file: &object::File<'static>, name: &str) -> Option<SectionData> {
+    let s = file.section_by_name(name)?;
+    let data = s.uncompressed_data().ok()?;
+    Some(SectionData {
+        addr: s.address(),
+        data: leak(data),
+    })
+}
+
+fn collect_symbols(file: &object::File<'static>, out: &mut Vec<Symbol>) {
+    for sym in file.symbols().chain(file.dynamic_symbols()) {
+        if !sym.is_definition() || sym.address() == 0 {
+            continue;
+        }
+        if !matches!(
+            sym.kind(),
+            SymbolKind::Text | SymbolKind::Data | SymbolKind::Unknown | SymbolKind::Tls
+        ) {
+            continue;
+        }
+        if sym.kind() == SymbolKind::Tls {
+            continue; // TLS offsets are not addresses
+        }
+        let Ok(name) = sym.name() else { continue };
+        if name.is_empty() || name.starts_with('$') {
+            continue;
+        }
+        out.push(Symbol {
+            addr: sym.address(),
+            size: sym.size(),
+            name,
+        });
+    }
+}
+
+impl ElfModule {
+    /// Parse the ELF in `data`. `path` is the name shown to users; `debug`
+    /// locates a separate debug file (given the build ID and debuglink).
+    pub fn parse(
+        path: PathBuf,
+        data: &'static [u8],
+        find_debug: impl FnOnce(Option<&[u8]>, Option<(&[u8], u32)>) -> Option<(PathBuf, &'static [u8])>,
+    ) -> Result<ElfModule, object::Error> {
+        let file = object::File::parse(data)?;
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        let segments = file
+            .segments()
+            .map(|s| Segment {
+                vaddr: s.address(),
+                memsz: s.size(),
+                offset: s.file_range().0,
+            })
+            .collect();
+        let sections = file
+            .sections()
+            .filter_map(|s| Some((s.name().ok()?.to_string(), s.address(), s.size())))
+            .collect();
+        let mut symbols = Vec::new();
+        collect_symbols(&file, &mut symbols);
+        let has_dwarf = file.section_by_name(".debug_info").is_some();
+        let (debug_path, debug_data) = if has_dwarf {
+            (Some(path.clone()), Some(data))
+        } else {
+            let link = file.gnu_debuglink().ok().flatten();
+            match find_debug(build_id.as_deref(), link) {
+                Some((p, d)) => (Some(p), Some(d)),
+                None => (None, None),
+            }
+        };
+        let mut debug_frame = section(&file, ".debug_frame");
+        if let Some(d) = debug_data.filter(|_| !has_dwarf) {
+            if let Ok(dfile) = object::File::parse(d) {
+                collect_symbols(&dfile, &mut symbols);
+                if debug_frame.is_none() {
+                    debug_frame = section(&dfile, ".debug_frame");
+                }
+            }
+        }
+        // One name per address. Aliases are common in libc (`pthread_mutex_lock`,
+        // `__pthread_mutex_lock`, `___pthread_mutex_lock`): show the one a user
+        // would write, i.e. sized first, then fewest leading underscores, then shortest.
+        let rank = |s: &Symbol| {
+            (
+                s.size == 0,
+                s.name.len() - s.name.trim_start_matches('_').len(),
+                s.name.len(),
+            )
+        };
+        symbols.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| rank(a).cmp(&rank(b))));
+        symbols.dedup_by_key(|s| s.addr);
+        Ok(ElfModule {
+            path,
+            build_id,
+            segments,
+            symbols,
+            sections,
+            eh_frame: section(&file, ".eh_frame"),
+            eh_frame_hdr: section(&file, ".eh_frame_hdr"),
+            debug_frame,
+            text_addr: file.section_by_name(".text").map(|s| s.address()).unwrap_or(0),
+            got_addr: file.section_by_name(".got").map(|s| s.address()).unwrap_or(0),
+            debug_path,
+            debug_data,
+            dwarf: OnceLock::new(),
+        })
+    }
+
+    /// The symbol covering link-time address `addr`, and the offset into it.
+    pub fn symbol_for(&self, addr: u64) -> Option<(&Symbol, u64)> {
+        let i = self.symbols.partition_point(|s| s.addr <= addr);
+        let sym = self.symbols.get(i.checked_sub(1)?)?;
+        let off = addr - sym.addr;
+        if sym.size != 0 && off >= sym.size {
+            // Past the end of a sized symbol: a gap (padding, a local stub).
+            return None;
+        }
+        if sym.size == 0 && off > 0x10000 {
+            return None;
+        }
+        Some((sym, off))
+    }
+
+    /// Link-time address of a symbol by exact name.
+    pub fn symbol_address(&self, name: &str) -> Option<u64> {
+        self.symbols.iter().find(|s| s.name == name).map(|s| s.addr)
+    }
+
+    pub fn section(&self, name: &str) -> Option<(u64, u64)> {
+        self.sections
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .map(|(_, a, s)| (*a, *s))
+    }
+
+    pub fn has_debug_info(&self) -> bool {
+        self.debug_data.is_some()
+    }
+
+    /// DWARF for file:line and inlined frames, parsed on first use.
+    pub fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+        self.dwarf
+            .get_or_init(|| {
+                let data = self.debug_data?;
+                let file = object::File::parse(data).ok()?;
+                let endian = gimli::RunTimeEndian::Little;
+                let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+                    let bytes = match file.section_by_name(id.name()) {
+                        Some(s) => leak(s.uncompressed_data().unwrap_or(Cow::Borrowed(&[]))),
+                        None => &[],
+                    };
+                    Ok(gimli::EndianSlice::new(bytes, endian))
+                };
+                let dwarf = gimli::Dwarf::load(load).ok()?;
+                addr2line::Context::from_dwarf(dwarf).ok()
+            })
+            .as_ref()
+    }
+
+    /// The load bias for this module given the target's mappings of it:
+    /// `runtime address = link-time address + bias`.
+    ///
+    /// Matches each mapping's file offset to a PT_LOAD segment's page-aligned
+    /// offset instead of assuming the first mapping is the first segment:
+    /// rust-lld lays out segments so that assumption is wrong.
+    pub fn load_bias(&self, mappings: &[(u64, u64)]) -> Option<u64> {
+        const PAGE: u64 = 0x1000;
+        for &(start, offset) in mappings {
+            for seg in &self.segments {
+                if seg.offset & !(PAGE - 1) == offset {
+                    return Some(start.wrapping_sub(seg.vaddr & !(PAGE - 1)));
+                }
+            }
+        }
+        None
+    }
+}

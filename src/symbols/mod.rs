@@ -1,0 +1,264 @@
+//! Symbolization: which module, function, file and line an address belongs to.
+//!
+//! [`ModuleCache`] loads each ELF file once per run (keyed by device, inode,
+//! size and mtime of the opened file, so a binary shared by several inspected
+//! processes is parsed once). [`ProcessSymbols`] places the cached modules at
+//! their load addresses in one process and answers lookups.
+//!
+//! Files are opened through the target's view of the file system
+//! (`/proc/PID/root/...`) so targets in containers resolve, and through
+//! `/proc/PID/map_files/...` when the mapped file was deleted or replaced.
+
+pub mod debuginfo;
+pub mod demangle;
+pub mod elf;
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::proc::MapEntry;
+use crate::runtimes::SymbolLookup;
+use crate::stacks::Frame;
+use crate::target::{Memory, Snapshot};
+pub use elf::ElfModule;
+
+/// Identity of an opened file: the same bytes whatever path reached them.
+type FileKey = (u64, u64, u64, i64);
+
+/// ELF modules loaded so far in this run.
+#[derive(Default)]
+pub struct ModuleCache {
+    modules: Mutex<HashMap<FileKey, Option<Arc<ElfModule>>>>,
+}
+
+impl ModuleCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Load (or reuse) the module in `file`, displayed as `shown`.
+    fn load(&self, file: &Path, shown: &Path, root: &Path) -> Option<Arc<ElfModule>> {
+        let meta = std::fs::metadata(file).ok()?;
+        let key = (meta.dev(), meta.ino(), meta.size(), meta.mtime());
+        if let Some(m) = self.modules.lock().ok()?.get(&key) {
+            return m.clone();
+        }
+        let module = elf::map_file(file).ok().and_then(|data| {
+            ElfModule::parse(shown.to_path_buf(), data, |id, link| {
+                debuginfo::find_debug_file(root, shown, id, link)
+            })
+            .ok()
+            .map(Arc::new)
+        });
+        self.modules.lock().ok()?.insert(key, module.clone());
+        module
+    }
+}
+
+/// A module placed in one process's address space.
+pub struct MappedModule {
+    /// Lowest and highest address of the module's mappings.
+    pub start: u64,
+    pub end: u64,
+    /// Runtime address = link-time address + bias.
+    pub bias: u64,
+    pub module: Arc<ElfModule>,
+    /// Short name for display (`libc.so.6`, `[vdso]`).
+    pub name: String,
+}
+
+impl MappedModule {
+    pub fn contains(&self, addr: u64) -> bool {
+        self.start <= addr && addr < self.end
+    }
+}
+
+/// All modules of one process.
+pub struct ProcessSymbols {
+    modules: Vec<MappedModule>,
+}
+
+impl ProcessSymbols {
+    /// Place every file-backed mapping (and the vdso) of the snapshot.
+    pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
+        let root = PathBuf::from(format!("/proc/{}/root", snapshot.pid));
+        let mut groups: Vec<(&MapEntry, Vec<&MapEntry>)> = Vec::new();
+        for m in &snapshot.maps {
+            if !m.is_file() {
+                continue;
+            }
+            match groups.iter_mut().find(|(first, _)| {
+                first.inode == m.inode && first.dev_major == m.dev_major && first.dev_minor == m.dev_minor
+            }) {
+                Some((_, maps)) => maps.push(m),
+                None => groups.push((m, vec![m])),
+            }
+        }
+        let mut modules = Vec::new();
+        for (first, maps) in groups {
+            let shown = PathBuf::from(&first.path);
+            let Some(module) = open_mapped(snapshot.pid, &root, first, &maps, cache) else {
+                continue;
+            };
+            let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
+            let Some(bias) = module.load_bias(&offsets) else {
+                continue;
+            };
+            modules.push(MappedModule {
+                start: maps.iter().map(|m| m.start).min().unwrap_or(0),
+                end: maps.iter().map(|m| m.end).max().unwrap_or(0),
+                bias,
+                name: short_name(&shown),
+                module,
+            });
+        }
+        if let Some(vdso) = load_vdso(snapshot) {
+            modules.push(vdso);
+        }
+        modules.sort_by_key(|m| m.start);
+        ProcessSymbols { modules }
+    }
+
+    pub fn modules(&self) -> &[MappedModule] {
+        &self.modules
+    }
+
+    pub fn module_for(&self, addr: u64) -> Option<&MappedModule> {
+        let i = self.modules.partition_point(|m| m.start <= addr);
+        // Modules may nest oddly (a gap in one filled by another); search back a little.
+        self.modules[..i].iter().rev().take(4).find(|m| m.contains(addr))
+    }
+
+    /// The logical frames at `pc`. `probe` is the address to look up: `pc`
+    /// for the innermost frame and after a signal frame, `pc - 1` for return
+    /// addresses (which point after the call, possibly into the next line or
+    /// function). Inlined frames come first, then the containing function.
+    pub fn symbolize(&self, pc: u64, probe: u64) -> Vec<Frame> {
+        let mut base = Frame::native(pc, 0);
+        let Some(m) = self.module_for(probe) else {
+            return vec![base];
+        };
+        base.module = Some(m.name.clone());
+        let svma = probe.wrapping_sub(m.bias);
+        let sym = m.module.symbol_for(svma);
+        if let Some((s, off)) = sym {
+            base.function = Some(demangle::demangle(s.name));
+            base.offset = Some(off + (pc - probe));
+        }
+        let Some(ctx) = m.module.dwarf() else { return vec![base] };
+        let mut out = Vec::new();
+        if let Ok(mut iter) = ctx.find_frames(svma).skip_all_loads() {
+            while let Ok(Some(f)) = iter.next() {
+                let mut fr = base.clone();
+                if let Some(name) = f.function.as_ref().and_then(|n| n.raw_name().ok()) {
+                    fr.function = Some(demangle::demangle(&name));
+                }
+                if let Some(loc) = f.location {
+                    fr.file = loc.file.map(str::to_string);
+                    fr.line = loc.line;
+                }
+                out.push(fr);
+                if out.len() > 64 {
+                    break;
+                }
+            }
+        }
+        if out.is_empty() {
+            return vec![base];
+        }
+        let last = out.len() - 1;
+        for (i, f) in out.iter_mut().enumerate() {
+            f.inlined = i < last;
+            if f.inlined {
+                f.offset = None;
+            }
+        }
+        // The outermost DWARF frame is the real function: keep the ELF offset.
+        if let (Some(last), Some((s, _))) = (out.last_mut(), sym) {
+            if last.function.is_none() {
+                last.function = Some(demangle::demangle(s.name));
+            }
+        }
+        out
+    }
+}
+
+impl SymbolLookup for ProcessSymbols {
+    fn symbol_address(&self, name: &str) -> Option<u64> {
+        self.modules
+            .iter()
+            .find_map(|m| m.module.symbol_address(name).map(|a| a.wrapping_add(m.bias)))
+    }
+    fn symbol_at(&self, addr: u64) -> Option<(String, u64)> {
+        let m = self.module_for(addr)?;
+        let (s, off) = m.module.symbol_for(addr.wrapping_sub(m.bias))?;
+        Some((demangle::demangle(s.name), off))
+    }
+    fn section(&self, name: &str) -> Option<(u64, u64)> {
+        self.modules
+            .iter()
+            .find_map(|m| m.module.section(name).map(|(a, s)| (a.wrapping_add(m.bias), s)))
+    }
+    fn module_at(&self, addr: u64) -> Option<String> {
+        self.module_for(addr).map(|m| m.module.path.display().to_string())
+    }
+}
+
+fn short_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Open the file behind a mapping, preferring the target's own path (inside
+/// its mount namespace) when it is still the same inode, else the kernel's
+/// handle on the mapped inode (`map_files`, works for deleted files).
+fn open_mapped(
+    pid: i32,
+    root: &Path,
+    first: &MapEntry,
+    maps: &[&MapEntry],
+    cache: &ModuleCache,
+) -> Option<Arc<ElfModule>> {
+    let shown = Path::new(&first.path);
+    let in_root = debuginfo::join_under(root, shown);
+    if !first.deleted {
+        if let Ok(meta) = std::fs::metadata(&in_root) {
+            if meta.ino() == first.inode {
+                if let Some(m) = cache.load(&in_root, shown, root) {
+                    return Some(m);
+                }
+            }
+        }
+    }
+    for m in maps {
+        let p = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
+        if let Some(module) = cache.load(&p, shown, root) {
+            return Some(module);
+        }
+    }
+    // Last resort: the path on the host (no /proc access to the target's root).
+    cache.load(shown, shown, root)
+}
+
+/// The vdso has no file: read its image from the target's memory.
+fn load_vdso(snapshot: &Snapshot) -> Option<MappedModule> {
+    let base = snapshot.vdso_base()?;
+    let map = snapshot.mapping(base)?;
+    let len = (map.end - map.start).min(1 << 20) as usize;
+    let bytes = crate::target::ProcessMemory::new(snapshot.pid)
+        .read_vec(map.start, len)
+        .ok()?;
+    let data: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+    let module = ElfModule::parse(PathBuf::from("[vdso]"), data, |_, _| None).ok()?;
+    let bias = module.load_bias(&[(map.start, 0)])?;
+    Some(MappedModule {
+        start: map.start,
+        end: map.end,
+        bias,
+        module: Arc::new(module),
+        name: "[vdso]".into(),
+    })
+}

@@ -1,0 +1,353 @@
+//! Stack unwinding: from a thread's registers to its chain of frames.
+//!
+//! DWARF call frame information (`.eh_frame` through its `.eh_frame_hdr`
+//! binary-search table, else a scan of `.eh_frame`, else `.debug_frame`)
+//! gives, for each pc, how to recover the caller's registers. All 17 DWARF
+//! registers are tracked, so rules that restore a callee-saved register from a
+//! frame further down work, and DWARF expressions (used by glibc's signal
+//! trampoline `__restore_rt`) are evaluated. Where no CFI covers a pc, the
+//! frame-pointer chain is followed instead.
+//!
+//! Unwinding is bounded: at most `max_frames`, and every step must move the
+//! stack pointer up (except out of a signal frame), so corrupt or cyclic
+//! stacks end with an error instead of a loop.
+
+use gimli::{
+    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, Encoding, EvaluationResult, Format, Location, Register,
+    RegisterRule, UnwindContext, UnwindSection, UnwindTableRow, Value,
+};
+
+use crate::stacks::Stack;
+use crate::symbols::{elf::Reader, MappedModule, ProcessSymbols};
+use crate::target::{Memory, RegisterSource, ThreadSnapshot};
+
+/// DWARF register number of the return address column on x86_64.
+const RA: u16 = 16;
+const RSP: u16 = 7;
+const RBP: u16 = 6;
+const NREGS: usize = 17;
+
+/// Default frame limit; deeper stacks are marked truncated.
+pub const MAX_FRAMES: usize = 512;
+
+type Regs = [Option<u64>; NREGS];
+
+/// Reusable unwinding state (gimli's context allocates; keep one per run).
+pub struct Unwinder {
+    ctx: Box<UnwindContext<usize>>,
+    pub max_frames: usize,
+}
+
+impl Default for Unwinder {
+    fn default() -> Self {
+        Unwinder {
+            ctx: Box::new(UnwindContext::new()),
+            max_frames: MAX_FRAMES,
+        }
+    }
+}
+
+/// One step's outcome.
+enum Step {
+    /// The caller's registers; `signal` when this frame was a signal trampoline
+    /// (the caller's pc is then the interrupted instruction, not a return address).
+    Caller {
+        regs: Regs,
+        signal: bool,
+        how: &'static str,
+    },
+    /// The outermost frame (the return address is undefined by CFI, e.g. `_start`, `clone3`).
+    Outermost,
+}
+
+impl Unwinder {
+    /// Unwind and symbolize one thread.
+    pub fn unwind(&mut self, thread: &ThreadSnapshot, symbols: &ProcessSymbols, memory: &dyn Memory) -> Stack {
+        let mut stack = Stack::default();
+        if thread.register_source == RegisterSource::None {
+            stack.error = Some("thread was running; no registers without stopping it".into());
+            return stack;
+        }
+        let r = &thread.regs;
+        let mut regs: Regs = [None; NREGS];
+        for (i, slot) in regs.iter_mut().enumerate() {
+            *slot = r.dwarf(i as u16);
+        }
+        if thread.register_source == RegisterSource::ProcSyscall {
+            // Only SP and PC are known in --no-stop mode.
+            regs = [None; NREGS];
+            regs[RSP as usize] = Some(r.rsp);
+            regs[RA as usize] = Some(r.rip);
+        }
+        // The innermost pc is exact; callers' pcs are return addresses.
+        let mut exact_pc = true;
+        let mut physical = 0usize;
+        while physical < self.max_frames {
+            let Some(pc) = regs[RA as usize].filter(|&pc| pc != 0) else {
+                break;
+            };
+            let sp = regs[RSP as usize].unwrap_or(0);
+            let probe = if exact_pc { pc } else { pc - 1 };
+            let module = symbols.module_for(probe);
+            let step = match module {
+                Some(m) => self.step_cfi(m, probe, &regs, memory),
+                None => Ok(None),
+            };
+            let (step, how) = match step {
+                Ok(Some(s)) => (Ok(s), "cfi"),
+                Ok(None) => (step_frame_pointer(&regs, memory), "fp"),
+                Err(e) => (Err(e), "cfi"),
+            };
+            // A signal trampoline's FDE starts one byte early precisely so the
+            // pc-1 probe finds it; its name is at pc itself.
+            let sym_probe = match &step {
+                Ok(Step::Caller { signal: true, .. }) => pc,
+                _ => probe,
+            };
+            let mut logical = symbols.symbolize(pc, sym_probe);
+            for f in &mut logical {
+                f.cfa = sp;
+            }
+            if let Some(f) = logical.last_mut() {
+                f.how = Some(match &step {
+                    Ok(Step::Caller { how, .. }) => how,
+                    _ => how,
+                });
+            }
+            stack.frames.extend(logical);
+            physical += 1;
+            match step {
+                Ok(Step::Outermost) => break,
+                Ok(Step::Caller { regs: next, signal, .. }) => {
+                    let next_sp = next[RSP as usize].unwrap_or(0);
+                    if !signal && next_sp <= sp && !(physical == 1 && next_sp == sp) {
+                        stack.error = Some(format!("stack pointer did not advance at {pc:#x}: corrupt stack?"));
+                        break;
+                    }
+                    exact_pc = signal;
+                    regs = next;
+                }
+                Err(e) => {
+                    stack.error = Some(e);
+                    break;
+                }
+            }
+        }
+        if physical >= self.max_frames {
+            stack.truncated = true;
+        }
+        stack
+    }
+
+    /// One step with CFI; `Ok(None)` when no FDE covers `probe`.
+    fn step_cfi(
+        &mut self,
+        m: &MappedModule,
+        probe: u64,
+        regs: &Regs,
+        mem: &dyn Memory,
+    ) -> Result<Option<Step>, String> {
+        let module = &m.module;
+        let svma = probe.wrapping_sub(m.bias);
+        let endian = gimli::RunTimeEndian::Little;
+        if let Some(eh) = module.eh_frame {
+            let mut bases = BaseAddresses::default()
+                .set_eh_frame(eh.addr)
+                .set_text(module.text_addr);
+            bases = bases.set_got(module.got_addr);
+            let eh_frame = EhFrame::new(eh.data, endian);
+            let mut found = None;
+            if let Some(hdr) = module.eh_frame_hdr {
+                bases = bases.set_eh_frame_hdr(hdr.addr);
+                if let Ok(parsed) = EhFrameHdr::new(hdr.data, endian).parse(&bases, 8) {
+                    if let Some(table) = parsed.table() {
+                        found = table
+                            .fde_for_address(&eh_frame, &bases, svma, EhFrame::cie_from_offset)
+                            .ok();
+                    }
+                }
+            }
+            if found.is_none() && module.eh_frame_hdr.is_none() {
+                found = eh_frame.fde_for_address(&bases, svma, EhFrame::cie_from_offset).ok();
+            }
+            if let Some(fde) = found {
+                if let Ok(row) = fde.unwind_info_for_address(&eh_frame, &bases, &mut self.ctx, svma) {
+                    let signal = fde.is_signal_trampoline();
+                    return apply_row(row, &eh_frame, regs, mem, signal).map(Some);
+                }
+            }
+        }
+        if let Some(df) = module.debug_frame {
+            let bases = BaseAddresses::default();
+            let mut debug_frame = DebugFrame::new(df.data, endian);
+            debug_frame.set_address_size(8);
+            if let Ok(fde) = debug_frame.fde_for_address(&bases, svma, DebugFrame::cie_from_offset) {
+                if let Ok(row) = fde.unwind_info_for_address(&debug_frame, &bases, &mut self.ctx, svma) {
+                    let signal = fde.is_signal_trampoline();
+                    return apply_row(row, &debug_frame, regs, mem, signal).map(Some);
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Compute the caller's registers from a CFI row.
+fn apply_row<S: UnwindSection<Reader>>(
+    row: &UnwindTableRow<usize>,
+    section: &S,
+    regs: &Regs,
+    mem: &dyn Memory,
+    signal: bool,
+) -> Result<Step, String> {
+    let cfa = match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => {
+            let base = reg(regs, *register).ok_or_else(|| format!("CFA needs unknown register {}", register.0))?;
+            base.wrapping_add(*offset as u64)
+        }
+        CfaRule::Expression(e) => {
+            let expr = e.get(section).map_err(|e| e.to_string())?;
+            eval(expr.0, regs, mem, None)?.address()?
+        }
+    };
+    let mut next: Regs = [None; NREGS];
+    for n in 0..NREGS as u16 {
+        let rule = row.register(Register(n));
+        let value = match rule {
+            // Unspecified: callee-saved registers keep their value; the rest
+            // are unknown in the caller (except SP, which is the CFA).
+            None => match n {
+                3 | 6 | 12..=15 => reg(regs, Register(n)),
+                _ => None,
+            },
+            Some(RegisterRule::SameValue) => reg(regs, Register(n)),
+            Some(RegisterRule::Undefined) => {
+                if n == RA {
+                    return Ok(Step::Outermost);
+                }
+                None
+            }
+            Some(RegisterRule::Offset(o)) => mem.read_u64(cfa.wrapping_add(o as u64)).ok(),
+            Some(RegisterRule::ValOffset(o)) => Some(cfa.wrapping_add(o as u64)),
+            Some(RegisterRule::Register(r)) => reg(regs, r),
+            Some(RegisterRule::Expression(e)) => {
+                let expr = e.get(section).map_err(|e| e.to_string())?;
+                let addr = eval(expr.0, regs, mem, Some(cfa))?.address()?;
+                mem.read_u64(addr).ok()
+            }
+            Some(RegisterRule::ValExpression(e)) => {
+                let expr = e.get(section).map_err(|e| e.to_string())?;
+                Some(eval(expr.0, regs, mem, Some(cfa))?.value())
+            }
+            Some(RegisterRule::Constant(c)) => Some(c),
+            Some(_) => None,
+        };
+        next[n as usize] = value;
+    }
+    if row.register(Register(RA)).is_none() {
+        return Ok(Step::Outermost);
+    }
+    if next[RA as usize].is_none() {
+        return Err(format!("cannot read the return address at CFA {cfa:#x}"));
+    }
+    // The CFA is by definition the caller's stack pointer on x86_64, unless a
+    // rule (the signal frame's) restores RSP explicitly.
+    if row.register(Register(RSP)).is_none() {
+        next[RSP as usize] = Some(cfa);
+    }
+    Ok(Step::Caller {
+        regs: next,
+        signal,
+        how: if signal { "signal" } else { "cfi" },
+    })
+}
+
+fn reg(regs: &Regs, r: Register) -> Option<u64> {
+    regs.get(r.0 as usize).copied().flatten()
+}
+
+/// The outcome of a DWARF expression: a memory location or a value.
+enum EvalResult {
+    Address(u64),
+    Value(u64),
+}
+
+impl EvalResult {
+    fn address(self) -> Result<u64, String> {
+        match self {
+            EvalResult::Address(a) | EvalResult::Value(a) => Ok(a),
+        }
+    }
+    fn value(self) -> u64 {
+        match self {
+            EvalResult::Address(a) | EvalResult::Value(a) => a,
+        }
+    }
+}
+
+/// Evaluate a CFI DWARF expression; `initial` is pushed first (the CFA, for
+/// register rules). Bounded by gimli's own iteration limit and ours.
+fn eval(bytecode: Reader, regs: &Regs, mem: &dyn Memory, initial: Option<u64>) -> Result<EvalResult, String> {
+    let encoding = Encoding {
+        format: Format::Dwarf32,
+        version: 4,
+        address_size: 8,
+    };
+    let mut e = gimli::Evaluation::new(bytecode, encoding);
+    if let Some(v) = initial {
+        e.set_initial_value(v);
+    }
+    let mut res = e.evaluate().map_err(|e| e.to_string())?;
+    for _ in 0..1000 {
+        res = match res {
+            EvaluationResult::Complete => break,
+            EvaluationResult::RequiresMemory { address, size, .. } => {
+                let v = match size {
+                    1 => mem.read_u8(address).map(u64::from),
+                    2 => mem.read_u16(address).map(u64::from),
+                    4 => mem.read_u32(address).map(u64::from),
+                    _ => mem.read_u64(address),
+                }
+                .map_err(|e| e.to_string())?;
+                e.resume_with_memory(Value::Generic(v)).map_err(|e| e.to_string())?
+            }
+            EvaluationResult::RequiresRegister { register, .. } => {
+                let v = reg(regs, register).ok_or("expression needs an unknown register")?;
+                e.resume_with_register(Value::Generic(v)).map_err(|e| e.to_string())?
+            }
+            _ => return Err("unsupported DWARF expression in CFI".into()),
+        };
+    }
+    let pieces = e.result();
+    match pieces.first().map(|p| &p.location) {
+        Some(Location::Address { address }) => Ok(EvalResult::Address(*address)),
+        Some(Location::Value { value }) => Ok(EvalResult::Value(value.to_u64(!0).map_err(|e| e.to_string())?)),
+        _ => Err("DWARF expression has no usable result".into()),
+    }
+}
+
+/// Without CFI: assume a standard frame (`push rbp; mov rbp, rsp`), so the
+/// caller's pc is at rbp+8 and its rbp at rbp.
+fn step_frame_pointer(regs: &Regs, mem: &dyn Memory) -> Result<Step, String> {
+    let rbp = reg(regs, Register(RBP))
+        .filter(|&b| b != 0 && b % 8 == 0)
+        .ok_or("no CFI and no frame pointer")?;
+    let sp = reg(regs, Register(RSP)).unwrap_or(0);
+    if rbp < sp {
+        return Err(format!("no CFI and frame pointer {rbp:#x} is below the stack pointer"));
+    }
+    let ra = mem.read_u64(rbp + 8).map_err(|e| format!("frame-pointer walk: {e}"))?;
+    let caller_rbp = mem.read_u64(rbp).map_err(|e| format!("frame-pointer walk: {e}"))?;
+    if ra == 0 {
+        return Ok(Step::Outermost);
+    }
+    let mut next: Regs = [None; NREGS];
+    next[RA as usize] = Some(ra);
+    next[RSP as usize] = Some(rbp + 16);
+    next[RBP as usize] = Some(caller_rbp);
+    Ok(Step::Caller {
+        regs: next,
+        signal: false,
+        how: "fp",
+    })
+}
