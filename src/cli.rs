@@ -69,6 +69,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The demo's deadlocking child process (internal).
+    #[command(name = "__demo-child", hide = true)]
+    DemoChild,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -56,6 +56,14 @@ pub fn permission_denied(pid: i32) -> InspectError {
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "absent".into());
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return InspectError::PermissionDenied {
+            pid,
+            scope,
+            hint: " (lockdump is root here, so the process is outside its reach: another user namespace or container, or a security policy such as SELinux/AppArmor; run lockdump inside the target's container)",
+        };
+    }
     let hint = match scope.as_str() {
         "1" => " (only a parent may attach unless root: `sudo lockdump -p PID`, or `echo 0 > /proc/sys/kernel/yama/ptrace_scope`)",
         "2" => " (only root may attach: use sudo)",

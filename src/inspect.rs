@@ -17,6 +17,8 @@ pub struct Options {
     pub max_frames: usize,
     /// Look for a Python interpreter and merge Python frames.
     pub python: bool,
+    /// Show native frames of Python threads too.
+    pub native: bool,
 }
 
 /// Everything known about one process after analysis.

@@ -6,11 +6,14 @@
 //! [`graph`] finds the cycles; [`report`] prints text or JSON.
 
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod inspect;
 pub mod proc;
+pub mod report;
 pub mod runtimes;
 pub mod stacks;
 pub mod symbols;
+pub mod syscalls;
 pub mod target;
 pub mod unwind;

@@ -1,52 +1,97 @@
+//! The `lockdump` command: wires the pipeline stages together and maps the
+//! outcome to the documented exit codes. No analysis logic lives here.
+
+use std::io::Write;
+use std::panic::AssertUnwindSafe;
+
 use clap::Parser;
-use lockdump::cli::Cli;
-use lockdump::error::exit;
-use lockdump::inspect::{inspect, Options};
+use lockdump::cli::{Cli, Command};
+use lockdump::error::{exit, InspectError};
+use lockdump::inspect::{self, Options};
+use lockdump::report::{self, style::Style};
 use lockdump::symbols::ModuleCache;
 use lockdump::target::capture::CaptureOptions;
 
 fn main() {
+    // A bug must not end in a backtrace or a half-written report: print one
+    // line and exit 2. The capture guard has detached the target by the time
+    // the unwinding reaches main (and the kernel detaches on exit regardless).
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("lockdump: internal error: {msg}{at}; the target was detached; please report this bug");
+    }));
     let cli = Cli::parse();
+    let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("lockdump: {e}");
+            exit::CANNOT_INSPECT
+        }
+        Err(_) => exit::CANNOT_INSPECT,
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<i32, InspectError> {
+    let style = Style::detect(cli.color);
     let opts = Options {
         capture: CaptureOptions {
             stack_bytes: cli.stack_bytes,
-            stop_timeout: std::time::Duration::from_secs(cli.stop_timeout),
+            stop_timeout: std::time::Duration::from_secs(cli.stop_timeout.max(1)),
             no_stop: cli.no_stop,
         },
         max_frames: cli.max_frames,
         python: !cli.no_python,
+        native: cli.native,
     };
-    let cache = ModuleCache::new();
-    for &pid in &cli.pids {
-        match inspect(pid, &opts, &cache) {
-            Ok(ins) => {
-                for (t, s) in ins.snapshot.threads.iter().zip(&ins.stacks) {
-                    println!("Thread {} \"{}\" {} {:?}", t.tid, t.name, t.state, t.syscall);
-                    for (i, f) in s.frames.iter().enumerate() {
-                        println!(
-                            "  #{i:<3} {:#018x} {}{} ({}) {}:{} {}",
-                            f.pc,
-                            f.function.as_deref().unwrap_or("??"),
-                            f.offset.map(|o| format!("+{o:#x}")).unwrap_or_default(),
-                            f.module.as_deref().unwrap_or("?"),
-                            f.file.as_deref().unwrap_or(""),
-                            f.line.unwrap_or(0),
-                            if f.inlined { "[inlined]" } else { "" }
-                        );
-                    }
-                    if let Some(e) = &s.error {
-                        println!("  (unwinding stopped: {e})");
-                    }
-                }
-                println!(
-                    "pause {:?} capture {:?} analysis {:?}",
-                    ins.snapshot.pause, ins.snapshot.capture_time, ins.analysis_time
-                );
-            }
-            Err(e) => {
-                eprintln!("lockdump: {e}");
-                std::process::exit(exit::CANNOT_INSPECT);
-            }
+    match cli.command {
+        Some(Command::DemoChild) => lockdump::demo::child(),
+        Some(Command::Demo { json }) => {
+            let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
+            let out = diagnose(&[pid], &opts, json, &style)?;
+            emit(&out.0);
+            Ok(out.1)
+        }
+        None => {
+            let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style)?;
+            emit(&text);
+            Ok(code)
         }
     }
+}
+
+/// Inspect every PID, analyze them as one graph, render. Returns the output
+/// and the exit code; nothing is printed until everything succeeded.
+fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
+    let cache = ModuleCache::new();
+    let mut inspections = Vec::with_capacity(pids.len());
+    for &pid in pids {
+        if inspections.iter().any(|i: &inspect::Inspection| i.snapshot.pid == pid) {
+            continue;
+        }
+        inspections.push(inspect::inspect(pid, opts, &cache)?);
+    }
+    let code = exit::OK;
+    let out = if json {
+        report::render_json(&inspections)
+    } else {
+        report::render_text(&inspections, style)
+    };
+    Ok((out, code))
+}
+
+fn emit(s: &str) {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`lockdump -p 1 | head`) is not an error worth a panic.
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
 }

@@ -1,0 +1,185 @@
+//! The JSON document (`--json`). It is an interface CI jobs parse: every
+//! change bumps [`SCHEMA_VERSION`] and is noted in docs/json-schema.md.
+
+use serde::Serialize;
+
+use crate::inspect::Inspection;
+use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
+use crate::stacks::Frame;
+use crate::syscalls;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+pub struct Syscall {
+    pub nr: i64,
+    pub name: Option<&'static str>,
+    pub args: [u64; 6],
+    /// The rendering the text report shows: `futex(0x..., FUTEX_WAIT_PRIVATE, 2)`.
+    pub text: String,
+    pub restarted: bool,
+}
+
+#[derive(Serialize)]
+pub struct Site {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+impl Site {
+    pub fn of(frames: &[Frame], index: Option<usize>) -> Option<Site> {
+        let f = frames.get(index?)?;
+        Some(Site {
+            function: f.function.clone(),
+            file: f.file.clone(),
+            line: f.line,
+        })
+    }
+}
+
+/// `threads[].blocked_on`.
+#[derive(Serialize)]
+pub struct BlockedOn {
+    pub kind: ResourceKind,
+    pub address: String,
+    pub name: Option<String>,
+    pub owner_tid: Option<i32>,
+    pub owner_pid: Option<i32>,
+    pub confidence: Confidence,
+    pub evidence: String,
+    /// The owner TID names a thread that no longer exists (orphaned lock).
+    pub owner_exited: bool,
+    /// How the thread waits, in words (`pthread_mutex_lock (normal)`).
+    pub how: String,
+    /// Where the thread called the lock function.
+    pub site: Option<Site>,
+}
+
+impl BlockedOn {
+    pub fn new(w: &Wait, frames: &[Frame]) -> Self {
+        BlockedOn {
+            kind: w.resource.kind,
+            address: hex(w.resource.address),
+            name: w.resource.name.clone(),
+            owner_tid: w.owner.tid,
+            owner_pid: w.owner.pid,
+            confidence: w.owner.confidence,
+            evidence: w.owner.evidence.clone(),
+            owner_exited: w.owner.dead,
+            how: w.how.clone(),
+            site: Site::of(frames, w.site_frame),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Held {
+    pub kind: ResourceKind,
+    pub address: String,
+    pub name: Option<String>,
+    pub confidence: Confidence,
+    pub evidence: String,
+    pub site: Option<Site>,
+}
+
+impl Held {
+    pub fn new(h: &Hold, frames: &[Frame]) -> Self {
+        Held {
+            kind: h.resource.kind,
+            address: hex(h.resource.address),
+            name: h.resource.name.clone(),
+            confidence: h.confidence,
+            evidence: h.evidence.clone(),
+            site: Site::of(frames, h.site_frame),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Thread<'a> {
+    pub pid: i32,
+    pub tid: i32,
+    /// The TID inside the target's PID namespace (what lock words store).
+    pub ns_tid: i32,
+    pub name: &'a str,
+    pub python_name: Option<&'a str>,
+    pub state: String,
+    pub wchan: &'a str,
+    pub syscall: Option<Syscall>,
+    pub frames: &'a [Frame],
+    pub unwind_error: Option<&'a str>,
+    pub truncated: bool,
+    pub blocked_on: Option<BlockedOn>,
+    pub holds: Vec<Held>,
+    pub blocked_in: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct Process<'a> {
+    pub pid: i32,
+    pub ns_pid: i32,
+    pub exe: String,
+    pub cmdline: &'a [String],
+    pub threads: usize,
+    pub pause_us: u64,
+    pub capture_us: u64,
+    pub analysis_us: u64,
+    /// `--no-stop`: stacks may be partial.
+    pub no_stop: bool,
+    pub python: Option<&'a str>,
+}
+
+pub fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
+    let s = &ins.snapshot;
+    s.threads
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let stack = &ins.stacks[i];
+            let f = &ins.findings[i];
+            Thread {
+                pid: s.pid,
+                tid: t.tid,
+                ns_tid: t.ns_tid,
+                name: &t.name,
+                python_name: ins.python_names[i].as_deref(),
+                state: t.state.to_string(),
+                wchan: &t.wchan,
+                syscall: t.syscall.as_ref().map(|sys| Syscall {
+                    nr: sys.nr,
+                    name: syscalls::name(sys.nr),
+                    args: sys.args,
+                    text: syscalls::describe(sys),
+                    restarted: sys.restarted,
+                }),
+                frames: &stack.frames,
+                unwind_error: stack.error.as_deref(),
+                truncated: stack.truncated,
+                blocked_on: f.wait.as_ref().map(|w| BlockedOn::new(w, &stack.frames)),
+                holds: f.holds.iter().map(|h| Held::new(h, &stack.frames)).collect(),
+                blocked_in: f.blocked_in.as_deref(),
+            }
+        })
+        .collect()
+}
+
+pub fn process(ins: &Inspection) -> Process<'_> {
+    let s = &ins.snapshot;
+    Process {
+        pid: s.pid,
+        ns_pid: s.ns_pid,
+        exe: s.exe.display().to_string(),
+        cmdline: &s.cmdline,
+        threads: s.threads.len(),
+        pause_us: s.pause.as_micros() as u64,
+        capture_us: s.capture_time.as_micros() as u64,
+        analysis_us: ins.analysis_time.as_micros() as u64,
+        no_stop: s.no_stop,
+        python: ins.python_version.as_deref(),
+    }
+}
