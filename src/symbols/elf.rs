@@ -222,6 +222,13 @@ impl ElfModule {
                 let file = object::File::parse(data).ok()?;
                 let endian = gimli::RunTimeEndian::Little;
                 let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
+                    use gimli::SectionId::*;
+                    // Location lists, macros and name indexes are not needed
+                    // for file:line and inlining, and are the largest sections
+                    // to decompress in distribution debug files.
+                    if matches!(id, DebugLoc | DebugLocLists | DebugMacinfo | DebugMacro | DebugPubNames | DebugPubTypes | DebugTypes | DebugFrame | EhFrame | EhFrameHdr) {
+                        return Ok(gimli::EndianSlice::new(&[], endian));
+                    }
                     let bytes = match file.section_by_name(id.name()) {
                         Some(s) => leak(s.uncompressed_data().unwrap_or(Cow::Borrowed(&[]))),
                         None => &[],
