@@ -119,8 +119,10 @@ pub fn parse_status(text: &str) -> Option<Status> {
 
 /// The fields of `/proc/PID/stat` lockdump needs. The command name may
 /// contain spaces and parentheses, so parsing starts after the last `)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stat {
+    /// The command name between the parentheses (same as `comm`).
+    pub comm: String,
     pub state: char,
     pub flags: u64,
     pub start_time: u64,
@@ -130,10 +132,14 @@ pub struct Stat {
 pub const PF_KTHREAD: u64 = 0x0020_0000;
 
 pub fn parse_stat(text: &str) -> Option<Stat> {
-    let rest = &text[text.rfind(')')? + 1..];
+    let close = text.rfind(')')?;
+    let open = text.find('(')?;
+    let comm = text.get(open + 1..close)?.to_string();
+    let rest = &text[close + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // After the comm: state(0) ppid(1) pgrp(2) session(3) tty(4) tpgid(5) flags(6) ... starttime(19)
     Some(Stat {
+        comm,
         state: fields.first()?.chars().next()?,
         flags: fields.get(6)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
@@ -245,6 +251,7 @@ mod tests {
     fn stat_with_odd_comm() {
         let s = parse_stat("12 (a) b) S 1 12 12 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 5555 0 0").unwrap();
         assert_eq!((s.state, s.flags, s.start_time), ('S', 4194560, 5555));
+        assert_eq!(s.comm, "a) b");
         assert!(parse_stat("1 (x").is_none());
     }
 

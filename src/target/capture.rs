@@ -156,8 +156,9 @@ fn already_traced(pid: i32, tracer: i32) -> InspectError {
 
 fn thread_info(pid: i32, tid: i32, in_pid_namespace: bool) -> Option<ThreadInfo> {
     // A thread that exits between listing and reading is simply skipped.
+    // One read gives both the name and the state (`comm` is inside `stat`).
     let stat = proc::task_stat(pid, tid).ok()?;
-    let name = proc::comm(pid, tid).ok()?;
+    let name = stat.comm;
     let wchan = proc::wchan(pid, tid).unwrap_or_default();
     let ns_tid = if in_pid_namespace {
         proc::task_status(pid, tid)

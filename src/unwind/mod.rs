@@ -17,7 +17,9 @@ use gimli::{
     RegisterRule, UnwindContext, UnwindSection, UnwindTableRow, Value,
 };
 
-use crate::stacks::Stack;
+use std::collections::HashMap;
+
+use crate::stacks::{Frame, Stack};
 use crate::symbols::{elf::Reader, MappedModule, ProcessSymbols};
 use crate::target::{Memory, RegisterSource, ThreadSnapshot};
 
@@ -32,18 +34,18 @@ pub const MAX_FRAMES: usize = 512;
 
 type Regs = [Option<u64>; NREGS];
 
-/// Reusable unwinding state (gimli's context allocates; keep one per run).
+/// Reusable unwinding state for one process (gimli's context allocates, and
+/// thread pools share most return addresses, so symbolization is memoized).
 pub struct Unwinder {
     ctx: Box<UnwindContext<usize>>,
     pub max_frames: usize,
+    /// (pc, probe) -> logical frames. Valid for one process's modules only.
+    symbolized: HashMap<(u64, u64), Vec<Frame>>,
 }
 
 impl Default for Unwinder {
     fn default() -> Self {
-        Unwinder {
-            ctx: Box::new(UnwindContext::new()),
-            max_frames: MAX_FRAMES,
-        }
+        Unwinder { ctx: Box::new(UnwindContext::new()), max_frames: MAX_FRAMES, symbolized: HashMap::new() }
     }
 }
 
@@ -104,7 +106,8 @@ impl Unwinder {
                 Ok(Step::Caller { signal: true, .. }) => pc,
                 _ => probe,
             };
-            let mut logical = symbols.symbolize(pc, sym_probe);
+            let mut logical =
+                self.symbolized.entry((pc, sym_probe)).or_insert_with(|| symbols.symbolize(pc, sym_probe)).clone();
             for f in &mut logical {
                 f.cfa = sp;
             }
