@@ -226,7 +226,19 @@ impl ElfModule {
                     // Location lists, macros and name indexes are not needed
                     // for file:line and inlining, and are the largest sections
                     // to decompress in distribution debug files.
-                    if matches!(id, DebugLoc | DebugLocLists | DebugMacinfo | DebugMacro | DebugPubNames | DebugPubTypes | DebugTypes | DebugFrame | EhFrame | EhFrameHdr) {
+                    if matches!(
+                        id,
+                        DebugLoc
+                            | DebugLocLists
+                            | DebugMacinfo
+                            | DebugMacro
+                            | DebugPubNames
+                            | DebugPubTypes
+                            | DebugTypes
+                            | DebugFrame
+                            | EhFrame
+                            | EhFrameHdr
+                    ) {
                         return Ok(gimli::EndianSlice::new(&[], endian));
                     }
                     let bytes = match file.section_by_name(id.name()) {

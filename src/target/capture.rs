@@ -362,7 +362,22 @@ fn seize(tid: i32) -> Result<(), Errno> {
 fn wait_for_stops(pid: i32, att: &mut Attached, signals: &DeferSignals, timeout: Duration) -> Result<(), InspectError> {
     let deadline = Instant::now() + timeout;
     let mut pending = att.tracees.values().filter(|s| **s == Tracee::Stopping).count();
-    while pending > 0 {
+    // One timer for the whole wait: SIGALRM interrupts a stuck waitpid (EINTR).
+    signals.alarm(timeout);
+    let result = wait_loop(pid, att, signals, deadline, &mut pending, timeout);
+    signals.cancel_alarm();
+    result
+}
+
+fn wait_loop(
+    pid: i32,
+    att: &mut Attached,
+    signals: &DeferSignals,
+    deadline: Instant,
+    pending: &mut usize,
+    timeout: Duration,
+) -> Result<(), InspectError> {
+    while *pending > 0 {
         if let Some(sig) = signals.received() {
             return Err(InspectError::Interrupted(sig));
         }
@@ -380,12 +395,21 @@ fn wait_for_stops(pid: i32, att: &mut Attached, signals: &DeferSignals, timeout:
                 tids: tids.join(","),
             });
         }
-        signals.alarm(deadline - now);
-        let status = waitpid(None::<Pid>, Some(WaitPidFlag::__WALL));
-        signals.cancel_alarm();
+        // Wait for a specific thread: the kernel finds it directly, whereas
+        // waiting for any tracee scans all of them (quadratic for big pools).
+        let next = att
+            .tracees
+            .iter()
+            .find(|(_, s)| **s == Tracee::Stopping)
+            .map(|(t, _)| Pid::from_raw(*t));
+        let status = waitpid(next, Some(WaitPidFlag::__WALL));
         let (tid, new_state) = match status {
             Err(Errno::EINTR) => continue,
-            Err(Errno::ECHILD) => break,
+            // Not (or no longer) our tracee: it exited and was reaped.
+            Err(Errno::ECHILD) => match next {
+                Some(p) => (p.as_raw(), Tracee::Gone),
+                None => break,
+            },
             Err(e) => {
                 return Err(InspectError::Io {
                     pid,
@@ -408,7 +432,7 @@ fn wait_for_stops(pid: i32, att: &mut Attached, signals: &DeferSignals, timeout:
         };
         if let Some(state) = att.tracees.get_mut(&tid) {
             if *state == Tracee::Stopping {
-                pending -= 1;
+                *pending -= 1;
             }
             // A second report for an already stopped thread (e.g. the interrupt
             // trap after a signal-delivery stop) keeps the first pending signal.

@@ -45,7 +45,11 @@ pub struct Unwinder {
 
 impl Default for Unwinder {
     fn default() -> Self {
-        Unwinder { ctx: Box::new(UnwindContext::new()), max_frames: MAX_FRAMES, symbolized: HashMap::new() }
+        Unwinder {
+            ctx: Box::new(UnwindContext::new()),
+            max_frames: MAX_FRAMES,
+            symbolized: HashMap::new(),
+        }
     }
 }
 
@@ -106,8 +110,11 @@ impl Unwinder {
                 Ok(Step::Caller { signal: true, .. }) => pc,
                 _ => probe,
             };
-            let mut logical =
-                self.symbolized.entry((pc, sym_probe)).or_insert_with(|| symbols.symbolize(pc, sym_probe)).clone();
+            let mut logical = self
+                .symbolized
+                .entry((pc, sym_probe))
+                .or_insert_with(|| symbols.symbolize(pc, sym_probe))
+                .clone();
             for f in &mut logical {
                 f.cfa = sp;
             }
