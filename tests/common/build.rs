@@ -1,0 +1,164 @@
+//! Building the fixture programs: C with the system compiler, Rust as cargo
+//! examples.
+//!
+//! Builds are cached (rebuilt only when a source is newer than the output)
+//! and safe to run from several tests and test binaries at once: each build
+//! writes a private temporary file and renames it into place, so a reader
+//! sees either the old complete binary or the new complete binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use super::{fixtures_dir, scratch_dir, unique_path};
+
+/// How a C fixture is compiled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// `cc -g -O2 -pthread`: symbols and DWARF (line tables, inlined frames).
+    Debug,
+    /// `cc -O2 -pthread`, then `strip`: no .symtab, no DWARF; only .dynsym
+    /// and .eh_frame remain.
+    Stripped,
+}
+
+/// Serializes builds within one test binary, so two tests wanting the same
+/// fixture do not both compile it (across binaries the rename keeps it safe).
+static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// True when `out` exists and is at least as new as every input.
+fn up_to_date(out: &Path, inputs: &[PathBuf]) -> bool {
+    let Some(built) = mtime(out) else { return false };
+    inputs.iter().all(|i| {
+        let t = mtime(i).unwrap_or_else(|| panic!("missing fixture source {}", i.display()));
+        t <= built
+    })
+}
+
+/// Run `cmd` (a compiler or strip); panic with its output when it fails.
+fn run_tool(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {:?} for {what}: {e} (install a C toolchain: gcc/cc, binutils)",
+            cmd
+        )
+    });
+    if !out.status.success() {
+        panic!(
+            "{what} failed: {:?} exited with {}\n{}{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The C sources of fixtures/c: the fixture plus every shared header.
+fn c_inputs(name: &str) -> Vec<PathBuf> {
+    let dir = fixtures_dir().join("c");
+    let mut inputs = vec![dir.join(format!("{name}.c"))];
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    for entry in entries.flatten() {
+        if entry.path().extension().is_some_and(|x| x == "h") {
+            inputs.push(entry.path());
+        }
+    }
+    inputs
+}
+
+/// Compile `inputs[0]` with `flags` to `out`, through a temporary file.
+fn compile(inputs: &[PathBuf], flags: &[&str], out: &Path, strip: bool) {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if up_to_date(out, inputs) {
+        return;
+    }
+    let stem = out.file_name().unwrap().to_string_lossy().into_owned();
+    let tmp = unique_path(&format!(".{stem}.tmp"));
+    let mut cc = Command::new("cc");
+    cc.args(flags).arg("-o").arg(&tmp).arg(&inputs[0]);
+    run_tool(cc, &format!("compiling {}", inputs[0].display()));
+    if strip {
+        let mut st = Command::new("strip");
+        st.arg(&tmp);
+        run_tool(st, &format!("stripping {}", tmp.display()));
+    }
+    std::fs::rename(&tmp, out).unwrap_or_else(|e| panic!("cannot rename {} to {}: {e}", tmp.display(), out.display()));
+}
+
+/// Build fixtures/c/NAME.c and return the path of the executable.
+pub fn build_c(name: &str, variant: Variant) -> PathBuf {
+    let inputs = c_inputs(name);
+    let (file, flags, strip): (String, &[&str], bool) = match variant {
+        Variant::Debug => (name.to_string(), &["-g", "-O2", "-pthread", "-Wall", "-Wextra"], false),
+        Variant::Stripped => (
+            format!("{name}-stripped"),
+            &["-O2", "-pthread", "-Wall", "-Wextra"],
+            true,
+        ),
+    };
+    let out = scratch_dir().join(file);
+    compile(&inputs, flags, &out, strip);
+    out
+}
+
+/// Build fixtures/c/NAME.c as a shared library `libNAME.so` and return its path.
+pub fn build_shared_lib(name: &str) -> PathBuf {
+    let inputs = vec![fixtures_dir().join("c").join(format!("{name}.c"))];
+    let out = scratch_dir().join(format!("lib{name}.so"));
+    compile(
+        &inputs,
+        &["-g", "-O2", "-pthread", "-shared", "-fPIC", "-Wall", "-Wextra"],
+        &out,
+        false,
+    );
+    out
+}
+
+/// A command that runs the C fixture NAME with `args`.
+pub fn c_fixture(name: &str, variant: Variant, args: &[&str]) -> Command {
+    let mut cmd = Command::new(build_c(name, variant));
+    cmd.args(args);
+    cmd
+}
+
+/// The profile directory (target/debug or target/release) this test binary
+/// was built into: it lives in `<profile>/deps/`.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    deps.parent().expect("deps has a parent").to_path_buf()
+}
+
+/// The Rust fixture NAME (a cargo example, fixtures/rust/NAME.rs), built if
+/// `cargo test` did not build it already (e.g. `cargo test --test X`).
+pub fn rust_example(name: &str) -> PathBuf {
+    let profile = profile_dir();
+    let exe = profile.join("examples").join(name);
+    let rust = fixtures_dir().join("rust");
+    let inputs = [rust.join(format!("{name}.rs")), rust.join("ready.rs")];
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if up_to_date(&exe, &inputs) {
+        return exe;
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--example", name])
+        .current_dir(super::manifest_dir())
+        .env("CARGO_TARGET_DIR", profile.parent().expect("profile dir has a parent"));
+    if profile.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    run_tool(cmd, &format!("building example {name}"));
+    assert!(
+        exe.exists(),
+        "cargo built example {name} but {} does not exist",
+        exe.display()
+    );
+    exe
+}

@@ -1,0 +1,409 @@
+//! A running fixture: spawned in its own process group, READY line parsed,
+//! stdout and stderr drained in the background, killed and reaped on drop.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::procfs::{sample_thread, tgid_of, ThreadSample};
+use super::{POLL, TIMEOUT};
+
+/// How long every awaited thread must look exactly the same (same syscall
+/// and arguments, no context switch) before it counts as blocked for good.
+/// A thread that only passes through a sleep (a GIL hand-off, a retry loop)
+/// changes within this time.
+pub const STABLE_FOR: Duration = Duration::from_millis(200);
+
+/// The parsed READY line.
+#[derive(Debug, Clone)]
+pub struct Ready {
+    /// The PID that printed READY.
+    pub pid: i32,
+    /// Thread name -> kernel TID.
+    pub threads: BTreeMap<String, i32>,
+    /// Lock name -> address.
+    pub locks: BTreeMap<String, u64>,
+    /// Other processes the fixture started (`"pids"`), by role.
+    pub pids: BTreeMap<String, i32>,
+    /// Thread name (Python) or marker key -> source line (`"lines"`).
+    pub lines: BTreeMap<String, u32>,
+    /// The whole JSON object, for fixture-specific fields ("gil", "exited").
+    pub raw: serde_json::Value,
+}
+
+impl Ready {
+    /// Parse the text after `READY `.
+    pub fn parse(json: &str) -> Result<Ready, String> {
+        let raw: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("READY is not JSON: {e}"))?;
+        let obj = raw.as_object().ok_or("READY is not a JSON object")?;
+        let ints = |key: &str, required: bool| -> Result<BTreeMap<String, i64>, String> {
+            match obj.get(key) {
+                None if !required => Ok(BTreeMap::new()),
+                None => Err(format!("READY has no \"{key}\"")),
+                Some(v) => v
+                    .as_object()
+                    .ok_or(format!("READY \"{key}\" is not an object"))?
+                    .iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.clone(),
+                            v.as_i64().ok_or(format!("READY {key}.{k} is not an integer"))?,
+                        ))
+                    })
+                    .collect(),
+            }
+        };
+        let narrow = |m: BTreeMap<String, i64>| -> Result<BTreeMap<String, i32>, String> {
+            m.into_iter()
+                .map(|(k, v)| Ok((k, i32::try_from(v).map_err(|_| format!("{v} is not a PID"))?)))
+                .collect()
+        };
+        let locks = obj
+            .get("locks")
+            .ok_or("READY has no \"locks\"")?
+            .as_object()
+            .ok_or("READY \"locks\" is not an object")?
+            .iter()
+            .map(|(k, v)| {
+                let s = v.as_str().ok_or(format!("READY locks.{k} is not a string"))?;
+                let hex = s
+                    .strip_prefix("0x")
+                    .ok_or(format!("READY locks.{k} = {s:?} lacks 0x"))?;
+                let addr = u64::from_str_radix(hex, 16).map_err(|e| format!("READY locks.{k} = {s:?}: {e}"))?;
+                Ok((k.clone(), addr))
+            })
+            .collect::<Result<_, String>>()?;
+        let pid = obj
+            .get("pid")
+            .and_then(|p| p.as_i64())
+            .ok_or("READY has no integer \"pid\"")?;
+        Ok(Ready {
+            pid: i32::try_from(pid).map_err(|_| "bad pid")?,
+            threads: narrow(ints("threads", true)?)?,
+            locks,
+            pids: narrow(ints("pids", false)?)?,
+            lines: ints("lines", false)?
+                .into_iter()
+                .map(|(k, v)| Ok((k, u32::try_from(v).map_err(|_| "bad line")?)))
+                .collect::<Result<_, String>>()?,
+            raw,
+        })
+    }
+
+    /// TID of the thread READY calls `name`.
+    pub fn tid(&self, name: &str) -> i32 {
+        *self
+            .threads
+            .get(name)
+            .unwrap_or_else(|| panic!("READY has no thread {name:?}; it has {:?}", self.threads.keys()))
+    }
+
+    /// Address of the lock READY calls `name`.
+    pub fn lock(&self, name: &str) -> u64 {
+        *self
+            .locks
+            .get(name)
+            .unwrap_or_else(|| panic!("READY has no lock {name:?}; it has {:?}", self.locks.keys()))
+    }
+}
+
+/// Collects a pipe in the background.
+type Sink = Arc<Mutex<Vec<u8>>>;
+
+fn drain<R: Read + Send + 'static>(mut from: R, into: Sink) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+fn text(sink: &Sink) -> String {
+    String::from_utf8_lossy(&sink.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+/// Kill the whole process group of `child` (it was made a group leader).
+fn kill_group(child: &Child) {
+    let pgid = child.id() as libc::pid_t;
+    // SAFETY: plain kill(2) on a process group we created; errors (already
+    // gone) are fine.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// A running fixture. Dropping it kills (SIGKILL) its process group and every
+/// PID its READY line listed, and reaps it.
+pub struct Fixture {
+    /// What to call it in messages (the command line).
+    pub label: String,
+    pub ready: Ready,
+    child: Child,
+    /// Lines printed to stdout before READY.
+    pub before_ready: Vec<String>,
+    after_ready: Sink,
+    stderr: Sink,
+}
+
+impl Fixture {
+    /// Start `cmd` and wait (up to 60 s) for its READY line. The threads may
+    /// still be on their way into their blocking calls: use
+    /// [`Fixture::wait_all_blocked`] / [`Fixture::wait_blocked`] (or
+    /// [`Fixture::spawn_blocked`]) before looking at them.
+    ///
+    /// The fixture gets its own process group (so drop can kill it with its
+    /// children) and dies with the thread that spawned it (PR_SET_PDEATHSIG),
+    /// so an interrupted test run leaves no deadlocked processes behind:
+    /// keep a Fixture on the thread that created it.
+    pub fn spawn(mut cmd: Command) -> Fixture {
+        let label = format!("{cmd:?}");
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .process_group(0);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
+        let stderr: Sink = Arc::default();
+        let after_ready: Sink = Arc::default();
+        let stderr_thread = drain(child.stderr.take().expect("piped stderr"), stderr.clone());
+
+        // Lines go through a channel until READY; after it the same thread
+        // keeps draining stdout so the fixture never blocks on a full pipe.
+        let (tx, rx) = mpsc::channel::<String>();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let rest = after_ready.clone();
+        std::thread::spawn(move || {
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match stdout.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let s = String::from_utf8_lossy(&line).trim_end_matches('\n').to_string();
+                let is_ready = s.starts_with("READY ");
+                if tx.send(s).is_err() || is_ready {
+                    break;
+                }
+            }
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            rest.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf);
+        });
+
+        let deadline = Instant::now() + TIMEOUT;
+        let mut before_ready = Vec::new();
+        let failure = loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) => match line.strip_prefix("READY ") {
+                    Some(json) => match Ready::parse(json) {
+                        Ok(ready) => {
+                            return Fixture {
+                                label,
+                                ready,
+                                child,
+                                before_ready,
+                                after_ready,
+                                stderr,
+                            }
+                        }
+                        Err(e) => break format!("bad READY line ({e}): {line}"),
+                    },
+                    None => before_ready.push(line),
+                },
+                Err(RecvTimeoutError::Timeout) => break format!("no READY line within {TIMEOUT:?}"),
+                Err(RecvTimeoutError::Disconnected) => break "stdout closed without a READY line".to_string(),
+            }
+        };
+        kill_group(&child);
+        let status = child.wait().ok();
+        let _ = stderr_thread.join();
+        panic!(
+            "fixture {label}: {failure}\nexit status: {status:?}\nstdout before READY:\n{}\nstderr:\n{}",
+            before_ready.join("\n"),
+            text(&stderr)
+        );
+    }
+
+    /// [`Fixture::spawn`], then [`Fixture::wait_all_blocked`].
+    pub fn spawn_blocked(cmd: Command) -> Fixture {
+        let f = Fixture::spawn(cmd);
+        f.wait_all_blocked();
+        f
+    }
+
+    /// PID that printed READY.
+    pub fn pid(&self) -> i32 {
+        self.ready.pid
+    }
+
+    pub fn tid(&self, name: &str) -> i32 {
+        self.ready.tid(name)
+    }
+
+    pub fn lock(&self, name: &str) -> u64 {
+        self.ready.lock(name)
+    }
+
+    /// Everything the fixture wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        text(&self.stderr)
+    }
+
+    /// Everything the fixture wrote to stdout after the READY line so far.
+    pub fn stdout_after_ready(&self) -> String {
+        text(&self.after_ready)
+    }
+
+    /// The fixture's exit status, if it has exited.
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Panic with `msg` plus the fixture's stderr.
+    pub fn fail(&self, msg: impl std::fmt::Display) -> ! {
+        panic!("fixture {}: {msg}\nstderr:\n{}", self.label, self.stderr())
+    }
+
+    /// Sample the thread READY calls `name` (in whichever process it lives).
+    pub fn sample(&self, name: &str) -> ThreadSample {
+        let tid = self.tid(name);
+        self.sample_tid(tid)
+    }
+
+    /// Sample a thread by TID (in whichever process it lives).
+    pub fn sample_tid(&self, tid: i32) -> ThreadSample {
+        let pid = tgid_of(tid).unwrap_or_else(|e| self.fail(format_args!("thread {tid} is gone: {e}")));
+        sample_thread(pid, tid).unwrap_or_else(|e| self.fail(format_args!("cannot sample thread {tid}: {e}")))
+    }
+
+    /// Wait until every thread named in READY is blocked for good.
+    pub fn wait_all_blocked(&self) {
+        let tids: Vec<i32> = self.ready.threads.values().copied().collect();
+        self.wait_blocked(&tids);
+    }
+
+    /// Wait (up to 60 s, polling every 10 ms) until every thread in `tids`
+    /// sleeps (state S or D) in a system call and has stayed exactly so (same
+    /// syscall and arguments, no context switch) for [`STABLE_FOR`].
+    pub fn wait_blocked(&self, tids: &[i32]) {
+        let pids: Vec<i32> = tids
+            .iter()
+            .map(|&t| tgid_of(t).unwrap_or_else(|e| self.fail(format_args!("thread {t} is gone: {e}"))))
+            .collect();
+        // Per thread: the sample its current unchanged streak started with.
+        let mut streak: Vec<Option<(ThreadSample, Instant)>> = vec![None; tids.len()];
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let now = Instant::now();
+            let mut all_stable = true;
+            for (i, (&tid, &pid)) in tids.iter().zip(&pids).enumerate() {
+                let s = sample_thread(pid, tid)
+                    .unwrap_or_else(|e| self.fail(format_args!("cannot sample thread {tid}: {e}")));
+                let keep = matches!(&streak[i], Some((first, _)) if *first == s);
+                if !keep {
+                    streak[i] = s.is_blocked().then_some((s, now));
+                }
+                let stable = matches!(&streak[i], Some((_, since)) if now.duration_since(*since) >= STABLE_FOR);
+                all_stable &= stable;
+            }
+            if all_stable {
+                return;
+            }
+            if now > deadline {
+                let report: Vec<String> = tids
+                    .iter()
+                    .zip(&pids)
+                    .map(|(&t, &p)| format!("  {t}: {:?}", sample_thread(p, t)))
+                    .collect();
+                self.fail(format_args!(
+                    "threads not all blocked after {TIMEOUT:?}:\n{}",
+                    report.join("\n")
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Sample `names` now and again after `gap`: every one must be blocked
+    /// both times, in the same syscall with the same arguments, without
+    /// having run in between. Returns the second samples.
+    pub fn assert_stays_blocked(&self, names: &[&str], gap: Duration) -> BTreeMap<String, ThreadSample> {
+        let first: Vec<ThreadSample> = names.iter().map(|n| self.sample(n)).collect();
+        std::thread::sleep(gap);
+        let mut out = BTreeMap::new();
+        for (name, before) in names.iter().zip(first) {
+            let after = self.sample(name);
+            if !before.is_blocked() || before != after {
+                self.fail(format_args!(
+                    "thread {name} did not stay blocked over {gap:?}:\n  before {before:?}\n  after  {after:?}"
+                ));
+            }
+            out.insert(name.to_string(), after);
+        }
+        out
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        kill_group(&self.child);
+        for &pid in self.ready.pids.values() {
+            // SAFETY: kill(2) on PIDs this fixture reported as its own.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `cmd` to completion with piped output, killing it after `timeout`.
+pub fn output_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let label = format!("{cmd:?}");
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run {label}: {e}"));
+    let (out, err): (Sink, Sink) = (Arc::default(), Arc::default());
+    let t_out = drain(child.stdout.take().expect("piped"), out.clone());
+    let t_err = drain(child.stderr.take().expect("piped"), err.clone());
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{label} did not finish within {timeout:?}\nstderr:\n{}", text(&err));
+        }
+        std::thread::sleep(POLL);
+    };
+    let _ = t_out.join();
+    let _ = t_err.join();
+    let take = |s: Sink| std::mem::take(&mut *s.lock().unwrap_or_else(|e| e.into_inner()));
+    Output {
+        status,
+        stdout: take(out),
+        stderr: take(err),
+    }
+}

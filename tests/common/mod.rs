@@ -1,0 +1,85 @@
+//! Shared harness for the integration tests: build the fixture programs,
+//! start them, wait for their READY line and for their threads to block, read
+//! /proc, run lockdump, and clean up (kill and reap) whatever was started.
+//!
+//! Every wait polls a condition with a 60 s deadline, and every failure says
+//! what was expected, what was seen and what the fixture wrote to stderr: the
+//! tests run on loaded 2-core machines, where sleeping "long enough" is never
+//! long enough.
+//!
+//! Use from a test file with `mod common;` (each test binary uses a different
+//! subset, hence the `dead_code` allowance).
+#![allow(dead_code, unused_imports)]
+
+pub mod build;
+pub mod fixture;
+pub mod procfs;
+pub mod python;
+pub mod source;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+pub use build::{build_c, build_shared_lib, c_fixture, rust_example, Variant};
+pub use fixture::{Fixture, Ready};
+pub use procfs::{
+    blocked_signals, mapping_containing, process_state, read_mem, read_progress_u64s, read_u32, sample_thread,
+    task_exists, tgid_of, tracer_pid, Futex, ThreadSample, SYS_CLOCK_NANOSLEEP, SYS_FUTEX, SYS_NANOSLEEP, SYS_PAUSE,
+};
+pub use python::{for_each_python, python_fixture, python_interpreters, python_source, Interpreter};
+pub use source::marked_line;
+
+/// Deadline for every wait (READY, blocked threads, lockdump runs).
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// Interval between two looks at /proc.
+pub const POLL: Duration = Duration::from_millis(10);
+
+/// The crate root (where Cargo.toml and fixtures/ are).
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `fixtures/` in the source tree.
+pub fn fixtures_dir() -> PathBuf {
+    manifest_dir().join("fixtures")
+}
+
+/// Scratch directory for built fixtures and test files, inside the target dir.
+pub fn scratch_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lockdump-tests");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// A path in the scratch directory that no other test (or test process) uses.
+pub fn unique_path(stem: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    scratch_dir().join(format!("{stem}.{}.{n}", std::process::id()))
+}
+
+/// Run the lockdump binary built from this crate with `args`, killing it if
+/// it runs longer than [`TIMEOUT`].
+pub fn run_lockdump(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockdump"));
+    cmd.args(args);
+    fixture::output_with_timeout(cmd, TIMEOUT)
+}
+
+/// Poll `cond` every [`POLL`] until it holds; panic after [`TIMEOUT`] with
+/// `what` and the last value `probe` returned.
+pub fn wait_until<T: std::fmt::Debug>(what: &str, mut probe: impl FnMut() -> T, cond: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let v = probe();
+        if cond(&v) {
+            return v;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!("timed out after {TIMEOUT:?} waiting for {what}; last seen: {v:?}");
+        }
+        std::thread::sleep(POLL);
+    }
+}
