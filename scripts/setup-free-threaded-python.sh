@@ -121,9 +121,13 @@ srcdir=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name "python$version-*" -
 rm -rf "$prefix"
 cd "$srcdir"
 log "configure (--disable-gil --enable-shared --prefix=$prefix)"
+# The rpath lets bin/python find its libpython without LD_LIBRARY_PATH. It
+# goes in LDFLAGS_NODIST too: Debian's makefile-bootstrap.diff links with
+# LDFLAGS_NODIST where upstream uses LDFLAGS.
+rpath="-Wl,-rpath,$prefix/lib"
 ./configure --disable-gil --enable-shared --prefix="$prefix" \
     --disable-test-modules --without-ensurepip \
-    CFLAGS="-g -O2" LDFLAGS="-Wl,-rpath,$prefix/lib" >>"$buildlog" 2>&1 ||
+    CFLAGS="-g -O2" LDFLAGS="$rpath" LDFLAGS_NODIST="$rpath" >>"$buildlog" 2>&1 ||
     fail_with_log "configure failed"
 log "make -j2 (several minutes)"
 make -j2 >>"$buildlog" 2>&1 || fail_with_log "make failed"
@@ -131,7 +135,11 @@ log "make install"
 make install >>"$buildlog" 2>&1 || fail_with_log "make install failed"
 printf '%s %s\n' "python$version" "$srcver" >"$prefix/DEBIAN_SOURCE_VERSION"
 
-is_free_threaded || fail_with_log "$python was installed but is missing or runs with the GIL enabled"
+[[ -x $python ]] || fail_with_log "make install did not produce $python"
+readelf -d "$python" | grep -Eq "R(UN)?PATH.*\[$prefix/lib\]" ||
+    fail_with_log "$python lacks the rpath $prefix/lib: $(readelf -d "$python" | grep -E 'R(UN)?PATH' || echo none)"
+env -u PYTHON_GIL "$python" -c 'import sys; assert not sys._is_gil_enabled(), "GIL is enabled"' ||
+    fail_with_log "$python does not run free-threaded (see the error above)"
 # Modules lockdump's fixtures and benchmarks may import; a missing one means a
 # missing -dev package, which should fail here rather than in a test.
 env -u PYTHON_GIL "$python" -c 'import ctypes, ssl, sqlite3, zlib, bz2, lzma, readline, decimal, threading' ||
