@@ -8,6 +8,9 @@
 #   --version  CPython minor version (default 3.13).
 #   --suite    Debian suite whose source package to use (default: trixie for
 #              3.13, forky for 3.14: trixie has no python3.14).
+# 3.14 is untested: forky and sid list a python3.14 source package, but the
+# mirror this workplace reaches answered 404 for its files (2026-11-23), so
+# --version 3.14 fails at the download step there.
 # Environment: LOCKDUMP_CACHE (default /var/cache/lockdump).
 # Result: $LOCKDUMP_CACHE/python<VER>t/bin/python<VER>t, printed on stdout
 # (all progress goes to stderr). Idempotent: exits at once when that
