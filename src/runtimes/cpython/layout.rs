@@ -303,10 +303,10 @@ pub enum GilPlace {
 /// `_thread.lock` (Modules/_threadmodule.c `lockobject`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockLayout {
-    /// 3.11-3.13: `PyThread_type_lock lock_lock` (a heap `sem_t*`); waiters
+    /// 3.11-3.13.0: `PyThread_type_lock lock_lock` (a heap `sem_t*`); waiters
     /// sleep on the sem_t itself. No owner is recorded.
     Semaphore { lock_lock: u64 },
-    /// 3.14+: an embedded `PyMutex` (one byte: bit 0 locked, bit 1 has parked
+    /// 3.13.1+: an embedded `PyMutex` (one byte: bit 0 locked, bit 1 has parked
     /// waiters). Waiters park in the parking lot. No owner is recorded.
     Mutex { mutex: u64 },
 }
@@ -1016,9 +1016,11 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
             mutex: locked + 16 + PTHREAD_COND_SIZE,
             switch_cond: locked + 16 + PTHREAD_COND_SIZE + PTHREAD_MUTEX_SIZE,
         },
-        // Modules/_threadmodule.c: 3.13 still wraps a PyThread_type_lock;
-        // 3.14 embeds a PyMutex / _PyRecursiveMutex right after the header.
-        lock: if minor == 13 {
+        // Modules/_threadmodule.c: 3.13.0 still wraps a PyThread_type_lock;
+        // gh-117721 ("use PyMutex in _thread.lock", backported to 3.13.1)
+        // embeds a PyMutex right after the header. RLock keeps its
+        // PyThread_type_lock through 3.13 and becomes a _PyRecursiveMutex in 3.14.
+        lock: if minor == 13 && version.2 == 0 {
             LockLayout::Semaphore { lock_lock: header }
         } else {
             LockLayout::Mutex { mutex: header }
