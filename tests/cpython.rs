@@ -525,3 +525,155 @@ fn not_python() {
     assert!(cpython::inspect(&view).unwrap().is_none());
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+/// The layout derived from a library's own `_Py_DebugOffsets` (the initial
+/// contents of its `.PyRuntime` section), supplements included, agrees with
+/// the DWARF of the same file. Expected numbers: printed by gdb as
+/// `(long)&((T*)0)->field` on that file.
+fn check_layout_against_dwarf(python: &str, expect: &[(&str, u64)]) {
+    use lockdump::runtimes::cpython::layout::{self, CurrentFrame, DebugOffsets, LockLayout, RLockLayout};
+    use object::{Object, ObjectSection};
+    let bin = Path::new(python);
+    let prefix = bin.parent().unwrap().parent().unwrap();
+    let lib = std::fs::read_dir(prefix.join("lib"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().contains(".so.1.0"))
+        .unwrap_or_else(|| panic!("no libpython*.so.1.0 under {}", prefix.display()));
+    let data = std::fs::read(&lib).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let section = file.section_by_name(".PyRuntime").expect(".PyRuntime section");
+    let bytes = section.data().unwrap();
+    let words: Vec<u64> = bytes
+        .chunks_exact(8)
+        .take(layout::DEBUG_OFFSETS_313.len())
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(&bytes[..8], layout::DEBUG_COOKIE);
+    let version = cpython::runtime::version_from_hex(words[1]);
+    let d = DebugOffsets::decode(layout::DEBUG_OFFSETS_313, &words).unwrap();
+    let l = layout::layout_from_debug_offsets(version, &d).unwrap();
+    let lock = match l.lock {
+        LockLayout::Mutex { mutex } => mutex,
+        LockLayout::Semaphore { lock_lock } => lock_lock,
+    };
+    let rlock_owner = match l.rlock {
+        RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
+    };
+    let CurrentFrame::Direct(current_frame) = l.tstate.current_frame else {
+        panic!("3.13 reads tstate->current_frame directly")
+    };
+    let got: HashMap<&str, u64> = HashMap::from([
+        ("interpreters.head", l.runtime.interpreters_head),
+        ("interp.threads.head", l.interp.threads_head),
+        ("interp.imports.modules", l.interp.modules),
+        ("tstate.current_frame", current_frame),
+        ("tstate.native_thread_id", l.tstate.native_thread_id),
+        ("frame.f_globals", l.frame.globals),
+        ("frame.stacktop", l.frame.stacktop.unwrap()),
+        ("frame.localsplus", l.frame.localsplus),
+        ("code.co_names", l.code.names),
+        ("code.co_exceptiontable", l.code.exceptiontable),
+        ("code.co_stacksize", l.code.stacksize),
+        ("code.co_nlocalsplus", l.code.nlocalsplus),
+        ("code.co_code_adaptive", l.code.code_adaptive),
+        ("type.tp_basicsize", l.types.tp_basicsize),
+        ("heaptype.ht_cached_keys", l.types.ht_cached_keys),
+        ("dict.ma_used", l.dict.ma_used),
+        ("dict.ma_values", l.dict.ma_values),
+        ("unicode.compact_size", l.unicode.compact_size),
+        ("module.md_dict", l.misc.module_dict),
+        ("cfunction.m_self", l.misc.cfunc_self),
+        ("method.im_self", l.misc.method_self),
+        ("descr.d_method", l.misc.descr_method),
+        ("function.func_qualname", l.misc.function_qualname),
+        ("cell.ob_ref", l.misc.cell_ref),
+        ("bytes.ob_sval", l.misc.bytes_sval),
+        ("gil.locked", l.gil.locked),
+        ("gil.cond", l.gil.cond),
+        ("lockobject.lock", lock),
+        ("rlockobject.rlock_owner", rlock_owner),
+    ]);
+    for (name, want) in expect {
+        assert_eq!(got[name], *want, "{name} in {}", lib.display());
+    }
+    assert_eq!(expect.len(), got.len());
+}
+
+#[test]
+fn layout_313_matches_dwarf() {
+    check_layout_against_dwarf(
+        &interpreter("3.13"),
+        &[
+            ("interpreters.head", 0x278),
+            ("interp.threads.head", 0x1cb0),
+            ("interp.imports.modules", 0x1de8),
+            ("tstate.current_frame", 0x48),
+            ("tstate.native_thread_id", 0xa0),
+            ("frame.f_globals", 0x18),
+            ("frame.stacktop", 0x40),
+            ("frame.localsplus", 0x48),
+            ("code.co_names", 0x20),
+            ("code.co_exceptiontable", 0x28),
+            ("code.co_stacksize", 0x40),
+            ("code.co_nlocalsplus", 0x48),
+            ("code.co_code_adaptive", 0xc8),
+            ("type.tp_basicsize", 0x20),
+            ("heaptype.ht_cached_keys", 0x370),
+            ("dict.ma_used", 0x10),
+            ("dict.ma_values", 0x28),
+            ("unicode.compact_size", 0x38),
+            ("module.md_dict", 0x10),
+            ("cfunction.m_self", 0x18),
+            ("method.im_self", 0x18),
+            ("descr.d_method", 0x28),
+            ("function.func_qualname", 0x28),
+            ("cell.ob_ref", 0x10),
+            ("bytes.ob_sval", 0x20),
+            // Relative to the _gil_runtime_state: locked@16, cond@32.
+            ("gil.locked", 0x10),
+            ("gil.cond", 0x20),
+            ("lockobject.lock", 0x10),
+            ("rlockobject.rlock_owner", 0x18),
+        ],
+    );
+}
+
+#[test]
+fn layout_313t_matches_dwarf() {
+    check_layout_against_dwarf(
+        &interpreter("3.13t"),
+        &[
+            ("interpreters.head", 0x278),
+            ("interp.threads.head", 0x1cb0),
+            ("interp.imports.modules", 0x1df0),
+            ("tstate.current_frame", 0x48),
+            ("tstate.native_thread_id", 0xa0),
+            ("frame.f_globals", 0x18),
+            ("frame.stacktop", 0x40),
+            ("frame.localsplus", 0x48),
+            ("code.co_names", 0x30),
+            ("code.co_exceptiontable", 0x38),
+            ("code.co_stacksize", 0x50),
+            ("code.co_nlocalsplus", 0x58),
+            ("code.co_code_adaptive", 0xd8),
+            ("type.tp_basicsize", 0x30),
+            ("heaptype.ht_cached_keys", 0x380),
+            ("dict.ma_used", 0x20),
+            ("dict.ma_values", 0x38),
+            ("unicode.compact_size", 0x48),
+            ("module.md_dict", 0x20),
+            ("cfunction.m_self", 0x28),
+            ("method.im_self", 0x28),
+            ("descr.d_method", 0x38),
+            ("function.func_qualname", 0x38),
+            ("cell.ob_ref", 0x20),
+            ("bytes.ob_sval", 0x30),
+            // Free-threaded: `int enabled` first, so locked@24, cond@40.
+            ("gil.locked", 0x18),
+            ("gil.cond", 0x28),
+            ("lockobject.lock", 0x20),
+            ("rlockobject.rlock_owner", 0x28),
+        ],
+    );
+}
