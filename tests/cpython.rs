@@ -677,3 +677,117 @@ fn layout_313t_matches_dwarf() {
         ],
     );
 }
+
+/// Mutation fuzzing over a real interpreter's memory: copy a frozen 3.12
+/// target's memory, then corrupt words on the pages a clean inspection
+/// reads and inspect again. Whatever the damage: no panic, bounded time.
+#[test]
+fn corrupted_interpreter_memory_never_panics() {
+    use lockdump::target::memory::BufferMemory;
+    use lockdump::target::{CopiedRegion, Memory};
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    struct Touch<'a> {
+        inner: &'a BufferMemory,
+        pages: RefCell<BTreeSet<u64>>,
+    }
+    impl Memory for Touch<'_> {
+        fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), lockdump::target::MemoryError> {
+            self.pages.borrow_mut().insert(addr & !0xfff);
+            self.inner.read_exact(addr, buf)
+        }
+    }
+
+    let python = interpreter("3.12");
+    let (target, _facts) = start_fixture(&python, &fixture("cpython_locks.py"), &[]);
+    support::wait_all_blocked(target.pid());
+    let snap = support::snapshot_from_proc(target.pid());
+    let syms = support::ProcSymbols::new(target.pid());
+    let live = ProcessMemory::new(target.pid());
+    let mut image = BufferMemory::default();
+    for m in snap
+        .maps
+        .iter()
+        .filter(|m| m.readable && m.path != "[vvar]" && m.path != "[vsyscall]")
+    {
+        let len = (m.end - m.start) as usize;
+        if len > 256 << 20 {
+            continue;
+        }
+        if let Ok(bytes) = live.read_vec(m.start, len) {
+            image.regions.push(CopiedRegion { start: m.start, bytes });
+        }
+    }
+    drop(target);
+
+    let view_of = |mem: &dyn Memory| -> Result<Option<PythonProcess>, cpython::CpythonError> {
+        let view = ProcessView {
+            snapshot: &snap,
+            stacks: &[],
+            memory: mem,
+            symbols: &syms,
+        };
+        cpython::inspect(&view)
+    };
+    // The copy inspects like the live process did.
+    let touch = Touch {
+        inner: &image,
+        pages: RefCell::new(BTreeSet::new()),
+    };
+    let clean = view_of(&touch).unwrap().unwrap();
+    assert_eq!(clean.threads.len(), 10);
+    assert!(clean.threads.iter().all(|t| t.findings.wait.is_some()));
+    let pages: Vec<u64> = touch.pages.into_inner().into_iter().collect();
+
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut outcomes: HashMap<&str, usize> = HashMap::new();
+    for _ in 0..300 {
+        let mut saved = Vec::new();
+        for _ in 0..1 + next() % 64 {
+            let page = pages[(next() % pages.len() as u64) as usize];
+            let addr = page + (next() % 0x1000 & !7);
+            let Some((ri, off)) =
+                image.regions.iter().enumerate().find_map(|(i, r)| {
+                    (r.start <= addr && addr + 8 <= r.end()).then(|| (i, (addr - r.start) as usize))
+                })
+            else {
+                continue;
+            };
+            let bytes = &mut image.regions[ri].bytes[off..off + 8];
+            saved.push((ri, off, bytes.to_vec()));
+            let value = match next() % 4 {
+                0 => 0,
+                1 => next(),
+                2 => page + (next() % 0x1000),
+                _ => u64::from_le_bytes(bytes.try_into().unwrap()) ^ (1 << (next() % 64)),
+            };
+            bytes.copy_from_slice(&value.to_le_bytes());
+        }
+        let start = Instant::now();
+        let r = view_of(&image);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "inspect took {:?}",
+            start.elapsed()
+        );
+        *outcomes
+            .entry(match r {
+                Ok(Some(p)) if p.threads.len() == clean.threads.len() => "ok, all threads",
+                Ok(Some(_)) => "ok, threads lost",
+                Ok(None) => "none",
+                Err(_) => "error",
+            })
+            .or_default() += 1;
+        for (ri, off, old) in saved.into_iter().rev() {
+            image.regions[ri].bytes[off..off + 8].copy_from_slice(&old);
+        }
+    }
+    eprintln!("corruption outcomes: {outcomes:?} over {} touched pages", pages.len());
+}

@@ -105,35 +105,33 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Every interpreter's address (usually one).
+    /// Every interpreter's address (usually one). A broken link ends the
+    /// list there: the interpreters before it are still worth reporting.
     pub fn interpreters(&self, runtime: u64) -> Result<Vec<u64>> {
-        let mut out = Vec::new();
-        let mut interp = self.obj.u64(runtime + self.layout.runtime.interpreters_head)?;
-        while interp != 0 {
-            if out.len() >= MAX_INTERPRETERS || out.contains(&interp) {
-                return Err(CpythonError::Corrupt("interpreter list does not end".into()));
-            }
-            out.push(interp);
-            interp = self.obj.u64(interp + self.layout.interp.next)?;
-        }
-        Ok(out)
+        let head = self.obj.u64(runtime + self.layout.runtime.interpreters_head)?;
+        Ok(self.linked_list(head, self.layout.interp.next, MAX_INTERPRETERS))
     }
 
     /// Thread states of one interpreter, newest first (as CPython links them).
     pub fn thread_states(&self, interp: u64) -> Result<Vec<u64>> {
+        let head = self.obj.u64(interp + self.layout.interp.threads_head)?;
+        Ok(self.linked_list(head, self.layout.tstate.next, MAX_THREADS))
+    }
+
+    /// Follow `next` pointers from `head`, stopping at NULL, an unreadable
+    /// link, a loop, or `limit` nodes.
+    fn linked_list(&self, head: u64, next: u64, limit: usize) -> Vec<u64> {
         let mut out = Vec::new();
-        let mut t = self.obj.u64(interp + self.layout.interp.threads_head)?;
         let mut seen = std::collections::HashSet::new();
-        while t != 0 {
-            if out.len() >= MAX_THREADS || !seen.insert(t) {
-                return Err(CpythonError::Corrupt(format!(
-                    "thread list of interpreter {interp:#x} does not end"
-                )));
+        let mut node = head;
+        while node != 0 && out.len() < limit && seen.insert(node) {
+            out.push(node);
+            match self.obj.u64(node + next) {
+                Ok(n) => node = n,
+                Err(_) => break,
             }
-            out.push(t);
-            t = self.obj.u64(t + self.layout.tstate.next)?;
         }
-        Ok(out)
+        out
     }
 
     /// Read one thread state and walk its frames.
@@ -170,11 +168,13 @@ impl<'a> Walker<'a> {
         let f = &self.layout.frame;
         let mut out: Vec<PyFrame> = Vec::new();
         let mut addr = first;
-        let mut steps = 0usize;
+        let mut seen = std::collections::HashSet::new();
         while addr != 0 {
-            steps += 1;
-            if steps > MAX_FRAMES {
+            if seen.len() >= MAX_FRAMES {
                 return (out, Some(format!("more than {MAX_FRAMES} frames")));
+            }
+            if !seen.insert(addr) {
+                return (out, Some(format!("frame chain loops at {addr:#x}")));
             }
             let owner = match self.obj.mem.read_u8(addr + f.owner) {
                 Ok(o) => o,

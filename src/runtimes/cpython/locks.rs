@@ -101,12 +101,11 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
     let mut threads: Vec<Analyzed> = Vec::new();
     let mut thread_objects: HashMap<u64, ThreadObject> = HashMap::new();
     let mut gils: Vec<(u64, GilInfo)> = Vec::new();
-    for (n, interp) in walker.interpreters(runtime)?.into_iter().enumerate() {
-        for tstate in walker.thread_states(interp)? {
-            let state = match walker.thread(interp, tstate) {
-                Ok(s) => s,
-                Err(_) if n > 0 => continue,
-                Err(e) => return Err(e),
+    for interp in walker.interpreters(runtime)? {
+        // A thread state that cannot be read is left out; the others still count.
+        for tstate in walker.thread_states(interp).unwrap_or_default() {
+            let Ok(state) = walker.thread(interp, tstate) else {
+                continue;
             };
             let Some(host_tid) = view.snapshot.host_tid(state.native_id) else {
                 continue; // a thread state whose OS thread is gone (or not started)
@@ -121,7 +120,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             });
         }
         thread_objects.extend(naming::threading_active(walker, interp));
-        if let Some(g) = gil::read(walker, runtime, interp)? {
+        if let Ok(Some(g)) = gil::read(walker, runtime, interp) {
             gils.push((interp, g));
         }
     }

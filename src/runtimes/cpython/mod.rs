@@ -25,6 +25,9 @@ pub mod objects;
 pub mod reader;
 pub mod runtime;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use serde::Serialize;
 use thiserror::Error;
 
