@@ -752,7 +752,7 @@ fn corrupted_interpreter_memory_never_panics() {
         let mut saved = Vec::new();
         for _ in 0..1 + next() % 64 {
             let page = pages[(next() % pages.len() as u64) as usize];
-            let addr = page + (next() % 0x1000 & !7);
+            let addr = page + ((next() % 0x1000) & !7);
             let Some((ri, off)) =
                 image.regions.iter().enumerate().find_map(|(i, r)| {
                     (r.start <= addr && addr + 8 <= r.end()).then(|| (i, (addr - r.start) as usize))

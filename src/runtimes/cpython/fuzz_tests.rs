@@ -52,7 +52,7 @@ fn garbage(seed: u64) -> Vec<u64> {
     let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     (0..SIZE / 8)
         .map(|_| match r.next() % 8 {
-            0..=4 => BASE + (r.next() % SIZE & !7),
+            0..=4 => BASE + ((r.next() % SIZE) & !7),
             5 => BASE + (r.next() % SIZE),
             6 => r.next() % 16,
             _ => r.next(),
@@ -72,7 +72,7 @@ fn snapshot(seed: u64) -> Snapshot {
             register_source: RegisterSource::None,
             syscall: Some(SyscallState {
                 nr: 202,
-                args: [BASE + (r.next() % SIZE & !3), 0x80 | (r.next() % 2) * 9, 0, 0, 0, 0],
+                args: [BASE + ((r.next() % SIZE) & !3), 0x80 | (r.next() % 2) * 9, 0, 0, 0, 0],
                 restarted: false,
             }),
             pending_signal: None,
