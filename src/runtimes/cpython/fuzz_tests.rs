@@ -72,7 +72,7 @@ fn snapshot(seed: u64) -> Snapshot {
             register_source: RegisterSource::None,
             syscall: Some(SyscallState {
                 nr: 202,
-                args: [BASE + ((r.next() % SIZE) & !3), 0x80 | (r.next() % 2) * 9, 0, 0, 0, 0],
+                args: [BASE + ((r.next() % SIZE) & !3), 0x80 | ((r.next() % 2) * 9), 0, 0, 0, 0],
                 restarted: false,
             }),
             pending_signal: None,
