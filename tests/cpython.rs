@@ -791,3 +791,63 @@ fn corrupted_interpreter_memory_never_panics() {
     }
     eprintln!("corruption outcomes: {outcomes:?} over {} touched pages", pages.len());
 }
+
+/// The seed's own deadlock program: locks passed as arguments in opposite
+/// orders, main thread already in interpreter shutdown.
+fn check_seed_logging(python: &str) {
+    let script = fixture("cpython_seed_logging.py");
+    let (target, facts) = start_fixture(python, &script, &[]);
+    support::wait_all_blocked(target.pid());
+    let p = inspect(target.pid());
+    let (t1, t2) = (u(&facts["t1"]) as i32, u(&facts["t2"]) as i32);
+    let thread = |tid: i32| p.threads.iter().find(|t| t.tid == tid).unwrap();
+    // t1 runs thread(lock_a, lock_b): holds main's lock_a, waits for main's lock_b.
+    for (me, other, holds, waits) in [(t1, t2, "lock_a", "lock_b"), (t2, t1, "lock_b", "lock_a")] {
+        let t = thread(me);
+        assert_eq!(frame_line(t, "thread"), (0, Some(marker_line(&script, "waits"))));
+        let w = t.findings.wait.as_ref().unwrap();
+        assert_eq!(
+            (w.resource.kind, w.resource.address),
+            (ResourceKind::PyLock, u(&facts[waits]))
+        );
+        // Named as the waiting code calls it: its parameter `lock_b`.
+        assert_eq!(w.resource.name.as_deref(), Some("lock_b"));
+        assert_eq!((w.owner.tid, w.owner.confidence), (Some(other), Confidence::Exact));
+        let h: Vec<_> = t
+            .findings
+            .holds
+            .iter()
+            .map(|h| (h.resource.address, h.resource.name.clone()))
+            .collect();
+        assert_eq!(h, [(u(&facts[holds]), Some("lock_a".to_string()))]);
+    }
+    let main = thread(u(&facts["main"]) as i32);
+    assert_eq!(main.frames[0].function.as_deref(), Some("_shutdown"));
+    let w = main.findings.wait.as_ref().expect("main waits in _shutdown");
+    assert_eq!(w.resource.kind, ResourceKind::Thread);
+    assert!(
+        w.owner.tid == Some(t1) || w.owner.tid == Some(t2),
+        "shutdown waits for one of the deadlocked threads: {w:?}"
+    );
+    assert_eq!(w.owner.confidence, Confidence::Exact);
+}
+
+#[test]
+fn seed_logging_python311() {
+    check_seed_logging(&interpreter("3.11"));
+}
+
+#[test]
+fn seed_logging_python312() {
+    check_seed_logging(&interpreter("3.12"));
+}
+
+#[test]
+fn seed_logging_python313() {
+    check_seed_logging(&interpreter("3.13"));
+}
+
+#[test]
+fn seed_logging_python313t() {
+    check_seed_logging(&interpreter("3.13t"));
+}

@@ -364,6 +364,9 @@ fn classify_wait(ctx: &WaitContext, t: &Analyzed) -> (Option<Wait>, Option<Strin
         }
     }
     // 2. Library waits (Condition, Event, Queue, ...), by function.
+    if let Some(wait) = shutdown_wait(ctx, t, futex) {
+        return (Some(wait), None, None);
+    }
     if let Some((wait, cond)) = library_wait(ctx, t, futex) {
         return (Some(wait), None, cond);
     }
@@ -430,6 +433,85 @@ fn library_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<(Wait, Op
         site_frame: frames.get(run).map(|_| run),
     };
     Some((wait, released))
+}
+
+/// Interpreter exit (`threading._shutdown`) waiting for a non-daemon thread.
+/// 3.11/3.12 acquire each thread's `_tstate_lock` (local `lock`); 3.13+
+/// park on the `thread_is_exiting` event inside each thread's handle.
+fn shutdown_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
+    let frame = t.state.frames.first()?;
+    if frame.code.qualname != "_shutdown" || !is_sync_library(&frame.code.filename) {
+        return None;
+    }
+    let walker = ctx.walker;
+    let o = walker.obj;
+    let lock = naming::frame_locals(walker, frame)
+        .into_iter()
+        .find(|(n, _)| n == "lock")
+        .map(|(_, v)| v)
+        .filter(|&v| as_lock(walker, v).is_some());
+    let parked = walker
+        .layout
+        .parking
+        .and_then(|p| futex.checked_sub(p.sema_to_addr))
+        .and_then(|a| o.u64(a).ok());
+    let (address, found) = if let Some(lock) = lock {
+        let found = ctx
+            .thread_objects
+            .iter()
+            .find(|(_, th)| o.attr(th.object, "_tstate_lock") == Some(lock))
+            .map(|(id, th)| {
+                (
+                    *id,
+                    th,
+                    format!("_shutdown acquires that thread's _tstate_lock {lock:#x}"),
+                )
+            });
+        (lock, found)
+    } else {
+        let (p, h) = (parked?, walker.layout.thread_handle?);
+        let found = ctx.thread_objects.iter().find_map(|(id, th)| {
+            let handle_obj = o.attr(th.object, "_handle")?;
+            let handle = o.u64(handle_obj + h.handle).ok()?;
+            (handle + h.exiting_event == p).then(|| {
+                (
+                    *id,
+                    th,
+                    format!("_shutdown parked on that thread's handle event {p:#x}"),
+                )
+            })
+        });
+        (p, found)
+    };
+    let pid = ctx.view.snapshot.pid;
+    let (owner, name) = match found {
+        Some((ident, th, evidence)) => match ctx.ident_to_tid.get(&ident) {
+            Some(&tid) => (
+                Owner {
+                    tid: Some(tid),
+                    pid: Some(pid),
+                    confidence: Confidence::Exact,
+                    evidence,
+                    dead: false,
+                },
+                th.name.clone(),
+            ),
+            None => (Owner::unknown(evidence), th.name.clone()),
+        },
+        None => (Owner::unknown("non-daemon thread not identified"), None),
+    };
+    Some(Wait {
+        resource: Resource {
+            kind: ResourceKind::Thread,
+            address,
+            pid,
+            name,
+            shared_key: None,
+        },
+        owner,
+        how: "threading._shutdown (interpreter exit waits for non-daemon threads)".into(),
+        site_frame: Some(0),
+    })
 }
 
 /// The thread a `Thread.join` waits for: `self` is the Thread object.
