@@ -336,8 +336,11 @@ pub struct ParkingLayout {
 /// `ThreadHandle`, two list nodes, ident, os_handle, has_os_handle, state,
 /// `PyMutex mutex` (56), then `PyEvent thread_is_exiting` (57): what joiners
 /// and interpreter shutdown park on. Verified with DWARF on 3.13.0 / 3.13.5t.
+/// `threading.Thread` keeps the handle object in `_handle` (3.13) or
+/// `_os_thread_handle` (3.14, Lib/threading.py).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThreadHandleLayout {
+    pub thread_attr: &'static str,
     pub handle: u64,
     pub exiting_event: u64,
 }
@@ -1054,6 +1057,7 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
         },
         parking: Some(ParkingLayout { sema_to_addr: 8 }),
         thread_handle: Some(ThreadHandleLayout {
+            thread_attr: if minor == 13 { "_handle" } else { "_os_thread_handle" },
             handle: header,
             exiting_event: 57,
         }),

@@ -471,7 +471,7 @@ fn shutdown_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
     } else {
         let (p, h) = (parked?, walker.layout.thread_handle?);
         let found = ctx.thread_objects.iter().find_map(|(id, th)| {
-            let handle_obj = o.attr(th.object, "_handle")?;
+            let handle_obj = o.attr(th.object, h.thread_attr)?;
             let handle = o.u64(handle_obj + h.handle).ok()?;
             (handle + h.exiting_event == p).then(|| {
                 (

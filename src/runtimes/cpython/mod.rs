@@ -27,6 +27,8 @@ pub mod runtime;
 
 #[cfg(test)]
 mod fuzz_tests;
+#[cfg(test)]
+mod synthetic_tests;
 
 use serde::Serialize;
 use thiserror::Error;
