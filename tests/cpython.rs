@@ -88,11 +88,14 @@ fn start_fixture(python: &str, script: &Path, args: &[&str]) -> (Target, Value) 
 }
 
 fn inspect(pid: i32) -> PythonProcess {
-    let snap = support::snapshot_from_proc(pid);
+    inspect_snapshot(pid, &support::snapshot_from_proc(pid))
+}
+
+fn inspect_snapshot(pid: i32, snap: &lockdump::target::Snapshot) -> PythonProcess {
     let syms = support::ProcSymbols::new(pid);
     let mem = ProcessMemory::new(pid);
     let view = ProcessView {
-        snapshot: &snap,
+        snapshot: snap,
         stacks: &[],
         memory: &mem,
         symbols: &syms,
@@ -396,7 +399,20 @@ fn check_gil_fixture(python: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
     support::wait_blocked(target.pid(), |tid| tid != hog);
-    let p = inspect(target.pid());
+    // GIL waits are timed (the switch interval): a waiter can be caught
+    // between two waits, outside any syscall. Without a native stack lockdump
+    // only sees the futex, so take a snapshot in which every waiter sleeps.
+    let deadline = Instant::now() + support::TIMEOUT;
+    let snap = loop {
+        let snap = support::snapshot_from_proc(target.pid());
+        let asleep = |tid: i32| snap.thread(tid).and_then(|t| t.syscall).is_some_and(|s| s.nr == 202);
+        if waiters.iter().all(|&t| asleep(t)) {
+            break snap;
+        }
+        assert!(Instant::now() < deadline, "GIL waiters never all asleep at once");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let p = inspect_snapshot(target.pid(), &snap);
     let g = p.gil.as_ref().expect("GIL state");
     assert!(g.locked);
     assert_eq!(g.holder_tid, Some(hog));
@@ -404,7 +420,19 @@ fn check_gil_fixture(python: &str) {
     got.sort();
     let mut want = waiters.clone();
     want.sort();
-    assert_eq!(got, want, "threads in take_gil");
+    let state: Vec<String> = want
+        .iter()
+        .map(|tid| {
+            let line =
+                std::fs::read_to_string(format!("/proc/{}/task/{tid}/syscall", target.pid())).unwrap_or_default();
+            format!(
+                "{tid}: {} {:?}",
+                line.trim(),
+                p.threads.iter().find(|t| t.tid == *tid).map(|t| &t.frames)
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "threads in take_gil; state: {state:#?}");
     let h = by_name(&p, "gil-hog");
     assert!(h.holds_gil);
     assert!(h
@@ -426,6 +454,30 @@ fn check_gil_fixture(python: &str) {
     }
     let spinner = by_name(&p, "spinner-1");
     assert_eq!(frame_line(spinner, "spin").1, Some(marker_line(&script, "spin")));
+
+    // The same main thread caught between two timed waits (no syscall), with
+    // a native stack in take_gil: still a GIL waiter.
+    let main = u(&facts["main"]) as i32;
+    let mut between = snap.clone();
+    let i = between.threads.iter().position(|t| t.tid == main).unwrap();
+    between.threads[i].syscall = None;
+    let mut stacks = vec![lockdump::stacks::Stack::default(); between.threads.len()];
+    let mut take_gil = lockdump::stacks::Frame::native(0x1000, 0x2000);
+    take_gil.function = Some("take_gil".into());
+    stacks[i].frames.push(take_gil);
+    let syms = support::ProcSymbols::new(target.pid());
+    let mem = ProcessMemory::new(target.pid());
+    let view = ProcessView {
+        snapshot: &between,
+        stacks: &stacks,
+        memory: &mem,
+        symbols: &syms,
+    };
+    let p = cpython::inspect(&view).unwrap().unwrap();
+    let t = p.threads.iter().find(|t| t.tid == main).unwrap();
+    let w = t.findings.wait.as_ref().expect("main still waits for the GIL");
+    assert_eq!((w.resource.kind, w.owner.tid), (ResourceKind::Gil, Some(hog)));
+    assert!(p.gil.unwrap().waiters.contains(&main));
 }
 
 #[test]

@@ -93,6 +93,9 @@ struct Analyzed {
     state: PyThreadState,
     host_tid: i32,
     futex: Option<u64>,
+    /// The native stack (when the caller unwound one) is inside `take_gil`:
+    /// a GIL waiter caught between two of its timed condvar waits.
+    in_take_gil: bool,
 }
 
 /// Run the whole CPython analysis for one process.
@@ -113,10 +116,18 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             let Some(snap) = view.snapshot.thread(host_tid) else {
                 continue;
             };
+            let in_take_gil = view
+                .snapshot
+                .threads
+                .iter()
+                .position(|t| t.tid == host_tid)
+                .and_then(|i| view.stacks.get(i))
+                .is_some_and(|s| s.frames.iter().any(|f| f.function_is("take_gil")));
             threads.push(Analyzed {
                 futex: futex_wait_address(snap),
                 state,
                 host_tid,
+                in_take_gil,
             });
         }
         thread_objects.extend(naming::threading_active(walker, interp));
@@ -206,7 +217,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         locked: g.locked,
         waiters: threads
             .iter()
-            .filter(|t| t.futex.and_then(|f| gil::classify(walker, g, f)) == Some(GilFutex::Take))
+            .filter(|t| t.in_take_gil || t.futex.and_then(|f| gil::classify(walker, g, f)) == Some(GilFutex::Take))
             .map(|t| t.host_tid)
             .collect(),
     });
@@ -319,39 +330,13 @@ struct WaitContext<'a> {
 
 /// (wait, blocked_in, condition released by a Condition.wait in progress)
 fn classify_wait(ctx: &WaitContext, t: &Analyzed) -> (Option<Wait>, Option<String>, Option<u64>) {
-    let Some(futex) = t.futex else {
-        return (None, None, None);
-    };
-    let pid = ctx.view.snapshot.pid;
-    // 1. The GIL.
+    // 1. The GIL: the futex lies in its condvar or mutex, or the native stack is in take_gil.
     for (_, g) in ctx.gils {
+        let Some(futex) = t.futex else { break };
         match gil::classify(ctx.walker, g, futex) {
             Some(GilFutex::Take) => {
-                let holder = g
-                    .locked
-                    .then(|| ctx.tstate_to_tid.get(&g.last_holder).copied())
-                    .flatten();
-                let owner = match holder {
-                    Some(tid) => Owner {
-                        tid: Some(tid),
-                        pid: Some(pid),
-                        confidence: Confidence::Exact,
-                        evidence: format!("GIL locked, last_holder = PyThreadState {:#x}", g.last_holder),
-                        dead: false,
-                    },
-                    None if g.locked => Owner::unknown(format!(
-                        "GIL locked by PyThreadState {:#x}, which matches no thread",
-                        g.last_holder
-                    )),
-                    None => Owner::unknown("GIL not locked at capture time (hand-off in progress)"),
-                };
-                let wait = Wait {
-                    resource: gil_resource(pid, g.base),
-                    owner,
-                    how: "take_gil (waiting for the GIL)".into(),
-                    site_frame: (!t.state.frames.is_empty()).then_some(0),
-                };
-                return (Some(wait), None, None);
+                let how = format!("sleeps on the GIL's condvar/mutex, futex {futex:#x}");
+                return (Some(gil_wait(ctx, t, g, how)), None, None);
             }
             Some(GilFutex::Handoff) => {
                 return (
@@ -363,6 +348,15 @@ fn classify_wait(ctx: &WaitContext, t: &Analyzed) -> (Option<Wait>, Option<Strin
             None => {}
         }
     }
+    if t.in_take_gil {
+        if let Some((_, g)) = ctx.gils.first() {
+            let wait = gil_wait(ctx, t, g, "native stack is in take_gil".into());
+            return (Some(wait), None, None);
+        }
+    }
+    let Some(futex) = t.futex else {
+        return (None, None, None);
+    };
     // 2. Library waits (Condition, Event, Queue, ...), by function.
     if let Some(wait) = shutdown_wait(ctx, t, futex) {
         return (Some(wait), None, None);
@@ -433,6 +427,35 @@ fn library_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<(Wait, Op
         site_frame: frames.get(run).map(|_| run),
     };
     Some((wait, released))
+}
+
+/// A wait for the GIL, owned by its holder while it is locked.
+fn gil_wait(ctx: &WaitContext, t: &Analyzed, g: &GilInfo, evidence: String) -> Wait {
+    let pid = ctx.view.snapshot.pid;
+    let holder = g
+        .locked
+        .then(|| ctx.tstate_to_tid.get(&g.last_holder).copied())
+        .flatten();
+    let owner = match holder {
+        Some(tid) => Owner {
+            tid: Some(tid),
+            pid: Some(pid),
+            confidence: Confidence::Exact,
+            evidence: format!("GIL locked, last_holder = PyThreadState {:#x}", g.last_holder),
+            dead: false,
+        },
+        None if g.locked => Owner::unknown(format!(
+            "GIL locked by PyThreadState {:#x}, which matches no thread",
+            g.last_holder
+        )),
+        None => Owner::unknown("GIL not locked at capture time (hand-off in progress)"),
+    };
+    Wait {
+        resource: gil_resource(pid, g.base),
+        owner,
+        how: format!("take_gil: waiting for the GIL ({evidence})"),
+        site_frame: (!t.state.frames.is_empty()).then_some(0),
+    }
 }
 
 /// Interpreter exit (`threading._shutdown`) waiting for a non-daemon thread.
