@@ -903,3 +903,49 @@ fn seed_logging_python313() {
 fn seed_logging_python313t() {
     check_seed_logging(&interpreter("3.13t"));
 }
+
+/// A target in its own PID namespace (a container): CPython records the
+/// namespace's TIDs; lockdump must report host TIDs.
+#[test]
+fn pid_namespace_python312() {
+    let python = interpreter("3.12");
+    let script = fixture("cpython_locks.py");
+    let mut t = Target::spawn(
+        "unshare",
+        &[
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            &python,
+            script.to_str().unwrap(),
+        ],
+    );
+    let lines = t.wait_for_line("READY");
+    let facts: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", t.pid(), t.pid())).unwrap();
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .expect("python child")
+        .parse()
+        .unwrap();
+    support::wait_all_blocked(pid);
+    let snap = support::snapshot_from_proc(pid);
+    assert_eq!(snap.ns_pid, 1, "python is PID 1 of its namespace");
+    let host = |ns: u64| snap.host_tid(ns as i32).expect("thread in snapshot");
+    let p = inspect_snapshot(pid, &snap);
+    let a = by_name(&p, "worker-a");
+    let b = by_name(&p, "worker-b");
+    assert_eq!(a.tid, host(u(&facts["threads"]["worker-a"])));
+    assert_eq!(b.tid, host(u(&facts["threads"]["worker-b"])));
+    assert_ne!(
+        a.tid as u64,
+        u(&facts["threads"]["worker-a"]),
+        "host and namespace TIDs differ"
+    );
+    assert_eq!(a.findings.wait.as_ref().unwrap().owner.tid, Some(b.tid));
+    let r = by_name(&p, "rlock-waiter").findings.wait.clone().unwrap();
+    assert_eq!(r.owner.tid, Some(by_name(&p, "rlock-holder").tid));
+    assert_eq!(by_name(&p, "MainThread").tid, pid);
+}
