@@ -62,15 +62,19 @@ impl PyFrame {
     pub fn slot_addr(&self, i: u32) -> u64 {
         self.localsplus + 8 * i as u64
     }
-    /// Value-stack depth known to be live: the saved depth when valid,
-    /// otherwise the depth the exception table guarantees at this instruction.
+    /// Value-stack depth that belongs to enclosing blocks at this
+    /// instruction: the depth the exception table's handler for it keeps
+    /// (every open `with` block's `__exit__` lies below it), never more than
+    /// the saved depth. Slots above it are temporaries of the instruction
+    /// being executed (call arguments, or a `with` whose `__enter__` is still
+    /// running), so they are not evidence of a held lock.
     pub fn live_depth(&self) -> u32 {
-        if let Some(d) = self.saved_depth {
-            return d;
-        }
-        self.lasti
+        let handler = self
+            .lasti
             .and_then(|i| exception_depth(&self.code.exceptiontable, i))
-            .unwrap_or(0)
+            .unwrap_or(0);
+        handler
+            .min(self.saved_depth.unwrap_or(u32::MAX))
             .min(self.code.stacksize)
     }
 }

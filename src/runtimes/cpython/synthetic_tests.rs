@@ -266,7 +266,9 @@ fn free_threaded_314_walk_wait_and_hold() {
     let shim = img.alloc(0x58);
     img.w8(shim + F_OWNER, 4);
     img.w64(shim + F_PREVIOUS, base_frame);
-    let frame = img.alloc(0x58 + 8 * 5);
+    // Stack: `with lock_a:` (exit, lock_a) below the handler depth 2, then
+    // `with lock_b:` whose __enter__ is running (exit, lock_b): not held.
+    let frame = img.alloc(0x58 + 8 * 6);
     img.w64(frame, code | 1);
     img.w64(frame + F_PREVIOUS, shim);
     img.w64(frame + F_INSTR, tlbc_copy + 2 * 3);
@@ -274,7 +276,9 @@ fn free_threaded_314_walk_wait_and_hold() {
     img.w64(frame + F_LOCALS, lock_b | 1);
     img.w64(frame + F_LOCALS + 8, exit_descr | 1);
     img.w64(frame + F_LOCALS + 16, lock_a);
-    img.w64(frame + F_SP, frame + F_LOCALS + 24);
+    img.w64(frame + F_LOCALS + 24, exit_descr | 1);
+    img.w64(frame + F_LOCALS + 32, lock_b);
+    img.w64(frame + F_SP, frame + F_LOCALS + 40);
     img.w64(tstate + 0x48, frame);
 
     // The waiter's wait_entry (on its stack): addr = &lock_b's PyMutex, then the semaphore.
