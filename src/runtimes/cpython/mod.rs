@@ -1,19 +1,26 @@
 //! Everything lockdump knows about CPython: find the interpreter in a target
 //! process, walk its threads and Python frames, name each Python thread, and
 //! say what each Python thread waits on and holds (Lock, RLock, `with`
-//! blocks, Condition / Semaphore / Event / Queue / Thread.join waits, the GIL).
+//! blocks, Condition / Semaphore / Event / Barrier / Queue / Thread.join waits,
+//! interpreter shutdown, the GIL).
 //!
 //! Works without DWARF: the runtime is found through the `_PyRuntime` symbol
 //! (`.dynsym`) or the `.PyRuntime` section; layouts come from the
 //! interpreter's own `_Py_DebugOffsets` (3.13+) or from the per-version
-//! tables in [`layout`] (3.11, 3.12). Supported: 3.11-3.13 (tested) and 3.14
-//! / 3.14t (from the published sources, untested), GIL and free-threaded.
+//! tables in [`layout`] (3.11, 3.12), the one file with version numbers.
+//!
+//! | interpreter | how it is checked |
+//! | --- | --- |
+//! | 3.11.7, 3.12.1, 3.13.0 (pyenv) | live fixtures (tests/cpython.rs), gdb |
+//! | 3.11.2 (Debian, stripped, static libpython) | live fixtures |
+//! | 3.13.5t (free-threaded) | live fixtures, DWARF comparison |
+//! | 3.14 / 3.14t | from the published sources only: a hand-built address space |
 //!
 //! Module map: [`runtime`] finds `_PyRuntime` and picks a layout; [`frames`]
 //! walks interpreters, thread states and frames; [`objects`] decodes Python
 //! objects; [`naming`] names threads and lock objects; [`gil`] reads the GIL;
 //! [`locks`] turns all that into waits and holds; [`merge`] splices Python
-//! frames into native stacks.
+//! frames into native stacks; [`reader`] caches target pages.
 
 pub mod frames;
 pub mod gil;
