@@ -11,17 +11,15 @@
 //!   semaphore or mutex matches that futex. GIL waiters sleep on the GIL's
 //!   condvar. Library waits (Condition, Event, Semaphore, Barrier, Queue,
 //!   Thread.join) are named by the Python functions on top of the stack.
-//! * **Holds**: a `with lock:` block keeps the lock's bound `__exit__` on the
-//!   frame's value stack for as long as the block runs. Only slots the frame
-//!   provably still uses count: the saved stack depth, or else the depth the
-//!   exception table guarantees at the current instruction (the handler of an
-//!   enclosing `with` keeps its `__exit__` slot). An RLock records its owner's
-//!   thread ident. A plain `acquire()` leaves no trace: such owners stay unknown.
+//! * **Holds** ([`super::holds`]): open `with` blocks, proven by the frame's
+//!   value stack and exception table. An RLock records its owner's thread
+//!   ident. A plain `acquire()` leaves no trace: such owners stay unknown.
 
 use std::collections::{HashMap, HashSet};
 
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::gil::{self, GilFutex, GilInfo};
+use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
 use super::layout::{LockLayout, RLockLayout, PYMUTEX_LOCKED};
 use super::naming::{self, is_sync_library, ThreadObject};
 use super::{CpythonError, GilState, PythonProcess, PythonThread};
@@ -31,35 +29,6 @@ use crate::target::ThreadSnapshot;
 
 /// How many innermost frames are searched for the lock being acquired.
 const CANDIDATE_FRAMES: usize = 2;
-
-/// The kind of a lock object, by type name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LockKind {
-    Lock,
-    RLock,
-}
-
-impl LockKind {
-    fn of(type_name: &str) -> Option<Self> {
-        match type_name {
-            "_thread.lock" => Some(LockKind::Lock),
-            "_thread.RLock" => Some(LockKind::RLock),
-            _ => None,
-        }
-    }
-    fn resource_kind(self) -> ResourceKind {
-        match self {
-            LockKind::Lock => ResourceKind::PyLock,
-            LockKind::RLock => ResourceKind::PyRLock,
-        }
-    }
-    fn acquire(self) -> &'static str {
-        match self {
-            LockKind::Lock => "threading.Lock.acquire",
-            LockKind::RLock => "threading.RLock.acquire",
-        }
-    }
-}
 
 /// Library functions a blocked thread can sit in, and what they wait on.
 /// Matched against `co_qualname` of frames in threading.py / queue.py.
@@ -75,18 +44,6 @@ const LIBRARY_WAITS: &[(&str, ResourceKind)] = &[
     ("Thread._wait_for_tstate_lock", ResourceKind::Thread),
     ("Thread.join", ResourceKind::Thread),
 ];
-
-/// A lock held in a `with` block (or, for RLocks, by its owner field).
-#[derive(Debug, Clone)]
-struct HeldLock {
-    addr: u64,
-    kind: LockKind,
-    /// Index into the thread's Python frames.
-    frame: usize,
-    evidence: String,
-    /// Held through a `with cond:` block of this Condition.
-    via_condition: Option<u64>,
-}
 
 /// One Python thread during analysis.
 struct Analyzed {
@@ -585,143 +542,6 @@ fn frame_slots(walker: &Walker, frame: &PyFrame, depth: u32) -> Vec<u64> {
             .filter(|&v| v != 0)
             .collect(),
         Err(_) => Vec::new(),
-    }
-}
-
-/// The live value-stack slots of a frame, in stack order (tag bits removed).
-fn live_stack(walker: &Walker, frame: &PyFrame) -> Vec<u64> {
-    let depth = frame.live_depth() as usize;
-    if depth == 0 {
-        return Vec::new();
-    }
-    let mask = !walker.layout.frame.stackref_tag_mask;
-    let base = frame.slot_addr(frame.code.nlocalsplus);
-    match walker.obj.mem.read_vec(base, depth * 8) {
-        Ok(raw) => raw
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) & mask)
-            .collect(),
-        Err(_) => Vec::new(),
-    }
-}
-
-fn as_lock(walker: &Walker, obj: u64) -> Option<(u64, LockKind)> {
-    if obj == 0 {
-        return None;
-    }
-    LockKind::of(&walker.obj.type_name(obj)?).map(|k| (obj, k))
-}
-
-/// `m_self` of a builtin bound method, `im_self` of a bound Python method.
-fn bound_self(walker: &Walker, obj: u64) -> Option<u64> {
-    let o = walker.obj;
-    let m = &walker.layout.misc;
-    match o.type_name(obj)?.as_str() {
-        "builtin_function_or_method" => o.u64(obj + m.cfunc_self).ok(),
-        "method" => o.u64(obj + m.method_self).ok(),
-        _ => None,
-    }
-}
-
-/// `ml_name` of a `PyMethodDef*`.
-fn method_def_name(walker: &Walker, def: u64) -> Option<String> {
-    let name = walker.obj.u64(def).ok()?;
-    walker.obj.mem.read_cstring(name, 64).ok()
-}
-
-/// Name of the C method a builtin bound method / method descriptor wraps.
-fn c_method_name(walker: &Walker, obj: u64) -> Option<String> {
-    let o = walker.obj;
-    let m = &walker.layout.misc;
-    let def = match o.type_name(obj)?.as_str() {
-        "builtin_function_or_method" => o.u64(obj + m.cfunc_ml).ok()?,
-        "method_descriptor" => o.u64(obj + m.descr_method).ok()?,
-        _ => return None,
-    };
-    method_def_name(walker, def)
-}
-
-/// `__qualname__` of a Python function, or of a bound method's function.
-fn function_qualname(walker: &Walker, obj: u64) -> Option<String> {
-    let o = walker.obj;
-    let m = &walker.layout.misc;
-    let func = match o.type_name(obj)?.as_str() {
-        "method" => o.u64(obj + m.method_func).ok()?,
-        "function" => obj,
-        _ => return None,
-    };
-    if !o.is_type(func, "function") {
-        return None;
-    }
-    o.str(o.u64(func + m.function_qualname).ok()?).ok()
-}
-
-/// Locks held by open `with` blocks in the thread's frames.
-fn with_holds(walker: &Walker, state: &PyThreadState) -> Vec<HeldLock> {
-    let mut out: Vec<HeldLock> = Vec::new();
-    for (fi, frame) in state.frames.iter().enumerate() {
-        let stack = live_stack(walker, frame);
-        for (j, &v) in stack.iter().enumerate() {
-            let Some(held) = with_exit_target(walker, &stack, j, v) else {
-                continue;
-            };
-            if out.iter().any(|h| h.addr == held.0) {
-                continue;
-            }
-            let (addr, kind, via_condition) = held;
-            let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
-            let evidence = format!(
-                "`with` block open in {} ({}{line}): the lock's __exit__ is live on the frame's value stack (slot {j})",
-                frame.code.qualname, frame.code.filename
-            );
-            out.push(HeldLock {
-                addr,
-                kind,
-                frame: fi,
-                evidence,
-                via_condition,
-            });
-        }
-    }
-    out
-}
-
-/// If value-stack slot `j` (value `v`) is the saved `__exit__` of a `with`
-/// block over a lock (or over a Condition, meaning its `_lock`), that lock.
-fn with_exit_target(walker: &Walker, stack: &[u64], j: usize, v: u64) -> Option<(u64, LockKind, Option<u64>)> {
-    let o = walker.obj;
-    let ty = o.type_name(v)?;
-    match ty.as_str() {
-        // 3.11-3.13: the bound `lock.__exit__`.
-        "builtin_function_or_method" => {
-            if c_method_name(walker, v)? != "__exit__" {
-                return None;
-            }
-            let (l, k) = as_lock(walker, bound_self(walker, v)?)?;
-            Some((l, k, None))
-        }
-        // 3.14: `__exit__` (unbound) followed by the lock itself.
-        "method_descriptor" => {
-            if c_method_name(walker, v)? != "__exit__" {
-                return None;
-            }
-            let (l, k) = as_lock(walker, *stack.get(j + 1)?)?;
-            Some((l, k, None))
-        }
-        // `with cond:` over a threading.Condition holds `cond._lock`.
-        "method" | "function" => {
-            if function_qualname(walker, v)? != "Condition.__exit__" {
-                return None;
-            }
-            let cond = if ty == "method" {
-                bound_self(walker, v)?
-            } else {
-                *stack.get(j + 1)?
-            };
-            let (l, k) = as_lock(walker, o.attr(cond, "_lock")?)?;
-            Some((l, k, Some(cond)))
-        }
-        _ => None,
     }
 }
 
