@@ -5,6 +5,8 @@
 //! [`Wait`] and a list of [`Hold`]s. Version-specific layouts live inside the
 //! runtime's module and nowhere else.
 
+pub mod cpython;
+
 use serde::Serialize;
 
 /// How sure lockdump is of an owner.

@@ -1,0 +1,688 @@
+//! What each Python thread waits on and holds.
+//!
+//! Evidence, strongest first:
+//! * **Waits** are identified by the futex the thread sleeps on. A
+//!   `_thread.lock` / `_thread.RLock` of 3.11-3.13 waits on its own `sem_t`
+//!   (`lock_lock`); 3.13+ parked waiters sleep on a semaphore in a
+//!   `wait_entry` on their own stack whose `addr` field (just before it)
+//!   names the `PyMutex` / `PyEvent` waited for. The lock object is found
+//!   among the objects the innermost frames are working on (locals and
+//!   value-stack slots, bound methods unwrapped) and only accepted when its
+//!   semaphore or mutex matches that futex. GIL waiters sleep on the GIL's
+//!   condvar. Library waits (Condition, Event, Semaphore, Barrier, Queue,
+//!   Thread.join) are named by the Python functions on top of the stack.
+//! * **Holds** ([`super::holds`]): open `with` blocks, proven by the frame's
+//!   value stack and exception table. An RLock records its owner's thread
+//!   ident. A plain `acquire()` leaves no trace: such owners stay unknown.
+
+use std::collections::{HashMap, HashSet};
+
+use super::frames::{PyFrame, PyThreadState, Walker};
+use super::gil::{self, GilFutex, GilInfo};
+use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
+use super::layout::{LockLayout, RLockLayout, PYMUTEX_LOCKED};
+use super::naming::{self, is_sync_library, ThreadObject};
+use super::{CpythonError, GilState, PythonProcess, PythonThread};
+use crate::runtimes::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, ThreadFindings, Wait};
+use crate::stacks::{Frame, FrameKind};
+use crate::target::ThreadSnapshot;
+
+/// How many innermost frames are searched for the lock being acquired.
+const CANDIDATE_FRAMES: usize = 2;
+
+/// Library functions a blocked thread can sit in, and what they wait on.
+/// Matched against `co_qualname` of frames in threading.py / queue.py.
+const LIBRARY_WAITS: &[(&str, ResourceKind)] = &[
+    ("Condition.wait", ResourceKind::PyCondition),
+    ("Condition.wait_for", ResourceKind::PyCondition),
+    ("Event.wait", ResourceKind::PyEvent),
+    ("Semaphore.acquire", ResourceKind::PySemaphore),
+    ("Barrier.wait", ResourceKind::Barrier),
+    ("Queue.get", ResourceKind::PyQueue),
+    ("Queue.put", ResourceKind::PyQueue),
+    ("Queue.join", ResourceKind::PyQueue),
+    ("Thread._wait_for_tstate_lock", ResourceKind::Thread),
+    ("Thread.join", ResourceKind::Thread),
+];
+
+/// One Python thread during analysis.
+struct Analyzed {
+    state: PyThreadState,
+    host_tid: i32,
+    futex: Option<u64>,
+    /// The native stack (when the caller unwound one) is inside `take_gil`:
+    /// a GIL waiter caught between two of its timed condvar waits.
+    in_take_gil: bool,
+}
+
+/// Run the whole CPython analysis for one process.
+pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<PythonProcess, CpythonError> {
+    let layout = walker.layout;
+    let mut threads: Vec<Analyzed> = Vec::new();
+    let mut thread_objects: HashMap<u64, ThreadObject> = HashMap::new();
+    let mut gils: Vec<(u64, GilInfo)> = Vec::new();
+    for interp in walker.interpreters(runtime)? {
+        // A thread state that cannot be read is left out; the others still count.
+        for tstate in walker.thread_states(interp).unwrap_or_default() {
+            let Ok(state) = walker.thread(interp, tstate) else {
+                continue;
+            };
+            let Some(host_tid) = view.snapshot.host_tid(state.native_id) else {
+                continue; // a thread state whose OS thread is gone (or not started)
+            };
+            let Some(snap) = view.snapshot.thread(host_tid) else {
+                continue;
+            };
+            let in_take_gil = view
+                .snapshot
+                .threads
+                .iter()
+                .position(|t| t.tid == host_tid)
+                .and_then(|i| view.stacks.get(i))
+                .is_some_and(|s| s.frames.iter().any(|f| f.function_is("take_gil")));
+            threads.push(Analyzed {
+                futex: futex_wait_address(snap),
+                state,
+                host_tid,
+                in_take_gil,
+            });
+        }
+        thread_objects.extend(naming::threading_active(walker, interp));
+        if let Ok(Some(g)) = gil::read(walker, runtime, interp) {
+            gils.push((interp, g));
+        }
+    }
+
+    let ident_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
+    let tstate_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
+
+    // Holds first: owners of waits are looked up among them.
+    let mut held: Vec<Vec<HeldLock>> = threads.iter().map(|t| with_holds(walker, &t.state)).collect();
+
+    // Waits.
+    let mut findings: Vec<ThreadFindings> = vec![ThreadFindings::default(); threads.len()];
+    let mut condition_waits: Vec<Option<u64>> = vec![None; threads.len()];
+    for (i, t) in threads.iter().enumerate() {
+        let ctx = WaitContext {
+            walker,
+            view,
+            gils: &gils,
+            tstate_to_tid: &tstate_to_tid,
+            ident_to_tid: &ident_to_tid,
+            thread_objects: &thread_objects,
+            held: &held,
+            threads: &threads,
+        };
+        let (wait, blocked_in, cond) = classify_wait(&ctx, t);
+        findings[i].wait = wait;
+        findings[i].blocked_in = blocked_in;
+        condition_waits[i] = cond;
+    }
+
+    // A thread waiting in Condition.wait has released the condition's lock,
+    // even though its caller's `with cond:` block is still open.
+    for (i, h) in held.iter_mut().enumerate() {
+        if let Some(cond) = condition_waits[i] {
+            h.retain(|l| l.via_condition != Some(cond));
+        }
+    }
+
+    // RLock owners hold their RLock even without a visible `with` block.
+    for f in &findings {
+        let Some(w) = &f.wait else { continue };
+        if w.resource.kind != ResourceKind::PyRLock || w.owner.confidence != Confidence::Exact {
+            continue;
+        }
+        let Some(owner_tid) = w.owner.tid else { continue };
+        let Some(j) = threads.iter().position(|t| t.host_tid == owner_tid) else {
+            continue;
+        };
+        if !held[j].iter().any(|l| l.addr == w.resource.address) {
+            held[j].push(HeldLock {
+                addr: w.resource.address,
+                kind: LockKind::RLock,
+                frame: usize::MAX,
+                evidence: w.owner.evidence.clone(),
+                via_condition: None,
+            });
+        }
+    }
+
+    // Holds into findings, with names.
+    let pid = view.snapshot.pid;
+    for (i, t) in threads.iter().enumerate() {
+        for l in &held[i] {
+            let name = naming::name_object(walker, &t.state, l.addr);
+            findings[i].holds.push(Hold {
+                resource: Resource {
+                    kind: l.kind.resource_kind(),
+                    address: l.addr,
+                    pid,
+                    name,
+                    shared_key: None,
+                },
+                confidence: Confidence::Exact,
+                evidence: l.evidence.clone(),
+                site_frame: (l.frame != usize::MAX).then_some(l.frame),
+            });
+        }
+    }
+
+    // The GIL (main interpreter's; subinterpreters with their own GIL are reported through waits only).
+    let gil_state = gils.first().map(|(_, g)| GilState {
+        holder_tid: g.locked.then(|| tstate_to_tid.get(&g.last_holder).copied()).flatten(),
+        locked: g.locked,
+        waiters: threads
+            .iter()
+            .filter(|t| t.in_take_gil || t.futex.and_then(|f| gil::classify(walker, g, f)) == Some(GilFutex::Take))
+            .map(|t| t.host_tid)
+            .collect(),
+    });
+    let gil_holders: HashSet<u64> = gils
+        .iter()
+        .filter(|(_, g)| g.locked)
+        .map(|(_, g)| g.last_holder)
+        .collect();
+    for (i, t) in threads.iter().enumerate() {
+        if gil_holders.contains(&t.state.addr) {
+            let g = gils
+                .iter()
+                .find(|(_, g)| g.last_holder == t.state.addr)
+                .map(|(_, g)| g.base);
+            findings[i].holds.push(Hold {
+                resource: gil_resource(pid, g.unwrap_or(0)),
+                confidence: Confidence::Exact,
+                evidence: "GIL locked with last_holder = this thread's PyThreadState".into(),
+                site_frame: None,
+            });
+        }
+    }
+
+    let out_threads = threads
+        .into_iter()
+        .zip(findings)
+        .map(|(t, f)| {
+            let name = thread_objects.get(&t.state.ident).and_then(|o| o.name.clone());
+            let holds_gil = gil_holders.contains(&t.state.addr);
+            python_thread(t, name, f, holds_gil)
+        })
+        .collect();
+
+    Ok(PythonProcess {
+        version: layout.version,
+        free_threaded: layout.free_threaded,
+        threads: out_threads,
+        gil: gil_state,
+        runtime_address: runtime,
+    })
+}
+
+fn gil_resource(pid: i32, addr: u64) -> Resource {
+    Resource {
+        kind: ResourceKind::Gil,
+        address: addr,
+        pid,
+        name: Some("GIL".into()),
+        shared_key: None,
+    }
+}
+
+fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, holds_gil: bool) -> PythonThread {
+    let mut frames = Vec::with_capacity(t.state.frames.len());
+    let mut eval_call = Vec::with_capacity(t.state.frames.len());
+    let mut call = 0usize;
+    for f in &t.state.frames {
+        frames.push(Frame {
+            pc: 0,
+            kind: FrameKind::Python,
+            function: Some(f.code.qualname.clone()),
+            offset: None,
+            module: Some(f.code.filename.clone()),
+            file: Some(f.code.filename.clone()),
+            line: f.line,
+            inlined: false,
+            how: Some("python"),
+            cfa: 0,
+        });
+        eval_call.push(call);
+        if f.entry {
+            call += 1;
+        }
+    }
+    PythonThread {
+        tid: t.host_tid,
+        name,
+        frames,
+        eval_call,
+        findings,
+        holds_gil,
+        ident: t.state.ident,
+        frame_error: t.state.frame_error,
+    }
+}
+
+/// The futex a thread sleeps on (FUTEX_WAIT or FUTEX_WAIT_BITSET), if any.
+pub fn futex_wait_address(t: &ThreadSnapshot) -> Option<u64> {
+    const SYS_FUTEX: i64 = 202;
+    const FUTEX_WAIT: u64 = 0;
+    const FUTEX_WAIT_BITSET: u64 = 9;
+    let s = t.syscall?;
+    if s.nr != SYS_FUTEX && !s.restarted {
+        return None;
+    }
+    let op = s.args[1] & 0x7f;
+    (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET).then_some(s.args[0])
+}
+
+struct WaitContext<'a> {
+    walker: &'a Walker<'a>,
+    view: &'a ProcessView<'a>,
+    gils: &'a [(u64, GilInfo)],
+    tstate_to_tid: &'a HashMap<u64, i32>,
+    ident_to_tid: &'a HashMap<u64, i32>,
+    thread_objects: &'a HashMap<u64, ThreadObject>,
+    held: &'a [Vec<HeldLock>],
+    threads: &'a [Analyzed],
+}
+
+/// (wait, blocked_in, condition released by a Condition.wait in progress)
+fn classify_wait(ctx: &WaitContext, t: &Analyzed) -> (Option<Wait>, Option<String>, Option<u64>) {
+    // 1. The GIL: the futex lies in its condvar or mutex, or the native stack is in take_gil.
+    for (_, g) in ctx.gils {
+        let Some(futex) = t.futex else { break };
+        match gil::classify(ctx.walker, g, futex) {
+            Some(GilFutex::Take) => {
+                let how = format!("sleeps on the GIL's condvar/mutex, futex {futex:#x}");
+                return (Some(gil_wait(ctx, t, g, how)), None, None);
+            }
+            Some(GilFutex::Handoff) => {
+                return (
+                    None,
+                    Some("drop_gil: waiting for another thread to take the GIL".into()),
+                    None,
+                );
+            }
+            None => {}
+        }
+    }
+    if t.in_take_gil {
+        if let Some((_, g)) = ctx.gils.first() {
+            let wait = gil_wait(ctx, t, g, "native stack is in take_gil".into());
+            return (Some(wait), None, None);
+        }
+    }
+    let Some(futex) = t.futex else {
+        return (None, None, None);
+    };
+    // 2. Library waits (Condition, Event, Queue, ...), by function.
+    if let Some(wait) = shutdown_wait(ctx, t, futex) {
+        return (Some(wait), None, None);
+    }
+    if let Some((wait, cond)) = library_wait(ctx, t, futex) {
+        return (Some(wait), None, cond);
+    }
+    // 3. A lock object whose semaphore / mutex is the futex.
+    if let Some(wait) = lock_wait(ctx, t, futex) {
+        return (Some(wait), None, None);
+    }
+    (None, None, None)
+}
+
+/// The outermost recognized library function in the innermost run of
+/// threading.py / queue.py frames.
+fn library_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<(Wait, Option<u64>)> {
+    let frames = &t.state.frames;
+    let run = frames.iter().take_while(|f| is_sync_library(&f.code.filename)).count();
+    let (idx, kind) = (0..run).rev().find_map(|i| {
+        let q = frames[i].code.qualname.as_str();
+        LIBRARY_WAITS.iter().find(|(n, _)| *n == q).map(|(_, k)| (i, *k))
+    })?;
+    let frame = &frames[idx];
+    let me = naming::frame_locals(ctx.walker, frame)
+        .into_iter()
+        .find(|(n, _)| n == "self")
+        .map(|(_, v)| v)?;
+    let pid = ctx.view.snapshot.pid;
+    let thread_name = || {
+        let t = ctx.thread_objects.values().find(|t| t.object == me)?;
+        t.name.clone()
+    };
+    let name = if kind == ResourceKind::Thread {
+        thread_name().or_else(|| naming::name_object(ctx.walker, &t.state, me))
+    } else {
+        naming::name_object(ctx.walker, &t.state, me)
+    };
+    let how = format!("threading.{}", frame.code.qualname).replace("threading.Queue.", "queue.Queue.");
+    let owner = if kind == ResourceKind::Thread {
+        join_owner(ctx, me)
+    } else {
+        Owner::unknown(format!(
+            "{} has no owner: any thread may release it (sleeping on futex {futex:#x})",
+            frame.code.qualname
+        ))
+    };
+    // Innermost Condition.wait in the run: its condition's lock is released.
+    let released = frames[..run]
+        .iter()
+        .find(|f| f.code.qualname == "Condition.wait")
+        .and_then(|f| {
+            naming::frame_locals(ctx.walker, f)
+                .into_iter()
+                .find(|(n, _)| n == "self")
+        })
+        .map(|(_, v)| v);
+    let wait = Wait {
+        resource: Resource {
+            kind,
+            address: me,
+            pid,
+            name,
+            shared_key: None,
+        },
+        owner,
+        how,
+        site_frame: frames.get(run).map(|_| run),
+    };
+    Some((wait, released))
+}
+
+/// A wait for the GIL, owned by its holder while it is locked.
+fn gil_wait(ctx: &WaitContext, t: &Analyzed, g: &GilInfo, evidence: String) -> Wait {
+    let pid = ctx.view.snapshot.pid;
+    let holder = g
+        .locked
+        .then(|| ctx.tstate_to_tid.get(&g.last_holder).copied())
+        .flatten();
+    let owner = match holder {
+        Some(tid) => Owner {
+            tid: Some(tid),
+            pid: Some(pid),
+            confidence: Confidence::Exact,
+            evidence: format!("GIL locked, last_holder = PyThreadState {:#x}", g.last_holder),
+            dead: false,
+        },
+        None if g.locked => Owner::unknown(format!(
+            "GIL locked by PyThreadState {:#x}, which matches no thread",
+            g.last_holder
+        )),
+        None => Owner::unknown("GIL not locked at capture time (hand-off in progress)"),
+    };
+    Wait {
+        resource: gil_resource(pid, g.base),
+        owner,
+        how: format!("take_gil: waiting for the GIL ({evidence})"),
+        site_frame: (!t.state.frames.is_empty()).then_some(0),
+    }
+}
+
+/// Interpreter exit (`threading._shutdown`) waiting for a non-daemon thread.
+/// 3.11/3.12 acquire each thread's `_tstate_lock` (local `lock`); 3.13+
+/// park on the `thread_is_exiting` event inside each thread's handle.
+fn shutdown_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
+    let frame = t.state.frames.first()?;
+    if frame.code.qualname != "_shutdown" || !is_sync_library(&frame.code.filename) {
+        return None;
+    }
+    let walker = ctx.walker;
+    let o = walker.obj;
+    let lock = naming::frame_locals(walker, frame)
+        .into_iter()
+        .find(|(n, _)| n == "lock")
+        .map(|(_, v)| v)
+        .filter(|&v| as_lock(walker, v).is_some());
+    let parked = walker
+        .layout
+        .parking
+        .and_then(|p| futex.checked_sub(p.sema_to_addr))
+        .and_then(|a| o.u64(a).ok());
+    let (address, found) = if let Some(lock) = lock {
+        let found = ctx
+            .thread_objects
+            .iter()
+            .find(|(_, th)| o.attr(th.object, "_tstate_lock") == Some(lock))
+            .map(|(id, th)| {
+                (
+                    *id,
+                    th,
+                    format!("_shutdown acquires that thread's _tstate_lock {lock:#x}"),
+                )
+            });
+        (lock, found)
+    } else {
+        let (p, h) = (parked?, walker.layout.thread_handle?);
+        let found = ctx.thread_objects.iter().find_map(|(id, th)| {
+            let handle_obj = o.attr(th.object, h.thread_attr)?;
+            let handle = o.u64(handle_obj + h.handle).ok()?;
+            (handle + h.exiting_event == p).then(|| {
+                (
+                    *id,
+                    th,
+                    format!("_shutdown parked on that thread's handle event {p:#x}"),
+                )
+            })
+        });
+        (p, found)
+    };
+    let pid = ctx.view.snapshot.pid;
+    let (owner, name) = match found {
+        Some((ident, th, evidence)) => match ctx.ident_to_tid.get(&ident) {
+            Some(&tid) => (
+                Owner {
+                    tid: Some(tid),
+                    pid: Some(pid),
+                    confidence: Confidence::Exact,
+                    evidence,
+                    dead: false,
+                },
+                th.name.clone(),
+            ),
+            None => (Owner::unknown(evidence), th.name.clone()),
+        },
+        None => (Owner::unknown("non-daemon thread not identified"), None),
+    };
+    Some(Wait {
+        resource: Resource {
+            kind: ResourceKind::Thread,
+            address,
+            pid,
+            name,
+            shared_key: None,
+        },
+        owner,
+        how: "threading._shutdown (interpreter exit waits for non-daemon threads)".into(),
+        site_frame: Some(0),
+    })
+}
+
+/// The thread a `Thread.join` waits for: `self` is the Thread object.
+fn join_owner(ctx: &WaitContext, thread_obj: u64) -> Owner {
+    let Some((ident, t)) = ctx.thread_objects.iter().find(|(_, t)| t.object == thread_obj) else {
+        return Owner::unknown("joined Thread is not in threading._active (not started, or finishing)");
+    };
+    match ctx.ident_to_tid.get(ident) {
+        Some(&tid) => Owner {
+            tid: Some(tid),
+            pid: Some(ctx.view.snapshot.pid),
+            confidence: Confidence::Exact,
+            evidence: format!(
+                "joins Thread {:?} (ident {ident:#x}): waits for that thread to exit",
+                t.name.as_deref().unwrap_or("?")
+            ),
+            dead: false,
+        },
+        None => Owner::unknown(format!("joined thread (ident {ident:#x}) has no thread state")),
+    }
+}
+
+/// Lock objects the innermost frames are working on: locals and every value
+/// stack slot (stale ones too: a match must still agree with the futex),
+/// with bound methods unwrapped to their `self`.
+fn candidate_locks(walker: &Walker, state: &PyThreadState) -> Vec<(u64, LockKind)> {
+    let mut out: Vec<(u64, LockKind)> = Vec::new();
+    for frame in state.frames.iter().take(CANDIDATE_FRAMES) {
+        for v in frame_slots(walker, frame, frame.code.stacksize) {
+            if let Some(l) = as_lock(walker, v).or_else(|| as_lock(walker, bound_self(walker, v)?)) {
+                if !out.contains(&l) {
+                    out.push(l);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `localsplus[0 .. nlocalsplus + depth]` of a frame (tag bits removed, NULLs skipped).
+fn frame_slots(walker: &Walker, frame: &PyFrame, depth: u32) -> Vec<u64> {
+    let n = frame.code.nlocalsplus as usize + depth as usize;
+    let mask = !walker.layout.frame.stackref_tag_mask;
+    match walker.obj.mem.read_vec(frame.localsplus, n * 8) {
+        Ok(raw) => raw
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) & mask)
+            .filter(|&v| v != 0)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Find the lock object a thread is blocked acquiring.
+fn lock_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
+    let walker = ctx.walker;
+    let layout = walker.layout;
+    let o = walker.obj;
+    // 3.13+: a parked waiter's wait_entry says what it waits for.
+    let parked = layout
+        .parking
+        .and_then(|p| futex.checked_sub(p.sema_to_addr))
+        .and_then(|a| o.u64(a).ok());
+    let mut found: Option<(u64, LockKind, String)> = None;
+    for (obj, kind) in candidate_locks(walker, &t.state) {
+        if let Some(ev) = lock_matches(walker, obj, kind, futex, parked) {
+            found = Some((obj, kind, ev));
+            break;
+        }
+    }
+    if found.is_none() {
+        // A parked PyMutex names the lock even if no frame shows it.
+        if let Some(p) = parked {
+            for kind in [LockKind::Lock, LockKind::RLock] {
+                let off = match (kind, layout.lock, layout.rlock) {
+                    (LockKind::Lock, LockLayout::Mutex { mutex }, _) => mutex,
+                    (LockKind::RLock, _, RLockLayout::Recursive { mutex, .. }) => mutex,
+                    _ => continue,
+                };
+                let obj = p.wrapping_sub(off);
+                if as_lock(walker, obj).map(|(_, k)| k) == Some(kind) {
+                    found = Some((obj, kind, format!("parked on PyMutex {p:#x} (futex {futex:#x})")));
+                    break;
+                }
+            }
+        }
+    }
+    let (addr, kind, evidence) = found?;
+    let pid = ctx.view.snapshot.pid;
+    let owner = lock_owner(ctx, t, addr, kind);
+    Some(Wait {
+        resource: Resource {
+            kind: kind.resource_kind(),
+            address: addr,
+            pid,
+            name: naming::name_object(walker, &t.state, addr).or_else(|| owner_side_name(ctx, &owner, addr)),
+            shared_key: None,
+        },
+        owner,
+        how: format!("{} ({evidence})", kind.acquire()),
+        site_frame: (!t.state.frames.is_empty()).then_some(0),
+    })
+}
+
+/// Name a lock from its holder's frames when the waiter's frames do not.
+fn owner_side_name(ctx: &WaitContext, owner: &Owner, addr: u64) -> Option<String> {
+    let tid = owner.tid?;
+    let t = ctx.threads.iter().find(|t| t.host_tid == tid)?;
+    naming::name_object(ctx.walker, &t.state, addr)
+}
+
+/// Does lock object `obj` correspond to the futex the thread sleeps on?
+/// Returns the evidence in words.
+fn lock_matches(walker: &Walker, obj: u64, kind: LockKind, futex: u64, parked: Option<u64>) -> Option<String> {
+    let o = walker.obj;
+    let layout = walker.layout;
+    enum Via {
+        Sem(u64),
+        Mutex(u64),
+    }
+    let via = match (kind, layout.lock, layout.rlock) {
+        (LockKind::Lock, LockLayout::Semaphore { lock_lock }, _) => Via::Sem(lock_lock),
+        (LockKind::Lock, LockLayout::Mutex { mutex }, _) => Via::Mutex(mutex),
+        (LockKind::RLock, _, RLockLayout::Semaphore { lock_lock, .. }) => Via::Sem(lock_lock),
+        (LockKind::RLock, _, RLockLayout::Recursive { mutex, .. }) => Via::Mutex(mutex),
+    };
+    match via {
+        Via::Sem(off) => {
+            let sem = o.u64(obj + off).ok()?;
+            (sem == futex).then(|| format!("sleeps on its semaphore {sem:#x}"))
+        }
+        Via::Mutex(off) => {
+            let m = obj + off;
+            (parked == Some(m)).then(|| format!("parked on its PyMutex {m:#x} (futex {futex:#x})"))
+        }
+    }
+}
+
+/// Who holds lock `addr` that thread `t` waits for.
+fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Owner {
+    let walker = ctx.walker;
+    let o = walker.obj;
+    let pid = Some(ctx.view.snapshot.pid);
+    if kind == LockKind::RLock {
+        let off = match walker.layout.rlock {
+            RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
+        };
+        return match o.u64(addr + off) {
+            Ok(0) => Owner::unknown("RLock owner field is 0 (released at capture time)"),
+            Ok(ident) => match ctx.ident_to_tid.get(&ident) {
+                Some(&tid) => Owner {
+                    tid: Some(tid),
+                    pid,
+                    confidence: Confidence::Exact,
+                    evidence: format!("RLock owner = thread ident {ident:#x}"),
+                    dead: false,
+                },
+                None => Owner {
+                    tid: None,
+                    pid,
+                    confidence: Confidence::Exact,
+                    evidence: format!("RLock owner = thread ident {ident:#x}, which matches no live Python thread"),
+                    dead: true,
+                },
+            },
+            Err(e) => Owner::unknown(format!("RLock owner unreadable: {e}")),
+        };
+    }
+    for (i, h) in ctx.held.iter().enumerate() {
+        if let Some(l) = h.iter().find(|l| l.addr == addr) {
+            let holder = &ctx.threads[i];
+            let same = holder.host_tid == t.host_tid;
+            return Owner {
+                tid: Some(holder.host_tid),
+                pid,
+                confidence: Confidence::Exact,
+                evidence: if same {
+                    format!("this thread already holds it: {}", l.evidence)
+                } else {
+                    l.evidence.clone()
+                },
+                dead: false,
+            };
+        }
+    }
+    let locked = match walker.layout.lock {
+        LockLayout::Mutex { mutex } => o.mem.read_u8(addr + mutex).ok().map(|b| b & PYMUTEX_LOCKED != 0),
+        LockLayout::Semaphore { .. } => None,
+    };
+    Owner::unknown(match locked {
+        Some(false) => "lock is free at capture time (being handed over)".to_string(),
+        _ => "held through an explicit acquire(): _thread.lock records no owner".to_string(),
+    })
+}

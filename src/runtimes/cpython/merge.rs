@@ -1,0 +1,181 @@
+//! Splicing Python frames into a native stack.
+//!
+//! Since 3.11 one `_PyEval_EvalFrameDefault` call runs several Python frames
+//! (Python-to-Python calls do not recurse in C). [`PythonThread::eval_call`]
+//! says which eval call runs each Python frame, counting from the innermost;
+//! the k-th native `_PyEval_EvalFrameDefault` frame (innermost first) is that
+//! call. Its Python frames go right above it, innermost first, so the merged
+//! stack reads like the program: Python callers under the C they called.
+
+use super::PythonThread;
+use crate::stacks::{Frame, Stack};
+
+/// Native function that runs Python frames.
+const EVAL_FUNCTION: &str = "_PyEval_EvalFrameDefault";
+
+/// `Frame::how` of Python frames that could not be placed (no eval frame was
+/// symbolized in the native stack) and were put on top instead.
+pub const UNPLACED: &str = "python-unplaced";
+
+fn is_eval(f: &Frame) -> bool {
+    !f.inlined && f.function_is(EVAL_FUNCTION)
+}
+
+/// Insert each thread's Python frames into its native stack at the
+/// interpreter's eval frames. Without native symbols (no eval frame found),
+/// the Python frames go on top, marked with `how = "python-unplaced"`.
+pub fn merge_stacks(native: &Stack, python: &PythonThread) -> Stack {
+    if python.frames.is_empty() {
+        return native.clone();
+    }
+    let call_of = |i: usize| python.eval_call.get(i).copied().unwrap_or(usize::MAX);
+    let mut out = Vec::with_capacity(native.frames.len() + python.frames.len());
+    if !native.frames.iter().any(is_eval) {
+        out.extend(python.frames.iter().cloned().map(|mut f| {
+            f.how = Some(UNPLACED);
+            f
+        }));
+        out.extend(native.frames.iter().cloned());
+        return Stack {
+            frames: out,
+            error: native.error.clone(),
+            truncated: native.truncated,
+        };
+    }
+    let mut next = 0usize;
+    let mut call = 0usize;
+    for f in &native.frames {
+        if is_eval(f) {
+            while next < python.frames.len() && call_of(next) <= call {
+                out.push(python.frames[next].clone());
+                next += 1;
+            }
+            call += 1;
+        }
+        out.push(f.clone());
+    }
+    // Python frames of eval calls the native unwind did not reach (it stopped
+    // early): keep them, outermost last.
+    out.extend(python.frames[next..].iter().cloned());
+    Stack {
+        frames: out,
+        error: native.error.clone(),
+        truncated: native.truncated,
+    }
+}
+
+/// Index in a merged stack of the `python_index`-th Python frame (to map a
+/// `Wait::site_frame` from [`PythonThread::frames`] into the merged stack).
+pub fn merged_index(merged: &Stack, python_index: usize) -> Option<usize> {
+    merged
+        .frames
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.kind == crate::stacks::FrameKind::Python)
+        .nth(python_index)
+        .map(|(i, _)| i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::ThreadFindings;
+    use crate::stacks::FrameKind;
+
+    fn native(name: &str) -> Frame {
+        let mut f = Frame::native(0x1000, 0x2000);
+        f.function = Some(name.into());
+        f
+    }
+    fn py(name: &str) -> Frame {
+        Frame {
+            pc: 0,
+            kind: FrameKind::Python,
+            function: Some(name.into()),
+            offset: None,
+            module: None,
+            file: Some("x.py".into()),
+            line: Some(1),
+            inlined: false,
+            how: Some("python"),
+            cfa: 0,
+        }
+    }
+    fn thread(frames: Vec<Frame>, eval_call: Vec<usize>) -> PythonThread {
+        PythonThread {
+            tid: 1,
+            name: None,
+            frames,
+            eval_call,
+            findings: ThreadFindings::default(),
+            holds_gil: false,
+            ident: 0,
+            frame_error: None,
+        }
+    }
+    fn names(s: &Stack) -> Vec<String> {
+        s.frames
+            .iter()
+            .map(|f| f.function.clone().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn frames_go_above_their_eval_call() {
+        let n = Stack {
+            frames: vec![
+                native("futex_wait"),
+                native("lock_PyThread_acquire_lock"),
+                native(EVAL_FUNCTION),
+                native("method_vectorcall"),
+                native(EVAL_FUNCTION),
+                native("main"),
+            ],
+            ..Default::default()
+        };
+        let p = thread(vec![py("inner"), py("middle"), py("outer")], vec![0, 0, 1]);
+        let m = merge_stacks(&n, &p);
+        assert_eq!(
+            names(&m),
+            [
+                "futex_wait",
+                "lock_PyThread_acquire_lock",
+                "inner",
+                "middle",
+                EVAL_FUNCTION,
+                "method_vectorcall",
+                "outer",
+                EVAL_FUNCTION,
+                "main"
+            ]
+        );
+        assert_eq!(merged_index(&m, 0), Some(2));
+        assert_eq!(merged_index(&m, 2), Some(6));
+        assert_eq!(merged_index(&m, 3), None);
+    }
+
+    #[test]
+    fn unsymbolized_stacks_get_python_on_top() {
+        let n = Stack {
+            frames: vec![native("??"), native("??")],
+            ..Default::default()
+        };
+        let p = thread(vec![py("a"), py("b")], vec![0, 0]);
+        let m = merge_stacks(&n, &p);
+        assert_eq!(names(&m), ["a", "b", "??", "??"]);
+        assert!(m.frames[..2].iter().all(|f| f.how == Some(UNPLACED)));
+    }
+
+    #[test]
+    fn short_native_stacks_keep_all_python_frames() {
+        let n = Stack {
+            frames: vec![native("futex_wait"), native(EVAL_FUNCTION)],
+            truncated: true,
+            ..Default::default()
+        };
+        let p = thread(vec![py("a"), py("b"), py("c")], vec![0, 1, 2]);
+        let m = merge_stacks(&n, &p);
+        assert_eq!(names(&m), ["futex_wait", "a", EVAL_FUNCTION, "b", "c"]);
+        assert!(m.truncated);
+    }
+}

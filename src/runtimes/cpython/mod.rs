@@ -1,0 +1,116 @@
+//! Everything lockdump knows about CPython: find the interpreter in a target
+//! process, walk its threads and Python frames, name each Python thread, and
+//! say what each Python thread waits on and holds (Lock, RLock, `with`
+//! blocks, Condition / Semaphore / Event / Barrier / Queue / Thread.join waits,
+//! interpreter shutdown, the GIL).
+//!
+//! Works without DWARF: the runtime is found through the `_PyRuntime` symbol
+//! (`.dynsym`) or the `.PyRuntime` section; layouts come from the
+//! interpreter's own `_Py_DebugOffsets` (3.13+) or from the per-version
+//! tables in [`layout`] (3.11, 3.12), the one file with version numbers.
+//!
+//! | interpreter | how it is checked |
+//! | --- | --- |
+//! | 3.11.7, 3.12.1, 3.13.0 (pyenv) | live fixtures (tests/cpython.rs), gdb |
+//! | 3.11.2 (Debian, stripped, static libpython) | live fixtures |
+//! | 3.13.5t (free-threaded) | live fixtures, DWARF comparison |
+//! | 3.14 / 3.14t | from the published sources only: a hand-built address space |
+//!
+//! Module map: [`runtime`] finds `_PyRuntime` and picks a layout; [`frames`]
+//! walks interpreters, thread states and frames; [`objects`] decodes Python
+//! objects; [`naming`] names threads and lock objects; [`gil`] reads the GIL;
+//! [`holds`] finds open `with` blocks; [`locks`] turns all that into waits and holds; [`merge`] splices Python
+//! frames into native stacks; [`reader`] caches target pages.
+
+pub mod frames;
+pub mod gil;
+pub mod holds;
+pub mod layout;
+pub mod locks;
+pub mod merge;
+pub mod naming;
+pub mod objects;
+pub mod reader;
+pub mod runtime;
+
+#[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
+mod synthetic_tests;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::runtimes::{ProcessView, ThreadFindings};
+use crate::target::MemoryError;
+
+pub use merge::{merge_stacks, merged_index};
+
+/// Why a CPython process could not be inspected.
+#[derive(Debug, Error)]
+pub enum CpythonError {
+    #[error("CPython {0}.{1}.{2} is not supported (lockdump knows 3.11 to 3.14)")]
+    UnsupportedVersion(u8, u8, u8),
+    #[error("cannot tell the CPython version: {0}")]
+    UnknownVersion(String),
+    #[error("CPython debug offsets unusable: {0}")]
+    BadDebugOffsets(String),
+    #[error("reading CPython state: {0}")]
+    Memory(#[from] MemoryError),
+    #[error("CPython state looks corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// A CPython process as lockdump sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PythonProcess {
+    pub version: (u8, u8, u8),
+    pub free_threaded: bool,
+    pub threads: Vec<PythonThread>,
+    /// `None` for free-threaded builds running without a GIL.
+    pub gil: Option<GilState>,
+    /// Address of `_PyRuntime` in the target.
+    pub runtime_address: u64,
+}
+
+/// One Python thread (one `PyThreadState` whose OS thread is in the snapshot).
+#[derive(Debug, Clone, Serialize)]
+pub struct PythonThread {
+    /// Host TID.
+    pub tid: i32,
+    /// `threading.Thread.name`, from `threading._active[ident]._name`.
+    pub name: Option<String>,
+    /// Innermost first; kind Python: function = `co_qualname`, file = `co_filename`, line.
+    pub frames: Vec<crate::stacks::Frame>,
+    /// For each entry of `frames`, which `_PyEval_EvalFrameDefault` call runs
+    /// it, counting from the innermost call (0). Used by [`merge_stacks`].
+    pub eval_call: Vec<usize>,
+    /// Wait and holds at the Python level; `site_frame` indexes `frames`.
+    pub findings: ThreadFindings,
+    pub holds_gil: bool,
+    /// `threading.get_ident()` of the thread (`pthread_self()`).
+    pub ident: u64,
+    /// Why the frame walk stopped early, if it did.
+    pub frame_error: Option<String>,
+}
+
+/// The GIL of the main interpreter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GilState {
+    /// Host TID of the holder; exact while `locked`.
+    pub holder_tid: Option<i32>,
+    pub locked: bool,
+    /// Host TIDs of threads sleeping in `take_gil`.
+    pub waiters: Vec<i32>,
+}
+
+/// Inspect a process. `Ok(None)`: not a CPython process (no `_PyRuntime`).
+pub fn inspect(view: &ProcessView) -> Result<Option<PythonProcess>, CpythonError> {
+    let Some(found) = runtime::find_runtime(view)? else {
+        return Ok(None);
+    };
+    let cached = reader::CachedMemory::new(view.memory);
+    let obj = objects::Objects::new(&cached, &found.layout);
+    let walker = frames::Walker::new(&obj);
+    locks::analyze(view, &walker, found.address).map(Some)
+}

@@ -1,0 +1,170 @@
+//! Names a user recognizes: thread names and the variable that refers to a lock.
+//!
+//! Thread names: `threading` keeps every live `Thread` in the module global
+//! `_active`, a dict keyed by `get_ident()` (= `PyThreadState.thread_id`);
+//! the name is the instance attribute `_name`. So: `sys.modules["threading"]
+//! .__dict__["_active"][ident]._name`, read straight from memory.
+//!
+//! Object names: search, innermost frame first, each frame's fast locals
+//! (including closure cells), then attributes of those locals (`self._lock`),
+//! then the frames' module globals and their attributes (`account._lock`).
+//! Frames of `threading.py` / `queue.py` are searched last, so an object is
+//! named from the user's code (`jobs`) rather than from inside `Queue.get`
+//! (`self`).
+
+use std::collections::HashMap;
+
+use super::frames::{PyFrame, PyThreadState, Walker};
+use super::layout::{CO_FAST_CELL, CO_FAST_FREE};
+
+/// Upper bound on globals looked at per module when naming (and on the
+/// instances among them whose attributes are searched).
+const MAX_GLOBALS: usize = 4096;
+const MAX_GLOBAL_INSTANCES: usize = 256;
+
+/// A `threading.Thread` object and its name.
+#[derive(Debug, Clone)]
+pub struct ThreadObject {
+    pub object: u64,
+    pub name: Option<String>,
+}
+
+/// `threading._active` of one interpreter: ident -> Thread. Empty when
+/// `threading` was never imported.
+pub fn threading_active(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObject> {
+    let mut out = HashMap::new();
+    let o = walker.obj;
+    let Some(md) = module_dict(walker, interp, "threading") else {
+        return out;
+    };
+    let Ok(Some(active)) = o.dict_get_str(md, "_active") else {
+        return out;
+    };
+    let Ok(items) = o.dict_items(active) else {
+        return out;
+    };
+    for (k, v) in items {
+        let Ok(ident) = o.int(k) else { continue };
+        let name = o.attr(v, "_name").and_then(|n| o.str(n).ok());
+        out.insert(ident as u64, ThreadObject { object: v, name });
+    }
+    out
+}
+
+/// `sys.modules[name].__dict__` of an interpreter.
+pub fn module_dict(walker: &Walker, interp: u64, name: &str) -> Option<u64> {
+    let o = walker.obj;
+    let modules = o.u64(interp + walker.layout.interp.modules).ok()?;
+    let module = o.dict_get_str(modules, name).ok()??;
+    let md = o.u64(module + walker.layout.misc.module_dict).ok()?;
+    o.is_type(md, "dict").then_some(md)
+}
+
+/// Files whose frames are library plumbing, searched last for names.
+pub fn is_sync_library(file: &str) -> bool {
+    let base = file.rsplit('/').next().unwrap_or(file);
+    base == "threading.py" || base == "queue.py"
+}
+
+/// The value of each fast local of a frame (dereferencing cells), with its name.
+pub fn frame_locals(walker: &Walker, frame: &PyFrame) -> Vec<(String, u64)> {
+    let o = walker.obj;
+    let code = &frame.code;
+    let n = code.nlocalsplus.min(code.localsplusnames.len() as u32);
+    let Ok(raw) = o.mem.read_vec(frame.localsplus, n as usize * 8) else {
+        return Vec::new();
+    };
+    let mask = !walker.layout.frame.stackref_tag_mask;
+    let mut out = Vec::new();
+    for (i, c) in raw.chunks_exact(8).enumerate() {
+        let mut v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) & mask;
+        if v == 0 {
+            continue;
+        }
+        let kind = code.localspluskinds.get(i).copied().unwrap_or(0);
+        if kind & (CO_FAST_CELL | CO_FAST_FREE) != 0 && o.is_type(v, "cell") {
+            match o.u64(v + walker.layout.misc.cell_ref) {
+                Ok(inner) if inner != 0 => v = inner,
+                _ => continue,
+            }
+        }
+        out.push((code.localsplusnames[i].clone(), v));
+    }
+    out
+}
+
+/// Find a recognizable name for `target` from the frames of `thread`: user
+/// frames first (locals, then their module globals), library frames last.
+pub fn name_object(walker: &Walker, thread: &PyThreadState, target: u64) -> Option<String> {
+    let (user, library): (Vec<&PyFrame>, Vec<&PyFrame>) =
+        thread.frames.iter().partition(|f| !is_sync_library(&f.code.filename));
+    for group in [user, library] {
+        for frame in &group {
+            if let Some(n) = name_in_locals(walker, frame, target) {
+                return Some(n);
+            }
+        }
+        let mut searched = Vec::new();
+        for frame in &group {
+            if searched.contains(&frame.globals) {
+                continue;
+            }
+            searched.push(frame.globals);
+            if let Some(n) = name_in_globals(walker, frame.globals, target) {
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+fn name_in_locals(walker: &Walker, frame: &PyFrame, target: u64) -> Option<String> {
+    let locals = frame_locals(walker, frame);
+    if let Some((n, _)) = locals.iter().find(|(_, v)| *v == target) {
+        return Some(n.clone());
+    }
+    for (n, v) in &locals {
+        if let Some(attr) = attr_pointing_to(walker, *v, target) {
+            return Some(format!("{n}.{attr}"));
+        }
+    }
+    None
+}
+
+fn name_in_globals(walker: &Walker, globals: u64, target: u64) -> Option<String> {
+    let o = walker.obj;
+    let items = o.dict_items(globals).ok()?;
+    let items = &items[..items.len().min(MAX_GLOBALS)];
+    if let Some((k, _)) = items.iter().find(|(_, v)| *v == target) {
+        return o.str(*k).ok();
+    }
+    let mut instances = 0;
+    for (k, v) in items {
+        if instances >= MAX_GLOBAL_INSTANCES {
+            break;
+        }
+        let Ok(ty) = o.type_of(*v) else { continue };
+        let Ok(flags) = o.u64(ty + walker.layout.types.tp_flags) else {
+            continue;
+        };
+        if flags & walker.layout.types.flag_managed_dict == 0 {
+            continue;
+        }
+        instances += 1;
+        if let Some(attr) = attr_pointing_to(walker, *v, target) {
+            return Some(format!("{}.{attr}", o.str(*k).ok()?));
+        }
+    }
+    None
+}
+
+/// The name of an instance attribute of `obj` whose value is `target`.
+fn attr_pointing_to(walker: &Walker, obj: u64, target: u64) -> Option<String> {
+    walker
+        .obj
+        .instance_attrs(obj)
+        .ok()?
+        .into_iter()
+        .find(|(_, v)| *v == target)
+        .map(|(k, _)| k)
+}

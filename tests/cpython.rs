@@ -1,0 +1,951 @@
+//! CPython analysis against real interpreters.
+//!
+//! Each test runs a fixture script under one interpreter, waits until its
+//! threads are frozen in their final waits, builds a snapshot from /proc and
+//! checks `cpython::inspect` against what the script itself printed (object
+//! ids, native thread ids) and the `# MARK:` lines of its source.
+//!
+//! Interpreters (override with the environment variable in brackets):
+//! pyenv 3.11.7 / 3.12.1 / 3.13.0 [LOCKDUMP_PYTHON311 / 312 / 313], Debian's
+//! stripped /usr/bin/python3.11 [LOCKDUMP_PYTHON311_DEBIAN], and a
+//! free-threaded 3.13t [LOCKDUMP_PYTHON313T].
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lockdump::runtimes::cpython::{self, PythonProcess, PythonThread};
+use lockdump::runtimes::{Confidence, ProcessView, ResourceKind};
+use lockdump::target::ProcessMemory;
+use serde_json::Value;
+use support::{marker_line, Target};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python").join(name)
+}
+
+fn pyenv_root() -> PathBuf {
+    if let Ok(r) = std::env::var("PYENV_ROOT") {
+        return PathBuf::from(r);
+    }
+    if let Ok(out) = std::process::Command::new("pyenv").arg("root").output() {
+        if out.status.success() {
+            return PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        }
+    }
+    PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| "/root".into())).join(".pyenv")
+}
+
+/// Path of an interpreter, or a loud failure saying how to get it.
+fn interpreter(which: &str) -> String {
+    let (var, default, how) = match which {
+        "3.11" => (
+            "LOCKDUMP_PYTHON311",
+            pyenv_root().join("versions/3.11.7/bin/python3.11"),
+            "pyenv install 3.11.7 (with shared libpython: PYTHON_CONFIGURE_OPTS=--enable-shared)",
+        ),
+        "3.12" => (
+            "LOCKDUMP_PYTHON312",
+            pyenv_root().join("versions/3.12.1/bin/python3.12"),
+            "pyenv install 3.12.1 (PYTHON_CONFIGURE_OPTS=--enable-shared)",
+        ),
+        "3.13" => (
+            "LOCKDUMP_PYTHON313",
+            pyenv_root().join("versions/3.13.0/bin/python3.13"),
+            "pyenv install 3.13.0 (PYTHON_CONFIGURE_OPTS=--enable-shared)",
+        ),
+        "3.11-debian" => (
+            "LOCKDUMP_PYTHON311_DEBIAN",
+            PathBuf::from("/usr/bin/python3.11"),
+            "apt-get install python3.11 (Debian 12's stripped, statically linked build)",
+        ),
+        "3.13t" => (
+            "LOCKDUMP_PYTHON313T",
+            PathBuf::from("/var/cache/lockdump/python3.13t/bin/python3.13t"),
+            "build CPython 3.13 with ./configure --disable-gil --prefix=/var/cache/lockdump/python3.13t",
+        ),
+        _ => unreachable!("unknown interpreter {which}"),
+    };
+    let path = std::env::var(var).map(PathBuf::from).unwrap_or(default);
+    assert!(
+        path.exists(),
+        "Python {which} not found at {}: {how}, or point {var} at one",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// Start a fixture, wait for its facts and READY, then for its threads to settle.
+fn start_fixture(python: &str, script: &Path, args: &[&str]) -> (Target, Value) {
+    let mut all = vec![script.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut t = Target::spawn(python, &all);
+    let lines = t.wait_for_line("READY");
+    let facts: Value = serde_json::from_str(lines.last().expect("facts line")).expect("facts JSON");
+    (t, facts)
+}
+
+fn inspect(pid: i32) -> PythonProcess {
+    inspect_snapshot(pid, &support::snapshot_from_proc(pid))
+}
+
+fn inspect_snapshot(pid: i32, snap: &lockdump::target::Snapshot) -> PythonProcess {
+    let syms = support::ProcSymbols::new(pid);
+    let mem = ProcessMemory::new(pid);
+    let view = ProcessView {
+        snapshot: snap,
+        stacks: &[],
+        memory: &mem,
+        symbols: &syms,
+    };
+    cpython::inspect(&view)
+        .expect("inspect succeeds")
+        .expect("recognized as CPython")
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+fn by_name<'a>(p: &'a PythonProcess, name: &str) -> &'a PythonThread {
+    p.threads
+        .iter()
+        .find(|t| t.name.as_deref() == Some(name))
+        .unwrap_or_else(|| {
+            let names: Vec<_> = p.threads.iter().map(|t| (t.tid, t.name.clone())).collect();
+            panic!("no thread named {name}; threads: {names:?}")
+        })
+}
+
+fn version_of(facts: &Value) -> (u8, u8, u8) {
+    let v: Vec<u8> = facts["version"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| u(x) as u8)
+        .collect();
+    (v[0], v[1], v[2])
+}
+
+/// The innermost frame whose function is `function`: (index, line).
+fn frame_line(t: &PythonThread, function: &str) -> (usize, Option<u32>) {
+    let i = t
+        .frames
+        .iter()
+        .position(|f| f.function.as_deref() == Some(function))
+        .unwrap_or_else(|| panic!("thread {:?} has no frame {function}: {:?}", t.name, t.frames));
+    (i, t.frames[i].line)
+}
+
+fn check_locks_fixture(python: &str) {
+    let script = fixture("cpython_locks.py");
+    let (target, facts) = start_fixture(python, &script, &[]);
+    support::wait_all_blocked(target.pid());
+    let p = inspect(target.pid());
+    let mark = |m: &str| Some(marker_line(&script, m));
+    let tid_of = |name: &str| -> i32 {
+        if name == "MainThread" {
+            u(&facts["main"]) as i32
+        } else {
+            u(&facts["threads"][name]) as i32
+        }
+    };
+    let addr = |k: &str| u(&facts[k]);
+
+    assert_eq!(p.version, version_of(&facts));
+    assert_eq!(p.free_threaded, facts["free_threaded"].as_bool().unwrap());
+    let mut names: Vec<&str> = p.threads.iter().filter_map(|t| t.name.as_deref()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "MainThread",
+            "explicit-holder",
+            "explicit-waiter",
+            "queue-waiter",
+            "rlock-holder",
+            "rlock-waiter",
+            "self-deadlock",
+            "sem-waiter",
+            "worker-a",
+            "worker-b"
+        ]
+    );
+    for t in &p.threads {
+        let name = t.name.as_deref().unwrap();
+        assert_eq!(t.tid, tid_of(name), "TID of {name}");
+        assert!(!t.holds_gil, "{name} does not hold the GIL");
+        assert_eq!(t.frames.len(), t.eval_call.len());
+        assert!(t.frame_error.is_none(), "{name}: {:?}", t.frame_error);
+        assert!(
+            t.findings.wait.is_some(),
+            "{name} is blocked and must have a wait: {:?}",
+            t.frames
+        );
+    }
+    let file_ok = |t: &PythonThread, i: usize| {
+        assert_eq!(
+            t.frames[i].file.as_deref(),
+            Some(script.to_str().unwrap()),
+            "file of frame {i} of {:?}",
+            t.name
+        )
+    };
+
+    // The two-lock deadlock through `with` blocks: both edges exact.
+    for (me, other, waits, holds, wait_mark, func) in [
+        ("worker-a", "worker-b", "lock_b", "lock_a", "a-waits", "worker_a"),
+        ("worker-b", "worker-a", "lock_a", "lock_b", "b-waits", "worker_b"),
+    ] {
+        let t = by_name(&p, me);
+        assert_eq!(frame_line(t, func), (0, mark(wait_mark)));
+        file_ok(t, 0);
+        assert_eq!(t.frames[1].function.as_deref(), Some("Thread.run"));
+        let w = t.findings.wait.as_ref().unwrap();
+        assert_eq!(w.resource.kind, ResourceKind::PyLock);
+        assert_eq!(w.resource.address, addr(waits), "{me} waits for id({waits})");
+        assert_eq!(w.resource.name.as_deref(), Some(waits));
+        assert_eq!(w.resource.pid, target.pid());
+        assert_eq!(w.owner.tid, Some(tid_of(other)), "{me}'s lock is held by {other}");
+        assert_eq!(w.owner.confidence, Confidence::Exact);
+        assert_eq!(w.site_frame, Some(0));
+        assert_eq!(t.findings.holds.len(), 1, "{me} holds: {:?}", t.findings.holds);
+        let h = &t.findings.holds[0];
+        assert_eq!(
+            (h.resource.kind, h.resource.address, h.resource.name.as_deref()),
+            (ResourceKind::PyLock, addr(holds), Some(holds))
+        );
+        assert_eq!(h.confidence, Confidence::Exact);
+        assert_eq!(h.site_frame, Some(0));
+    }
+
+    // RLock: owner read from the lock itself.
+    let holder = by_name(&p, "rlock-holder");
+    let waiter = by_name(&p, "rlock-waiter");
+    assert_eq!(frame_line(waiter, "Account.deposit"), (0, mark("rlock-waits")));
+    let w = waiter.findings.wait.as_ref().unwrap();
+    assert_eq!(
+        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (ResourceKind::PyRLock, addr("rlock"), Some("self._lock"))
+    );
+    assert_eq!(w.owner.tid, Some(holder.tid));
+    assert_eq!(w.owner.confidence, Confidence::Exact);
+    assert!(w.owner.evidence.contains("RLock owner"), "{}", w.owner.evidence);
+    let (hi, hline) = frame_line(holder, "Account.hold_forever");
+    assert_eq!(hline, mark("rlock-holder-waits"));
+    let h: Vec<_> = holder
+        .findings
+        .holds
+        .iter()
+        .map(|h| (h.resource.kind, h.resource.address))
+        .collect();
+    assert_eq!(h, [(ResourceKind::PyRLock, addr("rlock"))]);
+    assert_eq!(holder.findings.holds[0].site_frame, Some(hi));
+    let w = holder.findings.wait.as_ref().unwrap();
+    assert_eq!(
+        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (ResourceKind::PyEvent, addr("never"), Some("never"))
+    );
+    assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
+    assert_eq!(w.site_frame, Some(hi));
+
+    // Explicit acquire(): the wait is exact, the owner is not claimed.
+    let t = by_name(&p, "explicit-waiter");
+    assert_eq!(frame_line(t, "explicit_waiter"), (0, mark("c-waits")));
+    let w = t.findings.wait.as_ref().unwrap();
+    assert_eq!(
+        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (ResourceKind::PyLock, addr("lock_c"), Some("lock_c"))
+    );
+    assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
+    let t = by_name(&p, "explicit-holder");
+    assert_eq!(frame_line(t, "explicit_holder"), (1, mark("cond-waits")));
+    let w = t.findings.wait.as_ref().unwrap();
+    assert_eq!(
+        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (ResourceKind::PyCondition, addr("cond"), Some("cond"))
+    );
+    assert!(w.owner.tid.is_none());
+    // Inside cond.wait() the condition's lock is released: not a hold.
+    assert!(t.findings.holds.is_empty(), "{:?}", t.findings.holds);
+
+    // Library waits, classified by function.
+    for (name, func, m, kind, key) in [
+        (
+            "sem-waiter",
+            "sem_waiter",
+            "sem-waits",
+            ResourceKind::PySemaphore,
+            "sem",
+        ),
+        (
+            "queue-waiter",
+            "queue_waiter",
+            "queue-waits",
+            ResourceKind::PyQueue,
+            "jobs",
+        ),
+    ] {
+        let t = by_name(&p, name);
+        let (i, line) = frame_line(t, func);
+        assert_eq!(line, mark(m));
+        let w = t.findings.wait.as_ref().unwrap();
+        assert_eq!(
+            (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+            (kind, addr(key), Some(key))
+        );
+        assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
+        assert_eq!(w.site_frame, Some(i));
+        assert!(t.findings.holds.is_empty());
+    }
+
+    // Self-deadlock: the owner is the waiter itself, through the outer frame's `with`.
+    let t = by_name(&p, "self-deadlock");
+    assert_eq!(
+        frame_line(t, "self_deadlock.<locals>.recursive_traverse"),
+        (0, mark("self-with"))
+    );
+    assert_eq!(t.frames[1].line, mark("self-recurses"));
+    let w = t.findings.wait.as_ref().unwrap();
+    assert_eq!(
+        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (ResourceKind::PyLock, addr("self_lock"), Some("lock"))
+    );
+    assert_eq!((w.owner.tid, w.owner.confidence), (Some(t.tid), Confidence::Exact));
+    let h: Vec<_> = t
+        .findings
+        .holds
+        .iter()
+        .map(|h| (h.resource.address, h.site_frame))
+        .collect();
+    assert_eq!(h, [(addr("self_lock"), Some(1))], "held by the outer call only");
+
+    // Main thread joins worker-a: an edge to that thread.
+    let main = by_name(&p, "MainThread");
+    let (mi, mline) = frame_line(main, "main");
+    assert_eq!(mline, mark("main-joins"));
+    let w = main.findings.wait.as_ref().unwrap();
+    assert_eq!(w.resource.kind, ResourceKind::Thread);
+    assert_eq!(w.resource.name.as_deref(), Some("worker-a"));
+    assert_eq!(
+        (w.owner.tid, w.owner.confidence),
+        (Some(tid_of("worker-a")), Confidence::Exact)
+    );
+    assert_eq!(w.site_frame, Some(mi));
+
+    // The GIL: nobody holds it while everyone sleeps.
+    if p.free_threaded {
+        assert!(p.gil.is_none(), "free-threaded build runs without a GIL");
+    } else {
+        let g = p.gil.as_ref().expect("GIL state");
+        assert!(!g.locked && g.holder_tid.is_none() && g.waiters.is_empty(), "{g:?}");
+    }
+    drop(target);
+}
+
+#[test]
+fn locks_python311() {
+    check_locks_fixture(&interpreter("3.11"));
+}
+
+#[test]
+fn locks_python312() {
+    check_locks_fixture(&interpreter("3.12"));
+}
+
+#[test]
+fn locks_python313() {
+    check_locks_fixture(&interpreter("3.13"));
+}
+
+/// Debian's python3.11: statically linked, stripped, no DWARF. Only
+/// `_PyRuntime` / `Py_Version` in .dynsym and the `.PyRuntime` section remain.
+#[test]
+fn locks_python311_debian_stripped() {
+    let python = interpreter("3.11-debian");
+    let data = std::fs::read(&python).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    use object::Object;
+    assert!(
+        file.section_by_name(".debug_info").is_none() && file.section_by_name(".symtab").is_none(),
+        "{python} is expected to be stripped"
+    );
+    check_locks_fixture(&python);
+}
+
+#[test]
+fn locks_python313t_free_threaded() {
+    check_locks_fixture(&interpreter("3.13t"));
+}
+
+fn check_gil_fixture(python: &str) {
+    let script = fixture("cpython_gil.py");
+    let (target, facts) = start_fixture(python, &script, &[]);
+    let hog = u(&facts["threads"]["gil-hog"]) as i32;
+    let waiters: Vec<i32> = ["spinner-1", "spinner-2"]
+        .iter()
+        .map(|n| u(&facts["threads"][n]) as i32)
+        .chain([u(&facts["main"]) as i32])
+        .collect();
+    // The hog sits in pause() holding the GIL; everyone else sleeps in take_gil.
+    let deadline = Instant::now() + support::TIMEOUT;
+    while !std::fs::read_to_string(format!("/proc/{}/task/{hog}/syscall", target.pid()))
+        .unwrap_or_default()
+        .starts_with("34 ")
+    {
+        assert!(Instant::now() < deadline, "gil-hog never reached pause()");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    support::wait_blocked(target.pid(), |tid| tid != hog);
+    // GIL waits are timed (the switch interval): a waiter can be caught
+    // between two waits, outside any syscall. Without a native stack lockdump
+    // only sees the futex, so take a snapshot in which every waiter sleeps.
+    let deadline = Instant::now() + support::TIMEOUT;
+    let snap = loop {
+        let snap = support::snapshot_from_proc(target.pid());
+        let asleep = |tid: i32| snap.thread(tid).and_then(|t| t.syscall).is_some_and(|s| s.nr == 202);
+        if waiters.iter().all(|&t| asleep(t)) {
+            break snap;
+        }
+        assert!(Instant::now() < deadline, "GIL waiters never all asleep at once");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    let p = inspect_snapshot(target.pid(), &snap);
+    let g = p.gil.as_ref().expect("GIL state");
+    assert!(g.locked);
+    assert_eq!(g.holder_tid, Some(hog));
+    let mut got = g.waiters.clone();
+    got.sort();
+    let mut want = waiters.clone();
+    want.sort();
+    let state: Vec<String> = want
+        .iter()
+        .map(|tid| {
+            let line =
+                std::fs::read_to_string(format!("/proc/{}/task/{tid}/syscall", target.pid())).unwrap_or_default();
+            format!(
+                "{tid}: {} {:?}",
+                line.trim(),
+                p.threads.iter().find(|t| t.tid == *tid).map(|t| &t.frames)
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "threads in take_gil; state: {state:#?}");
+    let h = by_name(&p, "gil-hog");
+    assert!(h.holds_gil);
+    assert!(h
+        .findings
+        .holds
+        .iter()
+        .any(|x| x.resource.kind == ResourceKind::Gil && x.confidence == Confidence::Exact));
+    assert_eq!(frame_line(h, "hog"), (0, Some(marker_line(&script, "gil-hog"))));
+    for tid in waiters {
+        let t = p.threads.iter().find(|t| t.tid == tid).unwrap();
+        assert!(!t.holds_gil);
+        let w = t
+            .findings
+            .wait
+            .as_ref()
+            .unwrap_or_else(|| panic!("{:?} waits for the GIL", t.name));
+        assert_eq!(w.resource.kind, ResourceKind::Gil);
+        assert_eq!((w.owner.tid, w.owner.confidence), (Some(hog), Confidence::Exact));
+    }
+    let spinner = by_name(&p, "spinner-1");
+    assert_eq!(frame_line(spinner, "spin").1, Some(marker_line(&script, "spin")));
+
+    // The same main thread caught between two timed waits (no syscall), with
+    // a native stack in take_gil: still a GIL waiter.
+    let main = u(&facts["main"]) as i32;
+    let mut between = snap.clone();
+    let i = between.threads.iter().position(|t| t.tid == main).unwrap();
+    between.threads[i].syscall = None;
+    let mut stacks = vec![lockdump::stacks::Stack::default(); between.threads.len()];
+    let mut take_gil = lockdump::stacks::Frame::native(0x1000, 0x2000);
+    take_gil.function = Some("take_gil".into());
+    stacks[i].frames.push(take_gil);
+    let syms = support::ProcSymbols::new(target.pid());
+    let mem = ProcessMemory::new(target.pid());
+    let view = ProcessView {
+        snapshot: &between,
+        stacks: &stacks,
+        memory: &mem,
+        symbols: &syms,
+    };
+    let p = cpython::inspect(&view).unwrap().unwrap();
+    let t = p.threads.iter().find(|t| t.tid == main).unwrap();
+    let w = t.findings.wait.as_ref().expect("main still waits for the GIL");
+    assert_eq!((w.resource.kind, w.owner.tid), (ResourceKind::Gil, Some(hog)));
+    assert!(p.gil.unwrap().waiters.contains(&main));
+}
+
+#[test]
+fn gil_python311() {
+    check_gil_fixture(&interpreter("3.11"));
+}
+
+#[test]
+fn gil_python312() {
+    check_gil_fixture(&interpreter("3.12"));
+}
+
+#[test]
+fn gil_python313() {
+    check_gil_fixture(&interpreter("3.13"));
+}
+
+#[test]
+fn gil_python311_debian_stripped() {
+    check_gil_fixture(&interpreter("3.11-debian"));
+}
+
+/// 100 blocked threads: every one found and named; prints the cost of inspect.
+fn check_many_threads(python: &str) {
+    let script = fixture("cpython_many.py");
+    let (target, facts) = start_fixture(python, &script, &["100"]);
+    support::wait_all_blocked(target.pid());
+    let snap = support::snapshot_from_proc(target.pid());
+    let syms = support::ProcSymbols::new(target.pid());
+    let mem = ProcessMemory::new(target.pid());
+    let view = ProcessView {
+        snapshot: &snap,
+        stacks: &[],
+        memory: &mem,
+        symbols: &syms,
+    };
+    let start = Instant::now();
+    let p = cpython::inspect(&view).unwrap().unwrap();
+    let took = start.elapsed();
+    eprintln!("inspect of {} Python threads ({python}) took {took:?}", p.threads.len());
+    let want: HashMap<String, i32> = facts["threads"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), u(v) as i32))
+        .collect();
+    assert_eq!(want.len(), 100);
+    assert_eq!(p.threads.len(), 101);
+    for (name, tid) in &want {
+        let t = by_name(&p, name);
+        assert_eq!(t.tid, *tid);
+        let w = t.findings.wait.as_ref().expect("blocked");
+        let expect = if name.starts_with("locker") {
+            ResourceKind::PyLock
+        } else {
+            ResourceKind::PyEvent
+        };
+        assert_eq!(w.resource.kind, expect, "{name}");
+    }
+    assert!(took < Duration::from_secs(10), "inspect took {took:?}");
+}
+
+#[test]
+fn many_threads_python312() {
+    check_many_threads(&interpreter("3.12"));
+}
+
+#[test]
+fn many_threads_python313() {
+    check_many_threads(&interpreter("3.13"));
+}
+
+/// A C program is not a CPython process: `Ok(None)`, quickly.
+#[test]
+fn not_python() {
+    let mut t = Target::spawn("/bin/sh", &["-c", "echo READY; exec sleep 600"]);
+    t.wait_for_line("READY");
+    // `exec sleep` replaces the shell; wait until the image is sleep's.
+    let deadline = Instant::now() + support::TIMEOUT;
+    while !std::fs::read_link(format!("/proc/{}/exe", t.pid()))
+        .map(|p| p.to_string_lossy().contains("sleep"))
+        .unwrap_or(false)
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let snap = support::snapshot_from_proc(t.pid());
+    let syms = support::ProcSymbols::new(t.pid());
+    let mem = ProcessMemory::new(t.pid());
+    let view = ProcessView {
+        snapshot: &snap,
+        stacks: &[],
+        memory: &mem,
+        symbols: &syms,
+    };
+    let start = Instant::now();
+    assert!(cpython::inspect(&view).unwrap().is_none());
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+/// The layout derived from a library's own `_Py_DebugOffsets` (the initial
+/// contents of its `.PyRuntime` section), supplements included, agrees with
+/// the DWARF of the same file. Expected numbers: printed by gdb as
+/// `(long)&((T*)0)->field` on that file.
+fn check_layout_against_dwarf(python: &str, expect: &[(&str, u64)]) {
+    use lockdump::runtimes::cpython::layout::{self, CurrentFrame, DebugOffsets, LockLayout, RLockLayout};
+    use object::{Object, ObjectSection};
+    let bin = Path::new(python);
+    let prefix = bin.parent().unwrap().parent().unwrap();
+    let lib = std::fs::read_dir(prefix.join("lib"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().contains(".so.1.0"))
+        .unwrap_or_else(|| panic!("no libpython*.so.1.0 under {}", prefix.display()));
+    let data = std::fs::read(&lib).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let section = file.section_by_name(".PyRuntime").expect(".PyRuntime section");
+    let bytes = section.data().unwrap();
+    let words: Vec<u64> = bytes
+        .chunks_exact(8)
+        .take(layout::DEBUG_OFFSETS_313.len())
+        .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(&bytes[..8], layout::DEBUG_COOKIE);
+    let version = cpython::runtime::version_from_hex(words[1]);
+    let d = DebugOffsets::decode(layout::DEBUG_OFFSETS_313, &words).unwrap();
+    let l = layout::layout_from_debug_offsets(version, &d).unwrap();
+    let lock = match l.lock {
+        LockLayout::Mutex { mutex } => mutex,
+        LockLayout::Semaphore { lock_lock } => lock_lock,
+    };
+    let rlock_owner = match l.rlock {
+        RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
+    };
+    let CurrentFrame::Direct(current_frame) = l.tstate.current_frame else {
+        panic!("3.13 reads tstate->current_frame directly")
+    };
+    let got: HashMap<&str, u64> = HashMap::from([
+        ("interpreters.head", l.runtime.interpreters_head),
+        ("interp.threads.head", l.interp.threads_head),
+        ("interp.imports.modules", l.interp.modules),
+        ("tstate.current_frame", current_frame),
+        ("tstate.native_thread_id", l.tstate.native_thread_id),
+        ("frame.f_globals", l.frame.globals),
+        ("frame.stacktop", l.frame.stacktop.unwrap()),
+        ("frame.localsplus", l.frame.localsplus),
+        ("code.co_names", l.code.names),
+        ("code.co_exceptiontable", l.code.exceptiontable),
+        ("code.co_stacksize", l.code.stacksize),
+        ("code.co_nlocalsplus", l.code.nlocalsplus),
+        ("code.co_code_adaptive", l.code.code_adaptive),
+        ("type.tp_basicsize", l.types.tp_basicsize),
+        ("heaptype.ht_cached_keys", l.types.ht_cached_keys),
+        ("dict.ma_used", l.dict.ma_used),
+        ("dict.ma_values", l.dict.ma_values),
+        ("unicode.compact_size", l.unicode.compact_size),
+        ("module.md_dict", l.misc.module_dict),
+        ("cfunction.m_self", l.misc.cfunc_self),
+        ("method.im_self", l.misc.method_self),
+        ("descr.d_method", l.misc.descr_method),
+        ("function.func_qualname", l.misc.function_qualname),
+        ("cell.ob_ref", l.misc.cell_ref),
+        ("bytes.ob_sval", l.misc.bytes_sval),
+        ("gil.locked", l.gil.locked),
+        ("gil.cond", l.gil.cond),
+        ("lockobject.lock", lock),
+        ("rlockobject.rlock_owner", rlock_owner),
+    ]);
+    for (name, want) in expect {
+        assert_eq!(got[name], *want, "{name} in {}", lib.display());
+    }
+    assert_eq!(expect.len(), got.len());
+}
+
+#[test]
+fn layout_313_matches_dwarf() {
+    check_layout_against_dwarf(
+        &interpreter("3.13"),
+        &[
+            ("interpreters.head", 0x278),
+            ("interp.threads.head", 0x1cb0),
+            ("interp.imports.modules", 0x1de8),
+            ("tstate.current_frame", 0x48),
+            ("tstate.native_thread_id", 0xa0),
+            ("frame.f_globals", 0x18),
+            ("frame.stacktop", 0x40),
+            ("frame.localsplus", 0x48),
+            ("code.co_names", 0x20),
+            ("code.co_exceptiontable", 0x28),
+            ("code.co_stacksize", 0x40),
+            ("code.co_nlocalsplus", 0x48),
+            ("code.co_code_adaptive", 0xc8),
+            ("type.tp_basicsize", 0x20),
+            ("heaptype.ht_cached_keys", 0x370),
+            ("dict.ma_used", 0x10),
+            ("dict.ma_values", 0x28),
+            ("unicode.compact_size", 0x38),
+            ("module.md_dict", 0x10),
+            ("cfunction.m_self", 0x18),
+            ("method.im_self", 0x18),
+            ("descr.d_method", 0x28),
+            ("function.func_qualname", 0x28),
+            ("cell.ob_ref", 0x10),
+            ("bytes.ob_sval", 0x20),
+            // Relative to the _gil_runtime_state: locked@16, cond@32.
+            ("gil.locked", 0x10),
+            ("gil.cond", 0x20),
+            ("lockobject.lock", 0x10),
+            ("rlockobject.rlock_owner", 0x18),
+        ],
+    );
+}
+
+#[test]
+fn layout_313t_matches_dwarf() {
+    check_layout_against_dwarf(
+        &interpreter("3.13t"),
+        &[
+            ("interpreters.head", 0x278),
+            ("interp.threads.head", 0x1cb0),
+            ("interp.imports.modules", 0x1df0),
+            ("tstate.current_frame", 0x48),
+            ("tstate.native_thread_id", 0xa0),
+            ("frame.f_globals", 0x18),
+            ("frame.stacktop", 0x40),
+            ("frame.localsplus", 0x48),
+            ("code.co_names", 0x30),
+            ("code.co_exceptiontable", 0x38),
+            ("code.co_stacksize", 0x50),
+            ("code.co_nlocalsplus", 0x58),
+            ("code.co_code_adaptive", 0xd8),
+            ("type.tp_basicsize", 0x30),
+            ("heaptype.ht_cached_keys", 0x380),
+            ("dict.ma_used", 0x20),
+            ("dict.ma_values", 0x38),
+            ("unicode.compact_size", 0x48),
+            ("module.md_dict", 0x20),
+            ("cfunction.m_self", 0x28),
+            ("method.im_self", 0x28),
+            ("descr.d_method", 0x38),
+            ("function.func_qualname", 0x38),
+            ("cell.ob_ref", 0x20),
+            ("bytes.ob_sval", 0x30),
+            // Free-threaded: `int enabled` first, so locked@24, cond@40.
+            ("gil.locked", 0x18),
+            ("gil.cond", 0x28),
+            ("lockobject.lock", 0x20),
+            ("rlockobject.rlock_owner", 0x28),
+        ],
+    );
+}
+
+/// Mutation fuzzing over a real interpreter's memory: copy a frozen 3.12
+/// target's memory, then corrupt words on the pages a clean inspection
+/// reads and inspect again. Whatever the damage: no panic, bounded time.
+#[test]
+fn corrupted_interpreter_memory_never_panics() {
+    use lockdump::target::memory::BufferMemory;
+    use lockdump::target::{CopiedRegion, Memory};
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
+    struct Touch<'a> {
+        inner: &'a BufferMemory,
+        pages: RefCell<BTreeSet<u64>>,
+    }
+    impl Memory for Touch<'_> {
+        fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), lockdump::target::MemoryError> {
+            self.pages.borrow_mut().insert(addr & !0xfff);
+            self.inner.read_exact(addr, buf)
+        }
+    }
+
+    let python = interpreter("3.12");
+    let (target, _facts) = start_fixture(&python, &fixture("cpython_locks.py"), &[]);
+    support::wait_all_blocked(target.pid());
+    let snap = support::snapshot_from_proc(target.pid());
+    let syms = support::ProcSymbols::new(target.pid());
+    let live = ProcessMemory::new(target.pid());
+    let mut image = BufferMemory::default();
+    for m in snap
+        .maps
+        .iter()
+        .filter(|m| m.readable && m.path != "[vvar]" && m.path != "[vsyscall]")
+    {
+        let len = (m.end - m.start) as usize;
+        if len > 256 << 20 {
+            continue;
+        }
+        if let Ok(bytes) = live.read_vec(m.start, len) {
+            image.regions.push(CopiedRegion { start: m.start, bytes });
+        }
+    }
+    drop(target);
+
+    let view_of = |mem: &dyn Memory| -> Result<Option<PythonProcess>, cpython::CpythonError> {
+        let view = ProcessView {
+            snapshot: &snap,
+            stacks: &[],
+            memory: mem,
+            symbols: &syms,
+        };
+        cpython::inspect(&view)
+    };
+    // The copy inspects like the live process did.
+    let touch = Touch {
+        inner: &image,
+        pages: RefCell::new(BTreeSet::new()),
+    };
+    let clean = view_of(&touch).unwrap().unwrap();
+    assert_eq!(clean.threads.len(), 10);
+    assert!(clean.threads.iter().all(|t| t.findings.wait.is_some()));
+    let pages: Vec<u64> = touch.pages.into_inner().into_iter().collect();
+
+    let mut rng = 0x1234_5678_9abc_def1u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut outcomes: HashMap<&str, usize> = HashMap::new();
+    for _ in 0..300 {
+        let mut saved = Vec::new();
+        for _ in 0..1 + next() % 64 {
+            let page = pages[(next() % pages.len() as u64) as usize];
+            let addr = page + ((next() % 0x1000) & !7);
+            let Some((ri, off)) =
+                image.regions.iter().enumerate().find_map(|(i, r)| {
+                    (r.start <= addr && addr + 8 <= r.end()).then(|| (i, (addr - r.start) as usize))
+                })
+            else {
+                continue;
+            };
+            let bytes = &mut image.regions[ri].bytes[off..off + 8];
+            saved.push((ri, off, bytes.to_vec()));
+            let value = match next() % 4 {
+                0 => 0,
+                1 => next(),
+                2 => page + (next() % 0x1000),
+                _ => u64::from_le_bytes(bytes.try_into().unwrap()) ^ (1 << (next() % 64)),
+            };
+            bytes.copy_from_slice(&value.to_le_bytes());
+        }
+        let start = Instant::now();
+        let r = view_of(&image);
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "inspect took {:?}",
+            start.elapsed()
+        );
+        *outcomes
+            .entry(match r {
+                Ok(Some(p)) if p.threads.len() == clean.threads.len() => "ok, all threads",
+                Ok(Some(_)) => "ok, threads lost",
+                Ok(None) => "none",
+                Err(_) => "error",
+            })
+            .or_default() += 1;
+        for (ri, off, old) in saved.into_iter().rev() {
+            image.regions[ri].bytes[off..off + 8].copy_from_slice(&old);
+        }
+    }
+    eprintln!("corruption outcomes: {outcomes:?} over {} touched pages", pages.len());
+}
+
+/// The seed's own deadlock program: locks passed as arguments in opposite
+/// orders, main thread already in interpreter shutdown.
+fn check_seed_logging(python: &str) {
+    let script = fixture("cpython_seed_logging.py");
+    let (target, facts) = start_fixture(python, &script, &[]);
+    support::wait_all_blocked(target.pid());
+    let p = inspect(target.pid());
+    let (t1, t2) = (u(&facts["t1"]) as i32, u(&facts["t2"]) as i32);
+    let thread = |tid: i32| p.threads.iter().find(|t| t.tid == tid).unwrap();
+    // t1 runs thread(lock_a, lock_b): holds main's lock_a, waits for main's lock_b.
+    for (me, other, holds, waits) in [(t1, t2, "lock_a", "lock_b"), (t2, t1, "lock_b", "lock_a")] {
+        let t = thread(me);
+        assert_eq!(frame_line(t, "thread"), (0, Some(marker_line(&script, "waits"))));
+        let w = t.findings.wait.as_ref().unwrap();
+        assert_eq!(
+            (w.resource.kind, w.resource.address),
+            (ResourceKind::PyLock, u(&facts[waits]))
+        );
+        // Named as the waiting code calls it: its parameter `lock_b`.
+        assert_eq!(w.resource.name.as_deref(), Some("lock_b"));
+        assert_eq!((w.owner.tid, w.owner.confidence), (Some(other), Confidence::Exact));
+        let h: Vec<_> = t
+            .findings
+            .holds
+            .iter()
+            .map(|h| (h.resource.address, h.resource.name.clone()))
+            .collect();
+        assert_eq!(h, [(u(&facts[holds]), Some("lock_a".to_string()))]);
+    }
+    let main = thread(u(&facts["main"]) as i32);
+    assert_eq!(main.frames[0].function.as_deref(), Some("_shutdown"));
+    let w = main.findings.wait.as_ref().expect("main waits in _shutdown");
+    assert_eq!(w.resource.kind, ResourceKind::Thread);
+    assert!(
+        w.owner.tid == Some(t1) || w.owner.tid == Some(t2),
+        "shutdown waits for one of the deadlocked threads: {w:?}"
+    );
+    assert_eq!(w.owner.confidence, Confidence::Exact);
+}
+
+#[test]
+fn seed_logging_python311() {
+    check_seed_logging(&interpreter("3.11"));
+}
+
+#[test]
+fn seed_logging_python312() {
+    check_seed_logging(&interpreter("3.12"));
+}
+
+#[test]
+fn seed_logging_python313() {
+    check_seed_logging(&interpreter("3.13"));
+}
+
+#[test]
+fn seed_logging_python313t() {
+    check_seed_logging(&interpreter("3.13t"));
+}
+
+/// A target in its own PID namespace (a container): CPython records the
+/// namespace's TIDs; lockdump must report host TIDs.
+#[test]
+fn pid_namespace_python312() {
+    let python = interpreter("3.12");
+    let script = fixture("cpython_locks.py");
+    let mut t = Target::spawn(
+        "unshare",
+        &[
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--kill-child",
+            &python,
+            script.to_str().unwrap(),
+        ],
+    );
+    let lines = t.wait_for_line("READY");
+    let facts: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", t.pid(), t.pid())).unwrap();
+    let pid: i32 = children
+        .split_whitespace()
+        .next()
+        .expect("python child")
+        .parse()
+        .unwrap();
+    support::wait_all_blocked(pid);
+    let snap = support::snapshot_from_proc(pid);
+    assert_eq!(snap.ns_pid, 1, "python is PID 1 of its namespace");
+    let host = |ns: u64| snap.host_tid(ns as i32).expect("thread in snapshot");
+    let p = inspect_snapshot(pid, &snap);
+    let a = by_name(&p, "worker-a");
+    let b = by_name(&p, "worker-b");
+    assert_eq!(a.tid, host(u(&facts["threads"]["worker-a"])));
+    assert_eq!(b.tid, host(u(&facts["threads"]["worker-b"])));
+    assert_ne!(
+        a.tid as u64,
+        u(&facts["threads"]["worker-a"]),
+        "host and namespace TIDs differ"
+    );
+    assert_eq!(a.findings.wait.as_ref().unwrap().owner.tid, Some(b.tid));
+    let r = by_name(&p, "rlock-waiter").findings.wait.clone().unwrap();
+    assert_eq!(r.owner.tid, Some(by_name(&p, "rlock-holder").tid));
+    assert_eq!(by_name(&p, "MainThread").tid, pid);
+}
