@@ -2,9 +2,12 @@
 //! `_R…`) and C++ (Itanium `_Z…`). Anything else is returned as is.
 
 /// Demangle `name`; Rust hashes are dropped (`{:#}`), as backtraces print them.
+///
+/// Rust is tried first: rustc-demangle rejects Itanium C++ names (they do not
+/// end in the `E` that closes a Rust path), while a C++ demangler would
+/// happily turn Rust's legacy names into `_$LT$...` noise.
 pub fn demangle(name: &str) -> String {
-    // Symbol versions (`memcpy@@GLIBC_2.14`) and LLVM suffixes stay visible.
-    if name.starts_with("_R") || is_rust_legacy(name) {
+    if name.starts_with("_R") || name.starts_with("_ZN") {
         if let Ok(d) = rustc_demangle::try_demangle(name) {
             return format!("{d:#}");
         }
@@ -16,23 +19,8 @@ pub fn demangle(name: &str) -> String {
                 return s;
             }
         }
-        if let Ok(d) = rustc_demangle::try_demangle(name) {
-            return format!("{d:#}");
-        }
     }
     name.to_string()
-}
-
-/// Rust's legacy mangling is Itanium-shaped but ends with a `17h<16 hex>E` hash.
-fn is_rust_legacy(name: &str) -> bool {
-    let core = name.split('.').next().unwrap_or(name);
-    core.starts_with("_ZN")
-        && core.len() > 20
-        && core.ends_with('E')
-        && core[core.len() - 20..core.len() - 17] == *"17h"
-        && core[core.len() - 17..core.len() - 1]
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

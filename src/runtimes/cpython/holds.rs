@@ -152,12 +152,7 @@ pub(super) fn with_holds(walker: &Walker, state: &PyThreadState) -> Vec<HeldLock
 
 /// If value-stack slot `j` (value `v`) is the saved `__exit__` of a `with`
 /// block over a lock (or over a Condition, meaning its `_lock`), that lock.
-fn with_exit_target(
-    walker: &Walker,
-    stack: &[u64],
-    j: usize,
-    v: u64,
-) -> Option<(u64, LockKind, Option<u64>)> {
+fn with_exit_target(walker: &Walker, stack: &[u64], j: usize, v: u64) -> Option<(u64, LockKind, Option<u64>)> {
     let o = walker.obj;
     let ty = o.type_name(v)?;
     match ty.as_str() {
