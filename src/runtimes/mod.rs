@@ -167,3 +167,9 @@ pub struct ThreadFindings {
     /// A blocking call that is not a lock wait, in words: `nanosleep`, `read(fd 0)`.
     pub blocked_in: Option<String>,
 }
+
+pub mod frames;
+pub mod futex;
+pub mod glibc;
+pub mod owners;
+pub mod syscalls;
