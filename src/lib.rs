@@ -6,6 +6,7 @@
 //! [`graph`] finds the cycles; [`report`] prints text or JSON.
 
 pub mod error;
+pub mod graph;
 pub mod proc;
 pub mod runtimes;
 pub mod stacks;
