@@ -293,7 +293,7 @@ impl WaitGraph {
                 });
             }
         }
-        blocked_behind.sort_by(|a, b| a.thread.cmp(&b.thread));
+        blocked_behind.sort_by_key(|b| b.thread);
 
         Verdict {
             deadlocks,
