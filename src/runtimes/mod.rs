@@ -171,5 +171,8 @@ pub struct ThreadFindings {
 pub mod frames;
 pub mod futex;
 pub mod glibc;
+pub mod native;
 pub mod owners;
+pub mod rust_std;
+pub mod stackscan;
 pub mod syscalls;

@@ -118,12 +118,17 @@ pub fn owner_from_tid(
 }
 
 /// A user-facing name for the object at `addr`: the data symbol covering it
-/// (`lock_a`, or `forks+0x28` inside an array).
+/// (`lock_a`, or `forks+0x28` inside an array). Mangled Rust names
+/// (`_ZN4abba6LOCK_A17h…E`, `_RNv…`) are demangled without the hash.
 pub fn name_at(symbols: &dyn SymbolLookup, addr: u64) -> Option<String> {
     let (name, off) = symbols.symbol_at(addr)?;
     if name.is_empty() {
         return None;
     }
+    let name = match rustc_demangle::try_demangle(&name) {
+        Ok(d) if name.starts_with("_ZN") || name.starts_with("_R") => format!("{d:#}"),
+        _ => name,
+    };
     Some(if off == 0 { name } else { format!("{name}+{off:#x}") })
 }
 
@@ -326,5 +331,7 @@ mod tests {
         assert_eq!(name_at(&syms, 0x1028).as_deref(), Some("forks+0x28"));
         assert_eq!(name_at(&syms, 0x1100).as_deref(), Some("lock_a"));
         assert_eq!(name_at(&syms, 0x5000), None);
+        let rust = Symbols(vec![("_ZN4abba6LOCK_A17h0123456789abcdefE".into(), 0x3000, 8)]);
+        assert_eq!(name_at(&rust, 0x3000).as_deref(), Some("abba::LOCK_A"));
     }
 }
