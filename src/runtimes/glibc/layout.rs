@@ -99,6 +99,7 @@ impl MutexFields {
     pub fn pp(&self) -> bool {
         self.kind & MUTEX_PRIO_PROTECT != 0
     }
+    /// The PSHARED bit: set for process-shared mutexes, and for every robust one.
     pub fn pshared(&self) -> bool {
         self.kind & MUTEX_PSHARED != 0
     }
@@ -132,7 +133,10 @@ impl MutexFields {
         if self.pp() {
             s.push_str(", priority-protect");
         }
-        if self.pshared() {
+        // pthread_mutex_init sets the PSHARED bit on every robust mutex (the
+        // kernel wakes robust waiters with shared futex ops), so for robust
+        // mutexes the bit says nothing.
+        if self.pshared() && !self.robust() {
             s.push_str(", process-shared");
         }
         s
