@@ -217,6 +217,21 @@ fn every_lock_kind_with_exact_owner() {
     assert_eq!(v.no_owner_waits.len(), 3);
     assert_eq!(v.unknown_owner_waits.len(), 1);
     assert_eq!(v.unknown_owner_waits[0].thread, (fx.pid, fx.tid("w9")));
+
+    // The ptrace stop interrupted the timed wait: the kernel resumes it through
+    // restart_syscall (219), whose argument registers still hold the futex call.
+    let timed = fx.tid("w13");
+    wait_in_syscall(fx.pid, &[timed], lockdump::target::SYS_RESTART_SYSCALL);
+    let again = capture(fx.pid);
+    let sys = again.thread(timed).and_then(|t| t.syscall).expect("syscall");
+    assert!(sys.restarted);
+    let out2 = analyze(&again);
+    let w = wait_of(&again, &out2, timed);
+    assert_eq!(
+        (w.resource.address, w.how.as_str()),
+        (fx.addr("m_normal"), "pthread_mutex_timedlock (normal)")
+    );
+    exact_holder(w);
 }
 
 /// Start a fixture, wait until `tids` sleep in futex waits, capture and analyze.

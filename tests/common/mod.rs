@@ -38,8 +38,26 @@ fn data(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Build each fixture once per test process: tests run in parallel threads and
+/// must not link the same output file concurrently.
+fn build_once(name: &str, build: impl FnOnce() -> PathBuf) -> PathBuf {
+    static BUILT: std::sync::Mutex<Option<HashMap<String, PathBuf>>> = std::sync::Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let map = built.get_or_insert_with(HashMap::new);
+    if let Some(p) = map.get(name) {
+        return p.clone();
+    }
+    let p = build();
+    map.insert(name.to_string(), p.clone());
+    p
+}
+
 /// Compile `tests/data/native/<name>.c` with `cc -O2 -pthread`.
 pub fn compile_c(name: &str) -> PathBuf {
+    build_once(name, || compile_c_now(name))
+}
+
+fn compile_c_now(name: &str) -> PathBuf {
     let out = out_dir().join(name);
     let status = Command::new("cc")
         .args(["-O2", "-pthread", "-o"])
@@ -53,6 +71,10 @@ pub fn compile_c(name: &str) -> PathBuf {
 
 /// Compile `tests/data/native/<name>.rs` with `rustc -O` (the toolchain running the tests).
 pub fn compile_rust(name: &str) -> PathBuf {
+    build_once(name, || compile_rust_now(name))
+}
+
+fn compile_rust_now(name: &str) -> PathBuf {
     let out = out_dir().join(name);
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let status = Command::new(rustc)
@@ -151,6 +173,15 @@ pub fn wait_in_syscall(pid: i32, tids: &[i32], nr: i64) {
             start.elapsed() < TIMEOUT,
             "threads {pending:?} of {pid} not in syscall {nr} after {TIMEOUT:?}"
         );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until the process has exactly `n` threads.
+pub fn wait_for_thread_count(pid: i32, n: usize) {
+    let start = Instant::now();
+    while lproc::tasks(pid).map(|t| t.len()).unwrap_or(0) != n {
+        assert!(start.elapsed() < TIMEOUT, "process {pid} never had {n} threads");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
