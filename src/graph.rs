@@ -128,8 +128,9 @@ pub fn resource_key(r: &Resource) -> ResourceKey {
 /// The graph under construction.
 #[derive(Debug, Default)]
 pub struct WaitGraph {
-    /// Every inspected thread and whether it is blocked.
-    nodes: BTreeMap<ThreadId, bool>,
+    /// Every thread in the graph: `Some(blocked)` for an inspected thread,
+    /// `None` for one only named as an owner (e.g. in a process not inspected).
+    nodes: BTreeMap<ThreadId, Option<bool>>,
     edges: Vec<Edge>,
     orphaned: Vec<Orphaned>,
     no_owner: Vec<OwnerlessWait>,
@@ -145,7 +146,7 @@ impl WaitGraph {
     pub fn add_thread(&mut self, pid: i32, tid: i32, findings: &ThreadFindings) {
         let me = (pid, tid);
         let blocked = findings.wait.is_some() || findings.blocked_in.is_some();
-        self.nodes.insert(me, blocked);
+        self.nodes.insert(me, Some(blocked));
         let Some(w) = &findings.wait else { return };
         let ownerless = |evidence: &str| OwnerlessWait {
             thread: me,
@@ -187,15 +188,22 @@ impl WaitGraph {
     }
 
     /// Add an edge directly (a wait for several owners, e.g. all readers of a lock).
-    /// Both ends become nodes; `from` is marked blocked.
+    /// Both ends become nodes; `from` counts as an inspected, blocked thread.
     pub fn add_edge(&mut self, edge: Edge) {
-        self.nodes.insert(edge.from, true);
-        self.nodes.entry(edge.to).or_insert(false);
+        let from = self.nodes.entry(edge.from).or_insert(Some(true));
+        *from = Some(true);
+        self.nodes.entry(edge.to).or_insert(None);
         self.edges.push(edge);
     }
 
     /// Find every cycle and classify the rest.
     pub fn verdict(&self) -> Verdict {
+        let mut orphaned = self.orphaned.clone();
+        orphaned.sort_by_key(|o| o.thread);
+        let mut no_owner = self.no_owner.clone();
+        no_owner.sort_by_key(|w| w.thread);
+        let mut unknown_owner = self.unknown_owner.clone();
+        unknown_owner.sort_by_key(|w| w.thread);
         let ids: Vec<ThreadId> = self.nodes.keys().copied().collect();
         let n = ids.len();
         let index = |id: &ThreadId| ids.binary_search(id).unwrap_or(0);
@@ -253,7 +261,7 @@ impl WaitGraph {
             .iter()
             .map(|(t, &d)| (index(t), Leads::Deadlock(d)))
             .chain(
-                self.orphaned
+                orphaned
                     .iter()
                     .enumerate()
                     .map(|(o, orph)| (index(&orph.thread), Leads::Orphaned(o))),
@@ -298,10 +306,13 @@ impl WaitGraph {
         Verdict {
             deadlocks,
             blocked_behind,
-            orphaned: self.orphaned.clone(),
-            no_owner_waits: self.no_owner.clone(),
-            unknown_owner_waits: self.unknown_owner.clone(),
-            all_blocked: !self.nodes.is_empty() && self.nodes.values().all(|&b| b),
+            orphaned,
+            no_owner_waits: no_owner,
+            unknown_owner_waits: unknown_owner,
+            all_blocked: {
+                let mut inspected = self.nodes.values().flatten().peekable();
+                inspected.peek().is_some() && inspected.all(|&b| b)
+            },
             cycles_truncated: truncated,
         }
     }

@@ -7,6 +7,7 @@ mod common;
 
 use common::{analyze, capture, compile_c, index_of, wait_in_syscall, Fixture};
 use lockdump::graph::{self, Leads};
+use lockdump::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
 use lockdump::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
 use lockdump::target::Snapshot;
 
@@ -34,6 +35,12 @@ fn every_lock_kind_with_exact_owner() {
     wait_in_syscall(fx.pid, &[holder], 0); // read(pipe)
     let snap = capture(fx.pid);
     let out = analyze(&snap);
+
+    // struct pthread's tid offset comes from libc's own _thread_db descriptor.
+    let syms = common::ElfSymbols::load(fx.pid);
+    let layout = PthreadLayout::discover(&syms, &snap.memory());
+    assert_eq!(layout.source, LayoutSource::ThreadDb);
+    assert_eq!((layout.tid, layout.robust_head, layout.cleanup), (0x2d0, 0x2e0, 0x2f8));
 
     let exact_holder = |w: &Wait| {
         assert_eq!(w.owner.tid, Some(holder), "{w:?}");

@@ -300,6 +300,19 @@ fn cross_process_cycle_through_shared_mutexes() {
 }
 
 #[test]
+fn owners_outside_the_inspected_threads_do_not_count_as_running() {
+    // Thread 1 waits on a lock held by a thread of process 999, which was not inspected.
+    let mut f = waits_on(0xa, 5);
+    if let Some(w) = f.wait.as_mut() {
+        w.owner.pid = Some(999);
+    }
+    let v = verdict(&[(1, f)]);
+    assert!(v.all_blocked);
+    assert!(v.deadlocks.is_empty());
+    assert!(!verdict(&[]).all_blocked, "no threads: nothing to call blocked");
+}
+
+#[test]
 fn deterministic_regardless_of_input_order() {
     let mut threads: Vec<(i32, ThreadFindings)> = vec![
         (4, waits_on(0x5, 5)),
@@ -308,6 +321,8 @@ fn deterministic_regardless_of_input_order() {
         (2, waits_on(0x3, 3)),
         (3, waits_on(0x1, 1)),
         (6, waits_on(0x1, 1)),
+        (7, waits(ResourceKind::CondVar, 0x9, None, Confidence::Unknown)),
+        (8, waits(ResourceKind::Semaphore, 0x8, None, Confidence::Unknown)),
     ];
     let first = verdict(&threads);
     threads.reverse();
