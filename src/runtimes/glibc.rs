@@ -351,7 +351,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
         if !(w.cmd == FutexCmd::Wait && w.private && w.expected == 2) {
             return None;
         }
-        let owner_pd = self.view.memory.read_u64(w.addr + 8).ok()?;
+        let owner_pd = self.view.memory.read_u64(w.addr.checked_add(8)?).ok()?;
         let index = (0..self.view.snapshot.threads.len()).find(|&j| self.fs_base(j) == Some(owner_pd))?;
         Some(Found::new(
             ResourceKind::RecursiveMutex,
@@ -549,14 +549,14 @@ impl<'v, 'a> Ctx<'v, 'a> {
                 return None;
             }
             if let Some(fs) = self.fs_base(j) {
-                if w.addr != fs + self.layout.tid {
+                if Some(w.addr) != fs.checked_add(self.layout.tid) {
                     return None;
                 }
             }
         }
         let at_tid_field = target
             .and_then(|j| self.fs_base(j))
-            .is_some_and(|fs| w.addr == fs + self.layout.tid);
+            .is_some_and(|fs| Some(w.addr) == fs.checked_add(self.layout.tid));
         let evidence = if at_tid_field {
             format!(
                 "the futex is the tid field (struct pthread + {:#x}) of thread {tid}, and holds {tid}",

@@ -142,7 +142,7 @@ pub fn shared_key(snapshot: &Snapshot, addr: u64) -> Option<(u64, u64, u64)> {
         return None;
     }
     let dev = (u64::from(m.dev_major) << 32) | u64::from(m.dev_minor);
-    Some((dev, m.inode, m.offset + (addr - m.start)))
+    Some((dev, m.inode, m.offset.checked_add(addr - m.start)?))
 }
 
 /// A [`Resource`] for the object at `addr` in the viewed process.

@@ -129,7 +129,7 @@ fn classify(view: &ProcessView<'_>, w: &FutexWait, hint: Option<Hint>, others_wa
             }
             if w.expected == MUTEX_CONTENDED && w.current == MUTEX_CONTENDED {
                 // The poison flag (a bool) follows the state word.
-                let poison = mem.read_u8(w.addr + 4).ok()?;
+                let poison = mem.read_u8(w.addr.checked_add(4)?).ok()?;
                 return (poison <= 1).then(|| Found {
                     kind: ResourceKind::RustMutex,
                     lock: w.addr,
@@ -137,7 +137,7 @@ fn classify(view: &ProcessView<'_>, w: &FutexWait, hint: Option<Hint>, others_wa
                     ownerless: None,
                 });
             }
-            let writer_behind = others_waited.contains(&(w.addr + 4));
+            let writer_behind = w.addr.checked_add(4).is_some_and(|a| others_waited.contains(&a));
             if w.expected == PARKED && w.current == PARKED && !writer_behind {
                 return found(
                     ResourceKind::Futex,

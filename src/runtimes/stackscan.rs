@@ -76,7 +76,10 @@ fn frame_of(stack: &Stack, addr: u64) -> Option<usize> {
 /// both counts small and non-zero.
 fn looks_like_arc_inner(view: &ProcessView<'_>, inner: u64) -> bool {
     let strong = view.memory.read_u64(inner).unwrap_or(0);
-    let weak = view.memory.read_u64(inner + 8).unwrap_or(0);
+    let weak = inner
+        .checked_add(8)
+        .and_then(|a| view.memory.read_u64(a).ok())
+        .unwrap_or(0);
     (1..1 << 24).contains(&strong) && (1..1 << 24).contains(&weak)
 }
 
@@ -112,7 +115,9 @@ pub fn references_in(view: &ProcessView<'_>, j: usize, lock: u64) -> Vec<Referen
     }
     let region = &t.stack;
     let sp = r.rsp.max(region.start);
-    let start = (sp + 7) & !7;
+    let Some(start) = sp.checked_add(7).map(|s| s & !7) else {
+        return out;
+    };
     let Some(off) = start.checked_sub(region.start) else {
         return out;
     };

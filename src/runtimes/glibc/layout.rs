@@ -370,7 +370,7 @@ pub fn robust_list(mem: &dyn Memory, layout: &PthreadLayout, fs_base: u64, limit
     let Some(head) = fs_base.checked_add(layout.robust_head) else {
         return out;
     };
-    let Ok(futex_offset) = mem.read_i64(head + 8) else {
+    let Some(Ok(futex_offset)) = head.checked_add(8).map(|a| mem.read_i64(a)) else {
         return out;
     };
     if futex_offset != -(MUTEX_LIST_NEXT as i64) {

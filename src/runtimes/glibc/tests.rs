@@ -540,8 +540,14 @@ fn garbage_memory_and_arguments_never_panic() {
                 let addr = (BASE + next() % 0x10000) & !3;
                 let op = ops[(next() % ops.len() as u64) as usize];
                 let val = next() % 8;
-                let fs = if k % 2 == 0 { BASE + (next() % 0xf000) } else { 0 };
-                thread(20 + k, futex(addr, op, val), fs)
+                let fs = match k {
+                    0 => BASE + (next() % 0xf000),
+                    1 => u64::MAX - (next() % 0x1000),
+                    _ => 0,
+                };
+                let mut t = thread(20 + k, futex(addr, op, val), fs);
+                t.regs.rsp = if k == 2 { u64::MAX - 3 } else { next() };
+                t
             })
             .collect();
         let snap = snapshot(PID, threads, vec![]);
@@ -564,5 +570,22 @@ fn garbage_memory_and_arguments_never_panic() {
             .collect();
         let out = run(&snap, &img, &Symbols::default(), &stacks, &NoTasks);
         assert_eq!(out.len(), 4);
+        // The Rust analyzer and the stack scan over the same garbage, with garbage stacks.
+        let mut snap = snap;
+        for t in &mut snap.threads {
+            t.stack = CopiedRegion {
+                start: t.regs.rsp.min(u64::MAX - 0x100) & !7,
+                bytes: (0..32).flat_map(|_| (BASE + next() % 0x10000).to_le_bytes()).collect(),
+            };
+        }
+        let mem = img.memory();
+        let syms = Symbols::default();
+        let view = ProcessView {
+            snapshot: &snap,
+            stacks: &stacks,
+            memory: &mem,
+            symbols: &syms,
+        };
+        assert_eq!(crate::runtimes::native::analyze_with(&view, &NoTasks).len(), 4);
     }
 }
