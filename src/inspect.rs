@@ -50,9 +50,18 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     let memory = snapshot.memory();
     let mut unwinder = Unwinder::default();
     unwinder.max_frames = opts.max_frames.max(1);
-    let native: Vec<Stack> = snapshot.threads.iter().map(|t| unwinder.unwind(t, &symbols, &memory)).collect();
+    let native: Vec<Stack> = snapshot
+        .threads
+        .iter()
+        .map(|t| unwinder.unwind(t, &symbols, &memory))
+        .collect();
 
-    let view = ProcessView { snapshot: &snapshot, stacks: &native, memory: &memory, symbols: &symbols };
+    let view = ProcessView {
+        snapshot: &snapshot,
+        stacks: &native,
+        memory: &memory,
+        symbols: &symbols,
+    };
     let mut findings = native::analyze(&view);
     let (python, python_error) = if opts.python {
         match cpython::inspect(&view) {
@@ -67,7 +76,15 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     let mut python_names = vec![None; snapshot.threads.len()];
     let python_version = python.as_ref().map(describe_python);
     if let Some(py) = &python {
-        apply_python(py, &snapshot, &native, opts.native, &mut stacks, &mut findings, &mut python_names);
+        apply_python(
+            py,
+            &snapshot,
+            &native,
+            opts.native,
+            &mut stacks,
+            &mut findings,
+            &mut python_names,
+        );
     }
     Ok(Inspection {
         analysis_time: started.elapsed(),
@@ -82,7 +99,10 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
 
 fn union(mut a: Vec<Hold>, b: Vec<Hold>) -> Vec<Hold> {
     for h in b {
-        if !a.iter().any(|x| x.resource.address == h.resource.address && x.resource.kind == h.resource.kind) {
+        if !a
+            .iter()
+            .any(|x| x.resource.address == h.resource.address && x.resource.kind == h.resource.kind)
+        {
             a.push(h);
         }
     }
@@ -108,25 +128,50 @@ fn apply_python(
     names: &mut [Option<String>],
 ) {
     for pt in &py.threads {
-        let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) else { continue };
+        let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) else {
+            continue;
+        };
         names[i] = pt.name.clone();
         let merged = cpython::merge_stacks(&native[i], pt);
         // Map native frame indices into the merged stack.
-        let native_in_merged: Vec<usize> =
-            merged.frames.iter().enumerate().filter(|(_, f)| f.kind == FrameKind::Native).map(|(k, _)| k).collect();
+        let native_in_merged: Vec<usize> = merged
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == FrameKind::Native)
+            .map(|(k, _)| k)
+            .collect();
         let f = &mut findings[i];
         let py_f = &pt.findings;
         let native_site = |s: Option<usize>| s.and_then(|k| native_in_merged.get(k).copied());
         let py_site = |s: Option<usize>| s.and_then(|k| cpython::merged_index(&merged, k));
         let mut wait = match (&py_f.wait, f.wait.take()) {
-            (Some(w), _) => Some(crate::runtimes::Wait { site_frame: py_site(w.site_frame), ..w.clone() }),
-            (None, Some(w)) => Some(crate::runtimes::Wait { site_frame: native_site(w.site_frame), ..w }),
+            (Some(w), _) => Some(crate::runtimes::Wait {
+                site_frame: py_site(w.site_frame),
+                ..w.clone()
+            }),
+            (None, Some(w)) => Some(crate::runtimes::Wait {
+                site_frame: native_site(w.site_frame),
+                ..w
+            }),
             (None, None) => None,
         };
-        let mut holds: Vec<Hold> =
-            f.holds.drain(..).map(|h| Hold { site_frame: native_site(h.site_frame), ..h }).collect();
+        let mut holds: Vec<Hold> = f
+            .holds
+            .drain(..)
+            .map(|h| Hold {
+                site_frame: native_site(h.site_frame),
+                ..h
+            })
+            .collect();
         holds = union(
-            py_f.holds.iter().map(|h| Hold { site_frame: py_site(h.site_frame), ..h.clone() }).collect(),
+            py_f.holds
+                .iter()
+                .map(|h| Hold {
+                    site_frame: py_site(h.site_frame),
+                    ..h.clone()
+                })
+                .collect(),
             holds,
         );
         if py_f.blocked_in.is_some() {
@@ -138,8 +183,13 @@ fn apply_python(
             // Python frames only (as py-spy shows them); sites move to the
             // index of the same frame in the Python-only stack, or to the
             // innermost Python frame for a native site.
-            let python_only: Vec<usize> =
-                merged.frames.iter().enumerate().filter(|(_, f)| f.kind == FrameKind::Python).map(|(k, _)| k).collect();
+            let python_only: Vec<usize> = merged
+                .frames
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.kind == FrameKind::Python)
+                .map(|(k, _)| k)
+                .collect();
             let remap = |s: Option<usize>| s.map(|k| python_only.iter().position(|&p| p >= k).unwrap_or(0));
             if let Some(w) = wait.as_mut() {
                 w.site_frame = remap(w.site_frame);
@@ -149,7 +199,11 @@ fn apply_python(
             }
             let mut frames: Vec<_> = python_only.iter().map(|&k| merged.frames[k].clone()).collect();
             frames.shrink_to_fit();
-            stacks[i] = Stack { frames, error: pt.frame_error.clone().or(merged.error), truncated: merged.truncated };
+            stacks[i] = Stack {
+                frames,
+                error: pt.frame_error.clone().or(merged.error),
+                truncated: merged.truncated,
+            };
         }
         f.wait = wait;
         f.holds = holds;
@@ -159,6 +213,10 @@ fn apply_python(
 /// The wait-for graph over every inspected process.
 pub fn verdict(inspections: &[Inspection]) -> Verdict {
     graph::analyze(inspections.iter().flat_map(|ins| {
-        ins.snapshot.threads.iter().zip(&ins.findings).map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+        ins.snapshot
+            .threads
+            .iter()
+            .zip(&ins.findings)
+            .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
     }))
 }

@@ -80,11 +80,16 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
         }
         inspections.push(inspect::inspect(pid, opts, &cache)?);
     }
-    let code = exit::OK;
-    let out = if json {
-        report::render_json(&inspections)
+    let verdict = inspect::verdict(&inspections);
+    let code = if verdict.deadlocks.is_empty() {
+        exit::OK
     } else {
-        report::render_text(&inspections, style)
+        exit::DEADLOCK
+    };
+    let out = if json {
+        report::render_json(&inspections, &verdict)
+    } else {
+        report::render_text(&inspections, &verdict, style)
     };
     Ok((out, code))
 }

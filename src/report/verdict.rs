@@ -36,8 +36,15 @@ impl<'a> Index<'a> {
         match self.threads.get(&id) {
             Some((ins, i)) => {
                 let t = &ins.snapshot.threads[*i];
-                let py = ins.python_names[*i].as_deref().map(|n| format!(" (Python \"{}\")", clean(n))).unwrap_or_default();
-                let pid = if ins.snapshot.pid != id.0 || self.multi_process() { format!(" of PID {}", id.0) } else { String::new() };
+                let py = ins.python_names[*i]
+                    .as_deref()
+                    .map(|n| format!(" (Python \"{}\")", clean(n)))
+                    .unwrap_or_default();
+                let pid = if ins.snapshot.pid != id.0 || self.multi_process() {
+                    format!(" of PID {}", id.0)
+                } else {
+                    String::new()
+                };
                 format!("thread {} \"{}\"{py}{pid}", id.1, clean(&t.name))
             }
             None => format!("thread {} of PID {}", id.1, id.0),
@@ -51,7 +58,10 @@ impl<'a> Index<'a> {
     }
 
     fn frames(&self, id: ThreadId) -> &'a [Frame] {
-        self.threads.get(&id).map(|(ins, i)| ins.stacks[*i].frames.as_slice()).unwrap_or(&[])
+        self.threads
+            .get(&id)
+            .map(|(ins, i)| ins.stacks[*i].frames.as_slice())
+            .unwrap_or(&[])
     }
 
     /// Where `id` waits (the frame that called the lock function).
@@ -64,7 +74,10 @@ impl<'a> Index<'a> {
     /// Where `id` acquired `r`, when known.
     pub fn hold_site(&self, id: ThreadId, r: &Resource) -> Option<&'a Frame> {
         let (ins, i) = self.threads.get(&id)?;
-        let h = ins.findings[*i].holds.iter().find(|h| h.resource.address == r.address && h.resource.pid == r.pid)?;
+        let h = ins.findings[*i]
+            .holds
+            .iter()
+            .find(|h| h.resource.address == r.address && h.resource.pid == r.pid)?;
         ins.stacks[*i].frames.get(h.site_frame?)
     }
 }
@@ -130,12 +143,23 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
     if v.deadlocks.is_empty() {
         return style.green("No deadlock found.");
     }
-    let threads: std::collections::BTreeSet<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
-    let locks: std::collections::BTreeSet<(i32, u64)> =
-        v.deadlocks.iter().flat_map(|d| d.resources.iter().map(|r| (r.pid, r.address))).collect();
-    let kinds: std::collections::BTreeSet<&str> =
-        v.deadlocks.iter().flat_map(|d| d.resources.iter().map(|r| plural(kind_label(r.kind)))).collect();
-    let what = if kinds.len() == 1 { kinds.into_iter().next().unwrap_or("locks").to_string() } else { "locks".into() };
+    let threads: std::collections::BTreeSet<ThreadId> =
+        v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
+    let locks: std::collections::BTreeSet<(i32, u64)> = v
+        .deadlocks
+        .iter()
+        .flat_map(|d| d.resources.iter().map(|r| (r.pid, r.address)))
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> = v
+        .deadlocks
+        .iter()
+        .flat_map(|d| d.resources.iter().map(|r| plural(kind_label(r.kind))))
+        .collect();
+    let what = if kinds.len() == 1 {
+        kinds.into_iter().next().unwrap_or("locks").to_string()
+    } else {
+        "locks".into()
+    };
     let n = v.deadlocks.len();
     style.red(&format!(
         "Found {n} deadlock{} ({} thread{}, {} {})",
@@ -143,13 +167,21 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
         threads.len(),
         if threads.len() == 1 { "" } else { "s" },
         locks.len(),
-        if locks.len() == 1 { singular(&what) } else { what.clone() }
+        if locks.len() == 1 {
+            singular(&what)
+        } else {
+            what.clone()
+        }
     ))
 }
 
 fn plural(k: &str) -> &'static str {
     match k {
-        "mutex" | "recursive mutex" | "error-checking mutex" | "adaptive mutex" | "robust mutex"
+        "mutex"
+        | "recursive mutex"
+        | "error-checking mutex"
+        | "adaptive mutex"
+        | "robust mutex"
         | "priority-inheritance mutex" => "mutexes",
         "Python Lock" | "Python RLock" => "Python locks",
         "Rust Mutex" | "Rust RwLock" => "Rust locks",
@@ -169,7 +201,11 @@ fn singular(k: &str) -> String {
 /// One deadlock in jstack's style.
 fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> String {
     let mut out = String::new();
-    let kind = if d.threads.len() == 1 { "self-deadlock" } else { "deadlock" };
+    let kind = if d.threads.len() == 1 {
+        "self-deadlock"
+    } else {
+        "deadlock"
+    };
     let _ = writeln!(
         out,
         "{} ({} thread{}, confidence: {})",
@@ -192,10 +228,18 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
         if let Some(f) = idx.hold_site(e.to, &e.resource) {
             let _ = writeln!(out, "      acquired by {} in {}", idx.name(e.to), site_label(f));
         }
-        let _ = writeln!(out, "      owner is {} — {}", confidence_label(e.confidence), clean(&e.evidence));
+        let _ = writeln!(
+            out,
+            "      owner is {} — {}",
+            confidence_label(e.confidence),
+            clean(&e.evidence)
+        );
     }
-    let behind: Vec<&crate::graph::BlockedBehind> =
-        v.blocked_behind.iter().filter(|b| b.leads_to == Leads::Deadlock(n - 1)).collect();
+    let behind: Vec<&crate::graph::BlockedBehind> = v
+        .blocked_behind
+        .iter()
+        .filter(|b| b.leads_to == Leads::Deadlock(n - 1))
+        .collect();
     for b in behind {
         let first = b.chain.first();
         let what = first.map(|e| resource_label(&e.resource)).unwrap_or_default();
@@ -225,7 +269,10 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
         let _ = writeln!(out, "{}\n", style.yellow("(more cycles exist than are listed)"));
     }
     for o in &v.orphaned {
-        let owner = o.owner_tid.map(|t| format!("thread {t}")).unwrap_or_else(|| "its owner".into());
+        let owner = o
+            .owner_tid
+            .map(|t| format!("thread {t}"))
+            .unwrap_or_else(|| "its owner".into());
         let _ = writeln!(
             out,
             "{} {} waits for {}, but {owner} has exited: the lock will never be released ({}).",
@@ -234,7 +281,11 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
             resource_label(&o.resource),
             clean(&o.evidence)
         );
-        for b in v.blocked_behind.iter().filter(|b| matches!(b.leads_to, Leads::Orphaned(_))) {
+        for b in v
+            .blocked_behind
+            .iter()
+            .filter(|b| matches!(b.leads_to, Leads::Orphaned(_)))
+        {
             if b.chain.last().map(|e| e.to) == Some(o.thread) {
                 let _ = writeln!(out, "  Blocked behind it: {}", idx.name(b.thread));
             }
@@ -247,7 +298,9 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
         let _ = writeln!(
             out,
             "{}\n",
-            style.yellow("Every thread is blocked: nothing can make progress unless something outside the process acts.")
+            style.yellow(
+                "Every thread is blocked: nothing can make progress unless something outside the process acts."
+            )
         );
     }
     out.push_str(&summary_table(inspections, &idx));
@@ -257,7 +310,9 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
 /// Who waits for what, one row per blocked thread.
 fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
     let mut table = Table::new();
-    table.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Disabled);
+    table
+        .load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled);
     table.set_header(vec!["thread", "waits for", "held by", "confidence", "waiting in"]);
     let mut rows = 0;
     for ins in inspections {
@@ -273,7 +328,11 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
                         (None, _) if w.resource.kind.has_owner() => "unknown".into(),
                         (None, _) => "—".into(),
                     },
-                    if w.owner.tid.is_some() { confidence_label(w.owner.confidence) } else { "" },
+                    if w.owner.tid.is_some() {
+                        confidence_label(w.owner.confidence)
+                    } else {
+                        ""
+                    },
                 ),
                 None => match &f.blocked_in {
                     Some(b) => (format!("({})", clean(b)), String::new(), ""),
@@ -281,7 +340,13 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
                 },
             };
             let site = idx.wait_site(id).map(site_label).unwrap_or_default();
-            table.add_row(vec![Cell::new(idx.name(id)), Cell::new(what), Cell::new(owner), Cell::new(conf), Cell::new(site)]);
+            table.add_row(vec![
+                Cell::new(idx.name(id)),
+                Cell::new(what),
+                Cell::new(owner),
+                Cell::new(conf),
+                Cell::new(site),
+            ]);
             rows += 1;
         }
     }
