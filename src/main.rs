@@ -55,9 +55,9 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
     };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
-        Some(Command::Demo { json }) => {
+        Some(Command::Demo) => {
             let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
-            let out = diagnose(&[pid], &opts, json, &style)?;
+            let out = diagnose(&[pid], &opts, cli.json, &style)?;
             emit(&out.0);
             Ok(out.1)
         }
