@@ -313,7 +313,12 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
     table
         .load_style(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Disabled);
-    table.set_header(vec!["thread", "waits for", "held by", "confidence", "waiting in"]);
+    let multi = inspections.len() > 1;
+    let mut header = vec!["TID", "name", "waits for", "held by", "confidence", "waiting in"];
+    if multi {
+        header.insert(0, "PID");
+    }
+    table.set_header(header);
     let mut rows = 0;
     for ins in inspections {
         for (i, t) in ins.snapshot.threads.iter().enumerate() {
@@ -323,8 +328,11 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
                 Some(w) => (
                     resource_label(&w.resource),
                     match (w.owner.tid, w.owner.dead) {
-                        (Some(tid), true) => format!("thread {tid} (exited)"),
-                        (Some(tid), false) => idx.name((w.owner.pid.unwrap_or(id.0), tid)),
+                        (Some(tid), true) => format!("{tid} (exited)"),
+                        (Some(tid), false) if w.owner.pid.is_some_and(|p| p != id.0) => {
+                            format!("{tid} (PID {})", w.owner.pid.unwrap_or(0))
+                        }
+                        (Some(tid), false) => tid.to_string(),
                         (None, _) if w.resource.kind.has_owner() => "unknown".into(),
                         (None, _) => "—".into(),
                     },
@@ -339,14 +347,23 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
                     None => continue,
                 },
             };
+            let name = match ins.python_names[i].as_deref() {
+                Some(py) => clean(py),
+                None => clean(&t.name),
+            };
             let site = idx.wait_site(id).map(site_label).unwrap_or_default();
-            table.add_row(vec![
-                Cell::new(idx.name(id)),
+            let mut row = vec![
+                Cell::new(t.tid),
+                Cell::new(name),
                 Cell::new(what),
                 Cell::new(owner),
                 Cell::new(conf),
                 Cell::new(site),
-            ]);
+            ];
+            if multi {
+                row.insert(0, Cell::new(id.0));
+            }
+            table.add_row(row);
             rows += 1;
         }
     }
