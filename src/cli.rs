@@ -24,15 +24,15 @@ pub struct Cli {
     pub pids: Vec<i32>,
 
     /// Print JSON (schema: docs/json-schema.md) instead of the text report.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// For Python threads, also show native frames (interleaved with the Python frames).
-    #[arg(long, conflicts_with = "no_python")]
+    #[arg(long, global = true, conflicts_with = "no_python")]
     pub native: bool,
 
     /// Do not look for Python interpreters: show native stacks only.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_python: bool,
 
     /// Never stop the target: use the registers the kernel exposes in
@@ -54,7 +54,7 @@ pub struct Cli {
     pub max_frames: usize,
 
     /// When to color the text report.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
 
     #[command(subcommand)]
@@ -64,11 +64,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a built-in child process that deadlocks, diagnose it, and kill it.
-    Demo {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Demo,
     /// The demo's deadlocking child process (internal).
     #[command(name = "__demo-child", hide = true)]
     DemoChild,

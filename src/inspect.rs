@@ -1,11 +1,14 @@
 //! The pipeline for one process: capture, then (with the target running
-//! again) unwind, symbolize and analyze. The CLI calls this; so do tests.
+//! again) unwind, symbolize and analyze; and the verdict over all processes.
+//! The CLI calls this; so do tests.
 
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::runtimes::ThreadFindings;
-use crate::stacks::Stack;
+use crate::graph::{self, Verdict};
+use crate::runtimes::cpython::{self, PythonProcess};
+use crate::runtimes::{native, Hold, ProcessView, ThreadFindings};
+use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{ModuleCache, ProcessSymbols};
 use crate::target::capture::{capture, CaptureOptions};
 use crate::target::Snapshot;
@@ -24,14 +27,18 @@ pub struct Options {
 /// Everything known about one process after analysis.
 pub struct Inspection {
     pub snapshot: Snapshot,
-    /// Parallel to `snapshot.threads`.
+    /// What is shown per thread (parallel to `snapshot.threads`): the native
+    /// stack, or for Python threads the Python stack (merged with the native
+    /// one under `--native`).
     pub stacks: Vec<Stack>,
-    /// Parallel to `snapshot.threads`.
+    /// Parallel to `snapshot.threads`; `site_frame` indexes `stacks`.
     pub findings: Vec<ThreadFindings>,
     /// Python thread names by thread index, when the target is CPython.
     pub python_names: Vec<Option<String>>,
-    /// `3.13.0t`-style description of the interpreter, if any.
+    /// `CPython 3.13.5 (free-threaded)`, if the target runs CPython.
     pub python_version: Option<String>,
+    /// Why Python analysis failed, if it did (the native report still stands).
+    pub python_error: Option<String>,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -43,19 +50,173 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     let memory = snapshot.memory();
     let mut unwinder = Unwinder::default();
     unwinder.max_frames = opts.max_frames.max(1);
-    let stacks: Vec<Stack> = snapshot
+    let native: Vec<Stack> = snapshot
         .threads
         .iter()
         .map(|t| unwinder.unwind(t, &symbols, &memory))
         .collect();
-    let findings = vec![ThreadFindings::default(); snapshot.threads.len()];
-    let python_names = vec![None; snapshot.threads.len()];
+
+    let view = ProcessView {
+        snapshot: &snapshot,
+        stacks: &native,
+        memory: &memory,
+        symbols: &symbols,
+    };
+    let mut findings = native::analyze(&view);
+    let (python, python_error) = if opts.python {
+        match cpython::inspect(&view) {
+            Ok(p) => (p, None),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    } else {
+        (None, None)
+    };
+
+    let mut stacks = native.clone();
+    let mut python_names = vec![None; snapshot.threads.len()];
+    let python_version = python.as_ref().map(describe_python);
+    if let Some(py) = &python {
+        apply_python(
+            py,
+            &snapshot,
+            &native,
+            opts.native,
+            &mut stacks,
+            &mut findings,
+            &mut python_names,
+        );
+    }
     Ok(Inspection {
         analysis_time: started.elapsed(),
         snapshot,
         stacks,
         findings,
         python_names,
-        python_version: None,
+        python_version,
+        python_error,
     })
+}
+
+fn union(mut a: Vec<Hold>, b: Vec<Hold>) -> Vec<Hold> {
+    for h in b {
+        if !a
+            .iter()
+            .any(|x| x.resource.address == h.resource.address && x.resource.kind == h.resource.kind)
+        {
+            a.push(h);
+        }
+    }
+    a
+}
+
+fn describe_python(py: &PythonProcess) -> String {
+    let (a, b, c) = py.version;
+    let ft = if py.free_threaded { " (free-threaded)" } else { "" };
+    format!("CPython {a}.{b}.{c}{ft}")
+}
+
+/// Put Python stacks, names and findings in place. CPython's findings win over
+/// the native ones: the native analysis only sees the futex under a Python
+/// lock (a semaphore or a parked thread), CPython sees the lock.
+fn apply_python(
+    py: &PythonProcess,
+    snapshot: &Snapshot,
+    native: &[Stack],
+    show_native: bool,
+    stacks: &mut [Stack],
+    findings: &mut [ThreadFindings],
+    names: &mut [Option<String>],
+) {
+    for pt in &py.threads {
+        let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) else {
+            continue;
+        };
+        names[i] = pt.name.clone();
+        let merged = cpython::merge_stacks(&native[i], pt);
+        // Map native frame indices into the merged stack.
+        let native_in_merged: Vec<usize> = merged
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.kind == FrameKind::Native)
+            .map(|(k, _)| k)
+            .collect();
+        let f = &mut findings[i];
+        let py_f = &pt.findings;
+        let native_site = |s: Option<usize>| s.and_then(|k| native_in_merged.get(k).copied());
+        let py_site = |s: Option<usize>| s.and_then(|k| cpython::merged_index(&merged, k));
+        let mut wait = match (&py_f.wait, f.wait.take()) {
+            (Some(w), _) => Some(crate::runtimes::Wait {
+                site_frame: py_site(w.site_frame),
+                ..w.clone()
+            }),
+            (None, Some(w)) => Some(crate::runtimes::Wait {
+                site_frame: native_site(w.site_frame),
+                ..w
+            }),
+            (None, None) => None,
+        };
+        let mut holds: Vec<Hold> = f
+            .holds
+            .drain(..)
+            .map(|h| Hold {
+                site_frame: native_site(h.site_frame),
+                ..h
+            })
+            .collect();
+        holds = union(
+            py_f.holds
+                .iter()
+                .map(|h| Hold {
+                    site_frame: py_site(h.site_frame),
+                    ..h.clone()
+                })
+                .collect(),
+            holds,
+        );
+        if py_f.blocked_in.is_some() {
+            f.blocked_in = py_f.blocked_in.clone();
+        }
+        if show_native || pt.frames.is_empty() {
+            stacks[i] = merged;
+        } else {
+            // Python frames only (as py-spy shows them); sites move to the
+            // index of the same frame in the Python-only stack, or to the
+            // innermost Python frame for a native site.
+            let python_only: Vec<usize> = merged
+                .frames
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| f.kind == FrameKind::Python)
+                .map(|(k, _)| k)
+                .collect();
+            let remap = |s: Option<usize>| s.map(|k| python_only.iter().position(|&p| p >= k).unwrap_or(0));
+            if let Some(w) = wait.as_mut() {
+                w.site_frame = remap(w.site_frame);
+            }
+            for h in &mut holds {
+                h.site_frame = remap(h.site_frame);
+            }
+            let mut frames: Vec<_> = python_only.iter().map(|&k| merged.frames[k].clone()).collect();
+            frames.shrink_to_fit();
+            stacks[i] = Stack {
+                frames,
+                error: pt.frame_error.clone().or(merged.error),
+                truncated: merged.truncated,
+            };
+        }
+        f.wait = wait;
+        f.holds = holds;
+    }
+}
+
+/// The wait-for graph over every inspected process.
+pub fn verdict(inspections: &[Inspection]) -> Verdict {
+    graph::analyze(inspections.iter().flat_map(|ins| {
+        ins.snapshot
+            .threads
+            .iter()
+            .zip(&ins.findings)
+            .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+    }))
 }

@@ -55,9 +55,9 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
     };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
-        Some(Command::Demo { json }) => {
+        Some(Command::Demo) => {
             let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
-            let out = diagnose(&[pid], &opts, json, &style)?;
+            let out = diagnose(&[pid], &opts, cli.json, &style)?;
             emit(&out.0);
             Ok(out.1)
         }
@@ -80,11 +80,16 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
         }
         inspections.push(inspect::inspect(pid, opts, &cache)?);
     }
-    let code = exit::OK;
-    let out = if json {
-        report::render_json(&inspections)
+    let verdict = inspect::verdict(&inspections);
+    let code = if verdict.deadlocks.is_empty() {
+        exit::OK
     } else {
-        report::render_text(&inspections, style)
+        exit::DEADLOCK
+    };
+    let out = if json {
+        report::render_json(&inspections, &verdict)
+    } else {
+        report::render_text(&inspections, &verdict, style)
     };
     Ok((out, code))
 }

@@ -117,6 +117,8 @@ pub struct Thread<'a> {
 
 #[derive(Serialize)]
 pub struct Process<'a> {
+    /// Why Python analysis failed, if it did (the rest of the report stands).
+    pub python_error: Option<&'a str>,
     pub pid: i32,
     pub ns_pid: i32,
     pub exe: String,
@@ -181,5 +183,6 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         analysis_us: ins.analysis_time.as_micros() as u64,
         no_stop: s.no_stop,
         python: ins.python_version.as_deref(),
+        python_error: ins.python_error.as_deref(),
     }
 }

@@ -3,9 +3,11 @@
 pub mod json;
 pub mod style;
 pub mod threads;
+pub mod verdict;
 
 use std::fmt::Write;
 
+use crate::graph::Verdict;
 use crate::inspect::Inspection;
 use style::{clean, Style};
 
@@ -64,9 +66,23 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
-/// The whole text report.
-pub fn render_text(inspections: &[Inspection], style: &Style) -> String {
+/// The whole text report: verdict first, then every thread's stack.
+pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style) -> String {
     let mut out = String::new();
+    out.push_str(&verdict::text(inspections, verdict, style));
+    for ins in inspections {
+        if let Some(e) = &ins.python_error {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.yellow(&format!(
+                    "PID {}: Python analysis failed: {}",
+                    ins.snapshot.pid,
+                    clean(e)
+                ))
+            );
+        }
+    }
     for ins in inspections {
         let _ = writeln!(out, "{}\n", process_header(ins, style));
         out.push_str(&threads::all_threads(ins, style));
@@ -78,13 +94,15 @@ pub fn render_text(inspections: &[Inspection], style: &Style) -> String {
 }
 
 /// The whole JSON document (one line, newline-terminated).
-pub fn render_json(inspections: &[Inspection]) -> String {
+pub fn render_json(inspections: &[Inspection], verdict: &Verdict) -> String {
     let doc = serde_json::json!({
         "schema_version": json::SCHEMA_VERSION,
         "lockdump_version": env!("CARGO_PKG_VERSION"),
         "pid": inspections.first().map(|i| i.snapshot.pid),
         "pids": inspections.iter().map(|i| i.snapshot.pid).collect::<Vec<_>>(),
         "pause_us": inspections.iter().map(|i| i.snapshot.pause.as_micros() as u64).sum::<u64>(),
+        "verdict": verdict::json_verdict(verdict),
+        "deadlocks": verdict::json_deadlocks(inspections, verdict),
         "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
         "threads": inspections.iter().flat_map(json::threads).collect::<Vec<_>>(),
     });

@@ -169,3 +169,12 @@ pub struct ThreadFindings {
     /// A blocking call that is not a lock wait, in words: `nanosleep`, `read(fd 0)`.
     pub blocked_in: Option<String>,
 }
+
+pub mod frames;
+pub mod futex;
+pub mod glibc;
+pub mod native;
+pub mod owners;
+pub mod rust_std;
+pub mod stackscan;
+pub mod syscalls;

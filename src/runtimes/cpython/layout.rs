@@ -1064,6 +1064,59 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
     })
 }
 
+/// The fields lockdump uses from pyenv 3.13.0's `_Py_DebugOffsets` (all but
+/// `version`), as its `.PyRuntime` section holds them: test data shared by the
+/// decoding and fuzz tests.
+#[cfg(test)]
+pub(crate) const PYENV_3130_DEBUG_OFFSETS: &[(&str, u64)] = &[
+    ("free_threaded", 0),
+    ("runtime_state.size", 0x452b8),
+    ("runtime_state.interpreters_head", 0x278),
+    ("interpreter_state.size", 0x2f998),
+    ("interpreter_state.next", 0x1c60),
+    ("interpreter_state.threads_head", 0x1cb0),
+    ("interpreter_state.imports_modules", 0x1de8),
+    ("interpreter_state.ceval_gil", 0x10),
+    ("interpreter_state.gil_runtime_state", 0x1e48),
+    ("interpreter_state.gil_runtime_state_locked", 0x1e58),
+    ("interpreter_state.gil_runtime_state_holder", 0x1e50),
+    ("thread_state.size", 0x130),
+    ("thread_state.next", 8),
+    ("thread_state.current_frame", 0x48),
+    ("thread_state.thread_id", 0x98),
+    ("thread_state.native_thread_id", 0xa0),
+    ("interpreter_frame.size", 0x50),
+    ("interpreter_frame.previous", 8),
+    ("interpreter_frame.executable", 0),
+    ("interpreter_frame.instr_ptr", 0x38),
+    ("interpreter_frame.localsplus", 0x48),
+    ("interpreter_frame.owner", 0x46),
+    ("code_object.size", 0xd0),
+    ("code_object.filename", 0x70),
+    ("code_object.name", 0x78),
+    ("code_object.qualname", 0x80),
+    ("code_object.linetable", 0x88),
+    ("code_object.firstlineno", 0x44),
+    ("code_object.argcount", 0x34),
+    ("code_object.localsplusnames", 0x60),
+    ("code_object.localspluskinds", 0x68),
+    ("code_object.co_code_adaptive", 0xc8),
+    ("pyobject.size", 16),
+    ("pyobject.ob_type", 8),
+    ("type_object.size", 0x1a0),
+    ("type_object.tp_name", 0x18),
+    ("type_object.tp_flags", 0xa8),
+    ("tuple_object.ob_item", 0x18),
+    ("tuple_object.ob_size", 0x10),
+    ("dict_object.ma_keys", 0x20),
+    ("dict_object.ma_values", 0x28),
+    ("long_object.lv_tag", 0x10),
+    ("long_object.ob_digit", 0x18),
+    ("unicode_object.state", 0x20),
+    ("unicode_object.length", 0x10),
+    ("unicode_object.asciiobject_size", 0x28),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1079,55 +1132,8 @@ mod tests {
             let i = DEBUG_OFFSETS_313.iter().position(|f| *f == name).unwrap();
             w[i] = v;
         };
-        for (name, v) in [
-            ("version", 0x030d00f0),
-            ("free_threaded", 0),
-            ("runtime_state.size", 0x452b8),
-            ("runtime_state.interpreters_head", 0x278),
-            ("interpreter_state.size", 0x2f998),
-            ("interpreter_state.next", 0x1c60),
-            ("interpreter_state.threads_head", 0x1cb0),
-            ("interpreter_state.imports_modules", 0x1de8),
-            ("interpreter_state.ceval_gil", 0x10),
-            ("interpreter_state.gil_runtime_state", 0x1e48),
-            ("interpreter_state.gil_runtime_state_locked", 0x1e58),
-            ("interpreter_state.gil_runtime_state_holder", 0x1e50),
-            ("thread_state.size", 0x130),
-            ("thread_state.next", 8),
-            ("thread_state.current_frame", 0x48),
-            ("thread_state.thread_id", 0x98),
-            ("thread_state.native_thread_id", 0xa0),
-            ("interpreter_frame.size", 0x50),
-            ("interpreter_frame.previous", 8),
-            ("interpreter_frame.executable", 0),
-            ("interpreter_frame.instr_ptr", 0x38),
-            ("interpreter_frame.localsplus", 0x48),
-            ("interpreter_frame.owner", 0x46),
-            ("code_object.size", 0xd0),
-            ("code_object.filename", 0x70),
-            ("code_object.name", 0x78),
-            ("code_object.qualname", 0x80),
-            ("code_object.linetable", 0x88),
-            ("code_object.firstlineno", 0x44),
-            ("code_object.argcount", 0x34),
-            ("code_object.localsplusnames", 0x60),
-            ("code_object.localspluskinds", 0x68),
-            ("code_object.co_code_adaptive", 0xc8),
-            ("pyobject.size", 16),
-            ("pyobject.ob_type", 8),
-            ("type_object.size", 0x1a0),
-            ("type_object.tp_name", 0x18),
-            ("type_object.tp_flags", 0xa8),
-            ("tuple_object.ob_item", 0x18),
-            ("tuple_object.ob_size", 0x10),
-            ("dict_object.ma_keys", 0x20),
-            ("dict_object.ma_values", 0x28),
-            ("long_object.lv_tag", 0x10),
-            ("long_object.ob_digit", 0x18),
-            ("unicode_object.state", 0x20),
-            ("unicode_object.length", 0x10),
-            ("unicode_object.asciiobject_size", 0x28),
-        ] {
+        set(&mut words, "version", 0x030d00f0);
+        for &(name, v) in PYENV_3130_DEBUG_OFFSETS {
             set(&mut words, name, v);
         }
         let d = DebugOffsets::decode(DEBUG_OFFSETS_313, &words).unwrap();

@@ -1,0 +1,490 @@
+//! The wait-for graph: which thread waits for which, every circular wait, and
+//! the hangs that are not cycles.
+//!
+//! Nodes are threads, identified by (PID, TID) so that threads of several
+//! processes (sharing a process-shared mutex) form one graph. An edge T → U
+//! means "T waits on a resource whose owner is U"; it carries the resource,
+//! how sure the owner is, and the evidence. Waits whose owner is unknown give
+//! no edge: lockdump never invents one. Resources without owners by design
+//! (condition variables, semaphores, ...) are listed, not graphed.
+//!
+//! Every elementary cycle is reported (Johnson's algorithm within each
+//! strongly connected component), bounded by [`MAX_CYCLES`], in a
+//! deterministic order: each cycle starts at its lowest (PID, TID) and
+//! cycles are sorted.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::Serialize;
+
+use crate::runtimes::{Confidence, Resource, ThreadFindings};
+
+/// A thread: (PID, host TID).
+pub type ThreadId = (i32, i32);
+
+/// Upper bound on the cycles reported; beyond it [`Verdict::cycles_truncated`] is set.
+pub const MAX_CYCLES: usize = 1000;
+/// Upper bound on the edges of all reported cycles together, so that a
+/// pathological graph (thousands of threads each waiting on several) cannot
+/// make the report explode; beyond it [`Verdict::cycles_truncated`] is set.
+pub const MAX_CYCLE_EDGES: usize = 200_000;
+
+/// "`from` waits on `resource`, which `to` holds."
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Edge {
+    pub from: ThreadId,
+    pub to: ThreadId,
+    pub resource: Resource,
+    pub confidence: Confidence,
+    pub evidence: String,
+}
+
+/// One circular wait.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deadlock {
+    /// The threads in cycle order, starting from the lowest (PID, TID).
+    pub threads: Vec<ThreadId>,
+    /// `resources[i]` is what `threads[i]` waits for (held by `threads[i+1]`).
+    pub resources: Vec<Resource>,
+    /// `edges[i]` goes from `threads[i]` to `threads[(i+1) % len]`.
+    pub edges: Vec<Edge>,
+    /// The weakest edge's confidence: a cycle closed by one inferred owner is an inferred deadlock.
+    pub confidence: Confidence,
+}
+
+/// What a chain of waits ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "index")]
+pub enum Leads {
+    /// Index into [`Verdict::deadlocks`].
+    Deadlock(usize),
+    /// Index into [`Verdict::orphaned`].
+    Orphaned(usize),
+}
+
+/// A thread outside every cycle whose chain of waits leads into one (or into
+/// a lock whose owner exited): it will never run either.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockedBehind {
+    pub thread: ThreadId,
+    /// The edges from `thread` to the first thread of the cycle (or the orphaned waiter).
+    pub chain: Vec<Edge>,
+    pub leads_to: Leads,
+}
+
+/// A wait on a lock whose owner has exited: a hang without a cycle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Orphaned {
+    pub thread: ThreadId,
+    pub resource: Resource,
+    /// The TID the lock still names.
+    pub owner_tid: Option<i32>,
+    pub evidence: String,
+}
+
+/// A wait that is not an edge: no owner by design, or an owner nobody recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OwnerlessWait {
+    pub thread: ThreadId,
+    pub resource: Resource,
+    pub how: String,
+    pub evidence: String,
+}
+
+/// Everything the graph says about the inspected threads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub deadlocks: Vec<Deadlock>,
+    pub blocked_behind: Vec<BlockedBehind>,
+    pub orphaned: Vec<Orphaned>,
+    /// Waits on objects that have no owner (condvar, semaphore, barrier, event, queue).
+    pub no_owner_waits: Vec<OwnerlessWait>,
+    /// Waits on lockable objects whose owner is not known (rwlock readers, Rust locks without evidence).
+    pub unknown_owner_waits: Vec<OwnerlessWait>,
+    /// Every thread is blocked: nothing can make progress unless something external happens.
+    pub all_blocked: bool,
+    /// More than [`MAX_CYCLES`] cycles exist; the list is cut.
+    pub cycles_truncated: bool,
+}
+
+/// Identity of a resource across processes: a process-shared object is the
+/// same resource in every process that maps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ResourceKey {
+    Shared { dev: u64, inode: u64, offset: u64 },
+    Local { pid: i32, address: u64 },
+}
+
+pub fn resource_key(r: &Resource) -> ResourceKey {
+    match r.shared_key {
+        Some((dev, inode, offset)) => ResourceKey::Shared { dev, inode, offset },
+        None => ResourceKey::Local {
+            pid: r.pid,
+            address: r.address,
+        },
+    }
+}
+
+/// The graph under construction.
+#[derive(Debug, Default)]
+pub struct WaitGraph {
+    /// Every thread in the graph: `Some(blocked)` for an inspected thread,
+    /// `None` for one only named as an owner (e.g. in a process not inspected).
+    nodes: BTreeMap<ThreadId, Option<bool>>,
+    edges: Vec<Edge>,
+    orphaned: Vec<Orphaned>,
+    no_owner: Vec<OwnerlessWait>,
+    unknown_owner: Vec<OwnerlessWait>,
+}
+
+impl WaitGraph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add a thread and its wait.
+    pub fn add_thread(&mut self, pid: i32, tid: i32, findings: &ThreadFindings) {
+        let me = (pid, tid);
+        let blocked = findings.wait.is_some() || findings.blocked_in.is_some();
+        self.nodes.insert(me, Some(blocked));
+        let Some(w) = &findings.wait else { return };
+        let ownerless = |evidence: &str| OwnerlessWait {
+            thread: me,
+            resource: w.resource.clone(),
+            how: w.how.clone(),
+            evidence: evidence.to_string(),
+        };
+        if !w.resource.kind.has_owner() {
+            self.no_owner.push(ownerless(&w.owner.evidence));
+            return;
+        }
+        if w.owner.dead {
+            self.orphaned.push(Orphaned {
+                thread: me,
+                resource: w.resource.clone(),
+                owner_tid: w.owner.tid,
+                evidence: w.owner.evidence.clone(),
+            });
+            return;
+        }
+        let owner = match w.owner.tid {
+            Some(t) if w.owner.confidence != Confidence::Unknown => (w.owner.pid.unwrap_or(pid), t),
+            _ => {
+                self.unknown_owner.push(ownerless(&w.owner.evidence));
+                return;
+            }
+        };
+        if owner == me && w.resource.kind.is_reentrant() {
+            // Re-acquiring a recursive lock never blocks: not a self-deadlock.
+            return;
+        }
+        self.add_edge(Edge {
+            from: me,
+            to: owner,
+            resource: w.resource.clone(),
+            confidence: w.owner.confidence,
+            evidence: w.owner.evidence.clone(),
+        });
+    }
+
+    /// Add an edge directly (a wait for several owners, e.g. all readers of a lock).
+    /// Both ends become nodes; `from` counts as an inspected, blocked thread.
+    pub fn add_edge(&mut self, edge: Edge) {
+        let from = self.nodes.entry(edge.from).or_insert(Some(true));
+        *from = Some(true);
+        self.nodes.entry(edge.to).or_insert(None);
+        self.edges.push(edge);
+    }
+
+    /// Find every cycle and classify the rest.
+    pub fn verdict(&self) -> Verdict {
+        let mut orphaned = self.orphaned.clone();
+        orphaned.sort_by_key(|o| o.thread);
+        let mut no_owner = self.no_owner.clone();
+        no_owner.sort_by_key(|w| w.thread);
+        let mut unknown_owner = self.unknown_owner.clone();
+        unknown_owner.sort_by_key(|w| w.thread);
+        let ids: Vec<ThreadId> = self.nodes.keys().copied().collect();
+        let n = ids.len();
+        let index = |id: &ThreadId| ids.binary_search(id).unwrap_or(0);
+
+        // One edge per (from, to) pair: the strongest, then the first added.
+        // `adj[a]` is sorted by target; `edge_of[a][i]` indexes `self.edges`.
+        let mut pairs: Vec<(usize, usize, Confidence, usize)> = self
+            .edges
+            .iter()
+            .enumerate()
+            .map(|(k, e)| (index(&e.from), index(&e.to), e.confidence, k))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup_by_key(|p| (p.0, p.1));
+        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
+        let mut edge_of: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &(a, b, _, k) in &pairs {
+            adj[a].push(b);
+            edge_of[a].push(k);
+        }
+        let edge = |a: usize, b: usize| -> &Edge {
+            let i = adj[a].binary_search(&b).unwrap_or(0);
+            &self.edges[edge_of[a][i]]
+        };
+
+        let (cycles, truncated) = elementary_cycles(&adj, MAX_CYCLES, MAX_CYCLE_EDGES);
+        let mut deadlocks: Vec<Deadlock> = cycles
+            .iter()
+            .map(|c| {
+                let edges: Vec<Edge> = (0..c.len()).map(|i| edge(c[i], c[(i + 1) % c.len()]).clone()).collect();
+                Deadlock {
+                    threads: c.iter().map(|&v| ids[v]).collect(),
+                    resources: edges.iter().map(|e| e.resource.clone()).collect(),
+                    confidence: edges.iter().map(|e| e.confidence).max().unwrap_or(Confidence::Exact),
+                    edges,
+                }
+            })
+            .collect();
+        deadlocks.sort_by(|a, b| a.threads.cmp(&b.threads));
+
+        // Threads that lead into a cycle, then into an orphaned lock (shortest chains first).
+        let mut first_deadlock: BTreeMap<ThreadId, usize> = BTreeMap::new();
+        for (d, dl) in deadlocks.iter().enumerate() {
+            for t in &dl.threads {
+                first_deadlock.entry(*t).or_insert(d);
+            }
+        }
+        let mut rev: Vec<Vec<usize>> = vec![Vec::new(); n];
+        for &(a, b, _, _) in &pairs {
+            rev[b].push(a);
+        }
+        let mut assigned: Vec<bool> = vec![false; n];
+        let mut blocked_behind = Vec::new();
+        let sources: Vec<(usize, Leads)> = first_deadlock
+            .iter()
+            .map(|(t, &d)| (index(t), Leads::Deadlock(d)))
+            .chain(
+                orphaned
+                    .iter()
+                    .enumerate()
+                    .map(|(o, orph)| (index(&orph.thread), Leads::Orphaned(o))),
+            )
+            .collect();
+        for &(s, _) in &sources {
+            assigned[s] = true;
+        }
+        // Multi-source BFS over reversed edges; each thread records the hop it was reached through.
+        let mut next_hop: Vec<Option<(usize, Leads)>> = vec![None; n];
+        let mut queue: VecDeque<(usize, Leads)> = sources.into_iter().collect();
+        let mut order = Vec::new();
+        while let Some((v, leads)) = queue.pop_front() {
+            for &u in &rev[v] {
+                if !assigned[u] {
+                    assigned[u] = true;
+                    next_hop[u] = Some((v, leads));
+                    order.push(u);
+                    queue.push_back((u, leads));
+                }
+            }
+        }
+        for u in order {
+            let mut chain = Vec::new();
+            let mut cur = u;
+            let mut leads = None;
+            while let Some((next, l)) = next_hop[cur] {
+                chain.push(edge(cur, next).clone());
+                leads = Some(l);
+                cur = next;
+            }
+            if let Some(leads_to) = leads {
+                blocked_behind.push(BlockedBehind {
+                    thread: ids[u],
+                    chain,
+                    leads_to,
+                });
+            }
+        }
+        blocked_behind.sort_by_key(|b| b.thread);
+
+        Verdict {
+            deadlocks,
+            blocked_behind,
+            orphaned,
+            no_owner_waits: no_owner,
+            unknown_owner_waits: unknown_owner,
+            all_blocked: {
+                let mut inspected = self.nodes.values().flatten().peekable();
+                inspected.peek().is_some() && inspected.all(|&b| b)
+            },
+            cycles_truncated: truncated,
+        }
+    }
+}
+
+/// Build the graph from (PID, TID, findings) triples and compute the verdict.
+pub fn analyze<'a>(threads: impl IntoIterator<Item = (i32, i32, &'a ThreadFindings)>) -> Verdict {
+    let mut g = WaitGraph::new();
+    for (pid, tid, f) in threads {
+        g.add_thread(pid, tid, f);
+    }
+    g.verdict()
+}
+
+/// Strongly connected components (Tarjan, iterative so deep chains cannot
+/// overflow the stack). Returns a component id per vertex.
+fn scc(adj: &[Vec<usize>], allowed: &dyn Fn(usize) -> bool) -> Vec<Option<usize>> {
+    let n = adj.len();
+    let mut idx: Vec<Option<usize>> = vec![None; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut comp: Vec<Option<usize>> = vec![None; n];
+    let mut next_index = 0;
+    let mut next_comp = 0;
+    for root in 0..n {
+        if !allowed(root) || idx[root].is_some() {
+            continue;
+        }
+        // (vertex, position in its adjacency list)
+        let mut call: Vec<(usize, usize)> = vec![(root, 0)];
+        idx[root] = Some(next_index);
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut pos)) = call.last_mut() {
+            if let Some(&w) = adj[v].get(*pos) {
+                *pos += 1;
+                if !allowed(w) {
+                    continue;
+                }
+                match idx[w] {
+                    None => {
+                        idx[w] = Some(next_index);
+                        low[w] = next_index;
+                        next_index += 1;
+                        stack.push(w);
+                        on_stack[w] = true;
+                        call.push((w, 0));
+                    }
+                    Some(iw) if on_stack[w] => low[v] = low[v].min(iw),
+                    Some(_) => {}
+                }
+                continue;
+            }
+            call.pop();
+            if let Some(&(parent, _)) = call.last() {
+                low[parent] = low[parent].min(low[v]);
+            }
+            if Some(low[v]) == idx[v] {
+                while let Some(w) = stack.pop() {
+                    on_stack[w] = false;
+                    comp[w] = Some(next_comp);
+                    if w == v {
+                        break;
+                    }
+                }
+                next_comp += 1;
+            }
+        }
+    }
+    comp
+}
+
+/// Every elementary cycle (Johnson 1975), at most `cap` of them with at most
+/// `cap_edges` edges in total. Vertices are
+/// numbered in sorted thread order, so each cycle starts at its least vertex.
+/// Returns the cycles and whether the cap cut the enumeration short.
+fn elementary_cycles(adj: &[Vec<usize>], cap: usize, cap_edges: usize) -> (Vec<Vec<usize>>, bool) {
+    let n = adj.len();
+    let mut out = Vec::new();
+    let mut total_edges = 0usize;
+    // Only vertices on some cycle matter: those in a non-trivial SCC or with a self-loop.
+    let whole = scc(adj, &|_| true);
+    let comp_size = component_sizes(&whole);
+    let cyclic = |v: usize| whole[v].is_some_and(|c| comp_size[c] > 1) || adj[v].contains(&v);
+    let mut blocked = vec![false; n];
+    let mut b_sets: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
+    let mut s = 0;
+    while s < n {
+        // The least vertex >= s on a cycle of the subgraph induced by vertices >= s,
+        // and its component there (Johnson's outer loop; vertices < s are done).
+        let from = s;
+        let sub = scc(adj, &|v| v >= from && cyclic(v));
+        let size = component_sizes(&sub);
+        let Some(start) = (from..n).find(|&v| sub[v].is_some_and(|c| size[c] > 1 || adj[v].contains(&v))) else {
+            break;
+        };
+        s = start;
+        let cs = sub[s];
+        let in_comp = |v: usize| v >= start && sub[v] == cs;
+        for v in 0..n {
+            if in_comp(v) {
+                blocked[v] = false;
+                b_sets[v].clear();
+            }
+        }
+        // Iterative CIRCUIT(s): frames of (vertex, next edge, found a cycle below).
+        let mut path = vec![s];
+        let mut frames: Vec<(usize, usize, bool)> = vec![(s, 0, false)];
+        blocked[s] = true;
+        while let Some(top) = frames.last_mut() {
+            let v = top.0;
+            if let Some(&w) = adj[v].get(top.1) {
+                top.1 += 1;
+                if !in_comp(w) {
+                    continue;
+                }
+                if w == s {
+                    total_edges += path.len();
+                    if out.len() >= cap || total_edges > cap_edges {
+                        return (out, true);
+                    }
+                    out.push(path.clone());
+                    top.2 = true;
+                } else if !blocked[w] {
+                    blocked[w] = true;
+                    path.push(w);
+                    frames.push((w, 0, false));
+                }
+                continue;
+            }
+            let (_, _, found) = frames.pop().unwrap_or((v, 0, false));
+            if found {
+                unblock(v, &mut blocked, &mut b_sets);
+            } else {
+                for &w in &adj[v] {
+                    if in_comp(w) {
+                        b_sets[w].insert(v);
+                    }
+                }
+            }
+            path.pop();
+            if let Some(parent) = frames.last_mut() {
+                parent.2 |= found;
+            }
+        }
+        s += 1;
+    }
+    (out, false)
+}
+
+/// How many vertices each component id of [`scc`] has.
+fn component_sizes(comp: &[Option<usize>]) -> Vec<usize> {
+    let mut size = vec![0usize; comp.len()];
+    for &c in comp.iter().flatten() {
+        size[c] += 1;
+    }
+    size
+}
+
+fn unblock(u: usize, blocked: &mut [bool], b_sets: &mut [BTreeSet<usize>]) {
+    let mut work = vec![u];
+    while let Some(x) = work.pop() {
+        if !blocked[x] {
+            continue;
+        }
+        blocked[x] = false;
+        work.extend(std::mem::take(&mut b_sets[x]));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,394 @@
+//! Wait-for graph: cycle shapes, non-cycle hangs, determinism and bounds.
+
+use super::*;
+use crate::runtimes::{Owner, ResourceKind, Wait};
+
+const PID: i32 = 100;
+
+fn res(kind: ResourceKind, addr: u64) -> Resource {
+    Resource {
+        kind,
+        address: addr,
+        pid: PID,
+        name: Some(format!("lock_{addr:x}")),
+        shared_key: None,
+    }
+}
+
+/// A thread waiting on the mutex at `addr` owned by `owner` (same process).
+fn waits_on(addr: u64, owner: i32) -> ThreadFindings {
+    waits(ResourceKind::Mutex, addr, Some(owner), Confidence::Exact)
+}
+
+fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confidence) -> ThreadFindings {
+    ThreadFindings {
+        wait: Some(Wait {
+            resource: res(kind, addr),
+            owner: Owner {
+                tid: owner,
+                pid: owner.map(|_| PID),
+                confidence,
+                evidence: format!("__owner = {owner:?}"),
+                dead: false,
+            },
+            how: "pthread_mutex_lock (normal)".into(),
+            site_frame: None,
+        }),
+        holds: vec![],
+        blocked_in: None,
+    }
+}
+
+fn running() -> ThreadFindings {
+    ThreadFindings::default()
+}
+
+fn verdict(threads: &[(i32, ThreadFindings)]) -> Verdict {
+    analyze(threads.iter().map(|(t, f)| (PID, *t, f)))
+}
+
+fn tids(d: &Deadlock) -> Vec<i32> {
+    d.threads.iter().map(|t| t.1).collect()
+}
+
+#[test]
+fn abba() {
+    let v = verdict(&[(7, waits_on(0xb, 8)), (8, waits_on(0xa, 7)), (1, running())]);
+    assert_eq!(v.deadlocks.len(), 1);
+    let d = &v.deadlocks[0];
+    assert_eq!(tids(d), vec![7, 8]);
+    assert_eq!(
+        d.resources.iter().map(|r| r.address).collect::<Vec<_>>(),
+        vec![0xb, 0xa]
+    );
+    assert_eq!((d.edges[0].from, d.edges[0].to), ((PID, 7), (PID, 8)));
+    assert_eq!((d.edges[1].from, d.edges[1].to), ((PID, 8), (PID, 7)));
+    assert_eq!(d.edges[0].evidence, "__owner = Some(8)");
+    assert_eq!(d.confidence, Confidence::Exact);
+    assert!(!v.all_blocked, "thread 1 runs");
+    assert!(v.blocked_behind.is_empty() && v.orphaned.is_empty());
+}
+
+#[test]
+fn three_ring_starts_at_lowest_tid() {
+    // 30 → 10 → 20 → 30, given in scrambled order.
+    let v = verdict(&[
+        (20, waits_on(0x3, 30)),
+        (30, waits_on(0x1, 10)),
+        (10, waits_on(0x2, 20)),
+    ]);
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(tids(&v.deadlocks[0]), vec![10, 20, 30]);
+    assert_eq!(
+        v.deadlocks[0].resources.iter().map(|r| r.address).collect::<Vec<_>>(),
+        vec![0x2, 0x3, 0x1]
+    );
+    assert!(v.all_blocked);
+}
+
+#[test]
+fn five_philosophers() {
+    // Philosopher i holds fork i and waits for fork (i+1)%5, held by philosopher (i+1)%5.
+    let threads: Vec<(i32, ThreadFindings)> = (0..5)
+        .map(|i| {
+            (
+                100 + i,
+                waits_on(0x1000 + ((i as u64 + 1) % 5) * 0x28, 100 + (i + 1) % 5),
+            )
+        })
+        .collect();
+    let v = verdict(&threads);
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(tids(&v.deadlocks[0]), vec![100, 101, 102, 103, 104]);
+    assert_eq!(v.deadlocks[0].edges.len(), 5);
+}
+
+#[test]
+fn two_disjoint_cycles() {
+    let v = verdict(&[
+        (5, waits_on(0x6, 6)),
+        (6, waits_on(0x5, 5)),
+        (1, waits_on(0x2, 2)),
+        (2, waits_on(0x1, 1)),
+    ]);
+    assert_eq!(
+        v.deadlocks.iter().map(tids).collect::<Vec<_>>(),
+        vec![vec![1, 2], vec![5, 6]]
+    );
+}
+
+#[test]
+fn figure_eight_reports_both_cycles() {
+    // Node 2 waits for two owners (e.g. every reader of an rwlock): 1→2, 2→1, 2→3, 3→2.
+    let mut g = WaitGraph::new();
+    let e = |a: i32, b: i32, addr: u64| Edge {
+        from: (PID, a),
+        to: (PID, b),
+        resource: res(ResourceKind::RwLock, addr),
+        confidence: Confidence::Exact,
+        evidence: String::new(),
+    };
+    for (a, b, r) in [(1, 2, 0x10), (2, 1, 0x20), (2, 3, 0x20), (3, 2, 0x10)] {
+        g.add_edge(e(a, b, r));
+    }
+    let v = g.verdict();
+    assert_eq!(
+        v.deadlocks.iter().map(tids).collect::<Vec<_>>(),
+        vec![vec![1, 2], vec![2, 3]]
+    );
+}
+
+#[test]
+fn all_elementary_cycles_of_a_complete_graph() {
+    // K4 has 20 elementary cycles: 6 of length 2, 8 of length 3, 6 of length 4.
+    let mut g = WaitGraph::new();
+    for a in 1..=4 {
+        for b in 1..=4 {
+            if a != b {
+                g.add_edge(Edge {
+                    from: (PID, a),
+                    to: (PID, b),
+                    resource: res(ResourceKind::Mutex, (a * 10 + b) as u64),
+                    confidence: Confidence::Exact,
+                    evidence: String::new(),
+                });
+            }
+        }
+    }
+    let v = g.verdict();
+    assert_eq!(v.deadlocks.len(), 20);
+    let mut by_len = [0; 5];
+    for d in &v.deadlocks {
+        by_len[d.threads.len()] += 1;
+        assert_eq!(d.threads[0], *d.threads.iter().min().unwrap(), "starts at lowest");
+    }
+    assert_eq!(by_len, [0, 0, 6, 8, 6]);
+    let unique: BTreeSet<Vec<ThreadId>> = v.deadlocks.iter().map(|d| d.threads.clone()).collect();
+    assert_eq!(unique.len(), 20);
+}
+
+#[test]
+fn self_deadlock_is_a_cycle_of_one() {
+    let v = verdict(&[(9, waits_on(0xa, 9))]);
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(tids(&v.deadlocks[0]), vec![9]);
+    assert_eq!(v.deadlocks[0].edges[0].from, v.deadlocks[0].edges[0].to);
+}
+
+#[test]
+fn recursive_reentry_is_not_a_self_deadlock() {
+    let v = verdict(&[(9, waits(ResourceKind::RecursiveMutex, 0xa, Some(9), Confidence::Exact))]);
+    assert!(v.deadlocks.is_empty());
+    // A recursive mutex held by another thread is still an ordinary edge.
+    let v = verdict(&[
+        (9, waits(ResourceKind::RecursiveMutex, 0xa, Some(10), Confidence::Exact)),
+        (10, waits_on(0xb, 9)),
+    ]);
+    assert_eq!(v.deadlocks.len(), 1);
+}
+
+#[test]
+fn blocked_behind_chain() {
+    // 1 ↔ 2 deadlock; 3 waits on 1; 4 waits on 3; 5 runs.
+    let v = verdict(&[
+        (1, waits_on(0x2, 2)),
+        (2, waits_on(0x1, 1)),
+        (3, waits_on(0x1, 1)),
+        (4, waits_on(0x3, 3)),
+        (5, running()),
+    ]);
+    assert_eq!(v.deadlocks.len(), 1);
+    let bb: Vec<(i32, Vec<i32>, Leads)> = v
+        .blocked_behind
+        .iter()
+        .map(|b| (b.thread.1, b.chain.iter().map(|e| e.to.1).collect(), b.leads_to))
+        .collect();
+    assert_eq!(
+        bb,
+        vec![(3, vec![1], Leads::Deadlock(0)), (4, vec![3, 1], Leads::Deadlock(0))]
+    );
+}
+
+#[test]
+fn orphaned_lock_is_a_hang_without_cycle() {
+    let mut dead = waits_on(0xa, 77);
+    if let Some(w) = dead.wait.as_mut() {
+        w.owner.dead = true;
+        w.owner.evidence = "__owner = 77; thread 77 has exited".into();
+    }
+    let v = verdict(&[(1, dead), (2, waits_on(0xb, 1))]);
+    assert!(v.deadlocks.is_empty());
+    assert_eq!(v.orphaned.len(), 1);
+    assert_eq!((v.orphaned[0].thread, v.orphaned[0].owner_tid), ((PID, 1), Some(77)));
+    assert_eq!(v.blocked_behind.len(), 1);
+    assert_eq!(v.blocked_behind[0].thread, (PID, 2));
+    assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
+    assert!(v.all_blocked);
+}
+
+#[test]
+fn unknown_owners_and_ownerless_objects_make_no_edges() {
+    let v = verdict(&[
+        (1, waits(ResourceKind::RwLock, 0x1, None, Confidence::Unknown)),
+        // An owner TID with Unknown confidence is still not an edge.
+        (2, waits(ResourceKind::Mutex, 0x2, Some(1), Confidence::Unknown)),
+        (3, waits(ResourceKind::CondVar, 0x3, None, Confidence::Unknown)),
+        (4, waits(ResourceKind::Semaphore, 0x4, None, Confidence::Unknown)),
+    ]);
+    assert!(v.deadlocks.is_empty() && v.blocked_behind.is_empty());
+    assert_eq!(
+        v.unknown_owner_waits.iter().map(|w| w.thread.1).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert_eq!(
+        v.no_owner_waits.iter().map(|w| w.thread.1).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    assert!(v.all_blocked);
+}
+
+#[test]
+fn inferred_edge_makes_an_inferred_deadlock() {
+    let v = verdict(&[
+        (1, waits(ResourceKind::RustMutex, 0x2, Some(2), Confidence::Inferred)),
+        (2, waits_on(0x1, 1)),
+    ]);
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(v.deadlocks[0].confidence, Confidence::Inferred);
+    assert_eq!(v.deadlocks[0].edges[0].confidence, Confidence::Inferred);
+    assert_eq!(v.deadlocks[0].edges[1].confidence, Confidence::Exact);
+}
+
+#[test]
+fn cross_process_cycle_through_shared_mutexes() {
+    let shared = |addr: u64, pid: i32, off: u64, owner: (i32, i32)| ThreadFindings {
+        wait: Some(Wait {
+            resource: Resource {
+                kind: ResourceKind::Mutex,
+                address: addr,
+                pid,
+                name: None,
+                shared_key: Some((1, 99, off)),
+            },
+            owner: Owner {
+                tid: Some(owner.1),
+                pid: Some(owner.0),
+                confidence: Confidence::Exact,
+                evidence: String::new(),
+                dead: false,
+            },
+            how: String::new(),
+            site_frame: None,
+        }),
+        holds: vec![],
+        blocked_in: None,
+    };
+    // Process 200 maps the file at 0x7000, process 300 at 0x9000; same offsets.
+    let a = shared(0x7040, 200, 0x40, (300, 301));
+    let b = shared(0x9000, 300, 0x0, (200, 201));
+    let v = analyze([(200, 201, &a), (300, 301, &b)]);
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(v.deadlocks[0].threads, vec![(200, 201), (300, 301)]);
+    assert_eq!(
+        resource_key(&v.deadlocks[0].resources[0]),
+        ResourceKey::Shared {
+            dev: 1,
+            inode: 99,
+            offset: 0x40
+        }
+    );
+}
+
+#[test]
+fn owners_outside_the_inspected_threads_do_not_count_as_running() {
+    // Thread 1 waits on a lock held by a thread of process 999, which was not inspected.
+    let mut f = waits_on(0xa, 5);
+    if let Some(w) = f.wait.as_mut() {
+        w.owner.pid = Some(999);
+    }
+    let v = verdict(&[(1, f)]);
+    assert!(v.all_blocked);
+    assert!(v.deadlocks.is_empty());
+    assert!(!verdict(&[]).all_blocked, "no threads: nothing to call blocked");
+}
+
+#[test]
+fn deterministic_regardless_of_input_order() {
+    let mut threads: Vec<(i32, ThreadFindings)> = vec![
+        (4, waits_on(0x5, 5)),
+        (5, waits_on(0x4, 4)),
+        (1, waits_on(0x2, 2)),
+        (2, waits_on(0x3, 3)),
+        (3, waits_on(0x1, 1)),
+        (6, waits_on(0x1, 1)),
+        (7, waits(ResourceKind::CondVar, 0x9, None, Confidence::Unknown)),
+        (8, waits(ResourceKind::Semaphore, 0x8, None, Confidence::Unknown)),
+    ];
+    let first = verdict(&threads);
+    threads.reverse();
+    assert_eq!(verdict(&threads), first);
+    threads.swap(0, 3);
+    assert_eq!(verdict(&threads), first);
+}
+
+#[test]
+fn large_random_graph_is_bounded() {
+    let mut x: u64 = 12345;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    // 3000 threads, 3 outgoing edges each: one huge component with astronomically many cycles.
+    let mut g = WaitGraph::new();
+    let n = 3000u64;
+    for a in 0..n {
+        for _ in 0..3 {
+            let b = next() % n;
+            g.add_edge(Edge {
+                from: (PID, a as i32),
+                to: (PID, b as i32),
+                resource: res(ResourceKind::Mutex, b),
+                confidence: Confidence::Exact,
+                evidence: String::new(),
+            });
+        }
+    }
+    let start = std::time::Instant::now();
+    let v = g.verdict();
+    assert!(v.cycles_truncated);
+    let total: usize = v.deadlocks.iter().map(|d| d.edges.len()).sum();
+    assert!(
+        v.deadlocks.len() == MAX_CYCLES || total + 3000 > MAX_CYCLE_EDGES,
+        "{} cycles, {total} edges",
+        v.deadlocks.len()
+    );
+    assert!(v.deadlocks.len() <= MAX_CYCLES && total <= MAX_CYCLE_EDGES);
+    for d in &v.deadlocks {
+        // Every reported cycle is real: each edge exists and closes.
+        assert_eq!(d.edges.len(), d.threads.len());
+        for (i, e) in d.edges.iter().enumerate() {
+            assert_eq!(e.from, d.threads[i]);
+            assert_eq!(e.to, d.threads[(i + 1) % d.threads.len()]);
+        }
+    }
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+
+    // A functional graph (one wait per thread) of 100k threads: deep chains, no recursion.
+    let mut g = WaitGraph::new();
+    for a in 0..100_000i32 {
+        let b = if a == 0 { 99_999 } else { a - 1 };
+        g.add_edge(Edge {
+            from: (PID, a),
+            to: (PID, b),
+            resource: res(ResourceKind::Mutex, b as u64),
+            confidence: Confidence::Exact,
+            evidence: String::new(),
+        });
+    }
+    let v = g.verdict();
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(v.deadlocks[0].threads.len(), 100_000);
+    assert_eq!(v.deadlocks[0].threads[0], (PID, 0));
+}

@@ -1,0 +1,462 @@
+//! The verdict part of the reports: the headline, each deadlock in jstack's
+//! style (with source lines and evidence), the hangs that are not cycles,
+//! and a one-table summary of who waits for what.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, ContentArrangement, Table};
+use serde::Serialize;
+
+use super::json::{hex, Site};
+use super::style::{clean, Style};
+use crate::graph::{Deadlock, Edge, Leads, ThreadId, Verdict};
+use crate::inspect::Inspection;
+use crate::runtimes::{Confidence, Resource, ResourceKind};
+use crate::stacks::Frame;
+
+/// Where to find a thread's name, stack and findings by (PID, TID).
+pub struct Index<'a> {
+    threads: HashMap<ThreadId, (&'a Inspection, usize)>,
+}
+
+impl<'a> Index<'a> {
+    pub fn new(inspections: &'a [Inspection]) -> Self {
+        let mut threads = HashMap::new();
+        for ins in inspections {
+            for (i, t) in ins.snapshot.threads.iter().enumerate() {
+                threads.insert((ins.snapshot.pid, t.tid), (ins, i));
+            }
+        }
+        Index { threads }
+    }
+
+    /// `Thread 1234 "t1"` (with the Python name when there is one).
+    pub fn name(&self, id: ThreadId) -> String {
+        match self.threads.get(&id) {
+            Some((ins, i)) => {
+                let t = &ins.snapshot.threads[*i];
+                let py = ins.python_names[*i]
+                    .as_deref()
+                    .map(|n| format!(" (Python \"{}\")", clean(n)))
+                    .unwrap_or_default();
+                let pid = if ins.snapshot.pid != id.0 || self.multi_process() {
+                    format!(" of PID {}", id.0)
+                } else {
+                    String::new()
+                };
+                format!("thread {} \"{}\"{py}{pid}", id.1, clean(&t.name))
+            }
+            None => format!("thread {} of PID {}", id.1, id.0),
+        }
+    }
+
+    fn multi_process(&self) -> bool {
+        let mut pids = self.threads.keys().map(|k| k.0);
+        let first = pids.next();
+        pids.any(|p| Some(p) != first)
+    }
+
+    fn frames(&self, id: ThreadId) -> &'a [Frame] {
+        self.threads
+            .get(&id)
+            .map(|(ins, i)| ins.stacks[*i].frames.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Where `id` waits (the frame that called the lock function).
+    pub fn wait_site(&self, id: ThreadId) -> Option<&'a Frame> {
+        let (ins, i) = self.threads.get(&id)?;
+        let k = ins.findings[*i].wait.as_ref()?.site_frame?;
+        ins.stacks[*i].frames.get(k)
+    }
+
+    /// Where `id` acquired `r`, when known.
+    pub fn hold_site(&self, id: ThreadId, r: &Resource) -> Option<&'a Frame> {
+        let (ins, i) = self.threads.get(&id)?;
+        let h = ins.findings[*i]
+            .holds
+            .iter()
+            .find(|h| h.resource.address == r.address && h.resource.pid == r.pid)?;
+        ins.stacks[*i].frames.get(h.site_frame?)
+    }
+}
+
+/// `mutex`, `Python Lock`, ... as a user says it.
+pub fn kind_label(kind: ResourceKind) -> &'static str {
+    match kind {
+        ResourceKind::Mutex => "mutex",
+        ResourceKind::RecursiveMutex => "recursive mutex",
+        ResourceKind::ErrorCheckMutex => "error-checking mutex",
+        ResourceKind::AdaptiveMutex => "adaptive mutex",
+        ResourceKind::RobustMutex => "robust mutex",
+        ResourceKind::PiMutex => "priority-inheritance mutex",
+        ResourceKind::RwLock => "rwlock",
+        ResourceKind::Thread => "thread exit (join)",
+        ResourceKind::RustMutex => "Rust Mutex",
+        ResourceKind::RustRwLock => "Rust RwLock",
+        ResourceKind::CondVar => "condition variable",
+        ResourceKind::Semaphore => "semaphore",
+        ResourceKind::Barrier => "barrier",
+        ResourceKind::Futex => "futex",
+        ResourceKind::PyLock => "Python Lock",
+        ResourceKind::PyRLock => "Python RLock",
+        ResourceKind::PyCondition => "Python Condition",
+        ResourceKind::PySemaphore => "Python Semaphore",
+        ResourceKind::PyEvent => "Python Event",
+        ResourceKind::PyQueue => "Python Queue",
+        ResourceKind::Gil => "GIL",
+        ResourceKind::Syscall => "system call",
+    }
+}
+
+/// `mutex lock_b (0x5638dbdb2060)`.
+pub fn resource_label(r: &Resource) -> String {
+    match &r.name {
+        Some(n) => format!("{} {} ({:#x})", kind_label(r.kind), clean(n), r.address),
+        None => format!("{} {:#x}", kind_label(r.kind), r.address),
+    }
+}
+
+fn confidence_label(c: Confidence) -> &'static str {
+    match c {
+        Confidence::Exact => "exact",
+        Confidence::Inferred => "inferred",
+        Confidence::Unknown => "unknown",
+    }
+}
+
+fn site_label(f: &Frame) -> String {
+    let func = f.function.as_deref().map(clean).unwrap_or_else(|| "??".into());
+    match (&f.file, f.line) {
+        (Some(file), Some(line)) => format!("{func} ({}:{line})", clean(short_path(file))),
+        _ => format!("{func} ({})", f.module.as_deref().map(clean).unwrap_or_default()),
+    }
+}
+
+fn short_path(p: &str) -> &str {
+    p.rsplit('/').next().unwrap_or(p)
+}
+
+/// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
+pub fn headline(v: &Verdict, style: &Style) -> String {
+    if v.deadlocks.is_empty() {
+        return style.green("No deadlock found.");
+    }
+    let threads: std::collections::BTreeSet<ThreadId> =
+        v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
+    let locks: std::collections::BTreeSet<(i32, u64)> = v
+        .deadlocks
+        .iter()
+        .flat_map(|d| d.resources.iter().map(|r| (r.pid, r.address)))
+        .collect();
+    let kinds: std::collections::BTreeSet<&str> = v
+        .deadlocks
+        .iter()
+        .flat_map(|d| d.resources.iter().map(|r| plural(kind_label(r.kind))))
+        .collect();
+    let what = if kinds.len() == 1 {
+        kinds.into_iter().next().unwrap_or("locks").to_string()
+    } else {
+        "locks".into()
+    };
+    let n = v.deadlocks.len();
+    style.red(&format!(
+        "Found {n} deadlock{} ({} thread{}, {} {})",
+        if n == 1 { "" } else { "s" },
+        threads.len(),
+        if threads.len() == 1 { "" } else { "s" },
+        locks.len(),
+        if locks.len() == 1 {
+            singular(&what)
+        } else {
+            what.clone()
+        }
+    ))
+}
+
+fn plural(k: &str) -> &'static str {
+    match k {
+        "mutex"
+        | "recursive mutex"
+        | "error-checking mutex"
+        | "adaptive mutex"
+        | "robust mutex"
+        | "priority-inheritance mutex" => "mutexes",
+        "Python Lock" | "Python RLock" => "Python locks",
+        "Rust Mutex" | "Rust RwLock" => "Rust locks",
+        _ => "locks",
+    }
+}
+
+fn singular(k: &str) -> String {
+    match k {
+        "mutexes" => "mutex".into(),
+        "Python locks" => "Python lock".into(),
+        "Rust locks" => "Rust lock".into(),
+        _ => "lock".into(),
+    }
+}
+
+/// One deadlock in jstack's style.
+fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> String {
+    let mut out = String::new();
+    let kind = if d.threads.len() == 1 {
+        "self-deadlock"
+    } else {
+        "deadlock"
+    };
+    let _ = writeln!(
+        out,
+        "{} ({} thread{}, confidence: {})",
+        style.bold(&format!("Deadlock #{n}: {kind}")),
+        d.threads.len(),
+        if d.threads.len() == 1 { "" } else { "s" },
+        confidence_label(d.confidence)
+    );
+    for e in &d.edges {
+        let _ = writeln!(
+            out,
+            "  {} waits for {}, held by {}",
+            capitalize(&idx.name(e.from)),
+            resource_label(&e.resource),
+            idx.name(e.to)
+        );
+        if let Some(f) = idx.wait_site(e.from) {
+            let _ = writeln!(out, "      waiting in  {}", site_label(f));
+        }
+        if let Some(f) = idx.hold_site(e.to, &e.resource) {
+            let _ = writeln!(out, "      acquired by {} in {}", idx.name(e.to), site_label(f));
+        }
+        let _ = writeln!(
+            out,
+            "      owner is {} — {}",
+            confidence_label(e.confidence),
+            clean(&e.evidence)
+        );
+    }
+    let behind: Vec<&crate::graph::BlockedBehind> = v
+        .blocked_behind
+        .iter()
+        .filter(|b| b.leads_to == Leads::Deadlock(n - 1))
+        .collect();
+    for b in behind {
+        let first = b.chain.first();
+        let what = first.map(|e| resource_label(&e.resource)).unwrap_or_default();
+        let _ = writeln!(out, "  Blocked behind it: {} (waits for {what})", idx.name(b.thread));
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
+
+/// Everything the verdict says, as text, before the thread stacks.
+pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
+    let idx = Index::new(inspections);
+    let mut out = String::new();
+    let _ = writeln!(out, "{}\n", headline(v, style));
+    for (n, d) in v.deadlocks.iter().enumerate() {
+        out.push_str(&deadlock(n + 1, d, v, &idx, style));
+        out.push('\n');
+    }
+    if v.cycles_truncated {
+        let _ = writeln!(out, "{}\n", style.yellow("(more cycles exist than are listed)"));
+    }
+    for o in &v.orphaned {
+        let owner = o
+            .owner_tid
+            .map(|t| format!("thread {t}"))
+            .unwrap_or_else(|| "its owner".into());
+        let _ = writeln!(
+            out,
+            "{} {} waits for {}, but {owner} has exited: the lock will never be released ({}).",
+            style.yellow("Orphaned lock:"),
+            capitalize(&idx.name(o.thread)),
+            resource_label(&o.resource),
+            clean(&o.evidence)
+        );
+        for b in v
+            .blocked_behind
+            .iter()
+            .filter(|b| matches!(b.leads_to, Leads::Orphaned(_)))
+        {
+            if b.chain.last().map(|e| e.to) == Some(o.thread) {
+                let _ = writeln!(out, "  Blocked behind it: {}", idx.name(b.thread));
+            }
+        }
+    }
+    if !v.orphaned.is_empty() {
+        out.push('\n');
+    }
+    if v.deadlocks.is_empty() && v.all_blocked {
+        let _ = writeln!(
+            out,
+            "{}\n",
+            style.yellow(
+                "Every thread is blocked: nothing can make progress unless something outside the process acts."
+            )
+        );
+    }
+    out.push_str(&summary_table(inspections, &idx));
+    out
+}
+
+/// Who waits for what, one row per blocked thread.
+fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
+    let mut table = Table::new();
+    table
+        .load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled);
+    let multi = inspections.len() > 1;
+    let mut header = vec!["TID", "name", "waits for", "held by", "confidence", "waiting in"];
+    if multi {
+        header.insert(0, "PID");
+    }
+    table.set_header(header);
+    let mut rows = 0;
+    for ins in inspections {
+        for (i, t) in ins.snapshot.threads.iter().enumerate() {
+            let f = &ins.findings[i];
+            let id = (ins.snapshot.pid, t.tid);
+            let (what, owner, conf) = match &f.wait {
+                Some(w) => (
+                    resource_label(&w.resource),
+                    match (w.owner.tid, w.owner.dead) {
+                        (Some(tid), true) => format!("{tid} (exited)"),
+                        (Some(tid), false) if w.owner.pid.is_some_and(|p| p != id.0) => {
+                            format!("{tid} (PID {})", w.owner.pid.unwrap_or(0))
+                        }
+                        (Some(tid), false) => tid.to_string(),
+                        (None, _) if w.resource.kind.has_owner() => "unknown".into(),
+                        (None, _) => "—".into(),
+                    },
+                    if w.owner.tid.is_some() {
+                        confidence_label(w.owner.confidence)
+                    } else {
+                        ""
+                    },
+                ),
+                None => match &f.blocked_in {
+                    Some(b) => (format!("({})", clean(b)), String::new(), ""),
+                    None => continue,
+                },
+            };
+            let name = match ins.python_names[i].as_deref() {
+                Some(py) => clean(py),
+                None => clean(&t.name),
+            };
+            let site = idx.wait_site(id).map(site_label).unwrap_or_default();
+            let mut row = vec![
+                Cell::new(t.tid),
+                Cell::new(name),
+                Cell::new(what),
+                Cell::new(owner),
+                Cell::new(conf),
+                Cell::new(site),
+            ];
+            if multi {
+                row.insert(0, Cell::new(id.0));
+            }
+            table.add_row(row);
+            rows += 1;
+        }
+    }
+    if rows == 0 {
+        return String::new();
+    }
+    format!("{table}\n\n")
+}
+
+/// `deadlocks[]` in the JSON document.
+#[derive(Serialize)]
+pub struct JsonDeadlock {
+    /// TIDs in cycle order.
+    pub threads: Vec<i32>,
+    /// PIDs parallel to `threads`.
+    pub pids: Vec<i32>,
+    /// Addresses of the resources, `resources[i]` waited for by `threads[i]`.
+    pub resources: Vec<String>,
+    pub resource_names: Vec<Option<String>>,
+    pub edges: Vec<JsonEdge>,
+    pub confidence: Confidence,
+}
+
+#[derive(Serialize)]
+pub struct JsonEdge {
+    pub from_tid: i32,
+    pub from_pid: i32,
+    pub to_tid: i32,
+    pub to_pid: i32,
+    pub kind: ResourceKind,
+    pub address: String,
+    pub name: Option<String>,
+    pub confidence: Confidence,
+    pub evidence: String,
+    /// Where `from` waits.
+    pub site: Option<Site>,
+}
+
+fn json_edge(e: &Edge, idx: &Index) -> JsonEdge {
+    let frames = idx.frames(e.from);
+    let site = idx.wait_site(e.from).and_then(|f| {
+        let k = frames.iter().position(|x| std::ptr::eq(x, f))?;
+        Site::of(frames, Some(k))
+    });
+    JsonEdge {
+        from_tid: e.from.1,
+        from_pid: e.from.0,
+        to_tid: e.to.1,
+        to_pid: e.to.0,
+        kind: e.resource.kind,
+        address: hex(e.resource.address),
+        name: e.resource.name.clone(),
+        confidence: e.confidence,
+        evidence: e.evidence.clone(),
+        site,
+    }
+}
+
+pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlock> {
+    let idx = Index::new(inspections);
+    v.deadlocks
+        .iter()
+        .map(|d| JsonDeadlock {
+            threads: d.threads.iter().map(|t| t.1).collect(),
+            pids: d.threads.iter().map(|t| t.0).collect(),
+            resources: d.resources.iter().map(|r| hex(r.address)).collect(),
+            resource_names: d.resources.iter().map(|r| r.name.clone()).collect(),
+            edges: d.edges.iter().map(|e| json_edge(e, &idx)).collect(),
+            confidence: d.confidence,
+        })
+        .collect()
+}
+
+/// `verdict` in the JSON document.
+#[derive(Serialize)]
+pub struct JsonVerdict {
+    pub deadlock: bool,
+    pub deadlocks: usize,
+    pub orphaned_locks: usize,
+    pub blocked_behind: Vec<i32>,
+    pub all_blocked: bool,
+    pub cycles_truncated: bool,
+    pub headline: String,
+}
+
+pub fn json_verdict(v: &Verdict) -> JsonVerdict {
+    JsonVerdict {
+        deadlock: !v.deadlocks.is_empty(),
+        deadlocks: v.deadlocks.len(),
+        orphaned_locks: v.orphaned.len(),
+        blocked_behind: v.blocked_behind.iter().map(|b| b.thread.1).collect(),
+        all_blocked: v.all_blocked,
+        cycles_truncated: v.cycles_truncated,
+        headline: headline(v, &Style::plain()),
+    }
+}

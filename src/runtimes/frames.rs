@@ -1,0 +1,140 @@
+//! Reading function names off a blocked thread's stack.
+//!
+//! Names are the second line of evidence (the futex arguments and memory are
+//! the first): they tell a reader from a writer on the same rwlock word and
+//! confirm a guess from memory. They may be missing entirely (no unwinder
+//! output, a libc without `.symtab`), so every user must cope with `None`.
+
+use super::owners::module_file_name;
+use crate::stacks::{Frame, Stack};
+
+/// How many innermost frames to search for the runtime function that blocks.
+/// Lock functions are at most a handful of frames above the syscall.
+pub const HINT_DEPTH: usize = 12;
+
+/// A function name without decoration: leading underscores (`___pthread_mutex_lock`),
+/// ELF symbol versions (`@@GLIBC_2.2.5`), GCC clone suffixes (`.isra.0`,
+/// `.constprop.0`) and a Rust legacy hash (`::h0123456789abcdef`).
+pub fn base_name(name: &str) -> &str {
+    let mut n = name.trim_start_matches('_');
+    if let Some(i) = n.find('@') {
+        n = &n[..i];
+    }
+    if let Some(i) = n.find('.') {
+        // C clone suffixes; Rust paths use `::`, never `.`, before the hash.
+        if !n[..i].contains("::") {
+            n = &n[..i];
+        }
+    }
+    if let Some(i) = n.rfind("::h") {
+        let hash = &n[i + 3..];
+        if hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            n = &n[..i];
+        }
+    }
+    n
+}
+
+/// The innermost frame (within [`HINT_DEPTH`]) whose base name satisfies `pred`.
+pub fn find_frame(stack: &Stack, pred: impl Fn(&str) -> bool) -> Option<(usize, &Frame)> {
+    stack
+        .frames
+        .iter()
+        .take(HINT_DEPTH)
+        .enumerate()
+        .find(|(_, f)| f.function.as_deref().map(base_name).is_some_and(&pred))
+}
+
+/// The frame belongs to the C library or to Rust's standard library: code
+/// that implements a lock rather than code that uses one.
+pub fn is_runtime_internal(frame: &Frame) -> bool {
+    if let Some(m) = frame.module.as_deref() {
+        let file = module_file_name(m);
+        if file.starts_with("libc.so") || file.starts_with("libpthread") || file.starts_with("ld-linux") {
+            return true;
+        }
+    }
+    match frame.function.as_deref() {
+        Some(f) => {
+            let f = f.trim_start_matches('<');
+            f.starts_with("std::") || f.starts_with("core::") || f.starts_with("alloc::")
+        }
+        None => false,
+    }
+}
+
+/// Index of the frame that called into the runtime's lock code: the first
+/// frame, counting from the innermost, that is not runtime-internal.
+/// `None` when there are no frames or every frame is internal.
+pub fn site_frame(stack: &Stack) -> Option<usize> {
+    stack.frames.iter().position(|f| !is_runtime_internal(f))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::stacks::{Frame, Stack};
+
+    /// A stack from (function, module) pairs, innermost first, with CFAs 0x100 apart.
+    pub fn stack(frames: &[(&str, &str)]) -> Stack {
+        Stack {
+            frames: frames
+                .iter()
+                .enumerate()
+                .map(|(i, (f, m))| {
+                    let mut fr = Frame::native(0x1000 + i as u64, 0x7000_0100 + 0x100 * i as u64);
+                    fr.function = (!f.is_empty()).then(|| f.to_string());
+                    fr.module = (!m.is_empty()).then(|| m.to_string());
+                    fr
+                })
+                .collect(),
+            error: None,
+            truncated: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::stack;
+    use super::*;
+
+    #[test]
+    fn base_names() {
+        assert_eq!(base_name("___pthread_mutex_lock"), "pthread_mutex_lock");
+        assert_eq!(base_name("pthread_mutex_lock@@GLIBC_2.2.5"), "pthread_mutex_lock");
+        assert_eq!(
+            base_name("__pthread_rwlock_wrlock_full64.isra.0"),
+            "pthread_rwlock_wrlock_full64"
+        );
+        assert_eq!(
+            base_name("std::sys::sync::mutex::futex::Mutex::lock_contended::h0123456789abcdef"),
+            "std::sys::sync::mutex::futex::Mutex::lock_contended"
+        );
+        assert_eq!(
+            base_name("<T as core::fmt::Debug>::fmt"),
+            "<T as core::fmt::Debug>::fmt"
+        );
+    }
+
+    #[test]
+    fn site_is_first_frame_outside_the_runtime() {
+        let s = stack(&[
+            ("__futex_abstimed_wait_common64", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ("___pthread_mutex_lock", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ("worker", "/tmp/abba"),
+            ("start_thread", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ]);
+        assert_eq!(site_frame(&s), Some(2));
+        let r = stack(&[
+            ("syscall", "libc.so.6"),
+            ("std::sys::pal::unix::futex::futex_wait", "/tmp/r"),
+            ("std::sys::sync::mutex::futex::Mutex::lock_contended", "/tmp/r"),
+            ("<std::sync::poison::mutex::Mutex<T>>::lock", "/tmp/r"),
+            ("abba::worker", "/tmp/r"),
+        ]);
+        assert_eq!(site_frame(&r), Some(4));
+        assert_eq!(site_frame(&Stack::default()), None);
+        let found = find_frame(&s, |n| n == "pthread_mutex_lock").map(|(i, _)| i);
+        assert_eq!(found, Some(1));
+    }
+}

@@ -1,0 +1,279 @@
+//! Decoding a thread's blocking `futex(2)` call.
+//!
+//! Every lock wait on Linux ends in a futex syscall, so the syscall's
+//! arguments are the most reliable evidence of what a thread waits on: the
+//! address names the lock word, the operation tells a plain wait from a
+//! priority-inheritance lock, and the expected value often encodes the lock's
+//! state. This module only decodes and validates those arguments; deciding
+//! which runtime object the address belongs to is the runtimes' job.
+//!
+//! Numbers are from the kernel's `include/uapi/linux/futex.h`.
+
+use crate::target::{Memory, SyscallState};
+
+/// `futex` on x86_64.
+pub const SYS_FUTEX: i64 = 202;
+/// `futex_waitv` on x86_64 (Linux 5.16+).
+pub const SYS_FUTEX_WAITV: i64 = 449;
+
+/// `FUTEX_PRIVATE_FLAG`: the futex is not shared between processes.
+pub const FUTEX_PRIVATE_FLAG: u32 = 128;
+/// `FUTEX_CLOCK_REALTIME`: an absolute timeout is measured on CLOCK_REALTIME.
+pub const FUTEX_CLOCK_REALTIME: u32 = 256;
+const FUTEX_CMD_MASK: u32 = !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
+
+/// `FUTEX_TID_MASK`: the owner TID bits of a PI or robust lock word.
+pub const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// `FUTEX_WAITERS`: set in a PI/robust lock word when someone sleeps on it.
+pub const FUTEX_WAITERS: u32 = 0x8000_0000;
+/// `FUTEX_OWNER_DIED`: the kernel set this when the owner of a robust lock exited.
+pub const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+
+/// The futex operations that put the caller to sleep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutexCmd {
+    /// `FUTEX_WAIT` (0): sleep while `*addr == val`; relative timeout.
+    Wait,
+    /// `FUTEX_WAIT_BITSET` (9): like WAIT with an absolute timeout and a wake mask.
+    WaitBitset,
+    /// `FUTEX_LOCK_PI` (6): take a priority-inheritance lock; the kernel knows the owner.
+    LockPi,
+    /// `FUTEX_LOCK_PI2` (13): LOCK_PI with a selectable clock.
+    LockPi2,
+    /// `FUTEX_WAIT_REQUEUE_PI` (11): a condition-variable wait that is moved to a PI mutex.
+    WaitRequeuePi,
+}
+
+impl FutexCmd {
+    fn from_raw(cmd: u32) -> Option<Self> {
+        Some(match cmd {
+            0 => FutexCmd::Wait,
+            6 => FutexCmd::LockPi,
+            9 => FutexCmd::WaitBitset,
+            11 => FutexCmd::WaitRequeuePi,
+            13 => FutexCmd::LockPi2,
+            _ => return None,
+        })
+    }
+    /// The operation takes a priority-inheritance lock (the lock word holds the owner TID).
+    pub fn is_pi_lock(self) -> bool {
+        matches!(self, FutexCmd::LockPi | FutexCmd::LockPi2)
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            FutexCmd::Wait => "FUTEX_WAIT",
+            FutexCmd::WaitBitset => "FUTEX_WAIT_BITSET",
+            FutexCmd::LockPi => "FUTEX_LOCK_PI",
+            FutexCmd::LockPi2 => "FUTEX_LOCK_PI2",
+            FutexCmd::WaitRequeuePi => "FUTEX_WAIT_REQUEUE_PI",
+        }
+    }
+}
+
+/// A thread asleep in a futex operation, with the word's value as read now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FutexWait {
+    /// The futex word (`uaddr`).
+    pub addr: u64,
+    pub cmd: FutexCmd,
+    /// The raw `op` argument, for evidence strings.
+    pub raw_op: u32,
+    /// `FUTEX_PRIVATE_FLAG` was set: the object is process-private.
+    pub private: bool,
+    /// `FUTEX_CLOCK_REALTIME` was set.
+    pub clock_realtime: bool,
+    /// The value the caller expected (`val`); not meaningful for PI locks.
+    pub expected: u32,
+    /// A timeout was given (`utime` non-null).
+    pub timed: bool,
+    /// The futex word as read from the target (after the snapshot; may have moved on).
+    pub current: u32,
+    /// Second address (`uaddr2`) for `FUTEX_WAIT_REQUEUE_PI`: the PI mutex.
+    pub uaddr2: Option<u64>,
+    /// The thread is in `restart_syscall`; the arguments were recovered from registers.
+    pub restarted: bool,
+}
+
+impl FutexWait {
+    /// A short description for evidence strings: `futex(0x55d0..., FUTEX_WAIT|PRIVATE, 2)`.
+    pub fn describe(&self) -> String {
+        let mut op = self.cmd.name().to_string();
+        if self.private {
+            op.push_str("|PRIVATE");
+        }
+        if self.clock_realtime {
+            op.push_str("|CLOCK_REALTIME");
+        }
+        if self.cmd.is_pi_lock() {
+            format!("futex({:#x}, {op})", self.addr)
+        } else {
+            format!("futex({:#x}, {op}, {})", self.addr, self.expected)
+        }
+    }
+}
+
+/// Decode the thread's syscall as a sleeping futex operation.
+///
+/// Returns `None` for any other syscall, for futex operations that do not
+/// sleep (WAKE, REQUEUE, ...), and for arguments that do not hold up: the
+/// word must be 4-byte aligned and readable, and the value must fit in 32 bits.
+/// For `restart_syscall` the argument registers are only a guess (another
+/// timed syscall may have been interrupted), so the word must also still hold
+/// the expected value, or for a PI lock a non-zero owner.
+pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
+    if !(sys.nr == SYS_FUTEX || sys.restarted) {
+        return None;
+    }
+    let [addr, op, val, utime, uaddr2, _val3] = sys.args;
+    let op = u32::try_from(op).ok()?;
+    let cmd = FutexCmd::from_raw(op & FUTEX_CMD_MASK)?;
+    if addr == 0 || addr % 4 != 0 {
+        return None;
+    }
+    let current = mem.read_u32(addr).ok()?;
+    let expected = if cmd.is_pi_lock() {
+        // LOCK_PI ignores `val` (glibc passes 0 or the private flag there).
+        0
+    } else {
+        u32::try_from(val).ok()?
+    };
+    if sys.restarted {
+        let plausible = if cmd.is_pi_lock() {
+            current & FUTEX_TID_MASK != 0
+        } else {
+            current == expected
+        };
+        if !plausible {
+            return None;
+        }
+    }
+    Some(FutexWait {
+        addr,
+        cmd,
+        raw_op: op,
+        private: op & FUTEX_PRIVATE_FLAG != 0,
+        clock_realtime: op & FUTEX_CLOCK_REALTIME != 0,
+        expected,
+        timed: utime != 0,
+        current,
+        uaddr2: (cmd == FutexCmd::WaitRequeuePi).then_some(uaddr2),
+        restarted: sys.restarted,
+    })
+}
+
+/// One entry of a `futex_waitv` array (`struct futex_waitv` in the kernel UAPI):
+/// `{u64 val; u64 uaddr; u32 flags; u32 reserved}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitvEntry {
+    pub val: u64,
+    pub uaddr: u64,
+    pub flags: u32,
+}
+
+/// The kernel's limit on `futex_waitv` entries (`FUTEX_WAITV_MAX`).
+pub const FUTEX_WAITV_MAX: u64 = 128;
+
+/// Decode a `futex_waitv(waiters, nr, flags, timeout, clockid)` call.
+pub fn decode_waitv(sys: &SyscallState, mem: &dyn Memory) -> Option<Vec<WaitvEntry>> {
+    if sys.nr != SYS_FUTEX_WAITV {
+        return None;
+    }
+    let (ptr, n) = (sys.args[0], sys.args[1]);
+    if n == 0 || n > FUTEX_WAITV_MAX {
+        return None;
+    }
+    let bytes = mem.read_vec(ptr, n as usize * 24).ok()?;
+    Some(
+        bytes
+            .chunks_exact(24)
+            .map(|c| WaitvEntry {
+                val: u64::from_le_bytes(c[0..8].try_into().unwrap_or_default()),
+                uaddr: u64::from_le_bytes(c[8..16].try_into().unwrap_or_default()),
+                flags: u32::from_le_bytes(c[16..20].try_into().unwrap_or_default()),
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::memory::{BufferMemory, CopiedRegion};
+
+    fn mem_with(addr: u64, bytes: &[u8]) -> BufferMemory {
+        BufferMemory {
+            regions: vec![CopiedRegion {
+                start: addr,
+                bytes: bytes.to_vec(),
+            }],
+        }
+    }
+
+    fn sys(nr: i64, args: [u64; 6], restarted: bool) -> SyscallState {
+        SyscallState { nr, args, restarted }
+    }
+
+    #[test]
+    fn plain_private_wait() {
+        let m = mem_with(0x1000, &2u32.to_le_bytes());
+        let w = decode(&sys(202, [0x1000, 128, 2, 0, 0, 0], false), &m).unwrap();
+        assert_eq!(
+            (w.addr, w.cmd, w.private, w.expected, w.current),
+            (0x1000, FutexCmd::Wait, true, 2, 2)
+        );
+        assert!(!w.timed && !w.clock_realtime);
+        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT|PRIVATE, 2)");
+    }
+
+    #[test]
+    fn bitset_realtime_and_pi() {
+        let m = mem_with(0x1000, &0x8000_1234u32.to_le_bytes());
+        let w = decode(&sys(202, [0x1000, 393, 0x8000_1234, 0, 0, u32::MAX as u64], false), &m).unwrap();
+        assert_eq!(w.cmd, FutexCmd::WaitBitset);
+        assert!(w.private && w.clock_realtime);
+        let pi = decode(&sys(202, [0x1000, 134, 0, 0, 0, 0], false), &m).unwrap();
+        assert_eq!(pi.cmd, FutexCmd::LockPi);
+        assert_eq!(pi.current & FUTEX_TID_MASK, 0x1234);
+        assert!(decode(&sys(202, [0x1000, 13, 0, 0, 0, 0], false), &m).unwrap().cmd == FutexCmd::LockPi2);
+    }
+
+    #[test]
+    fn rejects_non_waits_and_bad_arguments() {
+        let m = mem_with(0x1000, &2u32.to_le_bytes());
+        // FUTEX_WAKE does not sleep.
+        assert!(decode(&sys(202, [0x1000, 129, 1, 0, 0, 0], false), &m).is_none());
+        // Unmapped, misaligned, oversized value.
+        assert!(decode(&sys(202, [0x2000, 128, 2, 0, 0, 0], false), &m).is_none());
+        assert!(decode(&sys(202, [0x1001, 128, 2, 0, 0, 0], false), &m).is_none());
+        assert!(decode(&sys(202, [0x1000, 128, 1 << 40, 0, 0, 0], false), &m).is_none());
+        // Another syscall.
+        assert!(decode(&sys(7, [0x1000, 128, 2, 0, 0, 0], false), &m).is_none());
+    }
+
+    #[test]
+    fn restarted_needs_matching_value() {
+        let m = mem_with(0x1000, &3u32.to_le_bytes());
+        let ok = decode(&sys(219, [0x1000, 393, 3, 0x7ffc0000, 0, 0], true), &m).unwrap();
+        assert!(ok.restarted && ok.timed);
+        // A restarted nanosleep/poll whose registers do not look like a futex wait.
+        assert!(decode(&sys(219, [0x1000, 393, 7, 0, 0, 0], true), &m).is_none());
+        assert!(decode(&sys(219, [0x1000, 0x7ffc_0000, 3, 0, 0, 0], true), &m).is_none());
+        assert!(decode(&sys(219, [1, 0, 0, 0, 0, 0], true), &m).is_none());
+    }
+
+    #[test]
+    fn waitv_entries() {
+        let mut b = Vec::new();
+        for (val, addr) in [(5u64, 0x2000u64), (6, 0x3000)] {
+            b.extend_from_slice(&val.to_le_bytes());
+            b.extend_from_slice(&addr.to_le_bytes());
+            b.extend_from_slice(&130u32.to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let m = mem_with(0x1000, &b);
+        let v = decode_waitv(&sys(449, [0x1000, 2, 0, 0, 1, 0], false), &m).unwrap();
+        assert_eq!(v.len(), 2);
+        assert_eq!((v[1].val, v[1].uaddr, v[1].flags), (6, 0x3000, 130));
+        assert!(decode_waitv(&sys(449, [0x1000, 500, 0, 0, 1, 0], false), &m).is_none());
+    }
+}

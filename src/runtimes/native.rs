@@ -1,0 +1,132 @@
+//! Native waits of a process: glibc and Rust std together.
+//!
+//! Both analyzers look at the same futex waits; each claims only what it
+//! recognizes. This module merges their findings per thread: a recognized
+//! lock wait wins over a bare futex, holds are combined, and a futex wait
+//! nobody recognizes is still reported (as a [`ResourceKind::Futex`] with no
+//! owner) so that the report names the address a thread sleeps on.
+
+use super::futex;
+use super::owners::{self, ProcTaskTable, TaskTable};
+use super::{frames, ResourceKind};
+use super::{glibc, rust_std, Owner, ProcessView, ThreadFindings, Wait};
+use crate::stacks::Stack;
+
+/// glibc and Rust std findings for every thread, parallel to `view.snapshot.threads`.
+pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
+    analyze_with(view, &ProcTaskTable)
+}
+
+/// [`analyze`] with an explicit table of tasks outside the snapshot.
+pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<ThreadFindings> {
+    let g = glibc::analyze_with(view, tasks);
+    let r = rust_std::analyze(view);
+    let empty = Stack::default();
+    g.into_iter()
+        .zip(r)
+        .enumerate()
+        .map(|(i, (g, r))| {
+            let mut merged = merge(g, r);
+            if merged.wait.is_none() {
+                merged.wait = unrecognized_futex(view, i, view.stacks.get(i).unwrap_or(&empty));
+                if merged.wait.is_some() {
+                    merged.blocked_in = None;
+                }
+            }
+            merged
+        })
+        .collect()
+}
+
+/// Combine two analyzers' findings for one thread; `a` wins ties.
+pub fn merge(a: ThreadFindings, b: ThreadFindings) -> ThreadFindings {
+    let wait = match (a.wait, b.wait) {
+        (Some(x), Some(y)) if x.resource.kind == ResourceKind::Futex && y.resource.kind != ResourceKind::Futex => {
+            Some(y)
+        }
+        (Some(x), _) => Some(x),
+        (None, y) => y,
+    };
+    let mut holds = a.holds;
+    for h in b.holds {
+        if !holds
+            .iter()
+            .any(|x| x.resource.address == h.resource.address && x.resource.pid == h.resource.pid)
+        {
+            holds.push(h);
+        }
+    }
+    let blocked_in = if wait.is_some() {
+        None
+    } else {
+        a.blocked_in.or(b.blocked_in)
+    };
+    ThreadFindings {
+        wait,
+        holds,
+        blocked_in,
+    }
+}
+
+fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option<Wait> {
+    let t = view.snapshot.threads.get(i)?;
+    let w = futex::decode(&t.syscall?, view.memory)?;
+    Some(Wait {
+        resource: owners::resource_at(view, ResourceKind::Futex, w.addr),
+        owner: Owner::unknown("a futex whose owner protocol lockdump does not know"),
+        how: w.describe(),
+        site_frame: frames::site_frame(stack),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
+    use crate::runtimes::owners::NoTasks;
+    use crate::runtimes::Confidence;
+    use crate::target::memory::{BufferMemory, CopiedRegion};
+
+    #[test]
+    fn glibc_rust_and_unknown_futexes_side_by_side() {
+        // 0x5000: glibc mutex owned by thread 3; 0x5100: Rust mutex; 0x5200: some other futex.
+        let mut bytes = vec![0u8; 0x300];
+        bytes[0..4].copy_from_slice(&2u32.to_le_bytes());
+        bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+        bytes[12..16].copy_from_slice(&1u32.to_le_bytes());
+        bytes[0x100..0x104].copy_from_slice(&2u32.to_le_bytes());
+        bytes[0x200..0x204].copy_from_slice(&9u32.to_le_bytes());
+        let mem = BufferMemory {
+            regions: vec![CopiedRegion { start: 0x5000, bytes }],
+        };
+        let snap = snapshot(
+            4,
+            vec![
+                thread(1, futex(0x5000, 128, 2), 0),
+                thread(2, futex(0x5100, 137, 2), 0),
+                thread(3, futex(0x5200, 137, 9), 0),
+            ],
+            vec![],
+        );
+        let syms = Symbols::default();
+        let view = ProcessView {
+            snapshot: &snap,
+            stacks: &[],
+            memory: &mem,
+            symbols: &syms,
+        };
+        let out = analyze_with(&view, &NoTasks);
+        let kinds: Vec<ResourceKind> = out.iter().map(|f| f.wait.as_ref().unwrap().resource.kind).collect();
+        assert_eq!(
+            kinds,
+            vec![ResourceKind::Mutex, ResourceKind::RustMutex, ResourceKind::Futex]
+        );
+        assert_eq!(out[0].wait.as_ref().unwrap().owner.confidence, Confidence::Exact);
+        assert_eq!(
+            out[2].wait.as_ref().unwrap().how,
+            "futex(0x5200, FUTEX_WAIT_BITSET|PRIVATE, 9)"
+        );
+        assert!(out.iter().all(|f| f.blocked_in.is_none()));
+        assert_eq!(out[2].holds.len(), 1, "thread 3 holds the glibc mutex");
+    }
+}

@@ -1,0 +1,107 @@
+//! Rust std lock waits against a real Rust program (tests/data/native/rust_locks.rs,
+//! built with `rustc -O`): the lock addresses come from futex arguments, the
+//! owners are inferred from the other threads' stacks, and the resulting
+//! deadlock is reported with Inferred confidence, never Exact.
+
+mod native_support;
+use native_support as common;
+
+use common::{analyze, capture, compile_rust, index_of, wait_for_thread_count, wait_in_syscall, Fixture};
+use lockdump::graph;
+use lockdump::runtimes::{Confidence, ResourceKind};
+
+const SYS_FUTEX: i64 = 202;
+
+fn run(
+    mode: &str,
+) -> (
+    Fixture,
+    lockdump::target::Snapshot,
+    Vec<lockdump::runtimes::ThreadFindings>,
+) {
+    let exe = compile_rust("rust_locks");
+    let fx = Fixture::start(&exe, &[mode]);
+    let tids = [fx.tid("main"), fx.tid("t1"), fx.tid("t2")];
+    // The reporter thread exits after READY; until then main may be joining it rather than t1.
+    wait_for_thread_count(fx.pid, 3);
+    wait_in_syscall(fx.pid, &tids, SYS_FUTEX);
+    let snap = capture(fx.pid);
+    let out = analyze(&snap);
+    (fx, snap, out)
+}
+
+fn check_abba(mode: &str, named: bool) {
+    let (fx, snap, out) = run(mode);
+    let (t1, t2) = (fx.tid("t1"), fx.tid("t2"));
+    let (a, b) = (fx.addr("a"), fx.addr("b"));
+    let w1 = out[index_of(&snap, t1)].wait.as_ref().expect("t1 waits");
+    let w2 = out[index_of(&snap, t2)].wait.as_ref().expect("t2 waits");
+    assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, b));
+    assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::RustMutex, a));
+    if named {
+        assert_eq!(w1.resource.name.as_deref(), Some("rust_locks::LOCK_B"));
+    }
+    assert_eq!(
+        (w1.owner.tid, w1.owner.confidence),
+        (Some(t2), Confidence::Inferred),
+        "{:?}",
+        w1.owner
+    );
+    assert_eq!(
+        (w2.owner.tid, w2.owner.confidence),
+        (Some(t1), Confidence::Inferred),
+        "{:?}",
+        w2.owner
+    );
+    assert!(
+        w1.owner
+            .evidence
+            .contains(&format!("thread {t2} has a pointer to the lock")),
+        "{}",
+        w1.owner.evidence
+    );
+
+    let v = graph::analyze(snap.threads.iter().zip(&out).map(|(t, f)| (snap.pid, t.tid, f)));
+    assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
+    let d = &v.deadlocks[0];
+    assert_eq!(d.threads, vec![(fx.pid, t1.min(t2)), (fx.pid, t1.max(t2))]);
+    assert_eq!(d.confidence, Confidence::Inferred);
+    // main joins t1 (an exact edge) and is blocked behind the cycle.
+    assert_eq!(v.blocked_behind.len(), 1);
+    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].chain[0].confidence, Confidence::Exact);
+    assert_eq!(v.blocked_behind[0].chain[0].resource.name.as_deref(), Some("rust-1"));
+}
+
+#[test]
+fn static_mutex_abba_is_an_inferred_deadlock() {
+    check_abba("static", true);
+}
+
+#[test]
+fn arc_mutex_abba_is_an_inferred_deadlock() {
+    check_abba("arc", false);
+}
+
+#[test]
+fn rwlock_writer_and_mutex_cycle() {
+    let (fx, snap, out) = run("rwlock");
+    let (t1, t2) = (fx.tid("t1"), fx.tid("t2"));
+    let (rw, m) = (fx.addr("a"), fx.addr("b"));
+    let w1 = out[index_of(&snap, t1)].wait.as_ref().unwrap();
+    assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, m));
+    assert_eq!(w1.owner.tid, Some(t2));
+    let w2 = out[index_of(&snap, t2)].wait.as_ref().unwrap();
+    assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::RustRwLock, rw));
+    assert_eq!(w2.how, "std::sync::RwLock::write");
+    assert_eq!(w2.resource.name.as_deref(), Some("rust_locks::RW"));
+    assert_eq!(
+        (w2.owner.tid, w2.owner.confidence),
+        (Some(t1), Confidence::Inferred),
+        "{:?}",
+        w2.owner
+    );
+    let v = graph::analyze(snap.threads.iter().zip(&out).map(|(t, f)| (snap.pid, t.tid, f)));
+    assert_eq!(v.deadlocks.len(), 1);
+    assert_eq!(v.deadlocks[0].confidence, Confidence::Inferred);
+}
