@@ -60,6 +60,8 @@ pub struct ElfModule {
     pub debug_path: Option<PathBuf>,
     debug_data: Option<&'static [u8]>,
     dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
+    /// DWARF call sites, parsed per unit on demand (tail-call frames).
+    pub(crate) call_sites: super::tailcall::ModuleCallSites,
 }
 
 /// Map a file read-only and keep it mapped for the life of the process.
@@ -197,6 +199,7 @@ impl ElfModule {
             debug_path,
             debug_data,
             dwarf: OnceLock::new(),
+            call_sites: Default::default(),
         })
     }
 
