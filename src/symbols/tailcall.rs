@@ -655,4 +655,146 @@ mod tests {
         assert_eq!(u.function_containing(0x250), None);
         assert_eq!(u.function_containing(0x10), None);
     }
+
+    /// The tail_calls fixture compiled `cc -g -O2` (as the integration tests
+    /// build it), read without running it.
+    fn fixture_binary() -> &'static [u8] {
+        static BIN: OnceLock<&'static [u8]> = OnceLock::new();
+        BIN.get_or_init(|| {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/c");
+            let out = std::env::temp_dir().join(format!("lockdump-tailcall-unit-{}", std::process::id()));
+            let status = std::process::Command::new("cc")
+                .args(["-g", "-O2", "-pthread", "-o"])
+                .arg(&out)
+                .arg(dir.join("tail_calls.c"))
+                .status()
+                .expect("cc must be installed (a C toolchain: gcc/cc) to build fixtures/c/tail_calls.c");
+            assert!(status.success(), "cc failed to build fixtures/c/tail_calls.c");
+            let data = std::fs::read(&out).expect("read the built fixture");
+            let _ = std::fs::remove_file(&out);
+            Box::leak(data.into_boxed_slice())
+        })
+    }
+
+    fn load_dwarf(data: &'static [u8]) -> Option<Dwarf> {
+        use object::{Object, ObjectSection};
+        let file = object::File::parse(data).ok()?;
+        let dwarf = gimli::Dwarf::load(|id| -> Result<Reader, gimli::Error> {
+            let bytes: &'static [u8] = match file.section_by_name(id.name()).and_then(|s| s.uncompressed_data().ok()) {
+                Some(std::borrow::Cow::Borrowed(b)) => b,
+                Some(std::borrow::Cow::Owned(v)) => Box::leak(v.into_boxed_slice()),
+                None => &[],
+            };
+            Ok(gimli::EndianSlice::new(bytes, gimli::RunTimeEndian::Little))
+        });
+        dwarf.ok()
+    }
+
+    fn symbol(data: &[u8], name: &str) -> u64 {
+        use object::{Object, ObjectSymbol};
+        let file = object::File::parse(data).unwrap();
+        let found = file.symbols().find(|s| s.name() == Ok(name));
+        found.unwrap_or_else(|| panic!("no symbol {name}")).address()
+    }
+
+    /// Parse every unit and resolve every call-site target (bounded: the
+    /// fixture has a handful of units); returns the sites of the unit that
+    /// defines `entry`, with resolved targets of its function's tail calls.
+    fn tail_targets(dwarf: &Dwarf, cache: &ModuleCallSites, entry: u64) -> Option<(bool, Vec<Resolved>)> {
+        let mut found = None;
+        let mut headers = dwarf.units();
+        while let Ok(Some(h)) = headers.next() {
+            let Ok(unit) = dwarf.unit(h) else { continue };
+            let unit = UnitRef::new(dwarf, &unit);
+            let Some(sites) = cache.unit(unit) else { continue };
+            for target in sites.sites.values() {
+                if let Target::Die(d) = target {
+                    let _ = cache.resolve(unit, *d);
+                }
+            }
+            if let Some(f) = sites.functions.get(&entry) {
+                let targets = f
+                    .tail_calls
+                    .iter()
+                    .map(|pc| match sites.sites[pc] {
+                        Target::Die(d) => cache.resolve(unit, d),
+                        Target::Address(a) => Resolved::Entries(vec![a]),
+                        Target::Unknown => Resolved::Unknown,
+                    })
+                    .collect();
+                found = Some((f.complete, targets));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn reads_tail_calls_of_the_fixture() {
+        let data = fixture_binary();
+        let dwarf = load_dwarf(data).expect("fixture DWARF");
+        let cache = ModuleCallSites::default();
+        let entries = |v: &[Resolved]| -> Vec<Option<Vec<u64>>> {
+            v.iter()
+                .map(|r| match r {
+                    Resolved::Entries(e) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let (complete, b) = tail_targets(&dwarf, &cache, symbol(data, "tail_b")).expect("tail_b is a function");
+        assert!(complete, "GCC marks -O2 functions DW_AT_call_all_calls");
+        assert_eq!(entries(&b), [Some(vec![symbol(data, "tail_c")])]);
+        let (_, d) = tail_targets(&dwarf, &cache, symbol(data, "tail_d")).unwrap();
+        assert!(
+            matches!(d.as_slice(), [Resolved::Name("pthread_mutex_lock")]),
+            "a declaration resolves to its name: {d:?}"
+        );
+        let (_, y) = tail_targets(&dwarf, &cache, symbol(data, "amb_y")).unwrap();
+        let mut y = entries(&y);
+        y.sort();
+        let mut want = vec![Some(vec![symbol(data, "amb_p")]), Some(vec![symbol(data, "amb_q")])];
+        want.sort();
+        assert_eq!(y, want, "amb_y jumps to amb_p and amb_q");
+        // tail_a calls tail_b: a call, not a tail call.
+        let (_, a) = tail_targets(&dwarf, &cache, symbol(data, "tail_a")).unwrap();
+        assert!(a
+            .iter()
+            .all(|r| !matches!(r, Resolved::Entries(e) if e == &[symbol(data, "tail_b")])));
+    }
+
+    /// Corrupt DWARF never panics: bytes of `.debug_info` and `.debug_abbrev`
+    /// overwritten with pseudo-random values, then every unit parsed and every
+    /// target resolved.
+    #[test]
+    fn garbage_dwarf_does_not_panic() {
+        use object::{Object, ObjectSection};
+        let data = fixture_binary();
+        let file = object::File::parse(data).unwrap();
+        let ranges: Vec<(usize, usize)> = [".debug_info", ".debug_abbrev", ".debug_addr", ".debug_rnglists"]
+            .iter()
+            .filter_map(|n| file.section_by_name(n)?.file_range())
+            .map(|(o, l)| (o as usize, l as usize))
+            .filter(|r| r.1 > 0)
+            .collect();
+        assert!(ranges.len() >= 2, "fixture has .debug_info and .debug_abbrev");
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for round in 0..40 {
+            let mut bytes = data.to_vec();
+            for _ in 0..(1 + round % 16) {
+                let (off, len) = ranges[(next() as usize) % ranges.len()];
+                bytes[off + (next() as usize) % len] = next() as u8;
+            }
+            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if let Some(dwarf) = load_dwarf(bytes) {
+                let cache = ModuleCallSites::default();
+                let _ = tail_targets(&dwarf, &cache, symbol(data, "tail_b"));
+            }
+        }
+    }
 }
