@@ -583,6 +583,53 @@ fn c_nested_calls_stripped() {
     assert!(debug_str.is_none(), "stripped binary has no DWARF");
 }
 
+/// tail_calls: every thread waits on lock_tail held by main, and the code
+/// really has the shape the fixture describes: jumps where it says tail call,
+/// a call where a frame must stay.
+#[test]
+fn c_tail_calls() {
+    let f = Fixture::spawn_blocked(c_fixture("tail_calls", Variant::Debug, &[]));
+    check_comm_names(&f);
+    check_all(
+        &f,
+        &[
+            ("tc_chain", M("lock_tail", "main")),
+            ("tc_ambig", M("lock_tail", "main")),
+            ("tc_partial", M("lock_tail", "main")),
+            ("main", Wait::Syscall(&[SYS_PAUSE])),
+        ],
+    );
+    let func = |name: &str| f.ready.address("funcs", name);
+    // Each function is a few instructions; 64 bytes covers all of them.
+    let branch = |from: &str, kind: Branch, to: &str| {
+        assert!(
+            has_branch(f.pid(), func(from), 64, kind, func(to)),
+            "{from} should {kind:?} to {to} ({:#x})",
+            func(to)
+        )
+    };
+    branch("tail_a", Branch::Call, "tail_b");
+    branch("tail_b", Branch::Jmp, "tail_c");
+    branch("tail_c", Branch::Jmp, "tail_d");
+    branch("amb_x", Branch::Call, "amb_y");
+    branch("amb_y", Branch::Jmp, "amb_p");
+    branch("amb_y", Branch::Jmp, "amb_q");
+    branch("part_x", Branch::Call, "part_y");
+    branch("part_y", Branch::Jmp, "part_p");
+    branch("part_y", Branch::Jmp, "part_q");
+    branch("part_p", Branch::Jmp, "part_r");
+    branch("part_q", Branch::Jmp, "part_r");
+    let (symbols, _) = elf_symbols(&build_c("tail_calls", Variant::Debug));
+    for present in [
+        "tail_b", "tail_c", "tail_d", "amb_p", "amb_q", "part_p", "part_q", "part_r",
+    ] {
+        assert!(
+            symbols.contains(present),
+            "symbol {present} missing (inlined or renamed?)"
+        );
+    }
+}
+
 fn idle(n: usize) {
     let arg = n.to_string();
     let f = Fixture::spawn_blocked(c_fixture("threads_idle", Variant::Debug, &[&arg]));

@@ -12,6 +12,7 @@
 pub mod debuginfo;
 pub mod demangle;
 pub mod elf;
+pub mod tailcall;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;

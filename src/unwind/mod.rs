@@ -8,6 +8,10 @@
 //! trampoline `__restore_rt`) are evaluated. Where no CFI covers a pc, the
 //! frame-pointer chain is followed instead.
 //!
+//! Between a caller and its callee, frames of functions that left the stack
+//! by tail-calling (`jmp`) are put back from DWARF call-site information
+//! (see [`crate::symbols::tailcall`]), marked `how: "tailcall"`.
+//!
 //! Unwinding is bounded: at most `max_frames`, and every step must move the
 //! stack pointer up (except out of a signal frame), so corrupt or cyclic
 //! stacks end with an error instead of a loop.
@@ -20,7 +24,7 @@ use gimli::{
 use std::collections::HashMap;
 
 use crate::stacks::{Frame, Stack};
-use crate::symbols::{elf::Reader, MappedModule, ProcessSymbols};
+use crate::symbols::{elf::Reader, tailcall::TailCalls, MappedModule, ProcessSymbols};
 use crate::target::{Memory, RegisterSource, ThreadSnapshot};
 
 /// DWARF register number of the return address column on x86_64.
@@ -41,6 +45,8 @@ pub struct Unwinder {
     pub max_frames: usize,
     /// (pc, probe) -> logical frames. Valid for one process's modules only.
     symbolized: HashMap<(u64, u64), Vec<Frame>>,
+    /// (caller return address, callee probe) -> tail-call frames between them.
+    tail_calls: HashMap<(u64, u64), Vec<Frame>>,
 }
 
 impl Default for Unwinder {
@@ -49,6 +55,7 @@ impl Default for Unwinder {
             ctx: Box::new(UnwindContext::new()),
             max_frames: MAX_FRAMES,
             symbolized: HashMap::new(),
+            tail_calls: HashMap::new(),
         }
     }
 }
@@ -87,6 +94,8 @@ impl Unwinder {
         }
         // The innermost pc is exact; callers' pcs are return addresses.
         let mut exact_pc = true;
+        // The previous (callee) physical frame: its symbolization probe and stack pointer.
+        let mut callee: Option<(u64, u64)> = None;
         let mut physical = 0usize;
         while physical < self.max_frames {
             let Some(pc) = regs[RA as usize].filter(|&pc| pc != 0) else {
@@ -124,6 +133,15 @@ impl Unwinder {
                     _ => how,
                 });
             }
+            // A return address: the callee below may have been reached through tail calls.
+            if let (false, Some((callee_probe, callee_sp))) = (exact_pc, callee) {
+                let tail = self.tail_frames(symbols, pc, callee_probe);
+                stack.frames.extend(tail.iter().cloned().map(|mut f| {
+                    f.cfa = callee_sp;
+                    f
+                }));
+            }
+            callee = Some((sym_probe, sp));
             stack.frames.extend(logical);
             physical += 1;
             match step {
@@ -147,6 +165,28 @@ impl Unwinder {
             stack.truncated = true;
         }
         stack
+    }
+
+    /// The tail-call frames between the caller frame returning to `caller_pc`
+    /// and the callee frame at `callee_probe`, innermost first (memoized).
+    fn tail_frames(&mut self, symbols: &ProcessSymbols, caller_pc: u64, callee_probe: u64) -> &[Frame] {
+        if !self.tail_calls.contains_key(&(caller_pc, callee_probe)) {
+            let mut frames = Vec::new();
+            for pc in TailCalls::new(symbols).between(caller_pc, callee_probe) {
+                let probe = pc.wrapping_sub(1);
+                let mut logical = self
+                    .symbolized
+                    .entry((pc, probe))
+                    .or_insert_with(|| symbols.symbolize(pc, probe))
+                    .clone();
+                if let Some(f) = logical.last_mut() {
+                    f.how = Some("tailcall");
+                }
+                frames.extend(logical);
+            }
+            self.tail_calls.insert((caller_pc, callee_probe), frames);
+        }
+        &self.tail_calls[&(caller_pc, callee_probe)]
     }
 
     /// One step with CFI; `Ok(None)` when no FDE covers `probe`.
