@@ -265,13 +265,13 @@ fn stop_and_copy(
                 }
                 Err(Errno::ESRCH) => {} // exited meanwhile
                 Err(Errno::EPERM) => {
-                    return Err(match proc::status(pid) {
-                        Ok(s) if s.tracer_pid != 0 && s.tracer_pid != std::process::id() as i32 => {
-                            already_traced(pid, s.tracer_pid)
+                    if seize_after_eperm(pid, tid)? {
+                        if att.first_stop.is_none() {
+                            att.first_stop = Some(Instant::now());
                         }
-                        Ok(_) => permission_denied(pid),
-                        Err(_) => InspectError::ExitedDuringDump(pid),
-                    });
+                        att.tracees.insert(tid, Tracee::Stopping);
+                        seized_any = true;
+                    }
                 }
                 Err(e) => {
                     return Err(InspectError::Io {
@@ -345,6 +345,41 @@ fn stop_and_copy(
         return Err(InspectError::Interrupted(sig));
     }
     Ok((threads, pause))
+}
+
+/// How often to retry a thread whose seize failed with EPERM while /proc
+/// shows no tracer on it (see [`seize_after_eperm`]).
+const SEIZE_RETRIES: usize = 3;
+
+/// PTRACE_SEIZE of `tid` failed with EPERM: another tracer has the thread, or
+/// lockdump may not trace it at all. Ask the *thread's* status which one: the
+/// main thread's TracerPid is not enough, because another tracer (a second
+/// lockdump, for one) detaches thread by thread and may already have let the
+/// main thread go while it still holds this one. If the thread shows no
+/// tracer, that tracer let go between our attempt and our look, so try again.
+/// Returns whether the thread is now seized (`false`: it exited meanwhile).
+fn seize_after_eperm(pid: i32, tid: i32) -> Result<bool, InspectError> {
+    let me = std::process::id() as i32;
+    for _ in 0..SEIZE_RETRIES {
+        match proc::task_status(pid, tid) {
+            Ok(s) if s.tracer_pid != 0 && s.tracer_pid != me => return Err(already_traced(pid, s.tracer_pid)),
+            Ok(_) => {}
+            Err(_) => return Ok(false),
+        }
+        match seize(tid) {
+            Ok(()) => return Ok(true),
+            Err(Errno::ESRCH) => return Ok(false),
+            Err(Errno::EPERM) => continue,
+            Err(e) => {
+                return Err(InspectError::Io {
+                    pid,
+                    what: "attaching",
+                    source: std::io::Error::from(e),
+                })
+            }
+        }
+    }
+    Err(permission_denied(pid))
 }
 
 fn seize(tid: i32) -> Result<(), Errno> {
