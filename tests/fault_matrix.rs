@@ -32,10 +32,12 @@ fn measure_pause_us(pid: i32) -> u64 {
 }
 
 /// Start lockdump on `pid`, wait until it has seized the target, wait a
-/// random time within `window_us`, then run `inject(lockdump_pid)` unless
-/// lockdump already exited. Returns the run and whether the target was
-/// still traced by lockdump at the moment of injection.
-fn during_capture(pid: i32, rng: &mut Rng, window_us: u64, inject: impl FnOnce(i32)) -> (Run, bool) {
+/// random time within `window_us`, then run `inject(Some(lockdump_pid))`.
+/// If lockdump finished before the test saw it attached (a busy machine may
+/// not schedule the test during the pause), `inject(None)`: it has been
+/// reaped and its PID must not be signalled. Returns the run and whether the
+/// target was still traced by lockdump at the moment of injection.
+fn during_capture(pid: i32, rng: &mut Rng, window_us: u64, inject: impl FnOnce(Option<i32>)) -> (Run, bool) {
     let mut ld_run = Running::spawn(&["-p", &pid.to_string(), "--json"]);
     let ld = ld_run.pid;
     let mut exited = false;
@@ -68,7 +70,9 @@ fn during_capture(pid: i32, rng: &mut Rng, window_us: u64, inject: impl FnOnce(i
         // lockdump is our unreaped child (try_wait saw it running), so its
         // PID cannot have been reused even if it has just exited.
         in_capture = tracer_of(pid) == ld;
-        inject(ld);
+        inject(Some(ld));
+    } else {
+        inject(None);
     }
     (ld_run.finish(PATIENCE), in_capture)
 }
@@ -87,7 +91,11 @@ fn termination_signals_during_capture_never_harm_the_target() {
     let (mut interrupted, mut killed, mut finished) = (0, 0, 0);
     for run in 0..100 {
         let sig = signals[run % 3];
-        let (r, _) = during_capture(t.pid, &mut rng, window, |ld| kill(ld, sig));
+        let (r, _) = during_capture(t.pid, &mut rng, window, |ld| {
+            if let Some(ld) = ld {
+                kill(ld, sig)
+            }
+        });
         let ctx = format!("run {run} (signal {sig})");
         r.assert_no_panic(&ctx);
         if r.code() == Some(2) {
@@ -105,7 +113,10 @@ fn termination_signals_during_capture_never_harm_the_target() {
         assert_unharmed(&mut t, &ctx, 0);
     }
     eprintln!("termination signals: {interrupted} interrupted capture, {killed} killed lockdump outside capture, {finished} arrived after exit (window {window} µs)");
-    assert!(interrupted > 0, "no signal landed during capture: the injection window is wrong");
+    assert!(
+        interrupted > 0,
+        "no signal landed during capture: the injection window is wrong"
+    );
 }
 
 #[test]
@@ -116,7 +127,11 @@ fn sigkill_during_capture_never_harms_the_target() {
     let window = measure_pause_us(t.pid) * 3 / 2 + 200;
     let (mut while_traced, mut killed, mut finished) = (0, 0, 0);
     for run in 0..100 {
-        let (r, traced) = during_capture(t.pid, &mut rng, window, |ld| kill(ld, libc::SIGKILL));
+        let (r, traced) = during_capture(t.pid, &mut rng, window, |ld| {
+            if let Some(ld) = ld {
+                kill(ld, libc::SIGKILL)
+            }
+        });
         let ctx = format!("run {run} (SIGKILL)");
         if r.signal() == Some(libc::SIGKILL) {
             killed += 1;
@@ -130,7 +145,10 @@ fn sigkill_during_capture_never_harms_the_target() {
         assert_unharmed(&mut t, &ctx, 0);
     }
     eprintln!("SIGKILL: {killed} killed ({while_traced} while the target was traced), {finished} arrived after exit (window {window} µs)");
-    assert!(while_traced > 0, "no SIGKILL landed while lockdump had the target seized");
+    assert!(
+        while_traced > 0,
+        "no SIGKILL landed while lockdump had the target seized"
+    );
 }
 
 #[test]
@@ -219,7 +237,11 @@ fn sigstop_during_capture_stops_the_target_as_asked() {
         wait_until(&format!("{ctx}: target group-stopped"), || all_group_stopped(pid));
         let frozen = t.progress();
         std::thread::sleep(Duration::from_millis(120)); // > 2 counting periods
-        assert_eq!(t.progress().slots, frozen.slots, "{ctx}: a stopped thread kept counting");
+        assert_eq!(
+            t.progress().slots,
+            frozen.slots,
+            "{ctx}: a stopped thread kept counting"
+        );
         kill(pid, libc::SIGCONT);
         assert_unharmed(&mut t, &ctx, 0);
     }

@@ -51,7 +51,12 @@ fn compile(name: &str, out_name: &str, extra: &[&str]) -> PathBuf {
         .arg(&tmp)
         .arg(&src)
         .status()
-        .unwrap_or_else(|e| panic!("running cc for {}: {e}: install a C compiler (apt-get install gcc)", src.display()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "running cc for {}: {e}: install a C compiler (apt-get install gcc)",
+                src.display()
+            )
+        });
     assert!(status.success(), "compiling {} failed", src.display());
     std::fs::rename(&tmp, &out).expect("rename fixture");
     built.insert(out_name.to_string(), out.clone());
@@ -143,7 +148,10 @@ impl Target {
                 Ok(_) => continue,
                 Err(_) => {
                     let st = self.child.try_wait();
-                    panic!("fixture {} printed no {prefix:?} line within {PATIENCE:?} (status {st:?})", self.pid);
+                    panic!(
+                        "fixture {} printed no {prefix:?} line within {PATIENCE:?} (status {st:?})",
+                        self.pid
+                    );
                 }
             }
         }
@@ -242,10 +250,7 @@ pub fn task_health(pid: i32, tid: i32) -> Option<TaskHealth> {
 
 pub fn tids(pid: i32) -> Vec<i32> {
     let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| {
-            d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
     v.sort_unstable();
     v
@@ -305,7 +310,10 @@ pub fn assert_unharmed(t: &mut Target, context: &str, allowed_pending: u64) {
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {PATIENCE:?} waiting until {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {PATIENCE:?} waiting until {what}"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -342,7 +350,12 @@ impl Run {
         assert_eq!(self.code(), Some(2), "{context}: expected exit 2, got {self:?}");
         assert!(self.stdout.is_empty(), "{context}: stdout not empty on error: {self:?}");
         let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(lines.len(), 1, "{context}: expected one error line, got {:?}", self.stderr);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{context}: expected one error line, got {:?}",
+            self.stderr
+        );
         assert!(
             lines[0].starts_with("lockdump: ") && lines[0].contains(needle),
             "{context}: expected an error containing {needle:?}, got {:?}",
@@ -490,4 +503,61 @@ pub fn wait_all_blocked(pid: i32, nthreads: usize) {
                     && task_health(pid, t).is_some_and(|h| h.state == 'S')
             })
     });
+}
+
+/// The unprivileged account the security tests run lockdump as (created on
+/// first use; `useradd` needs root, which these tests run as).
+pub const TEST_USER: &str = "lockdump-rel";
+
+/// UID and GID of [`TEST_USER`], creating the account if needed.
+pub fn test_user() -> (u32, u32) {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, TEST_USER]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    if id("-u").is_none() {
+        let st = Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                TEST_USER,
+            ])
+            .status()
+            .expect("running useradd: install the passwd package (apt-get install passwd)");
+        // Another test binary may have created it at the same moment.
+        assert!(st.success() || id("-u").is_some(), "useradd {TEST_USER} failed");
+    }
+    (id("-u").expect("uid of test user"), id("-g").expect("gid of test user"))
+}
+
+/// `program args...` run as [`TEST_USER`] with no supplementary groups and
+/// no capabilities (setpriv from util-linux).
+pub fn as_test_user(program: &Path) -> Command {
+    let (uid, gid) = test_user();
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups")
+        .arg("--inh-caps=-all")
+        .arg("--")
+        .arg(program);
+    c
+}
+
+/// Make a directory writable by everyone (for fixtures run as [`TEST_USER`]).
+pub fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).expect("chmod 777");
+}
+
+/// /proc/sys/kernel/yama/ptrace_scope, or None when Yama is not built in
+/// (then only the classic same-user check applies).
+pub fn ptrace_scope() -> Option<u32> {
+    std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
 }
