@@ -68,16 +68,16 @@ struct ThreadInfo {
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     let pid = preflight(pid)?;
-    let status = proc::status(pid).map_err(|e| InspectError::from_proc(pid, "reading status", e))?;
+    let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;
     let ns_pid = status.ns_tgids.last().copied().unwrap_or(pid);
     let in_pid_namespace = status.ns_pids.len() > 1;
     let exe = proc::exe(pid).unwrap_or_default();
     let cmdline = proc::cmdline(pid).unwrap_or_default();
-    let auxv = proc::auxv(pid).map_err(|e| InspectError::from_proc(pid, "reading auxv", e))?;
-    let mut maps = proc::maps(pid).map_err(|e| InspectError::from_proc(pid, "reading maps", e))?;
+    let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
+    let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
 
     let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
-    let tids = proc::tasks(pid).map_err(|e| InspectError::from_proc(pid, "listing threads", e))?;
+    let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
     for &tid in &tids {
         if let Some(info) = thread_info(pid, tid, in_pid_namespace) {
             infos.insert(tid, info);
@@ -117,6 +117,16 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
         capture_time: started.elapsed(),
         no_stop: opts.no_stop,
     })
+}
+
+/// A /proc read failed after [`preflight`] found the process: if the process
+/// is gone now, it exited during the dump (not "no such process", which would
+/// send the user to check a PID that was right).
+fn after_preflight(pid: i32, what: &'static str, e: std::io::Error) -> InspectError {
+    match InspectError::from_proc(pid, what, e) {
+        InspectError::NoSuchProcess(_) => InspectError::ExitedDuringDump(pid),
+        other => other,
+    }
 }
 
 /// Refuse targets lockdump cannot or must not attach to, with the reason.
@@ -357,11 +367,14 @@ const SEIZE_RETRIES: usize = 3;
 /// lockdump, for one) detaches thread by thread and may already have let the
 /// main thread go while it still holds this one. If the thread shows no
 /// tracer, that tracer let go between our attempt and our look, so try again.
+/// The kernel also answers EPERM for a thread that is exiting (it has an exit
+/// state): such a thread is gone, not forbidden.
 /// Returns whether the thread is now seized (`false`: it exited meanwhile).
 fn seize_after_eperm(pid: i32, tid: i32) -> Result<bool, InspectError> {
     let me = std::process::id() as i32;
     for _ in 0..SEIZE_RETRIES {
         match proc::task_status(pid, tid) {
+            Ok(s) if matches!(s.state, 'Z' | 'X') => return Ok(false),
             Ok(s) if s.tracer_pid != 0 && s.tracer_pid != me => return Err(already_traced(pid, s.tracer_pid)),
             Ok(_) => {}
             Err(_) => return Ok(false),
