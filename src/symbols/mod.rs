@@ -239,7 +239,16 @@ fn open_mapped(
             return Some(module);
         }
     }
-    // Last resort: the path on the host (no /proc access to the target's root).
+    // Last resort: the path on the host (no /proc access to the target's
+    // root), but only if it is still the mapped file. map_files needs
+    // CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE), so an unprivileged user
+    // inspecting a process whose binary was replaced on disk ends up here:
+    // the new file's symbols at the old file's addresses would be wrong
+    // names shown as facts. No symbols is the honest answer.
+    let same_inode = std::fs::metadata(shown).is_ok_and(|meta| meta.ino() == first.inode);
+    if first.deleted || !same_inode {
+        return None;
+    }
     cache.load(shown, shown, root)
 }
 
