@@ -121,6 +121,14 @@ impl ProcessSymbols {
         ProcessSymbols { modules }
     }
 
+    /// Modules placed by the caller instead of found in a snapshot's maps:
+    /// for fuzzers and tests that unwind and symbolize through synthetic or
+    /// deliberately corrupted modules.
+    pub fn from_modules(mut modules: Vec<MappedModule>) -> Self {
+        modules.sort_by_key(|m| m.start);
+        ProcessSymbols { modules }
+    }
+
     pub fn modules(&self) -> &[MappedModule] {
         &self.modules
     }
