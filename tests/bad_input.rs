@@ -42,9 +42,18 @@ fn functions(t: &Value) -> Vec<String> {
 fn assert_left_running(t: &mut Target, context: &str) {
     t.assert_alive();
     for h in health(t.pid) {
-        assert!(!matches!(h.state, 'T' | 't'), "{context}: thread {} in state {}", h.tid, h.state);
+        assert!(
+            !matches!(h.state, 'T' | 't'),
+            "{context}: thread {} in state {}",
+            h.tid,
+            h.state
+        );
         assert_eq!(h.tracer, 0, "{context}: thread {} still traced", h.tid);
-        assert_eq!((h.sig_pnd | h.shd_pnd) & STRAY_SIGNALS, 0, "{context}: stray signal pending");
+        assert_eq!(
+            (h.sig_pnd | h.shd_pnd) & STRAY_SIGNALS,
+            0,
+            "{context}: stray signal pending"
+        );
     }
 }
 
@@ -63,7 +72,10 @@ fn lying_stacks_end_with_a_marked_error_not_a_hang() {
     assert_eq!(f[0], "hostile_block_no_cfi", "{cycle}");
     assert!(f.len() <= 4, "cycle followed too far: {f:?}");
     assert!(
-        cycle["unwind_error"].as_str().unwrap_or("").contains("below the stack pointer"),
+        cycle["unwind_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("below the stack pointer"),
         "{cycle}"
     );
 
@@ -77,7 +89,11 @@ fn lying_stacks_end_with_a_marked_error_not_a_hang() {
     let f = functions(garbage);
     assert!(f.contains(&"smash_own_frame".to_string()), "{f:?}");
     assert!(
-        garbage["frames"].as_array().unwrap().iter().any(|fr| fr["pc"] == 0xdeadbeef_u64),
+        garbage["frames"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|fr| fr["pc"] == 0xdeadbeef_u64),
         "{garbage}"
     );
     assert!(garbage["unwind_error"].is_string(), "{garbage}");
@@ -88,7 +104,10 @@ fn lying_stacks_end_with_a_marked_error_not_a_hang() {
         let f = functions(th);
         assert_eq!(f[0], "hostile_block_no_cfi", "{name}: {th}");
         assert!(f.len() <= 512);
-        assert!(th["unwind_error"].is_string() || th["truncated"] == true, "{name}: {th}");
+        assert!(
+            th["unwind_error"].is_string() || th["truncated"] == true,
+            "{name}: {th}"
+        );
     }
 
     // The frame limit is the user's to choose.
@@ -283,7 +302,15 @@ fn corrupt_dwarf_cfi_and_symbols_in_a_mapped_library() {
         &[".eh_frame"],
         &[".eh_frame_hdr"],
         &[".symtab", ".strtab"],
-        &[".debug_info", ".debug_abbrev", ".debug_line", ".debug_str", ".eh_frame", ".eh_frame_hdr", ".symtab"],
+        &[
+            ".debug_info",
+            ".debug_abbrev",
+            ".debug_line",
+            ".debug_str",
+            ".eh_frame",
+            ".eh_frame_hdr",
+            ".symtab",
+        ],
         &["section headers"],
     ];
     let pristine = std::fs::read(shared_lib("corruptlib")).unwrap();
@@ -331,7 +358,10 @@ fn corrupt_dwarf_cfi_and_symbols_in_a_mapped_library() {
                 .iter()
                 .all(|s| matches!(*s, ".eh_frame" | ".eh_frame_hdr" | ".debug_line" | ".debug_line_str"));
             if names_intact {
-                assert!(functions(in_lib).contains(&"corruptlib_block".to_string()), "{ctx}: {in_lib}");
+                assert!(
+                    functions(in_lib).contains(&"corruptlib_block".to_string()),
+                    "{ctx}: {in_lib}"
+                );
             }
             // The text report too (it renders names and paths from the bad file).
             let r = run_lockdump(&["-p", &t.pid.to_string()], BOUNDED);
@@ -391,17 +421,32 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
     let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
     r.assert_ok("escapes (text)");
     for c in r.stdout.chars() {
-        assert!(!c.is_control() || c == '\n', "raw control character {c:?} in the text report:\n{}", r.stdout);
+        assert!(
+            !c.is_control() || c == '\n',
+            "raw control character {c:?} in the text report:\n{}",
+            r.stdout
+        );
     }
     assert!(r.stdout.contains("\"\\x1b[31mevil\""), "{}", r.stdout);
     assert!(r.stdout.contains("\"\\x07\\x08\\x0d\\x7f\""), "{}", r.stdout);
-    assert!(r.stdout.contains("\\x1b[2Jcleared"), "command line in the header: {}", r.stdout);
-    assert!(r.stdout.contains("\"caf\u{fffd}\""), "invalid UTF-8 shown lossily: {}", r.stdout);
+    assert!(
+        r.stdout.contains("\\x1b[2Jcleared"),
+        "command line in the header: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\"caf\u{fffd}\""),
+        "invalid UTF-8 shown lossily: {}",
+        r.stdout
+    );
 
     // JSON: escaped by the JSON encoder, exact after decoding.
     let r = run_lockdump(&["-p", &pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("escapes (json)");
-    assert!(!r.stdout.bytes().any(|b| b < 0x20 && b != b'\n'), "raw control byte in JSON");
+    assert!(
+        !r.stdout.bytes().any(|b| b < 0x20 && b != b'\n'),
+        "raw control byte in JSON"
+    );
     assert!(r.stdout.contains(r#""name": "\u001b[31mevil""#), "{}", r.stdout);
     let doc = r.json();
     let names: Vec<&str> = threads(&doc).iter().filter_map(|t| t["name"].as_str()).collect();

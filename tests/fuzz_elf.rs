@@ -8,6 +8,9 @@
 //!
 //! CI: 256 cases per property; long: `PROPTEST_CASES=100000 cargo test --release --test fuzz_elf`.
 
+// MappedModule (lockdump's type) holds an Arc<ElfModule>, which is not Sync.
+#![allow(clippy::arc_with_non_send_sync)]
+
 mod reliability_common;
 
 use std::path::PathBuf;

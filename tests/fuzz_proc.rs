@@ -28,7 +28,14 @@ fn mutate(valid: String, edits: Vec<(usize, u8, u8)>) -> String {
 }
 
 fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
-    prop::collection::vec((any::<usize>(), any::<u8>(), prop_oneof![any::<u8>(), Just(b' '), Just(b'-'), Just(b':'), Just(b')'), Just(b'\n')]), 0..6)
+    prop::collection::vec(
+        (
+            any::<usize>(),
+            any::<u8>(),
+            prop_oneof![any::<u8>(), Just(b' '), Just(b'-'), Just(b':'), Just(b')'), Just(b'\n')],
+        ),
+        0..6,
+    )
 }
 
 fn maps_line() -> impl Strategy<Value = String> {
@@ -72,7 +79,12 @@ fn status_text() -> impl Strategy<Value = String> {
 }
 
 fn stat_text() -> impl Strategy<Value = String> {
-    (any::<i32>(), ".{0,16}", "[RSDTtZXI]", prop::collection::vec(any::<i64>(), 0..45))
+    (
+        any::<i32>(),
+        ".{0,16}",
+        "[RSDTtZXI]",
+        prop::collection::vec(any::<i64>(), 0..45),
+    )
         .prop_map(|(pid, comm, state, rest)| {
             let rest: Vec<String> = rest.iter().map(i64::to_string).collect();
             format!("{pid} ({comm}) {state} {}\n", rest.join(" "))

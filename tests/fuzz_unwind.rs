@@ -61,7 +61,10 @@ fn load() -> Fixture {
     };
     let cache = ModuleCache::new();
     let symbols = ProcessSymbols::load(&snapshot, &cache);
-    assert!(symbols.modules().len() >= 3, "expected the test binary, libc and the vdso");
+    assert!(
+        symbols.modules().len() >= 3,
+        "expected the test binary, libc and the vdso"
+    );
     assert!(code.len() >= 2);
     Fixture { symbols, code }
 }

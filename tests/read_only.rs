@@ -74,7 +74,11 @@ fn diff(a: &BTreeMap<String, Option<u64>>, b: &BTreeMap<String, Option<u64>>) ->
         .filter(|(k, v)| b.get(*k) != Some(v))
         .map(|(k, v)| format!("{k}: {v:?} -> {:?}", b.get(k)))
         .collect();
-    d.extend(b.keys().filter(|k| !a.contains_key(*k)).map(|k| format!("new mapping {k}")));
+    d.extend(
+        b.keys()
+            .filter(|k| !a.contains_key(*k))
+            .map(|k| format!("new mapping {k}")),
+    );
     d
 }
 
@@ -90,10 +94,17 @@ fn memory_and_registers_identical_after_100_dumps() {
 
     let before = writable_memory(pid);
     let regs_before = syscall_state(pid);
-    assert!(before.values().filter(|v| v.is_some()).count() >= 5, "too few regions: {before:?}");
+    assert!(
+        before.values().filter(|v| v.is_some()).count() >= 5,
+        "too few regions: {before:?}"
+    );
     // The target really is quiescent: unchanged without lockdump.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(diff(&before, &writable_memory(pid)), Vec::<String>::new(), "changes without lockdump");
+    assert_eq!(
+        diff(&before, &writable_memory(pid)),
+        Vec::<String>::new(),
+        "changes without lockdump"
+    );
 
     let modes: [&[&str]; 3] = [&[], &["--json"], &["--no-stop"]];
     for run in 0..100 {
@@ -102,7 +113,11 @@ fn memory_and_registers_identical_after_100_dumps() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let r = run_lockdump(&args, PATIENCE);
         r.assert_ok(&format!("dump {run}"));
-        assert_eq!(diff(&before, &writable_memory(pid)), Vec::<String>::new(), "dump {run} changed memory");
+        assert_eq!(
+            diff(&before, &writable_memory(pid)),
+            Vec::<String>::new(),
+            "dump {run} changed memory"
+        );
         assert_eq!(syscall_state(pid), regs_before, "dump {run} changed registers");
     }
 
@@ -173,5 +188,9 @@ fn source_has_no_way_to_write_a_tracee() {
             found.push(format!("{}:{line}: {token} ({why})", f.display()));
         }
     }
-    assert!(found.is_empty(), "lockdump must never write its target:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "lockdump must never write its target:\n{}",
+        found.join("\n")
+    );
 }
