@@ -34,6 +34,19 @@ const RED_ZONE: u64 = 128;
 const MAX_IOV: usize = 1024;
 /// How many times to re-scan /proc/PID/task for threads created during the attach.
 const MAX_RESCANS: usize = 100;
+/// Most threads lockdump stops at once. Stopping is linear in threads (a
+/// seize, an interrupt and a wait each), and so is the pause every thread
+/// sees; past this the pause would be seconds. Such processes are refused
+/// with an error that points to `--no-stop`.
+pub const MAX_THREADS: usize = 65_536;
+/// Most stack bytes copied for all threads together. With many threads each
+/// gets less than `--stack-bytes` (deeper frames are then read live, after
+/// the target resumed), so memory stays bounded however many threads there are.
+pub const MAX_TOTAL_STACK_BYTES: usize = 256 << 20;
+/// How long detaching waits, in total, for seized threads whose stop was
+/// never reported (a thread in uninterruptible sleep). The kernel detaches
+/// any that remain when lockdump exits.
+const DETACH_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct CaptureOptions {
@@ -78,6 +91,13 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
 
     let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
     let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
+    if tids.len() > MAX_THREADS && !opts.no_stop {
+        return Err(InspectError::TooManyThreads {
+            pid,
+            count: tids.len(),
+            max: MAX_THREADS,
+        });
+    }
     for &tid in &tids {
         if let Some(info) = thread_info(pid, tid, in_pid_namespace) {
             infos.insert(tid, info);
@@ -205,6 +225,7 @@ struct Attached {
 
 impl Attached {
     fn detach_all(&mut self) {
+        let deadline = Instant::now() + DETACH_WAIT;
         for (&tid, state) in self.tracees.iter_mut() {
             match *state {
                 Tracee::Stopped { pending } => {
@@ -212,13 +233,16 @@ impl Attached {
                     let _ = ptrace::detach(Pid::from_raw(tid), sig);
                 }
                 // Seized but not yet stopped: PTRACE_DETACH needs a stopped
-                // tracee. Wait briefly for its stop, then detach; if it never
+                // tracee. Wait briefly for its stop (at most DETACH_WAIT for
+                // all such threads together), then detach; if it never
                 // stops, the kernel detaches it when lockdump exits.
                 Tracee::Stopping => {
                     let p = Pid::from_raw(tid);
-                    for _ in 0..100 {
+                    loop {
                         match waitpid(p, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-                            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(1)),
+                            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                                std::thread::sleep(Duration::from_millis(1))
+                            }
                             Ok(WaitStatus::Stopped(_, sig)) => {
                                 let _ = ptrace::detach(p, Some(sig));
                                 break;
@@ -300,6 +324,13 @@ fn stop_and_copy(
             Ok(t) => t,
             Err(_) => return Err(InspectError::ExitedDuringDump(pid)),
         };
+        if tids.len() > MAX_THREADS {
+            return Err(InspectError::TooManyThreads {
+                pid,
+                count: tids.len(),
+                max: MAX_THREADS,
+            });
+        }
         if tids.iter().all(|t| att.tracees.contains_key(t)) {
             break;
         }
@@ -347,7 +378,7 @@ fn stop_and_copy(
             ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
         });
     }
-    copy_stacks(pid, &mut threads, maps, opts.stack_bytes);
+    copy_stacks(pid, &mut threads, maps, stack_budget(opts.stack_bytes, stopped.len()));
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
@@ -496,6 +527,12 @@ fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u
     (end > start).then_some((start, end))
 }
 
+/// Bytes of stack to copy per thread: `--stack-bytes`, unless that many for
+/// every thread would exceed [`MAX_TOTAL_STACK_BYTES`].
+fn stack_budget(stack_bytes: usize, threads: usize) -> usize {
+    stack_bytes.min(MAX_TOTAL_STACK_BYTES / threads.max(1))
+}
+
 /// Copy every thread's stack with as few syscalls as possible.
 fn copy_stacks(pid: i32, threads: &mut [ThreadSnapshot], maps: &[MapEntry], stack_bytes: usize) {
     let ranges: Vec<Option<(u64, u64)>> = threads
@@ -612,7 +649,7 @@ fn sample_without_stopping(
             SyscallLine::Running => (Registers::default(), None, RegisterSource::None),
         };
         let mut stack = CopiedRegion::default();
-        if let Some((s, e)) = stack_range(regs.rsp, maps, opts.stack_bytes) {
+        if let Some((s, e)) = stack_range(regs.rsp, maps, stack_budget(opts.stack_bytes, infos.len())) {
             stack = CopiedRegion {
                 start: s,
                 bytes: vec![0; (e - s) as usize],
@@ -662,6 +699,17 @@ mod tests {
         r.orig_rax = 202;
         r.rax = 0; // returned normally; was not blocked in it
         assert!(syscall_from_regs(&r).is_none());
+    }
+
+    #[test]
+    fn stack_budget_bounds_the_total() {
+        assert_eq!(stack_budget(32 * 1024, 500), 32 * 1024);
+        assert_eq!(
+            stack_budget(32 * 1024, MAX_THREADS),
+            MAX_TOTAL_STACK_BYTES / MAX_THREADS
+        );
+        assert!(stack_budget(usize::MAX, 3) * 3 <= MAX_TOTAL_STACK_BYTES);
+        assert_eq!(stack_budget(4096, 0), 4096);
     }
 
     #[test]
