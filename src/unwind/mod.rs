@@ -13,8 +13,9 @@
 //! stacks end with an error instead of a loop.
 
 use gimli::{
-    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, Encoding, EvaluationResult, Format, Location, Register,
-    RegisterRule, UnwindContext, UnwindSection, UnwindTableRow, Value,
+    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, EhFrameOffset, EhHdrTable, Encoding, EvaluationResult,
+    Format, FrameDescriptionEntry, Location, Pointer, Register, RegisterRule, UnwindContext, UnwindSection,
+    UnwindTableRow, Value,
 };
 
 use crate::stacks::Stack;
@@ -161,9 +162,7 @@ impl Unwinder {
                 bases = bases.set_eh_frame_hdr(hdr.addr);
                 if let Ok(parsed) = EhFrameHdr::new(hdr.data, endian).parse(&bases, 8) {
                     if let Some(table) = parsed.table() {
-                        found = table
-                            .fde_for_address(&eh_frame, &bases, svma, EhFrame::cie_from_offset)
-                            .ok();
+                        found = fde_via_hdr_table(&table, parsed.eh_frame_ptr(), &eh_frame, &bases, svma);
                     }
                 }
             }
@@ -190,6 +189,31 @@ impl Unwinder {
         }
         Ok(None)
     }
+}
+
+/// The FDE covering `svma`, found through the `.eh_frame_hdr` search table.
+///
+/// Does what gimli's `EhHdrTable::fde_for_address` does, except that the
+/// table entry is turned into an `.eh_frame` offset with a checked
+/// subtraction: gimli 0.34 computes `entry - eh_frame_ptr` unchecked
+/// (`EhHdrTable::pointer_to_offset`), which panics in builds with overflow
+/// checks when a corrupt table entry points below `.eh_frame` (found by
+/// tests/fuzz_elf.rs: one flipped bit in a library's `.eh_frame_hdr`).
+fn fde_via_hdr_table(
+    table: &EhHdrTable<'_, Reader>,
+    eh_frame_ptr: Pointer,
+    eh_frame: &EhFrame<Reader>,
+    bases: &BaseAddresses,
+    svma: u64,
+) -> Option<FrameDescriptionEntry<Reader>> {
+    let (Pointer::Direct(entry), Pointer::Direct(start)) = (table.lookup(svma, bases).ok()?, eh_frame_ptr) else {
+        return None;
+    };
+    let offset = usize::try_from(entry.checked_sub(start)?).ok()?;
+    let fde = eh_frame
+        .fde_from_offset(bases, EhFrameOffset(offset), EhFrame::cie_from_offset)
+        .ok()?;
+    fde.contains(svma).then_some(fde)
 }
 
 /// Compute the caller's registers from a CFI row.
