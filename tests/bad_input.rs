@@ -110,6 +110,11 @@ fn lying_stacks_end_with_a_marked_error_not_a_hang() {
         );
     }
 
+    // Without stopping (only SP and PC from /proc, stacks read live).
+    let r = run_lockdump(&["-p", &pid.to_string(), "--json", "--no-stop"], BOUNDED);
+    r.assert_ok("smash --no-stop");
+    assert_eq!(threads(&r.json()).len(), 6);
+
     // The frame limit is the user's to choose.
     let r = run_lockdump(&["-p", &pid.to_string(), "--json", "--max-frames", "40"], BOUNDED);
     r.assert_ok("--max-frames 40");
