@@ -34,6 +34,19 @@ const RED_ZONE: u64 = 128;
 const MAX_IOV: usize = 1024;
 /// How many times to re-scan /proc/PID/task for threads created during the attach.
 const MAX_RESCANS: usize = 100;
+/// Most threads lockdump stops at once. Stopping is linear in threads (a
+/// seize, an interrupt and a wait each), and so is the pause every thread
+/// sees; past this the pause would be seconds. Such processes are refused
+/// with an error that points to `--no-stop`.
+pub const MAX_THREADS: usize = 65_536;
+/// Most stack bytes copied for all threads together. With many threads each
+/// gets less than `--stack-bytes` (deeper frames are then read live, after
+/// the target resumed), so memory stays bounded however many threads there are.
+pub const MAX_TOTAL_STACK_BYTES: usize = 256 << 20;
+/// How long detaching waits, in total, for seized threads whose stop was
+/// never reported (a thread in uninterruptible sleep). The kernel detaches
+/// any that remain when lockdump exits.
+const DETACH_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct CaptureOptions {
@@ -68,16 +81,23 @@ struct ThreadInfo {
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     let pid = preflight(pid)?;
-    let status = proc::status(pid).map_err(|e| InspectError::from_proc(pid, "reading status", e))?;
+    let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;
     let ns_pid = status.ns_tgids.last().copied().unwrap_or(pid);
     let in_pid_namespace = status.ns_pids.len() > 1;
     let exe = proc::exe(pid).unwrap_or_default();
     let cmdline = proc::cmdline(pid).unwrap_or_default();
-    let auxv = proc::auxv(pid).map_err(|e| InspectError::from_proc(pid, "reading auxv", e))?;
-    let mut maps = proc::maps(pid).map_err(|e| InspectError::from_proc(pid, "reading maps", e))?;
+    let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
+    let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
 
     let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
-    let tids = proc::tasks(pid).map_err(|e| InspectError::from_proc(pid, "listing threads", e))?;
+    let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
+    if tids.len() > MAX_THREADS && !opts.no_stop {
+        return Err(InspectError::TooManyThreads {
+            pid,
+            count: tids.len(),
+            max: MAX_THREADS,
+        });
+    }
     for &tid in &tids {
         if let Some(info) = thread_info(pid, tid, in_pid_namespace) {
             infos.insert(tid, info);
@@ -117,6 +137,16 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
         capture_time: started.elapsed(),
         no_stop: opts.no_stop,
     })
+}
+
+/// A /proc read failed after [`preflight`] found the process: if the process
+/// is gone now, it exited during the dump (not "no such process", which would
+/// send the user to check a PID that was right).
+fn after_preflight(pid: i32, what: &'static str, e: std::io::Error) -> InspectError {
+    match InspectError::from_proc(pid, what, e) {
+        InspectError::NoSuchProcess(_) => InspectError::ExitedDuringDump(pid),
+        other => other,
+    }
 }
 
 /// Refuse targets lockdump cannot or must not attach to, with the reason.
@@ -196,6 +226,7 @@ struct Attached {
 
 impl Attached {
     fn detach_all(&mut self) {
+        let deadline = Instant::now() + DETACH_WAIT;
         for (&tid, state) in self.tracees.iter_mut() {
             match *state {
                 Tracee::Stopped { pending } => {
@@ -203,13 +234,16 @@ impl Attached {
                     let _ = ptrace::detach(Pid::from_raw(tid), sig);
                 }
                 // Seized but not yet stopped: PTRACE_DETACH needs a stopped
-                // tracee. Wait briefly for its stop, then detach; if it never
+                // tracee. Wait briefly for its stop (at most DETACH_WAIT for
+                // all such threads together), then detach; if it never
                 // stops, the kernel detaches it when lockdump exits.
                 Tracee::Stopping => {
                     let p = Pid::from_raw(tid);
-                    for _ in 0..100 {
+                    loop {
                         match waitpid(p, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-                            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(1)),
+                            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                                std::thread::sleep(Duration::from_millis(1))
+                            }
                             Ok(WaitStatus::Stopped(_, sig)) => {
                                 let _ = ptrace::detach(p, Some(sig));
                                 break;
@@ -266,13 +300,13 @@ fn stop_and_copy(
                 }
                 Err(Errno::ESRCH) => {} // exited meanwhile
                 Err(Errno::EPERM) => {
-                    return Err(match proc::status(pid) {
-                        Ok(s) if s.tracer_pid != 0 && s.tracer_pid != std::process::id() as i32 => {
-                            already_traced(pid, s.tracer_pid)
+                    if seize_after_eperm(pid, tid)? {
+                        if att.first_stop.is_none() {
+                            att.first_stop = Some(Instant::now());
                         }
-                        Ok(_) => permission_denied(pid),
-                        Err(_) => InspectError::ExitedDuringDump(pid),
-                    });
+                        att.tracees.insert(tid, Tracee::Stopping);
+                        seized_any = true;
+                    }
                 }
                 Err(e) => {
                     return Err(InspectError::Io {
@@ -291,6 +325,13 @@ fn stop_and_copy(
             Ok(t) => t,
             Err(_) => return Err(InspectError::ExitedDuringDump(pid)),
         };
+        if tids.len() > MAX_THREADS {
+            return Err(InspectError::TooManyThreads {
+                pid,
+                count: tids.len(),
+                max: MAX_THREADS,
+            });
+        }
         if tids.iter().all(|t| att.tracees.contains_key(t)) {
             break;
         }
@@ -338,7 +379,7 @@ fn stop_and_copy(
             ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
         });
     }
-    copy_stacks(pid, &mut threads, maps, opts.stack_bytes);
+    copy_stacks(pid, &mut threads, maps, stack_budget(opts.stack_bytes, stopped.len()));
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
@@ -346,6 +387,44 @@ fn stop_and_copy(
         return Err(InspectError::Interrupted(sig));
     }
     Ok((threads, pause))
+}
+
+/// How often to retry a thread whose seize failed with EPERM while /proc
+/// shows no tracer on it (see [`seize_after_eperm`]).
+const SEIZE_RETRIES: usize = 3;
+
+/// PTRACE_SEIZE of `tid` failed with EPERM: another tracer has the thread, or
+/// lockdump may not trace it at all. Ask the *thread's* status which one: the
+/// main thread's TracerPid is not enough, because another tracer (a second
+/// lockdump, for one) detaches thread by thread and may already have let the
+/// main thread go while it still holds this one. If the thread shows no
+/// tracer, that tracer let go between our attempt and our look, so try again.
+/// The kernel also answers EPERM for a thread that is exiting (it has an exit
+/// state): such a thread is gone, not forbidden.
+/// Returns whether the thread is now seized (`false`: it exited meanwhile).
+fn seize_after_eperm(pid: i32, tid: i32) -> Result<bool, InspectError> {
+    let me = std::process::id() as i32;
+    for _ in 0..SEIZE_RETRIES {
+        match proc::task_status(pid, tid) {
+            Ok(s) if matches!(s.state, 'Z' | 'X') => return Ok(false),
+            Ok(s) if s.tracer_pid != 0 && s.tracer_pid != me => return Err(already_traced(pid, s.tracer_pid)),
+            Ok(_) => {}
+            Err(_) => return Ok(false),
+        }
+        match seize(tid) {
+            Ok(()) => return Ok(true),
+            Err(Errno::ESRCH) => return Ok(false),
+            Err(Errno::EPERM) => continue,
+            Err(e) => {
+                return Err(InspectError::Io {
+                    pid,
+                    what: "attaching",
+                    source: std::io::Error::from(e),
+                })
+            }
+        }
+    }
+    Err(permission_denied(pid))
 }
 
 fn seize(tid: i32) -> Result<(), Errno> {
@@ -473,6 +552,12 @@ fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u
     (end > start).then_some((start, end))
 }
 
+/// Bytes of stack to copy per thread: `--stack-bytes`, unless that many for
+/// every thread would exceed [`MAX_TOTAL_STACK_BYTES`].
+fn stack_budget(stack_bytes: usize, threads: usize) -> usize {
+    stack_bytes.min(MAX_TOTAL_STACK_BYTES / threads.max(1))
+}
+
 /// Copy every thread's stack with as few syscalls as possible.
 fn copy_stacks(pid: i32, threads: &mut [ThreadSnapshot], maps: &[MapEntry], stack_bytes: usize) {
     let ranges: Vec<Option<(u64, u64)>> = threads
@@ -589,7 +674,7 @@ fn sample_without_stopping(
             SyscallLine::Running => (Registers::default(), None, RegisterSource::None),
         };
         let mut stack = CopiedRegion::default();
-        if let Some((s, e)) = stack_range(regs.rsp, maps, opts.stack_bytes) {
+        if let Some((s, e)) = stack_range(regs.rsp, maps, stack_budget(opts.stack_bytes, infos.len())) {
             stack = CopiedRegion {
                 start: s,
                 bytes: vec![0; (e - s) as usize],
@@ -639,6 +724,17 @@ mod tests {
         r.orig_rax = 202;
         r.rax = 0; // returned normally; was not blocked in it
         assert!(syscall_from_regs(&r).is_none());
+    }
+
+    #[test]
+    fn stack_budget_bounds_the_total() {
+        assert_eq!(stack_budget(32 * 1024, 500), 32 * 1024);
+        assert_eq!(
+            stack_budget(32 * 1024, MAX_THREADS),
+            MAX_TOTAL_STACK_BYTES / MAX_THREADS
+        );
+        assert!(stack_budget(usize::MAX, 3) * 3 <= MAX_TOTAL_STACK_BYTES);
+        assert_eq!(stack_budget(4096, 0), 4096);
     }
 
     #[test]

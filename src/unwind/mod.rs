@@ -17,8 +17,9 @@
 //! stacks end with an error instead of a loop.
 
 use gimli::{
-    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, Encoding, EvaluationResult, Format, Location, Register,
-    RegisterRule, UnwindContext, UnwindSection, UnwindTableRow, Value,
+    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, EhFrameOffset, EhHdrTable, Encoding, EvaluationResult,
+    Format, FrameDescriptionEntry, Location, Pointer, Register, RegisterRule, UnwindContext, UnwindSection,
+    UnwindTableRow, Value,
 };
 
 use std::collections::HashMap;
@@ -207,17 +208,16 @@ impl Unwinder {
             bases = bases.set_got(module.got_addr);
             let eh_frame = EhFrame::new(eh.data, endian);
             let mut found = None;
-            if let Some(hdr) = module.eh_frame_hdr {
+            let hdr = module.eh_frame_hdr.filter(|h| hdr_table_is_searchable(h.data));
+            if let Some(hdr) = hdr {
                 bases = bases.set_eh_frame_hdr(hdr.addr);
                 if let Ok(parsed) = EhFrameHdr::new(hdr.data, endian).parse(&bases, 8) {
                     if let Some(table) = parsed.table() {
-                        found = table
-                            .fde_for_address(&eh_frame, &bases, svma, EhFrame::cie_from_offset)
-                            .ok();
+                        found = fde_via_hdr_table(&table, parsed.eh_frame_ptr(), &eh_frame, &bases, svma);
                     }
                 }
             }
-            if found.is_none() && module.eh_frame_hdr.is_none() {
+            if found.is_none() && hdr.is_none() {
                 found = eh_frame.fde_for_address(&bases, svma, EhFrame::cie_from_offset).ok();
             }
             if let Some(fde) = found {
@@ -240,6 +240,54 @@ impl Unwinder {
         }
         Ok(None)
     }
+}
+
+/// Whether gimli may binary-search this `.eh_frame_hdr` table. gimli 0.34's
+/// `EhHdrTable::lookup` multiplies the (untrusted) FDE count by the row size
+/// unchecked, which panics in builds with overflow checks when the count is
+/// corrupt (found by tests/fuzz_elf.rs). Accept the layout every linker
+/// emits: version 1, a 4-byte `eh_frame_ptr`, a `udata4` count and 4-byte
+/// table entries, with the count's rows inside the section. Anything else
+/// is searched by a linear scan of `.eh_frame` instead.
+fn hdr_table_is_searchable(hdr: &[u8]) -> bool {
+    const UDATA4: u8 = 0x03;
+    const SDATA4: u8 = 0x0b;
+    let four_bytes = |enc: u8| matches!(enc & 0x0f, UDATA4 | SDATA4);
+    if hdr.len() < 12 {
+        return false;
+    }
+    let (version, ptr_enc, count_enc, table_enc) = (hdr[0], hdr[1], hdr[2], hdr[3]);
+    let count = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
+    version == 1
+        && four_bytes(ptr_enc)
+        && count_enc == UDATA4
+        && four_bytes(table_enc)
+        && count.checked_mul(8).is_some_and(|rows| rows <= hdr.len() - 12)
+}
+
+/// The FDE covering `svma`, found through the `.eh_frame_hdr` search table.
+///
+/// Does what gimli's `EhHdrTable::fde_for_address` does, except that the
+/// table entry is turned into an `.eh_frame` offset with a checked
+/// subtraction: gimli 0.34 computes `entry - eh_frame_ptr` unchecked
+/// (`EhHdrTable::pointer_to_offset`), which panics in builds with overflow
+/// checks when a corrupt table entry points below `.eh_frame` (found by
+/// tests/fuzz_elf.rs: one flipped bit in a library's `.eh_frame_hdr`).
+fn fde_via_hdr_table(
+    table: &EhHdrTable<'_, Reader>,
+    eh_frame_ptr: Pointer,
+    eh_frame: &EhFrame<Reader>,
+    bases: &BaseAddresses,
+    svma: u64,
+) -> Option<FrameDescriptionEntry<Reader>> {
+    let (Pointer::Direct(entry), Pointer::Direct(start)) = (table.lookup(svma, bases).ok()?, eh_frame_ptr) else {
+        return None;
+    };
+    let offset = usize::try_from(entry.checked_sub(start)?).ok()?;
+    let fde = eh_frame
+        .fde_from_offset(bases, EhFrameOffset(offset), EhFrame::cie_from_offset)
+        .ok()?;
+    fde.contains(svma).then_some(fde)
 }
 
 /// Compute the caller's registers from a CFI row.
@@ -400,4 +448,26 @@ fn step_frame_pointer(regs: &Regs, mem: &dyn Memory) -> Result<Step, String> {
         signal: false,
         how: "fp",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eh_frame_hdr_tables_are_checked_before_searching() {
+        // version 1, pcrel|sdata4 pointer, udata4 count, datarel|sdata4 table: what linkers emit.
+        let mut hdr = vec![1, 0x1b, 0x03, 0x3b, 0, 0, 0, 0, 2, 0, 0, 0];
+        hdr.extend_from_slice(&[0; 16]);
+        assert!(hdr_table_is_searchable(&hdr));
+        hdr[8] = 3; // three rows claimed, two present
+        assert!(!hdr_table_is_searchable(&hdr));
+        hdr[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(!hdr_table_is_searchable(&hdr));
+        hdr[8] = 2;
+        hdr[9..12].fill(0);
+        hdr[3] = 0x3c; // 8-byte entries: not the layout gimli is trusted with
+        assert!(!hdr_table_is_searchable(&hdr));
+        assert!(!hdr_table_is_searchable(&hdr[..11]));
+    }
 }
