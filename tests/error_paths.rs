@@ -160,9 +160,10 @@ fn target_exiting_mid_dump_is_reported_not_garbled() {
         r.assert_no_panic(&ctx);
         match r.code() {
             Some(0) => {
-                // A complete report, not a torn one.
+                // A complete report, not a torn one: verdict first, then the
+                // process section, then the footer.
                 assert!(
-                    r.stdout.starts_with(&format!("Process {} (", t.pid)),
+                    r.stdout.starts_with("No deadlock found.") && r.stdout.contains(&format!("Process {} (", t.pid)),
                     "{ctx}: {}",
                     r.stdout
                 );

@@ -211,8 +211,9 @@ impl TaskFiles {
         })
     }
 
-    /// The text of /proc/PID/task/TID/NAME.
-    fn read(&mut self, tid: i32, name: &str) -> std::io::Result<&str> {
+    /// The text of /proc/PID/task/TID/NAME. Thread names are bytes, not
+    /// necessarily UTF-8: invalid sequences become U+FFFD, as everywhere else.
+    fn read(&mut self, tid: i32, name: &str) -> std::io::Result<std::borrow::Cow<'_, str>> {
         use std::io::Read;
         use std::os::fd::{AsRawFd, FromRawFd};
         let path = std::ffi::CString::new(format!("{tid}/{name}")).map_err(std::io::Error::other)?;
@@ -239,19 +240,19 @@ impl TaskFiles {
             }
             self.buf.resize(self.buf.len() * 2, 0);
         }
-        std::str::from_utf8(&self.buf[..filled]).map_err(std::io::Error::other)
+        Ok(String::from_utf8_lossy(&self.buf[..filled]))
     }
 }
 
 fn thread_info(files: &mut TaskFiles, pid: i32, tid: i32, in_pid_namespace: bool) -> Option<ThreadInfo> {
     // A thread that exits between listing and reading is simply skipped.
     // One read gives both the name and the state (`comm` is inside `stat`).
-    let stat = proc::parse::parse_stat(files.read(tid, "stat").ok()?)?;
+    let stat = proc::parse::parse_stat(&files.read(tid, "stat").ok()?)?;
     let name = stat.comm;
     // Same text as proc::wchan: "0" means not sleeping in the kernel.
     let wchan = match files.read(tid, "wchan") {
-        Ok("0") | Err(_) => String::new(),
-        Ok(w) => w.to_string(),
+        Ok(w) if w != "0" => w.into_owned(),
+        _ => String::new(),
     };
     let ns_tid = if in_pid_namespace {
         proc::task_status(pid, tid)
