@@ -14,6 +14,7 @@
 //! a writer blocked by readers gets an unknown owner and says so.
 
 pub mod layout;
+mod pi_park;
 
 use self::layout::{
     BarrierFields, CondFields, CondWaitCleanup, MutexFields, PthreadLayout, RwLockFields, SemFields, COND_G_SIGNALS,
@@ -131,6 +132,13 @@ enum OwnerEvidence {
         shared: bool,
         evidence: String,
     },
+    /// A TID read from a lock word of an object that was deduced rather than
+    /// read from the wait (a PI mutex after glibc parked the waiter).
+    InferredTid {
+        ns_tid: i32,
+        shared: bool,
+        evidence: String,
+    },
     /// A thread of the snapshot, identified directly (exact).
     Thread { index: usize, evidence: String },
     /// A thread of the snapshot, deduced from other threads' waits.
@@ -243,7 +251,8 @@ impl<'v, 'a> Ctx<'v, 'a> {
         }
         match hint {
             Some((Hint::Mutex, name)) => Some(
-                self.io_lock(w)
+                self.pi_parked(i, w, name)
+                    .or_else(|| self.io_lock(w))
                     .or_else(|| self.mutex(w, false, Some(name)))
                     .unwrap_or_else(|| {
                         Found::new(
@@ -697,6 +706,18 @@ impl<'v, 'a> Ctx<'v, 'a> {
                 shared,
                 evidence,
             } => owners::owner_from_tid(snap, self.tasks, *ns_tid, *shared, Confidence::Exact, evidence.clone()),
+            OwnerEvidence::InferredTid {
+                ns_tid,
+                shared,
+                evidence,
+            } => owners::owner_from_tid(
+                snap,
+                self.tasks,
+                *ns_tid,
+                *shared,
+                Confidence::Inferred,
+                evidence.clone(),
+            ),
             OwnerEvidence::Thread { index, evidence } | OwnerEvidence::Inferred { index, evidence } => Owner {
                 tid: Some(snap.threads[*index].tid),
                 pid: Some(snap.pid),
