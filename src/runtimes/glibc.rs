@@ -117,6 +117,17 @@ fn hint_for(name: &str) -> Option<Hint> {
     })
 }
 
+/// The thread sleeps in Rust std's futex wrapper (`std::sys::pal::unix::futex::futex_wait`,
+/// `std::sys::unix::futex::futex_wait` before Rust 1.77), under a std lock,
+/// condvar, `park` or `Once`.
+fn in_rust_std_futex_wait(stack: &Stack) -> bool {
+    frames::find_frame(stack, |n| {
+        let n = n.trim_start_matches('<');
+        n.starts_with("std::sys::") && n.contains("futex")
+    })
+    .is_some()
+}
+
 fn glibc_hint(stack: &Stack) -> Option<(Hint, String)> {
     let (_, f) = frames::find_frame(stack, |n| hint_for(n).is_some())?;
     let name = frames::base_name(f.function.as_deref()?).to_string();
@@ -231,6 +242,13 @@ impl<'v, 'a> Ctx<'v, 'a> {
         let sys = self.view.snapshot.threads[i].syscall?;
         let w = futex::decode(&sys, self.view.memory)?;
         let hint = glibc_hint(self.stack(i));
+        if hint.is_none() && in_rust_std_futex_wait(self.stack(i)) {
+            // The stack names the wait: Rust std's own futex wait, which no
+            // glibc object uses. Guessing a glibc object from the memory
+            // around the word (a "condvar" over unrelated statics) would only
+            // mislabel it; rust_std claims it.
+            return None;
+        }
         self.classify(i, &w, hint.as_ref().map(|(h, n)| (*h, n.as_str())))
     }
 

@@ -433,6 +433,36 @@ fn cond_sem_and_barrier_from_memory_alone() {
         .all(|f| f.wait.as_ref().unwrap().owner.confidence == Confidence::Unknown));
 }
 
+/// rust_idle: two threads in `Condvar::wait` on a static whose neighbours
+/// happen to look like a glibc condvar with waiters. The stack names Rust
+/// std's futex wait, so glibc does not claim the wait (it used to report a
+/// "pthread_cond_wait" on an unrelated static).
+#[test]
+fn rust_std_futex_wait_is_not_guessed_as_a_glibc_object() {
+    let cond = BASE + 0x400;
+    let mut img = Image::new();
+    img.u32(cond + 36, 8).u32(cond + 16, 2); // glibc-condvar-like bytes around the word
+    let snap = snapshot(PID, vec![thread(10, futex(cond + 40, 137, 0), 0)], vec![]);
+    let rust = stack(&[
+        ("syscall", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ("std::sys::pal::unix::futex::futex_wait", "/tmp/rust_idle"),
+        (
+            "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+            "/tmp/rust_idle",
+        ),
+        ("rust_idle::waiter", "/tmp/rust_idle"),
+    ]);
+    let out = run(&snap, &img, &Symbols::default(), &[rust], &NoTasks);
+    assert!(out[0].wait.is_none(), "{:?}", out[0].wait);
+    assert!(out[0].blocked_in.is_some());
+    // Without names, memory alone still recognizes the glibc condvar.
+    let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
+    assert_eq!(
+        (wait(&out[0]).resource.kind, wait(&out[0]).resource.address),
+        (ResourceKind::CondVar, cond)
+    );
+}
+
 #[test]
 fn rust_style_futex_is_left_alone() {
     // A Rust std Mutex: u32 state 2 followed by a poison byte and zeros;
