@@ -108,8 +108,13 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
         return Err(InspectError::ExitedDuringDump(pid));
     }
 
-    let (threads, pause) = if opts.no_stop {
-        (sample_without_stopping(pid, &infos, &maps, opts), Duration::ZERO)
+    let (threads, wait_memory, pause) = if opts.no_stop {
+        // Nothing is stopped, so nothing copied now would be more consistent than a live read.
+        (
+            sample_without_stopping(pid, &infos, &maps, opts),
+            Vec::new(),
+            Duration::ZERO,
+        )
     } else {
         stop_and_copy(pid, &mut infos, &mut files, &maps, opts, in_pid_namespace)?
     };
@@ -137,6 +142,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
         pause,
         capture_time: started.elapsed(),
         no_stop: opts.no_stop,
+        wait_memory,
     })
 }
 
@@ -340,7 +346,7 @@ fn stop_and_copy(
     maps: &[MapEntry],
     opts: &CaptureOptions,
     in_pid_namespace: bool,
-) -> Result<(Vec<ThreadSnapshot>, Duration), InspectError> {
+) -> Result<(Vec<ThreadSnapshot>, Vec<CopiedRegion>, Duration), InspectError> {
     let signals = DeferSignals::install();
     let mut att = Attached {
         tracees: BTreeMap::new(),
@@ -445,13 +451,95 @@ fn stop_and_copy(
         });
     }
     copy_stacks(pid, &mut threads, maps, stack_budget(opts.stack_bytes, stopped.len()));
+    let wait_memory = copy_wait_words(pid, &threads, maps);
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
     if let Some(sig) = signals.received() {
         return Err(InspectError::Interrupted(sig));
     }
-    Ok((threads, pause))
+    Ok((threads, wait_memory, pause))
+}
+
+/// Bytes copied before and after each futex address: enough for every object
+/// the lock analyzers read around a futex word (a glibc rwlock starts up to 12
+/// bytes before its futex and is 56 bytes long; a condvar's futex is 40 or 44
+/// bytes into it; a mutex is 40 bytes from its futex on).
+const WAIT_WINDOW: u64 = 64;
+
+/// Copy the memory around every futex word a stopped thread sleeps on.
+///
+/// Lock state read after the target resumes can disagree with the registers
+/// captured during the stop: on a busy lock, a thread captured in its futex
+/// wait may own the lock a moment later, and a live read of `__owner` then
+/// shows a thread "waiting for itself" (a false self-deadlock). Copied now,
+/// the owner fields are from the same instant as the waits.
+fn copy_wait_words(pid: i32, threads: &[ThreadSnapshot], maps: &[MapEntry]) -> Vec<CopiedRegion> {
+    let windows: Vec<(u64, u64)> = threads
+        .iter()
+        .filter_map(|t| t.syscall.as_ref())
+        .filter(|s| s.nr == crate::syscalls::SYS_FUTEX || s.nr == SYS_RESTART_SYSCALL)
+        .filter_map(|s| {
+            let addr = s.args[0];
+            let i = maps.partition_point(|m| m.end <= addr);
+            let m = maps.get(i).filter(|m| m.contains(addr) && m.readable)?;
+            let start = (addr.saturating_sub(WAIT_WINDOW) & !7).max(m.start);
+            let end = addr.saturating_add(WAIT_WINDOW).min(m.end);
+            (end > start).then_some((start, end))
+        })
+        .collect();
+    let stacks: Vec<(u64, u64)> = threads
+        .iter()
+        .filter(|t| !t.stack.bytes.is_empty())
+        .map(|t| (t.stack.start, t.stack.end()))
+        .collect();
+    disjoint_windows(windows, &stacks)
+        .into_iter()
+        .filter_map(|(start, end)| {
+            let mut region = CopiedRegion {
+                start,
+                bytes: vec![0u8; (end - start) as usize],
+            };
+            read_prefix(pid, &mut region);
+            (!region.bytes.is_empty()).then_some(region)
+        })
+        .collect()
+}
+
+/// Merge overlapping or touching `windows` and cut out the `taken` ranges
+/// (stacks copied already, at the same instant), so that the result is a
+/// sorted list of disjoint ranges none of which overlaps `taken`.
+fn disjoint_windows(mut windows: Vec<(u64, u64)>, taken: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    windows.retain(|(s, e)| s < e);
+    windows.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(windows.len());
+    for (s, e) in windows {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let mut taken: Vec<(u64, u64)> = taken.iter().copied().filter(|(s, e)| s < e).collect();
+    taken.sort_unstable();
+    let mut out = Vec::with_capacity(merged.len());
+    for (mut s, e) in merged {
+        for &(ts, te) in &taken {
+            if te <= s || ts >= e {
+                continue;
+            }
+            if ts > s {
+                out.push((s, ts));
+            }
+            s = s.max(te);
+            if s >= e {
+                break;
+            }
+        }
+        if s < e {
+            out.push((s, e));
+        }
+    }
+    out
 }
 
 /// How often to retry a thread whose seize failed with EPERM while /proc
@@ -800,6 +888,25 @@ mod tests {
         );
         assert!(stack_budget(usize::MAX, 3) * 3 <= MAX_TOTAL_STACK_BYTES);
         assert_eq!(stack_budget(4096, 0), 4096);
+    }
+
+    #[test]
+    fn wait_windows_are_merged_and_keep_out_of_stacks() {
+        // Two waiters on one lock, one on a neighbour: one merged window.
+        assert_eq!(
+            disjoint_windows(vec![(0x1000, 0x1080), (0x1000, 0x1080), (0x1040, 0x10c0)], &[]),
+            vec![(0x1000, 0x10c0)]
+        );
+        // A futex on a copied stack (glibc's PI "park", CPython's wait_entry):
+        // the stack copy already has those bytes, only the rest is kept.
+        assert_eq!(
+            disjoint_windows(
+                vec![(0x1000, 0x1080), (0x2000, 0x2080)],
+                &[(0x1040, 0x1050), (0x1f00, 0x3000)]
+            ),
+            vec![(0x1000, 0x1040), (0x1050, 0x1080)]
+        );
+        assert_eq!(disjoint_windows(vec![(0x10, 0x10), (0x30, 0x20)], &[]), vec![]);
     }
 
     #[test]
