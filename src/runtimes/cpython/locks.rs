@@ -96,8 +96,19 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
     let ident_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
     let tstate_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
 
-    // Holds first: owners of waits are looked up among them.
-    let mut held: Vec<Vec<HeldLock>> = threads.iter().map(|t| with_holds(walker, &t.state)).collect();
+    // Holds first: owners of waits are looked up among them. A `with`
+    // block only proves a hold if the lock agrees: a Lock that is not locked
+    // is held by nobody, an RLock by its recorded owner only. (A thread woken
+    // in Condition.wait that waits for the GIL still has its caller's `with
+    // cond:` open, but wait() released the lock.)
+    let mut held: Vec<Vec<HeldLock>> = threads
+        .iter()
+        .map(|t| {
+            let mut h = with_holds(walker, &t.state);
+            h.retain(|l| lock_agrees(walker, l, t.state.ident));
+            h
+        })
+        .collect();
 
     // Waits.
     let mut findings: Vec<ThreadFindings> = vec![ThreadFindings::default(); threads.len()];
@@ -220,6 +231,35 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         gil: gil_state,
         runtime_address: runtime,
     })
+}
+
+/// Whether a `_thread.lock` is locked now (`None`: unreadable).
+fn lock_is_locked(walker: &Walker, addr: u64) -> Option<bool> {
+    let mem = walker.obj.mem;
+    match walker.layout.lock {
+        LockLayout::Mutex { mutex } => mem
+            .read_u8(addr.checked_add(mutex)?)
+            .ok()
+            .map(|b| b & PYMUTEX_LOCKED != 0),
+        LockLayout::Semaphore { locked, .. } => mem.read_u8(addr.checked_add(locked)?).ok().map(|b| b != 0),
+    }
+}
+
+/// Whether the lock's own state allows that the thread with `ident` holds
+/// it (unreadable state: assume it does).
+fn lock_agrees(walker: &Walker, l: &HeldLock, ident: u64) -> bool {
+    match l.kind {
+        LockKind::Lock => lock_is_locked(walker, l.addr) != Some(false),
+        LockKind::RLock => {
+            let off = match walker.layout.rlock {
+                RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
+            };
+            match l.addr.checked_add(off).map(|a| walker.obj.u64(a)) {
+                Some(Ok(owner)) => owner == ident,
+                _ => true,
+            }
+        }
+    }
 }
 
 /// Whether a native stack is inside `take_gil`. By name when the
@@ -692,7 +732,7 @@ fn lock_matches(walker: &Walker, obj: u64, kind: LockKind, futex: u64, parked: O
         Mutex(u64),
     }
     let via = match (kind, layout.lock, layout.rlock) {
-        (LockKind::Lock, LockLayout::Semaphore { lock_lock }, _) => Via::Sem(lock_lock),
+        (LockKind::Lock, LockLayout::Semaphore { lock_lock, .. }, _) => Via::Sem(lock_lock),
         (LockKind::Lock, LockLayout::Mutex { mutex }, _) => Via::Mutex(mutex),
         (LockKind::RLock, _, RLockLayout::Semaphore { lock_lock, .. }) => Via::Sem(lock_lock),
         (LockKind::RLock, _, RLockLayout::Recursive { mutex, .. }) => Via::Mutex(mutex),
@@ -756,11 +796,7 @@ fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Own
             };
         }
     }
-    let locked = match walker.layout.lock {
-        LockLayout::Mutex { mutex } => o.mem.read_u8(addr + mutex).ok().map(|b| b & PYMUTEX_LOCKED != 0),
-        LockLayout::Semaphore { .. } => None,
-    };
-    Owner::unknown(match locked {
+    Owner::unknown(match lock_is_locked(walker, addr) {
         Some(false) => "lock is free at capture time (being handed over)".to_string(),
         _ => "held through an explicit acquire(): _thread.lock records no owner".to_string(),
     })
