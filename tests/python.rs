@@ -101,10 +101,14 @@ impl Dump {
         panic!("{msg}\nlockdump exit {}, report:\n{}", self.code, self.brief)
     }
 
-    fn thread(&self, tid: i32) -> &Value {
+    fn find_thread(&self, tid: i32) -> Option<&Value> {
         self.json["threads"]
             .as_array()
             .and_then(|ts| ts.iter().find(|t| t["tid"] == tid))
+    }
+
+    fn thread(&self, tid: i32) -> &Value {
+        self.find_thread(tid)
             .unwrap_or_else(|| self.fail(format_args!("no thread {tid} in the report")))
     }
 
@@ -367,7 +371,10 @@ fn normalized(d: &Dump, fx: &Fixture, file: &str) -> String {
         }
     }
     for (n, &t) in &fx.ready.threads {
-        let th = d.thread(t);
+        let Some(th) = d.find_thread(t) else {
+            out += &format!("  {n}: gone\n");
+            continue;
+        };
         let b = &th["blocked_on"];
         out += &format!(
             "  {n} ({}): {} {} {} owner {} {} at {}; top {}",
@@ -746,6 +753,88 @@ fn condition_misuse() {
         assert_eq!(th["holds"], Value::Array(vec![]), "Condition.wait released cond's lock");
         assert_main_joins(&d, &fx, file, "consumer", false);
         assert_python_frames_only(&d, &fx);
+        normalized(&d, &fx, file)
+    });
+}
+
+#[test]
+fn condition_wait_woken_without_the_gil_holds_nothing() {
+    // waiter was notified but cannot get the GIL back inside Condition.wait:
+    // main holds it, asleep on a C mutex native_owner owns. waiter's caller
+    // still has `with cond:` open, yet cond's lock is free: waiter must not
+    // be reported holding it. No cycle: native_owner waits on an Event.
+    // Free-threaded, waiter just returns and exits.
+    let lib = build_shared_lib("gil_helper");
+    let lib = lib.to_str().expect("utf-8 path");
+    let file = "condition_gil_wait.py";
+    on_every_python(|py| {
+        let fx = Fixture::spawn(python_fixture(&py.path, file, &[lib]));
+        let gil = fx.ready.raw["gil"].as_bool().expect("READY gil flag");
+        assert_eq!(gil, !py.label.ends_with('t'), "gil flag on {}", py.label);
+        let (main, waiter, native_owner) = (tid(&fx, "main"), tid(&fx, "waiter"), tid(&fx, "native_owner"));
+        if gil {
+            fx.wait_all_blocked();
+        } else {
+            fx.wait_blocked(&[main, native_owner]);
+        }
+        let d = dump(&fx, &[]);
+        d.assert_no_deadlock();
+
+        let m = d.thread(main);
+        let b = &m["blocked_on"];
+        let ok = b["kind"] == "mutex"
+            && b["name"] == "native_lock"
+            && b["address"] == hex(fx.lock("native_lock"))
+            && owner(b) == Some(native_owner)
+            && b["confidence"] == "exact";
+        if !ok {
+            d.fail(format_args!(
+                "main must wait on native_lock, owned by native_owner: {b}"
+            ));
+        }
+        assert_at(&d, "main", &b["site"], file, ready_line(&fx, file, "main", "main"));
+        let holds: Vec<&Value> = m["holds"].as_array().expect("holds").iter().collect();
+        assert_eq!(
+            holds.iter().any(|h| h["kind"] == "gil" && h["confidence"] == "exact"),
+            gil,
+            "main holds the GIL: {holds:?}"
+        );
+
+        let o = d.thread(native_owner);
+        let b = &o["blocked_on"];
+        if b["kind"] != "py_event" || b["name"] != "stop" || !b["owner_tid"].is_null() {
+            d.fail(format_args!("native_owner must wait on the Event stop: {b}"));
+        }
+        let holds_native =
+            o["holds"].as_array().expect("holds").iter().any(|h| {
+                h["kind"] == "mutex" && h["address"] == hex(fx.lock("native_lock")) && h["confidence"] == "exact"
+            });
+        assert!(holds_native, "native_owner holds native_lock: {}", o["holds"]);
+
+        if gil {
+            let w = d.thread(waiter);
+            let b = &w["blocked_on"];
+            if b["kind"] != "gil" || owner(b) != Some(main) || b["confidence"] != "exact" {
+                d.fail(format_args!("waiter must wait for the GIL main holds: {b}"));
+            }
+            assert_eq!(b["site"]["function"], "Condition.wait", "{b}");
+            assert_eq!(
+                w["holds"],
+                Value::Array(vec![]),
+                "cond's lock is free: waiter holds nothing"
+            );
+            let frames = w["frames"].as_array().expect("frames");
+            let caller = frames.iter().find(|f| f["function"] == "waiter_body");
+            assert_at(
+                &d,
+                "waiter's caller",
+                caller.expect("waiter_body frame"),
+                file,
+                ready_line(&fx, file, "waiter", "waiter"),
+            );
+        } else {
+            common::wait_until("waiter to exit", || common::task_exists(fx.pid(), waiter), |e| !e);
+        }
         normalized(&d, &fx, file)
     });
 }
