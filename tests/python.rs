@@ -209,6 +209,9 @@ struct Edge {
     lock: Option<&'static str>,
     kind: &'static str,
     shown: &'static str,
+    /// The marker on the holder's `with` statement, when the test checks
+    /// that the evidence names it.
+    held_at: Option<&'static str>,
 }
 
 const fn edge(thread: &'static str, key: &'static str, lock: &'static str, kind: &'static str) -> Edge {
@@ -218,13 +221,14 @@ const fn edge(thread: &'static str, key: &'static str, lock: &'static str, kind:
         lock: Some(lock),
         kind,
         shown: lock,
+        held_at: None,
     }
 }
 
 /// The evidence an exact owner of this kind must come with.
 fn evidence_for(kind: &str) -> &'static str {
     match kind {
-        "py_lock" => "`with` block open in ",
+        "py_lock" => "`with` block from line ",
         "py_r_lock" => "RLock owner = thread ident ",
         "gil" => "GIL locked, last_holder = PyThreadState ",
         "mutex" => "__owner = ",
@@ -278,6 +282,14 @@ fn assert_cycle(d: &Dump, fx: &Fixture, file: &str, edges: &[Edge]) {
         let evidence = b["evidence"].as_str().unwrap_or_default();
         if !evidence.contains(evidence_for(e.kind)) {
             d.fail(format_args!("{what}: evidence {evidence:?}"));
+        }
+        if let Some(key) = e.held_at {
+            let with_line = marked_line(&python_source(file), key);
+            if !evidence.contains(&format!("`with` block from line {with_line} open in ")) {
+                d.fail(format_args!(
+                    "{what}: evidence must name the `with` at line {with_line}: {evidence:?}"
+                ));
+            }
         }
         assert_at(d, &format!("{what}: site"), &b["site"], file, line);
         let innermost = th["frames"]
@@ -446,16 +458,25 @@ fn check_cycle_fixture(py: &Interpreter, file: &str, edges: &[Edge], headline: &
 
 #[test]
 fn seed_two_locks_with() {
+    let file = "seed_two_locks_with.py";
     on_every_python(|py| {
-        check_cycle_fixture(
+        let v = check_cycle_fixture(
             py,
-            "seed_two_locks_with.py",
+            file,
             &[
-                edge("t1", "t1", "lock_b", "py_lock"),
-                edge("t2", "t2", "lock_a", "py_lock"),
+                // The evidence names the `with` statement that took the lock.
+                Edge {
+                    held_at: Some("hold_b"),
+                    ..edge("t1", "t1", "lock_b", "py_lock")
+                },
+                Edge {
+                    held_at: Some("hold_a"),
+                    ..edge("t2", "t2", "lock_a", "py_lock")
+                },
             ],
             "Found 1 deadlock (2 threads, 2 Python locks)",
-        )
+        );
+        v
     });
 }
 
@@ -586,10 +607,9 @@ fn seed_recursive_traverse_selflock() {
         );
         let th = d.thread(tid(&fx, "main"));
         let evidence = th["blocked_on"]["evidence"].as_str().unwrap_or_default();
-        assert!(
-            evidence.starts_with("this thread already holds it: `with` block open in "),
-            "{evidence}"
-        );
+        let with_line = marked_line(&python_source(file), "main");
+        let want = format!("this thread already holds it: `with` block from line {with_line} open in ");
+        assert!(evidence.starts_with(&want), "{evidence}");
         // Held by the outer call, at its recursive call; waited for by the inner one.
         let hold = &th["holds"][0];
         assert_at(
@@ -686,6 +706,7 @@ fn gil_native_deadlock() {
                 lock: None,
                 kind: "gil",
                 shown: "GIL",
+                held_at: None,
             }
         } else {
             edge("native_holder", "native_holder_nogil", "py_lock", "py_lock")
