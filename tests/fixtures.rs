@@ -1032,6 +1032,47 @@ fn py_gil_native_deadlock() {
 }
 
 #[test]
+fn py_condition_gil_wait() {
+    let lib = build_shared_lib("gil_helper");
+    let lib = lib.to_str().unwrap();
+    for_each_python(|py| {
+        let f = Fixture::spawn(python_fixture(&py.path, "condition_gil_wait.py", &[lib]));
+        let gil = f.ready.raw["gil"].as_bool().expect("READY gil flag");
+        assert_eq!(gil, !py.label.ends_with('t'), "gil flag on {}", py.label);
+        let src = python_source("condition_gil_wait.py");
+        assert_eq!(f.ready.lines["waiter"], marked_line(&src, "waiter"));
+        assert_eq!(f.ready.lines["main"], marked_line(&src, "main"));
+        // main sleeps on the C mutex (native_owner's), holding the GIL;
+        // native_owner in Event.wait; waiter, with a GIL, sleeps for good
+        // waiting for it (the switch interval is 1000 s); without, it exits.
+        let mut expect = vec![
+            ("main", M("native_lock", "native_owner")),
+            ("native_owner", Wait::AnyFutex),
+        ];
+        if gil {
+            expect.push(("waiter", Wait::AnyFutex));
+            f.wait_all_blocked();
+        } else {
+            f.wait_blocked(&[f.tid("main"), f.tid("native_owner")]);
+            let waiter = f.tid("waiter");
+            wait_until("waiter to exit", || task_exists(f.pid(), waiter), |e| !e);
+        }
+        if gil {
+            check_all(&f, &expect);
+        } else {
+            for (name, wait) in expect {
+                check_wait(&f, name, &f.sample(name), wait);
+            }
+        }
+        if gil {
+            // Not the same futex as the others: the GIL's.
+            let w = f.sample("waiter").futex().expect("waiter in futex");
+            assert_ne!(w.addr, f.lock("native_lock"));
+        }
+    });
+}
+
+#[test]
 fn py_healthy_event() {
     for_each_python(|py| {
         let w = all_futex(&["ev0", "ev1", "timer", "main"]);
