@@ -58,6 +58,7 @@ fn load() -> Fixture {
         pause: Duration::ZERO,
         capture_time: Duration::ZERO,
         no_stop: false,
+        wait_memory: vec![],
     };
     let cache = ModuleCache::new();
     let symbols = ProcessSymbols::load(&snapshot, &cache);
