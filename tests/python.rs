@@ -894,7 +894,16 @@ fn check_ownerless_waits(
 
 #[test]
 fn healthy_event() {
-    on_every_python(|py| check_ownerless_waits(py, "healthy_event.py", "py_event", "event", &["ev0", "ev1"], "wait"));
+    on_every_python(|py| {
+        let v = check_ownerless_waits(py, "healthy_event.py", "py_event", "event", &["ev0", "ev1"], "wait");
+        // The Timer waits on its own Event: named from Timer.run, not as
+        // Event.wait's `self`.
+        assert!(
+            v.contains("timer (\"timer\"): \"py_event\" \"self.finished\""),
+            "the timer's Event is self.finished:\n{v}"
+        );
+        v
+    });
 }
 
 #[test]
