@@ -460,7 +460,7 @@ fn check_cycle_fixture(py: &Interpreter, file: &str, edges: &[Edge], headline: &
 fn seed_two_locks_with() {
     let file = "seed_two_locks_with.py";
     on_every_python(|py| {
-        let v = check_cycle_fixture(
+        check_cycle_fixture(
             py,
             file,
             &[
@@ -475,8 +475,7 @@ fn seed_two_locks_with() {
                 },
             ],
             "Found 1 deadlock (2 threads, 2 Python locks)",
-        );
-        v
+        )
     });
 }
 
