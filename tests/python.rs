@@ -460,7 +460,7 @@ fn check_cycle_fixture(py: &Interpreter, file: &str, edges: &[Edge], headline: &
 fn seed_two_locks_with() {
     let file = "seed_two_locks_with.py";
     on_every_python(|py| {
-        let v = check_cycle_fixture(
+        check_cycle_fixture(
             py,
             file,
             &[
@@ -475,8 +475,7 @@ fn seed_two_locks_with() {
                 },
             ],
             "Found 1 deadlock (2 threads, 2 Python locks)",
-        );
-        v
+        )
     });
 }
 
@@ -894,7 +893,16 @@ fn check_ownerless_waits(
 
 #[test]
 fn healthy_event() {
-    on_every_python(|py| check_ownerless_waits(py, "healthy_event.py", "py_event", "event", &["ev0", "ev1"], "wait"));
+    on_every_python(|py| {
+        let v = check_ownerless_waits(py, "healthy_event.py", "py_event", "event", &["ev0", "ev1"], "wait");
+        // The Timer waits on its own Event: named from Timer.run, not as
+        // Event.wait's `self`.
+        assert!(
+            v.contains("timer (\"timer\"): \"py_event\" \"self.finished\""),
+            "the timer's Event is self.finished:\n{v}"
+        );
+        v
+    });
 }
 
 #[test]
