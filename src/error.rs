@@ -27,6 +27,8 @@ pub enum InspectError {
     IsSelf(i32),
     #[error("PID {pid}: timed out after {secs} s waiting for threads {tids} to stop (uninterruptible sleep?): try again; lockdump detached and left the process running")]
     StopTimeout { pid: i32, secs: u64, tids: String },
+    #[error("PID {pid} has {count} threads, more than lockdump stops at once ({max}): use --no-stop to sample it without stopping")]
+    TooManyThreads { pid: i32, count: usize, max: usize },
     #[error("interrupted by signal {0} during capture: lockdump detached and left the process running")]
     Interrupted(i32),
     #[error("cannot inspect PID {pid}: {what}: {source}")]

@@ -605,9 +605,9 @@ fn check_layout_against_dwarf(python: &str, expect: &[(&str, u64)]) {
     let version = cpython::runtime::version_from_hex(words[1]);
     let d = DebugOffsets::decode(layout::DEBUG_OFFSETS_313, &words).unwrap();
     let l = layout::layout_from_debug_offsets(version, &d).unwrap();
-    let lock = match l.lock {
-        LockLayout::Mutex { mutex } => mutex,
-        LockLayout::Semaphore { lock_lock } => lock_lock,
+    let (lock, locked) = match l.lock {
+        LockLayout::Mutex { mutex } => (mutex, None),
+        LockLayout::Semaphore { lock_lock, locked } => (lock_lock, Some(locked)),
     };
     let rlock_owner = match l.rlock {
         RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
@@ -615,7 +615,7 @@ fn check_layout_against_dwarf(python: &str, expect: &[(&str, u64)]) {
     let CurrentFrame::Direct(current_frame) = l.tstate.current_frame else {
         panic!("3.13 reads tstate->current_frame directly")
     };
-    let got: HashMap<&str, u64> = HashMap::from([
+    let mut got: HashMap<&str, u64> = HashMap::from([
         ("interpreters.head", l.runtime.interpreters_head),
         ("interp.threads.head", l.interp.threads_head),
         ("interp.imports.modules", l.interp.modules),
@@ -646,6 +646,10 @@ fn check_layout_against_dwarf(python: &str, expect: &[(&str, u64)]) {
         ("lockobject.lock", lock),
         ("rlockobject.rlock_owner", rlock_owner),
     ]);
+    // A PyMutex lock (3.13.1+) has no separate `locked` flag.
+    if let Some(locked) = locked {
+        got.insert("lockobject.locked", locked);
+    }
     for (name, want) in expect {
         assert_eq!(got[name], *want, "{name} in {}", lib.display());
     }
@@ -686,6 +690,7 @@ fn layout_313_matches_dwarf() {
             ("gil.locked", 0x10),
             ("gil.cond", 0x20),
             ("lockobject.lock", 0x10),
+            ("lockobject.locked", 0x20),
             ("rlockobject.rlock_owner", 0x18),
         ],
     );

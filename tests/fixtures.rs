@@ -583,6 +583,53 @@ fn c_nested_calls_stripped() {
     assert!(debug_str.is_none(), "stripped binary has no DWARF");
 }
 
+/// tail_calls: every thread waits on lock_tail held by main, and the code
+/// really has the shape the fixture describes: jumps where it says tail call,
+/// a call where a frame must stay.
+#[test]
+fn c_tail_calls() {
+    let f = Fixture::spawn_blocked(c_fixture("tail_calls", Variant::Debug, &[]));
+    check_comm_names(&f);
+    check_all(
+        &f,
+        &[
+            ("tc_chain", M("lock_tail", "main")),
+            ("tc_ambig", M("lock_tail", "main")),
+            ("tc_partial", M("lock_tail", "main")),
+            ("main", Wait::Syscall(&[SYS_PAUSE])),
+        ],
+    );
+    let func = |name: &str| f.ready.address("funcs", name);
+    // Each function is a few instructions; 64 bytes covers all of them.
+    let branch = |from: &str, kind: Branch, to: &str| {
+        assert!(
+            has_branch(f.pid(), func(from), 64, kind, func(to)),
+            "{from} should {kind:?} to {to} ({:#x})",
+            func(to)
+        )
+    };
+    branch("tail_a", Branch::Call, "tail_b");
+    branch("tail_b", Branch::Jmp, "tail_c");
+    branch("tail_c", Branch::Jmp, "tail_d");
+    branch("amb_x", Branch::Call, "amb_y");
+    branch("amb_y", Branch::Jmp, "amb_p");
+    branch("amb_y", Branch::Jmp, "amb_q");
+    branch("part_x", Branch::Call, "part_y");
+    branch("part_y", Branch::Jmp, "part_p");
+    branch("part_y", Branch::Jmp, "part_q");
+    branch("part_p", Branch::Jmp, "part_r");
+    branch("part_q", Branch::Jmp, "part_r");
+    let (symbols, _) = elf_symbols(&build_c("tail_calls", Variant::Debug));
+    for present in [
+        "tail_b", "tail_c", "tail_d", "amb_p", "amb_q", "part_p", "part_q", "part_r",
+    ] {
+        assert!(
+            symbols.contains(present),
+            "symbol {present} missing (inlined or renamed?)"
+        );
+    }
+}
+
 fn idle(n: usize) {
     let arg = n.to_string();
     let f = Fixture::spawn_blocked(c_fixture("threads_idle", Variant::Debug, &[&arg]));
@@ -980,6 +1027,47 @@ fn py_gil_native_deadlock() {
                     ("main", Wait::AnyFutex),
                 ],
             );
+        }
+    });
+}
+
+#[test]
+fn py_condition_gil_wait() {
+    let lib = build_shared_lib("gil_helper");
+    let lib = lib.to_str().unwrap();
+    for_each_python(|py| {
+        let f = Fixture::spawn(python_fixture(&py.path, "condition_gil_wait.py", &[lib]));
+        let gil = f.ready.raw["gil"].as_bool().expect("READY gil flag");
+        assert_eq!(gil, !py.label.ends_with('t'), "gil flag on {}", py.label);
+        let src = python_source("condition_gil_wait.py");
+        assert_eq!(f.ready.lines["waiter"], marked_line(&src, "waiter"));
+        assert_eq!(f.ready.lines["main"], marked_line(&src, "main"));
+        // main sleeps on the C mutex (native_owner's), holding the GIL;
+        // native_owner in Event.wait; waiter, with a GIL, sleeps for good
+        // waiting for it (the switch interval is 1000 s); without, it exits.
+        let mut expect = vec![
+            ("main", M("native_lock", "native_owner")),
+            ("native_owner", Wait::AnyFutex),
+        ];
+        if gil {
+            expect.push(("waiter", Wait::AnyFutex));
+            f.wait_all_blocked();
+        } else {
+            f.wait_blocked(&[f.tid("main"), f.tid("native_owner")]);
+            let waiter = f.tid("waiter");
+            wait_until("waiter to exit", || task_exists(f.pid(), waiter), |e| !e);
+        }
+        if gil {
+            check_all(&f, &expect);
+        } else {
+            for (name, wait) in expect {
+                check_wait(&f, name, &f.sample(name), wait);
+            }
+        }
+        if gil {
+            // Not the same futex as the others: the GIL's.
+            let w = f.sample("waiter").futex().expect("waiter in futex");
+            assert_ne!(w.addr, f.lock("native_lock"));
         }
     });
 }

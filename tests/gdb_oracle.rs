@@ -2,8 +2,9 @@
 //! `thread apply all bt` prints must appear, in order, in lockdump's native
 //! stack for that thread — at least 95% of all of gdb's frames.
 //!
-//! Fixtures: a C program built -O2 with inlined functions, a Rust program,
-//! and a CPython interpreter (pyenv 3.12, with DWARF).
+//! Fixtures: a C program built -O2 with inlined functions, one with chains of
+//! tail calls (gdb's "tail call frames"), a Rust program, and a CPython
+//! interpreter (pyenv 3.12, with DWARF).
 
 mod common;
 
@@ -214,6 +215,12 @@ fn compare(label: &str, pid: i32) -> f64 {
 fn agrees_with_gdb_on_c_with_inlining() {
     let fx = Fixture::spawn_blocked(c_fixture("nested_calls", Variant::Debug, &[]));
     compare("nested_calls (C -O2)", fx.pid());
+}
+
+#[test]
+fn agrees_with_gdb_on_c_tail_calls() {
+    let fx = Fixture::spawn_blocked(c_fixture("tail_calls", Variant::Debug, &[]));
+    compare("tail_calls (C -O2, tail-call frames)", fx.pid());
 }
 
 #[test]

@@ -24,20 +24,28 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}"))
 }
 
+/// Read a /proc text file as lossy UTF-8. What it holds comes from the
+/// target: thread names (`comm`, also inside `stat` and `status`) are any 15
+/// bytes, and mapped file names (`maps`) are any bytes; a strict UTF-8 read
+/// would make a process named in Latin-1 impossible to inspect.
+fn read_text(path: impl AsRef<std::path::Path>) -> io::Result<String> {
+    Ok(String::from_utf8_lossy(&fs::read(path)?).into_owned())
+}
+
 pub fn status(pid: i32) -> io::Result<Status> {
-    parse::parse_status(&fs::read_to_string(pid_dir(pid).join("status"))?).ok_or_else(|| invalid("status"))
+    parse::parse_status(&read_text(pid_dir(pid).join("status"))?).ok_or_else(|| invalid("status"))
 }
 
 pub fn stat(pid: i32) -> io::Result<Stat> {
-    parse::parse_stat(&fs::read_to_string(pid_dir(pid).join("stat"))?).ok_or_else(|| invalid("stat"))
+    parse::parse_stat(&read_text(pid_dir(pid).join("stat"))?).ok_or_else(|| invalid("stat"))
 }
 
 pub fn task_stat(pid: i32, tid: i32) -> io::Result<Stat> {
-    parse::parse_stat(&fs::read_to_string(task_dir(pid, tid).join("stat"))?).ok_or_else(|| invalid("stat"))
+    parse::parse_stat(&read_text(task_dir(pid, tid).join("stat"))?).ok_or_else(|| invalid("stat"))
 }
 
 pub fn task_status(pid: i32, tid: i32) -> io::Result<Status> {
-    parse::parse_status(&fs::read_to_string(task_dir(pid, tid).join("status"))?).ok_or_else(|| invalid("status"))
+    parse::parse_status(&read_text(task_dir(pid, tid).join("status"))?).ok_or_else(|| invalid("status"))
 }
 
 /// Thread IDs of a process, sorted.
@@ -51,7 +59,7 @@ pub fn tasks(pid: i32) -> io::Result<Vec<i32>> {
 
 /// The thread's command name, without the trailing newline.
 pub fn comm(pid: i32, tid: i32) -> io::Result<String> {
-    let mut s = fs::read_to_string(task_dir(pid, tid).join("comm"))?;
+    let mut s = read_text(task_dir(pid, tid).join("comm"))?;
     if s.ends_with('\n') {
         s.pop();
     }
@@ -60,16 +68,16 @@ pub fn comm(pid: i32, tid: i32) -> io::Result<String> {
 
 /// The kernel function the thread sleeps in (`futex_do_wait`), or empty when running.
 pub fn wchan(pid: i32, tid: i32) -> io::Result<String> {
-    let s = fs::read_to_string(task_dir(pid, tid).join("wchan"))?;
+    let s = read_text(task_dir(pid, tid).join("wchan"))?;
     Ok(if s == "0" { String::new() } else { s })
 }
 
 pub fn syscall(pid: i32, tid: i32) -> io::Result<SyscallLine> {
-    parse::parse_syscall(&fs::read_to_string(task_dir(pid, tid).join("syscall"))?).ok_or_else(|| invalid("syscall"))
+    parse::parse_syscall(&read_text(task_dir(pid, tid).join("syscall"))?).ok_or_else(|| invalid("syscall"))
 }
 
 pub fn maps(pid: i32) -> io::Result<Vec<MapEntry>> {
-    Ok(parse::parse_maps(&fs::read_to_string(pid_dir(pid).join("maps"))?))
+    Ok(parse::parse_maps(&read_text(pid_dir(pid).join("maps"))?))
 }
 
 pub fn auxv(pid: i32) -> io::Result<Vec<(u64, u64)>> {

@@ -8,7 +8,7 @@ use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
 use crate::syscalls;
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Serialize)]
 pub struct Syscall {

@@ -64,6 +64,8 @@ pub fn stack(frames: &[Frame], error: Option<&str>, truncated: bool, style: &Sty
     for (n, f) in frames.iter().enumerate() {
         let pc = match f.kind {
             FrameKind::Native if f.inlined => format!("{:>18}", "(inlined)"),
+            // No frame of its own on the stack: put back from DWARF call sites.
+            FrameKind::Native if f.how == Some("tailcall") => format!("{:>18}", "(tail call)"),
             FrameKind::Native => format!("{:#018x}", f.pc),
             FrameKind::Python => format!("{:>18}", "(Python)"),
         };

@@ -226,7 +226,9 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
             let _ = writeln!(out, "      waiting in  {}", site_label(f));
         }
         if let Some(f) = idx.hold_site(e.to, &e.resource) {
-            let _ = writeln!(out, "      acquired by {} in {}", idx.name(e.to), site_label(f));
+            // The frame that holds it, at its current line (not where it
+            // was acquired: the evidence says that when it is known).
+            let _ = writeln!(out, "      held by {} in {}", idx.name(e.to), site_label(f));
         }
         let _ = writeln!(
             out,

@@ -14,6 +14,7 @@
 //! a writer blocked by readers gets an unknown owner and says so.
 
 pub mod layout;
+mod pi_park;
 
 use self::layout::{
     BarrierFields, CondFields, CondWaitCleanup, MutexFields, PthreadLayout, RwLockFields, SemFields, COND_G_SIGNALS,
@@ -116,6 +117,17 @@ fn hint_for(name: &str) -> Option<Hint> {
     })
 }
 
+/// The thread sleeps in Rust std's futex wrapper (`std::sys::pal::unix::futex::futex_wait`,
+/// `std::sys::unix::futex::futex_wait` before Rust 1.77), under a std lock,
+/// condvar, `park` or `Once`.
+fn in_rust_std_futex_wait(stack: &Stack) -> bool {
+    frames::find_frame(stack, |n| {
+        let n = n.trim_start_matches('<');
+        n.starts_with("std::sys::") && n.contains("futex")
+    })
+    .is_some()
+}
+
 fn glibc_hint(stack: &Stack) -> Option<(Hint, String)> {
     let (_, f) = frames::find_frame(stack, |n| hint_for(n).is_some())?;
     let name = frames::base_name(f.function.as_deref()?).to_string();
@@ -127,6 +139,13 @@ fn glibc_hint(stack: &Stack) -> Option<(Hint, String)> {
 enum OwnerEvidence {
     /// A TID read from a field glibc maintains (target PID namespace).
     Tid {
+        ns_tid: i32,
+        shared: bool,
+        evidence: String,
+    },
+    /// A TID read from a lock word of an object that was deduced rather than
+    /// read from the wait (a PI mutex after glibc parked the waiter).
+    InferredTid {
         ns_tid: i32,
         shared: bool,
         evidence: String,
@@ -223,6 +242,13 @@ impl<'v, 'a> Ctx<'v, 'a> {
         let sys = self.view.snapshot.threads[i].syscall?;
         let w = futex::decode(&sys, self.view.memory)?;
         let hint = glibc_hint(self.stack(i));
+        if hint.is_none() && in_rust_std_futex_wait(self.stack(i)) {
+            // The stack names the wait: Rust std's own futex wait, which no
+            // glibc object uses. Guessing a glibc object from the memory
+            // around the word (a "condvar" over unrelated statics) would only
+            // mislabel it; rust_std claims it.
+            return None;
+        }
         self.classify(i, &w, hint.as_ref().map(|(h, n)| (*h, n.as_str())))
     }
 
@@ -243,7 +269,8 @@ impl<'v, 'a> Ctx<'v, 'a> {
         }
         match hint {
             Some((Hint::Mutex, name)) => Some(
-                self.io_lock(w)
+                self.pi_parked(i, w, name)
+                    .or_else(|| self.io_lock(w))
                     .or_else(|| self.mutex(w, false, Some(name)))
                     .unwrap_or_else(|| {
                         Found::new(
@@ -697,6 +724,18 @@ impl<'v, 'a> Ctx<'v, 'a> {
                 shared,
                 evidence,
             } => owners::owner_from_tid(snap, self.tasks, *ns_tid, *shared, Confidence::Exact, evidence.clone()),
+            OwnerEvidence::InferredTid {
+                ns_tid,
+                shared,
+                evidence,
+            } => owners::owner_from_tid(
+                snap,
+                self.tasks,
+                *ns_tid,
+                *shared,
+                Confidence::Inferred,
+                evidence.clone(),
+            ),
             OwnerEvidence::Thread { index, evidence } | OwnerEvidence::Inferred { index, evidence } => Owner {
                 tid: Some(snap.threads[*index].tid),
                 pid: Some(snap.pid),

@@ -170,6 +170,7 @@ pub struct ThreadFindings {
     pub blocked_in: Option<String>,
 }
 
+pub mod codescan;
 pub mod frames;
 pub mod futex;
 pub mod glibc;

@@ -245,6 +245,7 @@ pub(crate) mod testing {
             pause: Duration::ZERO,
             capture_time: Duration::ZERO,
             no_stop: false,
+            wait_memory: Vec::new(),
         }
     }
 

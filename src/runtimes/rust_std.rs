@@ -13,6 +13,7 @@
 //! Neither records an owner, so owners are inferred from the other threads'
 //! stacks ([`super::stackscan`]) and are never exact.
 
+use super::codescan::CodeScanner;
 use super::futex::{self, FutexCmd, FutexWait, FUTEX_PRIVATE_FLAG};
 use super::stackscan::{self, Inference};
 use super::{frames, owners, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
@@ -184,11 +185,12 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
 
     let mut out: Vec<ThreadFindings> = vec![ThreadFindings::default(); found.len()];
     let mut holds: Vec<(usize, Hold)> = Vec::new();
+    let code = CodeScanner::new(view);
     for (i, f) in found.iter().enumerate() {
         let Some(f) = f else { continue };
         let owner = match f.ownerless {
             Some(why) => Owner::unknown(why),
-            None => infer_owner(view, i, f, &found),
+            None => infer_owner(view, &code, i, f, &found),
         };
         let resource = owners::resource_at(view, f.kind, f.lock);
         if owner.confidence == Confidence::Inferred {
@@ -225,7 +227,21 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
     out
 }
 
-fn infer_owner(view: &ProcessView<'_>, i: usize, f: &Found, all: &[Option<Found>]) -> Owner {
+/// The holder of a std lock, from two kinds of evidence: pointers to the lock
+/// in other threads' stacks and registers (a guard of a lock reached through
+/// a reference), and, for a lock in a `static`, the code on other threads'
+/// stacks that takes it (a guard of a static keeps no pointer in optimized
+/// code, while a stale copy of its address may linger anywhere). For a static,
+/// the code decides: one thread whose functions take the lock is the owner;
+/// several are narrowed by the stack references; none leaves the stack
+/// references alone.
+fn infer_owner(
+    view: &ProcessView<'_>,
+    code: &CodeScanner<'_, '_>,
+    i: usize,
+    f: &Found,
+    all: &[Option<Found>],
+) -> Owner {
     if f.kind == ResourceKind::RustRwLock {
         let state = view.memory.read_u32(f.lock).unwrap_or(0);
         let held = state & RW_MASK;
@@ -245,7 +261,52 @@ fn infer_owner(view: &ProcessView<'_>, i: usize, f: &Found, all: &[Option<Found>
         .filter(|(j, g)| *j == i || g.as_ref().is_some_and(|g| g.lock == f.lock))
         .map(|(j, _)| j)
         .collect();
-    match stackscan::infer_holder(view, f.lock, &exclude) {
+    let stack = stackscan::infer_holder(view, f.lock, &exclude);
+    let acquirers = code.acquirers(f.lock, &exclude);
+    let owner = |j: usize, evidence: String| Owner {
+        tid: Some(view.snapshot.threads[j].tid),
+        pid: Some(view.snapshot.pid),
+        confidence: Confidence::Inferred,
+        evidence,
+        dead: false,
+    };
+    let several = |list: &[crate::runtimes::codescan::Acquirer]| {
+        let tids: Vec<String> = list
+            .iter()
+            .map(|a| view.snapshot.threads[a.thread].tid.to_string())
+            .collect();
+        Owner::unknown(format!(
+            "std locks record no owner; several threads run code that takes this static lock: {}",
+            tids.join(", ")
+        ))
+    };
+    match (acquirers.as_slice(), &stack) {
+        ([], _) => {}
+        ([a], _) => {
+            return owner(
+                a.thread,
+                format!(
+                    "std locks record no owner; the only other thread running code that takes this static lock: {}",
+                    a.describe(view)
+                ),
+            )
+        }
+        (list, Inference::One(j, refs)) => {
+            return match list.iter().find(|a| a.thread == *j) {
+                Some(a) => owner(
+                    *j,
+                    format!(
+                        "std locks record no owner; of the threads running code that takes this static lock, the only one referencing it: {}; {}",
+                        a.describe(view),
+                        refs.first().map(|r| r.describe(view)).unwrap_or_default()
+                    ),
+                ),
+                None => several(list),
+            }
+        }
+        (list, _) => return several(list),
+    }
+    match stack {
         Inference::One(j, refs) => {
             let t = &view.snapshot.threads[j];
             let shown: Vec<String> = refs.iter().take(3).map(|r| r.describe(view)).collect();
@@ -334,6 +395,71 @@ mod tests {
         assert_eq!(out[0].holds[0].resource.address, A);
         assert_eq!(out[0].holds[0].confidence, Confidence::Inferred);
         assert!(out[2].wait.is_none() && out[2].holds.is_empty());
+    }
+
+    /// A static lock in optimized code: the holder keeps no pointer to it
+    /// (the guard's address is a constant), while main has a stale copy of
+    /// its address on its stack. The code on the holder's stack decides.
+    #[test]
+    fn static_lock_owner_from_the_code_that_takes_it() {
+        use crate::runtimes::codescan::testing::{cmpxchg, InModule};
+        // `worker` (0x1000) takes B with a RIP-relative lock cmpxchg; `main` (0x2000) does not.
+        let mut text = vec![0x90u8; 0x2000];
+        let insn = cmpxchg(0x1010, B, None);
+        text[0x10..0x10 + insn.len()].copy_from_slice(&insn);
+        let mut statics_bytes = vec![0u8; 16];
+        statics_bytes[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let mem = BufferMemory {
+            regions: vec![
+                CopiedRegion {
+                    start: 0x1000,
+                    bytes: text,
+                },
+                CopiedRegion {
+                    start: A,
+                    bytes: statics_bytes,
+                },
+            ],
+        };
+        let frames = |name: &str, pc: u64, start: u64| {
+            let mut s = stack(&[(name, "/t")]);
+            s.frames[0].pc = pc;
+            s.frames[0].offset = Some(pc - start);
+            s
+        };
+        let waiter = with_stack(thread(1, futex(B, 137, 2), 0), 0x7000_0000, &[B]);
+        let holder = with_stack(thread(2, None, 0), 0x7100_0000, &[0, 0]);
+        let main = with_stack(thread(3, None, 0), 0x7200_0000, &[0, B]);
+        let snap = snapshot(7, vec![waiter, holder, main], vec![]);
+        let stacks = vec![
+            Stack::default(),
+            frames("worker", 0x1080, 0x1000),
+            frames("main", 0x2040, 0x2000),
+        ];
+        let syms = InModule(
+            Symbols(vec![
+                ("worker".into(), 0x1000, 0x100),
+                ("main".into(), 0x2000, 0x100),
+                ("abba::LOCK_B".into(), B, 8),
+            ]),
+            (0x1000, 0x6000),
+        );
+        let out = analyze(&ProcessView {
+            snapshot: &snap,
+            stacks: &stacks,
+            memory: &mem,
+            symbols: &syms,
+        });
+        let o = &out[0].wait.as_ref().unwrap().owner;
+        assert_eq!((o.tid, o.confidence), (Some(2), Confidence::Inferred), "{}", o.evidence);
+        assert!(
+            o.evidence
+                .contains("thread 2 is inside frame #0 (worker), whose code takes the lock"),
+            "{}",
+            o.evidence
+        );
+        assert_eq!(out[1].holds[0].resource.address, B);
+        assert!(out[2].holds.is_empty(), "main's stale pointer makes it no holder");
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct ElfModule {
     pub segments: Vec<Segment>,
     /// Sorted by address.
     symbols: Vec<Symbol>,
+    /// The other names of addresses in `symbols` (`__GI___futex_abstimed_wait_cancelable64`
+    /// beside `__futex_abstimed_wait_cancelable64`): DWARF call sites name
+    /// their targets by any of them.
+    aliases: Vec<Symbol>,
     /// All sections by name with address and size (for `.PyRuntime` and friends).
     sections: Vec<(String, u64, u64)>,
     pub eh_frame: Option<SectionData>,
@@ -56,6 +60,8 @@ pub struct ElfModule {
     pub debug_path: Option<PathBuf>,
     debug_data: Option<&'static [u8]>,
     dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
+    /// DWARF call sites, parsed per unit on demand (tail-call frames).
+    pub(crate) call_sites: super::tailcall::ModuleCallSites,
 }
 
 /// Map a file read-only and keep it mapped for the life of the process.
@@ -165,12 +171,25 @@ impl ElfModule {
             )
         };
         symbols.sort_by(|a, b| a.addr.cmp(&b.addr).then_with(|| rank(a).cmp(&rank(b))));
-        symbols.dedup_by_key(|s| s.addr);
+        let mut aliases = Vec::new();
+        let mut kept: Vec<Symbol> = Vec::with_capacity(symbols.len());
+        for s in symbols {
+            match kept.last() {
+                Some(k) if k.addr == s.addr => {
+                    if k.name != s.name {
+                        aliases.push(s);
+                    }
+                }
+                _ => kept.push(s),
+            }
+        }
+        let symbols = kept;
         Ok(ElfModule {
             path,
             build_id,
             segments,
             symbols,
+            aliases,
             sections,
             eh_frame: section(&file, ".eh_frame"),
             eh_frame_hdr: section(&file, ".eh_frame_hdr"),
@@ -180,6 +199,7 @@ impl ElfModule {
             debug_path,
             debug_data,
             dwarf: OnceLock::new(),
+            call_sites: Default::default(),
         })
     }
 
@@ -201,6 +221,17 @@ impl ElfModule {
     /// Link-time address of a symbol by exact name.
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
         self.symbols.iter().find(|s| s.name == name).map(|s| s.addr)
+    }
+
+    /// Link-time address of a function by any of its names, ignoring an ELF
+    /// symbol version (`sem_wait@@GLIBC_2.34` answers `sem_wait`).
+    pub fn address_of(&self, name: &str) -> Option<u64> {
+        let unversioned = |s: &&Symbol| s.name.split('@').next() == Some(name);
+        self.symbols
+            .iter()
+            .find(unversioned)
+            .or_else(|| self.aliases.iter().find(unversioned))
+            .map(|s| s.addr)
     }
 
     pub fn section(&self, name: &str) -> Option<(u64, u64)> {

@@ -12,6 +12,7 @@
 pub mod debuginfo;
 pub mod demangle;
 pub mod elf;
+pub mod tailcall;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -117,6 +118,14 @@ impl ProcessSymbols {
         if let Some(vdso) = load_vdso(snapshot) {
             modules.push(vdso);
         }
+        modules.sort_by_key(|m| m.start);
+        ProcessSymbols { modules }
+    }
+
+    /// Modules placed by the caller instead of found in a snapshot's maps:
+    /// for fuzzers and tests that unwind and symbolize through synthetic or
+    /// deliberately corrupted modules.
+    pub fn from_modules(mut modules: Vec<MappedModule>) -> Self {
         modules.sort_by_key(|m| m.start);
         ProcessSymbols { modules }
     }
@@ -239,7 +248,16 @@ fn open_mapped(
             return Some(module);
         }
     }
-    // Last resort: the path on the host (no /proc access to the target's root).
+    // Last resort: the path on the host (no /proc access to the target's
+    // root), but only if it is still the mapped file. map_files needs
+    // CAP_SYS_ADMIN (or CAP_CHECKPOINT_RESTORE), so an unprivileged user
+    // inspecting a process whose binary was replaced on disk ends up here:
+    // the new file's symbols at the old file's addresses would be wrong
+    // names shown as facts. No symbols is the honest answer.
+    let same_inode = std::fs::metadata(shown).is_ok_and(|meta| meta.ino() == first.inode);
+    if first.deleted || !same_inode {
+        return None;
+    }
     cache.load(shown, shown, root)
 }
 

@@ -34,6 +34,19 @@ const RED_ZONE: u64 = 128;
 const MAX_IOV: usize = 1024;
 /// How many times to re-scan /proc/PID/task for threads created during the attach.
 const MAX_RESCANS: usize = 100;
+/// Most threads lockdump stops at once. Stopping is linear in threads (a
+/// seize, an interrupt and a wait each), and so is the pause every thread
+/// sees; past this the pause would be seconds. Such processes are refused
+/// with an error that points to `--no-stop`.
+pub const MAX_THREADS: usize = 65_536;
+/// Most stack bytes copied for all threads together. With many threads each
+/// gets less than `--stack-bytes` (deeper frames are then read live, after
+/// the target resumed), so memory stays bounded however many threads there are.
+pub const MAX_TOTAL_STACK_BYTES: usize = 256 << 20;
+/// How long detaching waits, in total, for seized threads whose stop was
+/// never reported (a thread in uninterruptible sleep). The kernel detaches
+/// any that remain when lockdump exits.
+const DETACH_WAIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct CaptureOptions {
@@ -68,16 +81,23 @@ struct ThreadInfo {
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     let pid = preflight(pid)?;
-    let status = proc::status(pid).map_err(|e| InspectError::from_proc(pid, "reading status", e))?;
+    let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;
     let ns_pid = status.ns_tgids.last().copied().unwrap_or(pid);
     let in_pid_namespace = status.ns_pids.len() > 1;
     let exe = proc::exe(pid).unwrap_or_default();
     let cmdline = proc::cmdline(pid).unwrap_or_default();
-    let auxv = proc::auxv(pid).map_err(|e| InspectError::from_proc(pid, "reading auxv", e))?;
-    let mut maps = proc::maps(pid).map_err(|e| InspectError::from_proc(pid, "reading maps", e))?;
+    let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
+    let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
 
     let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
-    let tids = proc::tasks(pid).map_err(|e| InspectError::from_proc(pid, "listing threads", e))?;
+    let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
+    if tids.len() > MAX_THREADS && !opts.no_stop {
+        return Err(InspectError::TooManyThreads {
+            pid,
+            count: tids.len(),
+            max: MAX_THREADS,
+        });
+    }
     let mut files = TaskFiles::open(pid).ok_or(InspectError::ExitedDuringDump(pid))?;
     for &tid in &tids {
         if let Some(info) = thread_info(&mut files, pid, tid, in_pid_namespace) {
@@ -88,8 +108,13 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
         return Err(InspectError::ExitedDuringDump(pid));
     }
 
-    let (threads, pause) = if opts.no_stop {
-        (sample_without_stopping(pid, &infos, &maps, opts), Duration::ZERO)
+    let (threads, wait_memory, pause) = if opts.no_stop {
+        // Nothing is stopped, so nothing copied now would be more consistent than a live read.
+        (
+            sample_without_stopping(pid, &infos, &maps, opts),
+            Vec::new(),
+            Duration::ZERO,
+        )
     } else {
         stop_and_copy(pid, &mut infos, &mut files, &maps, opts, in_pid_namespace)?
     };
@@ -117,7 +142,18 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
         pause,
         capture_time: started.elapsed(),
         no_stop: opts.no_stop,
+        wait_memory,
     })
+}
+
+/// A /proc read failed after [`preflight`] found the process: if the process
+/// is gone now, it exited during the dump (not "no such process", which would
+/// send the user to check a PID that was right).
+fn after_preflight(pid: i32, what: &'static str, e: std::io::Error) -> InspectError {
+    match InspectError::from_proc(pid, what, e) {
+        InspectError::NoSuchProcess(_) => InspectError::ExitedDuringDump(pid),
+        other => other,
+    }
 }
 
 /// Refuse targets lockdump cannot or must not attach to, with the reason.
@@ -181,8 +217,9 @@ impl TaskFiles {
         })
     }
 
-    /// The text of /proc/PID/task/TID/NAME.
-    fn read(&mut self, tid: i32, name: &str) -> std::io::Result<&str> {
+    /// The text of /proc/PID/task/TID/NAME. Thread names are bytes, not
+    /// necessarily UTF-8: invalid sequences become U+FFFD, as everywhere else.
+    fn read(&mut self, tid: i32, name: &str) -> std::io::Result<std::borrow::Cow<'_, str>> {
         use std::io::Read;
         use std::os::fd::{AsRawFd, FromRawFd};
         let path = std::ffi::CString::new(format!("{tid}/{name}")).map_err(std::io::Error::other)?;
@@ -209,19 +246,19 @@ impl TaskFiles {
             }
             self.buf.resize(self.buf.len() * 2, 0);
         }
-        std::str::from_utf8(&self.buf[..filled]).map_err(std::io::Error::other)
+        Ok(String::from_utf8_lossy(&self.buf[..filled]))
     }
 }
 
 fn thread_info(files: &mut TaskFiles, pid: i32, tid: i32, in_pid_namespace: bool) -> Option<ThreadInfo> {
     // A thread that exits between listing and reading is simply skipped.
     // One read gives both the name and the state (`comm` is inside `stat`).
-    let stat = proc::parse::parse_stat(files.read(tid, "stat").ok()?)?;
+    let stat = proc::parse::parse_stat(&files.read(tid, "stat").ok()?)?;
     let name = stat.comm;
     // Same text as proc::wchan: "0" means not sleeping in the kernel.
     let wchan = match files.read(tid, "wchan") {
-        Ok("0") | Err(_) => String::new(),
-        Ok(w) => w.to_string(),
+        Ok(w) if w != "0" => w.into_owned(),
+        _ => String::new(),
     };
     let ns_tid = if in_pid_namespace {
         proc::task_status(pid, tid)
@@ -259,6 +296,7 @@ struct Attached {
 
 impl Attached {
     fn detach_all(&mut self) {
+        let deadline = Instant::now() + DETACH_WAIT;
         for (&tid, state) in self.tracees.iter_mut() {
             match *state {
                 Tracee::Stopped { pending } => {
@@ -266,13 +304,16 @@ impl Attached {
                     let _ = ptrace::detach(Pid::from_raw(tid), sig);
                 }
                 // Seized but not yet stopped: PTRACE_DETACH needs a stopped
-                // tracee. Wait briefly for its stop, then detach; if it never
+                // tracee. Wait briefly for its stop (at most DETACH_WAIT for
+                // all such threads together), then detach; if it never
                 // stops, the kernel detaches it when lockdump exits.
                 Tracee::Stopping => {
                     let p = Pid::from_raw(tid);
-                    for _ in 0..100 {
+                    loop {
                         match waitpid(p, Some(WaitPidFlag::__WALL | WaitPidFlag::WNOHANG)) {
-                            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(1)),
+                            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                                std::thread::sleep(Duration::from_millis(1))
+                            }
                             Ok(WaitStatus::Stopped(_, sig)) => {
                                 let _ = ptrace::detach(p, Some(sig));
                                 break;
@@ -305,7 +346,7 @@ fn stop_and_copy(
     maps: &[MapEntry],
     opts: &CaptureOptions,
     in_pid_namespace: bool,
-) -> Result<(Vec<ThreadSnapshot>, Duration), InspectError> {
+) -> Result<(Vec<ThreadSnapshot>, Vec<CopiedRegion>, Duration), InspectError> {
     let signals = DeferSignals::install();
     let mut att = Attached {
         tracees: BTreeMap::new(),
@@ -330,13 +371,13 @@ fn stop_and_copy(
                 }
                 Err(Errno::ESRCH) => {} // exited meanwhile
                 Err(Errno::EPERM) => {
-                    return Err(match proc::status(pid) {
-                        Ok(s) if s.tracer_pid != 0 && s.tracer_pid != std::process::id() as i32 => {
-                            already_traced(pid, s.tracer_pid)
+                    if seize_after_eperm(pid, tid)? {
+                        if att.first_stop.is_none() {
+                            att.first_stop = Some(Instant::now());
                         }
-                        Ok(_) => permission_denied(pid),
-                        Err(_) => InspectError::ExitedDuringDump(pid),
-                    });
+                        att.tracees.insert(tid, Tracee::Stopping);
+                        seized_any = true;
+                    }
                 }
                 Err(e) => {
                     return Err(InspectError::Io {
@@ -355,6 +396,13 @@ fn stop_and_copy(
             Ok(t) => t,
             Err(_) => return Err(InspectError::ExitedDuringDump(pid)),
         };
+        if tids.len() > MAX_THREADS {
+            return Err(InspectError::TooManyThreads {
+                pid,
+                count: tids.len(),
+                max: MAX_THREADS,
+            });
+        }
         if tids.iter().all(|t| att.tracees.contains_key(t)) {
             break;
         }
@@ -402,14 +450,134 @@ fn stop_and_copy(
             ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
         });
     }
-    copy_stacks(pid, &mut threads, maps, opts.stack_bytes);
+    copy_stacks(pid, &mut threads, maps, stack_budget(opts.stack_bytes, stopped.len()));
+    let wait_memory = copy_wait_words(pid, &threads, maps);
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
     if let Some(sig) = signals.received() {
         return Err(InspectError::Interrupted(sig));
     }
-    Ok((threads, pause))
+    Ok((threads, wait_memory, pause))
+}
+
+/// Bytes copied before and after each futex address: enough for every object
+/// the lock analyzers read around a futex word (a glibc rwlock starts up to 12
+/// bytes before its futex and is 56 bytes long; a condvar's futex is 40 or 44
+/// bytes into it; a mutex is 40 bytes from its futex on).
+const WAIT_WINDOW: u64 = 64;
+
+/// Copy the memory around every futex word a stopped thread sleeps on.
+///
+/// Lock state read after the target resumes can disagree with the registers
+/// captured during the stop: on a busy lock, a thread captured in its futex
+/// wait may own the lock a moment later, and a live read of `__owner` then
+/// shows a thread "waiting for itself" (a false self-deadlock). Copied now,
+/// the owner fields are from the same instant as the waits.
+fn copy_wait_words(pid: i32, threads: &[ThreadSnapshot], maps: &[MapEntry]) -> Vec<CopiedRegion> {
+    let windows: Vec<(u64, u64)> = threads
+        .iter()
+        .filter_map(|t| t.syscall.as_ref())
+        .filter(|s| s.nr == crate::syscalls::SYS_FUTEX || s.nr == SYS_RESTART_SYSCALL)
+        .filter_map(|s| {
+            let addr = s.args[0];
+            let i = maps.partition_point(|m| m.end <= addr);
+            let m = maps.get(i).filter(|m| m.contains(addr) && m.readable)?;
+            let start = (addr.saturating_sub(WAIT_WINDOW) & !7).max(m.start);
+            let end = addr.saturating_add(WAIT_WINDOW).min(m.end);
+            (end > start).then_some((start, end))
+        })
+        .collect();
+    let stacks: Vec<(u64, u64)> = threads
+        .iter()
+        .filter(|t| !t.stack.bytes.is_empty())
+        .map(|t| (t.stack.start, t.stack.end()))
+        .collect();
+    disjoint_windows(windows, &stacks)
+        .into_iter()
+        .filter_map(|(start, end)| {
+            let mut region = CopiedRegion {
+                start,
+                bytes: vec![0u8; (end - start) as usize],
+            };
+            read_prefix(pid, &mut region);
+            (!region.bytes.is_empty()).then_some(region)
+        })
+        .collect()
+}
+
+/// Merge overlapping or touching `windows` and cut out the `taken` ranges
+/// (stacks copied already, at the same instant), so that the result is a
+/// sorted list of disjoint ranges none of which overlaps `taken`.
+fn disjoint_windows(mut windows: Vec<(u64, u64)>, taken: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    windows.retain(|(s, e)| s < e);
+    windows.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(windows.len());
+    for (s, e) in windows {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
+    let mut taken: Vec<(u64, u64)> = taken.iter().copied().filter(|(s, e)| s < e).collect();
+    taken.sort_unstable();
+    let mut out = Vec::with_capacity(merged.len());
+    for (mut s, e) in merged {
+        for &(ts, te) in &taken {
+            if te <= s || ts >= e {
+                continue;
+            }
+            if ts > s {
+                out.push((s, ts));
+            }
+            s = s.max(te);
+            if s >= e {
+                break;
+            }
+        }
+        if s < e {
+            out.push((s, e));
+        }
+    }
+    out
+}
+
+/// How often to retry a thread whose seize failed with EPERM while /proc
+/// shows no tracer on it (see [`seize_after_eperm`]).
+const SEIZE_RETRIES: usize = 3;
+
+/// PTRACE_SEIZE of `tid` failed with EPERM: another tracer has the thread, or
+/// lockdump may not trace it at all. Ask the *thread's* status which one: the
+/// main thread's TracerPid is not enough, because another tracer (a second
+/// lockdump, for one) detaches thread by thread and may already have let the
+/// main thread go while it still holds this one. If the thread shows no
+/// tracer, that tracer let go between our attempt and our look, so try again.
+/// The kernel also answers EPERM for a thread that is exiting (it has an exit
+/// state): such a thread is gone, not forbidden.
+/// Returns whether the thread is now seized (`false`: it exited meanwhile).
+fn seize_after_eperm(pid: i32, tid: i32) -> Result<bool, InspectError> {
+    let me = std::process::id() as i32;
+    for _ in 0..SEIZE_RETRIES {
+        match proc::task_status(pid, tid) {
+            Ok(s) if matches!(s.state, 'Z' | 'X') => return Ok(false),
+            Ok(s) if s.tracer_pid != 0 && s.tracer_pid != me => return Err(already_traced(pid, s.tracer_pid)),
+            Ok(_) => {}
+            Err(_) => return Ok(false),
+        }
+        match seize(tid) {
+            Ok(()) => return Ok(true),
+            Err(Errno::ESRCH) => return Ok(false),
+            Err(Errno::EPERM) => continue,
+            Err(e) => {
+                return Err(InspectError::Io {
+                    pid,
+                    what: "attaching",
+                    source: std::io::Error::from(e),
+                })
+            }
+        }
+    }
+    Err(permission_denied(pid))
 }
 
 fn seize(tid: i32) -> Result<(), Errno> {
@@ -537,6 +705,12 @@ fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u
     (end > start).then_some((start, end))
 }
 
+/// Bytes of stack to copy per thread: `--stack-bytes`, unless that many for
+/// every thread would exceed [`MAX_TOTAL_STACK_BYTES`].
+fn stack_budget(stack_bytes: usize, threads: usize) -> usize {
+    stack_bytes.min(MAX_TOTAL_STACK_BYTES / threads.max(1))
+}
+
 /// Copy every thread's stack with as few syscalls as possible.
 fn copy_stacks(pid: i32, threads: &mut [ThreadSnapshot], maps: &[MapEntry], stack_bytes: usize) {
     let ranges: Vec<Option<(u64, u64)>> = threads
@@ -653,7 +827,7 @@ fn sample_without_stopping(
             SyscallLine::Running => (Registers::default(), None, RegisterSource::None),
         };
         let mut stack = CopiedRegion::default();
-        if let Some((s, e)) = stack_range(regs.rsp, maps, opts.stack_bytes) {
+        if let Some((s, e)) = stack_range(regs.rsp, maps, stack_budget(opts.stack_bytes, infos.len())) {
             stack = CopiedRegion {
                 start: s,
                 bytes: vec![0; (e - s) as usize],
@@ -703,6 +877,36 @@ mod tests {
         r.orig_rax = 202;
         r.rax = 0; // returned normally; was not blocked in it
         assert!(syscall_from_regs(&r).is_none());
+    }
+
+    #[test]
+    fn stack_budget_bounds_the_total() {
+        assert_eq!(stack_budget(32 * 1024, 500), 32 * 1024);
+        assert_eq!(
+            stack_budget(32 * 1024, MAX_THREADS),
+            MAX_TOTAL_STACK_BYTES / MAX_THREADS
+        );
+        assert!(stack_budget(usize::MAX, 3) * 3 <= MAX_TOTAL_STACK_BYTES);
+        assert_eq!(stack_budget(4096, 0), 4096);
+    }
+
+    #[test]
+    fn wait_windows_are_merged_and_keep_out_of_stacks() {
+        // Two waiters on one lock, one on a neighbour: one merged window.
+        assert_eq!(
+            disjoint_windows(vec![(0x1000, 0x1080), (0x1000, 0x1080), (0x1040, 0x10c0)], &[]),
+            vec![(0x1000, 0x10c0)]
+        );
+        // A futex on a copied stack (glibc's PI "park", CPython's wait_entry):
+        // the stack copy already has those bytes, only the rest is kept.
+        assert_eq!(
+            disjoint_windows(
+                vec![(0x1000, 0x1080), (0x2000, 0x2080)],
+                &[(0x1040, 0x1050), (0x1f00, 0x3000)]
+            ),
+            vec![(0x1000, 0x1040), (0x1050, 0x1080)]
+        );
+        assert_eq!(disjoint_windows(vec![(0x10, 0x10), (0x30, 0x20)], &[]), vec![]);
     }
 
     #[test]

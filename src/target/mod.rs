@@ -159,6 +159,12 @@ pub struct Snapshot {
     pub capture_time: Duration,
     /// The target was never stopped (`--no-stop`): registers are partial.
     pub no_stop: bool,
+    /// The memory around each futex word a thread sleeps on, copied while
+    /// the threads were stopped (disjoint from each other and from the
+    /// stacks). Lock words and owner fields are read from here, so they
+    /// agree with the registers: read live after the target resumed, a busy
+    /// lock's owner may already be the thread the snapshot shows waiting.
+    pub wait_memory: Vec<CopiedRegion>,
 }
 
 impl Snapshot {
@@ -180,10 +186,11 @@ impl Snapshot {
             .find(|(k, _)| *k == crate::proc::AT_SYSINFO_EHDR)
             .map(|(_, v)| *v)
     }
-    /// The process's memory as of the snapshot: copied stacks over live memory.
+    /// The process's memory as of the snapshot: copied stacks and wait words
+    /// over live memory.
     pub fn memory(&self) -> SnapshotMemory<'_, ProcessMemory> {
         SnapshotMemory::new(
-            self.threads.iter().map(|t| &t.stack).collect(),
+            self.threads.iter().map(|t| &t.stack).chain(&self.wait_memory).collect(),
             ProcessMemory::new(self.pid),
         )
     }

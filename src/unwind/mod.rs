@@ -8,19 +8,24 @@
 //! trampoline `__restore_rt`) are evaluated. Where no CFI covers a pc, the
 //! frame-pointer chain is followed instead.
 //!
+//! Between a caller and its callee, frames of functions that left the stack
+//! by tail-calling (`jmp`) are put back from DWARF call-site information
+//! (see [`crate::symbols::tailcall`]), marked `how: "tailcall"`.
+//!
 //! Unwinding is bounded: at most `max_frames`, and every step must move the
 //! stack pointer up (except out of a signal frame), so corrupt or cyclic
 //! stacks end with an error instead of a loop.
 
 use gimli::{
-    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, Encoding, EvaluationResult, Format, Location, Register,
-    RegisterRule, UnwindContext, UnwindSection, UnwindTableRow, Value,
+    BaseAddresses, CfaRule, DebugFrame, EhFrame, EhFrameHdr, EhFrameOffset, EhHdrTable, Encoding, EvaluationResult,
+    Format, FrameDescriptionEntry, Location, Pointer, Register, RegisterRule, UnwindContext, UnwindSection,
+    UnwindTableRow, Value,
 };
 
 use std::collections::HashMap;
 
 use crate::stacks::{Frame, Stack};
-use crate::symbols::{elf::Reader, MappedModule, ProcessSymbols};
+use crate::symbols::{elf::Reader, tailcall::TailCalls, MappedModule, ProcessSymbols};
 use crate::target::{Memory, RegisterSource, ThreadSnapshot};
 
 /// DWARF register number of the return address column on x86_64.
@@ -41,6 +46,8 @@ pub struct Unwinder {
     pub max_frames: usize,
     /// (pc, probe) -> logical frames. Valid for one process's modules only.
     symbolized: HashMap<(u64, u64), Vec<Frame>>,
+    /// (caller return address, callee probe) -> tail-call frames between them.
+    tail_calls: HashMap<(u64, u64), Vec<Frame>>,
 }
 
 impl Default for Unwinder {
@@ -49,6 +56,7 @@ impl Default for Unwinder {
             ctx: Box::new(UnwindContext::new()),
             max_frames: MAX_FRAMES,
             symbolized: HashMap::new(),
+            tail_calls: HashMap::new(),
         }
     }
 }
@@ -87,6 +95,8 @@ impl Unwinder {
         }
         // The innermost pc is exact; callers' pcs are return addresses.
         let mut exact_pc = true;
+        // The previous (callee) physical frame: its symbolization probe and stack pointer.
+        let mut callee: Option<(u64, u64)> = None;
         let mut physical = 0usize;
         while physical < self.max_frames {
             let Some(pc) = regs[RA as usize].filter(|&pc| pc != 0) else {
@@ -124,6 +134,15 @@ impl Unwinder {
                     _ => how,
                 });
             }
+            // A return address: the callee below may have been reached through tail calls.
+            if let (false, Some((callee_probe, callee_sp))) = (exact_pc, callee) {
+                let tail = self.tail_frames(symbols, pc, callee_probe);
+                stack.frames.extend(tail.iter().cloned().map(|mut f| {
+                    f.cfa = callee_sp;
+                    f
+                }));
+            }
+            callee = Some((sym_probe, sp));
             stack.frames.extend(logical);
             physical += 1;
             match step {
@@ -149,6 +168,28 @@ impl Unwinder {
         stack
     }
 
+    /// The tail-call frames between the caller frame returning to `caller_pc`
+    /// and the callee frame at `callee_probe`, innermost first (memoized).
+    fn tail_frames(&mut self, symbols: &ProcessSymbols, caller_pc: u64, callee_probe: u64) -> &[Frame] {
+        if !self.tail_calls.contains_key(&(caller_pc, callee_probe)) {
+            let mut frames = Vec::new();
+            for pc in TailCalls::new(symbols).between(caller_pc, callee_probe) {
+                let probe = pc.wrapping_sub(1);
+                let mut logical = self
+                    .symbolized
+                    .entry((pc, probe))
+                    .or_insert_with(|| symbols.symbolize(pc, probe))
+                    .clone();
+                if let Some(f) = logical.last_mut() {
+                    f.how = Some("tailcall");
+                }
+                frames.extend(logical);
+            }
+            self.tail_calls.insert((caller_pc, callee_probe), frames);
+        }
+        &self.tail_calls[&(caller_pc, callee_probe)]
+    }
+
     /// One step with CFI; `Ok(None)` when no FDE covers `probe`.
     fn step_cfi(
         &mut self,
@@ -167,17 +208,16 @@ impl Unwinder {
             bases = bases.set_got(module.got_addr);
             let eh_frame = EhFrame::new(eh.data, endian);
             let mut found = None;
-            if let Some(hdr) = module.eh_frame_hdr {
+            let hdr = module.eh_frame_hdr.filter(|h| hdr_table_is_searchable(h.data));
+            if let Some(hdr) = hdr {
                 bases = bases.set_eh_frame_hdr(hdr.addr);
                 if let Ok(parsed) = EhFrameHdr::new(hdr.data, endian).parse(&bases, 8) {
                     if let Some(table) = parsed.table() {
-                        found = table
-                            .fde_for_address(&eh_frame, &bases, svma, EhFrame::cie_from_offset)
-                            .ok();
+                        found = fde_via_hdr_table(&table, parsed.eh_frame_ptr(), &eh_frame, &bases, svma);
                     }
                 }
             }
-            if found.is_none() && module.eh_frame_hdr.is_none() {
+            if found.is_none() && hdr.is_none() {
                 found = eh_frame.fde_for_address(&bases, svma, EhFrame::cie_from_offset).ok();
             }
             if let Some(fde) = found {
@@ -200,6 +240,54 @@ impl Unwinder {
         }
         Ok(None)
     }
+}
+
+/// Whether gimli may binary-search this `.eh_frame_hdr` table. gimli 0.34's
+/// `EhHdrTable::lookup` multiplies the (untrusted) FDE count by the row size
+/// unchecked, which panics in builds with overflow checks when the count is
+/// corrupt (found by tests/fuzz_elf.rs). Accept the layout every linker
+/// emits: version 1, a 4-byte `eh_frame_ptr`, a `udata4` count and 4-byte
+/// table entries, with the count's rows inside the section. Anything else
+/// is searched by a linear scan of `.eh_frame` instead.
+fn hdr_table_is_searchable(hdr: &[u8]) -> bool {
+    const UDATA4: u8 = 0x03;
+    const SDATA4: u8 = 0x0b;
+    let four_bytes = |enc: u8| matches!(enc & 0x0f, UDATA4 | SDATA4);
+    if hdr.len() < 12 {
+        return false;
+    }
+    let (version, ptr_enc, count_enc, table_enc) = (hdr[0], hdr[1], hdr[2], hdr[3]);
+    let count = u32::from_le_bytes([hdr[8], hdr[9], hdr[10], hdr[11]]) as usize;
+    version == 1
+        && four_bytes(ptr_enc)
+        && count_enc == UDATA4
+        && four_bytes(table_enc)
+        && count.checked_mul(8).is_some_and(|rows| rows <= hdr.len() - 12)
+}
+
+/// The FDE covering `svma`, found through the `.eh_frame_hdr` search table.
+///
+/// Does what gimli's `EhHdrTable::fde_for_address` does, except that the
+/// table entry is turned into an `.eh_frame` offset with a checked
+/// subtraction: gimli 0.34 computes `entry - eh_frame_ptr` unchecked
+/// (`EhHdrTable::pointer_to_offset`), which panics in builds with overflow
+/// checks when a corrupt table entry points below `.eh_frame` (found by
+/// tests/fuzz_elf.rs: one flipped bit in a library's `.eh_frame_hdr`).
+fn fde_via_hdr_table(
+    table: &EhHdrTable<'_, Reader>,
+    eh_frame_ptr: Pointer,
+    eh_frame: &EhFrame<Reader>,
+    bases: &BaseAddresses,
+    svma: u64,
+) -> Option<FrameDescriptionEntry<Reader>> {
+    let (Pointer::Direct(entry), Pointer::Direct(start)) = (table.lookup(svma, bases).ok()?, eh_frame_ptr) else {
+        return None;
+    };
+    let offset = usize::try_from(entry.checked_sub(start)?).ok()?;
+    let fde = eh_frame
+        .fde_from_offset(bases, EhFrameOffset(offset), EhFrame::cie_from_offset)
+        .ok()?;
+    fde.contains(svma).then_some(fde)
 }
 
 /// Compute the caller's registers from a CFI row.
@@ -360,4 +448,26 @@ fn step_frame_pointer(regs: &Regs, mem: &dyn Memory) -> Result<Step, String> {
         signal: false,
         how: "fp",
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eh_frame_hdr_tables_are_checked_before_searching() {
+        // version 1, pcrel|sdata4 pointer, udata4 count, datarel|sdata4 table: what linkers emit.
+        let mut hdr = vec![1, 0x1b, 0x03, 0x3b, 0, 0, 0, 0, 2, 0, 0, 0];
+        hdr.extend_from_slice(&[0; 16]);
+        assert!(hdr_table_is_searchable(&hdr));
+        hdr[8] = 3; // three rows claimed, two present
+        assert!(!hdr_table_is_searchable(&hdr));
+        hdr[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(!hdr_table_is_searchable(&hdr));
+        hdr[8] = 2;
+        hdr[9..12].fill(0);
+        hdr[3] = 0x3c; // 8-byte entries: not the layout gimli is trusted with
+        assert!(!hdr_table_is_searchable(&hdr));
+        assert!(!hdr_table_is_searchable(&hdr[..11]));
+    }
 }

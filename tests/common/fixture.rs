@@ -110,6 +110,16 @@ impl Ready {
             .get(name)
             .unwrap_or_else(|| panic!("READY has no lock {name:?}; it has {:?}", self.locks.keys()))
     }
+
+    /// An address READY reports under `group.key` (a `"0x..."` string, as
+    /// `fx_addr` writes it), e.g. `funcs.tail_d`.
+    pub fn address(&self, group: &str, key: &str) -> u64 {
+        let v = &self.raw[group][key];
+        v.as_str()
+            .and_then(|s| s.strip_prefix("0x"))
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or_else(|| panic!("READY {group}.{key} is not a \"0x...\" address: {v}"))
+    }
 }
 
 /// Collects a pipe in the background.

@@ -12,6 +12,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod build;
+pub mod code;
 pub mod fixture;
 pub mod procfs;
 pub mod python;
@@ -22,6 +23,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 pub use build::{build_c, build_shared_lib, c_fixture, rust_example, Variant};
+pub use code::{branches_ending_at, has_branch, Branch};
 pub use fixture::{Fixture, Ready};
 pub use procfs::{
     blocked_signals, mapping_containing, process_state, read_mem, read_progress_u64s, read_u32, sample_thread,

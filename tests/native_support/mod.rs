@@ -230,6 +230,7 @@ pub fn capture(pid: i32) -> Snapshot {
         pause: Duration::ZERO,
         capture_time: Duration::ZERO,
         no_stop: false,
+        wait_memory: Vec::new(),
     }
 }
 

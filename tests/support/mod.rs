@@ -161,6 +161,7 @@ pub fn snapshot_from_proc(pid: i32) -> Snapshot {
         pause: Duration::ZERO,
         capture_time: Duration::ZERO,
         no_stop: true,
+        wait_memory: Vec::new(),
     }
 }
 

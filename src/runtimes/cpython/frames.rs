@@ -420,17 +420,47 @@ fn exc_varint(t: &[u8], pos: &mut usize) -> Option<u64> {
 /// stack slot below it is live at `lasti` (a `with` block's bound `__exit__`
 /// among them). `None` when no handler covers `lasti`.
 pub fn exception_depth(table: &[u8], lasti: u64) -> Option<u32> {
+    exception_handler(table, lasti).map(|(_, depth)| depth)
+}
+
+/// The handler covering code unit `lasti`: (its first code unit, the stack
+/// depth it keeps). `None` when no handler covers `lasti`.
+pub fn exception_handler(table: &[u8], lasti: u64) -> Option<(u64, u32)> {
     let mut pos = 0usize;
     let mut entries = 0;
     while pos < table.len() && entries < 1 << 16 {
         entries += 1;
         let start = exc_varint(table, &mut pos)?;
         let size = exc_varint(table, &mut pos)?;
-        let _target = exc_varint(table, &mut pos)?;
+        let target = exc_varint(table, &mut pos)?;
         let depth_lasti = exc_varint(table, &mut pos)?;
-        if start <= lasti && lasti < start + size {
-            return u32::try_from(depth_lasti >> 1).ok();
+        if start <= lasti && lasti < start.saturating_add(size) {
+            return Some((target, u32::try_from(depth_lasti >> 1).ok()?));
         }
+    }
+    None
+}
+
+/// Source line of the `with` statement whose block is open at the frame's
+/// instruction and whose handler keeps `depth` value-stack slots. The
+/// handlers of the enclosing blocks, innermost first: the one covering the
+/// instruction, then the one covering that handler's own code, and so on.
+/// A `with` block's handler (its cleanup) carries the `with` statement's
+/// location; other handlers (the cleanup's own) have no line.
+pub fn with_statement_line(frame: &PyFrame, depth: u32) -> Option<u32> {
+    let code = &frame.code;
+    let mut at = frame.lasti?;
+    for _ in 0..64 {
+        let (target, keeps) = exception_handler(&code.exceptiontable, at)?;
+        if keeps == depth {
+            if let Some(line) = line_for(&code.linetable, code.firstlineno, target) {
+                return Some(line);
+            }
+        }
+        if target == at {
+            return None;
+        }
+        at = target;
     }
     None
 }
@@ -468,6 +498,69 @@ mod tests {
         assert_eq!(line_for(&[0xff, 0x7f], 1, 0), None);
     }
 
+    /// `with a:` (line 4) around `with b:` (line 6), stopped in b's block:
+    /// b's handler covers the instruction, a's covers b's cleanup.
+    #[test]
+    fn with_statement_lines_through_the_handler_chain() {
+        let no_col = |units: u8, delta: u8| [0x80 | 13 << 3 | (units - 1), delta];
+        let mut linetable = Vec::new();
+        linetable.extend(no_col(8, 3 << 1)); // units 0..8: line 4 (first line 1)
+        linetable.extend(no_col(8, 2 << 1)); // 8..16: line 6
+        linetable.extend(no_col(8, 1 << 1)); // 16..24: line 7
+        linetable.push(0x80 | 15 << 3 | 3); // 24..28: no line
+        linetable.extend(no_col(2, 1 << 1 | 1)); // 28..30: b's handler, line 6
+        linetable.push(0x80 | 15 << 3 | 1); // 30..32: b's cleanup, no line
+        linetable.extend(no_col(2, 2 << 1 | 1)); // 32..34: a's handler, line 4
+                                                 // (start, size, target, depth << 1 | lasti)
+        let exceptiontable = vec![
+            0x80,
+            8,
+            32,
+            3, // a's block before b
+            0x80 | 8,
+            8,
+            28,
+            5, // b's block -> b's handler, keeps 2
+            0x80 | 28,
+            2,
+            30,
+            9, // b's handler -> its cleanup, keeps 4
+            0x80 | 30,
+            2,
+            32,
+            3, // b's cleanup -> a's handler, keeps 1
+        ];
+        let code = Rc::new(CodeInfo {
+            addr: 0,
+            qualname: "f".into(),
+            filename: "f.py".into(),
+            firstlineno: 1,
+            linetable,
+            exceptiontable,
+            nlocalsplus: 0,
+            stacksize: 4,
+            localsplusnames: Vec::new(),
+            localspluskinds: Vec::new(),
+            ncodeunits: 34,
+        });
+        let at = |lasti| PyFrame {
+            addr: 0,
+            code: code.clone(),
+            lasti: Some(lasti),
+            line: None,
+            globals: 0,
+            localsplus: 0,
+            saved_depth: None,
+            entry: false,
+        };
+        assert_eq!(with_statement_line(&at(12), 2), Some(6));
+        assert_eq!(with_statement_line(&at(12), 1), Some(4));
+        assert_eq!(with_statement_line(&at(12), 3), None);
+        assert_eq!(with_statement_line(&at(4), 1), Some(4));
+        assert_eq!(with_statement_line(&at(4), 2), None);
+        assert_eq!(with_statement_line(&at(40), 1), None);
+    }
+
     #[test]
     fn exception_table_depth() {
         // Entry: start 4 (0x80 marks the entry), size 10, target 30, depth 2 lasti 1 -> 5.
@@ -479,5 +572,7 @@ mod tests {
         assert_eq!(exception_depth(&table, 14), None);
         assert_eq!(exception_depth(&table, 71), Some(1));
         assert_eq!(exception_depth(&[0xc0], 0), None);
+        assert_eq!(exception_handler(&table, 71), Some((20, 1)));
+        assert_eq!(exception_handler(&table, 4), Some((30, 2)));
     }
 }

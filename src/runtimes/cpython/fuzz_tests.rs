@@ -91,6 +91,7 @@ fn snapshot(seed: u64) -> Snapshot {
         pause: Duration::ZERO,
         capture_time: Duration::ZERO,
         no_stop: true,
+        wait_memory: Vec::new(),
     }
 }
 

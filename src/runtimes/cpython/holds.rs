@@ -8,7 +8,7 @@
 //! instruction's temporaries (a `with` whose `__enter__` is still blocked).
 //! `with cond:` over a `threading.Condition` holds the condition's `_lock`.
 
-use super::frames::{PyFrame, PyThreadState, Walker};
+use super::frames::{with_statement_line, PyFrame, PyThreadState, Walker};
 use crate::runtimes::ResourceKind;
 
 /// The kind of a lock object, by type name.
@@ -132,10 +132,16 @@ pub(super) fn with_holds(walker: &Walker, state: &PyThreadState) -> Vec<HeldLock
             if out.iter().any(|h| h.addr == held.0) {
                 continue;
             }
-            let (addr, kind, via_condition) = held;
+            let (addr, kind, via_condition, kept) = held;
             let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let entered = u32::try_from(j + kept)
+                .ok()
+                .and_then(|depth| with_statement_line(frame, depth))
+                .map(|l| format!(" from line {l}"))
+                .unwrap_or_default();
             let evidence = format!(
-                "`with` block open in {} ({}{line}): the lock's __exit__ is live on the frame's value stack (slot {j})",
+                "`with` block{entered} open in {} ({}{line}): the lock's __exit__ is live on the frame's \
+                 value stack (slot {j})",
                 frame.code.qualname, frame.code.filename
             );
             out.push(HeldLock {
@@ -151,8 +157,10 @@ pub(super) fn with_holds(walker: &Walker, state: &PyThreadState) -> Vec<HeldLock
 }
 
 /// If value-stack slot `j` (value `v`) is the saved `__exit__` of a `with`
-/// block over a lock (or over a Condition, meaning its `_lock`), that lock.
-fn with_exit_target(walker: &Walker, stack: &[u64], j: usize, v: u64) -> Option<(u64, LockKind, Option<u64>)> {
+/// block over a lock (or over a Condition, meaning its `_lock`), that lock,
+/// and how many slots from `j` on the block keeps (its handler keeps `j +
+/// that`): 1 for a bound `__exit__`, 2 for 3.14's `__exit__` + object.
+fn with_exit_target(walker: &Walker, stack: &[u64], j: usize, v: u64) -> Option<(u64, LockKind, Option<u64>, usize)> {
     let o = walker.obj;
     let ty = o.type_name(v)?;
     match ty.as_str() {
@@ -162,7 +170,7 @@ fn with_exit_target(walker: &Walker, stack: &[u64], j: usize, v: u64) -> Option<
                 return None;
             }
             let (l, k) = as_lock(walker, bound_self(walker, v)?)?;
-            Some((l, k, None))
+            Some((l, k, None, 1))
         }
         // 3.14: `__exit__` (unbound) followed by the lock itself.
         "method_descriptor" => {
@@ -170,20 +178,20 @@ fn with_exit_target(walker: &Walker, stack: &[u64], j: usize, v: u64) -> Option<
                 return None;
             }
             let (l, k) = as_lock(walker, *stack.get(j + 1)?)?;
-            Some((l, k, None))
+            Some((l, k, None, 2))
         }
         // `with cond:` over a threading.Condition holds `cond._lock`.
         "method" | "function" => {
             if function_qualname(walker, v)? != "Condition.__exit__" {
                 return None;
             }
-            let cond = if ty == "method" {
-                bound_self(walker, v)?
+            let (cond, kept) = if ty == "method" {
+                (bound_self(walker, v)?, 1)
             } else {
-                *stack.get(j + 1)?
+                (*stack.get(j + 1)?, 2)
             };
             let (l, k) = as_lock(walker, o.attr(cond, "_lock")?)?;
-            Some((l, k, Some(cond)))
+            Some((l, k, Some(cond), kept))
         }
         _ => None,
     }

@@ -304,9 +304,10 @@ pub enum GilPlace {
 /// `_thread.lock` (Modules/_threadmodule.c `lockobject`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockLayout {
-    /// 3.11-3.13.0: `PyThread_type_lock lock_lock` (a heap `sem_t*`); waiters
-    /// sleep on the sem_t itself. No owner is recorded.
-    Semaphore { lock_lock: u64 },
+    /// 3.11-3.13.0: `{PyThread_type_lock lock_lock; PyObject *in_weakreflist;
+    /// char locked}`: `lock_lock` is a heap `sem_t*` waiters sleep on;
+    /// `locked` is 1 while held. No owner is recorded.
+    Semaphore { lock_lock: u64, locked: u64 },
     /// 3.13.1+: an embedded `PyMutex` (one byte: bit 0 locked, bit 1 has parked
     /// waiters). Waiters park in the parking lot. No owner is recorded.
     Mutex { mutex: u64 },
@@ -445,7 +446,10 @@ pub fn layout_311(version: Version) -> Layout {
             place: GilPlace::Runtime(0x168),
             ..gil_fields(0)
         },
-        lock: LockLayout::Semaphore { lock_lock: 0x10 },
+        lock: LockLayout::Semaphore {
+            lock_lock: 0x10,
+            locked: 0x20,
+        },
         rlock: RLockLayout::Semaphore {
             lock_lock: 0x10,
             owner: 0x18,
@@ -544,7 +548,10 @@ pub fn layout_312(version: Version) -> Layout {
             place: GilPlace::InterpPointer(0x180),
             ..gil_fields(0)
         },
-        lock: LockLayout::Semaphore { lock_lock: 0x10 },
+        lock: LockLayout::Semaphore {
+            lock_lock: 0x10,
+            locked: 0x20,
+        },
         rlock: RLockLayout::Semaphore {
             lock_lock: 0x10,
             owner: 0x18,
@@ -1038,7 +1045,10 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
         // embeds a PyMutex right after the header. RLock keeps its
         // PyThread_type_lock through 3.13 and becomes a _PyRecursiveMutex in 3.14.
         lock: if minor == 13 && version.2 == 0 {
-            LockLayout::Semaphore { lock_lock: header }
+            LockLayout::Semaphore {
+                lock_lock: header,
+                locked: header + 16,
+            }
         } else {
             LockLayout::Mutex { mutex: header }
         },
@@ -1153,7 +1163,13 @@ mod tests {
             (l.gil.last_holder, l.gil.locked, l.gil.cond, l.gil.mutex),
             (8, 16, 32, 80)
         );
-        assert_eq!(l.lock, LockLayout::Semaphore { lock_lock: 16 });
+        assert_eq!(
+            l.lock,
+            LockLayout::Semaphore {
+                lock_lock: 16,
+                locked: 32
+            }
+        );
 
         // A garbage table is refused, not used.
         let mut bad = words.clone();

@@ -79,7 +79,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
                 .iter()
                 .position(|t| t.tid == host_tid)
                 .and_then(|i| view.stacks.get(i))
-                .is_some_and(|s| s.frames.iter().any(|f| f.function_is("take_gil")));
+                .is_some_and(|s| taking_gil(&s.frames));
             threads.push(Analyzed {
                 futex: futex_wait_address(snap),
                 state,
@@ -96,8 +96,19 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
     let ident_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
     let tstate_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
 
-    // Holds first: owners of waits are looked up among them.
-    let mut held: Vec<Vec<HeldLock>> = threads.iter().map(|t| with_holds(walker, &t.state)).collect();
+    // Holds first: owners of waits are looked up among them. A `with`
+    // block only proves a hold if the lock agrees: a Lock that is not locked
+    // is held by nobody, an RLock by its recorded owner only. (A thread woken
+    // in Condition.wait that waits for the GIL still has its caller's `with
+    // cond:` open, but wait() released the lock.)
+    let mut held: Vec<Vec<HeldLock>> = threads
+        .iter()
+        .map(|t| {
+            let mut h = with_holds(walker, &t.state);
+            h.retain(|l| lock_agrees(walker, l, t.state.ident));
+            h
+        })
+        .collect();
 
     // Waits.
     let mut findings: Vec<ThreadFindings> = vec![ThreadFindings::default(); threads.len()];
@@ -168,6 +179,11 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         }
     }
 
+    // The GIL state is read from the running process, after the threads
+    // were let go: by then it may have changed hands. Drop holders the
+    // capture contradicts, before anything relies on them.
+    distrust_stale_gil_holders(&threads, &mut findings, &mut gils);
+
     // The GIL (main interpreter's; subinterpreters with their own GIL are reported through waits only).
     let gil_state = gils.first().map(|(_, g)| GilState {
         holder_tid: g.locked.then(|| tstate_to_tid.get(&g.last_holder).copied()).flatten(),
@@ -215,6 +231,109 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         gil: gil_state,
         runtime_address: runtime,
     })
+}
+
+/// Whether a `_thread.lock` is locked now (`None`: unreadable).
+fn lock_is_locked(walker: &Walker, addr: u64) -> Option<bool> {
+    let mem = walker.obj.mem;
+    match walker.layout.lock {
+        LockLayout::Mutex { mutex } => mem
+            .read_u8(addr.checked_add(mutex)?)
+            .ok()
+            .map(|b| b & PYMUTEX_LOCKED != 0),
+        LockLayout::Semaphore { locked, .. } => mem.read_u8(addr.checked_add(locked)?).ok().map(|b| b != 0),
+    }
+}
+
+/// Whether the lock's own state allows that the thread with `ident` holds
+/// it (unreadable state: assume it does).
+fn lock_agrees(walker: &Walker, l: &HeldLock, ident: u64) -> bool {
+    match l.kind {
+        LockKind::Lock => lock_is_locked(walker, l.addr) != Some(false),
+        LockKind::RLock => {
+            let off = match walker.layout.rlock {
+                RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
+            };
+            match l.addr.checked_add(off).map(|a| walker.obj.u64(a)) {
+                Some(Ok(owner)) => owner == ident,
+                _ => true,
+            }
+        }
+    }
+}
+
+/// Whether a native stack is inside `take_gil`. By name when the
+/// interpreter has symbols; stripped builds (Debian's python3.11) only export
+/// the public API, so there: when the innermost named frame outside the C
+/// library is `PyEval_RestoreThread` / `PyEval_AcquireThread`, whose only
+/// wait is `take_gil` (the unnamed frames inside it are take_gil's). This
+/// catches a GIL waiter between two of its timed condvar waits, which no
+/// futex argument shows.
+fn taking_gil(frames: &[Frame]) -> bool {
+    if frames.iter().any(|f| f.function_is("take_gil")) {
+        return true;
+    }
+    let is_libc = |f: &Frame| {
+        let module = f.module.as_deref().unwrap_or("");
+        let base = module.rsplit('/').next().unwrap_or(module);
+        ["libc.so", "libpthread.so", "ld-linux"]
+            .iter()
+            .any(|p| base.starts_with(p))
+    };
+    frames
+        .iter()
+        .filter(|f| f.kind == FrameKind::Native)
+        .find(|f| f.function.is_some() && !is_libc(f))
+        .is_some_and(|f| f.function_is("PyEval_RestoreThread") || f.function_is("PyEval_AcquireThread"))
+}
+
+/// Forget a GIL holder the capture contradicts. The registers and syscalls
+/// of the threads are from the moment they were stopped; the GIL's `locked`
+/// and `last_holder` are read afterwards, from the running process. A thread
+/// that was then waiting for the GIL, or sleeping in a Python-level wait
+/// (every blocking Lock / RLock / Condition / Event / Queue / join releases
+/// the GIL first), did not hold it at that moment: the GIL has changed hands
+/// since. Its waiters get an unknown owner (no edge: in a real GIL deadlock
+/// the holder is stuck and cannot be such a thread), and it gets no GIL hold:
+/// the GIL stays `locked`, with `last_holder` cleared.
+fn distrust_stale_gil_holders(threads: &[Analyzed], findings: &mut [ThreadFindings], gils: &mut [(u64, GilInfo)]) {
+    for (_, g) in gils.iter_mut() {
+        if !g.locked {
+            continue;
+        }
+        let Some(h) = threads.iter().position(|t| t.state.addr == g.last_holder) else {
+            continue;
+        };
+        let Some(w) = findings[h].wait.as_ref() else { continue };
+        let released_gil = matches!(
+            w.resource.kind,
+            ResourceKind::Gil
+                | ResourceKind::PyLock
+                | ResourceKind::PyRLock
+                | ResourceKind::PyCondition
+                | ResourceKind::PySemaphore
+                | ResourceKind::PyEvent
+                | ResourceKind::PyQueue
+                | ResourceKind::Barrier
+                | ResourceKind::Thread
+        );
+        if !released_gil {
+            continue; // e.g. a native mutex taken with the GIL held: a real holder
+        }
+        let why = format!(
+            "the GIL's last_holder is thread {}, which was itself waiting ({}) when the threads were \
+             stopped: the GIL changed hands after the capture",
+            threads[h].host_tid, w.how
+        );
+        for f in findings.iter_mut() {
+            if let Some(w) = f.wait.as_mut() {
+                if w.resource.kind == ResourceKind::Gil && w.resource.address == g.base {
+                    w.owner = Owner::unknown(why.clone());
+                }
+            }
+        }
+        g.last_holder = 0; // locked, by nobody known
+    }
 }
 
 fn gil_resource(pid: i32, addr: u64) -> Resource {
@@ -613,7 +732,7 @@ fn lock_matches(walker: &Walker, obj: u64, kind: LockKind, futex: u64, parked: O
         Mutex(u64),
     }
     let via = match (kind, layout.lock, layout.rlock) {
-        (LockKind::Lock, LockLayout::Semaphore { lock_lock }, _) => Via::Sem(lock_lock),
+        (LockKind::Lock, LockLayout::Semaphore { lock_lock, .. }, _) => Via::Sem(lock_lock),
         (LockKind::Lock, LockLayout::Mutex { mutex }, _) => Via::Mutex(mutex),
         (LockKind::RLock, _, RLockLayout::Semaphore { lock_lock, .. }) => Via::Sem(lock_lock),
         (LockKind::RLock, _, RLockLayout::Recursive { mutex, .. }) => Via::Mutex(mutex),
@@ -677,12 +796,162 @@ fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Own
             };
         }
     }
-    let locked = match walker.layout.lock {
-        LockLayout::Mutex { mutex } => o.mem.read_u8(addr + mutex).ok().map(|b| b & PYMUTEX_LOCKED != 0),
-        LockLayout::Semaphore { .. } => None,
-    };
-    Owner::unknown(match locked {
+    Owner::unknown(match lock_is_locked(walker, addr) {
         Some(false) => "lock is free at capture time (being handed over)".to_string(),
         _ => "held through an explicit acquire(): _thread.lock records no owner".to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::cpython::frames::PyThreadState;
+
+    fn native(function: Option<&str>, module: &str) -> Frame {
+        Frame {
+            function: function.map(str::to_string),
+            module: Some(module.to_string()),
+            ..Frame::native(0x1000, 0x2000)
+        }
+    }
+
+    #[test]
+    fn take_gil_by_name_or_by_its_public_caller() {
+        let libc = |f| native(Some(f), "/usr/lib/x86_64-linux-gnu/libc.so.6");
+        let py = |f| native(f, "/usr/bin/python3.11");
+        // Symbols: take_gil itself.
+        assert!(taking_gil(&[
+            libc("__futex_abstimed_wait_common"),
+            py(Some("take_gil"))
+        ]));
+        // Stripped (Debian): unnamed take_gil inside PyEval_RestoreThread,
+        // asleep in the condvar or running between two timed waits.
+        let asleep = [
+            libc("__futex_abstimed_wait_common64"),
+            libc("___pthread_cond_timedwait64"),
+            py(None),
+            py(Some("PyEval_RestoreThread")),
+            py(Some("PyObject_Vectorcall")),
+        ];
+        assert!(taking_gil(&asleep));
+        assert!(taking_gil(&asleep[2..]));
+        assert!(taking_gil(&[py(None), py(Some("PyEval_AcquireThread"))]));
+        // A named interpreter function inside it: past take_gil.
+        assert!(!taking_gil(&[
+            py(Some("_PyThreadState_Swap")),
+            py(Some("PyEval_RestoreThread"))
+        ]));
+        // Elsewhere entirely.
+        assert!(!taking_gil(&[
+            libc("__futex_abstimed_wait_common64"),
+            py(Some("PyThread_acquire_lock_timed"))
+        ]));
+        assert!(!taking_gil(&[]));
+    }
+
+    fn analyzed(tid: i32, tstate: u64) -> Analyzed {
+        Analyzed {
+            state: PyThreadState {
+                addr: tstate,
+                interp: 0x100,
+                ident: tid as u64,
+                native_id: tid,
+                frames: Vec::new(),
+                frame_error: None,
+            },
+            host_tid: tid,
+            futex: Some(0x5000),
+            in_take_gil: false,
+        }
+    }
+
+    fn wait(kind: ResourceKind, address: u64, owner: Option<i32>, how: &str) -> Option<Wait> {
+        Some(Wait {
+            resource: Resource {
+                kind,
+                address,
+                pid: 1,
+                name: None,
+                shared_key: None,
+            },
+            owner: match owner {
+                Some(tid) => Owner {
+                    tid: Some(tid),
+                    pid: Some(1),
+                    confidence: Confidence::Exact,
+                    evidence: "GIL locked".into(),
+                    dead: false,
+                },
+                None => Owner::unknown("none"),
+            },
+            how: how.into(),
+            site_frame: None,
+        })
+    }
+
+    const GIL: u64 = 0x9000;
+
+    fn gil(holder: u64) -> Vec<(u64, GilInfo)> {
+        vec![(
+            0x100,
+            GilInfo {
+                base: GIL,
+                locked: true,
+                last_holder: holder,
+            },
+        )]
+    }
+
+    fn findings(waits: Vec<Option<Wait>>) -> Vec<ThreadFindings> {
+        waits
+            .into_iter()
+            .map(|wait| ThreadFindings {
+                wait,
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// A busy process: at the stop, thread 11 was waiting for the GIL; by the
+    /// time the GIL is read, 11 has it. Without care that is 11 waiting for
+    /// itself: a self-deadlock in a healthy process.
+    #[test]
+    fn gil_holder_that_was_waiting_at_the_stop_is_not_trusted() {
+        let threads = [analyzed(10, 0xa0), analyzed(11, 0xb0)];
+        for stale in [
+            wait(ResourceKind::Gil, GIL, Some(11), "take_gil"),
+            wait(ResourceKind::PyLock, 0x7000, None, "threading.Lock.acquire"),
+            wait(ResourceKind::Thread, 0x7100, Some(10), "threading.Thread.join"),
+        ] {
+            let mut f = findings(vec![wait(ResourceKind::Gil, GIL, Some(11), "take_gil"), stale]);
+            let mut g = gil(0xb0);
+            distrust_stale_gil_holders(&threads, &mut f, &mut g);
+            assert_eq!(g[0].1.last_holder, 0, "no holder");
+            assert!(g[0].1.locked);
+            let w = f[0].wait.as_ref().unwrap();
+            assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
+            assert!(w.owner.evidence.contains("changed hands"), "{}", w.owner.evidence);
+            if f[1].wait.as_ref().unwrap().resource.kind == ResourceKind::Gil {
+                assert_eq!(f[1].wait.as_ref().unwrap().owner.tid, None, "nor its own wait");
+            }
+        }
+    }
+
+    /// The GIL + native deadlock: the holder sleeps on a C mutex while
+    /// holding the GIL. That holder is consistent with the capture.
+    #[test]
+    fn gil_holder_blocked_in_native_code_is_kept() {
+        let threads = [analyzed(10, 0xa0), analyzed(11, 0xb0)];
+        for holder_wait in [
+            wait(ResourceKind::Mutex, 0x6000, Some(10), "pthread_mutex_lock (normal)"),
+            None,
+        ] {
+            let mut f = findings(vec![wait(ResourceKind::Gil, GIL, Some(11), "take_gil"), holder_wait]);
+            let mut g = gil(0xb0);
+            distrust_stale_gil_holders(&threads, &mut f, &mut g);
+            assert_eq!(g[0].1.last_holder, 0xb0);
+            let w = f[0].wait.as_ref().unwrap();
+            assert_eq!((w.owner.tid, w.owner.confidence), (Some(11), Confidence::Exact));
+        }
+    }
 }

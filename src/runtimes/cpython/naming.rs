@@ -10,7 +10,8 @@
 //! then the frames' module globals and their attributes (`account._lock`).
 //! Frames of `threading.py` / `queue.py` are searched last, so an object is
 //! named from the user's code (`jobs`) rather than from inside `Queue.get`
-//! (`self`).
+//! (`self`); there a bare `self` is skipped for the next frame's name
+//! (`Timer.run`'s `self.finished`).
 
 use std::collections::HashMap;
 
@@ -98,9 +99,16 @@ pub fn frame_locals(walker: &Walker, frame: &PyFrame) -> Vec<(String, u64)> {
 pub fn name_object(walker: &Walker, thread: &PyThreadState, target: u64) -> Option<String> {
     let (user, library): (Vec<&PyFrame>, Vec<&PyFrame>) =
         thread.frames.iter().partition(|f| !is_sync_library(&f.code.filename));
-    for group in [user, library] {
+    let mut fallback = None;
+    for (group, is_library) in [(user, false), (library, true)] {
         for frame in &group {
             if let Some(n) = name_in_locals(walker, frame, target) {
+                // Inside threading.py, the object a method runs on is just
+                // `self` (Event.wait's): a caller's `self.finished` says more.
+                if is_library && n == "self" {
+                    fallback = Some(n);
+                    continue;
+                }
                 return Some(n);
             }
         }
@@ -115,7 +123,7 @@ pub fn name_object(walker: &Walker, thread: &PyThreadState, target: u64) -> Opti
             }
         }
     }
-    None
+    fallback
 }
 
 fn name_in_locals(walker: &Walker, frame: &PyFrame, target: u64) -> Option<String> {

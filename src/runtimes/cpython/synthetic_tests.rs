@@ -318,6 +318,7 @@ fn free_threaded_314_walk_wait_and_hold() {
         pause: Duration::ZERO,
         capture_time: Duration::ZERO,
         no_stop: false,
+        wait_memory: Vec::new(),
     };
     let view = ProcessView {
         snapshot: &snap,

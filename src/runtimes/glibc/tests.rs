@@ -433,6 +433,36 @@ fn cond_sem_and_barrier_from_memory_alone() {
         .all(|f| f.wait.as_ref().unwrap().owner.confidence == Confidence::Unknown));
 }
 
+/// rust_idle: two threads in `Condvar::wait` on a static whose neighbours
+/// happen to look like a glibc condvar with waiters. The stack names Rust
+/// std's futex wait, so glibc does not claim the wait (it used to report a
+/// "pthread_cond_wait" on an unrelated static).
+#[test]
+fn rust_std_futex_wait_is_not_guessed_as_a_glibc_object() {
+    let cond = BASE + 0x400;
+    let mut img = Image::new();
+    img.u32(cond + 36, 8).u32(cond + 16, 2); // glibc-condvar-like bytes around the word
+    let snap = snapshot(PID, vec![thread(10, futex(cond + 40, 137, 0), 0)], vec![]);
+    let rust = stack(&[
+        ("syscall", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+        ("std::sys::pal::unix::futex::futex_wait", "/tmp/rust_idle"),
+        (
+            "std::sys::sync::condvar::futex::Condvar::wait_optional_timeout",
+            "/tmp/rust_idle",
+        ),
+        ("rust_idle::waiter", "/tmp/rust_idle"),
+    ]);
+    let out = run(&snap, &img, &Symbols::default(), &[rust], &NoTasks);
+    assert!(out[0].wait.is_none(), "{:?}", out[0].wait);
+    assert!(out[0].blocked_in.is_some());
+    // Without names, memory alone still recognizes the glibc condvar.
+    let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
+    assert_eq!(
+        (wait(&out[0]).resource.kind, wait(&out[0]).resource.address),
+        (ResourceKind::CondVar, cond)
+    );
+}
+
 #[test]
 fn rust_style_futex_is_left_alone() {
     // A Rust std Mutex: u32 state 2 followed by a poison byte and zeros;
@@ -587,5 +617,162 @@ fn garbage_memory_and_arguments_never_panic() {
             symbols: &syms,
         };
         assert_eq!(crate::runtimes::native::analyze_with(&view, &NoTasks).len(), 4);
+    }
+}
+
+/// pi_cycle: t1 (10) sleeps in FUTEX_LOCK_PI on lock_b, owned by t2 (11);
+/// t2 asked for lock_a (owned by t1), got EDEADLK, and glibc parked it in a
+/// FUTEX_WAIT on a zero word in its own frame. The mutex is recovered from
+/// the lock function's registers and frame, and only the candidate whose
+/// owner chain leads back to t2 is taken.
+mod pi_park {
+    use super::*;
+    use crate::graph;
+
+    const SP: u64 = 0x7000_0000;
+    /// The parked word, in __pthread_mutex_lock_full's frame (frame 1; its
+    /// caller's frame starts at SP + 0x300).
+    const PARKED: u64 = SP + 0x24;
+
+    fn parked_stack() -> Stack {
+        stack(&[
+            ("__futex_abstimed_wait_common", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ("__pthread_mutex_lock_full", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ("cycle2_side_main", "/tmp/pi_cycle"),
+        ])
+    }
+
+    /// t2 parked with `words` on its stack from SP and `r14` live; t1 in
+    /// LOCK_PI on `t1_waits_on` (if any).
+    fn scene(img: &Image, words: &[u64], r14: u64, t1_waits_on: Option<u64>) -> (Snapshot, BufferMemory, Vec<Stack>) {
+        let mut t2 = thread(11, futex(PARKED, 393, 0), BASE + 0x8000);
+        t2.regs.rsp = SP;
+        t2.regs.r14 = r14;
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        bytes.resize(0x400, 0);
+        t2.stack = CopiedRegion { start: SP, bytes };
+        let t1 = thread(10, t1_waits_on.and_then(|a| futex(a, 134, 0)), BASE + 0x9000);
+        let snap = snapshot(PID, vec![thread(9, None, 0), t1, t2], vec![]);
+        let mem = BufferMemory {
+            regions: vec![
+                CopiedRegion {
+                    start: BASE,
+                    bytes: img.0.clone(),
+                },
+                snap.threads[2].stack.clone(),
+            ],
+        };
+        (snap, mem, vec![Stack::default(), Stack::default(), parked_stack()])
+    }
+
+    fn analyze_scene(snap: &Snapshot, mem: &BufferMemory, stacks: &[Stack]) -> Vec<ThreadFindings> {
+        let syms = lock_symbols();
+        let view = ProcessView {
+            snapshot: snap,
+            stacks,
+            memory: mem,
+            symbols: &syms,
+        };
+        analyze_with(&view, &NoTasks)
+    }
+
+    fn pi_locks() -> Image {
+        let mut img = Image::new();
+        // lock_a owned by t1; lock_b owned by t2 with t1 queued on it.
+        img.mutex(LOCK_A, 10, 0, layout::MUTEX_PRIO_INHERIT).mutex(
+            LOCK_B,
+            FUTEX_WAITERS | 11,
+            0,
+            layout::MUTEX_PRIO_INHERIT,
+        );
+        img
+    }
+
+    #[test]
+    fn the_cycle_the_kernel_refused_is_reported() {
+        let img = pi_locks();
+        // The frame holds both mutexes (saved caller registers), r14 = &lock_a->__kind.
+        let mut words = vec![0u64; 16];
+        words[7] = LOCK_B;
+        words[8] = LOCK_A;
+        let (snap, mem, stacks) = scene(&img, &words, LOCK_A + 16, Some(LOCK_B));
+        let out = analyze_scene(&snap, &mem, &stacks);
+
+        let w1 = wait(&out[1]);
+        assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::PiMutex, LOCK_B));
+        assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(11), Confidence::Exact));
+
+        let w2 = wait(&out[2]);
+        assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::PiMutex, LOCK_A));
+        assert_eq!(w2.resource.name.as_deref(), Some("lock_a"));
+        assert_eq!((w2.owner.tid, w2.owner.pid), (Some(10), Some(PID)));
+        assert_eq!(
+            w2.owner.confidence,
+            Confidence::Inferred,
+            "the mutex is deduced, not read"
+        );
+        assert!(w2.owner.evidence.contains("EDEADLK"), "{}", w2.owner.evidence);
+        assert!(
+            w2.owner.evidence.contains("callee-saved register r14"),
+            "{}",
+            w2.owner.evidence
+        );
+        assert!(w2.how.contains("parked"), "{}", w2.how);
+        assert_eq!(w2.site_frame, Some(2));
+        // t1 holds lock_a as far as lockdump can tell (inferred through t2's wait).
+        assert!(out[1]
+            .holds
+            .iter()
+            .any(|h| h.resource.address == LOCK_A && h.confidence == Confidence::Inferred));
+
+        let v = graph::analyze(snap.threads.iter().zip(&out).map(|(t, f)| (PID, t.tid, f)));
+        assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
+        assert_eq!(v.deadlocks[0].threads, vec![(PID, 10), (PID, 11)]);
+        assert_eq!(v.deadlocks[0].confidence, Confidence::Inferred);
+    }
+
+    #[test]
+    fn no_edge_when_nothing_explains_the_refusal() {
+        let img = pi_locks();
+        let mut words = vec![0u64; 16];
+        words[8] = LOCK_A;
+        // t1 runs (no LOCK_PI wait): lock_a's owner does not lead back to t2,
+        // and t2 owns no referenced mutex. Nothing is invented.
+        let (snap, mem, stacks) = scene(&img, &words, 0, None);
+        let out = analyze_scene(&snap, &mem, &stacks);
+        let w2 = wait(&out[2]);
+        assert_eq!(w2.resource.kind, ResourceKind::PiMutex);
+        assert_eq!(w2.owner.tid, None);
+        assert_eq!(w2.owner.confidence, Confidence::Unknown);
+        assert!(
+            w2.owner.evidence.contains("no priority-inheritance mutex"),
+            "{}",
+            w2.owner.evidence
+        );
+    }
+
+    #[test]
+    fn relocking_an_owned_pi_mutex_is_a_self_deadlock() {
+        let img = pi_locks();
+        let mut words = vec![0u64; 16];
+        words[3] = LOCK_B;
+        let (snap, mem, stacks) = scene(&img, &words, 0, None);
+        let out = analyze_scene(&snap, &mem, &stacks);
+        let w2 = wait(&out[2]);
+        assert_eq!((w2.resource.address, w2.owner.tid), (LOCK_B, Some(11)));
+        assert!(w2.owner.evidence.contains("relocking"), "{}", w2.owner.evidence);
+    }
+
+    #[test]
+    fn a_zero_word_outside_the_lock_frame_is_not_a_park() {
+        let img = pi_locks();
+        let words = vec![LOCK_A; 16];
+        let (mut snap, mem, stacks) = scene(&img, &words, 0, Some(LOCK_B));
+        // The same wait on a word in the caller's frame (from SP + 0x300).
+        snap.threads[2].syscall = futex(SP + 0x380, 393, 0);
+        let out = analyze_scene(&snap, &mem, &stacks);
+        let w2 = wait(&out[2]);
+        assert_ne!(w2.resource.address, LOCK_A);
+        assert_eq!(w2.owner.tid, None);
     }
 }

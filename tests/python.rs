@@ -1,0 +1,1076 @@
+//! End to end on Python: the lockdump binary against every Python fixture on
+//! every interpreter (`common::for_each_python`: pyenv 3.11, Debian's
+//! stripped 3.11, 3.12, 3.13 and the free-threaded 3.13t).
+//!
+//! Every check reads `lockdump -p PID --json` (the interface CI jobs parse)
+//! and compares it with what the fixture itself printed on its READY line:
+//! native thread ids by Python thread name, object addresses by variable
+//! name, and the source line each thread blocks on (found from the
+//! `@line:KEY` markers of the fixture's source). Asserted: the exit code, the
+//! cycle's TIDs in cycle order (up to rotation), the Python names and kinds of
+//! the locks, the owners and how sure lockdump is of them, every waiting
+//! thread's Python `file:line`, the Python thread names, and which frames are
+//! shown with and without `--native`.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use common::{
+    build_shared_lib, for_each_python, marked_line, python_fixture, python_source, run_lockdump, Fixture, Interpreter,
+};
+use serde_json::Value;
+
+// ---- running lockdump -------------------------------------------------------
+
+/// One `lockdump -p PID --json` run.
+struct Dump {
+    code: i32,
+    json: Value,
+    /// What the failure messages show: a line per thread.
+    brief: String,
+}
+
+/// Run lockdump on the fixture with `--json` and `extra` arguments.
+fn dump(fx: &Fixture, extra: &[&str]) -> Dump {
+    let pid = fx.pid().to_string();
+    let mut args = vec!["-p", pid.as_str(), "--json"];
+    args.extend_from_slice(extra);
+    let out = run_lockdump(&args);
+    let code = out
+        .status
+        .code()
+        .unwrap_or_else(|| panic!("lockdump {args:?} died: {:?}", out.status));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "lockdump {args:?} (exit {code}) did not print JSON ({e}):\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let brief = brief(&json);
+    Dump { code, json, brief }
+}
+
+/// The text report (no `--json`), with its exit code.
+fn dump_text(fx: &Fixture) -> (i32, String) {
+    let out = run_lockdump(&["-p", &fx.pid().to_string()]);
+    let code = out.status.code().expect("lockdump exit code");
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// One line per thread: what it waits on, who owns it, what it holds.
+fn brief(json: &Value) -> String {
+    let mut out = format!("verdict: {}\n", json["verdict"]["headline"]);
+    for d in json["deadlocks"].as_array().into_iter().flatten() {
+        out += &format!("  cycle {} {}\n", d["threads"], d["resource_names"]);
+    }
+    for t in json["threads"].as_array().into_iter().flatten() {
+        let b = &t["blocked_on"];
+        let top = &t["frames"][0];
+        out += &format!(
+            "  {} {:?}: waits {} {} owner {} ({}) at {}:{} | top {}:{} | holds {} | in {}\n",
+            t["tid"],
+            t["python_name"].as_str().unwrap_or("-"),
+            b["kind"],
+            b["name"],
+            b["owner_tid"],
+            b["confidence"],
+            b["site"]["function"],
+            b["site"]["line"],
+            top["function"],
+            top["line"],
+            t["holds"]
+                .as_array()
+                .map(|h| h
+                    .iter()
+                    .map(|h| format!("{}:{}({})", h["kind"], h["name"], h["confidence"]))
+                    .collect::<Vec<_>>()
+                    .join(","))
+                .unwrap_or_default(),
+            t["blocked_in"],
+        );
+    }
+    out
+}
+
+impl Dump {
+    fn fail(&self, msg: impl std::fmt::Display) -> ! {
+        panic!("{msg}\nlockdump exit {}, report:\n{}", self.code, self.brief)
+    }
+
+    fn find_thread(&self, tid: i32) -> Option<&Value> {
+        self.json["threads"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["tid"] == tid))
+    }
+
+    fn thread(&self, tid: i32) -> &Value {
+        self.find_thread(tid)
+            .unwrap_or_else(|| self.fail(format_args!("no thread {tid} in the report")))
+    }
+
+    fn deadlocks(&self) -> &[Value] {
+        self.json["deadlocks"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| self.fail("no deadlocks array"))
+    }
+
+    fn blocked_behind(&self) -> Vec<i32> {
+        self.json["verdict"]["blocked_behind"]
+            .as_array()
+            .unwrap_or_else(|| self.fail("no verdict.blocked_behind"))
+            .iter()
+            .map(|v| v.as_i64().expect("tid") as i32)
+            .collect()
+    }
+
+    /// Exit 0, no cycle.
+    fn assert_no_deadlock(&self) {
+        if self.code != 0 || !self.deadlocks().is_empty() || self.json["verdict"]["deadlock"] != false {
+            self.fail("expected no deadlock (exit 0)");
+        }
+        assert_eq!(self.json["verdict"]["headline"], "No deadlock found.");
+    }
+}
+
+// ---- what a fixture leads us to expect --------------------------------------
+
+/// The TID READY gives for a thread name.
+fn tid(fx: &Fixture, name: &str) -> i32 {
+    fx.tid(name)
+}
+
+/// READY's `main` is `threading`'s "MainThread".
+fn python_name(name: &str) -> &str {
+    if name == "main" {
+        "MainThread"
+    } else {
+        name
+    }
+}
+
+fn hex(v: u64) -> String {
+    format!("{v:#x}")
+}
+
+/// The line READY gives for `thread`, which must be the `@line:KEY` marker.
+fn ready_line(fx: &Fixture, file: &str, thread: &str, key: &str) -> u32 {
+    let want = marked_line(&python_source(file), key);
+    let got = fx.ready.lines.get(thread).copied();
+    assert_eq!(got, Some(want), "READY lines.{thread} vs @line:{key} of {file}");
+    want
+}
+
+fn is_file(v: &Value, file: &str) -> bool {
+    v.as_str()
+        .is_some_and(|f| Path::new(f).file_name() == Some(file.as_ref()))
+}
+
+/// `site` (or a frame) is `file:line`.
+fn assert_at(d: &Dump, what: &str, site: &Value, file: &str, line: u32) {
+    if !is_file(&site["file"], file) || site["line"] != line {
+        d.fail(format_args!("{what}: expected {file}:{line}, got {site}"));
+    }
+}
+
+/// Default output: the Python threads show Python frames only, innermost
+/// first, and each has its `threading` name.
+fn assert_python_frames_only(d: &Dump, fx: &Fixture) {
+    for (name, &t) in &fx.ready.threads {
+        let th = d.thread(t);
+        if th["python_name"] != python_name(name) {
+            d.fail(format_args!("thread {t}: python_name {} != {name}", th["python_name"]));
+        }
+        let frames = th["frames"].as_array().expect("frames");
+        if frames.is_empty() || frames.iter().any(|f| f["kind"] != "python") {
+            d.fail(format_args!(
+                "{name}: default output must show Python frames only: {frames:?}"
+            ));
+        }
+    }
+}
+
+/// The owner named by a wait.
+fn owner(b: &Value) -> Option<i32> {
+    b["owner_tid"].as_i64().map(|t| t as i32)
+}
+
+/// One edge of an expected cycle: `thread` waits (on its line `key`) for a
+/// lock READY calls `lock` (`None`: the GIL, which READY cannot name),
+/// reported with `kind` and name `shown`; the next edge's thread holds it.
+#[derive(Clone, Copy)]
+struct Edge {
+    thread: &'static str,
+    key: &'static str,
+    lock: Option<&'static str>,
+    kind: &'static str,
+    shown: &'static str,
+    /// The marker on the holder's `with` statement, when the test checks
+    /// that the evidence names it.
+    held_at: Option<&'static str>,
+}
+
+const fn edge(thread: &'static str, key: &'static str, lock: &'static str, kind: &'static str) -> Edge {
+    Edge {
+        thread,
+        key,
+        lock: Some(lock),
+        kind,
+        shown: lock,
+        held_at: None,
+    }
+}
+
+/// The evidence an exact owner of this kind must come with.
+fn evidence_for(kind: &str) -> &'static str {
+    match kind {
+        "py_lock" => "`with` block from line ",
+        "py_r_lock" => "RLock owner = thread ident ",
+        "gil" => "GIL locked, last_holder = PyThreadState ",
+        "mutex" => "__owner = ",
+        other => panic!("no evidence rule for {other}"),
+    }
+}
+
+/// Exactly one deadlock: `edges` in cycle order (up to rotation), every owner
+/// exact; each waiting thread at its marked line (the `site` of its wait and
+/// its innermost Python frame); each owner listing the lock among its holds.
+fn assert_cycle(d: &Dump, fx: &Fixture, file: &str, edges: &[Edge]) {
+    if d.code != 1 || d.json["verdict"]["deadlock"] != true || d.deadlocks().len() != 1 {
+        d.fail("expected exactly one deadlock (exit 1)");
+    }
+    let cycle = &d.deadlocks()[0];
+    assert_eq!(cycle["confidence"], "exact", "cycle confidence");
+    let want: Vec<i32> = edges.iter().map(|e| tid(fx, e.thread)).collect();
+    let got: Vec<i32> = cycle["threads"]
+        .as_array()
+        .expect("cycle threads")
+        .iter()
+        .map(|v| v.as_i64().expect("tid") as i32)
+        .collect();
+    let Some(start) = got
+        .iter()
+        .position(|&t| t == want[0])
+        .filter(|_| got.len() == want.len())
+    else {
+        d.fail(format_args!("cycle {got:?}, expected {want:?} (up to rotation)"));
+    };
+    let rotated: Vec<i32> = got[start..].iter().chain(&got[..start]).copied().collect();
+    if rotated != want {
+        d.fail(format_args!("cycle {got:?}, expected {want:?} (up to rotation)"));
+    }
+    let json_edges = cycle["edges"].as_array().expect("edges");
+    for (i, e) in edges.iter().enumerate() {
+        let waiter = tid(fx, e.thread);
+        let holder = tid(fx, edges[(i + 1) % edges.len()].thread);
+        let line = ready_line(fx, file, e.thread, e.key);
+        let what = format!("{} waits for {}", e.thread, e.shown);
+
+        // The thread's own view.
+        let th = d.thread(waiter);
+        let b = &th["blocked_on"];
+        if b["kind"] != e.kind || b["name"] != e.shown || owner(b) != Some(holder) || b["confidence"] != "exact" {
+            d.fail(format_args!("{what} ({}) held by {holder}, exact: got {b}", e.kind));
+        }
+        if let Some(lock) = e.lock {
+            assert_eq!(b["address"], hex(fx.lock(lock)), "{what}: address of {lock}");
+        }
+        let evidence = b["evidence"].as_str().unwrap_or_default();
+        if !evidence.contains(evidence_for(e.kind)) {
+            d.fail(format_args!("{what}: evidence {evidence:?}"));
+        }
+        if let Some(key) = e.held_at {
+            let with_line = marked_line(&python_source(file), key);
+            if !evidence.contains(&format!("`with` block from line {with_line} open in ")) {
+                d.fail(format_args!(
+                    "{what}: evidence must name the `with` at line {with_line}: {evidence:?}"
+                ));
+            }
+        }
+        assert_at(d, &format!("{what}: site"), &b["site"], file, line);
+        let innermost = th["frames"]
+            .as_array()
+            .and_then(|f| f.iter().find(|f| f["kind"] == "python"))
+            .unwrap_or_else(|| d.fail(format_args!("{what}: no Python frame")));
+        assert_at(d, &format!("{what}: innermost Python frame"), innermost, file, line);
+
+        // The holder lists it, as sure as the edge.
+        let holds = d.thread(holder)["holds"].as_array().expect("holds");
+        let held = holds.iter().find(|h| {
+            h["kind"] == e.kind
+                && match e.lock {
+                    Some(lock) => h["address"] == hex(fx.lock(lock)),
+                    None => true,
+                }
+        });
+        match held {
+            Some(h) if h["confidence"] == "exact" => {}
+            _ => d.fail(format_args!("{what}: holder {holder} must hold it (exact): {holds:?}")),
+        }
+
+        // The cycle's edge says the same.
+        let je = &json_edges[(start + i) % edges.len()];
+        let same = je["from_tid"] == waiter
+            && je["to_tid"] == holder
+            && je["kind"] == e.kind
+            && je["name"] == e.shown
+            && je["confidence"] == "exact"
+            && je["address"] == b["address"];
+        if !same {
+            d.fail(format_args!("{what}: cycle edge {je}"));
+        }
+        assert_at(d, &format!("{what}: edge site"), &je["site"], file, line);
+    }
+}
+
+/// `main` (outside the cycle) joins `joined`, exactly, at its `main` marker,
+/// and the verdict lists it as blocked behind the cycle when there is one.
+fn assert_main_joins(d: &Dump, fx: &Fixture, file: &str, joined: &str, behind_cycle: bool) {
+    let main = tid(fx, "main");
+    let b = &d.thread(main)["blocked_on"];
+    if b["kind"] != "thread" || b["name"] != joined || owner(b) != Some(tid(fx, joined)) || b["confidence"] != "exact" {
+        d.fail(format_args!("main must join {joined} (exact owner): {b}"));
+    }
+    assert_eq!(b["how"], "threading.Thread.join");
+    assert_at(d, "main's join", &b["site"], file, ready_line(fx, file, "main", "main"));
+    assert_eq!(
+        d.blocked_behind().contains(&main),
+        behind_cycle,
+        "main blocked behind the cycle"
+    );
+}
+
+/// The verdict reduced to names (thread names, READY's lock names, lines in
+/// the fixture's own file), to compare interpreters with each other.
+fn normalized(d: &Dump, fx: &Fixture, file: &str) -> String {
+    let names: BTreeMap<i64, &str> = fx.ready.threads.iter().map(|(n, &t)| (t as i64, n.as_str())).collect();
+    let locks: BTreeMap<String, &str> = fx.ready.locks.iter().map(|(n, &a)| (hex(a), n.as_str())).collect();
+    let name = |v: &Value| {
+        v.as_i64()
+            .and_then(|t| names.get(&t).copied())
+            .unwrap_or("?")
+            .to_string()
+    };
+    let lock = |v: &Value| {
+        v.as_str()
+            .and_then(|a| locks.get(a).copied())
+            .unwrap_or("(other)")
+            .to_string()
+    };
+    let site = |s: &Value| {
+        if is_file(&s["file"], file) {
+            format!("{file}:{}", s["line"])
+        } else {
+            format!("{}", s["function"])
+        }
+    };
+    let mut out = format!("exit {} {}\n", d.code, d.json["verdict"]["headline"]);
+    for c in d.deadlocks() {
+        for e in c["edges"].as_array().expect("edges") {
+            out += &format!(
+                "  edge {} -> {} on {} {} {} {}\n",
+                name(&e["from_tid"]),
+                name(&e["to_tid"]),
+                e["kind"],
+                e["name"],
+                lock(&e["address"]),
+                e["confidence"]
+            );
+        }
+    }
+    for (n, &t) in &fx.ready.threads {
+        let Some(th) = d.find_thread(t) else {
+            out += &format!("  {n}: gone\n");
+            continue;
+        };
+        let b = &th["blocked_on"];
+        out += &format!(
+            "  {n} ({}): {} {} {} owner {} {} at {}; top {}",
+            th["python_name"],
+            b["kind"],
+            b["name"],
+            lock(&b["address"]),
+            name(&b["owner_tid"]),
+            b["confidence"],
+            site(&b["site"]),
+            site(&th["frames"][0]),
+        );
+        for h in th["holds"].as_array().into_iter().flatten() {
+            out += &format!(
+                "; holds {} {} {} {}",
+                h["kind"],
+                h["name"],
+                lock(&h["address"]),
+                h["confidence"]
+            );
+        }
+        out += "\n";
+    }
+    out
+}
+
+/// Run `check` on every interpreter; it returns the normalized verdict, and
+/// Debian's stripped 3.11 must give exactly the verdict pyenv's 3.11 gives.
+fn on_every_python(check: impl Fn(&Interpreter) -> String + Sync) {
+    let seen: Mutex<BTreeMap<String, String>> = Mutex::default();
+    for_each_python(|py| {
+        let v = check(py);
+        seen.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(py.label.clone(), v);
+    });
+    let seen = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    let (Some(pyenv), Some(debian)) = (seen.get("3.11"), seen.get("3.11-debian")) else {
+        panic!("3.11 and 3.11-debian must both be tested: {:?}", seen.keys());
+    };
+    assert_eq!(debian, pyenv, "Debian's stripped 3.11 and pyenv's 3.11 disagree");
+}
+
+/// Start fixtures/python/FILE on `py` and wait until every READY thread has
+/// been blocked, unchanged, for a while.
+fn blocked(py: &Interpreter, file: &str) -> Fixture {
+    let fx = Fixture::spawn_blocked(python_fixture(&py.path, file, &[]));
+    assert_eq!(
+        fx.ready.raw["gil"].as_bool(),
+        Some(!py.label.ends_with('t')),
+        "READY gil flag on {}",
+        py.label
+    );
+    fx
+}
+
+// ---- deadlocks ----------------------------------------------------------------
+
+/// A two- or three-thread cycle on Python locks, main joining t1 behind it.
+fn check_cycle_fixture(py: &Interpreter, file: &str, edges: &[Edge], headline: &str) -> String {
+    let fx = blocked(py, file);
+    let d = dump(&fx, &[]);
+    assert_cycle(&d, &fx, file, edges);
+    assert_eq!(d.json["verdict"]["headline"], headline);
+    assert_main_joins(&d, &fx, file, "t1", true);
+    assert_python_frames_only(&d, &fx);
+    normalized(&d, &fx, file)
+}
+
+#[test]
+fn seed_two_locks_with() {
+    let file = "seed_two_locks_with.py";
+    on_every_python(|py| {
+        check_cycle_fixture(
+            py,
+            file,
+            &[
+                // The evidence names the `with` statement that took the lock.
+                Edge {
+                    held_at: Some("hold_b"),
+                    ..edge("t1", "t1", "lock_b", "py_lock")
+                },
+                Edge {
+                    held_at: Some("hold_a"),
+                    ..edge("t2", "t2", "lock_a", "py_lock")
+                },
+            ],
+            "Found 1 deadlock (2 threads, 2 Python locks)",
+        )
+    });
+}
+
+#[test]
+fn seed_lock1_lock2() {
+    // The seed's code uses `with lock1:` / `with lock2:`: exact owners.
+    on_every_python(|py| {
+        check_cycle_fixture(
+            py,
+            "seed_lock1_lock2.py",
+            &[
+                edge("t1", "t1", "lock2", "py_lock"),
+                edge("t2", "t2", "lock1", "py_lock"),
+            ],
+            "Found 1 deadlock (2 threads, 2 Python locks)",
+        )
+    });
+}
+
+#[test]
+fn lock_ring3() {
+    // member(first, second): each lock is named as the waiting (and the
+    // holding) frame calls it, the parameter `second` (`first`).
+    let ring = |thread, lock| Edge {
+        shown: "second",
+        ..edge(thread, "wait", lock, "py_lock")
+    };
+    on_every_python(|py| {
+        let v = check_cycle_fixture(
+            py,
+            "lock_ring3.py",
+            &[ring("t1", "lock_b"), ring("t2", "lock_c"), ring("t3", "lock_a")],
+            "Found 1 deadlock (3 threads, 3 Python locks)",
+        );
+        assert!(
+            v.contains("holds \"py_lock\" \"first\""),
+            "holds are named `first`:\n{v}"
+        );
+        v
+    });
+}
+
+#[test]
+fn rlock_cycle() {
+    on_every_python(|py| {
+        check_cycle_fixture(
+            py,
+            "rlock_cycle.py",
+            &[
+                edge("t1", "t1", "rlock_b", "py_r_lock"),
+                edge("t2", "t2", "rlock_a", "py_r_lock"),
+            ],
+            "Found 1 deadlock (2 threads, 2 Python locks)",
+        )
+    });
+}
+
+#[test]
+fn mixed_lock_rlock_cycle() {
+    // One owner from the RLock's owner field, the other from t1's `with`.
+    on_every_python(|py| {
+        check_cycle_fixture(
+            py,
+            "mixed_lock_rlock_cycle.py",
+            &[
+                edge("t1", "t1", "rlock_b", "py_r_lock"),
+                edge("t2", "t2", "lock_a", "py_lock"),
+            ],
+            "Found 1 deadlock (2 threads, 2 Python locks)",
+        )
+    });
+}
+
+#[test]
+fn seed_debug_logging() {
+    // thread(lock_a, lock_b) runs with the locks swapped in t2: t2's frame
+    // calls main()'s lock_a `lock_b`. Names are the waiting frame's own.
+    let file = "seed_debug_logging.py";
+    on_every_python(|py| {
+        let fx = blocked(py, file);
+        let d = dump(&fx, &[]);
+        assert_cycle(
+            &d,
+            &fx,
+            file,
+            &[
+                edge("t1", "wait", "lock_b", "py_lock"),
+                Edge {
+                    shown: "lock_b",
+                    ..edge("t2", "wait", "lock_a", "py_lock")
+                },
+            ],
+        );
+        // main() returned: the main thread waits in the interpreter's
+        // shutdown for a non-daemon thread (which one first is up to a set's
+        // order), behind the cycle.
+        let main = tid(&fx, "main");
+        let b = &d.thread(main)["blocked_on"];
+        let joined = ["t1", "t2"]
+            .into_iter()
+            .find(|n| owner(b) == Some(tid(&fx, n)))
+            .unwrap_or_else(|| d.fail(format_args!("main must wait for t1 or t2: {b}")));
+        if b["kind"] != "thread" || b["name"] != joined || b["confidence"] != "exact" {
+            d.fail(format_args!("main must wait for {joined} to exit (exact): {b}"));
+        }
+        assert_eq!(b["site"]["function"], "_shutdown");
+        assert!(d.blocked_behind().contains(&main));
+        assert_python_frames_only(&d, &fx);
+        // Which thread _shutdown waits for first is not deterministic.
+        normalized(&d, &fx, file)
+            .replace("owner t2", "owner t1")
+            .replace("\"t2\"", "\"t1\"")
+    });
+}
+
+#[test]
+fn seed_recursive_traverse_selflock() {
+    // A cycle of one: the inner recursive_traverse waits for the Lock the
+    // outer one holds in its `with` block.
+    let file = "seed_recursive_traverse_selflock.py";
+    on_every_python(|py| {
+        let fx = blocked(py, file);
+        let d = dump(&fx, &[]);
+        assert_cycle(&d, &fx, file, &[edge("main", "main", "lock", "py_lock")]);
+        assert_eq!(
+            d.json["verdict"]["headline"],
+            "Found 1 deadlock (1 thread, 1 Python lock)"
+        );
+        let th = d.thread(tid(&fx, "main"));
+        let evidence = th["blocked_on"]["evidence"].as_str().unwrap_or_default();
+        let with_line = marked_line(&python_source(file), "main");
+        let want = format!("this thread already holds it: `with` block from line {with_line} open in ");
+        assert!(evidence.starts_with(&want), "{evidence}");
+        // Held by the outer call, at its recursive call; waited for by the inner one.
+        let hold = &th["holds"][0];
+        assert_at(
+            &d,
+            "the hold",
+            &hold["site"],
+            file,
+            marked_line(&python_source(file), "recurse"),
+        );
+        let frames = th["frames"].as_array().expect("frames");
+        assert_eq!(frames[0]["function"], "main.<locals>.recursive_traverse");
+        assert_eq!(frames[1]["function"], "main.<locals>.recursive_traverse");
+        assert!(d.blocked_behind().is_empty());
+        assert_python_frames_only(&d, &fx);
+        normalized(&d, &fx, file)
+    });
+}
+
+#[test]
+fn seed_explicit_acquire() {
+    // lock_a.acquire() / lock_b.acquire(): a _thread.lock records no owner
+    // and no frame shows the earlier acquire(). lockdump does not infer one,
+    // so both waits have an unknown owner: no edge, no cycle. The verdict is
+    // "no deadlock found", with every thread blocked, and never an exact
+    // owner. (If owners ever get inferred from the bytecode, they must say
+    // "inferred" and this test must change with them.)
+    let file = "seed_explicit_acquire.py";
+    on_every_python(|py| {
+        let fx = blocked(py, file);
+        let d = dump(&fx, &[]);
+        d.assert_no_deadlock();
+        assert_eq!(d.json["verdict"]["all_blocked"], true);
+        for (thread, lock) in [("t1", "lock_b"), ("t2", "lock_a")] {
+            let th = d.thread(tid(&fx, thread));
+            let b = &th["blocked_on"];
+            if b["kind"] != "py_lock" || b["name"] != lock || b["address"] != hex(fx.lock(lock)) {
+                d.fail(format_args!("{thread} must wait on {lock}: {b}"));
+            }
+            if b["confidence"] == "exact" || !b["owner_tid"].is_null() {
+                d.fail(format_args!("{thread}: an explicit acquire() has no exact owner: {b}"));
+            }
+            assert_eq!(b["confidence"], "unknown", "{thread}");
+            let line = ready_line(&fx, file, thread, thread);
+            assert_at(&d, thread, &b["site"], file, line);
+            assert_at(&d, thread, &th["frames"][0], file, line);
+            assert_eq!(th["holds"], Value::Array(vec![]), "{thread} holds nothing visible");
+        }
+        assert_main_joins(&d, &fx, file, "t1", false);
+        assert_python_frames_only(&d, &fx);
+        let (code, text) = dump_text(&fx);
+        assert_eq!(code, 0);
+        assert!(text.starts_with("No deadlock found."), "{text}");
+        assert!(text.contains("Every thread is blocked"), "{text}");
+        normalized(&d, &fx, file)
+    });
+}
+
+/// Start gil_native_deadlock.py (`lib`: libgil_helper.so) and wait until it
+/// is stuck; also returns READY's "gil" flag.
+fn gil_fixture(py: &Interpreter, lib: &str) -> (Fixture, bool) {
+    let fx = Fixture::spawn(python_fixture(&py.path, "gil_native_deadlock.py", &[lib]));
+    let gil = fx.ready.raw["gil"].as_bool().expect("READY gil flag");
+    assert_eq!(gil, !py.label.ends_with('t'), "gil flag on {}", py.label);
+    // native_holder wakes every few ms to ask for the GIL again, so with a
+    // GIL only gil_holder settles for good (and then native_holder can never
+    // get past take_gil); without one, every thread does.
+    if gil {
+        fx.wait_blocked(&[tid(&fx, "gil_holder")]);
+    } else {
+        fx.wait_all_blocked();
+    }
+    (fx, gil)
+}
+
+#[test]
+fn gil_native_deadlock() {
+    // GIL builds: gil_holder holds the GIL and sleeps on the C mutex
+    // native_lock (through ctypes.PyDLL); native_holder owns native_lock and
+    // waits for the GIL. The GIL wait comes from CPython's analysis, the
+    // mutex wait from glibc's (CPython sees no wait of its own there), and
+    // both end up on the Python threads. Free-threaded: native_holder waits
+    // on the Python Lock py_lock, which gil_holder holds in a `with` block.
+    let lib = build_shared_lib("gil_helper");
+    let lib = lib.to_str().expect("utf-8 path");
+    let file = "gil_native_deadlock.py";
+    on_every_python(|py| {
+        let (fx, gil) = gil_fixture(py, lib);
+        let d = dump(&fx, &[]);
+        let native_lock = edge("gil_holder", "gil_holder", "native_lock", "mutex");
+        let first = if gil {
+            Edge {
+                thread: "native_holder",
+                key: "native_holder_gil",
+                lock: None,
+                kind: "gil",
+                shown: "GIL",
+                held_at: None,
+            }
+        } else {
+            edge("native_holder", "native_holder_nogil", "py_lock", "py_lock")
+        };
+        assert_cycle(&d, &fx, file, &[first, native_lock]);
+        assert_eq!(d.json["verdict"]["headline"], "Found 1 deadlock (2 threads, 2 locks)");
+        let holder = d.thread(tid(&fx, "gil_holder"));
+        let holds_gil = holder["holds"]
+            .as_array()
+            .expect("holds")
+            .iter()
+            .any(|h| h["kind"] == "gil");
+        assert_eq!(holds_gil, gil, "gil_holder holds the GIL iff there is one");
+        assert_eq!(holder["blocked_on"]["how"], "pthread_mutex_lock (normal)");
+        // main: joins gil_holder, or (if the GIL went for good before it got
+        // there) waits for the GIL gil_holder holds. Either way behind it.
+        let main = tid(&fx, "main");
+        let b = &d.thread(main)["blocked_on"];
+        let ok = owner(b) == Some(tid(&fx, "gil_holder"))
+            && b["confidence"] == "exact"
+            && (b["kind"] == "thread" || (gil && b["kind"] == "gil"));
+        if !ok {
+            d.fail(format_args!("main must wait behind gil_holder: {b}"));
+        }
+        assert!(d.blocked_behind().contains(&main), "main blocked behind the cycle");
+        assert_python_frames_only(&d, &fx);
+        normalized(&d, &fx, file)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("main "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+}
+
+// ---- hangs without a cycle, and healthy processes ------------------------------
+
+#[test]
+fn condition_misuse() {
+    // A lost wake-up: consumer waits on `cond` forever, but a Condition has
+    // no owner, so there is no edge: exit 0. Its `with cond:` block does not
+    // count as holding cond's lock: Condition.wait released it.
+    let file = "condition_misuse.py";
+    on_every_python(|py| {
+        let fx = blocked(py, file);
+        let d = dump(&fx, &[]);
+        d.assert_no_deadlock();
+        let th = d.thread(tid(&fx, "consumer"));
+        let b = &th["blocked_on"];
+        let ok = b["kind"] == "py_condition"
+            && b["name"] == "cond"
+            && b["address"] == hex(fx.lock("cond"))
+            && b["owner_tid"].is_null()
+            && b["confidence"] == "unknown"
+            && b["how"] == "threading.Condition.wait";
+        if !ok {
+            d.fail(format_args!("consumer must wait on cond, no owner: {b}"));
+        }
+        assert_at(
+            &d,
+            "consumer",
+            &b["site"],
+            file,
+            ready_line(&fx, file, "consumer", "consumer"),
+        );
+        assert_eq!(th["holds"], Value::Array(vec![]), "Condition.wait released cond's lock");
+        assert_main_joins(&d, &fx, file, "consumer", false);
+        assert_python_frames_only(&d, &fx);
+        normalized(&d, &fx, file)
+    });
+}
+
+#[test]
+fn condition_wait_woken_without_the_gil_holds_nothing() {
+    // waiter was notified but cannot get the GIL back inside Condition.wait:
+    // main holds it, asleep on a C mutex native_owner owns. waiter's caller
+    // still has `with cond:` open, yet cond's lock is free: waiter must not
+    // be reported holding it. No cycle: native_owner waits on an Event.
+    // Free-threaded, waiter just returns and exits.
+    let lib = build_shared_lib("gil_helper");
+    let lib = lib.to_str().expect("utf-8 path");
+    let file = "condition_gil_wait.py";
+    on_every_python(|py| {
+        let fx = Fixture::spawn(python_fixture(&py.path, file, &[lib]));
+        let gil = fx.ready.raw["gil"].as_bool().expect("READY gil flag");
+        assert_eq!(gil, !py.label.ends_with('t'), "gil flag on {}", py.label);
+        let (main, waiter, native_owner) = (tid(&fx, "main"), tid(&fx, "waiter"), tid(&fx, "native_owner"));
+        if gil {
+            fx.wait_all_blocked();
+        } else {
+            fx.wait_blocked(&[main, native_owner]);
+        }
+        let d = dump(&fx, &[]);
+        d.assert_no_deadlock();
+
+        let m = d.thread(main);
+        let b = &m["blocked_on"];
+        let ok = b["kind"] == "mutex"
+            && b["name"] == "native_lock"
+            && b["address"] == hex(fx.lock("native_lock"))
+            && owner(b) == Some(native_owner)
+            && b["confidence"] == "exact";
+        if !ok {
+            d.fail(format_args!(
+                "main must wait on native_lock, owned by native_owner: {b}"
+            ));
+        }
+        assert_at(&d, "main", &b["site"], file, ready_line(&fx, file, "main", "main"));
+        let holds: Vec<&Value> = m["holds"].as_array().expect("holds").iter().collect();
+        assert_eq!(
+            holds.iter().any(|h| h["kind"] == "gil" && h["confidence"] == "exact"),
+            gil,
+            "main holds the GIL: {holds:?}"
+        );
+
+        let o = d.thread(native_owner);
+        let b = &o["blocked_on"];
+        if b["kind"] != "py_event" || b["name"] != "stop" || !b["owner_tid"].is_null() {
+            d.fail(format_args!("native_owner must wait on the Event stop: {b}"));
+        }
+        let holds_native =
+            o["holds"].as_array().expect("holds").iter().any(|h| {
+                h["kind"] == "mutex" && h["address"] == hex(fx.lock("native_lock")) && h["confidence"] == "exact"
+            });
+        assert!(holds_native, "native_owner holds native_lock: {}", o["holds"]);
+
+        if gil {
+            let w = d.thread(waiter);
+            let b = &w["blocked_on"];
+            if b["kind"] != "gil" || owner(b) != Some(main) || b["confidence"] != "exact" {
+                d.fail(format_args!("waiter must wait for the GIL main holds: {b}"));
+            }
+            assert_eq!(b["site"]["function"], "Condition.wait", "{b}");
+            assert_eq!(
+                w["holds"],
+                Value::Array(vec![]),
+                "cond's lock is free: waiter holds nothing"
+            );
+            let frames = w["frames"].as_array().expect("frames");
+            let caller = frames.iter().find(|f| f["function"] == "waiter_body");
+            assert_at(
+                &d,
+                "waiter's caller",
+                caller.expect("waiter_body frame"),
+                file,
+                ready_line(&fx, file, "waiter", "waiter"),
+            );
+        } else {
+            common::wait_until("waiter to exit", || common::task_exists(fx.pid(), waiter), |e| !e);
+        }
+        normalized(&d, &fx, file)
+    });
+}
+
+/// Exit 0, no cycle, and `waiters` wait on `object` (kind, no owner) at
+/// their marker `key`; main joins `joined`.
+fn check_ownerless_waits(
+    py: &Interpreter,
+    file: &str,
+    kind: &str,
+    object: &str,
+    waiters: &[&str],
+    key: &str,
+) -> String {
+    let fx = blocked(py, file);
+    let d = dump(&fx, &[]);
+    d.assert_no_deadlock();
+    for &w in waiters {
+        let th = d.thread(tid(&fx, w));
+        let b = &th["blocked_on"];
+        let ok = b["kind"] == kind
+            && b["name"] == object
+            && b["address"] == hex(fx.lock(object))
+            && b["owner_tid"].is_null()
+            && b["confidence"] == "unknown";
+        if !ok {
+            d.fail(format_args!("{w} must wait on {object} ({kind}), no owner: {b}"));
+        }
+        let line = ready_line(&fx, file, w, key);
+        assert_at(&d, w, &b["site"], file, line);
+    }
+    assert_main_joins(&d, &fx, file, waiters[0], false);
+    assert_python_frames_only(&d, &fx);
+    normalized(&d, &fx, file)
+}
+
+#[test]
+fn healthy_event() {
+    on_every_python(|py| {
+        let v = check_ownerless_waits(py, "healthy_event.py", "py_event", "event", &["ev0", "ev1"], "wait");
+        // The Timer waits on its own Event: named from Timer.run, not as
+        // Event.wait's `self`.
+        assert!(
+            v.contains("timer (\"timer\"): \"py_event\" \"self.finished\""),
+            "the timer's Event is self.finished:\n{v}"
+        );
+        v
+    });
+}
+
+#[test]
+fn healthy_queue() {
+    on_every_python(|py| check_ownerless_waits(py, "healthy_queue.py", "py_queue", "q", &["c0", "c1"], "get"));
+}
+
+#[test]
+fn healthy_join() {
+    // Thread.join: the owner is the joined thread, exactly; s0 and s1 sleep
+    // (a syscall, not a lock wait).
+    let file = "healthy_join.py";
+    on_every_python(|py| {
+        let fx = blocked(py, file);
+        let d = dump(&fx, &[]);
+        d.assert_no_deadlock();
+        assert_main_joins(&d, &fx, file, "s0", false);
+        for s in ["s0", "s1"] {
+            let th = d.thread(tid(&fx, s));
+            assert!(th["blocked_on"].is_null(), "{s} sleeps: {}", th["blocked_on"]);
+            assert_eq!(th["blocked_in"], "clock_nanosleep", "{s}");
+            assert_at(&d, s, &th["frames"][0], file, ready_line(&fx, file, s, "sleep"));
+        }
+        assert_python_frames_only(&d, &fx);
+        normalized(&d, &fx, file)
+    });
+}
+
+#[test]
+fn healthy_contention_never_a_deadlock() {
+    // w0..w7 hammer one Lock: at any instant some wait for it (or for the
+    // GIL) while its holder runs. Twenty dumps, none may find a cycle, and
+    // the workers keep counting in between.
+    const DUMPS: usize = 20;
+    for_each_python(|py| {
+        let progress = common::unique_path(&format!("py-e2e-contention-{}.progress", py.label));
+        let p = progress.to_str().expect("utf-8 path");
+        let fx = Fixture::spawn(python_fixture(&py.path, "healthy_contention.py", &["--progress", p]));
+        let read = || -> Option<u64> { std::fs::read_to_string(&progress).ok()?.trim().parse().ok() };
+        let before = common::wait_until("the progress file", read, Option::is_some).expect("count");
+        for n in 0..DUMPS {
+            let d = dump(&fx, &[]);
+            if d.code != 0 || !d.deadlocks().is_empty() {
+                d.fail(format_args!("dump {n}: a healthy process reported as deadlocked"));
+            }
+            for (name, &t) in &fx.ready.threads {
+                let b = &d.thread(t)["blocked_on"];
+                if owner(b) == Some(t) {
+                    d.fail(format_args!("dump {n}: {name} waits on something it holds: {b}"));
+                }
+            }
+            assert_python_frames_only(&d, &fx);
+        }
+        common::wait_until("the count to grow after the dumps", read, |v| {
+            v.is_some_and(|n| n > before)
+        });
+        drop(fx);
+        let _ = std::fs::remove_file(&progress);
+    });
+}
+
+// ---- frames and the text report -----------------------------------------------
+
+/// `--native`: Python threads show native and Python frames, each run of
+/// Python frames just inside the `_PyEval_EvalFrameDefault` call that runs
+/// it; the waits keep their Python sites.
+#[test]
+fn native_flag_merges_frames_at_eval_calls() {
+    let lib = build_shared_lib("gil_helper");
+    let lib = lib.to_str().expect("utf-8 path");
+    for_each_python(|py| {
+        let file = "gil_native_deadlock.py";
+        let (fx, _) = gil_fixture(py, lib);
+        let d = dump(&fx, &["--native"]);
+        assert_eq!(d.code, 1, "the deadlock is found with --native too");
+        for (name, &t) in &fx.ready.threads {
+            let th = d.thread(t);
+            let frames = th["frames"].as_array().expect("frames");
+            let kinds: Vec<&str> = frames.iter().map(|f| f["kind"].as_str().unwrap_or("?")).collect();
+            if !kinds.contains(&"python") || !kinds.contains(&"native") {
+                d.fail(format_args!("{name}: --native shows both kinds: {kinds:?}"));
+            }
+            for (k, f) in frames.iter().enumerate() {
+                let run_ends = f["kind"] == "python" && frames.get(k + 1).is_some_and(|g| g["kind"] != "python");
+                let eval = frames.get(k + 1).and_then(|g| g["function"].as_str()).unwrap_or("");
+                if run_ends && eval != "_PyEval_EvalFrameDefault" {
+                    d.fail(format_args!(
+                        "{name}: Python frame #{k} is not inside an eval call: {frames:?}"
+                    ));
+                }
+            }
+            if frames.last().is_some_and(|f| f["kind"] == "python") {
+                d.fail(format_args!("{name}: the outermost frames are native"));
+            }
+        }
+        // gil_holder: the C function that blocks, then the Python caller.
+        let th = d.thread(tid(&fx, "gil_holder"));
+        let frames = th["frames"].as_array().expect("frames");
+        let at = |function: &str| frames.iter().position(|f| f["function"] == function);
+        let (Some(c), Some(p)) = (at("native_lock_acquire"), at("gil_holder_body")) else {
+            d.fail("gil_holder: native_lock_acquire and gil_holder_body in the merged stack");
+        };
+        assert!(c < p, "the C call is inside the Python frame");
+        assert_at(
+            &d,
+            "gil_holder's Python frame",
+            &frames[p],
+            file,
+            ready_line(&fx, file, "gil_holder", "gil_holder"),
+        );
+        // The native wait's site is where C called pthread_mutex_lock.
+        let b = &th["blocked_on"];
+        assert_eq!(b["kind"], "mutex");
+        let src = common::fixtures_dir().join("c").join("gil_helper.c");
+        assert_eq!(b["site"]["function"], "native_lock_acquire", "{b}");
+        assert_eq!(b["site"]["line"], marked_line(&src, "acquire"), "{b}");
+    });
+}
+
+#[test]
+fn native_flag_keeps_python_sites_of_python_waits() {
+    let file = "seed_two_locks_with.py";
+    for_each_python(|py| {
+        let fx = blocked(py, file);
+        let d = dump(&fx, &["--native"]);
+        assert_cycle(
+            &d,
+            &fx,
+            file,
+            &[
+                edge("t1", "t1", "lock_b", "py_lock"),
+                edge("t2", "t2", "lock_a", "py_lock"),
+            ],
+        )
+    });
+}
+
+/// The closing note of the issue: the human report for the seed's two-lock
+/// example on the free-threaded build.
+#[test]
+fn text_report_of_seed_two_locks_with_on_313t() {
+    let py = common::python_interpreters()
+        .iter()
+        .find(|p| p.label == "3.13t")
+        .expect("3.13t is among the interpreters");
+    let file = "seed_two_locks_with.py";
+    let fx = blocked(py, file);
+    let (code, text) = dump_text(&fx);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.starts_with("Found 1 deadlock (2 threads, 2 Python locks)"),
+        "{text}"
+    );
+    for needle in [
+        "lock_a".to_string(),
+        "lock_b".to_string(),
+        "(Python \"t1\")".to_string(),
+        "(Python \"t2\")".to_string(),
+        format!("{file}:{}", ready_line(&fx, file, "t1", "t1")),
+        format!("{file}:{}", ready_line(&fx, file, "t2", "t2")),
+        format!("{}", tid(&fx, "t1")),
+        format!("{}", tid(&fx, "t2")),
+        "CPython 3.13".to_string(),
+        "free-threaded".to_string(),
+    ] {
+        assert!(text.contains(&needle), "the report must contain {needle:?}:\n{text}");
+    }
+    if let Ok(path) = std::env::var("LOCKDUMP_SAVE_REPORT") {
+        std::fs::write(path, &text).expect("write the report");
+    }
+}
