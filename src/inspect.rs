@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::InspectError;
 use crate::graph::{self, Verdict};
 use crate::runtimes::cpython::{self, PythonProcess};
-use crate::runtimes::{native, Hold, ProcessView, ThreadFindings};
+use crate::runtimes::{native, Hold, ProcessView, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{ModuleCache, ProcessSymbols};
 use crate::target::capture::{capture, CaptureOptions};
@@ -50,20 +50,30 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     let memory = snapshot.memory();
     let mut unwinder = Unwinder::default();
     unwinder.max_frames = opts.max_frames.max(1);
-    let native: Vec<Stack> = snapshot
+    // Python threads print only their Python frames (unless --native), and
+    // naming native frames from DWARF is most of a run's cost (libc6-dbg's
+    // compressed sections, libpython's .debug_info). So in a process that
+    // may run CPython, unwind with ELF symbols first, and name from DWARF
+    // only the stacks whose native frames are printed or described: threads
+    // that turn out not to be Python threads, and Python threads the native
+    // analysis reports on. (CPython is found the way cpython::runtime does.)
+    let lazy_dwarf = opts.python
+        && !opts.native
+        && (symbols.symbol_address("_PyRuntime").is_some() || symbols.section(".PyRuntime").is_some());
+    unwinder.set_dwarf(!lazy_dwarf);
+    let mut native: Vec<Stack> = snapshot
         .threads
         .iter()
         .map(|t| unwinder.unwind(t, &symbols, &memory))
         .collect();
 
-    let view = ProcessView {
-        snapshot: &snapshot,
-        stacks: &native,
-        memory: &memory,
-        symbols: &symbols,
-    };
-    let mut findings = native::analyze(&view);
     let (python, python_error) = if opts.python {
+        let view = ProcessView {
+            snapshot: &snapshot,
+            stacks: &native,
+            memory: &memory,
+            symbols: &symbols,
+        };
         match cpython::inspect(&view) {
             Ok(p) => (p, None),
             Err(e) => (None, Some(e.to_string())),
@@ -71,6 +81,42 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     } else {
         (None, None)
     };
+    let view = ProcessView {
+        snapshot: &snapshot,
+        stacks: &native,
+        memory: &memory,
+        symbols: &symbols,
+    };
+    let mut findings = native::analyze(&view);
+    if lazy_dwarf {
+        // Also named from DWARF: a Python thread whose report comes from the
+        // native analysis (no Python-level wait, e.g. blocked in a C mutex
+        // through ctypes; or native holds), which names functions from frames.
+        let python_only = |i: usize, tid: i32| {
+            findings[i].holds.is_empty()
+                && python.as_ref().is_some_and(|py| {
+                    py.threads
+                        .iter()
+                        .any(|pt| pt.tid == tid && !pt.frames.is_empty() && pt.findings.wait.is_some())
+                })
+        };
+        let redo: Vec<usize> = (0..native.len())
+            .filter(|&i| !python_only(i, snapshot.threads[i].tid))
+            .collect();
+        if !redo.is_empty() {
+            unwinder.set_dwarf(true);
+            for &i in &redo {
+                native[i] = unwinder.unwind(&snapshot.threads[i], &symbols, &memory);
+            }
+            let view = ProcessView {
+                snapshot: &snapshot,
+                stacks: &native,
+                memory: &memory,
+                symbols: &symbols,
+            };
+            findings = native::analyze(&view);
+        }
+    }
 
     let mut stacks = native.clone();
     let mut python_names = vec![None; snapshot.threads.len()];

@@ -145,6 +145,12 @@ impl ProcessSymbols {
     /// addresses (which point after the call, possibly into the next line or
     /// function). Inlined frames come first, then the containing function.
     pub fn symbolize(&self, pc: u64, probe: u64) -> Vec<Frame> {
+        self.symbolize_with(pc, probe, true)
+    }
+
+    /// [`Self::symbolize`], from ELF symbols only when `dwarf` is false (one
+    /// frame, no file:line), which never loads the module's DWARF.
+    pub fn symbolize_with(&self, pc: u64, probe: u64, dwarf: bool) -> Vec<Frame> {
         let mut base = Frame::native(pc, 0);
         let Some(m) = self.module_for(probe) else {
             return vec![base];
@@ -156,7 +162,8 @@ impl ProcessSymbols {
             base.function = Some(demangle::demangle(s.name));
             base.offset = Some(off + (pc - probe));
         }
-        let Some(ctx) = m.module.dwarf() else { return vec![base] };
+        let ctx = if dwarf { m.module.dwarf() } else { None };
+        let Some(ctx) = ctx else { return vec![base] };
         let mut out = Vec::new();
         if let Ok(mut iter) = ctx.find_frames(svma).skip_all_loads() {
             while let Ok(Some(f)) = iter.next() {

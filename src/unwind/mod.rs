@@ -48,6 +48,10 @@ pub struct Unwinder {
     symbolized: HashMap<(u64, u64), Vec<Frame>>,
     /// (caller return address, callee probe) -> tail-call frames between them.
     tail_calls: HashMap<(u64, u64), Vec<Frame>>,
+    /// Name frames from DWARF too (inlined frames, file:line, tail calls), not
+    /// only from ELF symbols. Loading DWARF is most of a run's cost, so the
+    /// pipeline turns it off for stacks it will not print; see [`Self::set_dwarf`].
+    dwarf: bool,
 }
 
 impl Default for Unwinder {
@@ -57,6 +61,7 @@ impl Default for Unwinder {
             max_frames: MAX_FRAMES,
             symbolized: HashMap::new(),
             tail_calls: HashMap::new(),
+            dwarf: true,
         }
     }
 }
@@ -75,6 +80,17 @@ enum Step {
 }
 
 impl Unwinder {
+    /// Whether frames are named from DWARF as well as ELF symbols (default on).
+    /// Without DWARF a stack has no inlined or tail-call frames and no
+    /// file:line; its physical frames, pcs and function names are the same.
+    pub fn set_dwarf(&mut self, on: bool) {
+        if self.dwarf != on {
+            self.dwarf = on;
+            self.symbolized.clear();
+            self.tail_calls.clear();
+        }
+    }
+
     /// Unwind and symbolize one thread.
     pub fn unwind(&mut self, thread: &ThreadSnapshot, symbols: &ProcessSymbols, memory: &dyn Memory) -> Stack {
         let mut stack = Stack::default();
@@ -123,7 +139,7 @@ impl Unwinder {
             let mut logical = self
                 .symbolized
                 .entry((pc, sym_probe))
-                .or_insert_with(|| symbols.symbolize(pc, sym_probe))
+                .or_insert_with(|| symbols.symbolize_with(pc, sym_probe, self.dwarf))
                 .clone();
             for f in &mut logical {
                 f.cfa = sp;
@@ -135,7 +151,7 @@ impl Unwinder {
                 });
             }
             // A return address: the callee below may have been reached through tail calls.
-            if let (false, Some((callee_probe, callee_sp))) = (exact_pc, callee) {
+            if let (false, true, Some((callee_probe, callee_sp))) = (exact_pc, self.dwarf, callee) {
                 let tail = self.tail_frames(symbols, pc, callee_probe);
                 stack.frames.extend(tail.iter().cloned().map(|mut f| {
                     f.cfa = callee_sp;
