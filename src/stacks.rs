@@ -30,10 +30,11 @@ pub struct Frame {
     pub line: Option<u32>,
     pub inlined: bool,
     /// How the unwinder found this frame's caller: `cfi`, `fp`, `signal` (a
-    /// signal-handler trampoline frame), or `python`.
+    /// signal-handler trampoline frame), `tailcall` (a frame synthesized from
+    /// DWARF call sites where a function tail-called), or `python`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub how: Option<&'static str>,
-    /// Canonical frame address (the caller's SP); 0 for Python frames.
+    /// The stack pointer of this frame when it was unwound; 0 for Python frames.
     #[serde(skip)]
     pub cfa: u64,
 }
