@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
 use crate::graph::{self, Verdict};
+use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
-use crate::runtimes::{native, Hold, ProcessView, SymbolLookup, ThreadFindings};
+use crate::runtimes::{native, Hold, Owner, ProcessView, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{ModuleCache, ProcessSymbols};
 use crate::target::capture::{capture, CaptureOptions};
-use crate::target::Snapshot;
+use crate::target::{Snapshot, ThreadSnapshot, SYS_RESTART_SYSCALL};
 use crate::unwind::Unwinder;
 
 #[derive(Debug, Clone, Default)]
@@ -256,8 +257,46 @@ fn apply_python(
     }
 }
 
-/// The wait-for graph over every inspected process.
-pub fn verdict(inspections: &[Inspection]) -> Verdict {
+/// The wait-for graph over every inspected process, with every cycle
+/// confirmed against the live process.
+///
+/// Stacks, registers and native lock words are from the stop, but some
+/// evidence (Python frames, hence Python holds) is read after the threads
+/// were let go. A thread caught in a cycle cannot move: so each member of a
+/// cycle must still be in the very system call it was captured in. One
+/// that is not ran on after the capture; its wait's owner is then not
+/// trusted (it becomes unknown, with that reason) and the graph is built
+/// again.
+pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
+    for _ in 0..4 {
+        let v = graph_of(inspections);
+        let mut moved = false;
+        for &(pid, tid) in v.deadlocks.iter().flat_map(|d| &d.threads) {
+            let Some(ins) = inspections.iter_mut().find(|i| i.snapshot.pid == pid) else {
+                continue;
+            };
+            let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+                continue;
+            };
+            if still_in_captured_syscall(pid, &ins.snapshot.threads[i]) {
+                continue;
+            }
+            if let Some(w) = ins.findings[i].wait.as_mut() {
+                w.owner = Owner::unknown(
+                    "the thread left this wait after the capture, so it was not stuck: the owner found \
+                     afterwards is not trusted",
+                );
+                moved = true;
+            }
+        }
+        if !moved {
+            return v;
+        }
+    }
+    graph_of(inspections)
+}
+
+fn graph_of(inspections: &[Inspection]) -> Verdict {
     graph::analyze(inspections.iter().flat_map(|ins| {
         ins.snapshot
             .threads
@@ -265,4 +304,21 @@ pub fn verdict(inspections: &[Inspection]) -> Verdict {
             .zip(&ins.findings)
             .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
     }))
+}
+
+/// Whether the thread is still blocked in the system call (same number,
+/// same first argument: the futex) it was captured in. A timed wait
+/// interrupted by the stop continues as `restart_syscall` with its
+/// arguments still in the registers.
+fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot) -> bool {
+    let Some(captured) = t.syscall else {
+        return false;
+    };
+    match proc::syscall(pid, t.tid) {
+        Ok(SyscallLine::InSyscall { nr, args, .. }) => {
+            let same_call = nr == captured.nr || nr == SYS_RESTART_SYSCALL || captured.restarted;
+            same_call && args[0] == captured.args[0]
+        }
+        _ => false,
+    }
 }

@@ -80,7 +80,7 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
         }
         inspections.push(inspect::inspect(pid, opts, &cache)?);
     }
-    let verdict = inspect::verdict(&inspections);
+    let verdict = inspect::verdict(&mut inspections);
     let code = if verdict.deadlocks.is_empty() {
         exit::OK
     } else {

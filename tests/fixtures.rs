@@ -919,6 +919,20 @@ fn py_seed_explicit_acquire() {
 }
 
 #[test]
+fn py_explicit_acquire_warm() {
+    for_each_python(|py| {
+        let w = all_futex(&["t1", "t2", "main"]);
+        python_blocked(
+            py,
+            "explicit_acquire_warm.py",
+            &[],
+            &[("t1", "wait"), ("t2", "wait"), ("main", "main")],
+            &w,
+        );
+    });
+}
+
+#[test]
 fn py_lock_ring3() {
     for_each_python(|py| {
         let w = all_futex(&["t1", "t2", "t3", "main"]);

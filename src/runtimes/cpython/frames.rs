@@ -46,6 +46,9 @@ pub struct PyFrame {
     pub code: Rc<CodeInfo>,
     /// Index (in code units) of the instruction being executed.
     pub lasti: Option<u64>,
+    /// Address of the bytecode `lasti` indexes (`co_code_adaptive`, or the
+    /// thread's own copy in 3.14 free-threaded builds).
+    pub bytecode: u64,
     pub line: Option<u32>,
     pub globals: u64,
     /// Address of `localsplus[0]`.
@@ -247,6 +250,7 @@ impl<'a> Walker<'a> {
             globals: self.obj.u64(addr + f.globals)?,
             code,
             lasti,
+            bytecode: base,
             line,
             localsplus,
             saved_depth,
@@ -547,6 +551,7 @@ mod tests {
             addr: 0,
             code: code.clone(),
             lasti: Some(lasti),
+            bytecode: 0,
             line: None,
             globals: 0,
             localsplus: 0,

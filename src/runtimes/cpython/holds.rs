@@ -9,7 +9,7 @@
 //! `with cond:` over a `threading.Condition` holds the condition's `_lock`.
 
 use super::frames::{with_statement_line, PyFrame, PyThreadState, Walker};
-use crate::runtimes::ResourceKind;
+use crate::runtimes::{Confidence, ResourceKind};
 
 /// The kind of a lock object, by type name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +50,9 @@ pub(super) struct HeldLock {
     pub(super) evidence: String,
     /// Held through a `with cond:` block of this Condition.
     pub(super) via_condition: Option<u64>,
+    /// Exact for `with` blocks and RLock owner fields; inferred for an
+    /// explicit `acquire()` seen in the bytecode ([`super::acquires`]).
+    pub(super) confidence: Confidence,
 }
 
 /// The live value-stack slots of a frame, in stack order (tag bits removed).
@@ -150,6 +153,7 @@ pub(super) fn with_holds(walker: &Walker, state: &PyThreadState) -> Vec<HeldLock
                 frame: fi,
                 evidence,
                 via_condition,
+                confidence: Confidence::Exact,
             });
         }
     }

@@ -18,8 +18,16 @@
 //! `Modules/_threadmodule.c`, `Python/parking_lot.c`). The 3.11 / 3.12 / 3.13
 //! numbers were cross-checked against the DWARF of pyenv's 3.11.7, 3.12.1 and
 //! 3.13.0 builds with gdb (`ptype /o`).
+//!
+//! Opcode numbers and inline cache sizes, needed to read a frame's bytecode,
+//! are in [`opcodes`] (tables generated from each interpreter).
 
 use std::collections::HashMap;
+
+mod opcode_tables;
+pub mod opcodes;
+
+pub use opcodes::{opcode_table, Op, OpcodeTable, Role};
 
 /// CPython version as (major, minor, micro).
 pub type Version = (u8, u8, u8);

@@ -13,10 +13,14 @@
 //!   Thread.join) are named by the Python functions on top of the stack.
 //! * **Holds** ([`super::holds`]): open `with` blocks, proven by the frame's
 //!   value stack and exception table. An RLock records its owner's thread
-//!   ident. A plain `acquire()` leaves no trace: such owners stay unknown.
+//!   ident. A plain `acquire()` leaves no trace in the lock; the bytecode the
+//!   frames executed shows it ([`super::acquires`]), which makes an
+//!   *inferred* hold when the lock is locked and exactly one thread's code
+//!   took it without releasing it.
 
 use std::collections::{HashMap, HashSet};
 
+use super::acquires::{explicit_locks, NameCache};
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::gil::{self, GilFutex, GilInfo};
 use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
@@ -109,6 +113,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             h
         })
         .collect();
+    let (contested, acquiring) = add_explicit_holds(walker, &threads, &mut held);
 
     // Waits.
     let mut findings: Vec<ThreadFindings> = vec![ThreadFindings::default(); threads.len()];
@@ -122,6 +127,8 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             ident_to_tid: &ident_to_tid,
             thread_objects: &thread_objects,
             held: &held,
+            contested: &contested,
+            acquiring: &acquiring,
             threads: &threads,
         };
         let (wait, blocked_in, cond) = classify_wait(&ctx, t);
@@ -155,6 +162,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
                 frame: usize::MAX,
                 evidence: w.owner.evidence.clone(),
                 via_condition: None,
+                confidence: Confidence::Exact,
             });
         }
     }
@@ -172,7 +180,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
                     name,
                     shared_key: None,
                 },
-                confidence: Confidence::Exact,
+                confidence: l.confidence,
                 evidence: l.evidence.clone(),
                 site_frame: (l.frame != usize::MAX).then_some(l.frame),
             });
@@ -231,6 +239,49 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         gil: gil_state,
         runtime_address: runtime,
     })
+}
+
+/// Add the inferred holds of explicit `acquire()` calls
+/// ([`super::acquires`]) to `held`: for plain locks that are locked, that no
+/// `with` block already explains, and that exactly one thread's code took.
+/// Returns the locks several threads' code claims, with those threads (their
+/// owner stays unknown), and per thread the lock its innermost frame is
+/// calling `acquire()` on.
+fn add_explicit_holds(
+    walker: &Walker,
+    threads: &[Analyzed],
+    held: &mut [Vec<HeldLock>],
+) -> (HashMap<u64, Vec<i32>>, Vec<Option<u64>>) {
+    let mut names = NameCache::default();
+    let (claims, acquiring): (Vec<Vec<HeldLock>>, Vec<Option<u64>>) = threads
+        .iter()
+        .map(|t| {
+            let e = explicit_locks(walker, &t.state, &mut names);
+            (e.holds, e.acquiring)
+        })
+        .unzip();
+    let mut claimants: HashMap<u64, Vec<i32>> = HashMap::new();
+    for (i, c) in claims.iter().enumerate() {
+        for l in c {
+            claimants.entry(l.addr).or_default().push(threads[i].host_tid);
+        }
+    }
+    let explained: HashSet<u64> = held.iter().flatten().map(|l| l.addr).collect();
+    let mut contested = HashMap::new();
+    for (i, c) in claims.into_iter().enumerate() {
+        for l in c {
+            if explained.contains(&l.addr) || lock_is_locked(walker, l.addr) != Some(true) {
+                continue;
+            }
+            match claimants[&l.addr].as_slice() {
+                [_] => held[i].push(l),
+                several => {
+                    contested.insert(l.addr, several.to_vec());
+                }
+            }
+        }
+    }
+    (contested, acquiring)
 }
 
 /// Whether a `_thread.lock` is locked now (`None`: unreadable).
@@ -401,6 +452,10 @@ struct WaitContext<'a> {
     ident_to_tid: &'a HashMap<u64, i32>,
     thread_objects: &'a HashMap<u64, ThreadObject>,
     held: &'a [Vec<HeldLock>],
+    /// Plain locks several threads' code took with `acquire()`: lock -> TIDs.
+    contested: &'a HashMap<u64, Vec<i32>>,
+    /// Per thread: the lock its innermost frame is calling `acquire()` on.
+    acquiring: &'a [Option<u64>],
     threads: &'a [Analyzed],
 }
 
@@ -783,10 +838,21 @@ fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Own
         if let Some(l) = h.iter().find(|l| l.addr == addr) {
             let holder = &ctx.threads[i];
             let same = holder.host_tid == t.host_tid;
+            // The frames are read after the threads were let go. A thread
+            // that waited for this lock at the stop may have got it since,
+            // and its code then shows the acquire() as done: that is not a
+            // self-deadlock unless the frame is still in a second acquire()
+            // of the same lock.
+            if same && l.confidence == Confidence::Inferred && ctx.acquiring[i] != Some(addr) {
+                return Owner::unknown(
+                    "this thread's code shows the acquire() done: it got the lock after the capture, so the \
+                     owner at the capture is not known",
+                );
+            }
             return Owner {
                 tid: Some(holder.host_tid),
                 pid,
-                confidence: Confidence::Exact,
+                confidence: l.confidence,
                 evidence: if same {
                     format!("this thread already holds it: {}", l.evidence)
                 } else {
@@ -796,9 +862,19 @@ fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Own
             };
         }
     }
+    if let Some(tids) = ctx.contested.get(&addr) {
+        let tids: Vec<String> = tids.iter().map(|t| t.to_string()).collect();
+        return Owner::unknown(format!(
+            "held through an explicit acquire(): the code of threads {} each took it without releasing it, \
+             so the owner cannot be told",
+            tids.join(", ")
+        ));
+    }
     Owner::unknown(match lock_is_locked(walker, addr) {
         Some(false) => "lock is free at capture time (being handed over)".to_string(),
-        _ => "held through an explicit acquire(): _thread.lock records no owner".to_string(),
+        _ => "held through an explicit acquire(): _thread.lock records no owner and no thread's code shows the \
+              acquire()"
+            .to_string(),
     })
 }
 

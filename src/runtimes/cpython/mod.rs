@@ -19,9 +19,11 @@
 //! Module map: [`runtime`] finds `_PyRuntime` and picks a layout; [`frames`]
 //! walks interpreters, thread states and frames; [`objects`] decodes Python
 //! objects; [`naming`] names threads and lock objects; [`gil`] reads the GIL;
-//! [`holds`] finds open `with` blocks; [`locks`] turns all that into waits and holds; [`merge`] splices Python
+//! [`holds`] finds open `with` blocks; [`acquires`] replays explicit
+//! `acquire()`/`release()` calls from the frames' bytecode; [`locks`] turns all that into waits and holds; [`merge`] splices Python
 //! frames into native stacks; [`reader`] caches target pages.
 
+pub mod acquires;
 pub mod frames;
 pub mod gil;
 pub mod holds;

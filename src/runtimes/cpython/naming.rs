@@ -75,23 +75,37 @@ pub fn frame_locals(walker: &Walker, frame: &PyFrame) -> Vec<(String, u64)> {
     let Ok(raw) = o.mem.read_vec(frame.localsplus, n as usize * 8) else {
         return Vec::new();
     };
-    let mask = !walker.layout.frame.stackref_tag_mask;
-    let mut out = Vec::new();
-    for (i, c) in raw.chunks_exact(8).enumerate() {
-        let mut v = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) & mask;
-        if v == 0 {
-            continue;
-        }
-        let kind = code.localspluskinds.get(i).copied().unwrap_or(0);
-        if kind & (CO_FAST_CELL | CO_FAST_FREE) != 0 && o.is_type(v, "cell") {
-            match o.u64(v + walker.layout.misc.cell_ref) {
-                Ok(inner) if inner != 0 => v = inner,
-                _ => continue,
-            }
-        }
-        out.push((code.localsplusnames[i].clone(), v));
+    raw.chunks_exact(8)
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let v = slot_value(walker, frame, i, u64::from_le_bytes(c.try_into().ok()?))?;
+            Some((code.localsplusnames[i].clone(), v))
+        })
+        .collect()
+}
+
+/// The value of fast local `i` of a frame (dereferencing a cell), if set.
+pub fn local_value(walker: &Walker, frame: &PyFrame, i: u32) -> Option<u64> {
+    if i >= frame.code.nlocalsplus {
+        return None;
     }
-    out
+    let raw = walker.obj.mem.read_u64(frame.slot_addr(i)).ok()?;
+    slot_value(walker, frame, i as usize, raw)
+}
+
+/// A `localsplus` slot's object: tag bits removed, a cell (closure
+/// variable) replaced by its contents; `None` for an unset slot.
+fn slot_value(walker: &Walker, frame: &PyFrame, i: usize, raw: u64) -> Option<u64> {
+    let o = walker.obj;
+    let v = raw & !walker.layout.frame.stackref_tag_mask;
+    if v == 0 {
+        return None;
+    }
+    let kind = frame.code.localspluskinds.get(i).copied().unwrap_or(0);
+    if kind & (CO_FAST_CELL | CO_FAST_FREE) != 0 && o.is_type(v, "cell") {
+        return o.u64(v + walker.layout.misc.cell_ref).ok().filter(|&inner| inner != 0);
+    }
+    Some(v)
 }
 
 /// Find a recognizable name for `target` from the frames of `thread`: user
