@@ -8,7 +8,7 @@ use crate::error::InspectError;
 use crate::graph::{self, Verdict};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
-use crate::runtimes::{native, Hold, Owner, ProcessView, SymbolLookup, ThreadFindings};
+use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{ModuleCache, ProcessSymbols};
 use crate::target::capture::{capture, CaptureOptions};
@@ -258,15 +258,15 @@ fn apply_python(
 }
 
 /// The wait-for graph over every inspected process, with every cycle
-/// confirmed against the live process.
+/// through a Python lock confirmed against the live process.
 ///
-/// Stacks, registers and native lock words are from the stop, but some
-/// evidence (Python frames, hence Python holds) is read after the threads
-/// were let go. A thread caught in a cycle cannot move: so each member of a
-/// cycle must still be in the very system call it was captured in. One
-/// that is not ran on after the capture; its wait's owner is then not
-/// trusted (it becomes unknown, with that reason) and the graph is built
-/// again.
+/// Stacks, registers and native lock words are from the stop, but the
+/// CPython evidence (frames, hence who holds a Python lock) is read after the
+/// threads were let go. A thread caught in a cycle cannot move: so a member
+/// waiting on a Python lock must still be in the very system call it was
+/// captured in. One that is not ran on after the capture; its wait's owner
+/// is then not trusted (it becomes unknown, with that reason) and the graph
+/// is built again.
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     for _ in 0..4 {
         let v = graph_of(inspections);
@@ -278,16 +278,19 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
             let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
                 continue;
             };
-            if still_in_captured_syscall(pid, &ins.snapshot.threads[i]) {
+            let Some(w) = ins.findings[i].wait.as_mut() else {
+                continue;
+            };
+            if !matches!(w.resource.kind, ResourceKind::PyLock | ResourceKind::PyRLock)
+                || still_in_captured_syscall(pid, &ins.snapshot.threads[i])
+            {
                 continue;
             }
-            if let Some(w) = ins.findings[i].wait.as_mut() {
-                w.owner = Owner::unknown(
-                    "the thread left this wait after the capture, so it was not stuck: the owner found \
-                     afterwards is not trusted",
-                );
-                moved = true;
-            }
+            w.owner = Owner::unknown(
+                "the thread left this wait after the capture, so it was not stuck: the owner found afterwards \
+                 is not trusted",
+            );
+            moved = true;
         }
         if !moved {
             return v;
@@ -309,16 +312,26 @@ fn graph_of(inspections: &[Inspection]) -> Verdict {
 /// Whether the thread is still blocked in the system call (same number,
 /// same first argument: the futex) it was captured in. A timed wait
 /// interrupted by the stop continues as `restart_syscall` with its
-/// arguments still in the registers.
+/// arguments still in the registers. A thread seen between two waits (a
+/// signal handled, a timed wait renewed) gets a few more looks.
 fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot) -> bool {
     let Some(captured) = t.syscall else {
         return false;
     };
-    match proc::syscall(pid, t.tid) {
-        Ok(SyscallLine::InSyscall { nr, args, .. }) => {
-            let same_call = nr == captured.nr || nr == SYS_RESTART_SYSCALL || captured.restarted;
-            same_call && args[0] == captured.args[0]
+    for look in 0..5 {
+        if look > 0 {
+            std::thread::sleep(Duration::from_millis(2));
         }
-        _ => false,
+        match proc::syscall(pid, t.tid) {
+            Ok(SyscallLine::InSyscall { nr, args, .. }) => {
+                let same_call = nr == captured.nr || nr == SYS_RESTART_SYSCALL || captured.restarted;
+                if same_call && args[0] == captured.args[0] {
+                    return true;
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false, // gone
+        }
     }
+    false
 }

@@ -251,7 +251,10 @@ fn check_locks_fixture(python: &str) {
     assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
     assert_eq!(w.site_frame, Some(hi));
 
-    // Explicit acquire(): the wait is exact, the owner is not claimed.
+    // Explicit acquire(): the wait is exact; the owner is inferred from the
+    // holder's bytecode (lock_c.acquire() ran, no release() since), and its
+    // hold says so and points at the frame that took it.
+    let holder = by_name(&p, "explicit-holder");
     let t = by_name(&p, "explicit-waiter");
     assert_eq!(frame_line(t, "explicit_waiter"), (0, mark("c-waits")));
     let w = t.findings.wait.as_ref().unwrap();
@@ -259,8 +262,19 @@ fn check_locks_fixture(python: &str) {
         (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
         (ResourceKind::PyLock, addr("lock_c"), Some("lock_c"))
     );
-    assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
-    let t = by_name(&p, "explicit-holder");
+    assert_eq!(
+        (w.owner.tid, w.owner.confidence),
+        (Some(holder.tid), Confidence::Inferred)
+    );
+    assert!(
+        w.owner.evidence.contains(&format!(
+            "lock_c.acquire() at line {} ",
+            marker_line(&script, "c-acquired")
+        )),
+        "{}",
+        w.owner.evidence
+    );
+    let t = holder;
     assert_eq!(frame_line(t, "explicit_holder"), (1, mark("cond-waits")));
     let w = t.findings.wait.as_ref().unwrap();
     assert_eq!(
@@ -268,8 +282,18 @@ fn check_locks_fixture(python: &str) {
         (ResourceKind::PyCondition, addr("cond"), Some("cond"))
     );
     assert!(w.owner.tid.is_none());
-    // Inside cond.wait() the condition's lock is released: not a hold.
-    assert!(t.findings.holds.is_empty(), "{:?}", t.findings.holds);
+    // Inside cond.wait() the condition's lock is released: not a hold; the
+    // explicitly acquired lock_c is, inferred.
+    let h: Vec<_> = t
+        .findings
+        .holds
+        .iter()
+        .map(|h| (h.resource.kind, h.resource.address, h.confidence, h.site_frame))
+        .collect();
+    assert_eq!(
+        h,
+        [(ResourceKind::PyLock, addr("lock_c"), Confidence::Inferred, Some(1))]
+    );
 
     // Library waits, classified by function.
     for (name, func, m, kind, key) in [

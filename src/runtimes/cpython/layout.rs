@@ -24,6 +24,7 @@
 
 use std::collections::HashMap;
 
+#[rustfmt::skip] // generated: scripts/gen-opcode-tables.sh
 mod opcode_tables;
 pub mod opcodes;
 

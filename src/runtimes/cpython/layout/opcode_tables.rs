@@ -9,262 +9,38 @@ pub static OPCODES_3_11: OpcodeTable = OpcodeTable {
     version: (3, 11),
     attr_shift: 0,
     ops: [
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1), // 0
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0), // 8
-        op(Other, 1),
-        op(Other, 4),
-        op(Other, 4),
-        op(Other, 4),
-        op(Other, 4),
-        op(Other, 4),
-        op(Call, 4),
-        op(Call, 4), // 16
-        op(Call, 4),
-        op(Other, 4),
-        op(Other, 2),
-        op(Other, 2),
-        op(Other, 2),
-        op(Other, 2),
-        op(Other, 0),
-        op(Other, 0), // 24
-        op(Other, 0),
-        op(Other, 0),
-        op(ExtendedArg, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Attr, 4), // 32
-        op(Attr, 4),
-        op(Attr, 4),
-        op(Attr, 4),
-        op(Attr, 4),
-        op(Other, 0),
-        op(Fast, 0),
-        op(Fast, 0),
-        op(Global, 5), // 40
-        op(Global, 5),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Global, 5), // 48
-        op(Method, 10),
-        op(Method, 10),
-        op(Method, 10),
-        op(Method, 10),
-        op(Other, 1),
-        op(Other, 0),
-        op(Method, 10),
-        op(Method, 10), // 56
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 64
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1), // 72
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 80
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 4), // 88
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Name, 0),
-        op(Other, 0),
-        op(Other, 0), // 96
-        op(Other, 0),
-        op(Other, 0),
-        op(Attr, 4),
-        op(Other, 2),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 104
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Global, 5),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 112
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Fast, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1), // 120
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 128
-        op(Other, 0),
-        op(Deref, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 1), // 136
-        op(ExtendedArg, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 144
-        op(Other, 0),
-        op(Other, 4),
-        op(Other, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 4),
-        op(Other, 4), // 152
-        op(Method, 10),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0), // 160
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Call, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 168
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 176
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 184
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 192
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 200
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 208
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 216
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 224
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 232
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 240
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 248
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), // 0
+        op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 0), // 8
+        op(Other, 1), op(Other, 4), op(Other, 4), op(Other, 4), op(Other, 4), op(Other, 4), op(Call, 4), op(Call, 4), // 16
+        op(Call, 4), op(Other, 4), op(Other, 2), op(Other, 2), op(Other, 2), op(Other, 2), op(Other, 0), op(Other, 0), // 24
+        op(Other, 0), op(Other, 0), op(ExtendedArg, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Attr, 4), // 32
+        op(Attr, 4), op(Attr, 4), op(Attr, 4), op(Attr, 4), op(Other, 0), op(Fast, 0), op(Fast, 0), op(Global, 5), // 40
+        op(Global, 5), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Global, 5), // 48
+        op(Method, 10), op(Method, 10), op(Method, 10), op(Method, 10), op(Other, 1), op(Other, 0), op(Method, 10), op(Method, 10), // 56
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 64
+        op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), // 72
+        op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 80
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 4), // 88
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Name, 0), op(Other, 0), op(Other, 0), // 96
+        op(Other, 0), op(Other, 0), op(Attr, 4), op(Other, 2), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 104
+        op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Global, 5), op(Other, 0), op(Other, 0), op(Other, 0), // 112
+        op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 0), op(Fast, 0), op(Other, 0), op(Other, 0), op(Other, 1), // 120
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 128
+        op(Other, 0), op(Deref, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 1), // 136
+        op(ExtendedArg, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 144
+        op(Other, 0), op(Other, 4), op(Other, 4), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 4), op(Other, 4), // 152
+        op(Method, 10), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), // 160
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Call, 4), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 168
+        op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 176
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 184
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 192
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 200
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 208
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 216
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 224
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 232
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 240
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 248
     ],
 };
 
@@ -273,262 +49,38 @@ pub static OPCODES_3_12: OpcodeTable = OpcodeTable {
     version: (3, 12),
     attr_shift: 1,
     ops: [
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1), // 0
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0), // 8
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Call, 3), // 16
-        op(Call, 3),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Call, 3),
-        op(Call, 3),
-        op(Other, 0),
-        op(Other, 0), // 24
-        op(Other, 0),
-        op(Other, 0),
-        op(Call, 3),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Call, 3),
-        op(Call, 3), // 32
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3), // 40
-        op(Call, 3),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 48
-        op(Call, 3),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1), // 56
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Attr, 9),
-        op(Other, 0), // 64
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Other, 0),
-        op(Other, 0),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9), // 72
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Fast, 0),
-        op(Other, 0), // 80
-        op(Fast, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 4), // 88
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Name, 0),
-        op(Other, 0),
-        op(Other, 0), // 96
-        op(Other, 0),
-        op(Other, 0),
-        op(Attr, 9),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Global, 4), // 104
-        op(Global, 4),
-        op(Other, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Global, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 112
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Fast, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Fast, 0), // 120
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 128
-        op(Other, 0),
-        op(Deref, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Fast, 0), // 136
-        op(ExtendedArg, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 144
-        op(Other, 0),
-        op(Other, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1), // 152
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1), // 160
-        op(Other, 1),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Call, 3),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 168
-        op(Other, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 176
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 184
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 192
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 200
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 208
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 216
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 224
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0), // 232
-        op(Other, 0),
-        op(Call, 3),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 240
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Opaque, 0),
-        op(Opaque, 0),
-        op(Invalid, 0), // 248
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), // 0
+        op(Other, 1), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 0), // 8
+        op(Other, 1), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Call, 3), // 16
+        op(Call, 3), op(Other, 1), op(Other, 0), op(Other, 0), op(Call, 3), op(Call, 3), op(Other, 0), op(Other, 0), // 24
+        op(Other, 0), op(Other, 0), op(Call, 3), op(Other, 0), op(Other, 0), op(Other, 0), op(Call, 3), op(Call, 3), // 32
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 40
+        op(Call, 3), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 48
+        op(Call, 3), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 1), op(Other, 1), // 56
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Attr, 9), op(Other, 0), // 64
+        op(Attr, 9), op(Attr, 9), op(Other, 0), op(Other, 0), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), // 72
+        op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Other, 0), op(Other, 0), op(Other, 0), op(Fast, 0), op(Other, 0), // 80
+        op(Fast, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 4), // 88
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Name, 0), op(Other, 0), op(Other, 0), // 96
+        op(Other, 0), op(Other, 0), op(Attr, 9), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Global, 4), // 104
+        op(Global, 4), op(Other, 4), op(Other, 0), op(Other, 0), op(Global, 4), op(Other, 0), op(Other, 0), op(Other, 0), // 112
+        op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Fast, 0), op(Other, 0), op(Other, 0), op(Fast, 0), // 120
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 128
+        op(Other, 0), op(Deref, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Fast, 0), // 136
+        op(ExtendedArg, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 4), op(Other, 0), op(Other, 0), op(Other, 0), // 144
+        op(Other, 0), op(Other, 4), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), // 152
+        op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), // 160
+        op(Other, 1), op(Invalid, 0), op(Invalid, 0), op(Call, 3), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 168
+        op(Other, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 176
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 184
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 192
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 200
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 208
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 216
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 224
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Other, 1), op(Other, 0), op(Other, 0), // 232
+        op(Other, 0), op(Call, 3), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 240
+        op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Opaque, 0), op(Opaque, 0), op(Invalid, 0), // 248
     ],
 };
 
@@ -537,261 +89,37 @@ pub static OPCODES_3_13: OpcodeTable = OpcodeTable {
     version: (3, 13),
     attr_shift: 1,
     ops: [
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0), // 0
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 8
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 16
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 24
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1), // 32
-        op(Other, 3),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0), // 40
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Call, 3),
-        op(Other, 0),
-        op(Other, 0), // 48
-        op(Other, 0),
-        op(Call, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 56
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(ExtendedArg, 0), // 64
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0), // 72
-        op(Other, 0),
-        op(Other, 0),
-        op(Attr, 9),
-        op(Other, 0),
-        op(Deref, 0),
-        op(Fast, 0),
-        op(Fast, 0),
-        op(Fast, 0), // 80
-        op(FastPair, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Global, 4),
-        op(Name, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0), // 88
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 96
-        op(Other, 1),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 4),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 104
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 0),
-        op(Invalid, 0), // 112
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 120
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 128
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 136
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1), // 144
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1), // 152
-        op(Other, 1),
-        op(Other, 1),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3), // 160
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3), // 168
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Call, 3),
-        op(Other, 1),
-        op(Other, 1), // 176
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Attr, 9), // 184
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9), // 192
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Attr, 9),
-        op(Global, 4),
-        op(Global, 4),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 0), // 200
-        op(Other, 1),
-        op(Other, 4),
-        op(Other, 4),
-        op(Other, 4),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 3),
-        op(Other, 3), // 208
-        op(Other, 3),
-        op(Other, 3),
-        op(Other, 3),
-        op(Other, 3),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Invalid, 0), // 216
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0), // 224
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Invalid, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 0), // 232
-        op(Other, 0),
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Call, 3),
-        op(Call, 0),
-        op(Other, 0),
-        op(Opaque, 0), // 240
-        op(Other, 0),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Other, 1),
-        op(Opaque, 0),
-        op(Invalid, 0), // 248
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), // 0
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 8
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 16
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 24
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), // 32
+        op(Other, 3), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), // 40
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Call, 3), op(Other, 0), op(Other, 0), // 48
+        op(Other, 0), op(Call, 0), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 56
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(ExtendedArg, 0), // 64
+        op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), // 72
+        op(Other, 0), op(Other, 0), op(Attr, 9), op(Other, 0), op(Deref, 0), op(Fast, 0), op(Fast, 0), op(Fast, 0), // 80
+        op(FastPair, 0), op(Other, 0), op(Other, 0), op(Global, 4), op(Name, 0), op(Other, 1), op(Other, 0), op(Other, 0), // 88
+        op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), // 96
+        op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 4), op(Other, 0), op(Other, 0), op(Other, 0), // 104
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Invalid, 0), // 112
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 120
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 128
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 136
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Other, 0), op(Other, 1), op(Other, 1), // 144
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), // 152
+        op(Other, 1), op(Other, 1), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 160
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 168
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Other, 1), op(Other, 1), // 176
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Attr, 9), // 184
+        op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), // 192
+        op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Global, 4), op(Global, 4), op(Other, 1), op(Other, 1), op(Other, 0), // 200
+        op(Other, 1), op(Other, 4), op(Other, 4), op(Other, 4), op(Other, 1), op(Other, 1), op(Other, 3), op(Other, 3), // 208
+        op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 1), op(Other, 1), op(Other, 1), op(Invalid, 0), // 216
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 224
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 232
+        op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Call, 3), op(Call, 0), op(Other, 0), op(Opaque, 0), // 240
+        op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Opaque, 0), op(Invalid, 0), // 248
     ],
 };
