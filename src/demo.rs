@@ -135,7 +135,7 @@ fn in_futex(pid: i32, tid: i32) -> bool {
     matches!(
         crate::proc::syscall(pid, tid),
         Ok(crate::proc::SyscallLine::InSyscall {
-            nr: crate::syscalls::SYS_FUTEX,
+            nr: crate::syscalls::nr::FUTEX,
             ..
         })
     )
