@@ -97,9 +97,24 @@ impl Reference {
     }
 }
 
-/// The frame whose area `[previous cfa, cfa)` contains `addr`.
+/// The frame whose area holds the stack slot `addr`. A frame's `cfa` is its
+/// own SP (see [`crate::stacks::Frame::cfa`]), so a physical frame's locals
+/// lie from its `cfa` up to its caller's: the owner is the last frame whose
+/// `cfa` is at or below `addr`. Of an inlined group (one SP) that is the
+/// physical function, listed last; synthesized tail-call frames own no stack.
+/// `None` above the outermost frame's SP, where the area's end is unknown.
 fn frame_of(stack: &Stack, addr: u64) -> Option<usize> {
-    stack.frames.iter().position(|f| f.cfa != 0 && addr < f.cfa)
+    let mut owner = None;
+    for (k, f) in stack.frames.iter().enumerate() {
+        if f.cfa == 0 || f.how == Some("tailcall") {
+            continue;
+        }
+        if f.cfa > addr {
+            return owner;
+        }
+        owner = Some(k);
+    }
+    None
 }
 
 /// The `Arc` header an `Arc<Lock>` puts before the lock (`ArcInner { strong, weak, data }`):
@@ -256,8 +271,8 @@ mod tests {
                 assert_eq!(j, 2);
                 assert_eq!(refs.len(), 1);
                 assert_eq!(refs[0].location, Location::Stack(0x7000_0120));
-                // Frame CFAs are 0x7000_0100, 0x7000_0200, ...: the slot is in frame 1's area.
-                assert_eq!(refs[0].frame, Some(1));
+                // Frame SPs are 0x7000_0100, 0x7000_0200, ...: the slot is in frame 0's area.
+                assert_eq!(refs[0].frame, Some(0));
                 assert!(refs[0]
                     .describe(&view)
                     .starts_with("thread 3 has a pointer to the lock in its stack slot"));
@@ -266,6 +281,24 @@ mod tests {
         }
         // Including the waiter makes it ambiguous.
         assert_eq!(infer_holder(&view, lock, &[]), Inference::Several(vec![0, 2]));
+    }
+
+    #[test]
+    fn a_slot_belongs_to_the_frame_whose_sp_is_just_below_it() {
+        // SPs: #0 0x100; #1 (inlined) and #2 0x200; #3 (tail call) 0x200; #4 0x300.
+        let mut s = stack(&[("leaf", ""), ("inl", ""), ("phys", ""), ("tail", ""), ("outer", "")]);
+        for (f, sp) in s.frames.iter_mut().zip([0x100u64, 0x200, 0x200, 0x200, 0x300]) {
+            f.cfa = sp;
+        }
+        s.frames[1].inlined = true;
+        s.frames[3].how = Some("tailcall");
+        assert_eq!(frame_of(&s, 0x0f8), None);
+        assert_eq!(frame_of(&s, 0x100), Some(0));
+        assert_eq!(frame_of(&s, 0x1f8), Some(0));
+        assert_eq!(frame_of(&s, 0x200), Some(2));
+        assert_eq!(frame_of(&s, 0x2f8), Some(2));
+        // Above the outermost frame's SP its area's end is unknown.
+        assert_eq!(frame_of(&s, 0x300), None);
     }
 
     #[test]
