@@ -1,7 +1,10 @@
 //! The command line, as one clap definition shared by the binary and the man
 //! page generator (tests/manpage.rs keeps man/lockdump.1 in step with it).
 
-use clap::{Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -14,7 +17,6 @@ holds it, and reports every circular wait. The target is stopped only while regi
 copied, then resumed; nothing in it is ever written.",
     after_help = "EXIT STATUS:\n  0  inspected, no deadlock found\n  1  inspected, at least one deadlock found\n  \
 2  could not inspect (bad PID, permissions, the process exited, ...)",
-    args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
@@ -38,19 +40,19 @@ pub struct Cli {
     /// Never stop the target: use the registers the kernel exposes in
     /// /proc/TID/syscall (SP and PC of threads blocked in a syscall).
     /// Stacks may be partial; lock analysis still works.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub no_stop: bool,
 
     /// Bytes of each thread's stack copied while it is stopped.
-    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024)]
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = 32 * 1024)]
     pub stack_bytes: usize,
 
     /// Give up if a thread does not stop within this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 5)]
     pub stop_timeout: u64,
 
     /// At most this many frames per thread.
-    #[arg(long, value_name = "N", default_value_t = crate::unwind::MAX_FRAMES)]
+    #[arg(long, global = true, value_name = "N", default_value_t = crate::unwind::MAX_FRAMES)]
     pub max_frames: usize,
 
     /// When to color the text report.
@@ -61,9 +63,40 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
+impl Cli {
+    /// Parse the process's arguments; on a usage error print it and exit 2.
+    pub fn parse_args() -> Cli {
+        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parse `args` (program name first). Options marked `global` work before
+    /// and after a subcommand (`lockdump --json demo`, `lockdump demo --json`);
+    /// `--pid` names the target, which a subcommand brings itself, so the two
+    /// conflict. (clap's `args_conflicts_with_subcommands` would enforce that
+    /// but rejects global options before the subcommand too.)
+    pub fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        let cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut cmd))?;
+        if let (Some(sub), false) = (matches.subcommand_name(), cli.pids.is_empty()) {
+            return Err(cmd.error(
+                ErrorKind::ArgumentConflict,
+                format!("the subcommand '{sub}' cannot be used with '--pid <PID>'"),
+            ));
+        }
+        Ok(cli)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start a built-in child process that deadlocks, diagnose it, and kill it.
+    ///
+    /// Every option but --pid applies, before or after `demo`.
     Demo,
     /// The demo's deadlocking child process (internal).
     #[command(name = "__demo-child", hide = true)]
@@ -76,4 +109,85 @@ pub enum ColorChoice {
     Auto,
     Always,
     Never,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_args(std::iter::once("lockdump").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn global_options_work_before_and_after_the_subcommand() {
+        for args in [
+            &[
+                "--color",
+                "never",
+                "--json",
+                "--no-python",
+                "--stack-bytes",
+                "4096",
+                "demo",
+            ][..],
+            &[
+                "demo",
+                "--color",
+                "never",
+                "--json",
+                "--no-python",
+                "--stack-bytes",
+                "4096",
+            ][..],
+            &[
+                "--color",
+                "never",
+                "demo",
+                "--json",
+                "--no-python",
+                "--stack-bytes",
+                "4096",
+            ][..],
+        ] {
+            let cli = parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(matches!(cli.command, Some(Command::Demo)), "{args:?}");
+            assert_eq!(cli.color, ColorChoice::Never, "{args:?}");
+            assert!(cli.json && cli.no_python, "{args:?}");
+            assert_eq!(cli.stack_bytes, 4096, "{args:?}");
+            assert!(cli.pids.is_empty());
+        }
+        let cli = parse(&["--color", "always", "-p", "42", "-p", "43"]).expect("pid form");
+        assert_eq!(
+            (cli.pids, cli.color, cli.command.is_none()),
+            (vec![42, 43], ColorChoice::Always, true)
+        );
+    }
+
+    #[test]
+    fn pid_and_a_subcommand_conflict() {
+        for args in [&["-p", "42", "demo"][..], &["--pid", "42", "--json", "demo"][..]] {
+            let e = parse(args).err().unwrap_or_else(|| panic!("{args:?} was accepted"));
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{args:?}: {e}");
+            assert!(
+                e.to_string()
+                    .contains("the subcommand 'demo' cannot be used with '--pid <PID>'"),
+                "{e}"
+            );
+        }
+        // `-p` after the subcommand is not one of its options at all.
+        assert_eq!(
+            parse(&["demo", "-p", "42"]).err().map(|e| e.kind()),
+            Some(ErrorKind::UnknownArgument)
+        );
+        // Neither form: the PID is required.
+        assert_eq!(
+            parse(&["--json"]).err().map(|e| e.kind()),
+            Some(ErrorKind::MissingRequiredArgument)
+        );
+        assert!(matches!(
+            parse(&["demo", "--native", "--no-python"]).err().map(|e| e.kind()),
+            Some(ErrorKind::ArgumentConflict)
+        ));
+    }
 }

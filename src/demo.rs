@@ -3,7 +3,8 @@
 //! lockdump starts a copy of itself as a child (`lockdump __demo-child`) in
 //! which two threads take two glibc pthread mutexes in opposite order, waits
 //! until both threads are blocked in the kernel, diagnoses the child like any
-//! other process, prints the report and kills the child.
+//! other process, prints the report and kills the child. Should lockdump be
+//! killed first, the kernel kills the child with it (`PR_SET_PDEATHSIG`).
 
 use std::cell::UnsafeCell;
 use std::io::{BufRead, BufReader};
@@ -52,8 +53,33 @@ fn transfer(first: &StaticMutex, second: &StaticMutex, rendezvous: &Barrier) {
     std::hint::black_box(first.addr());
 }
 
+/// How lockdump tells the demo child its PID, so the child can tell whether
+/// lockdump died before it asked to die with it.
+const PARENT_ENV: &str = "LOCKDUMP_DEMO_PARENT";
+
+/// Make the kernel SIGKILL this process when lockdump dies: lockdump killed
+/// with SIGKILL runs no cleanup, and the child would otherwise stay
+/// deadlocked forever. The signal is armed by the parent *thread*: lockdump
+/// starts the child from its main thread, which lives as long as it does.
+fn die_with_parent() {
+    let Some(parent) = std::env::var(PARENT_ENV).ok().and_then(|v| v.parse::<i32>().ok()) else {
+        // Started by hand, not by `lockdump demo`: nobody to follow.
+        return;
+    };
+    // SAFETY: prctl with integer arguments only.
+    let armed = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) } == 0;
+    // If lockdump died before the prctl, no signal will ever come: the child
+    // was already handed to another parent (init or a subreaper).
+    // SAFETY: getppid cannot fail.
+    let orphaned = unsafe { libc::getppid() } != parent;
+    if !armed || orphaned {
+        std::process::exit(1);
+    }
+}
+
 /// The child: never returns.
 pub fn child() -> ! {
+    die_with_parent();
     let rendezvous: &'static Barrier = Box::leak(Box::new(Barrier::new(3)));
     let (tx, rx) = std::sync::mpsc::channel();
     for (name, first, second) in [
@@ -102,6 +128,7 @@ pub fn start_child() -> Result<(impl Drop, i32), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find lockdump's own executable: {e}"))?;
     let child = Command::new(exe)
         .arg("__demo-child")
+        .env(PARENT_ENV, std::process::id().to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -135,7 +162,7 @@ fn in_futex(pid: i32, tid: i32) -> bool {
     matches!(
         crate::proc::syscall(pid, tid),
         Ok(crate::proc::SyscallLine::InSyscall {
-            nr: crate::syscalls::SYS_FUTEX,
+            nr: crate::syscalls::nr::FUTEX,
             ..
         })
     )

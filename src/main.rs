@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 
-use clap::Parser;
 use lockdump::cli::{Cli, Command};
 use lockdump::error::{exit, InspectError};
 use lockdump::inspect::{self, Options};
@@ -29,7 +28,7 @@ fn main() {
             .unwrap_or_default();
         eprintln!("lockdump: internal error: {msg}{at}; the target was detached; please report this bug");
     }));
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cli))) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {

@@ -34,7 +34,14 @@ pub struct Frame {
     /// DWARF call sites where a function tail-called), or `python`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub how: Option<&'static str>,
-    /// The stack pointer of this frame when it was unwound; 0 for Python frames.
+    /// This frame's own stack pointer, not its CFA despite the name: for the
+    /// innermost frame rsp at the stop; for a caller rsp once its call
+    /// returns, which is its callee's CFA. A physical frame's locals and
+    /// spill slots therefore lie from its `cfa` up to the next physical
+    /// frame's `cfa` (pi_park bounds the lock function's frame so). Inlined
+    /// frames share their physical frame's value; tail-call frames
+    /// synthesized between a caller and its callee take the callee's.
+    /// 0 for Python frames.
     #[serde(skip)]
     pub cfa: u64,
 }

@@ -1303,9 +1303,9 @@ fn demo_finds_its_deadlock_and_cleans_up() {
         demo_children()
     );
 
-    // Text.
+    // Text; global options before the subcommand as well as after it.
     let started = Instant::now();
-    let out = run_lockdump(&["demo"]);
+    let out = run_lockdump(&["--color", "never", "demo"]);
     let elapsed = started.elapsed();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
@@ -1327,6 +1327,17 @@ fn demo_finds_its_deadlock_and_cleans_up() {
     for needle in ["lock_a", "lock_b", "\"transfer-a-to-b\"", "\"transfer-b-to-a\""] {
         assert!(text.contains(needle), "demo text lacks {needle}:\n{text}");
     }
+    assert!(!text.contains('\x1b'), "--color never, yet escapes:\n{text}");
+
+    // `-p` names a target; the demo brings its own: a usage error, no child started.
+    let out = run_lockdump(&["-p", "1", "demo"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "-p 1 demo: {err}");
+    assert!(
+        err.contains("the subcommand 'demo' cannot be used with '--pid <PID>'"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty(), "-p 1 demo printed a report");
     assert!(
         demo_children().is_empty(),
         "demo children left behind: {:?}",

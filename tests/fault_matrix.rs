@@ -297,3 +297,173 @@ fn two_lockdumps_at_once_one_wins_and_the_other_names_it() {
     }
     eprintln!("pairs: {one_refused} with one refused as already traced, {both_ok} one after the other");
 }
+
+// ---------------------------------------------------------------------------
+// `lockdump demo` killed while its deadlocked child lives
+// ---------------------------------------------------------------------------
+
+/// A pipe whose buffer is already full: a blocking write to `.1` sleeps until
+/// someone reads `.0`, which nobody does.
+fn full_pipe() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 writes two descriptors into `fds`.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    assert_eq!(r, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors are fresh and owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // Page-sized writes fill whole pipe buffers, single bytes any remainder;
+    // bounded by far more than any pipe's capacity (1 MiB by default at most).
+    let page = [b'x'; 4096];
+    for chunk in [&page[..], &page[..1]] {
+        for _ in 0..(16 << 20) / chunk.len() {
+            // SAFETY: writes from a live buffer of the given length.
+            let n = unsafe { libc::write(wr.as_raw_fd(), chunk.as_ptr().cast(), chunk.len()) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "filling the pipe: {e}");
+                break;
+            }
+        }
+    }
+    // Blocking again for the writer (O_NONBLOCK belongs to the shared open file).
+    // SAFETY: fcntl on a descriptor we own.
+    let r = unsafe { libc::fcntl(wr.as_raw_fd(), libc::F_SETFL, 0) };
+    assert_eq!(r, 0, "fcntl: {}", std::io::Error::last_os_error());
+    (rd, wr)
+}
+
+/// A process's state letter and start time (clock ticks after boot), from
+/// /proc/PID/stat; `None` once it is gone.
+fn state_and_start(pid: i32) -> Option<(char, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces and parentheses).
+    let rest: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
+    let state = rest.first()?.chars().next()?;
+    // starttime is field 22 of stat; field 3 (state) is rest[0].
+    let start = rest.get(19)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// Kills and reaps a process on every path, and kills the demo child it
+/// started (`grandchild`: PID, start time) if that outlived the test.
+struct Reaped {
+    process: std::process::Child,
+    grandchild: Option<(i32, u64)>,
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        if let Some((pid, start)) = self.grandchild {
+            // Only the very process seen (same start time), never a reused PID.
+            if state_and_start(pid).is_some_and(|(_, s)| s == start) {
+                // SAFETY: plain kill(2).
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+/// If lockdump is killed with SIGKILL during `lockdump demo`, nothing runs
+/// its cleanup; the deadlocked demo child must still not outlive it.
+#[test]
+fn demo_child_dies_with_a_sigkilled_lockdump() {
+    let dir = TempDir::new("fm-demo");
+    // lockdump's report goes to a full pipe: it diagnoses the child, then
+    // blocks writing the report while the child is still alive.
+    let (_unread, stdout) = full_pipe();
+    let stderr = std::fs::File::create(dir.path().join("stderr")).expect("stderr file");
+    let lockdump = std::process::Command::new(lockdump_bin())
+        .arg("demo")
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn lockdump demo");
+    let ld = lockdump.id() as i32;
+    let mut run = Reaped {
+        process: lockdump,
+        grandchild: None,
+    };
+    let stderr_text = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
+    wait_until("lockdump demo blocks writing its report to stdout", || {
+        assert!(
+            run.process.try_wait().expect("try_wait").is_none(),
+            "lockdump demo exited early: {}",
+            stderr_text()
+        );
+        std::fs::read_to_string(format!("/proc/{ld}/syscall")).is_ok_and(|s| s.starts_with("1 0x1 "))
+    });
+    let mut children: Vec<i32> = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{ld}/task"))
+        .expect("lockdump's tasks")
+        .flatten()
+    {
+        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_else(|e| {
+            panic!(
+                "reading {}/children: {e}: the kernel needs CONFIG_PROC_CHILDREN",
+                task.path().display()
+            )
+        });
+        children.extend(list.split_whitespace().filter_map(|p| p.parse::<i32>().ok()));
+    }
+    assert_eq!(
+        children.len(),
+        1,
+        "lockdump {ld} should have one child (the demo's): {children:?}"
+    );
+    let child = children[0];
+    let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("__demo-child"),
+        "child {child} of lockdump is not the demo child: {:?}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let (state, start) = state_and_start(child).expect("demo child's stat");
+    assert_ne!(state, 'Z', "demo child {child} already exited");
+    run.grandchild = Some((child, start));
+
+    kill(ld, libc::SIGKILL);
+    let status = run.process.wait().expect("reap lockdump");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "{status:?}"
+    );
+    // Gone, or a zombie waiting for its new parent to reap it (a container's
+    // PID 1 may never do so): either way it no longer runs.
+    wait_until(&format!("demo child {child} dies after lockdump was SIGKILLed"), || {
+        state_and_start(child).map_or(true, |(st, s)| st == 'Z' || s != start)
+    });
+}
+
+/// The race the parent-death signal leaves open: lockdump dies before the
+/// child arms it. The child then has another parent than the PID lockdump
+/// gave it and must exit at once instead of deadlocking. Simulated by naming
+/// a parent (PID 1) that is not the one that started it (this test).
+#[test]
+fn demo_child_whose_lockdump_is_already_gone_exits() {
+    let child = std::process::Command::new(lockdump_bin())
+        .arg("__demo-child")
+        .env("LOCKDUMP_DEMO_PARENT", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the demo child");
+    let mut run = Reaped {
+        process: child,
+        grandchild: None,
+    };
+    let mut status = None;
+    wait_until("the orphaned demo child exits", || {
+        status = run.process.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    let mut out = String::new();
+    let _ = std::io::Read::read_to_string(&mut run.process.stdout.take().expect("stdout"), &mut out);
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{status:?}");
+    assert!(out.is_empty(), "the orphaned demo child started anyway: {out}");
+}

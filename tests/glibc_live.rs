@@ -38,7 +38,7 @@ fn every_lock_kind_with_exact_owner() {
     let out = analyze(&snap);
 
     // struct pthread's tid offset comes from libc's own _thread_db descriptor.
-    let syms = common::ElfSymbols::load(fx.pid);
+    let syms = common::symbols(&snap);
     let layout = PthreadLayout::discover(&syms, &snap.memory());
     assert_eq!(layout.source, LayoutSource::ThreadDb);
     assert_eq!((layout.tid, layout.robust_head, layout.cleanup), (0x2d0, 0x2e0, 0x2f8));

@@ -83,6 +83,41 @@ fn arc_mutex_abba_is_an_inferred_deadlock() {
     check_abba("arc", false);
 }
 
+/// With unwound stacks (the whole `lockdump::inspect` pipeline), the stack
+/// slot that points to the lock is placed in the frame that owns it: the
+/// one whose SP is the closest below the slot, here `lock_then`, which holds
+/// the guard (not its caller, whose SP lies above the slot).
+#[test]
+fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
+    let exe = compile_rust("rust_locks");
+    let fx = Fixture::start(&exe, &["arc"]);
+    let tids = [fx.tid("main"), fx.tid("t1"), fx.tid("t2")];
+    wait_for_thread_count(fx.pid, 3);
+    wait_in_syscall(fx.pid, &tids, SYS_FUTEX);
+    let opts = lockdump::inspect::Options {
+        max_frames: 64,
+        ..Default::default()
+    };
+    let i = lockdump::inspect::inspect(fx.pid, &opts, &lockdump::symbols::ModuleCache::new())
+        .unwrap_or_else(|e| panic!("inspecting {}: {e}", fx.pid));
+    for (waiter, holder) in [("t1", "t2"), ("t2", "t1")] {
+        let k = index_of(&i.snapshot, fx.tid(waiter));
+        let w = i.findings[k].wait.as_ref().expect("waits");
+        let ev = &w.owner.evidence;
+        assert_eq!(w.owner.tid, Some(fx.tid(holder)), "{ev}");
+        let want = format!(
+            "thread {} has a pointer to the lock in its stack slot 0x",
+            fx.tid(holder)
+        );
+        assert!(ev.contains(&want), "{waiter}: {ev}");
+        let frame = ev
+            .split(" in frame #")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no frame: {ev}"));
+        assert!(frame.contains(" (rust_locks::lock_then)"), "{waiter}: {ev}");
+    }
+}
+
 #[test]
 fn rwlock_writer_and_mutex_cycle() {
     let (fx, snap, out) = run("rwlock");

@@ -12,9 +12,9 @@
 use crate::target::{Memory, SyscallState};
 
 /// `futex` on x86_64.
-pub const SYS_FUTEX: i64 = 202;
+pub const SYS_FUTEX: i64 = crate::syscalls::nr::FUTEX;
 /// `futex_waitv` on x86_64 (Linux 5.16+).
-pub const SYS_FUTEX_WAITV: i64 = 449;
+pub const SYS_FUTEX_WAITV: i64 = crate::syscalls::nr::FUTEX_WAITV;
 
 /// `FUTEX_PRIVATE_FLAG`: the futex is not shared between processes.
 pub const FUTEX_PRIVATE_FLAG: u32 = 128;

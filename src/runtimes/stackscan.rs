@@ -16,9 +16,39 @@
 
 use super::ProcessView;
 use crate::stacks::Stack;
+use crate::target::Registers;
 
 /// Bytes of one thread's copied stack scanned at most (the capture bounds it too).
 pub const MAX_SCAN_BYTES: usize = 8 << 20;
+
+/// The registers a function must preserve across calls (x86_64 SysV psABI
+/// 3.2.1), by name: where a caller's live pointers survive its callees.
+pub fn callee_saved(r: &Registers) -> [(&'static str, u64); 6] {
+    [
+        ("rbx", r.rbx),
+        ("rbp", r.rbp),
+        ("r12", r.r12),
+        ("r13", r.r13),
+        ("r14", r.r14),
+        ("r15", r.r15),
+    ]
+}
+
+/// Memory copied from `addr` (8-byte aligned, see [`align_word`]) as
+/// `(address, value)` words; a trailing partial word is dropped.
+pub fn words(addr: u64, bytes: &[u8]) -> impl Iterator<Item = (u64, u64)> + '_ {
+    bytes.chunks_exact(8).enumerate().map(move |(n, chunk)| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        (addr.wrapping_add(8 * n as u64), u64::from_le_bytes(w))
+    })
+}
+
+/// The first 8-byte aligned address at or above `addr` (where pointer-sized
+/// stack slots start); `None` at the top of the address space.
+pub fn align_word(addr: u64) -> Option<u64> {
+    addr.checked_add(7).map(|a| a & !7)
+}
 
 /// Where a pointer to the lock was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,9 +97,24 @@ impl Reference {
     }
 }
 
-/// The frame whose area `[previous cfa, cfa)` contains `addr`.
+/// The frame whose area holds the stack slot `addr`. A frame's `cfa` is its
+/// own SP (see [`crate::stacks::Frame::cfa`]), so a physical frame's locals
+/// lie from its `cfa` up to its caller's: the owner is the last frame whose
+/// `cfa` is at or below `addr`. Of an inlined group (one SP) that is the
+/// physical function, listed last; synthesized tail-call frames own no stack.
+/// `None` above the outermost frame's SP, where the area's end is unknown.
 fn frame_of(stack: &Stack, addr: u64) -> Option<usize> {
-    stack.frames.iter().position(|f| f.cfa != 0 && addr < f.cfa)
+    let mut owner = None;
+    for (k, f) in stack.frames.iter().enumerate() {
+        if f.cfa == 0 || f.how == Some("tailcall") {
+            continue;
+        }
+        if f.cfa > addr {
+            return owner;
+        }
+        owner = Some(k);
+    }
+    None
 }
 
 /// The `Arc` header an `Arc<Lock>` puts before the lock (`ArcInner { strong, weak, data }`):
@@ -102,29 +147,20 @@ pub fn references_in(view: &ProcessView<'_>, j: usize, lock: u64) -> Vec<Referen
             });
         }
     };
-    let r = &t.regs;
-    for (name, v) in [
-        ("rbx", r.rbx),
-        ("rbp", r.rbp),
-        ("r12", r.r12),
-        ("r13", r.r13),
-        ("r14", r.r14),
-        ("r15", r.r15),
-    ] {
+    for (name, v) in callee_saved(&t.regs) {
         check(v, Location::Register(name), None);
     }
     let region = &t.stack;
-    let sp = r.rsp.max(region.start);
-    let Some(start) = sp.checked_add(7).map(|s| s & !7) else {
+    let sp = t.regs.rsp.max(region.start);
+    let Some(start) = align_word(sp) else {
         return out;
     };
     let Some(off) = start.checked_sub(region.start) else {
         return out;
     };
     let bytes = region.bytes.get(off as usize..).unwrap_or(&[]);
-    for (k, chunk) in bytes.chunks_exact(8).take(MAX_SCAN_BYTES / 8).enumerate() {
-        let value = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-        let at = start + 8 * k as u64;
+    let bytes = &bytes[..bytes.len().min(MAX_SCAN_BYTES)];
+    for (at, value) in words(start, bytes) {
         if value == lock || arc == Some(value) {
             check(value, Location::Stack(at), frame_of(stack, at));
         }
@@ -189,6 +225,17 @@ mod tests {
     }
 
     #[test]
+    fn words_are_aligned_and_addressed() {
+        assert_eq!(align_word(0x7000_0001), Some(0x7000_0008));
+        assert_eq!(align_word(0x7000_0008), Some(0x7000_0008));
+        assert_eq!(align_word(u64::MAX - 3), None);
+        let mut bytes: Vec<u8> = [0x11u64, 0x22].iter().flat_map(|w| w.to_le_bytes()).collect();
+        bytes.extend([0xff; 5]);
+        let got: Vec<(u64, u64)> = words(0x7000_0008, &bytes).collect();
+        assert_eq!(got, [(0x7000_0008, 0x11), (0x7000_0010, 0x22)]);
+    }
+
+    #[test]
     fn finds_the_one_thread_with_a_live_pointer() {
         let lock = 0x5000u64;
         let mut t1 = thread(1, None, 0);
@@ -224,8 +271,8 @@ mod tests {
                 assert_eq!(j, 2);
                 assert_eq!(refs.len(), 1);
                 assert_eq!(refs[0].location, Location::Stack(0x7000_0120));
-                // Frame CFAs are 0x7000_0100, 0x7000_0200, ...: the slot is in frame 1's area.
-                assert_eq!(refs[0].frame, Some(1));
+                // Frame SPs are 0x7000_0100, 0x7000_0200, ...: the slot is in frame 0's area.
+                assert_eq!(refs[0].frame, Some(0));
                 assert!(refs[0]
                     .describe(&view)
                     .starts_with("thread 3 has a pointer to the lock in its stack slot"));
@@ -234,6 +281,24 @@ mod tests {
         }
         // Including the waiter makes it ambiguous.
         assert_eq!(infer_holder(&view, lock, &[]), Inference::Several(vec![0, 2]));
+    }
+
+    #[test]
+    fn a_slot_belongs_to_the_frame_whose_sp_is_just_below_it() {
+        // SPs: #0 0x100; #1 (inlined) and #2 0x200; #3 (tail call) 0x200; #4 0x300.
+        let mut s = stack(&[("leaf", ""), ("inl", ""), ("phys", ""), ("tail", ""), ("outer", "")]);
+        for (f, sp) in s.frames.iter_mut().zip([0x100u64, 0x200, 0x200, 0x200, 0x300]) {
+            f.cfa = sp;
+        }
+        s.frames[1].inlined = true;
+        s.frames[3].how = Some("tailcall");
+        assert_eq!(frame_of(&s, 0x0f8), None);
+        assert_eq!(frame_of(&s, 0x100), Some(0));
+        assert_eq!(frame_of(&s, 0x1f8), Some(0));
+        assert_eq!(frame_of(&s, 0x200), Some(2));
+        assert_eq!(frame_of(&s, 0x2f8), Some(2));
+        // Above the outermost frame's SP its area's end is unknown.
+        assert_eq!(frame_of(&s, 0x300), None);
     }
 
     #[test]

@@ -3,10 +3,11 @@
 //! A thread asleep in `read(0)` or `epoll_wait` is not part of a wait-for
 //! cycle, but the report should still say where it is: "every thread is
 //! blocked" is only convincing when each thread's wait is named.
-//! Numbers are the x86_64 syscall table (`arch/x86/entry/syscalls/syscall_64.tbl`).
+//! Numbers and names come from the one table in [`crate::syscalls`].
 
 use super::futex::{self, FutexCmd};
-use crate::target::{Memory, SyscallState, SYS_RESTART_SYSCALL};
+use crate::syscalls::{kernel_name, nr};
+use crate::target::{Memory, SyscallState};
 
 /// `fcntl` commands that block on a record lock.
 const F_SETLKW: u64 = 7;
@@ -18,52 +19,52 @@ const F_OFD_SETLKW: u64 = 38;
 pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
     let a = sys.args;
     let fd = a[0] as i64 as i32;
+    let name = kernel_name(sys.nr).unwrap_or("?");
     let s = match sys.nr {
-        0 => format!("read(fd {fd})"),
-        1 => format!("write(fd {fd})"),
-        7 => format!("poll({} fds)", a[1]),
-        17 => format!("pread64(fd {fd})"),
-        18 => format!("pwrite64(fd {fd})"),
-        19 => format!("readv(fd {fd})"),
-        20 => format!("writev(fd {fd})"),
-        23 => "select".into(),
-        34 => "pause".into(),
-        35 => "nanosleep".into(),
-        42 => format!("connect(fd {fd})"),
-        43 => format!("accept(fd {fd})"),
-        44 => format!("sendto(fd {fd})"),
-        45 => format!("recvfrom(fd {fd})"),
-        46 => format!("sendmsg(fd {fd})"),
-        47 => format!("recvmsg(fd {fd})"),
-        61 => "wait4".into(),
-        64 | 65 | 220 => "semop (System V semaphore)".into(),
-        69 => "msgsnd".into(),
-        70 => "msgrcv".into(),
-        72 if a[1] == F_SETLKW || a[1] == F_OFD_SETLKW => format!("fcntl(fd {fd}, F_SETLKW) record lock"),
-        73 => format!("flock(fd {fd})"),
-        128 => "rt_sigtimedwait".into(),
-        130 => "rt_sigsuspend".into(),
-        202 => match futex::decode(sys, mem) {
+        nr::READ
+        | nr::WRITE
+        | nr::PREAD64
+        | nr::PWRITE64
+        | nr::READV
+        | nr::WRITEV
+        | nr::CONNECT
+        | nr::ACCEPT
+        | nr::SENDTO
+        | nr::RECVFROM
+        | nr::SENDMSG
+        | nr::RECVMSG
+        | nr::FLOCK
+        | nr::EPOLL_WAIT
+        | nr::EPOLL_PWAIT
+        | nr::ACCEPT4
+        | nr::RECVMMSG
+        | nr::IO_URING_ENTER
+        | nr::EPOLL_PWAIT2 => format!("{name}(fd {fd})"),
+        nr::POLL | nr::PPOLL => format!("{name}({} fds)", a[1]),
+        nr::SELECT
+        | nr::PAUSE
+        | nr::NANOSLEEP
+        | nr::WAIT4
+        | nr::MSGSND
+        | nr::MSGRCV
+        | nr::RT_SIGTIMEDWAIT
+        | nr::RT_SIGSUSPEND
+        | nr::IO_GETEVENTS
+        | nr::CLOCK_NANOSLEEP
+        | nr::MQ_TIMEDRECEIVE
+        | nr::WAITID
+        | nr::PSELECT6 => name.into(),
+        nr::SEMGET | nr::SEMOP | nr::SEMTIMEDOP => "semop (System V semaphore)".into(),
+        nr::FCNTL if a[1] == F_SETLKW || a[1] == F_OFD_SETLKW => format!("fcntl(fd {fd}, F_SETLKW) record lock"),
+        nr::FUTEX => match futex::decode(sys, mem) {
             Some(w) => format!("futex_wait {}", w.describe()),
             None => return None,
         },
-        208 => "io_getevents".into(),
-        230 => "clock_nanosleep".into(),
-        232 => format!("epoll_wait(fd {fd})"),
-        243 => "mq_timedreceive".into(),
-        247 => "waitid".into(),
-        270 => "pselect6".into(),
-        271 => format!("ppoll({} fds)", a[1]),
-        281 => format!("epoll_pwait(fd {fd})"),
-        288 => format!("accept4(fd {fd})"),
-        299 => format!("recvmmsg(fd {fd})"),
-        426 => format!("io_uring_enter(fd {fd})"),
-        441 => format!("epoll_pwait2(fd {fd})"),
-        449 => match futex::decode_waitv(sys, mem) {
+        nr::FUTEX_WAITV => match futex::decode_waitv(sys, mem) {
             Some(v) => format!("futex_waitv on {} futexes", v.len()),
             None => "futex_waitv".into(),
         },
-        SYS_RESTART_SYSCALL => match futex::decode(sys, mem) {
+        nr::RESTART_SYSCALL => match futex::decode(sys, mem) {
             Some(w) if w.cmd == FutexCmd::Wait || w.cmd == FutexCmd::WaitBitset => {
                 format!("futex_wait {} (timed, restarted)", w.describe())
             }
@@ -80,11 +81,11 @@ mod tests {
     use super::*;
     use crate::target::memory::BufferMemory;
 
-    fn sys(nr: i64, args: [u64; 6]) -> SyscallState {
+    fn sys(number: i64, args: [u64; 6]) -> SyscallState {
         SyscallState {
-            nr,
+            nr: number,
             args,
-            restarted: nr == SYS_RESTART_SYSCALL,
+            restarted: number == nr::RESTART_SYSCALL,
         }
     }
 

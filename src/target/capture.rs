@@ -478,7 +478,7 @@ fn copy_wait_words(pid: i32, threads: &[ThreadSnapshot], maps: &[MapEntry]) -> V
     let windows: Vec<(u64, u64)> = threads
         .iter()
         .filter_map(|t| t.syscall.as_ref())
-        .filter(|s| s.nr == crate::syscalls::SYS_FUTEX || s.nr == SYS_RESTART_SYSCALL)
+        .filter(|s| s.nr == crate::syscalls::nr::FUTEX || s.nr == SYS_RESTART_SYSCALL)
         .filter_map(|s| {
             let addr = s.args[0];
             let i = maps.partition_point(|m| m.end <= addr);

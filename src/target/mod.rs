@@ -106,7 +106,7 @@ pub struct SyscallState {
     pub restarted: bool,
 }
 
-pub const SYS_RESTART_SYSCALL: i64 = 219;
+pub const SYS_RESTART_SYSCALL: i64 = crate::syscalls::nr::RESTART_SYSCALL;
 
 /// How the registers of a thread were obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,9 @@
 //! Test-only helpers for live analyzer tests: build fixtures, run them until
-//! they report READY, capture a minimal [`Snapshot`] (syscalls from /proc,
-//! registers and stack bytes through a brief ptrace stop), and look symbols
-//! up in the fixtures' ELF files. The real capture and symbolizer live in the
-//! lead's modules; these exist so the analyzers can be tested against real
-//! glibc and Rust std objects now.
+//! they report READY, capture them with lockdump's own capture and symbol
+//! tables, and run the native analyzers on the result *without* unwound
+//! stacks, the memory-and-futex-only path the analyzers must also handle
+//! (the full pipeline, stacks included, is tested through the binary in
+//! tests/deadlocks.rs).
 
 #![allow(dead_code)]
 
@@ -13,15 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use lockdump::proc::{self as lproc, MapEntry, SyscallLine};
-use lockdump::runtimes::SymbolLookup;
-use lockdump::target::{
-    CopiedRegion, Memory, ProcessMemory, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot,
-};
-use nix::sys::ptrace;
-use nix::sys::wait::{waitpid, WaitPidFlag};
-use nix::unistd::Pid;
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use lockdump::proc::{self as lproc, SyscallLine};
+use lockdump::symbols::{ModuleCache, ProcessSymbols};
+use lockdump::target::capture::CaptureOptions;
+use lockdump::target::Snapshot;
 
 /// Generous: the machine is a loaded 2-core box.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -186,171 +181,24 @@ pub fn wait_for_thread_count(pid: i32, n: usize) {
     }
 }
 
-/// A minimal capture: per-thread syscall, state and wchan from /proc (read
-/// before the stop, so they describe the wait and not the ptrace stop), then
-/// a brief PTRACE_SEIZE/INTERRUPT per thread for registers and stack bytes.
+/// lockdump's own capture (`lockdump::target::capture`, default options):
+/// per-thread facts from /proc read before the stop, then registers, stack
+/// bytes and futex words copied during one brief ptrace stop.
 pub fn capture(pid: i32) -> Snapshot {
-    let maps = lproc::maps(pid).expect("maps");
-    let mut threads = Vec::new();
-    for tid in lproc::tasks(pid).expect("tasks") {
-        let syscall = match lproc::syscall(pid, tid).expect("syscall") {
-            SyscallLine::InSyscall { nr, args, .. } => Some(SyscallState {
-                nr,
-                args,
-                restarted: nr == lockdump::target::SYS_RESTART_SYSCALL,
-            }),
-            _ => None,
-        };
-        let st = lproc::task_status(pid, tid).expect("status");
-        let name = lproc::comm(pid, tid).unwrap_or_default();
-        let wchan = lproc::wchan(pid, tid).unwrap_or_default();
-        let regs = stop_and_read_regs(tid);
-        let stack = copy_stack(pid, &maps, regs.rsp);
-        threads.push(ThreadSnapshot {
-            tid,
-            name,
-            state: st.state,
-            wchan,
-            regs,
-            register_source: RegisterSource::Ptrace,
-            syscall,
-            pending_signal: None,
-            stack,
-            ns_tid: tid,
-        });
-    }
-    Snapshot {
-        pid,
-        ns_pid: pid,
-        exe: lproc::exe(pid).unwrap_or_default(),
-        cmdline: lproc::cmdline(pid).unwrap_or_default(),
-        threads,
-        maps,
-        auxv: lproc::auxv(pid).unwrap_or_default(),
-        pause: Duration::ZERO,
-        capture_time: Duration::ZERO,
-        no_stop: false,
-        wait_memory: Vec::new(),
-    }
+    lockdump::target::capture::capture(pid, &CaptureOptions::default())
+        .unwrap_or_else(|e| panic!("capturing {pid}: {e} (run the tests as root or with ptrace permission)"))
 }
 
-fn stop_and_read_regs(tid: i32) -> Registers {
-    let p = Pid::from_raw(tid);
-    ptrace::seize(p, ptrace::Options::empty())
-        .unwrap_or_else(|e| panic!("PTRACE_SEIZE {tid}: {e} (run the tests as root or with ptrace permission)"));
-    ptrace::interrupt(p).expect("PTRACE_INTERRUPT");
-    waitpid(p, Some(WaitPidFlag::__WALL)).expect("waitpid");
-    let regs = ptrace::getregs(p).expect("PTRACE_GETREGS");
-    ptrace::detach(p, None).expect("PTRACE_DETACH");
-    Registers::from_user_regs(&regs)
-}
-
-/// Copy the stack from 128 bytes below SP (red zone) to the end of its mapping, at most 1 MiB.
-fn copy_stack(pid: i32, maps: &[MapEntry], sp: u64) -> CopiedRegion {
-    let Some(m) = maps.iter().find(|m| m.contains(sp)) else {
-        return CopiedRegion::default();
-    };
-    let start = sp.saturating_sub(128).max(m.start);
-    let end = m.end.min(start + (1 << 20));
-    let mem = ProcessMemory::new(pid);
-    CopiedRegion {
-        start,
-        bytes: mem.read_vec(start, (end - start) as usize).unwrap_or_default(),
-    }
-}
-
-/// Symbols of every ELF file mapped in the process (`.symtab` and `.dynsym`),
-/// relocated with each module's load bias.
-pub struct ElfSymbols {
-    /// (name, runtime address, size, module path)
-    syms: Vec<(String, u64, u64, String)>,
-    sections: Vec<(String, u64, u64)>,
-    modules: Vec<(u64, u64, String)>,
-}
-
-impl ElfSymbols {
-    pub fn load(pid: i32) -> ElfSymbols {
-        let maps = lproc::maps(pid).expect("maps");
-        let mut out = ElfSymbols {
-            syms: Vec::new(),
-            sections: Vec::new(),
-            modules: Vec::new(),
-        };
-        let mut seen = std::collections::HashSet::new();
-        for m in maps.iter().filter(|m| m.is_file() && !m.deleted) {
-            out.modules.push((m.start, m.end, m.path.clone()));
-            if !seen.insert(m.path.clone()) {
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(&m.path) else { continue };
-            let Ok(file) = object::File::parse(&*bytes) else {
-                continue;
-            };
-            // Bias: the first mapping of the file (lowest address) maps its first PT_LOAD.
-            let first = maps
-                .iter()
-                .filter(|x| x.path == m.path)
-                .min_by_key(|x| x.start)
-                .expect("mapping");
-            let Some(seg) = file.segments().find(|s| s.file_range().0 & !0xfff == first.offset) else {
-                continue;
-            };
-            let bias = if file.kind() == object::ObjectKind::Executable {
-                0
-            } else {
-                first.start.wrapping_sub(seg.address() & !0xfff)
-            };
-            for s in file.symbols().chain(file.dynamic_symbols()) {
-                let (Ok(name), true) = (s.name(), s.address() != 0) else {
-                    continue;
-                };
-                if name.is_empty() {
-                    continue;
-                }
-                out.syms.push((
-                    name.to_string(),
-                    s.address().wrapping_add(bias),
-                    s.size(),
-                    m.path.clone(),
-                ));
-            }
-            for sec in file.sections() {
-                if let Ok(name) = sec.name() {
-                    out.sections
-                        .push((name.to_string(), sec.address().wrapping_add(bias), sec.size()));
-                }
-            }
-        }
-        out
-    }
-}
-
-impl SymbolLookup for ElfSymbols {
-    fn symbol_address(&self, name: &str) -> Option<u64> {
-        self.syms.iter().find(|s| s.0 == name).map(|s| s.1)
-    }
-    fn symbol_at(&self, addr: u64) -> Option<(String, u64)> {
-        self.syms
-            .iter()
-            .filter(|s| s.2 > 0 && s.1 <= addr && addr < s.1 + s.2)
-            .min_by_key(|s| s.2)
-            .map(|s| (s.0.clone(), addr - s.1))
-    }
-    fn section(&self, name: &str) -> Option<(u64, u64)> {
-        self.sections.iter().find(|s| s.0 == name).map(|s| (s.1, s.2))
-    }
-    fn module_at(&self, addr: u64) -> Option<String> {
-        self.modules
-            .iter()
-            .find(|m| m.0 <= addr && addr < m.1)
-            .map(|m| m.2.clone())
-    }
+/// lockdump's own symbol tables for the captured process (ELF `.symtab` and
+/// `.dynsym` of every mapped module, placed at its load bias).
+pub fn symbols(snap: &Snapshot) -> ProcessSymbols {
+    ProcessSymbols::load(snap, &ModuleCache::new())
 }
 
 /// Run glibc + Rust std analysis on a captured process (no unwound stacks:
 /// exercises the memory-only path the analyzers must handle).
 pub fn analyze(snap: &Snapshot) -> Vec<lockdump::runtimes::ThreadFindings> {
-    let syms = ElfSymbols::load(snap.pid);
+    let syms = symbols(snap);
     let mem = snap.memory();
     let stacks = vec![lockdump::stacks::Stack::default(); snap.threads.len()];
     let view = lockdump::runtimes::ProcessView {

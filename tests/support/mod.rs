@@ -1,168 +1,58 @@
-//! Test-only helpers: a `SymbolLookup` over the ELF files a live process maps,
-//! a `Snapshot` built from /proc without ptrace, and a child-process guard.
-//!
-//! The real capture / symbolizer live in the main program; these exist so the
-//! runtime analyzers can be tested against real processes on their own.
+//! Test-only helpers for testing the runtime analyzers against real
+//! processes on their own: lockdump's symbol tables and `--no-stop` capture
+//! (a `Snapshot` from /proc without ptrace) for a PID, and a child-process
+//! guard.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use lockdump::proc::{self, MapEntry, SyscallLine};
+use lockdump::proc;
 use lockdump::runtimes::SymbolLookup;
-use lockdump::target::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
-use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol};
+use lockdump::symbols::{ModuleCache, ProcessSymbols};
+use lockdump::target::capture::{capture, CaptureOptions};
+use lockdump::target::Snapshot;
 
 /// Generous timeout for anything a loaded 2-core machine must reach.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 
-struct Module {
-    path: String,
-    symbols: HashMap<String, u64>,
-    /// (address, size, name), sorted by address.
-    sorted: Vec<(u64, u64, String)>,
-    sections: HashMap<String, (u64, u64)>,
-}
-
-/// Symbols and sections of every ELF file mapped by a process, relocated.
-pub struct ProcSymbols {
-    modules: Vec<Module>,
-    maps: Vec<MapEntry>,
-}
+/// lockdump's own symbol tables for a live process (every mapped ELF
+/// module's `.symtab`, `.dynsym` and sections, placed at its load bias).
+pub struct ProcSymbols(ProcessSymbols);
 
 impl ProcSymbols {
     pub fn new(pid: i32) -> Self {
-        let maps = proc::maps(pid).expect("read maps");
-        let mut modules = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for m in maps.iter().filter(|m| m.is_file()) {
-            if !seen.insert(m.path.clone()) {
-                continue;
-            }
-            if let Some(module) = load_module(pid, &m.path, &maps) {
-                modules.push(module);
-            }
-        }
-        ProcSymbols { modules, maps }
+        ProcSymbols(ProcessSymbols::load(&snapshot_from_proc(pid), &ModuleCache::new()))
     }
-}
-
-fn load_module(pid: i32, path: &str, maps: &[MapEntry]) -> Option<Module> {
-    let root = format!("/proc/{pid}/root{path}");
-    let data = std::fs::read(&root).or_else(|_| std::fs::read(path)).ok()?;
-    let file = object::File::parse(&*data).ok()?;
-    // Bias: match a PT_LOAD's page-aligned file offset to a mapping's offset.
-    let mut bias = None;
-    for seg in file.segments() {
-        let (off, _) = seg.file_range();
-        let page_off = off & !0xfff;
-        if let Some(m) = maps.iter().find(|m| m.path == path && m.offset == page_off) {
-            bias = Some(m.start.wrapping_sub(seg.address() & !0xfff));
-            break;
-        }
-    }
-    let bias = bias?;
-    let mut symbols = HashMap::new();
-    let mut sorted = Vec::new();
-    for sym in file.dynamic_symbols().chain(file.symbols()) {
-        if sym.is_undefined() || sym.address() == 0 {
-            continue;
-        }
-        let Ok(name) = sym.name() else { continue };
-        let addr = sym.address().wrapping_add(bias);
-        symbols.entry(name.to_string()).or_insert(addr);
-        sorted.push((addr, sym.size(), name.to_string()));
-    }
-    sorted.sort();
-    let mut sections = HashMap::new();
-    for s in file.sections() {
-        if let Ok(name) = s.name() {
-            if s.address() != 0 {
-                sections.insert(name.to_string(), (s.address().wrapping_add(bias), s.size()));
-            }
-        }
-    }
-    Some(Module {
-        path: path.to_string(),
-        symbols,
-        sorted,
-        sections,
-    })
 }
 
 impl SymbolLookup for ProcSymbols {
     fn symbol_address(&self, name: &str) -> Option<u64> {
-        self.modules.iter().find_map(|m| m.symbols.get(name).copied())
+        self.0.symbol_address(name)
     }
     fn symbol_at(&self, addr: u64) -> Option<(String, u64)> {
-        for m in &self.modules {
-            let i = m.sorted.partition_point(|(a, _, _)| *a <= addr);
-            if i > 0 {
-                let (a, size, name) = &m.sorted[i - 1];
-                if addr < a + (*size).max(1) {
-                    return Some((name.clone(), addr - a));
-                }
-            }
-        }
-        None
+        self.0.symbol_at(addr)
     }
     fn section(&self, name: &str) -> Option<(u64, u64)> {
-        self.modules.iter().find_map(|m| m.sections.get(name).copied())
+        self.0.section(name)
     }
     fn module_at(&self, addr: u64) -> Option<String> {
-        self.maps
-            .iter()
-            .find(|m| m.contains(addr) && m.is_file())
-            .map(|m| m.path.clone())
+        self.0.module_at(addr)
     }
 }
 
-/// A snapshot built from /proc alone (no ptrace): syscall arguments from
-/// /proc/PID/task/TID/syscall, registers left at zero.
+/// lockdump's own capture in `--no-stop` mode: nothing is stopped; each
+/// thread's syscall and its SP and PC come from /proc/PID/task/TID/syscall.
 pub fn snapshot_from_proc(pid: i32) -> Snapshot {
-    let status = proc::status(pid).expect("status");
-    let mut threads = Vec::new();
-    for tid in proc::tasks(pid).expect("tasks") {
-        let Ok(st) = proc::task_status(pid, tid) else { continue };
-        let syscall = match proc::syscall(pid, tid) {
-            Ok(SyscallLine::InSyscall { nr, args, .. }) => Some(SyscallState {
-                nr,
-                args,
-                restarted: nr == lockdump::target::SYS_RESTART_SYSCALL,
-            }),
-            _ => None,
-        };
-        threads.push(ThreadSnapshot {
-            tid,
-            name: proc::comm(pid, tid).unwrap_or_default(),
-            state: st.state,
-            wchan: proc::wchan(pid, tid).unwrap_or_default(),
-            regs: Registers::default(),
-            register_source: RegisterSource::ProcSyscall,
-            syscall,
-            pending_signal: None,
-            stack: CopiedRegion::default(),
-            ns_tid: st.ns_pids.last().copied().unwrap_or(tid),
-        });
-    }
-    Snapshot {
-        pid,
-        ns_pid: status.ns_pids.last().copied().unwrap_or(pid),
-        exe: proc::exe(pid).unwrap_or_default(),
-        cmdline: proc::cmdline(pid).unwrap_or_default(),
-        threads,
-        maps: proc::maps(pid).expect("maps"),
-        auxv: proc::auxv(pid).unwrap_or_default(),
-        pause: Duration::ZERO,
-        capture_time: Duration::ZERO,
+    let opts = CaptureOptions {
         no_stop: true,
-        wait_memory: Vec::new(),
-    }
+        ..CaptureOptions::default()
+    };
+    capture(pid, &opts).unwrap_or_else(|e| panic!("reading {pid} from /proc: {e}"))
 }
 
 /// A spawned target, killed and reaped on drop.

@@ -24,6 +24,7 @@
 use super::layout::MutexFields;
 use super::{frames, hint_for, Ctx, Found, Hint, OwnerEvidence};
 use crate::runtimes::futex::{self, FutexCmd, FutexWait, FUTEX_TID_MASK};
+use crate::runtimes::stackscan;
 use crate::runtimes::ResourceKind;
 use crate::target::RegisterSource;
 
@@ -170,19 +171,13 @@ impl<'v, 'a> Ctx<'v, 'a> {
             return out;
         };
         if t.register_source == RegisterSource::Ptrace {
-            let r = &t.regs;
-            for (name, v) in [
-                ("rbx", r.rbx),
-                ("rbp", r.rbp),
-                ("r12", r.r12),
-                ("r13", r.r13),
-                ("r14", r.r14),
-                ("r15", r.r15),
-            ] {
+            for (name, v) in stackscan::callee_saved(&t.regs) {
                 out.push((v, format!("callee-saved register {name}")));
             }
         }
-        let start = sp.saturating_add(7) & !7;
+        let Some(start) = stackscan::align_word(sp) else {
+            return out;
+        };
         let len = end.saturating_sub(start).min(SCAN_BYTES) as usize & !7;
         if let Ok(bytes) = self.view.memory.read_vec(start, len) {
             let fname = self
@@ -191,9 +186,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
                 .get(lock_frame)
                 .and_then(|f| f.function.as_deref())
                 .unwrap_or("the lock function");
-            for (n, chunk) in bytes.chunks_exact(8).enumerate() {
-                let v = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-                let at = start + 8 * n as u64;
+            for (at, v) in stackscan::words(start, &bytes) {
                 out.push((v, format!("stack slot {at:#x} (in or below the frame of {fname})")));
             }
         }
