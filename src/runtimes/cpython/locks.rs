@@ -433,11 +433,10 @@ fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, ho
 
 /// The futex a thread sleeps on (FUTEX_WAIT or FUTEX_WAIT_BITSET), if any.
 pub fn futex_wait_address(t: &ThreadSnapshot) -> Option<u64> {
-    const SYS_FUTEX: i64 = 202;
     const FUTEX_WAIT: u64 = 0;
     const FUTEX_WAIT_BITSET: u64 = 9;
     let s = t.syscall?;
-    if s.nr != SYS_FUTEX && !s.restarted {
+    if s.nr != crate::syscalls::nr::FUTEX && !s.restarted {
         return None;
     }
     let op = s.args[1] & 0x7f;
