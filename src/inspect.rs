@@ -9,8 +9,8 @@ use crate::graph::{self, Verdict};
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::{native, Hold, ProcessView, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
-use crate::symbols::{ModuleCache, ProcessSymbols};
-use crate::target::capture::{capture, CaptureOptions};
+use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
+use crate::target::capture::{capture_with, CaptureOptions};
 use crate::target::Snapshot;
 use crate::unwind::Unwinder;
 
@@ -44,7 +44,12 @@ pub struct Inspection {
 }
 
 pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspection, InspectError> {
-    let snapshot = capture(pid, &opts.capture)?;
+    // Symbolization needs the DWARF of the mapped files right after capture:
+    // prepare it meanwhile. For a CPython target most of it is not needed
+    // (see `lazy_dwarf` below), so none is prepared ahead.
+    let snapshot = capture_with(pid, &opts.capture, |maps| {
+        prefetch::start(pid, maps, opts.python && !opts.native)
+    })?;
     let started = Instant::now();
     let symbols = ProcessSymbols::load(&snapshot, cache);
     let memory = snapshot.memory();

@@ -43,6 +43,9 @@ fn main() {
 
 fn run(cli: Cli) -> Result<i32, InspectError> {
     let style = Style::detect(cli.color);
+    if cli.no_cache {
+        lockdump::symbols::diskcache::configure(None);
+    }
     let opts = Options {
         capture: CaptureOptions {
             stack_bytes: cli.stack_bytes,

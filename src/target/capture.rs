@@ -79,6 +79,17 @@ struct ThreadInfo {
 
 /// Capture a snapshot of process `pid`.
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
+    capture_with(pid, opts, |_| {})
+}
+
+/// [`capture`], calling `maps_read` with the memory map as soon as it is
+/// read, before the per-thread reads and the stop (to start work that needs
+/// only the map, such as preparing DWARF, in parallel with them).
+pub fn capture_with(
+    pid: i32,
+    opts: &CaptureOptions,
+    maps_read: impl FnOnce(&[MapEntry]),
+) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     let pid = preflight(pid)?;
     let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;
@@ -88,6 +99,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
     let cmdline = proc::cmdline(pid).unwrap_or_default();
     let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
     let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
+    maps_read(&maps);
 
     let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
     let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
