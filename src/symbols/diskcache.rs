@@ -353,6 +353,8 @@ mod tests {
             assert!(load_from(&dir, &key(), &wanted).is_none(), "bit flipped at {at}");
         }
         fs::write(&path, &good).unwrap();
+        // Not group-writable whatever the umask (that alone is refused).
+        fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         assert_eq!(load_from(&dir, &key(), &wanted).unwrap(), vec![&a[..]]);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -103,8 +103,10 @@ struct Slot {
 }
 
 /// Process-wide slots: (build ID, debug file size) -> its preparation.
+type Registry = Mutex<HashMap<(Vec<u8>, usize), Arc<Slot>>>;
+
 fn slot(build_id: &[u8], len: usize) -> Option<Arc<Slot>> {
-    static REGISTRY: OnceLock<Mutex<HashMap<(Vec<u8>, usize), Arc<Slot>>>> = OnceLock::new();
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
     let mut map = REGISTRY.get_or_init(Default::default).lock().ok()?;
     Some(map.entry((build_id.to_vec(), len)).or_default().clone())
 }
