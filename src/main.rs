@@ -42,20 +42,20 @@ fn main() {
     std::process::exit(code);
 }
 
-/// glibc's allocator, tuned for a short-lived process that allocates a lot
-/// at once from two threads. The DWARF prefetch thread (symbols::prefetch)
-/// builds addr2line's context, tens of MB in small allocations: in its own
-/// arena (glibc's default for a second thread) that heap grows a page or two
-/// at a time, ~3500 `mprotect` calls per run on the 1000-thread benchmark
-/// (a quarter of that thread's time). One arena, grown 16 MiB at a time,
-/// takes a few `brk` calls instead; the two threads rarely allocate at the
-/// same moment (a few dozen contended locks per run). Untouched reserve
-/// costs no memory.
+/// glibc's allocator, tuned for a short-lived process: grow the heap 16 MiB
+/// at a time instead of by what each allocation needs (86 `brk` calls per
+/// run on the 1000-thread benchmark, 3 with this). Untouched reserve costs
+/// no memory.
+///
+/// Not `M_ARENA_MAX=1`, although it would spare the DWARF prefetch thread's
+/// own arena its page-by-page growth (~3500 `mprotect` calls per run): that
+/// thread runs under `SCHED_IDLE`, and sharing the arena lock with it lets
+/// the capturing thread wait, mid-stop, on a lock held by a thread that
+/// gets no CPU on a loaded machine.
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; called before any
     // other thread exists.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }
 }
