@@ -15,7 +15,9 @@
 //! to a temporary file and renamed into place, so readers never see a
 //! partial one. The directory and its entries must belong to the user
 //! running lockdump and not be writable by others (lockdump often runs as
-//! root; a file planted by someone else is not read). The total size is kept
+//! root; a file planted by someone else is not read), and it is never
+//! created inside a directory that belongs to someone else (root with a
+//! user's `HOME` leaves no root-owned `~/.cache` behind). The total size is kept
 //! under [`MAX_TOTAL`] by deleting the least recently used entries.
 
 use std::fs::{self, File, OpenOptions};
@@ -155,7 +157,7 @@ fn store_in(dir: &Path, key: &Key, sections: &[(usize, &[u8])]) -> std::io::Resu
     if total > MAX_ENTRY {
         return Ok(());
     }
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    make_dir(dir)?;
     if !fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && trusted(&m)) {
         return Ok(());
     }
@@ -194,6 +196,30 @@ fn store_in(dir: &Path, key: &Key, sections: &[(usize, &[u8])]) -> std::io::Resu
     }
     prune(dir);
     written
+}
+
+/// Create the cache directory (and `~/.cache` if missing), but never inside
+/// a directory that belongs to someone else: root running lockdump with a
+/// user's `HOME` must not leave a root-owned `~/.cache` behind.
+fn make_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let refused = || std::io::Error::new(std::io::ErrorKind::PermissionDenied, "not our directory");
+    // SAFETY: geteuid has no preconditions.
+    let mine = |p: &Path| fs::symlink_metadata(p).is_ok_and(|m| m.is_dir() && m.uid() == unsafe { libc::geteuid() });
+    let parent = dir.parent().ok_or_else(refused)?;
+    if !parent.exists() {
+        let grandparent = parent.parent().ok_or_else(refused)?;
+        if !mine(grandparent) {
+            return Err(refused());
+        }
+        fs::DirBuilder::new().mode(0o700).create(parent)?;
+    }
+    if !mine(parent) {
+        return Err(refused());
+    }
+    fs::DirBuilder::new().mode(0o700).create(dir)
 }
 
 fn align8(n: u64) -> u64 {
@@ -293,10 +319,17 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
+    /// `<tmp>/lockdump-diskcache-NAME-PID/lockdump`, its parent created (and
+    /// owned by the user running the test, as a cache's parent must be).
     fn tempdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("lockdump-diskcache-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&d);
-        d
+        let base = std::env::temp_dir().join(format!("lockdump-diskcache-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(&base).unwrap();
+        base.join("lockdump")
+    }
+
+    fn remove(dir: &Path) {
+        fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     const ID: &[u8] = &[0x93, 0xac, 0x61, 0xec];
@@ -330,7 +363,7 @@ mod tests {
         assert!(load_from(&dir, &resized, &wanted).is_none());
         assert!(load_from(&dir, &key(), &[(3, a.len() as u64)]).is_none());
         assert!(load_from(&dir, &key(), &[(3, a.len() as u64), (4, 9)]).is_none());
-        fs::remove_dir_all(&dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
@@ -356,7 +389,7 @@ mod tests {
         // Not group-writable whatever the umask (that alone is refused).
         fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         assert_eq!(load_from(&dir, &key(), &wanted).unwrap(), vec![&a[..]]);
-        fs::remove_dir_all(&dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
@@ -367,7 +400,20 @@ mod tests {
         let sub = dir.join("lockdump");
         assert!(store_in(&sub, &key(), &[(3, b"abc")]).is_err());
         assert!(load_from(&sub, &key(), &[(3, 3)]).is_none());
-        fs::remove_file(&dir).unwrap();
+        remove(&dir);
+        // Nothing is created inside a directory that belongs to someone else.
+        let dir = tempdir("foreign");
+        let parent = dir.parent().unwrap().to_path_buf();
+        let path = std::ffi::CString::new(parent.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid path; 65534 is `nobody`.
+        let chowned = unsafe { libc::chown(path.as_ptr(), 65534, 65534) } == 0;
+        let foreign = if chowned { parent.clone() } else { PathBuf::from("/") };
+        let cache = foreign
+            .join(format!("lockdump-diskcache-foreign-{}", std::process::id()))
+            .join("lockdump");
+        assert!(store_in(&cache, &key(), &[(3, b"abc")]).is_err());
+        assert!(!cache.parent().unwrap().exists(), "created {}", cache.display());
+        remove(&dir);
         // A directory others can write to is neither read nor written.
         let dir = tempdir("shared");
         fs::create_dir(&dir).unwrap();
@@ -375,7 +421,7 @@ mod tests {
         store_in(&dir, &key(), &[(3, b"abc")]).unwrap();
         assert!(!entry_path(&dir, &key()).exists());
         assert!(load_from(&dir, &key(), &[(3, 3)]).is_none());
-        fs::remove_dir_all(&dir).unwrap();
+        remove(&dir);
     }
 
     #[test]
