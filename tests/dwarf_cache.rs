@@ -2,7 +2,8 @@
 //! never changes what lockdump prints: a run that fills the cache, a run that
 //! reads it, a run with `--no-cache`, runs over a damaged cache and runs with
 //! an unusable cache directory all print the same stacks, file:line and
-//! inlined frames.
+//! inlined frames, whether the DWARF was prepared on the background thread
+//! during capture or by the symbolizer afterwards.
 //!
 //! Needs libc6-dbg: its compressed `.debug_*` sections are what gets cached.
 
@@ -89,7 +90,11 @@ fn assert_has_libc_lines(doc: &Value) {
 
 #[test]
 fn cached_uncached_and_damaged_caches_print_the_same() {
-    let fx = Fixture::spawn_blocked(c_fixture("threads_idle", Variant::Debug, &["4"]));
+    // Enough threads (lockdump::inspect::PREFETCH_MIN_THREADS) that the DWARF
+    // is prepared on the background thread during capture: that path and
+    // the symbolizer's own must agree too.
+    let workers = lockdump::inspect::PREFETCH_MIN_THREADS.to_string();
+    let fx = Fixture::spawn_blocked(c_fixture("threads_idle", Variant::Debug, &[&workers]));
     let xdg = unique_path("xdg-cache");
     std::fs::create_dir_all(&xdg).unwrap();
 

@@ -79,16 +79,17 @@ struct ThreadInfo {
 
 /// Capture a snapshot of process `pid`.
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
-    capture_with(pid, opts, |_| {})
+    capture_with(pid, opts, |_, _| {})
 }
 
-/// [`capture`], calling `maps_read` with the memory map as soon as it is
-/// read, before the per-thread reads and the stop (to start work that needs
-/// only the map, such as preparing DWARF, in parallel with them).
+/// [`capture`], calling `maps_read` with the memory map and the number of
+/// threads as soon as both are read, before the per-thread reads and the
+/// stop (to start work that needs only the map, such as preparing DWARF, in
+/// parallel with them).
 pub fn capture_with(
     pid: i32,
     opts: &CaptureOptions,
-    maps_read: impl FnOnce(&[MapEntry]),
+    maps_read: impl FnOnce(&[MapEntry], usize),
 ) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     let pid = preflight(pid)?;
@@ -99,7 +100,6 @@ pub fn capture_with(
     let cmdline = proc::cmdline(pid).unwrap_or_default();
     let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
     let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
-    maps_read(&maps);
 
     let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
     let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
@@ -110,6 +110,7 @@ pub fn capture_with(
             max: MAX_THREADS,
         });
     }
+    maps_read(&maps, tids.len());
     let mut files = TaskFiles::open(pid).ok_or(InspectError::ExitedDuringDump(pid))?;
     for &tid in &tids {
         if let Some(info) = thread_info(&mut files, pid, tid, in_pid_namespace) {
