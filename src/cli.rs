@@ -55,6 +55,12 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N", default_value_t = crate::unwind::MAX_FRAMES)]
     pub max_frames: usize,
 
+    /// Do not read or write the cache of decompressed debug sections
+    /// ($XDG_CACHE_HOME/lockdump, else ~/.cache/lockdump). Same as
+    /// LOCKDUMP_NO_CACHE=1.
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+
     /// When to color the text report.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,

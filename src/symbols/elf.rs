@@ -245,42 +245,11 @@ impl ElfModule {
         self.debug_data.is_some()
     }
 
-    /// DWARF for file:line and inlined frames, parsed on first use.
+    /// DWARF for file:line and inlined frames, parsed on first use (or
+    /// prepared ahead by [`super::prefetch`]; see [`super::sections`]).
     pub fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
         self.dwarf
-            .get_or_init(|| {
-                let data = self.debug_data?;
-                let file = object::File::parse(data).ok()?;
-                let endian = gimli::RunTimeEndian::Little;
-                let load = |id: gimli::SectionId| -> Result<Reader, gimli::Error> {
-                    use gimli::SectionId::*;
-                    // Location lists, macros and name indexes are not needed
-                    // for file:line and inlining, and are the largest sections
-                    // to decompress in distribution debug files.
-                    if matches!(
-                        id,
-                        DebugLoc
-                            | DebugLocLists
-                            | DebugMacinfo
-                            | DebugMacro
-                            | DebugPubNames
-                            | DebugPubTypes
-                            | DebugTypes
-                            | DebugFrame
-                            | EhFrame
-                            | EhFrameHdr
-                    ) {
-                        return Ok(gimli::EndianSlice::new(&[], endian));
-                    }
-                    let bytes = match file.section_by_name(id.name()) {
-                        Some(s) => leak(s.uncompressed_data().unwrap_or(Cow::Borrowed(&[]))),
-                        None => &[],
-                    };
-                    Ok(gimli::EndianSlice::new(bytes, endian))
-                };
-                let dwarf = gimli::Dwarf::load(load).ok()?;
-                addr2line::Context::from_dwarf(dwarf).ok()
-            })
+            .get_or_init(|| super::sections::prepared(self.build_id.as_deref(), self.debug_data?)?.take_context())
             .as_ref()
     }
 

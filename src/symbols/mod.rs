@@ -11,7 +11,10 @@
 
 pub mod debuginfo;
 pub mod demangle;
+pub mod diskcache;
 pub mod elf;
+pub mod prefetch;
+pub mod sections;
 pub mod tailcall;
 
 use std::collections::HashMap;
@@ -85,22 +88,12 @@ impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
         let root = PathBuf::from(format!("/proc/{}/root", snapshot.pid));
-        let mut groups: Vec<(&MapEntry, Vec<&MapEntry>)> = Vec::new();
-        for m in &snapshot.maps {
-            if !m.is_file() {
-                continue;
-            }
-            match groups.iter_mut().find(|(first, _)| {
-                first.inode == m.inode && first.dev_major == m.dev_major && first.dev_minor == m.dev_minor
-            }) {
-                Some((_, maps)) => maps.push(m),
-                None => groups.push((m, vec![m])),
-            }
-        }
         let mut modules = Vec::new();
-        for (first, maps) in groups {
+        for (first, maps) in file_groups(&snapshot.maps) {
             let shown = PathBuf::from(&first.path);
-            let Some(module) = open_mapped(snapshot.pid, &root, first, &maps, cache) else {
+            let Some(module) = open_mapped(snapshot.pid, &root, first, &maps, |file| {
+                cache.load(file, &shown, &root)
+            }) else {
                 continue;
             };
             let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
@@ -228,22 +221,39 @@ fn short_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Open the file behind a mapping, preferring the target's own path (inside
-/// its mount namespace) when it is still the same inode, else the kernel's
-/// handle on the mapped inode (`map_files`, works for deleted files).
-fn open_mapped(
+/// The file-backed mappings of a process, grouped by file (first mapping first).
+pub(crate) fn file_groups(all: &[MapEntry]) -> Vec<(&MapEntry, Vec<&MapEntry>)> {
+    let mut groups: Vec<(&MapEntry, Vec<&MapEntry>)> = Vec::new();
+    for m in all {
+        if !m.is_file() {
+            continue;
+        }
+        match groups.iter_mut().find(|(first, _)| {
+            first.inode == m.inode && first.dev_major == m.dev_major && first.dev_minor == m.dev_minor
+        }) {
+            Some((_, maps)) => maps.push(m),
+            None => groups.push((m, vec![m])),
+        }
+    }
+    groups
+}
+
+/// Open the file behind a mapping with `open`, preferring the target's own
+/// path (inside its mount namespace) when it is still the same inode, else
+/// the kernel's handle on the mapped inode (`map_files`, works for deleted files).
+pub(crate) fn open_mapped<T>(
     pid: i32,
     root: &Path,
     first: &MapEntry,
     maps: &[&MapEntry],
-    cache: &ModuleCache,
-) -> Option<Arc<ElfModule>> {
+    mut open: impl FnMut(&Path) -> Option<T>,
+) -> Option<T> {
     let shown = Path::new(&first.path);
     let in_root = debuginfo::join_under(root, shown);
     if !first.deleted {
         if let Ok(meta) = std::fs::metadata(&in_root) {
             if meta.ino() == first.inode {
-                if let Some(m) = cache.load(&in_root, shown, root) {
+                if let Some(m) = open(&in_root) {
                     return Some(m);
                 }
             }
@@ -251,7 +261,7 @@ fn open_mapped(
     }
     for m in maps {
         let p = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
-        if let Some(module) = cache.load(&p, shown, root) {
+        if let Some(module) = open(&p) {
             return Some(module);
         }
     }
@@ -265,7 +275,7 @@ fn open_mapped(
     if first.deleted || !same_inode {
         return None;
     }
-    cache.load(shown, shown, root)
+    open(shown)
 }
 
 /// The vdso has no file: read its image from the target's memory.

@@ -79,6 +79,18 @@ struct ThreadInfo {
 
 /// Capture a snapshot of process `pid`.
 pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError> {
+    capture_with(pid, opts, |_, _| {})
+}
+
+/// [`capture`], calling `maps_read` with the memory map and the number of
+/// threads as soon as both are read, before the per-thread reads and the
+/// stop (to start work that needs only the map, such as preparing DWARF, in
+/// parallel with them).
+pub fn capture_with(
+    pid: i32,
+    opts: &CaptureOptions,
+    maps_read: impl FnOnce(&[MapEntry], usize),
+) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     let pid = preflight(pid)?;
     let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;
@@ -98,6 +110,7 @@ pub fn capture(pid: i32, opts: &CaptureOptions) -> Result<Snapshot, InspectError
             max: MAX_THREADS,
         });
     }
+    maps_read(&maps, tids.len());
     let mut files = TaskFiles::open(pid).ok_or(InspectError::ExitedDuringDump(pid))?;
     for &tid in &tids {
         if let Some(info) = thread_info(&mut files, pid, tid, in_pid_namespace) {

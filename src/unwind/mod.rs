@@ -52,6 +52,26 @@ pub struct Unwinder {
     /// only from ELF symbols. Loading DWARF is most of a run's cost, so the
     /// pipeline turns it off for stacks it will not print; see [`Self::set_dwarf`].
     dwarf: bool,
+    /// Runtime probe address -> the CFI row covering it (`None`: no CFI).
+    /// Finding a row means a binary search of `.eh_frame_hdr` and running the
+    /// CIE's and FDE's programs up to the pc, and a pool's threads share a
+    /// few pcs. Valid for one process's modules only, like `symbolized`.
+    rows: HashMap<u64, Option<CfiRow>>,
+}
+
+/// A memoized CFI row and what is needed to apply it.
+#[derive(Clone)]
+struct CfiRow {
+    row: UnwindTableRow<usize>,
+    /// Which section the row's expressions point into.
+    section: CfiSection,
+    signal: bool,
+}
+
+#[derive(Clone, Copy)]
+enum CfiSection {
+    EhFrame,
+    DebugFrame,
 }
 
 impl Default for Unwinder {
@@ -62,6 +82,7 @@ impl Default for Unwinder {
             symbolized: HashMap::new(),
             tail_calls: HashMap::new(),
             dwarf: true,
+            rows: HashMap::new(),
         }
     }
 }
@@ -214,6 +235,33 @@ impl Unwinder {
         regs: &Regs,
         mem: &dyn Memory,
     ) -> Result<Option<Step>, String> {
+        let found = match self.rows.get(&probe) {
+            Some(r) => r.clone(),
+            None => {
+                let r = self.find_row(m, probe);
+                self.rows.insert(probe, r.clone());
+                r
+            }
+        };
+        let Some(r) = found else { return Ok(None) };
+        let endian = gimli::RunTimeEndian::Little;
+        let module = &m.module;
+        match r.section {
+            CfiSection::EhFrame => {
+                let eh = module.eh_frame.ok_or("CFI row without .eh_frame")?;
+                apply_row(&r.row, &EhFrame::new(eh.data, endian), regs, mem, r.signal).map(Some)
+            }
+            CfiSection::DebugFrame => {
+                let df = module.debug_frame.ok_or("CFI row without .debug_frame")?;
+                let mut debug_frame = DebugFrame::new(df.data, endian);
+                debug_frame.set_address_size(8);
+                apply_row(&r.row, &debug_frame, regs, mem, r.signal).map(Some)
+            }
+        }
+    }
+
+    /// The CFI row covering `probe` (`.eh_frame`, else `.debug_frame`), if any.
+    fn find_row(&mut self, m: &MappedModule, probe: u64) -> Option<CfiRow> {
         let module = &m.module;
         let svma = probe.wrapping_sub(m.bias);
         let endian = gimli::RunTimeEndian::Little;
@@ -238,8 +286,11 @@ impl Unwinder {
             }
             if let Some(fde) = found {
                 if let Ok(row) = fde.unwind_info_for_address(&eh_frame, &bases, &mut self.ctx, svma) {
-                    let signal = fde.is_signal_trampoline();
-                    return apply_row(row, &eh_frame, regs, mem, signal).map(Some);
+                    return Some(CfiRow {
+                        row: row.clone(),
+                        section: CfiSection::EhFrame,
+                        signal: fde.is_signal_trampoline(),
+                    });
                 }
             }
         }
@@ -249,12 +300,15 @@ impl Unwinder {
             debug_frame.set_address_size(8);
             if let Ok(fde) = debug_frame.fde_for_address(&bases, svma, DebugFrame::cie_from_offset) {
                 if let Ok(row) = fde.unwind_info_for_address(&debug_frame, &bases, &mut self.ctx, svma) {
-                    let signal = fde.is_signal_trampoline();
-                    return apply_row(row, &debug_frame, regs, mem, signal).map(Some);
+                    return Some(CfiRow {
+                        row: row.clone(),
+                        section: CfiSection::DebugFrame,
+                        signal: fde.is_signal_trampoline(),
+                    });
                 }
             }
         }
-        Ok(None)
+        None
     }
 }
 

@@ -1,0 +1,132 @@
+//! Preparing the target's DWARF on a background thread while capture runs.
+//!
+//! Capture (the per-thread /proc reads, the stop) does not need DWARF, and
+//! symbolization needs it right after; preparing it (inflating compressed
+//! sections or mapping them from the disk cache, building the addr2line
+//! context) takes tens of ms for libc with libc6-dbg. So as soon as the
+//! target's memory map is read, a thread prepares the DWARF of every mapped
+//! file through [`super::sections::prepared`], the same call the symbolizer
+//! makes: a file the thread has done is ready, one it is doing is waited
+//! for, one it has not reached is done by the symbolizer itself. Either way
+//! the result is the same; only when it is ready changes.
+//!
+//! The thread runs under `SCHED_IDLE`: it uses only CPU time nobody else
+//! wants, so it never delays the target's threads on their way into the
+//! ptrace stop (at normal priority it lengthened the pause by half on a
+//! 2-CPU machine). When the symbolizer needs a file the thread is still
+//! preparing, it gives the thread normal priority back ([`boost`]) and
+//! waits. Going back from `SCHED_IDLE` needs `CAP_SYS_NICE` (or an
+//! `RLIMIT_NICE` of 20), so without it no thread is started and
+//! symbolization prepares everything itself, as it would anyway.
+//!
+//! The thread is detached (nothing waits for it at exit) and blocks every
+//! signal, so that the SIGALRM and termination signals capture relies on
+//! reach the capturing thread.
+
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSymbol};
+
+use super::{debuginfo, elf, file_groups, open_mapped, sections};
+use crate::proc::MapEntry;
+
+/// Start preparing the DWARF of the files mapped in `maps` of process `pid`.
+/// With `unless_cpython`, nothing is prepared if a mapped file holds the
+/// CPython runtime: such targets name most native frames from ELF symbols
+/// only (see `inspect`), so their DWARF is mostly not needed.
+pub fn start(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
+    if !may_boost() {
+        return;
+    }
+    let maps = maps.to_vec();
+    // SAFETY: sigfillset/pthread_sigmask on local sets; the previous mask is
+    // restored right after the spawn (the new thread keeps the full one).
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) != 0 {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("lockdump-dwarf".into())
+            .spawn(move || run(pid, &maps, unless_cpython));
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+    }
+}
+
+/// A mapped file with DWARF: its build ID and the file the DWARF is in.
+struct Target {
+    build_id: Option<Vec<u8>>,
+    debug: &'static [u8],
+}
+
+fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
+    let idle = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall on this thread (0) with a valid parameter.
+    if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
+        return;
+    }
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let mut targets = Vec::new();
+    for (first, group) in file_groups(maps) {
+        let Some(data) = open_mapped(pid, &root, first, &group, |p| elf::map_file(p).ok()) else {
+            continue;
+        };
+        let Ok(file) = object::File::parse(data) else { continue };
+        if unless_cpython && holds_cpython(&file) {
+            return;
+        }
+        let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
+        let debug = if file.section_by_name(".debug_info").is_some() {
+            Some(data)
+        } else {
+            let link = file.gnu_debuglink().ok().flatten();
+            debuginfo::find_debug_file(&root, Path::new(&first.path), build_id.as_deref(), link).map(|(_, d)| d)
+        };
+        if let Some(debug) = debug {
+            targets.push(Target { build_id, debug });
+        }
+    }
+    for t in targets {
+        // Files without a build ID have no shared slot: preparing them here
+        // would be work the symbolizer repeats.
+        if let Some(id) = &t.build_id {
+            // Back to idle priority in case a waiter boosted this thread for
+            // the previous file.
+            // SAFETY: as above.
+            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) };
+            sections::prefetch(id, t.debug);
+        }
+    }
+}
+
+/// Whether this process may move a thread from `SCHED_IDLE` back to normal
+/// priority: root, or an `RLIMIT_NICE` that allows nice 0 (rlimit 20).
+/// (`CAP_SYS_NICE` without root is not looked for: the thread is then not
+/// started, which costs time, not correctness.)
+fn may_boost() -> bool {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: geteuid has no preconditions; getrlimit writes into `lim`.
+    unsafe { libc::geteuid() == 0 || (libc::getrlimit(libc::RLIMIT_NICE, &mut lim) == 0 && lim.rlim_cur >= 20) }
+}
+
+/// Give thread `tid` of this process normal priority back: a waiter needs
+/// what it is preparing. Errors are ignored (the thread may have finished).
+pub(crate) fn boost(tid: i32) {
+    let normal = libc::sched_param { sched_priority: 0 };
+    // SAFETY: plain syscall with a valid parameter; `tid` is a thread of this process.
+    unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &normal) };
+}
+
+/// The file defines CPython's runtime state (as `cpython::runtime` finds it).
+fn holds_cpython(file: &object::File<'static>) -> bool {
+    file.section_by_name(".PyRuntime").is_some()
+        || file
+            .symbols()
+            .chain(file.dynamic_symbols())
+            .any(|s| s.is_definition() && s.name() == Ok("_PyRuntime"))
+}
