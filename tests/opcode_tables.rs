@@ -13,7 +13,7 @@ mod common;
 use std::process::Command;
 
 use common::{for_each_python, manifest_dir};
-use lockdump::runtimes::cpython::acquires::{lock_calls, CallKind, Expr};
+use lockdump::runtimes::cpython::acquires::{lock_calls, render, CallKind};
 use lockdump::runtimes::cpython::layout::opcode_table;
 use serde_json::Value;
 
@@ -66,14 +66,6 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-fn text(e: &Expr, locals: &[String]) -> String {
-    match e {
-        Expr::Global(n) => n.clone(),
-        Expr::Local(i) => locals.get(*i as usize).cloned().unwrap_or_else(|| format!("<{i}>")),
-        Expr::Attr(base, a) => format!("{}.{a}", text(base, locals)),
-    }
-}
-
 #[test]
 fn specialized_bytecode_gives_the_source_calls() {
     for_each_python(|py| {
@@ -104,7 +96,7 @@ fn specialized_bytecode_gives_the_source_calls() {
                         CallKind::Acquire => "acquire",
                         CallKind::Release => "release",
                     };
-                    (kind.to_string(), text(&c.expr, &locals))
+                    (kind.to_string(), render(&c.expr, &locals))
                 })
                 .collect();
             let want: Vec<(String, String)> = f["calls"]

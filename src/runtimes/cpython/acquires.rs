@@ -21,8 +21,6 @@
 //! (a Condition's waiter lock, acquired by the waiter and released by the
 //! notifier) are hand-offs, not holds.
 
-use std::collections::HashMap;
-
 use super::frames::{line_for, PyFrame, PyThreadState, Walker};
 use super::holds::{as_lock, HeldLock, LockKind};
 use super::layout::{opcode_table, OpcodeTable, Role};
@@ -128,56 +126,25 @@ pub fn lock_calls(table: &OpcodeTable, code: &[u8], names: &[String], upto: u64)
     Some(Replay { calls, pending })
 }
 
-/// How a frame's code spells an expression (`self._lock`).
-pub fn render(expr: &Expr, frame: &PyFrame) -> String {
+/// How code with these `localsplus` names spells an expression (`self._lock`).
+pub fn render(expr: &Expr, localsplusnames: &[String]) -> String {
     match expr {
         Expr::Global(n) => n.clone(),
-        Expr::Local(i) => frame
-            .code
-            .localsplusnames
+        Expr::Local(i) => localsplusnames
             .get(*i as usize)
             .cloned()
             .unwrap_or_else(|| format!("<local {i}>")),
-        Expr::Attr(base, attr) => format!("{}.{attr}", render(base, frame)),
+        Expr::Attr(base, attr) => format!("{}.{attr}", render(base, localsplusnames)),
     }
 }
 
 /// The object an expression refers to in `frame` now.
 fn resolve(walker: &Walker, frame: &PyFrame, expr: &Expr, depth: u32) -> Option<u64> {
-    let o = walker.obj;
     match expr {
-        Expr::Global(n) => o.dict_get_str(frame.globals, n).ok()?,
+        Expr::Global(n) => walker.obj.dict_get_str(frame.globals, n).ok()?,
         Expr::Local(i) => local_value(walker, frame, *i),
-        Expr::Attr(base, attr) => {
-            if depth > 8 {
-                return None;
-            }
-            let obj = resolve(walker, frame, base, depth + 1)?;
-            if o.is_type(obj, "module") {
-                let dict = o.u64(obj + walker.layout.misc.module_dict).ok()?;
-                o.dict_get_str(dict, attr).ok()?
-            } else {
-                o.attr(obj, attr)
-            }
-        }
-    }
-}
-
-/// Reads code objects' `co_names` once per inspection.
-#[derive(Default)]
-pub struct NameCache {
-    names: HashMap<u64, Vec<String>>,
-}
-
-impl NameCache {
-    fn names(&mut self, walker: &Walker, code: u64) -> &[String] {
-        self.names.entry(code).or_insert_with(|| {
-            let o = walker.obj;
-            o.u64(code + walker.layout.code.names)
-                .and_then(|t| o.tuple(t))
-                .map(|items| items.iter().map(|&n| o.str(n).unwrap_or_default()).collect())
-                .unwrap_or_default()
-        })
+        Expr::Attr(base, attr) if depth < 8 => walker.obj.attr(resolve(walker, frame, base, depth + 1)?, attr),
+        Expr::Attr(..) => None,
     }
 }
 
@@ -193,7 +160,7 @@ pub(super) struct ExplicitLocks {
 
 /// Replay the thread's frames ([`ExplicitLocks`]). Empty when this CPython
 /// version has no opcode table.
-pub(super) fn explicit_locks(walker: &Walker, state: &PyThreadState, cache: &mut NameCache) -> ExplicitLocks {
+pub(super) fn explicit_locks(walker: &Walker, state: &PyThreadState) -> ExplicitLocks {
     let mut out = ExplicitLocks::default();
     let Some(table) = opcode_table(walker.layout.version) else {
         return out;
@@ -207,11 +174,10 @@ pub(super) fn explicit_locks(walker: &Walker, state: &PyThreadState, cache: &mut
         let Some(lasti) = frame.lasti.filter(|&l| l > 0 && l <= MAX_CODE_UNITS) else {
             continue;
         };
-        let names = cache.names(walker, frame.code.addr).to_vec();
         let Ok(code) = walker.obj.mem.read_vec(frame.bytecode, lasti as usize * 2) else {
             continue;
         };
-        let Some(replay) = lock_calls(table, &code, &names, lasti) else {
+        let Some(replay) = lock_calls(table, &code, &frame.code.names, lasti) else {
             continue;
         };
         if fi == 0 {
@@ -237,7 +203,7 @@ pub(super) fn explicit_locks(walker: &Walker, state: &PyThreadState, cache: &mut
         .filter(|(_, kind, ..)| *kind == CallKind::Acquire)
         .map(|(addr, _, fi, call)| {
             let frame = &state.frames[fi];
-            let text = render(&call.expr, frame);
+            let text = render(&call.expr, &frame.code.localsplusnames);
             let at = line_for(&frame.code.linetable, frame.code.firstlineno, call.at)
                 .map(|l| format!(" at line {l}"))
                 .unwrap_or_default();

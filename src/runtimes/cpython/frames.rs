@@ -34,6 +34,8 @@ pub struct CodeInfo {
     pub stacksize: u32,
     /// Names of `localsplus` slots (locals, cells, free variables).
     pub localsplusnames: Vec<String>,
+    /// `co_names`: globals and attributes the bytecode refers to by index.
+    pub names: Vec<String>,
     pub localspluskinds: Vec<u8>,
     /// Number of code units (`Py_SIZE(code)`).
     pub ncodeunits: u64,
@@ -309,8 +311,12 @@ impl<'a> Walker<'a> {
         }
         let linetable = o.bytes(o.u64(addr + c.linetable)?, 1 << 20).unwrap_or_default();
         let exceptiontable = o.bytes(o.u64(addr + c.exceptiontable)?, 1 << 20).unwrap_or_default();
-        let names = o.tuple(o.u64(addr + c.localsplusnames)?).unwrap_or_default();
-        let localsplusnames = names.iter().map(|&n| o.str(n).unwrap_or_default()).collect();
+        let strings = |field: u64| -> Result<Vec<String>> {
+            let items = o.tuple(o.u64(addr + field)?).unwrap_or_default();
+            Ok(items.iter().map(|&n| o.str(n).unwrap_or_default()).collect())
+        };
+        let localsplusnames = strings(c.localsplusnames)?;
+        let names = strings(c.names)?;
         let localspluskinds = o.bytes(o.u64(addr + c.localspluskinds)?, 1 << 16).unwrap_or_default();
         let ncodeunits = m.read_i64(addr + self.layout.object.ob_size)?.clamp(0, 1 << 24) as u64;
         Ok(CodeInfo {
@@ -324,6 +330,7 @@ impl<'a> Walker<'a> {
             stacksize: stacksize as u32,
             localsplusnames,
             localspluskinds,
+            names,
             ncodeunits,
         })
     }
@@ -545,6 +552,7 @@ mod tests {
             stacksize: 4,
             localsplusnames: Vec::new(),
             localspluskinds: Vec::new(),
+            names: Vec::new(),
             ncodeunits: 34,
         });
         let at = |lasti| PyFrame {

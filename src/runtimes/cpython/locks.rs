@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::acquires::{explicit_locks, NameCache};
+use super::acquires::explicit_locks;
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::gil::{self, GilFutex, GilInfo};
 use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
@@ -252,11 +252,10 @@ fn add_explicit_holds(
     threads: &[Analyzed],
     held: &mut [Vec<HeldLock>],
 ) -> (HashMap<u64, Vec<i32>>, Vec<Option<u64>>) {
-    let mut names = NameCache::default();
     let (claims, acquiring): (Vec<Vec<HeldLock>>, Vec<Option<u64>>) = threads
         .iter()
         .map(|t| {
-            let e = explicit_locks(walker, &t.state, &mut names);
+            let e = explicit_locks(walker, &t.state);
             (e.holds, e.acquiring)
         })
         .unzip();

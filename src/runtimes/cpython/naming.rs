@@ -56,9 +56,7 @@ pub fn threading_active(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObje
 pub fn module_dict(walker: &Walker, interp: u64, name: &str) -> Option<u64> {
     let o = walker.obj;
     let modules = o.u64(interp + walker.layout.interp.modules).ok()?;
-    let module = o.dict_get_str(modules, name).ok()??;
-    let md = o.u64(module + walker.layout.misc.module_dict).ok()?;
-    o.is_type(md, "dict").then_some(md)
+    o.module_dict(o.dict_get_str(modules, name).ok()??)
 }
 
 /// Files whose frames are library plumbing, searched last for names.

@@ -347,13 +347,25 @@ impl<'a> Objects<'a> {
             .collect())
     }
 
-    /// One attribute of an instance, by name.
+    /// One attribute of an instance or a module, by name.
     pub fn attr(&self, obj: u64, name: &str) -> Option<u64> {
+        if let Some(dict) = self.module_dict(obj) {
+            return self.dict_get_str(dict, name).ok()?;
+        }
         self.instance_attrs(obj)
             .ok()?
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
+    }
+
+    /// A module object's `__dict__` (`None` if `obj` is not a module).
+    pub fn module_dict(&self, obj: u64) -> Option<u64> {
+        if !self.is_type(obj, "module") {
+            return None;
+        }
+        let dict = self.u64(obj + self.layout.misc.module_dict).ok()?;
+        self.is_type(dict, "dict").then_some(dict)
     }
 }
 
