@@ -16,7 +16,7 @@ impl Style {
             crate::cli::ColorChoice::Always => true,
             crate::cli::ColorChoice::Never => false,
             crate::cli::ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+                std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) && std::io::stdout().is_terminal()
             }
         };
         Style { color }

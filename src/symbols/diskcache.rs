@@ -2,13 +2,15 @@
 //!
 //! Inflating libc6-dbg's zlib-compressed sections costs tens of ms on every
 //! run; mapping an uncompressed copy costs almost nothing. The cache holds,
-//! for a build ID and debug file size, the compressed sections lockdump
-//! reads ([`super::sections::LOADED`]), uncompressed. It lives in
+//! for a build ID and debug file size and modification time, the compressed
+//! sections lockdump reads ([`super::sections::LOADED`]), uncompressed. Only
+//! files lockdump mapped from disk use it (see [`super::sections`]): bytes
+//! handed over in a buffer have no file to be the same as. It lives in
 //! `$XDG_CACHE_HOME/lockdump` (else `~/.cache/lockdump`); `--no-cache` or
 //! `LOCKDUMP_NO_CACHE=1` turns it off.
 //!
 //! Nothing about it is ever fatal or changes output: an entry is used only
-//! if its header names the same build ID, file size and sections with the
+//! if its header names the same build ID, file size, modification time and sections with the
 //! same uncompressed sizes, and the checksum over its data matches;
 //! anything else (missing, truncated, corrupt, foreign-owned, unwritable)
 //! means the sections are inflated as without a cache. Entries are written
@@ -27,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
-const MAGIC: &[u8; 8] = b"LKDWARF\x01";
+const MAGIC: &[u8; 8] = b"LKDWARF\x02";
 /// Largest total size of the cache's entries; older ones are deleted past it.
 const MAX_TOTAL: u64 = 512 << 20;
 /// Entries at most this large are written (a bound on what one file may claim).
@@ -36,10 +38,13 @@ const MAX_ENTRY: u64 = 4 << 30;
 const STALE_TMP: Duration = Duration::from_secs(3600);
 const SUFFIX: &str = ".dwarf";
 
-/// What an entry is for: the module's build ID and its debug file's size.
+/// What an entry is for: the module's build ID and its debug file's size
+/// and modification time (a file rewritten in place, keeping both build ID
+/// and size, is not served the old file's sections).
 pub struct Key<'a> {
     pub build_id: &'a [u8],
     pub file_size: u64,
+    pub mtime_ns: i128,
 }
 
 static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -129,7 +134,7 @@ fn parse(data: &[u8], key: &Key, wanted: &[(usize, u64)]) -> Option<Vec<(usize, 
         return None;
     }
     let id_len = r.u32()? as usize;
-    if r.take(id_len)? != key.build_id || r.u64()? != key.file_size {
+    if r.take(id_len)? != key.build_id || r.u64()? != key.file_size || r.i128()? != key.mtime_ns {
         return None;
     }
     let count = r.u32()? as usize;
@@ -166,6 +171,7 @@ fn store_in(dir: &Path, key: &Key, sections: &[(usize, &[u8])]) -> std::io::Resu
     header.extend_from_slice(&(key.build_id.len() as u32).to_le_bytes());
     header.extend_from_slice(key.build_id);
     header.extend_from_slice(&key.file_size.to_le_bytes());
+    header.extend_from_slice(&key.mtime_ns.to_le_bytes());
     header.extend_from_slice(&(sections.len() as u32).to_le_bytes());
     let header_len = header.len() + sections.len() * 20 + 8;
     let mut offset = align8(header_len as u64);
@@ -313,6 +319,9 @@ impl<'a> Cursor<'a> {
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
+    fn i128(&mut self) -> Option<i128> {
+        Some(i128::from_le_bytes(self.take(16)?.try_into().ok()?))
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +347,7 @@ mod tests {
         Key {
             build_id: ID,
             file_size: 4166896,
+            mtime_ns: 1_700_000_000_123_456_789,
         }
     }
 
@@ -350,17 +360,19 @@ mod tests {
         let wanted = [(3, a.len() as u64), (4, b.len() as u64)];
         let got = load_from(&dir, &key(), &wanted).expect("entry");
         assert_eq!(got, vec![&a[..], &b[..]]);
-        // Another build ID, file size or section set is a miss.
+        // Another build ID, file size, modification time or section set is a miss.
         let other = Key {
             build_id: &[1, 2, 3],
-            file_size: 4166896,
+            ..key()
         };
         assert!(load_from(&dir, &other, &wanted).is_none());
-        let resized = Key {
-            build_id: ID,
-            file_size: 1,
-        };
+        let resized = Key { file_size: 1, ..key() };
         assert!(load_from(&dir, &resized, &wanted).is_none());
+        let rewritten = Key {
+            mtime_ns: key().mtime_ns + 1,
+            ..key()
+        };
+        assert!(load_from(&dir, &rewritten, &wanted).is_none());
         assert!(load_from(&dir, &key(), &[(3, a.len() as u64)]).is_none());
         assert!(load_from(&dir, &key(), &[(3, a.len() as u64), (4, 9)]).is_none());
         remove(&dir);

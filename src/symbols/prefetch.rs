@@ -89,15 +89,11 @@ fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         }
     }
     for t in targets {
-        // Files without a build ID have no shared slot: preparing them here
-        // would be work the symbolizer repeats.
-        if let Some(id) = &t.build_id {
-            // Back to idle priority in case a waiter boosted this thread for
-            // the previous file.
-            // SAFETY: as above.
-            unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) };
-            sections::prefetch(id, t.debug);
-        }
+        // Back to idle priority in case a waiter boosted this thread for
+        // the previous file.
+        // SAFETY: as above.
+        unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) };
+        sections::prefetch(t.build_id.as_deref(), t.debug);
     }
 }
 

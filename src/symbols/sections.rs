@@ -4,12 +4,18 @@
 //! with zlib, and inflating libc's took most of a native run's CPU. So:
 //!
 //! - Sections are prepared through one process-wide slot per debug file
-//!   (keyed by build ID and file size): the prefetch thread
+//!   (keyed by its [`FileId`]: device, inode, size, modification time; the
+//!   same bytes, since [`super::elf::map_file`] maps a file once): the prefetch thread
 //!   ([`super::prefetch`]), started as soon as the target's maps are read,
 //!   and the symbolizer share one preparation. Whoever comes first does it;
 //!   the symbolizer waits for the prefetch thread's, never the other way.
 //! - Compressed sections come from the on-disk cache ([`super::diskcache`])
-//!   when it holds them for this build ID, and are stored there otherwise.
+//!   when it holds them for this build ID and file, and are stored there otherwise.
+//! - Bytes that are not a mapped file (a buffer handed to
+//!   [`super::ElfModule::parse`]) are prepared for their module alone, and
+//!   never cached: a build ID says which build a file claims to be, not
+//!   that its bytes are intact, and a damaged copy must not stand in for
+//!   the real file (nor outlive its buffer).
 //! - The addr2line context (which parses every unit's header and
 //!   abbreviations) is built with the sections, so on the prefetch thread
 //!   too, and handed to the first module that asks for it.
@@ -24,7 +30,7 @@ use gimli::SectionId;
 use object::{Object, ObjectSection};
 
 use super::diskcache;
-use super::elf::Reader;
+use super::elf::{mapped_file, FileId, Reader};
 
 /// The sections read for file:line and inlined frames. Location lists,
 /// macros, name indexes, type units and CFI are not needed for those, and
@@ -102,13 +108,30 @@ struct Slot {
     done: Condvar,
 }
 
-/// Process-wide slots: (build ID, debug file size) -> its preparation.
-type Registry = Mutex<HashMap<(Vec<u8>, usize), Arc<Slot>>>;
+/// Process-wide slots: debug file -> its preparation.
+type Registry = Mutex<HashMap<FileId, Arc<Slot>>>;
 
-fn slot(build_id: &[u8], len: usize) -> Option<Arc<Slot>> {
+fn slot(file: FileId) -> Option<Arc<Slot>> {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     let mut map = REGISTRY.get_or_init(Default::default).lock().ok()?;
-    Some(map.entry((build_id.to_vec(), len)).or_default().clone())
+    Some(map.entry(file).or_default().clone())
+}
+
+/// Where prepared sections may be shared and cached: a file lockdump mapped.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    build_id: Option<&'a [u8]>,
+    file: FileId,
+}
+
+impl Origin<'_> {
+    fn cache_key(&self) -> Option<diskcache::Key<'_>> {
+        Some(diskcache::Key {
+            build_id: self.build_id.filter(|id| !id.is_empty())?,
+            file_size: self.file.size,
+            mtime_ns: self.file.mtime_ns,
+        })
+    }
 }
 
 fn gettid() -> i32 {
@@ -121,11 +144,15 @@ fn gettid() -> i32 {
 /// preparing the same file, it is given normal priority back (see
 /// [`prefetch`]) and waited for.
 pub fn prepared(build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Arc<Prepared>> {
-    let Some(slot) = build_id.filter(|id| !id.is_empty()).and_then(|id| slot(id, data.len())) else {
+    let Some(file) = mapped_file(data) else {
         return prepare(None, data).map(Arc::new);
     };
+    let origin = Some(Origin { build_id, file });
+    let Some(slot) = slot(file) else {
+        return prepare(origin, data).map(Arc::new);
+    };
     let Ok(mut state) = slot.state.lock() else {
-        return prepare(build_id, data).map(Arc::new);
+        return prepare(origin, data).map(Arc::new);
     };
     loop {
         match &mut *state {
@@ -134,13 +161,13 @@ pub fn prepared(build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Arc<Prep
                 super::prefetch::boost(*tid);
                 state = match slot.done.wait(state) {
                     Ok(s) => s,
-                    Err(_) => return prepare(build_id, data).map(Arc::new),
+                    Err(_) => return prepare(origin, data).map(Arc::new),
                 };
             }
             State::NotStarted => {
                 *state = State::Busy { tid: gettid() };
                 drop(state);
-                return finish(&slot, build_id, data);
+                return finish(&slot, origin, data);
             }
         }
     }
@@ -148,8 +175,9 @@ pub fn prepared(build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Arc<Prep
 
 /// Prepare the file now unless some thread has started or finished it (for
 /// the prefetch thread: it never waits, and never does work twice).
-pub(crate) fn prefetch(build_id: &[u8], data: &'static [u8]) {
-    let Some(slot) = slot(build_id, data.len()) else { return };
+pub(crate) fn prefetch(build_id: Option<&[u8]>, data: &'static [u8]) {
+    let Some(file) = mapped_file(data) else { return };
+    let Some(slot) = slot(file) else { return };
     {
         let Ok(mut state) = slot.state.lock() else { return };
         if !matches!(*state, State::NotStarted) {
@@ -157,13 +185,13 @@ pub(crate) fn prefetch(build_id: &[u8], data: &'static [u8]) {
         }
         *state = State::Busy { tid: gettid() };
     }
-    let _ = finish(&slot, Some(build_id), data);
+    let _ = finish(&slot, Some(Origin { build_id, file }), data);
 }
 
 /// Prepare a file this thread marked busy, publish the result and wake the
 /// waiters. Should preparing panic, the slot is reset (not left busy), so
 /// a waiter prepares it itself instead of waiting forever.
-fn finish(slot: &Slot, build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Arc<Prepared>> {
+fn finish(slot: &Slot, origin: Option<Origin>, data: &'static [u8]) -> Option<Arc<Prepared>> {
     struct Reset<'a>(&'a Slot, bool);
     impl Drop for Reset<'_> {
         fn drop(&mut self) {
@@ -176,7 +204,7 @@ fn finish(slot: &Slot, build_id: Option<&[u8]>, data: &'static [u8]) -> Option<A
         }
     }
     let mut reset = Reset(slot, false);
-    let p = prepare(build_id, data).map(Arc::new);
+    let p = prepare(origin, data).map(Arc::new);
     if let Ok(mut s) = slot.state.lock() {
         *s = State::Done(p.clone());
         reset.1 = true;
@@ -193,8 +221,9 @@ fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
 }
 
 /// Uncompressed sections are borrowed from the mapped file; compressed ones
-/// come from the disk cache, else are inflated (and then stored there).
-fn prepare(build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Prepared> {
+/// come from the disk cache, else are inflated (and then stored there, if
+/// they come from a file: `origin`).
+fn prepare(origin: Option<Origin>, data: &'static [u8]) -> Option<Prepared> {
     let file = object::File::parse(data).ok()?;
     let mut out: [&'static [u8]; LOADED.len()] = [&[]; LOADED.len()];
     // (index in LOADED, uncompressed size) of the compressed sections.
@@ -209,10 +238,7 @@ fn prepare(build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Prepared> {
             _ => out[i] = leak(s.uncompressed_data().unwrap_or(Cow::Borrowed(&[]))),
         }
     }
-    let cache_key = build_id.map(|id| diskcache::Key {
-        build_id: id,
-        file_size: data.len() as u64,
-    });
+    let cache_key = origin.as_ref().and_then(Origin::cache_key);
     let cached = match (&cache_key, compressed.is_empty()) {
         (Some(key), false) => diskcache::load(key, &compressed),
         _ => None,
