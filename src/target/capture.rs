@@ -101,7 +101,6 @@ pub fn capture_with(
     let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
     let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
 
-    let mut infos: BTreeMap<i32, ThreadInfo> = BTreeMap::new();
     let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
     if tids.len() > MAX_THREADS && !opts.no_stop {
         return Err(InspectError::TooManyThreads {
@@ -111,12 +110,8 @@ pub fn capture_with(
         });
     }
     maps_read(&maps, tids.len());
+    let mut infos = thread_infos(pid, &tids, in_pid_namespace).ok_or(InspectError::ExitedDuringDump(pid))?;
     let mut files = TaskFiles::open(pid).ok_or(InspectError::ExitedDuringDump(pid))?;
-    for &tid in &tids {
-        if let Some(info) = thread_info(&mut files, pid, tid, in_pid_namespace) {
-            infos.insert(tid, info);
-        }
-    }
     if infos.is_empty() {
         return Err(InspectError::ExitedDuringDump(pid));
     }
@@ -261,6 +256,59 @@ impl TaskFiles {
         }
         Ok(String::from_utf8_lossy(&self.buf[..filled]))
     }
+}
+
+/// Most threads one reader of [`thread_infos`] handles (more readers start
+/// only for larger processes: starting one costs about as much as 5 reads).
+const TIDS_PER_READER: usize = 128;
+/// Most reader threads, the capturing thread included.
+const MAX_READERS: usize = 4;
+
+/// The [`ThreadInfo`] of every thread of `tids` still alive; `None` if the
+/// process is gone. Each thread's reads are independent syscalls (~20 µs of
+/// kernel time for `stat` and `wchan`, the largest part of capture before
+/// the stop for a big pool), so for a large process they are split between
+/// this thread and up to 3 more, as many as there are CPUs. The others run
+/// with signals blocked; if one cannot be started its share is read here.
+fn thread_infos(pid: i32, tids: &[i32], in_pid_namespace: bool) -> Option<BTreeMap<i32, ThreadInfo>> {
+    let read = |chunk: &[i32]| -> Option<Vec<(i32, ThreadInfo)>> {
+        let mut files = TaskFiles::open(pid)?;
+        Some(
+            chunk
+                .iter()
+                .filter_map(|&tid| Some((tid, thread_info(&mut files, pid, tid, in_pid_namespace)?)))
+                .collect(),
+        )
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let readers = cpus.min(MAX_READERS).min(tids.len() / TIDS_PER_READER).max(1);
+    let chunks: Vec<&[i32]> = tids.chunks(tids.len().div_ceil(readers).max(1)).collect();
+    let Some((mine, others)) = chunks.split_first() else {
+        return Some(BTreeMap::new());
+    };
+    std::thread::scope(|s| {
+        let started: Vec<_> = super::signals::with_signals_blocked(|| {
+            others
+                .iter()
+                .map(|&c| (c, std::thread::Builder::new().spawn_scoped(s, move || read(c))))
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            others
+                .iter()
+                .map(|&c| (c, Err(std::io::ErrorKind::Other.into())))
+                .collect()
+        });
+        let mut infos: BTreeMap<i32, ThreadInfo> = read(mine)?.into_iter().collect();
+        for (chunk, handle) in started {
+            let part = match handle {
+                Ok(h) => h.join().ok().flatten(),
+                Err(_) => None,
+            };
+            infos.extend(part.or_else(|| read(chunk))?);
+        }
+        Some(infos)
+    })
 }
 
 fn thread_info(files: &mut TaskFiles, pid: i32, tid: i32, in_pid_namespace: bool) -> Option<ThreadInfo> {

@@ -91,3 +91,24 @@ impl Drop for DeferSignals {
         }
     }
 }
+
+/// Run `spawn` (which starts threads) with every signal blocked, then restore
+/// this thread's mask. Threads inherit the mask, so the ones started inside
+/// never take a signal: SIGALRM and the termination signals above must
+/// reach the capturing thread, whose blocking calls they are meant to
+/// interrupt. `None` if the mask cannot be changed (nothing is started then).
+pub fn with_signals_blocked<T>(spawn: impl FnOnce() -> T) -> Option<T> {
+    // SAFETY: sigfillset/pthread_sigmask on local sets; the previous mask is
+    // restored before returning.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) != 0 {
+            return None;
+        }
+        let out = spawn();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        Some(out)
+    }
+}
