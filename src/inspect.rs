@@ -13,7 +13,7 @@ use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
 use crate::target::capture::{capture_with, CaptureOptions};
 use crate::target::{Snapshot, ThreadSnapshot, SYS_RESTART_SYSCALL};
-use crate::unwind::Unwinder;
+use crate::unwind::{Unwinder, Walk};
 
 /// Processes with at least this many threads get their DWARF prepared on a
 /// background thread during capture. The thread competes with the stop
@@ -77,12 +77,19 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     let lazy_dwarf = opts.python
         && !opts.native
         && (symbols.symbol_address("_PyRuntime").is_some() || symbols.section(".PyRuntime").is_some());
-    unwinder.set_dwarf(!lazy_dwarf);
-    let mut native: Vec<Stack> = snapshot
+    // Walking stacks needs no DWARF (CFI comes from .eh_frame): walk every
+    // thread first, so that the DWARF units covering all their frames are
+    // parsed together (see symbols::units), then name the frames.
+    let walks: Vec<Walk> = snapshot
         .threads
         .iter()
-        .map(|t| unwinder.unwind(t, &symbols, &memory))
+        .map(|t| unwinder.walk(t, &symbols, &memory))
         .collect();
+    unwinder.set_dwarf(!lazy_dwarf);
+    if !lazy_dwarf {
+        symbols.prepare_dwarf(&frame_addresses(walks.iter()));
+    }
+    let mut native: Vec<Stack> = walks.iter().map(|w| unwinder.name(w, &symbols)).collect();
 
     let (python, python_error) = if opts.python {
         let view = ProcessView {
@@ -121,9 +128,10 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
             .filter(|&i| !python_only(i, snapshot.threads[i].tid))
             .collect();
         if !redo.is_empty() {
+            symbols.prepare_dwarf(&frame_addresses(redo.iter().map(|&i| &walks[i])));
             unwinder.set_dwarf(true);
             for &i in &redo {
-                native[i] = unwinder.unwind(&snapshot.threads[i], &symbols, &memory);
+                native[i] = unwinder.name(&walks[i], &symbols);
             }
             let view = ProcessView {
                 snapshot: &snapshot,
@@ -158,6 +166,14 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
         python_version,
         python_error,
     })
+}
+
+/// The addresses the frames of `walks` are looked up at.
+fn frame_addresses<'a>(walks: impl Iterator<Item = &'a Walk>) -> Vec<u64> {
+    let mut out: Vec<u64> = walks.flat_map(|w| w.frames.iter().map(|f| f.probe)).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn union(mut a: Vec<Hold>, b: Vec<Hold>) -> Vec<Hold> {

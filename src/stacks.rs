@@ -1,5 +1,7 @@
 //! Unwound, symbolized stacks: what the report prints for each thread.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// Where a frame comes from.
@@ -21,12 +23,12 @@ pub struct Frame {
     pub pc: u64,
     pub kind: FrameKind,
     /// Demangled function name, when any symbol covers the pc.
-    pub function: Option<String>,
+    pub function: Option<Arc<str>>,
     /// Offset of pc from the start of `function`'s symbol.
     pub offset: Option<u64>,
     /// File name of the module (`libc.so.6`), or the Python file for Python frames.
-    pub module: Option<String>,
-    pub file: Option<String>,
+    pub module: Option<Arc<str>>,
+    pub file: Option<Arc<str>>,
     pub line: Option<u32>,
     pub inlined: bool,
     /// How the unwinder found this frame's caller: `cfi`, `fp`, `signal` (a

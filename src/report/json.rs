@@ -31,8 +31,8 @@ impl Site {
     pub fn of(frames: &[Frame], index: Option<usize>) -> Option<Site> {
         let f = frames.get(index?)?;
         Some(Site {
-            function: f.function.clone(),
-            file: f.file.clone(),
+            function: f.function.as_deref().map(str::to_string),
+            file: f.file.as_deref().map(str::to_string),
             line: f.line,
         })
     }

@@ -82,8 +82,8 @@ pub(crate) mod testing {
                 .enumerate()
                 .map(|(i, (f, m))| {
                     let mut fr = Frame::native(0x1000 + i as u64, 0x7000_0100 + 0x100 * i as u64);
-                    fr.function = (!f.is_empty()).then(|| f.to_string());
-                    fr.module = (!m.is_empty()).then(|| m.to_string());
+                    fr.function = (!f.is_empty()).then(|| (*f).into());
+                    fr.module = (!m.is_empty()).then(|| (*m).into());
                     fr
                 })
                 .collect(),

@@ -63,7 +63,7 @@ pub struct ElfModule {
     /// The file DWARF comes from (this one, or a separate debug file).
     pub debug_path: Option<PathBuf>,
     debug_data: Option<&'static [u8]>,
-    dwarf: OnceLock<Option<addr2line::Context<Reader>>>,
+    dwarf: OnceLock<Option<super::units::LazyContext>>,
     /// DWARF call sites, parsed per unit on demand (tail-call frames).
     pub(crate) call_sites: super::tailcall::ModuleCallSites,
 }
@@ -302,12 +302,36 @@ impl ElfModule {
         self.debug_data.is_some()
     }
 
-    /// DWARF for file:line and inlined frames, parsed on first use (or
-    /// prepared ahead by [`super::prefetch`]; see [`super::sections`]).
-    pub fn dwarf(&self) -> Option<&addr2line::Context<Reader>> {
+    fn lazy_dwarf(&self) -> Option<&super::units::LazyContext> {
         self.dwarf
-            .get_or_init(|| super::sections::prepared(self.build_id.as_deref(), self.debug_data?)?.take_context())
+            .get_or_init(|| {
+                let prepared = super::sections::prepared(self.build_id.as_deref(), self.debug_data?)?;
+                self.call_sites
+                    .set_debug_info(prepared.sections.get(gimli::SectionId::DebugInfo));
+                Some(super::units::LazyContext::new(prepared))
+            })
             .as_ref()
+    }
+
+    /// DWARF for file:line and inlined frames at link-time address `svma`,
+    /// parsed on first use (sections prepared ahead by [`super::prefetch`],
+    /// see [`super::sections`]; units parsed as needed, see [`super::units`]).
+    pub fn dwarf_at(&self, svma: u64) -> Option<&addr2line::Context<Reader>> {
+        self.lazy_dwarf()?.at(svma)
+    }
+
+    /// The DWARF unit covering link-time address `svma`, read by itself
+    /// (for call sites, which need no line or inline lookup).
+    pub(crate) fn dwarf_unit_at(&self, svma: u64) -> Option<gimli::UnitRef<'_, Reader>> {
+        self.lazy_dwarf()?.unit_at(svma)
+    }
+
+    /// Parse together the DWARF units covering `svmas` (link-time
+    /// addresses), which are about to be looked up.
+    pub fn prepare_dwarf(&self, svmas: impl IntoIterator<Item = u64>) {
+        if let Some(d) = self.lazy_dwarf() {
+            d.prepare(svmas);
+        }
     }
 
     /// The load bias for this module given the target's mappings of it:

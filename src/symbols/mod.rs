@@ -16,6 +16,7 @@ pub mod elf;
 pub mod prefetch;
 pub mod sections;
 pub mod tailcall;
+pub mod units;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -141,6 +142,26 @@ impl ProcessSymbols {
         self.symbolize_with(pc, probe, true)
     }
 
+    /// Before symbolizing the frames at `probes` (runtime addresses): parse
+    /// the DWARF units covering them together, not one by one as they come
+    /// (see [`units`]).
+    pub fn prepare_dwarf(&self, probes: &[u64]) {
+        let mut by_module: Vec<(&MappedModule, Vec<u64>)> = Vec::new();
+        for &p in probes {
+            let Some(m) = self.module_for(p) else { continue };
+            let svma = p.wrapping_sub(m.bias);
+            match by_module.iter_mut().find(|(k, _)| std::ptr::eq(*k, m)) {
+                Some((_, v)) => v.push(svma),
+                None => by_module.push((m, vec![svma])),
+            }
+        }
+        for (m, svmas) in by_module {
+            if m.module.has_debug_info() {
+                m.module.prepare_dwarf(svmas);
+            }
+        }
+    }
+
     /// [`Self::symbolize`], from ELF symbols only when `dwarf` is false (one
     /// frame, no file:line), which never loads the module's DWARF.
     pub fn symbolize_with(&self, pc: u64, probe: u64, dwarf: bool) -> Vec<Frame> {
@@ -148,24 +169,24 @@ impl ProcessSymbols {
         let Some(m) = self.module_for(probe) else {
             return vec![base];
         };
-        base.module = Some(m.name.clone());
+        base.module = Some(m.name.as_str().into());
         let svma = probe.wrapping_sub(m.bias);
         let sym = m.module.symbol_for(svma);
         if let Some((s, off)) = sym {
-            base.function = Some(demangle::demangle(s.name));
+            base.function = Some(demangle::demangle(s.name).into());
             base.offset = Some(off + (pc - probe));
         }
-        let ctx = if dwarf { m.module.dwarf() } else { None };
+        let ctx = if dwarf { m.module.dwarf_at(svma) } else { None };
         let Some(ctx) = ctx else { return vec![base] };
         let mut out = Vec::new();
         if let Ok(mut iter) = ctx.find_frames(svma).skip_all_loads() {
             while let Ok(Some(f)) = iter.next() {
                 let mut fr = base.clone();
                 if let Some(name) = f.function.as_ref().and_then(|n| n.raw_name().ok()) {
-                    fr.function = Some(demangle::demangle(&name));
+                    fr.function = Some(demangle::demangle(&name).into());
                 }
                 if let Some(loc) = f.location {
-                    fr.file = loc.file.map(str::to_string);
+                    fr.file = loc.file.map(Into::into);
                     fr.line = loc.line;
                 }
                 out.push(fr);
@@ -187,7 +208,7 @@ impl ProcessSymbols {
         // The outermost DWARF frame is the real function: keep the ELF offset.
         if let (Some(last), Some((s, _))) = (out.last_mut(), sym) {
             if last.function.is_none() {
-                last.function = Some(demangle::demangle(s.name));
+                last.function = Some(demangle::demangle(s.name).into());
             }
         }
         out

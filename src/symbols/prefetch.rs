@@ -2,8 +2,8 @@
 //!
 //! Capture (the per-thread /proc reads, the stop) does not need DWARF, and
 //! symbolization needs it right after; preparing it (inflating compressed
-//! sections or mapping them from the disk cache, building the addr2line
-//! context) takes tens of ms for libc with libc6-dbg. So as soon as the
+//! sections, or mapping them from the disk cache, and indexing the units)
+//! takes up to ~25 ms for libc with libc6-dbg. So as soon as the
 //! target's memory map is read, a thread prepares the DWARF of every mapped
 //! file through [`super::sections::prepared`], the same call the symbolizer
 //! makes: a file the thread has done is ready, one it is doing is waited
@@ -39,20 +39,11 @@ pub fn start(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         return;
     }
     let maps = maps.to_vec();
-    // SAFETY: sigfillset/pthread_sigmask on local sets; the previous mask is
-    // restored right after the spawn (the new thread keeps the full one).
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        if libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old) != 0 {
-            return;
-        }
-        let _ = std::thread::Builder::new()
+    let _ = crate::target::signals::with_signals_blocked(|| {
+        std::thread::Builder::new()
             .name("lockdump-dwarf".into())
-            .spawn(move || run(pid, &maps, unless_cpython));
-        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-    }
+            .spawn(move || run(pid, &maps, unless_cpython))
+    });
 }
 
 /// A mapped file with DWARF: its build ID and the file the DWARF is in.

@@ -16,9 +16,8 @@
 //!   never cached: a build ID says which build a file claims to be, not
 //!   that its bytes are intact, and a damaged copy must not stand in for
 //!   the real file (nor outlive its buffer).
-//! - The addr2line context (which parses every unit's header and
-//!   abbreviations) is built with the sections, so on the prefetch thread
-//!   too, and handed to the first module that asks for it.
+//! - The index of which unit covers which address (`.debug_aranges`, see
+//!   [`super::units`]) is built with the sections, so on the prefetch thread too.
 //!
 //! Whichever path prepared them, the bytes are the same, so the output is.
 
@@ -31,6 +30,7 @@ use object::{Object, ObjectSection};
 
 use super::diskcache;
 use super::elf::{mapped_file, FileId, Reader};
+use super::units::UnitIndex;
 
 /// The sections read for file:line and inlined frames. Location lists,
 /// macros, name indexes, type units and CFI are not needed for those, and
@@ -75,19 +75,10 @@ impl DwarfSections {
     }
 }
 
-/// Sections ready for symbolization, with an addr2line context built from
-/// them that the first module to ask takes.
+/// Sections ready for symbolization, and which unit covers which address.
 pub struct Prepared {
     pub sections: DwarfSections,
-    context: Mutex<Option<addr2line::Context<Reader>>>,
-}
-
-impl Prepared {
-    /// The context built with the sections if nobody took it yet, else a new one.
-    pub fn take_context(&self) -> Option<addr2line::Context<Reader>> {
-        let ready = self.context.lock().ok().and_then(|mut c| c.take());
-        ready.or_else(|| addr2line::Context::from_dwarf(self.sections.dwarf()).ok())
-    }
+    pub index: Option<UnitIndex>,
 }
 
 /// Where one debug file's preparation stands.
@@ -268,9 +259,6 @@ fn prepare(origin: Option<Origin>, data: &'static [u8]) -> Option<Prepared> {
         }
     }
     let sections = DwarfSections { data: out };
-    let context = addr2line::Context::from_dwarf(sections.dwarf()).ok();
-    Some(Prepared {
-        sections,
-        context: Mutex::new(context),
-    })
+    let index = UnitIndex::new(&sections);
+    Some(Prepared { sections, index })
 }

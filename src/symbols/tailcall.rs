@@ -128,11 +128,20 @@ pub struct ModuleCallSites {
     resolved: Mutex<HashMap<u64, Resolved>>,
     /// (start, end) of every unit in `.debug_info`, for references across units.
     unit_table: OnceLock<Vec<(u64, u64)>>,
+    /// The module's own `.debug_info`. The contexts units come from may
+    /// show other units as masked type units ([`super::units`]); a unit
+    /// referenced across units is read from these bytes instead.
+    debug_info: OnceLock<&'static [u8]>,
 }
 
 type Dwarf = gimli::Dwarf<Reader>;
 
 impl ModuleCallSites {
+    /// Record the module's unmasked `.debug_info` (see the field).
+    pub(crate) fn set_debug_info(&self, bytes: &'static [u8]) {
+        let _ = self.debug_info.set(bytes);
+    }
+
     /// The call sites of `unit`, parsed on first use.
     fn unit(&self, unit: UnitRef<'_, Reader>) -> Option<Arc<UnitSites>> {
         let key = unit.header.debug_info_offset()?.0 as u64;
@@ -208,10 +217,13 @@ impl ModuleCallSites {
         if die >= end {
             return None;
         }
-        dwarf
-            .debug_info
-            .header_from_offset(DebugInfoOffset(usize::try_from(start).ok()?))
-            .ok()
+        let offset = DebugInfoOffset(usize::try_from(start).ok()?);
+        match self.debug_info.get() {
+            Some(&bytes) => gimli::DebugInfo::new(bytes, gimli::RunTimeEndian::Little)
+                .header_from_offset(offset)
+                .ok(),
+            None => dwarf.debug_info.header_from_offset(offset).ok(),
+        }
     }
 }
 
@@ -548,10 +560,7 @@ impl<'a> TailCalls<'a> {
     /// The DWARF unit (and its call sites) covering runtime address `addr`.
     fn locate(&self, addr: u64) -> Option<Located<'a>> {
         let module = self.symbols.module_for(addr)?;
-        let ctx = module.module.dwarf()?;
-        let unit = ctx
-            .find_dwarf_and_unit(addr.wrapping_sub(module.bias))
-            .skip_all_loads()?;
+        let unit = module.module.dwarf_unit_at(addr.wrapping_sub(module.bias))?;
         let sites = module.module.call_sites.unit(unit)?;
         Some(Located { module, unit, sites })
     }

@@ -56,7 +56,7 @@ pub struct Unwinder {
     /// Finding a row means a binary search of `.eh_frame_hdr` and running the
     /// CIE's and FDE's programs up to the pc, and a pool's threads share a
     /// few pcs. Valid for one process's modules only, like `symbolized`.
-    rows: HashMap<u64, Option<CfiRow>>,
+    rows: HashMap<u64, Option<std::rc::Rc<CfiRow>>>,
 }
 
 /// A memoized CFI row and what is needed to apply it.
@@ -87,6 +87,33 @@ impl Default for Unwinder {
     }
 }
 
+/// One physical frame of a [`Walk`].
+#[derive(Debug, Clone, Copy)]
+pub struct PhysicalFrame {
+    pub pc: u64,
+    /// Where the frame is looked up: `pc - 1` for a return address (which
+    /// points after the call), `pc` for the innermost frame and a signal
+    /// trampoline.
+    pub probe: u64,
+    /// The frame's stack pointer (see [`Frame::cfa`]).
+    pub sp: u64,
+    /// How this frame's caller was found: `cfi`, `fp` or `signal`.
+    pub how: &'static str,
+    /// `pc` is a return address (every frame but the innermost and those
+    /// interrupted by a signal).
+    pub return_address: bool,
+}
+
+/// A thread's physical frames, innermost first, before naming.
+#[derive(Debug, Clone, Default)]
+pub struct Walk {
+    pub frames: Vec<PhysicalFrame>,
+    /// Why walking stopped early (see [`Stack::error`]).
+    pub error: Option<String>,
+    /// Stopped at the frame limit.
+    pub truncated: bool,
+}
+
 /// One step's outcome.
 enum Step {
     /// The caller's registers; `signal` when this frame was a signal trampoline
@@ -112,12 +139,20 @@ impl Unwinder {
         }
     }
 
-    /// Unwind and symbolize one thread.
+    /// Unwind and symbolize one thread: [`Self::walk`], then [`Self::name`].
     pub fn unwind(&mut self, thread: &ThreadSnapshot, symbols: &ProcessSymbols, memory: &dyn Memory) -> Stack {
-        let mut stack = Stack::default();
+        let walk = self.walk(thread, symbols, memory);
+        self.name(&walk, symbols)
+    }
+
+    /// Find one thread's physical frames (CFI, else frame pointers). Needs
+    /// no DWARF, so every thread can be walked before any DWARF is parsed,
+    /// and the units covering all their frames parsed together.
+    pub fn walk(&mut self, thread: &ThreadSnapshot, symbols: &ProcessSymbols, memory: &dyn Memory) -> Walk {
+        let mut walk = Walk::default();
         if thread.register_source == RegisterSource::None {
-            stack.error = Some("thread was running; no registers without stopping it".into());
-            return stack;
+            walk.error = Some("thread was running; no registers without stopping it".into());
+            return walk;
         }
         let r = &thread.regs;
         let mut regs: Regs = [None; NREGS];
@@ -132,10 +167,7 @@ impl Unwinder {
         }
         // The innermost pc is exact; callers' pcs are return addresses.
         let mut exact_pc = true;
-        // The previous (callee) physical frame: its symbolization probe and stack pointer.
-        let mut callee: Option<(u64, u64)> = None;
-        let mut physical = 0usize;
-        while physical < self.max_frames {
+        while walk.frames.len() < self.max_frames {
             let Some(pc) = regs[RA as usize].filter(|&pc| pc != 0) else {
                 break;
             };
@@ -151,56 +183,77 @@ impl Unwinder {
                 Ok(None) => (step_frame_pointer(&regs, memory), "fp"),
                 Err(e) => (Err(e), "cfi"),
             };
-            // A signal trampoline's FDE starts one byte early precisely so the
-            // pc-1 probe finds it; its name is at pc itself.
-            let sym_probe = match &step {
-                Ok(Step::Caller { signal: true, .. }) => pc,
-                _ => probe,
-            };
-            let mut logical = self
-                .symbolized
-                .entry((pc, sym_probe))
-                .or_insert_with(|| symbols.symbolize_with(pc, sym_probe, self.dwarf))
-                .clone();
-            for f in &mut logical {
-                f.cfa = sp;
-            }
-            if let Some(f) = logical.last_mut() {
-                f.how = Some(match &step {
+            walk.frames.push(PhysicalFrame {
+                pc,
+                // A signal trampoline's FDE starts one byte early precisely so the
+                // pc-1 probe finds it; its name is at pc itself.
+                probe: match &step {
+                    Ok(Step::Caller { signal: true, .. }) => pc,
+                    _ => probe,
+                },
+                sp,
+                how: match &step {
                     Ok(Step::Caller { how, .. }) => how,
                     _ => how,
-                });
-            }
-            // A return address: the callee below may have been reached through tail calls.
-            if let (false, true, Some((callee_probe, callee_sp))) = (exact_pc, self.dwarf, callee) {
-                let tail = self.tail_frames(symbols, pc, callee_probe);
-                stack.frames.extend(tail.iter().cloned().map(|mut f| {
-                    f.cfa = callee_sp;
-                    f
-                }));
-            }
-            callee = Some((sym_probe, sp));
-            stack.frames.extend(logical);
-            physical += 1;
+                },
+                return_address: !exact_pc,
+            });
             match step {
                 Ok(Step::Outermost) => break,
                 Ok(Step::Caller { regs: next, signal, .. }) => {
                     let next_sp = next[RSP as usize].unwrap_or(0);
-                    if !signal && next_sp <= sp && !(physical == 1 && next_sp == sp) {
-                        stack.error = Some(format!("stack pointer did not advance at {pc:#x}: corrupt stack?"));
+                    let first = walk.frames.len() == 1;
+                    if !signal && next_sp <= sp && !(first && next_sp == sp) {
+                        walk.error = Some(format!("stack pointer did not advance at {pc:#x}: corrupt stack?"));
                         break;
                     }
                     exact_pc = signal;
                     regs = next;
                 }
                 Err(e) => {
-                    stack.error = Some(e);
+                    walk.error = Some(e);
                     break;
                 }
             }
         }
-        if physical >= self.max_frames {
-            stack.truncated = true;
+        walk.truncated = walk.frames.len() >= self.max_frames;
+        walk
+    }
+
+    /// Name a walked stack's frames (memoized by address): inlined frames
+    /// and file:line from DWARF if [`Self::set_dwarf`] is on, and the
+    /// tail-call frames between a caller and its callee.
+    pub fn name(&mut self, walk: &Walk, symbols: &ProcessSymbols) -> Stack {
+        let mut stack = Stack {
+            frames: Vec::with_capacity(walk.frames.len()),
+            error: walk.error.clone(),
+            truncated: walk.truncated,
+        };
+        // The previous (callee) physical frame: its symbolization probe and stack pointer.
+        let mut callee: Option<(u64, u64)> = None;
+        for p in &walk.frames {
+            let dwarf = self.dwarf;
+            let mut logical = self
+                .symbolized
+                .entry((p.pc, p.probe))
+                .or_insert_with(|| symbols.symbolize_with(p.pc, p.probe, dwarf))
+                .clone();
+            for f in &mut logical {
+                f.cfa = p.sp;
+            }
+            if let Some(f) = logical.last_mut() {
+                f.how = Some(p.how);
+            }
+            // A return address: the callee below may have been reached through tail calls.
+            if let (true, true, Some((callee_probe, callee_sp))) = (p.return_address, dwarf, callee) {
+                let tail = self.tail_frames(symbols, p.pc, callee_probe);
+                stack.frames.extend(tail.iter().cloned().map(|mut f| {
+                    f.cfa = callee_sp;
+                    f
+                }));
+            }
+            callee = Some((p.probe, p.sp));
+            stack.frames.extend(logical);
         }
         stack
     }
@@ -238,7 +291,7 @@ impl Unwinder {
         let found = match self.rows.get(&probe) {
             Some(r) => r.clone(),
             None => {
-                let r = self.find_row(m, probe);
+                let r = self.find_row(m, probe).map(std::rc::Rc::new);
                 self.rows.insert(probe, r.clone());
                 r
             }

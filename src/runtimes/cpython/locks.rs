@@ -404,10 +404,10 @@ fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, ho
         frames.push(Frame {
             pc: 0,
             kind: FrameKind::Python,
-            function: Some(f.code.qualname.clone()),
+            function: Some(f.code.qualname.as_str().into()),
             offset: None,
-            module: Some(f.code.filename.clone()),
-            file: Some(f.code.filename.clone()),
+            module: Some(f.code.filename.as_str().into()),
+            file: Some(f.code.filename.as_str().into()),
             line: f.line,
             inlined: false,
             how: Some("python"),
@@ -883,8 +883,8 @@ mod tests {
 
     fn native(function: Option<&str>, module: &str) -> Frame {
         Frame {
-            function: function.map(str::to_string),
-            module: Some(module.to_string()),
+            function: function.map(Into::into),
+            module: Some(module.into()),
             ..Frame::native(0x1000, 0x2000)
         }
     }

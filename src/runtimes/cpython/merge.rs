@@ -116,7 +116,7 @@ mod tests {
     fn names(s: &Stack) -> Vec<String> {
         s.frames
             .iter()
-            .map(|f| f.function.clone().unwrap_or_default())
+            .map(|f| f.function.as_deref().unwrap_or_default().to_string())
             .collect()
     }
 
