@@ -306,8 +306,6 @@ impl ElfModule {
         self.dwarf
             .get_or_init(|| {
                 let prepared = super::sections::prepared(self.build_id.as_deref(), self.debug_data?)?;
-                self.call_sites
-                    .set_debug_info(prepared.sections.get(gimli::SectionId::DebugInfo));
                 Some(super::units::LazyContext::new(prepared))
             })
             .as_ref()

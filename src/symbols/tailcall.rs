@@ -128,20 +128,11 @@ pub struct ModuleCallSites {
     resolved: Mutex<HashMap<u64, Resolved>>,
     /// (start, end) of every unit in `.debug_info`, for references across units.
     unit_table: OnceLock<Vec<(u64, u64)>>,
-    /// The module's own `.debug_info`. The contexts units come from may
-    /// show other units as masked type units ([`super::units`]); a unit
-    /// referenced across units is read from these bytes instead.
-    debug_info: OnceLock<&'static [u8]>,
 }
 
 type Dwarf = gimli::Dwarf<Reader>;
 
 impl ModuleCallSites {
-    /// Record the module's unmasked `.debug_info` (see the field).
-    pub(crate) fn set_debug_info(&self, bytes: &'static [u8]) {
-        let _ = self.debug_info.set(bytes);
-    }
-
     /// The call sites of `unit`, parsed on first use.
     fn unit(&self, unit: UnitRef<'_, Reader>) -> Option<Arc<UnitSites>> {
         let key = unit.header.debug_info_offset()?.0 as u64;
@@ -217,13 +208,10 @@ impl ModuleCallSites {
         if die >= end {
             return None;
         }
-        let offset = DebugInfoOffset(usize::try_from(start).ok()?);
-        match self.debug_info.get() {
-            Some(&bytes) => gimli::DebugInfo::new(bytes, gimli::RunTimeEndian::Little)
-                .header_from_offset(offset)
-                .ok(),
-            None => dwarf.debug_info.header_from_offset(offset).ok(),
-        }
+        dwarf
+            .debug_info
+            .header_from_offset(DebugInfoOffset(usize::try_from(start).ok()?))
+            .ok()
     }
 }
 

@@ -30,7 +30,7 @@
 //! `tests/dwarf_units.rs` checks every function of libc against the full
 //! context.
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use std::sync::Arc;
@@ -205,15 +205,15 @@ struct State {
     /// Behind `Rc` so a context stays put when more are added and this
     /// vector moves them (references to it have been handed out).
     partial: Vec<Rc<Partial>>,
-    full: Option<Rc<addr2line::Context<Reader>>>,
-    /// Building the full context failed: there is none.
-    no_full: bool,
 }
 
 /// addr2line contexts over one debug file, built with the units asked for.
 pub struct LazyContext {
     prepared: Arc<Prepared>,
     state: RefCell<State>,
+    /// The context over every unit, once partial ones no longer serve
+    /// (`None` inside: addr2line refused the sections).
+    full: OnceCell<Option<addr2line::Context<Reader>>>,
     /// The unmasked sections, for units read on their own ([`Self::unit_at`]).
     dwarf: gimli::Dwarf<Reader>,
     /// Units read by [`Self::unit_at`], by `.debug_info` offset; behind
@@ -227,6 +227,7 @@ impl LazyContext {
         LazyContext {
             dwarf: prepared.sections.dwarf(),
             units: RefCell::default(),
+            full: OnceCell::new(),
             prepared,
             state: RefCell::new(State {
                 shown: vec![false; shown],
@@ -235,14 +236,16 @@ impl LazyContext {
         }
     }
 
+    /// The unit index, while partial contexts still serve.
+    fn index(&self) -> Option<&UnitIndex> {
+        self.prepared.index.as_ref().filter(|_| self.full.get().is_none())
+    }
+
     /// Make the next context show the units covering every address in
     /// `svmas` (link-time addresses), so that lookups of them need no other.
     pub fn prepare(&self, svmas: impl IntoIterator<Item = u64>) {
-        let Some(index) = &self.prepared.index else { return };
+        let Some(index) = self.index() else { return };
         let mut state = self.state.borrow_mut();
-        if state.full.is_some() || state.no_full {
-            return;
-        }
         let mut wanted = state.shown.clone();
         for a in svmas {
             for u in index.units_at(a) {
@@ -256,17 +259,14 @@ impl LazyContext {
 
     /// A context that answers for `svma` as the full one would.
     pub fn at(&self, svma: u64) -> Option<&addr2line::Context<Reader>> {
-        let mut state = self.state.borrow_mut();
-        if self.prepared.index.is_some() && state.full.is_none() && !state.no_full {
-            let wanted = self.prepared.index.as_ref().and_then(|index| {
-                let mut wanted: Option<Vec<bool>> = None;
-                for u in index.units_at(svma) {
-                    if !state.shown[u] {
-                        wanted.get_or_insert_with(|| state.shown.clone())[u] = true;
-                    }
+        if let Some(index) = self.index() {
+            let mut state = self.state.borrow_mut();
+            let mut wanted: Option<Vec<bool>> = None;
+            for u in index.units_at(svma) {
+                if !state.shown[u] {
+                    wanted.get_or_insert_with(|| state.shown.clone())[u] = true;
                 }
-                wanted
-            });
+            }
             let ready = match wanted {
                 Some(w) => self.build(&mut state, w),
                 None if state.partial.is_empty() => {
@@ -282,30 +282,24 @@ impl LazyContext {
                 return Some(unsafe { &*ctx });
             }
         }
-        if state.full.is_none() && !state.no_full {
-            match addr2line::Context::from_dwarf(self.prepared.sections.dwarf()) {
-                Ok(c) => state.full = Some(Rc::new(c)),
-                Err(_) => state.no_full = true,
-            }
-        }
-        let ctx: *const addr2line::Context<Reader> = &**state.full.as_ref()?;
-        // SAFETY: as above: set once, dropped only with `self`.
-        Some(unsafe { &*ctx })
+        self.full
+            .get_or_init(|| addr2line::Context::from_dwarf(self.prepared.sections.dwarf()).ok())
+            .as_ref()
     }
 
     /// The unit covering `svma` by itself, read from the unmasked sections
     /// and kept (what DWARF call sites are read from, see
     /// [`super::tailcall`]: they need no context, nor every unit parsed).
     pub fn unit_at(&self, svma: u64) -> Option<gimli::UnitRef<'_, Reader>> {
-        let found = self
-            .prepared
-            .index
-            .as_ref()
-            .and_then(|i| Some(i.units[i.units_at(svma).next()?].offset));
-        let Some(offset) = found else {
+        let by_arange = (self.prepared.index.as_ref()).and_then(|i| Some(i.units[i.units_at(svma).next()?].offset));
+        let offset = match by_arange {
+            Some(o) => o,
             // No index, or no arange covers it (a unit without aranges,
-            // which no context hides): the context finds the unit.
-            return self.at(svma)?.find_dwarf_and_unit(svma).skip_all_loads();
+            // which no context hides): a context finds the unit.
+            None => {
+                let found = self.at(svma)?.find_dwarf_and_unit(svma).skip_all_loads()?;
+                found.header.debug_info_offset()?.0
+            }
         };
         let mut units = self.units.borrow_mut();
         let unit: *const gimli::Unit<Reader> = match units.entry(offset) {

@@ -110,8 +110,8 @@ pub fn capture_with(
         });
     }
     maps_read(&maps, tids.len());
-    let mut infos = thread_infos(pid, &tids, in_pid_namespace).ok_or(InspectError::ExitedDuringDump(pid))?;
     let mut files = TaskFiles::open(pid).ok_or(InspectError::ExitedDuringDump(pid))?;
+    let mut infos = thread_infos(&mut files, pid, &tids, in_pid_namespace);
     if infos.is_empty() {
         return Err(InspectError::ExitedDuringDump(pid));
     }
@@ -264,50 +264,42 @@ const TIDS_PER_READER: usize = 128;
 /// Most reader threads, the capturing thread included.
 const MAX_READERS: usize = 4;
 
-/// The [`ThreadInfo`] of every thread of `tids` still alive; `None` if the
-/// process is gone. Each thread's reads are independent syscalls (~20 µs of
-/// kernel time for `stat` and `wchan`, the largest part of capture before
-/// the stop for a big pool), so for a large process they are split between
-/// this thread and up to 3 more, as many as there are CPUs. The others run
-/// with signals blocked; if one cannot be started its share is read here.
-fn thread_infos(pid: i32, tids: &[i32], in_pid_namespace: bool) -> Option<BTreeMap<i32, ThreadInfo>> {
-    let read = |chunk: &[i32]| -> Option<Vec<(i32, ThreadInfo)>> {
-        let mut files = TaskFiles::open(pid)?;
-        Some(
-            chunk
-                .iter()
-                .filter_map(|&tid| Some((tid, thread_info(&mut files, pid, tid, in_pid_namespace)?)))
-                .collect(),
-        )
+/// The [`ThreadInfo`] of every thread of `tids` still alive, read through
+/// `files` and, for a large process, helper threads. Each thread's reads are independent syscalls (~20 µs of kernel
+/// time for `stat` and `wchan`, the largest part of capture before the stop
+/// for a big pool), so they are split between this thread and up to 3 more,
+/// as many as there are CPUs. Helpers run with signals blocked; the share of
+/// one that cannot start, or fails, is read here.
+fn thread_infos(files: &mut TaskFiles, pid: i32, tids: &[i32], in_pid_namespace: bool) -> BTreeMap<i32, ThreadInfo> {
+    let read = |files: &mut TaskFiles, chunk: &[i32]| -> Vec<(i32, ThreadInfo)> {
+        chunk
+            .iter()
+            .filter_map(|&tid| Some((tid, thread_info(files, pid, tid, in_pid_namespace)?)))
+            .collect()
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let readers = cpus.min(MAX_READERS).min(tids.len() / TIDS_PER_READER).max(1);
     let chunks: Vec<&[i32]> = tids.chunks(tids.len().div_ceil(readers).max(1)).collect();
     let Some((mine, others)) = chunks.split_first() else {
-        return Some(BTreeMap::new());
+        return BTreeMap::new();
     };
     std::thread::scope(|s| {
-        let started: Vec<_> = super::signals::with_signals_blocked(|| {
+        let helpers: Vec<_> = super::signals::with_signals_blocked(|| {
             others
                 .iter()
-                .map(|&c| (c, std::thread::Builder::new().spawn_scoped(s, move || read(c))))
+                .map(|&c| {
+                    let helper = move || Some(read(&mut TaskFiles::open(pid)?, c));
+                    std::thread::Builder::new().spawn_scoped(s, helper).ok()
+                })
                 .collect()
         })
-        .unwrap_or_else(|| {
-            others
-                .iter()
-                .map(|&c| (c, Err(std::io::ErrorKind::Other.into())))
-                .collect()
-        });
-        let mut infos: BTreeMap<i32, ThreadInfo> = read(mine)?.into_iter().collect();
-        for (chunk, handle) in started {
-            let part = match handle {
-                Ok(h) => h.join().ok().flatten(),
-                Err(_) => None,
-            };
-            infos.extend(part.or_else(|| read(chunk))?);
+        .unwrap_or_else(|| others.iter().map(|_| None).collect());
+        let mut infos: BTreeMap<i32, ThreadInfo> = read(files, mine).into_iter().collect();
+        for (chunk, helper) in others.iter().zip(helpers) {
+            let part = helper.and_then(|h| h.join().ok().flatten());
+            infos.extend(part.unwrap_or_else(|| read(files, chunk)));
         }
-        Some(infos)
+        infos
     })
 }
 
