@@ -45,7 +45,7 @@ ROLES = {
 
 def cache_entries(name):
     entries = opcode._inline_cache_entries
-    if isinstance(entries, dict):  # 3.13+: name -> count
+    if hasattr(entries, "keys"):  # 3.13+: name -> count (a frozendict in 3.15)
         return entries.get(name, 0)
     op = dis._all_opmap.get(name)  # 3.11, 3.12: list indexed by opcode
     return entries[op] if op is not None and op < len(entries) else 0

@@ -83,4 +83,17 @@ pub mod exit {
     pub const DEADLOCK: i32 = 1;
     /// Could not inspect (bad PID, permissions, target vanished, usage error).
     pub const CANNOT_INSPECT: i32 = 2;
+    /// Inspected, no deadlock among what was examined, but part of a target
+    /// could not be examined (e.g. a CPython whose layout is not understood).
+    pub const INCOMPLETE: i32 = 3;
+
+    /// The exit code of a verdict.
+    pub fn of(kind: crate::graph::VerdictKind) -> i32 {
+        use crate::graph::VerdictKind;
+        match kind {
+            VerdictKind::Deadlock => DEADLOCK,
+            VerdictKind::Incomplete => INCOMPLETE,
+            VerdictKind::NoHangFound => OK,
+        }
+    }
 }

@@ -105,6 +105,63 @@ pub struct Verdict {
     pub all_blocked: bool,
     /// More than [`MAX_CYCLES`] cycles exist; the list is cut.
     pub cycles_truncated: bool,
+    /// Parts of the inspected processes no analysis covered (filled by the
+    /// pipeline, not by the graph): a verdict without a deadlock is then not
+    /// a clean one.
+    pub unexamined: Vec<Unexamined>,
+}
+
+/// A part of a process that lockdump could not examine, and why. It travels
+/// with the verdict to the report and the exit code: "no deadlock" is only
+/// said of what was looked at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unexamined {
+    pub pid: i32,
+    pub part: Part,
+    /// Why, in words (the analysis' own error).
+    pub why: String,
+}
+
+/// What was not examined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The CPython interpreter: Python stacks, thread names, Python locks and their owners.
+    Python,
+}
+
+impl Part {
+    /// What the report says was left out.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Part::Python => "Python stacks and locks",
+        }
+    }
+}
+
+/// The kinds of verdict, most severe first; the exit code follows from the kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerdictKind {
+    /// At least one circular wait.
+    Deadlock,
+    /// No deadlock among what was examined, but part of the target was not
+    /// examined (see [`Verdict::unexamined`]).
+    Incomplete,
+    /// Everything was examined and no hang was found.
+    NoHangFound,
+}
+
+impl Verdict {
+    pub fn kind(&self) -> VerdictKind {
+        if !self.deadlocks.is_empty() {
+            VerdictKind::Deadlock
+        } else if !self.unexamined.is_empty() {
+            VerdictKind::Incomplete
+        } else {
+            VerdictKind::NoHangFound
+        }
+    }
 }
 
 /// Identity of a resource across processes: a process-shared object is the
@@ -304,6 +361,7 @@ impl WaitGraph {
         blocked_behind.sort_by_key(|b| b.thread);
 
         Verdict {
+            unexamined: Vec::new(),
             deadlocks,
             blocked_behind,
             orphaned,

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::graph::{self, Verdict};
+use crate::graph::{self, Part, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
@@ -46,8 +46,8 @@ pub struct Inspection {
     pub python_names: Vec<Option<String>>,
     /// `CPython 3.13.5 (free-threaded)`, if the target runs CPython.
     pub python_version: Option<String>,
-    /// Why Python analysis failed, if it did (the native report still stands).
-    pub python_error: Option<String>,
+    /// Parts of the process no analysis covered (the rest of the report stands).
+    pub unexamined: Vec<Unexamined>,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -157,6 +157,14 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
             &mut python_names,
         );
     }
+    let unexamined = python_error
+        .map(|why| Unexamined {
+            pid,
+            part: Part::Python,
+            why,
+        })
+        .into_iter()
+        .collect();
     Ok(Inspection {
         analysis_time: started.elapsed(),
         snapshot,
@@ -164,7 +172,7 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
         findings,
         python_names,
         python_version,
-        python_error,
+        unexamined,
     })
 }
 
@@ -300,6 +308,12 @@ fn apply_python(
 /// is then not trusted (it becomes unknown, with that reason) and the graph
 /// is built again.
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
+    let mut v = confirmed_graph(inspections);
+    v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
+    v
+}
+
+fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
     for _ in 0..4 {
         let v = graph_of(inspections);
         let mut moved = false;

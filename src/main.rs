@@ -102,11 +102,7 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
         inspections.push(inspect::inspect(pid, opts, &cache)?);
     }
     let verdict = inspect::verdict(&mut inspections);
-    let code = if verdict.deadlocks.is_empty() {
-        exit::OK
-    } else {
-        exit::DEADLOCK
-    };
+    let code = exit::of(verdict.kind());
     let out = if json {
         report::render_json(&inspections, &verdict)
     } else {

@@ -8,7 +8,7 @@ use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
 use crate::syscalls;
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 #[derive(Serialize)]
 pub struct Syscall {
@@ -183,6 +183,10 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         analysis_us: ins.analysis_time.as_micros() as u64,
         no_stop: s.no_stop,
         python: ins.python_version.as_deref(),
-        python_error: ins.python_error.as_deref(),
+        python_error: ins
+            .unexamined
+            .iter()
+            .find(|u| u.part == crate::graph::Part::Python)
+            .map(|u| u.why.as_str()),
     }
 }

@@ -71,19 +71,6 @@ pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style)
     let mut out = String::new();
     out.push_str(&verdict::text(inspections, verdict, style));
     for ins in inspections {
-        if let Some(e) = &ins.python_error {
-            let _ = writeln!(
-                out,
-                "{}",
-                style.yellow(&format!(
-                    "PID {}: Python analysis failed: {}",
-                    ins.snapshot.pid,
-                    clean(e)
-                ))
-            );
-        }
-    }
-    for ins in inspections {
         let _ = writeln!(out, "{}\n", process_header(ins, style));
         out.push_str(&threads::all_threads(ins, style));
     }

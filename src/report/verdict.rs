@@ -141,7 +141,19 @@ fn short_path(p: &str) -> &str {
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
 pub fn headline(v: &Verdict, style: &Style) -> String {
     if v.deadlocks.is_empty() {
-        return style.green("No deadlock found.");
+        if v.unexamined.is_empty() {
+            return style.green("No deadlock found.");
+        }
+        let parts: std::collections::BTreeSet<String> = v
+            .unexamined
+            .iter()
+            .map(|u| format!("{} of PID {}", u.part.describe(), u.pid))
+            .collect();
+        return style.yellow(&format!(
+            "Incomplete: no deadlock among what was examined, but {} {} not examined.",
+            parts.into_iter().collect::<Vec<_>>().join(", "),
+            if v.unexamined.len() == 1 { "was" } else { "were" }
+        ));
     }
     let threads: std::collections::BTreeSet<ThreadId> =
         v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
@@ -263,6 +275,21 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     let idx = Index::new(inspections);
     let mut out = String::new();
     let _ = writeln!(out, "{}\n", headline(v, style));
+    for u in &v.unexamined {
+        let _ = writeln!(
+            out,
+            "{}",
+            style.yellow(&format!(
+                "PID {}: {} not examined: {}",
+                u.pid,
+                u.part.describe(),
+                clean(&u.why)
+            ))
+        );
+    }
+    if !v.unexamined.is_empty() {
+        out.push('\n');
+    }
     for (n, d) in v.deadlocks.iter().enumerate() {
         out.push_str(&deadlock(n + 1, d, v, &idx, style));
         out.push('\n');
@@ -442,6 +469,13 @@ pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlo
 /// `verdict` in the JSON document.
 #[derive(Serialize)]
 pub struct JsonVerdict {
+    /// `deadlock`, `incomplete` or `no_hang_found`.
+    pub kind: crate::graph::VerdictKind,
+    /// The exit code lockdump exits with for this verdict.
+    pub exit_code: i32,
+    /// Everything was examined (`unexamined` is empty).
+    pub complete: bool,
+    pub unexamined: Vec<crate::graph::Unexamined>,
     pub deadlock: bool,
     pub deadlocks: usize,
     pub orphaned_locks: usize,
@@ -453,6 +487,10 @@ pub struct JsonVerdict {
 
 pub fn json_verdict(v: &Verdict) -> JsonVerdict {
     JsonVerdict {
+        kind: v.kind(),
+        exit_code: crate::error::exit::of(v.kind()),
+        complete: v.unexamined.is_empty(),
+        unexamined: v.unexamined.clone(),
         deadlock: !v.deadlocks.is_empty(),
         deadlocks: v.deadlocks.len(),
         orphaned_locks: v.orphaned.len(),

@@ -198,7 +198,7 @@ impl<'a> Walker<'a> {
                 if let Some(last) = out.last_mut() {
                     last.entry = true;
                 }
-            } else if Some(owner) != f.owner_interpreter {
+            } else {
                 match self.frame(addr) {
                     Ok(Some(frame)) => out.push(frame),
                     Ok(None) => {}

@@ -35,7 +35,7 @@ pub type Version = (u8, u8, u8);
 
 /// Which minor versions have a layout here.
 pub fn supported(version: Version) -> bool {
-    version.0 == 3 && (11..=14).contains(&version.1)
+    version.0 == 3 && (11..=15).contains(&version.1)
 }
 
 /// Offsets of one CPython build, resolved for one process.
@@ -120,11 +120,10 @@ pub struct FrameLayout {
     pub localsplus: u64,
     /// `tlbc_index` (3.14 free-threaded): which thread-local bytecode copy `instr` points into.
     pub tlbc_index: Option<u64>,
-    /// `FRAME_OWNED_BY_CSTACK`: the shim frame pushed on every entry into the
-    /// eval loop (3.12+). Not a Python function.
+    /// Owner value of the shim frame pushed on every entry into the eval loop
+    /// (3.12+; `FRAME_OWNED_BY_CSTACK` in 3.12/3.13, `FRAME_OWNED_BY_INTERPRETER`
+    /// in 3.14/3.15, 3 in all of them). Not a Python function.
     pub owner_cstack: Option<u8>,
-    /// `FRAME_OWNED_BY_INTERPRETER` (3.14+): also not a Python function.
-    pub owner_interpreter: Option<u8>,
     /// Low bits of a `_PyStackRef` that are tags, not address (3.14+; 0 before).
     pub stackref_tag_mask: u64,
 }
@@ -402,7 +401,6 @@ pub fn layout_311(version: Version) -> Layout {
             localsplus: 0x48,
             tlbc_index: None,
             owner_cstack: None,
-            owner_interpreter: None,
             stackref_tag_mask: 0,
         },
         code: CodeLayout {
@@ -505,7 +503,6 @@ pub fn layout_312(version: Version) -> Layout {
             localsplus: 0x48,
             tlbc_index: None,
             owner_cstack: Some(3),
-            owner_interpreter: None,
             stackref_tag_mask: 0,
         },
         code: CodeLayout {
@@ -721,7 +718,8 @@ pub const DEBUG_OFFSETS_313: &[&str] = &[
 /// of the 3.14 release branch: adds `threads_main`, `code_object_generation`,
 /// `tlbc_generation`, frame `stackpointer` / `tlbc_index`, `co_tlbc`, the set,
 /// generator and llist tables and the PEP 768 debugger-support block).
-/// Source only: no 3.14 interpreter was available to test against.
+/// Checked against the DWARF of Debian sid's python3.14 3.14.10 (see
+/// [`DEBUG_OFFSETS_315`]).
 pub const DEBUG_OFFSETS_314: &[&str] = &[
     "cookie",
     "version",
@@ -820,11 +818,134 @@ pub const DEBUG_OFFSETS_314: &[&str] = &[
     "debugger_support.debugger_script_path_size",
 ];
 
+/// Field order of `_Py_DebugOffsets` in 3.15 (Include/internal/pycore_debug_offsets.h
+/// of 3.15): the thread state gains `base_frame`, the profiling fields,
+/// `holds_gil`, `gil_requested` and the exception state; the type object
+/// table gains `tp_basicsize` / `tp_dictoffset`, a heap-type table gives
+/// `ht_cached_keys`, the unicode table `compactunicodeobject_size`, and the
+/// GC table grows. Checked against the DWARF of Debian sid's python3.15 3.15.2
+/// (`ptype /o struct _Py_DebugOffsets`; tests/cpython_layouts.rs compares it
+/// with every installed 3.15 build's DWARF).
+pub const DEBUG_OFFSETS_315: &[&str] = &[
+    "cookie",
+    "version",
+    "free_threaded",
+    "runtime_state.size",
+    "runtime_state.finalizing",
+    "runtime_state.interpreters_head",
+    "interpreter_state.size",
+    "interpreter_state.id",
+    "interpreter_state.next",
+    "interpreter_state.threads_head",
+    "interpreter_state.threads_main",
+    "interpreter_state.gc",
+    "interpreter_state.imports_modules",
+    "interpreter_state.sysdict",
+    "interpreter_state.builtins",
+    "interpreter_state.ceval_gil",
+    "interpreter_state.gil_runtime_state",
+    "interpreter_state.gil_runtime_state_enabled",
+    "interpreter_state.gil_runtime_state_locked",
+    "interpreter_state.gil_runtime_state_holder",
+    "interpreter_state.code_object_generation",
+    "interpreter_state.tlbc_generation",
+    "thread_state.size",
+    "thread_state.prev",
+    "thread_state.next",
+    "thread_state.interp",
+    "thread_state.current_frame",
+    "thread_state.base_frame",
+    "thread_state.last_profiled_frame",
+    "thread_state.last_profiled_frame_seq",
+    "thread_state.thread_id",
+    "thread_state.native_thread_id",
+    "thread_state.datastack_chunk",
+    "thread_state.status",
+    "thread_state.holds_gil",
+    "thread_state.gil_requested",
+    "thread_state.current_exception",
+    "thread_state.exc_state",
+    "err_stackitem.exc_value",
+    "interpreter_frame.size",
+    "interpreter_frame.previous",
+    "interpreter_frame.executable",
+    "interpreter_frame.instr_ptr",
+    "interpreter_frame.localsplus",
+    "interpreter_frame.owner",
+    "interpreter_frame.stackpointer",
+    "interpreter_frame.tlbc_index",
+    "code_object.size",
+    "code_object.filename",
+    "code_object.name",
+    "code_object.qualname",
+    "code_object.linetable",
+    "code_object.firstlineno",
+    "code_object.argcount",
+    "code_object.localsplusnames",
+    "code_object.localspluskinds",
+    "code_object.co_code_adaptive",
+    "code_object.co_tlbc",
+    "pyobject.size",
+    "pyobject.ob_type",
+    "type_object.size",
+    "type_object.tp_name",
+    "type_object.tp_repr",
+    "type_object.tp_flags",
+    "type_object.tp_basicsize",
+    "type_object.tp_dictoffset",
+    "heap_type_object.size",
+    "heap_type_object.ht_cached_keys",
+    "tuple_object.size",
+    "tuple_object.ob_item",
+    "tuple_object.ob_size",
+    "list_object.size",
+    "list_object.ob_item",
+    "list_object.ob_size",
+    "set_object.size",
+    "set_object.used",
+    "set_object.table",
+    "set_object.mask",
+    "dict_object.size",
+    "dict_object.ma_keys",
+    "dict_object.ma_values",
+    "float_object.size",
+    "float_object.ob_fval",
+    "long_object.size",
+    "long_object.lv_tag",
+    "long_object.ob_digit",
+    "bytes_object.size",
+    "bytes_object.ob_size",
+    "bytes_object.ob_sval",
+    "unicode_object.size",
+    "unicode_object.state",
+    "unicode_object.length",
+    "unicode_object.asciiobject_size",
+    "unicode_object.compactunicodeobject_size",
+    "gc.size",
+    "gc.collecting",
+    "gc.frame",
+    "gc.generation_stats_size",
+    "gc.generation_stats",
+    "gen_object.size",
+    "gen_object.gi_name",
+    "gen_object.gi_iframe",
+    "gen_object.gi_frame_state",
+    "llist_node.next",
+    "llist_node.prev",
+    "debugger_support.eval_breaker",
+    "debugger_support.remote_debugger_support",
+    "debugger_support.remote_debugging_enabled",
+    "debugger_support.debugger_pending_call",
+    "debugger_support.debugger_script_path",
+    "debugger_support.debugger_script_path_size",
+];
+
 /// The field list describing `_Py_DebugOffsets` for a minor version.
 pub fn debug_offsets_fields(minor: u8) -> Option<&'static [&'static str]> {
     match minor {
         13 => Some(DEBUG_OFFSETS_313),
         14 => Some(DEBUG_OFFSETS_314),
+        15 => Some(DEBUG_OFFSETS_315),
         _ => None,
     }
 }
@@ -880,10 +1001,13 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
             if free_threaded { "free-threaded" } else { "GIL" }
         ));
     }
+    // Include/cpython/tupleobject.h: 3.14 caches the hash (`Py_hash_t ob_hash`)
+    // between the var-object header and `ob_item`.
     let tuple_item = d.off("tuple_object.ob_item", 0x100)?;
-    if tuple_item != header + 8 {
+    let expected_item = if minor >= 14 { header + 16 } else { header + 8 };
+    if tuple_item != expected_item {
         return Err(format!(
-            "_Py_DebugOffsets: tuple ob_item {tuple_item:#x} is implausible"
+            "_Py_DebugOffsets: tuple ob_item {tuple_item:#x} is implausible (expected {expected_item:#x} for 3.{minor})"
         ));
     }
     let interp_size = d.get("interpreter_state.size")?;
@@ -922,25 +1046,30 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
 
     // Frame: the frame struct has no object header, so supplements are fixed
     // per minor version (Include/internal/pycore_frame.h 3.13:
-    // f_globals@0x18, stacktop@0x40; pycore_interpframe_structs.h 3.14:
+    // f_globals@0x18, stacktop@0x40; pycore_interpframe_structs.h 3.14/3.15:
     // f_globals@0x18, stackpointer from the table).
-    let (stacktop, stackpointer, tlbc_index, owner_cstack, owner_interpreter, tag_mask) = match minor {
-        13 => (Some(instr + 8), None, None, Some(3u8), None, 0u64),
+    //
+    // The shim frame `_PyEval_EvalFrameDefault` pushes on entry has owner 3 in
+    // every version: FRAME_OWNED_BY_CSTACK in 3.12/3.13 (Python/ceval.c
+    // `entry_frame.owner`), FRAME_OWNED_BY_INTERPRETER in 3.14 and 3.15
+    // (`entry.frame.owner`; 3.14's FRAME_OWNED_BY_CSTACK = 4 is assigned
+    // nowhere, and 3.15 drops it). 3.15's per-thread `base_frame` at the
+    // bottom of every chain has the same owner.
+    let (stacktop, stackpointer, tlbc_index, tag_mask) = match minor {
+        13 => (Some(instr + 8), None, None, 0u64),
         _ => {
             let tlbc = d.get("interpreter_frame.tlbc_index")?;
             (
                 None,
                 Some(d.off("interpreter_frame.stackpointer", frame_size)?),
                 (free_threaded && tlbc != 0).then_some(tlbc),
-                // 3.14 renumbered the owners: INTERPRETER = 3, CSTACK = 4.
-                Some(4u8),
-                Some(3u8),
                 // Include/internal/pycore_stackref.h: Py_TAG_BITS (the deferred /
                 // refcount tag); two bits are masked so later tag schemes stay safe.
                 0x3u64,
             )
         }
     };
+    let owner_cstack = Some(3u8);
     let co_tlbc = if minor >= 14 && free_threaded {
         Some(d.off("code_object.co_tlbc", code_size)?)
     } else {
@@ -977,7 +1106,6 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
             localsplus: d.off("interpreter_frame.localsplus", frame_size)?,
             tlbc_index,
             owner_cstack,
-            owner_interpreter,
             stackref_tag_mask: tag_mask,
         },
         // PyCodeObject field order (Include/cpython/code.h 3.13/3.14):
@@ -1008,11 +1136,18 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
         // PyHeapTypeObject: after the PyTypeObject come as_async (4 pointers),
         // as_number (36), as_mapping (3), as_sequence (10), as_buffer (2),
         // ht_name, ht_slots, ht_qualname, then ht_cached_keys: +0x1d0.
+        // 3.15's table gives tp_basicsize and ht_cached_keys itself.
         types: TypeLayout {
             tp_name,
-            tp_basicsize: tp_name + 8,
+            tp_basicsize: match d.get("type_object.tp_basicsize") {
+                Ok(_) => d.off("type_object.tp_basicsize", type_size)?,
+                Err(_) => tp_name + 8,
+            },
             tp_flags,
-            ht_cached_keys: type_size + 0x1d0,
+            ht_cached_keys: match d.get("heap_type_object.ht_cached_keys") {
+                Ok(_) => d.off("heap_type_object.ht_cached_keys", d.get("heap_type_object.size")?)?,
+                Err(_) => type_size + 0x1d0,
+            },
             flag_managed_dict: 1 << 4,
             flag_inline_values: Some(1 << 2),
         },
@@ -1031,8 +1166,11 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
             length: d.off("unicode_object.length", 0x100)?,
             state: unicode_state,
             ascii_size,
-            // PyCompactUnicodeObject adds utf8_length and utf8.
-            compact_size: ascii_size + 16,
+            // PyCompactUnicodeObject adds utf8_length and utf8 (3.15's table says so).
+            compact_size: match d.get("unicode_object.compactunicodeobject_size") {
+                Ok(_) => d.off("unicode_object.compactunicodeobject_size", 0x100)?,
+                Err(_) => ascii_size + 16,
+            },
         },
         long: LongLayout::Tagged {
             lv_tag: d.off("long_object.lv_tag", 0x100)?,

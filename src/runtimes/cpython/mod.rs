@@ -51,7 +51,7 @@ pub use merge::{merge_stacks, merged_index};
 /// Why a CPython process could not be inspected.
 #[derive(Debug, Error)]
 pub enum CpythonError {
-    #[error("CPython {0}.{1}.{2} is not supported (lockdump knows 3.11 to 3.14)")]
+    #[error("CPython {0}.{1}.{2} is not supported (lockdump knows 3.11 to 3.15)")]
     UnsupportedVersion(u8, u8, u8),
     #[error("cannot tell the CPython version: {0}")]
     UnknownVersion(String),

@@ -1,15 +1,20 @@
-//! A hand-built 3.14t (free-threaded) address space, laid out the way the
-//! 3.14 sources describe it, so the 3.14-only paths run without a 3.14
-//! interpreter: the 3.14 `_Py_DebugOffsets` shape, tagged `_PyStackRef`s,
-//! `stackpointer`, thread-local bytecode (`co_tlbc` / `tlbc_index`), the
-//! renumbered frame owners (INTERPRETER = 3, CSTACK = 4), PyMutex locks found
+//! Hand-built free-threaded 3.14t and 3.15t address spaces. No free-threaded
+//! 3.14 or 3.15 interpreter can be installed here (docs/limits.md), so these
+//! images take the real GIL builds' offsets (Debian sid's python3.14 3.14.10
+//! and python3.15 3.15.2, whose DWARF tests/cpython_layouts.rs checks) and
+//! apply the differences the sources document for `Py_GIL_DISABLED`: the
+//! 32-byte object header (`ob_tid`, `ob_flags`, `ob_mutex`, `ob_gc_bits`,
+//! `ob_ref_local`, `ob_ref_shared`: every object field moves by 16), the
+//! frame's `tlbc_index` before `return_offset`, and the code object's
+//! `co_tlbc`. They exercise what only free-threaded builds have: tagged
+//! `_PyStackRef`s, thread-local bytecode, a disabled GIL, PyMutex locks found
 //! through a parked `wait_entry`, and a `with` block kept as `__exit__`
-//! descriptor + lock. This checks lockdump against its reading of the
-//! sources, not against a real 3.14; see the module docs of [`super`].
+//! descriptor + lock. The entry shim and the base frame have owner 3
+//! (`FRAME_OWNED_BY_INTERPRETER`), as in the real 3.14 and 3.15.
 
 use std::time::Duration;
 
-use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314};
+use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314, DEBUG_OFFSETS_315};
 use crate::runtimes::{Confidence, ProcessView, ResourceKind, SymbolLookup};
 use crate::target::memory::BufferMemory;
 use crate::target::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
@@ -109,11 +114,13 @@ fn bytes_object(img: &mut Image, t: &Types, data: &[u8]) -> u64 {
     o
 }
 
+/// 3.14+: `ob_size` at 32, the cached `ob_hash` at 40, `ob_item` at 48.
 fn tuple_object(img: &mut Image, t: &Types, items: &[u64]) -> u64 {
-    let o = object(img, t.tuple, 40 + 8 * items.len());
+    let o = object(img, t.tuple, 48 + 8 * items.len());
     img.w64(o + 32, items.len() as u64);
+    img.w64(o + 40, u64::MAX);
     for (i, v) in items.iter().enumerate() {
-        img.w64(o + 40 + 8 * i as u64, *v);
+        img.w64(o + 48 + 8 * i as u64, *v);
     }
     o
 }
@@ -136,12 +143,33 @@ impl SymbolLookup for FakeSymbols {
 
 #[test]
 fn free_threaded_314_walk_wait_and_hold() {
+    free_threaded_walk_wait_and_hold(14, DEBUG_OFFSETS_314, &[]);
+}
+
+/// 3.15's table also gives `tp_basicsize`, the heap type's `ht_cached_keys`
+/// and `sizeof(PyCompactUnicodeObject)` (3.15.2 GIL values + 16).
+#[test]
+fn free_threaded_315_walk_wait_and_hold() {
+    free_threaded_walk_wait_and_hold(
+        15,
+        DEBUG_OFFSETS_315,
+        &[
+            ("type_object.tp_basicsize", 0x30),
+            ("heap_type_object.size", 0x3c0),
+            ("heap_type_object.ht_cached_keys", 0x388),
+            ("unicode_object.compactunicodeobject_size", 72),
+        ],
+    );
+}
+
+fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], extra: &[(&str, u64)]) {
     let mut img = Image { bytes: Vec::new() };
     // _PyRuntime first: the debug table, interpreters.head at 0x400.
     let runtime = img.alloc(0x1000);
-    let mut table = vec![0u64; DEBUG_OFFSETS_314.len()];
+    let mut table = vec![0u64; shape.len()];
+    let version = 0x0300_00f0 | (minor as u64) << 16;
     let fields: &[(&str, u64)] = &[
-        ("version", 0x030e_00f0),
+        ("version", version),
         ("free_threaded", 1),
         ("runtime_state.size", 0x1000),
         ("runtime_state.interpreters_head", 0x400),
@@ -183,7 +211,7 @@ fn free_threaded_314_walk_wait_and_hold() {
         ("type_object.size", 0x1b0),
         ("type_object.tp_name", TP_NAME),
         ("type_object.tp_flags", TP_FLAGS),
-        ("tuple_object.ob_item", 40),
+        ("tuple_object.ob_item", 48),
         ("tuple_object.ob_size", 32),
         ("dict_object.ma_keys", 0x30),
         ("dict_object.ma_values", 0x38),
@@ -193,8 +221,8 @@ fn free_threaded_314_walk_wait_and_hold() {
         ("unicode_object.length", 32),
         ("unicode_object.asciiobject_size", 56),
     ];
-    for (name, v) in fields {
-        let i = DEBUG_OFFSETS_314.iter().position(|f| f == name).unwrap();
+    for (name, v) in fields.iter().chain(extra) {
+        let i = shape.iter().position(|f| f == name).unwrap();
         table[i] = *v;
     }
     table[0] = u64::from_le_bytes(*DEBUG_COOKIE);
@@ -260,11 +288,12 @@ fn free_threaded_314_walk_wait_and_hold() {
     let exit_descr = object(&mut img, t.descr, 0x48);
     img.w64(exit_descr + H + 24, method_def);
 
-    // Frames: worker (tagged executable, tlbc 1), a C-stack shim, the base frame.
+    // Frames: worker (tagged executable, tlbc 1), the eval loop's entry
+    // shim, the base frame: both FRAME_OWNED_BY_INTERPRETER.
     let base_frame = img.alloc(0x58);
     img.w8(base_frame + F_OWNER, 3);
     let shim = img.alloc(0x58);
-    img.w8(shim + F_OWNER, 4);
+    img.w8(shim + F_OWNER, 3);
     img.w64(shim + F_PREVIOUS, base_frame);
     // Stack: `with lock_a:` (exit, lock_a) below the handler depth 2, then
     // `with lock_b:` whose __enter__ is running (exit, lock_b): not held.
@@ -327,7 +356,7 @@ fn free_threaded_314_walk_wait_and_hold() {
         symbols: &FakeSymbols(runtime),
     };
     let p = super::inspect(&view).unwrap().unwrap();
-    assert_eq!(p.version, (3, 14, 0));
+    assert_eq!(p.version, (3, minor, 0));
     assert!(p.free_threaded);
     assert!(p.gil.is_none(), "GIL disabled");
     assert_eq!(p.threads.len(), 1);

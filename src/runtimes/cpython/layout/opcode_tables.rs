@@ -123,3 +123,83 @@ pub static OPCODES_3_13: OpcodeTable = OpcodeTable {
         op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Opaque, 0), op(Invalid, 0), // 248
     ],
 };
+
+/// CPython 3.14 (generated from 3.14.10 by scripts/gen-opcodes.py).
+pub static OPCODES_3_14: OpcodeTable = OpcodeTable {
+    version: (3, 14),
+    attr_shift: 1,
+    ops: [
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 5), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 0
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 8
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 16
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 24
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 3), // 32
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 5), op(Other, 0), op(Other, 0), op(Other, 0), // 40
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Call, 3), op(Other, 0), op(Other, 0), op(Call, 3), // 48
+        op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 56
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(ExtendedArg, 0), op(Other, 1), op(Other, 0), // 64
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 72
+        op(Attr, 9), op(Other, 0), op(Other, 0), op(Deref, 0), op(Fast, 0), op(Fast, 0), op(Fast, 0), op(FastPair, 0), // 80
+        op(Fast, 0), op(FastPair, 0), op(Other, 0), op(Other, 0), op(Global, 4), op(Name, 0), op(Other, 0), op(Other, 0), // 88
+        op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), // 96
+        op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 4), op(Other, 0), // 104
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), // 112
+        op(Other, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 120
+        op(Other, 0), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), // 128
+        op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Call, 3), // 136
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 144
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 152
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Other, 1), op(Other, 1), // 160
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), // 168
+        op(Other, 1), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), // 176
+        op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Other, 0), op(Other, 0), // 184
+        op(Global, 4), op(Global, 4), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 1), op(Other, 4), op(Other, 4), // 192
+        op(Other, 4), op(Other, 1), op(Other, 1), op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 3), // 200
+        op(Other, 3), op(Other, 1), op(Other, 1), op(Other, 1), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 208
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 216
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 224
+        op(Invalid, 0), op(Invalid, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Opaque, 0), op(Other, 0), // 232
+        op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), // 240
+        op(Other, 0), op(Other, 1), op(Call, 3), op(Call, 3), op(Other, 0), op(Other, 1), op(Opaque, 0), op(Other, 1), // 248
+    ],
+};
+
+/// CPython 3.15 (generated from 3.15.2 by scripts/gen-opcodes.py).
+pub static OPCODES_3_15: OpcodeTable = OpcodeTable {
+    version: (3, 15),
+    attr_shift: 1,
+    ops: [
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 5), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), // 0
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 8
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 16
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 24
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 3), op(Other, 0), op(Other, 0), // 32
+        op(Other, 0), op(Other, 0), op(Other, 5), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 40
+        op(Other, 0), op(Other, 0), op(Call, 3), op(Other, 0), op(Other, 0), op(Call, 3), op(Other, 1), op(Other, 1), // 48
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), // 56
+        op(Other, 0), op(Other, 0), op(Other, 0), op(ExtendedArg, 0), op(Other, 1), op(Other, 0), op(Other, 1), op(Other, 0), // 64
+        op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Attr, 9), // 72
+        op(Other, 0), op(Other, 0), op(Deref, 0), op(Fast, 0), op(Fast, 0), op(Fast, 0), op(FastPair, 0), op(Fast, 0), // 80
+        op(FastPair, 0), op(Other, 0), op(Other, 0), op(Global, 4), op(Name, 0), op(Other, 0), op(Other, 0), op(Other, 1), // 88
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), // 96
+        op(Other, 0), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 4), op(Other, 0), op(Other, 0), // 104
+        op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Other, 0), // 112
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 120
+        op(Other, 1), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), // 128
+        op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), op(Other, 5), // 136
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Other, 1), // 144
+        op(Other, 1), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 152
+        op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), op(Call, 3), // 160
+        op(Call, 3), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), // 168
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Attr, 9), // 176
+        op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), // 184
+        op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Attr, 9), op(Global, 4), op(Global, 4), op(Other, 1), op(Other, 1), // 192
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 4), op(Other, 4), op(Other, 4), // 200
+        op(Other, 1), op(Other, 1), op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 3), op(Other, 3), // 208
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 216
+        op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), op(Invalid, 0), // 224
+        op(Invalid, 0), op(Other, 0), op(Other, 0), op(Other, 0), op(Other, 1), op(Opaque, 0), op(Other, 0), op(Other, 0), // 232
+        op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 1), op(Other, 0), op(Other, 0), op(Other, 0), // 240
+        op(Other, 1), op(Call, 3), op(Call, 3), op(Other, 1), op(Other, 1), op(Opaque, 0), op(Other, 1), op(Other, 0), // 248
+    ],
+};

@@ -72,6 +72,8 @@ pub fn opcode_table(version: Version) -> Option<&'static OpcodeTable> {
         (3, 11) => Some(&OPCODES_3_11),
         (3, 12) => Some(&OPCODES_3_12),
         (3, 13) => Some(&OPCODES_3_13),
+        (3, 14) => Some(&OPCODES_3_14),
+        (3, 15) => Some(&OPCODES_3_15),
         _ => None,
     }
 }
