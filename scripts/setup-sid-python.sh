@@ -27,13 +27,13 @@ apt_install_missing debootstrap debian-archive-keyring
 bash "$tool" 3.14 3.15 >/dev/null || die "$tool failed: see its log above"
 
 sid_root=${SID_ROOT:-/opt/sid-root}
-# The checkout at the same path inside the chroot, read-only: fixtures are
-# run from there, and nothing in the chroot may write to the checkout.
+# The checkout at the same path inside the chroot: fixtures are run from
+# there, and write their progress files into the tests' scratch directory
+# (target/tmp) under it.
 mirror="$sid_root$root"
 if ! mountpoint -q "$mirror"; then
     mkdir -p "$mirror"
     mount --bind "$root" "$mirror" || die "cannot bind-mount $root at $mirror"
-    mount -o remount,bind,ro "$mirror" || die "cannot make $mirror read-only"
 fi
 mountpoint -q "$sid_root/proc" || mount -t proc proc "$sid_root/proc" || die "cannot mount /proc in $sid_root"
 for v in 3.14 3.15; do

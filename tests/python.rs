@@ -749,6 +749,24 @@ fn gil_fixture(py: &Interpreter, lib: &str) -> (Fixture, bool) {
     // get past take_gil); without one, every thread does.
     if gil {
         fx.wait_blocked(&[tid(&fx, "gil_holder")]);
+        // native_holder sleeps 1 ms per lap: until it next asks for the GIL
+        // it is in clock_nanosleep, not waiting for anything. Once it is seen
+        // in a futex (take_gil's condvar) after gil_holder settled, it can
+        // never leave take_gil again.
+        let native = tid(&fx, "native_holder");
+        let deadline = std::time::Instant::now() + common::TIMEOUT;
+        while !matches!(
+            fx.sample_tid(native).syscall,
+            lockdump::proc::SyscallLine::InSyscall {
+                nr: common::SYS_FUTEX,
+                ..
+            }
+        ) {
+            if std::time::Instant::now() > deadline {
+                fx.fail("native_holder never waited in a futex (take_gil) after gil_holder blocked");
+            }
+            std::thread::sleep(common::POLL);
+        }
     } else {
         fx.wait_all_blocked();
     }

@@ -19,54 +19,64 @@ pub struct Interpreter {
 /// Python test that ran on no interpreter would prove nothing.
 pub fn python_interpreters() -> &'static [Interpreter] {
     static LIST: OnceLock<Vec<Interpreter>> = OnceLock::new();
-    LIST.get_or_init(|| {
-        let script = manifest_dir().join("scripts").join("interpreters.sh");
-        if !script.exists() {
-            panic!(
-                "{} is missing: it lists the CPython interpreters (3.11, 3.11-debian, 3.12, 3.13, 3.13t) \
-                 the Python fixture tests run on. It comes with the CI setup scripts (scripts/); \
-                 check out a tree that has it, then run it once by hand to see what it needs installed.",
-                script.display()
-            );
-        }
-        let out = Command::new("bash")
-            .arg(&script)
-            .current_dir(manifest_dir())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-        if !out.status.success() {
-            panic!(
-                "{} failed ({}): a required interpreter is missing. Its output:\n{}{}",
+    LIST.get_or_init(|| listed(&[]))
+}
+
+/// The Py_DEBUG builds (`scripts/interpreters.sh --debug-builds`: sid's
+/// python3.14d and python3.15d), for the tests that must hold on them too.
+pub fn python_debug_builds() -> &'static [Interpreter] {
+    static LIST: OnceLock<Vec<Interpreter>> = OnceLock::new();
+    LIST.get_or_init(|| listed(&["--debug-builds"]))
+}
+
+fn listed(args: &[&str]) -> Vec<Interpreter> {
+    let script = manifest_dir().join("scripts").join("interpreters.sh");
+    if !script.exists() {
+        panic!(
+            "{} is missing: it lists the CPython interpreters (3.11, 3.11-debian, 3.12, 3.13, 3.13t, 3.14, 3.15) \
+             the Python fixture tests run on. It comes with the CI setup scripts (scripts/); \
+             check out a tree that has it, then run it once by hand to see what it needs installed.",
+            script.display()
+        );
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .current_dir(manifest_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    if !out.status.success() {
+        panic!(
+            "{} {args:?} failed ({}): a required interpreter is missing. Its output:\n{}{}",
+            script.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let list: Vec<Interpreter> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (label, path) = l
+                .trim()
+                .split_once(char::is_whitespace)
+                .unwrap_or_else(|| panic!("{}: bad line {l:?} (want `label path`)", script.display()));
+            let path = PathBuf::from(path.trim());
+            assert!(
+                path.is_file(),
+                "{}: {label} -> {} does not exist",
                 script.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                path.display()
             );
-        }
-        let list: Vec<Interpreter> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                let (label, path) = l
-                    .trim()
-                    .split_once(char::is_whitespace)
-                    .unwrap_or_else(|| panic!("{}: bad line {l:?} (want `label path`)", script.display()));
-                let path = PathBuf::from(path.trim());
-                assert!(
-                    path.is_file(),
-                    "{}: {label} -> {} does not exist",
-                    script.display(),
-                    path.display()
-                );
-                Interpreter {
-                    label: label.to_string(),
-                    path,
-                }
-            })
-            .collect();
-        assert!(!list.is_empty(), "{} listed no interpreters", script.display());
-        list
-    })
+            Interpreter {
+                label: label.to_string(),
+                path,
+            }
+        })
+        .collect();
+    assert!(!list.is_empty(), "{} {args:?} listed no interpreters", script.display());
+    list
 }
 
 /// fixtures/python/NAME.
