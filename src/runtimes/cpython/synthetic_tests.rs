@@ -310,6 +310,7 @@ fn free_threaded_314_walk_wait_and_hold() {
                 restarted: false,
             }),
             pending_signal: None,
+            left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: 77,
         }],
