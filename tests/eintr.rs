@@ -12,7 +12,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::{c_fixture, process_state, run_lockdump, sample_thread, tracer_pid, unique_path, Fixture, ThreadSample, Variant};
+use common::{
+    c_fixture, process_state, run_lockdump, sample_thread, tracer_pid, unique_path, wait_until, Fixture, ThreadSample,
+    Variant,
+};
 use serde_json::Value;
 
 /// Fixture threads a stop would interrupt, and the kernel call each must be
@@ -83,22 +86,27 @@ impl Target {
         self.fx.as_ref().expect("fixture running")
     }
 
-    /// Panic if the fixture exited, naming the call whose EINTR ended it.
+    /// Panic if the fixture exited (or is exiting), naming the call whose
+    /// EINTR ended it.
     fn assert_alive(&mut self, when: &str) {
         let fx = self.fx.as_mut().expect("fixture running");
-        if let Some(status) = fx.try_exit_status() {
+        let pid = fx.pid();
+        let mut status = fx.try_exit_status();
+        if status.is_none() && matches!(process_state(pid), 'Z' | 'X') {
+            // Exiting: its status is on the way.
+            status = wait_until("the fixture's exit status", || fx.try_exit_status(), Option::is_some);
+        }
+        if let Some(status) = status {
             let code = status.code();
             let call = fx.ready.raw["codes"]
                 .as_object()
                 .and_then(|m| m.iter().find(|(_, v)| v.as_i64().map(|v| v as i32) == code))
                 .map(|(k, _)| k.clone());
-            fx.fail(format_args!(
-                "fixture exited {when}: {status:?} (EINTR in thread {call:?})"
-            ));
+            fx.fail(format_args!("fixture exited {when}: {status:?} (EINTR in thread {call:?})"));
         }
-        let state = process_state(fx.pid());
-        assert!(!matches!(state, 'Z' | 'X' | 'T' | 't'), "fixture state {state} {when}");
-        assert_eq!(tracer_pid(fx.pid()), 0, "fixture still traced {when}");
+        let state = process_state(pid);
+        assert!(!matches!(state, 'T' | 't'), "fixture state {state} {when}");
+        assert_eq!(tracer_pid(pid), 0, "fixture still traced {when}");
     }
 }
 
