@@ -80,6 +80,7 @@ syscalls! {
     EPOLL_PWAIT = SYS_epoll_pwait "epoll_pwait" Named;
     ACCEPT4 = SYS_accept4 "accept4" Named;
     RECVMMSG = SYS_recvmmsg "recvmmsg" Named;
+    SENDMMSG = SYS_sendmmsg "sendmmsg" Number;
     IO_URING_ENTER = SYS_io_uring_enter "io_uring_enter" Number;
     EPOLL_PWAIT2 = SYS_epoll_pwait2 "epoll_pwait2" Named;
     FUTEX_WAITV = SYS_futex_waitv "futex_waitv" Named;
@@ -101,6 +102,66 @@ pub fn kernel_name(nr: i64) -> Option<&'static str> {
 /// blocked thread is commonly found in.
 pub fn name(nr: i64) -> Option<&'static str> {
     entry(nr).filter(|e| e.header == Header::Named).map(|e| e.name)
+}
+
+/// What a ptrace stop (`PTRACE_INTERRUPT`, or any stop) does to a thread
+/// blocked in a call.
+///
+/// A stop wakes the sleeping thread as a signal does. When no handler runs,
+/// the kernel restarts calls that returned one of its internal restart codes
+/// (`ERESTARTSYS`, `ERESTARTNOHAND`, `ERESTART_RESTARTBLOCK`: futex, poll,
+/// nanosleep, read on a pipe, msgrcv, ...), and the program never notices.
+/// A few calls return plain `EINTR` instead (signal(7), "Interruption of
+/// system calls and library functions by stop signals"), and a program that
+/// treats `EINTR` as fatal dies of being looked at. lockdump does not stop
+/// threads blocked in those. Checked on Linux 6.18 by
+/// `fixtures/c/eintr_calls.c` (one thread per call; `LOCKDUMP_EINTR_PROBE=1`
+/// lists the calls a stop interrupts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop {
+    /// Restarted by the kernel, or not a blocking wait: stopping is harmless.
+    Restarted,
+    /// Fails with `EINTR`: epoll waits, `sigtimedwait`/`sigwaitinfo`,
+    /// `semop`/`semtimedop`, `io_getevents`.
+    Interrupted,
+    /// A socket call: fails with `EINTR` if the socket has a receive or send
+    /// timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO`; the kernel's `sock_intr_errno`).
+    /// Another process cannot see that timeout, so lockdump assumes it.
+    InterruptedIfSocketTimeout,
+    /// `read`/`write`/`readv`/`writev`: as [`OnStop::InterruptedIfSocketTimeout`]
+    /// when the descriptor (first argument) is a socket, else restarted.
+    /// The caller looks at the descriptor (`/proc/PID/fd/N`).
+    InterruptedIfOnSocket,
+}
+
+/// [`OnStop`] of syscall `nr` (its number as `/proc/TID/syscall` or
+/// `orig_rax` give it). `restart_syscall` (an interrupted timed wait that a
+/// stop already restarted) is restarted again.
+///
+/// Not covered: `io_pgetevents` (333, which fails like `io_getevents`; the
+/// libc crate has no x86_64 constant for it, so it is not in the table) and
+/// reads of device files whose drivers return `EINTR` (see docs/limits.md).
+pub fn on_stop(nr: i64) -> OnStop {
+    match nr {
+        nr::EPOLL_WAIT
+        | nr::EPOLL_PWAIT
+        | nr::EPOLL_PWAIT2
+        | nr::RT_SIGTIMEDWAIT
+        | nr::SEMOP
+        | nr::SEMTIMEDOP
+        | nr::IO_GETEVENTS => OnStop::Interrupted,
+        nr::ACCEPT
+        | nr::ACCEPT4
+        | nr::CONNECT
+        | nr::RECVFROM
+        | nr::RECVMSG
+        | nr::RECVMMSG
+        | nr::SENDTO
+        | nr::SENDMSG
+        | nr::SENDMMSG => OnStop::InterruptedIfSocketTimeout,
+        nr::READ | nr::WRITE | nr::READV | nr::WRITEV => OnStop::InterruptedIfOnSocket,
+        _ => OnStop::Restarted,
+    }
 }
 
 /// futex operation names (low 7 bits of the op argument).
@@ -177,6 +238,22 @@ mod tests {
         assert_eq!(name(42), None);
         assert_eq!(name(17), Some("pread64"));
         assert_eq!(kernel_name(39), None);
+    }
+
+    #[test]
+    fn calls_a_stop_interrupts() {
+        // The calls fixtures/c/eintr_calls.c saw fail with EINTR after one
+        // stopping capture (Linux 6.18), and controls it saw restarted.
+        for nr in [232, 281, 441, 128, 220, 65, 208] {
+            assert_eq!(on_stop(nr), OnStop::Interrupted, "{:?}", kernel_name(nr));
+        }
+        for nr in [43, 45, 44, 42] {
+            assert_eq!(on_stop(nr), OnStop::InterruptedIfSocketTimeout, "{:?}", kernel_name(nr));
+        }
+        assert_eq!(on_stop(0), OnStop::InterruptedIfOnSocket);
+        for nr in [202, 230, 35, 7, 70, 219, 34, 61] {
+            assert_eq!(on_stop(nr), OnStop::Restarted, "{:?}", kernel_name(nr));
+        }
     }
 
     #[test]

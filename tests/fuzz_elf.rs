@@ -220,6 +220,7 @@ fn exercise(b: &Base, m: &Mutation) {
                     register_source: RegisterSource::Ptrace,
                     syscall: None,
                     pending_signal: None,
+                    left_running: None,
                     stack: CopiedRegion::default(),
                     ns_tid: 1,
                 };

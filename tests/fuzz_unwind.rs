@@ -146,6 +146,7 @@ fn thread(regs: Registers, source: RegisterSource) -> ThreadSnapshot {
         register_source: source,
         syscall: None,
         pending_signal: None,
+        left_running: None,
         stack: CopiedRegion::default(),
         ns_tid: 1,
     }

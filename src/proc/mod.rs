@@ -76,6 +76,12 @@ pub fn syscall(pid: i32, tid: i32) -> io::Result<SyscallLine> {
     parse::parse_syscall(&read_text(task_dir(pid, tid).join("syscall"))?).ok_or_else(|| invalid("syscall"))
 }
 
+/// What descriptor `fd` of the process refers to (`socket:[1234]`,
+/// `anon_inode:inotify`, a path).
+pub fn fd_target(pid: i32, fd: i32) -> io::Result<PathBuf> {
+    fs::read_link(pid_dir(pid).join("fd").join(fd.to_string()))
+}
+
 pub fn maps(pid: i32) -> io::Result<Vec<MapEntry>> {
     Ok(parse::parse_maps(&read_text(pid_dir(pid).join("maps"))?))
 }

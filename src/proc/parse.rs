@@ -117,6 +117,21 @@ pub fn parse_status(text: &str) -> Option<Status> {
     saw_state.then_some(st)
 }
 
+/// `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches` of a
+/// `/proc/PID/task/TID/status`: a thread that runs and sleeps again adds to
+/// one of them, so an unchanged sum (with an unchanged `syscall` line, which
+/// shows a thread that is running now) means it did not run in between.
+pub fn parse_switches(text: &str) -> Option<u64> {
+    let count = |key: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(count("voluntary_ctxt_switches")? + count("nonvoluntary_ctxt_switches")?)
+}
+
 /// The fields of `/proc/PID/stat` lockdump needs. The command name may
 /// contain spaces and parentheses, so parsing starts after the last `)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,6 +228,13 @@ pub fn parse_auxv(bytes: &[u8]) -> Vec<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_switches() {
+        let text = "Name:\tep_wait\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t2\n";
+        assert_eq!(parse_switches(text), Some(9));
+        assert_eq!(parse_switches("voluntary_ctxt_switches:\t7\n"), None);
+    }
 
     #[test]
     fn maps_lines() {

@@ -113,6 +113,16 @@ pub struct Thread<'a> {
     pub blocked_on: Option<BlockedOn>,
     pub holds: Vec<Held>,
     pub blocked_in: Option<&'a str>,
+    /// Not stopped, because a stop would have made its call fail with EINTR.
+    pub left_running: Option<LeftRunning>,
+}
+
+#[derive(Serialize)]
+pub struct LeftRunning {
+    pub call: &'static str,
+    pub if_socket_timeout: bool,
+    pub stack_consistent: bool,
+    pub reason: String,
 }
 
 #[derive(Serialize)]
@@ -165,6 +175,12 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
                 blocked_on: f.wait.as_ref().map(|w| BlockedOn::new(w, &stack.frames)),
                 holds: f.holds.iter().map(|h| Held::new(h, &stack.frames)).collect(),
                 blocked_in: f.blocked_in.as_deref(),
+                left_running: t.left_running.map(|l| LeftRunning {
+                    call: l.call,
+                    if_socket_timeout: l.if_socket_timeout,
+                    stack_consistent: l.stack_consistent,
+                    reason: l.reason(),
+                }),
             }
         })
         .collect()

@@ -42,11 +42,17 @@ pub fn process_footer(ins: &Inspection) -> String {
             ms(ins.analysis_time)
         );
     }
+    let left = s.threads.iter().filter(|t| t.left_running.is_some()).count();
     format!(
-        "PID {}: target paused {:.3} ms ({} threads); capture {:.2} ms, analysis {:.2} ms.",
+        "PID {}: target paused {:.3} ms ({} threads{}); capture {:.2} ms, analysis {:.2} ms.",
         s.pid,
         ms(s.pause),
         s.threads.len(),
+        if left > 0 {
+            format!(", {left} left running: a stop would interrupt their calls")
+        } else {
+            String::new()
+        },
         ms(s.capture_time),
         ms(ins.analysis_time)
     )

@@ -29,6 +29,9 @@ pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
     if !t.wchan.is_empty() {
         let _ = write!(s, " [{}]", clean(&t.wchan));
     }
+    if let Some(l) = &t.left_running {
+        let _ = write!(s, " ({})", l.reason());
+    }
     if let Some(sig) = t.pending_signal {
         let _ = write!(s, " (signal {sig} arrived during capture and was re-delivered)");
     }

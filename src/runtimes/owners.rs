@@ -220,6 +220,7 @@ pub(crate) mod testing {
             },
             syscall,
             pending_signal: None,
+            left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: tid,
         }

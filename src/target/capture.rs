@@ -24,9 +24,10 @@ use nix::unistd::Pid;
 
 use super::memory::CopiedRegion;
 use super::signals::DeferSignals;
-use super::{RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot, SYS_RESTART_SYSCALL};
+use super::{LeftRunning, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot, SYS_RESTART_SYSCALL};
 use crate::error::{permission_denied, InspectError};
 use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
+use crate::syscalls::OnStop;
 
 /// Red zone below SP that leaf functions may use without moving SP (x86_64 psABI).
 const RED_ZONE: u64 = 128;
@@ -75,6 +76,91 @@ struct ThreadInfo {
     state: char,
     wchan: String,
     ns_tid: i32,
+    /// `/proc/TID/syscall` of a thread that was sleeping (state `S`; only
+    /// those can be woken by a stop) in a stopping capture, and what a stop
+    /// would do to that call. Right before its interrupt the line is read
+    /// again; if it is unchanged, this verdict (which may have needed a look
+    /// at a descriptor) is reused, keeping that look out of the pause.
+    syscall: Option<(SyscallLine, Option<Hazard>)>,
+}
+
+/// Why a thread must not be stopped: its call fails with EINTR on a stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Hazard {
+    call: &'static str,
+    if_socket_timeout: bool,
+}
+
+/// What a stop would do to a thread whose `/proc/TID/syscall` reads `line`:
+/// `Some` if its call would fail with EINTR ([`crate::syscalls::on_stop`]).
+/// For `read`/`write` that depends on the descriptor being a socket, so
+/// `/proc/PID/fd/N` is looked at (only for threads in those calls).
+fn stop_hazard(pid: i32, line: &SyscallLine) -> Option<Hazard> {
+    let SyscallLine::InSyscall { nr, args, .. } = *line else {
+        return None;
+    };
+    let call = crate::syscalls::kernel_name(nr)?;
+    let if_socket_timeout = match crate::syscalls::on_stop(nr) {
+        OnStop::Restarted => return None,
+        OnStop::Interrupted => false,
+        OnStop::InterruptedIfSocketTimeout => true,
+        OnStop::InterruptedIfOnSocket => {
+            let target = proc::fd_target(pid, args[0] as i32).ok()?;
+            if !target.to_string_lossy().starts_with("socket:") {
+                return None;
+            }
+            true
+        }
+    };
+    Some(Hazard { call, if_socket_timeout })
+}
+
+/// A thread capture leaves running (see [`leave_running`]).
+#[derive(Debug, Clone, Copy)]
+struct Unstopped {
+    line: SyscallLine,
+    hazard: Hazard,
+    /// Context switches read just before `line`; `None` if the thread never
+    /// showed the same line twice in a row.
+    switches: Option<u64>,
+}
+
+/// How often [`leave_running`] looks for a thread to show the same
+/// syscall line twice in a row.
+const LEAVE_LOOKS: usize = 3;
+
+/// Decide, right before interrupting `tid`, whether to leave it running:
+/// re-read its `/proc/TID/syscall` (the pre-stop pass may be tens of
+/// milliseconds old on a big process; this shrinks the window in which a
+/// thread can enter such a call unseen to the time between this read and
+/// the interrupt) and, if its call would fail with EINTR on a stop, read its
+/// context-switch count and the line again, so that the same two reads after
+/// the stack copy can prove the thread did not run meanwhile.
+/// `None`: stop it as usual (including when it exited: seizing then fails).
+fn leave_running(files: &mut TaskFiles, pid: i32, tid: i32, info: Option<&ThreadInfo>) -> Option<Unstopped> {
+    let read_line = |files: &mut TaskFiles| proc::parse::parse_syscall(&files.read(tid, "syscall").ok()?);
+    let mut line = read_line(files)?;
+    let mut hazard = match info.and_then(|i| i.syscall) {
+        Some((before, hazard)) if before == line => hazard,
+        _ => stop_hazard(pid, &line),
+    }?;
+    for _ in 0..LEAVE_LOOKS {
+        let switches = files.read(tid, "status").ok().and_then(|t| proc::parse::parse_switches(&t));
+        let now = read_line(files)?;
+        if now == line {
+            return Some(Unstopped { line, hazard, switches });
+        }
+        // It moved on: stop it unless it is now in another such call.
+        line = now;
+        hazard = stop_hazard(pid, &line)?;
+    }
+    // Going from one such call to the next: never stop it; its stack is
+    // marked as possibly torn.
+    Some(Unstopped {
+        line,
+        hazard,
+        switches: None,
+    })
 }
 
 /// Capture a snapshot of process `pid`.
@@ -111,7 +197,7 @@ pub fn capture_with(
     }
     maps_read(&maps, tids.len());
     let mut files = TaskFiles::open(pid).ok_or(InspectError::ExitedDuringDump(pid))?;
-    let mut infos = thread_infos(&mut files, pid, &tids, in_pid_namespace);
+    let mut infos = thread_infos(&mut files, pid, &tids, in_pid_namespace, !opts.no_stop);
     if infos.is_empty() {
         return Err(InspectError::ExitedDuringDump(pid));
     }
@@ -270,11 +356,17 @@ const MAX_READERS: usize = 4;
 /// for a big pool), so they are split between this thread and up to 3 more,
 /// as many as there are CPUs. Helpers run with signals blocked; the share of
 /// one that cannot start, or fails, is read here.
-fn thread_infos(files: &mut TaskFiles, pid: i32, tids: &[i32], in_pid_namespace: bool) -> BTreeMap<i32, ThreadInfo> {
+fn thread_infos(
+    files: &mut TaskFiles,
+    pid: i32,
+    tids: &[i32],
+    in_pid_namespace: bool,
+    stopping: bool,
+) -> BTreeMap<i32, ThreadInfo> {
     let read = |files: &mut TaskFiles, chunk: &[i32]| -> Vec<(i32, ThreadInfo)> {
         chunk
             .iter()
-            .filter_map(|&tid| Some((tid, thread_info(files, pid, tid, in_pid_namespace)?)))
+            .filter_map(|&tid| Some((tid, thread_info(files, pid, tid, in_pid_namespace, stopping)?)))
             .collect()
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -303,7 +395,13 @@ fn thread_infos(files: &mut TaskFiles, pid: i32, tids: &[i32], in_pid_namespace:
     })
 }
 
-fn thread_info(files: &mut TaskFiles, pid: i32, tid: i32, in_pid_namespace: bool) -> Option<ThreadInfo> {
+fn thread_info(
+    files: &mut TaskFiles,
+    pid: i32,
+    tid: i32,
+    in_pid_namespace: bool,
+    stopping: bool,
+) -> Option<ThreadInfo> {
     // A thread that exits between listing and reading is simply skipped.
     // One read gives both the name and the state (`comm` is inside `stat`).
     let stat = proc::parse::parse_stat(&files.read(tid, "stat").ok()?)?;
@@ -321,11 +419,24 @@ fn thread_info(files: &mut TaskFiles, pid: i32, tid: i32, in_pid_namespace: bool
     } else {
         tid
     };
+    // Only a stopping capture needs it, and only for sleeping threads: a
+    // thread in uninterruptible sleep (D) is not woken by a stop, and one
+    // that runs is looked at again right before its interrupt anyway.
+    let syscall = if stopping && stat.state == 'S' {
+        files
+            .read(tid, "syscall")
+            .ok()
+            .and_then(|t| proc::parse::parse_syscall(&t))
+            .map(|line| (line, stop_hazard(pid, &line)))
+    } else {
+        None
+    };
     Some(ThreadInfo {
         name,
         state: stat.state,
         wchan,
         ns_tid,
+        syscall,
     })
 }
 
@@ -406,12 +517,18 @@ fn stop_and_copy(
         first_stop: None,
     };
 
-    // Seize + interrupt every thread; re-scan until the set is stable.
+    // Seize + interrupt every thread, except those a stop would break (their
+    // call would fail with EINTR); re-scan until the set is stable.
+    let mut left: BTreeMap<i32, Unstopped> = BTreeMap::new();
     let mut tids: Vec<i32> = infos.keys().copied().collect();
     for round in 0..MAX_RESCANS {
         let mut seized_any = false;
         for &tid in &tids {
-            if att.tracees.contains_key(&tid) {
+            if att.tracees.contains_key(&tid) || left.contains_key(&tid) {
+                continue;
+            }
+            if let Some(u) = leave_running(files, pid, tid, infos.get(&tid)) {
+                left.insert(tid, u);
                 continue;
             }
             match seize(tid) {
@@ -456,14 +573,14 @@ fn stop_and_copy(
                 max: MAX_THREADS,
             });
         }
-        if tids.iter().all(|t| att.tracees.contains_key(t)) {
+        if tids.iter().all(|t| att.tracees.contains_key(t) || left.contains_key(t)) {
             break;
         }
         for &tid in &tids {
             if let std::collections::btree_map::Entry::Vacant(slot) = infos.entry(tid) {
                 // Created during the attach: its /proc facts are read now (it is
                 // about to be stopped, so its state may already show the stop).
-                if let Some(info) = thread_info(files, pid, tid, in_pid_namespace) {
+                if let Some(info) = thread_info(files, pid, tid, in_pid_namespace, true) {
                     slot.insert(info);
                 }
             }
@@ -478,11 +595,12 @@ fn stop_and_copy(
             _ => None,
         })
         .collect();
-    if stopped.is_empty() {
+    if stopped.is_empty() && left.is_empty() {
         return Err(InspectError::ExitedDuringDump(pid));
     }
 
-    // Registers, then all stacks in one batched read.
+    // Registers (of the threads left running: SP and PC from /proc), then
+    // all stacks in one batched read.
     let mut threads = Vec::with_capacity(stopped.len());
     for &(tid, pending) in &stopped {
         let Ok(raw) = ptrace::getregs(Pid::from_raw(tid)) else {
@@ -499,17 +617,61 @@ fn stop_and_copy(
             regs,
             register_source: RegisterSource::Ptrace,
             pending_signal: pending,
+            left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
         });
     }
-    copy_stacks(pid, &mut threads, maps, stack_budget(opts.stack_bytes, stopped.len()));
+    for (&tid, u) in &left {
+        let (regs, syscall, register_source) = registers_from_line(u.line);
+        let info = infos.get(&tid);
+        threads.push(ThreadSnapshot {
+            tid,
+            name: info.map(|i| i.name.clone()).unwrap_or_default(),
+            state: info.map(|i| i.state).unwrap_or('?'),
+            wchan: info.map(|i| i.wchan.clone()).unwrap_or_default(),
+            syscall,
+            regs,
+            register_source,
+            pending_signal: None,
+            left_running: Some(LeftRunning {
+                call: u.hazard.call,
+                if_socket_timeout: u.hazard.if_socket_timeout,
+                stack_consistent: false,
+            }),
+            stack: CopiedRegion::default(),
+            ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
+        });
+    }
+    threads.sort_unstable_by_key(|t| t.tid);
+    let budget = stack_budget(opts.stack_bytes, threads.len());
+    copy_stacks(pid, &mut threads, maps, budget);
     let wait_memory = copy_wait_words(pid, &threads, maps);
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
     if let Some(sig) = signals.received() {
         return Err(InspectError::Interrupted(sig));
+    }
+    // Did each thread left running stay put while its stack was copied?
+    // Line, then switches, the reverse of the reads before: a thread that ran
+    // in between is either running at the line read, or has been switched
+    // out since and counted (see `proc::parse::parse_switches`). Read after
+    // the detach, to keep the pause short: unchanged now means unchanged
+    // during the copy.
+    for t in threads.iter_mut() {
+        let (Some(l), Some(u)) = (t.left_running.as_mut(), left.get(&t.tid)) else {
+            continue;
+        };
+        let line = files
+            .read(t.tid, "syscall")
+            .ok()
+            .and_then(|x| proc::parse::parse_syscall(&x));
+        let switches = files
+            .read(t.tid, "status")
+            .ok()
+            .and_then(|x| proc::parse::parse_switches(&x));
+        l.stack_consistent = line == Some(u.line) && u.switches.is_some() && switches == u.switches;
     }
     Ok((threads, wait_memory, pause))
 }
@@ -841,6 +1003,37 @@ fn read_prefix(pid: i32, region: &mut CopiedRegion) {
     region.bytes.truncate(ok);
 }
 
+/// What `/proc/TID/syscall` tells of a thread that is not stopped: SP and PC,
+/// and the call and its arguments if it is in one.
+fn registers_from_line(line: SyscallLine) -> (Registers, Option<SyscallState>, RegisterSource) {
+    match line {
+        SyscallLine::InSyscall { nr, args, sp, pc } => {
+            let regs = Registers {
+                rsp: sp,
+                rip: pc,
+                orig_rax: nr as u64,
+                ..Default::default()
+            };
+            let sys = SyscallState {
+                nr,
+                args,
+                restarted: nr == SYS_RESTART_SYSCALL,
+            };
+            (regs, Some(sys), RegisterSource::ProcSyscall)
+        }
+        SyscallLine::Blocked { sp, pc } => (
+            Registers {
+                rsp: sp,
+                rip: pc,
+                ..Default::default()
+            },
+            None,
+            RegisterSource::ProcSyscall,
+        ),
+        SyscallLine::Running => (Registers::default(), None, RegisterSource::None),
+    }
+}
+
 /// `--no-stop`: what can be learned without stopping anything. Threads blocked
 /// in a syscall expose SP and PC and the arguments in /proc/TID/syscall; the
 /// stack is read live (it does not change while the thread stays blocked).
@@ -853,32 +1046,7 @@ fn sample_without_stopping(
     let mut threads = Vec::with_capacity(infos.len());
     for (&tid, info) in infos {
         let Ok(line) = proc::syscall(pid, tid) else { continue };
-        let (regs, syscall, source) = match line {
-            SyscallLine::InSyscall { nr, args, sp, pc } => {
-                let regs = Registers {
-                    rsp: sp,
-                    rip: pc,
-                    orig_rax: nr as u64,
-                    ..Default::default()
-                };
-                let sys = SyscallState {
-                    nr,
-                    args,
-                    restarted: nr == SYS_RESTART_SYSCALL,
-                };
-                (regs, Some(sys), RegisterSource::ProcSyscall)
-            }
-            SyscallLine::Blocked { sp, pc } => (
-                Registers {
-                    rsp: sp,
-                    rip: pc,
-                    ..Default::default()
-                },
-                None,
-                RegisterSource::ProcSyscall,
-            ),
-            SyscallLine::Running => (Registers::default(), None, RegisterSource::None),
-        };
+        let (regs, syscall, source) = registers_from_line(line);
         let mut stack = CopiedRegion::default();
         if let Some((s, e)) = stack_range(regs.rsp, maps, stack_budget(opts.stack_bytes, infos.len())) {
             stack = CopiedRegion {
@@ -896,6 +1064,7 @@ fn sample_without_stopping(
             register_source: source,
             syscall,
             pending_signal: None,
+            left_running: None,
             stack,
             ns_tid: info.ns_tid,
         });

@@ -113,10 +113,51 @@ pub const SYS_RESTART_SYSCALL: i64 = crate::syscalls::nr::RESTART_SYSCALL;
 pub enum RegisterSource {
     /// PTRACE_GETREGS on a stopped thread: complete and exact.
     Ptrace,
-    /// Only SP and PC from /proc/TID/syscall (`--no-stop`): stacks may be partial.
+    /// Only SP and PC from /proc/TID/syscall (`--no-stop`, or a thread left
+    /// running because a stop would interrupt its call: [`LeftRunning`]):
+    /// stacks may be partial.
     ProcSyscall,
     /// Neither: the thread was running and could not be sampled without stopping it.
     None,
+}
+
+/// A thread a stopping capture did not stop, because it sat in a call that a
+/// ptrace stop makes fail with `EINTR` ([`crate::syscalls::OnStop`]). Its
+/// registers are SP and PC from `/proc/TID/syscall`, its stack was copied in
+/// the same batch as the stopped threads' (a thread blocked in a call does
+/// not touch its stack).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftRunning {
+    /// The kernel's name of the call, e.g. `epoll_wait`.
+    pub call: &'static str,
+    /// The call fails on a stop only if its socket has a timeout, which
+    /// lockdump cannot see; it was left running to be safe.
+    pub if_socket_timeout: bool,
+    /// The thread's `/proc/TID/syscall` line and context-switch count were
+    /// the same before and after its stack was copied: it did not run in
+    /// between, so the copy is of one instant. `false`: it woke meanwhile and
+    /// the stack may mix two moments.
+    pub stack_consistent: bool,
+}
+
+impl LeftRunning {
+    /// The sentence the report and the JSON give for it.
+    pub fn reason(&self) -> String {
+        format!(
+            "captured without stopping: it sits in {}, which a ptrace stop would interrupt{}{}",
+            self.call,
+            if self.if_socket_timeout {
+                " if the socket has a timeout"
+            } else {
+                ""
+            },
+            if self.stack_consistent {
+                ""
+            } else {
+                "; it woke while its stack was copied, so the stack may be torn"
+            }
+        )
+    }
 }
 
 /// One thread as captured.
@@ -135,6 +176,8 @@ pub struct ThreadSnapshot {
     pub syscall: Option<SyscallState>,
     /// A signal that arrived during capture and is re-delivered on detach.
     pub pending_signal: Option<i32>,
+    /// Not stopped, although the capture stopped the others: see [`LeftRunning`].
+    pub left_running: Option<LeftRunning>,
     /// The stack bytes from just below SP (red zone) upward, copied during the stop.
     pub stack: CopiedRegion,
     /// The thread ID in the innermost PID namespace of the target (equals `tid`

@@ -76,6 +76,7 @@ fn snapshot(seed: u64) -> Snapshot {
                 restarted: false,
             }),
             pending_signal: None,
+            left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: tid,
         })

@@ -339,6 +339,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
                 restarted: false,
             }),
             pending_signal: None,
+            left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: 77,
         }],
