@@ -130,6 +130,9 @@ pub struct Process<'a> {
     /// `--no-stop`: stacks may be partial.
     pub no_stop: bool,
     pub python: Option<&'a str>,
+    /// The target's C library (additive in schema 2): `{name, linkage, evidence}`;
+    /// `name`/`linkage` null when it was not identified.
+    pub libc: &'a crate::runtimes::libc::LibcInfo,
 }
 
 pub fn hex(v: u64) -> String {
@@ -184,5 +187,6 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         no_stop: s.no_stop,
         python: ins.python_version.as_deref(),
         python_error: ins.python_error.as_deref(),
+        libc: &ins.libc,
     }
 }

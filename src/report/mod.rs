@@ -28,6 +28,10 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
     if let Some(v) = &ins.python_version {
         let _ = write!(line, " — {v}");
     }
+    // Named whenever identified: which library's layouts the lock analysis used.
+    if ins.libc.name.is_some() {
+        let _ = write!(line, " — libc: {}", ins.libc.describe());
+    }
     line
 }
 
@@ -71,6 +75,18 @@ pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style)
     let mut out = String::new();
     out.push_str(&verdict::text(inspections, verdict, style));
     for ins in inspections {
+        // A C library that could not be identified: say which layouts were assumed.
+        if ins.libc.name.is_none() {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.yellow(&format!(
+                    "PID {}: libc: unknown ({}); glibc's layouts were assumed for lock analysis",
+                    ins.snapshot.pid,
+                    clean(&ins.libc.evidence)
+                ))
+            );
+        }
         if let Some(e) = &ins.python_error {
             let _ = writeln!(
                 out,
