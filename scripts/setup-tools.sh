@@ -2,7 +2,8 @@
 # Installs (idempotently) what lockdump's tests and benchmarks need besides
 # the free-threaded interpreter (scripts/setup-free-threaded-python.sh):
 #   - Debian: gdb, elfutils (eu-stack), build-essential, python3.11 (Debian's
-#     own, stripped: one of the test targets) and python3.11-venv.
+#     own, stripped: one of the test targets), python3.11-venv, and musl-tools
+#     (musl-gcc: the statically linked musl fixtures of tests/musl.rs).
 #   - PyPI, in a venv at $LOCKDUMP_CACHE/venv: py-spy and pystack, the tools
 #     benchmarks compare against ($LOCKDUMP_CACHE/venv/bin/{py-spy,pystack}).
 # It also checks, and fails loudly otherwise, that:
@@ -32,7 +33,8 @@ PYSTACK_VERSION=1.7.2
 require_root
 
 # --- Debian packages -------------------------------------------------------
-apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv
+apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools
+command -v musl-gcc >/dev/null || die "musl-gcc missing after installing musl-tools (tests/musl.rs builds musl-gcc -static fixtures)"
 command -v eu-stack >/dev/null || die "eu-stack missing after installing elfutils"
 
 for p in python3.11-dbg libpython3.11-dbg; do

@@ -8,6 +8,7 @@ use crate::error::InspectError;
 use crate::graph::{self, Part, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
+use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
@@ -48,6 +49,8 @@ pub struct Inspection {
     pub python_version: Option<String>,
     /// Parts of the process no analysis covered (the rest of the report stands).
     pub unexamined: Vec<Unexamined>,
+    /// The target's C library, as far as it could be identified, and why.
+    pub libc: LibcInfo,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -111,7 +114,8 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
         memory: &memory,
         symbols: &symbols,
     };
-    let mut findings = native::analyze(&view);
+    let libc = detect_libc(&snapshot, &memory);
+    let mut findings = native::analyze_for(&view, &libc);
     if lazy_dwarf {
         // Also named from DWARF: a Python thread whose report comes from the
         // native analysis (no Python-level wait, e.g. blocked in a C mutex
@@ -139,7 +143,7 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
                 memory: &memory,
                 symbols: &symbols,
             };
-            findings = native::analyze(&view);
+            findings = native::analyze_for(&view, &libc);
         }
     }
 
@@ -173,6 +177,7 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
         python_names,
         python_version,
         unexamined,
+        libc,
     })
 }
 

@@ -140,6 +140,9 @@ pub struct Process<'a> {
     /// `--no-stop`: stacks may be partial.
     pub no_stop: bool,
     pub python: Option<&'a str>,
+    /// The target's C library (additive in schema 2): `{name, linkage, evidence}`;
+    /// `name`/`linkage` null when it was not identified.
+    pub libc: &'a crate::runtimes::libc::LibcInfo,
 }
 
 pub fn hex(v: u64) -> String {
@@ -204,5 +207,6 @@ pub fn process(ins: &Inspection) -> Process<'_> {
             .iter()
             .find(|u| u.part == crate::graph::Part::Python)
             .map(|u| u.why.as_str()),
+        libc: &ins.libc,
     }
 }

@@ -28,6 +28,10 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
     if let Some(v) = &ins.python_version {
         let _ = write!(line, " — {v}");
     }
+    // Named whenever identified: which library's layouts the lock analysis used.
+    if ins.libc.name.is_some() {
+        let _ = write!(line, " — libc: {}", ins.libc.describe());
+    }
     line
 }
 
@@ -76,6 +80,20 @@ fn truncate(s: &str, max: usize) -> String {
 pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style) -> String {
     let mut out = String::new();
     out.push_str(&verdict::text(inspections, verdict, style));
+    for ins in inspections {
+        // A C library that could not be identified: say which layouts were assumed.
+        if ins.libc.name.is_none() {
+            let _ = writeln!(
+                out,
+                "{}",
+                style.yellow(&format!(
+                    "PID {}: libc: unknown ({}); glibc's layouts were assumed for lock analysis",
+                    ins.snapshot.pid,
+                    clean(&ins.libc.evidence)
+                ))
+            );
+        }
+    }
     for ins in inspections {
         let _ = writeln!(out, "{}\n", process_header(ins, style));
         out.push_str(&threads::all_threads(ins, style));

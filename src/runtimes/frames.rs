@@ -50,17 +50,34 @@ pub fn find_frame(stack: &Stack, pred: impl Fn(&str) -> bool) -> Option<(usize, 
 pub fn is_runtime_internal(frame: &Frame) -> bool {
     if let Some(m) = frame.module.as_deref() {
         let file = module_file_name(m);
-        if file.starts_with("libc.so") || file.starts_with("libpthread") || file.starts_with("ld-linux") {
+        if file.starts_with("libc.so")
+            || file.starts_with("libpthread")
+            || file.starts_with("ld-linux")
+            || file.starts_with("ld-musl-")
+        {
             return true;
         }
     }
     match frame.function.as_deref() {
         Some(f) => {
             let f = f.trim_start_matches('<');
-            f.starts_with("std::") || f.starts_with("core::") || f.starts_with("alloc::")
+            f.starts_with("std::") || f.starts_with("core::") || f.starts_with("alloc::") || is_static_libc(f)
         }
         None => false,
     }
+}
+
+/// A C library function linked into the executable itself (static musl has
+/// no libc module to recognize it by): the pthread API and musl's internal
+/// wait and syscall helpers (`__timedwait`, `__syscall_cp`'s `sccp`, ...).
+fn is_static_libc(name: &str) -> bool {
+    let n = base_name(name);
+    n.starts_with("pthread_")
+        || n.starts_with("timedwait")
+        || n.starts_with("futexwait")
+        || n.starts_with("syscall_cp")
+        || n == "sccp"
+        || n == "wait"
 }
 
 /// Index of the frame that called into the runtime's lock code: the first

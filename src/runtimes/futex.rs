@@ -106,6 +106,9 @@ impl FutexWait {
         }
         if self.cmd.is_pi_lock() {
             format!("futex({:#x}, {op})", self.addr)
+        } else if self.expected >= 0x1_0000 {
+            // Flag-carrying words (0x80000010) read better in hex.
+            format!("futex({:#x}, {op}, {:#x})", self.addr, self.expected)
         } else {
             format!("futex({:#x}, {op}, {})", self.addr, self.expected)
         }
@@ -116,7 +119,8 @@ impl FutexWait {
 ///
 /// Returns `None` for any other syscall, for futex operations that do not
 /// sleep (WAKE, REQUEUE, ...), and for arguments that do not hold up: the
-/// word must be 4-byte aligned and readable, and the value must fit in 32 bits.
+/// word must be 4-byte aligned and readable, and the value must be a 32-bit int as a C
+/// caller passes it (zero- or sign-extended, see [`futex_val`]).
 /// For `restart_syscall` the argument registers are only a guess (another
 /// timed syscall may have been interrupted), so the word must also still hold
 /// the expected value, or for a PI lock a non-zero owner.
@@ -135,7 +139,7 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
         // LOCK_PI ignores `val` (glibc passes 0 or the private flag there).
         0
     } else {
-        u32::try_from(val).ok()?
+        futex_val(val)?
     };
     if sys.restarted {
         let plausible = if cmd.is_pi_lock() {
@@ -159,6 +163,22 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
         uaddr2: (cmd == FutexCmd::WaitRequeuePi).then_some(uaddr2),
         restarted: sys.restarted,
     })
+}
+
+/// The 32-bit `val` argument as the kernel sees it (`u32 val` in
+/// `SYSCALL_DEFINE6(futex, ...)`: the low half of the register).
+///
+/// The high half depends on how the caller widened an `int`: glibc passes
+/// `unsigned int` (zero-extended), musl passes `int` through `__syscall(long,
+/// ...)`, so a value with bit 31 set (musl's `lock | 0x80000000` waiter
+/// flag) arrives sign-extended, and /proc/TID/syscall prints it as
+/// `0xffffffff8...`. Both are accepted; any other high half is not a value a
+/// C caller passed, which keeps the check that a restarted call's registers
+/// look like a futex wait.
+pub fn futex_val(raw: u64) -> Option<u32> {
+    let low = raw as u32;
+    let sign_extended = u64::from(low) | 0xffff_ffff_0000_0000;
+    (raw == u64::from(low) || (low & 0x8000_0000 != 0 && raw == sign_extended)).then_some(low)
 }
 
 /// One entry of a `futex_waitv` array (`struct futex_waitv` in the kernel UAPI):
@@ -248,6 +268,32 @@ mod tests {
         assert!(decode(&sys(202, [0x1000, 128, 1 << 40, 0, 0, 0], false), &m).is_none());
         // Another syscall.
         assert!(decode(&sys(7, [0x1000, 128, 2, 0, 0, 0], false), &m).is_none());
+    }
+
+    /// musl passes `val` as an `int` through `__syscall(long, ...)`, so a value
+    /// with bit 31 set (its mutex waiters pass `lock | 0x80000000`) arrives
+    /// sign-extended in the register and in /proc/TID/syscall. The kernel
+    /// takes the low 32 bits; so must lockdump.
+    #[test]
+    fn sign_extended_value_is_the_low_32_bits() {
+        let m = mem_with(0x1000, &0x8000_0010u32.to_le_bytes());
+        let w = decode(&sys(202, [0x1000, 128, 0xffff_ffff_8000_0010, 0, 0, 0], false), &m).unwrap();
+        assert_eq!((w.expected, w.current), (0x8000_0010, 0x8000_0010));
+        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT|PRIVATE, 0x80000010)");
+        // Zero-extended (glibc's robust waits) decodes the same.
+        let z = decode(&sys(202, [0x1000, 128, 0x8000_0010, 0, 0, 0], false), &m).unwrap();
+        assert_eq!(z.expected, 0x8000_0010);
+        // A restarted wait recovered from registers is matched on the same 32 bits.
+        let r = decode(
+            &sys(219, [0x1000, 128, 0xffff_ffff_8000_0010, 0x7ffc_0000, 0, 0], true),
+            &m,
+        )
+        .unwrap();
+        assert!(r.restarted && r.expected == 0x8000_0010);
+        // A positive value sign-extended is just itself; anything else in the
+        // high half is not an int the caller passed.
+        assert!(decode(&sys(202, [0x1000, 128, 0xffff_ffff_0000_0010, 0, 0, 0], false), &m).is_none());
+        assert!(decode(&sys(202, [0x1000, 128, 0x0000_0001_8000_0010, 0, 0, 0], false), &m).is_none());
     }
 
     #[test]

@@ -174,6 +174,8 @@ pub mod codescan;
 pub mod frames;
 pub mod futex;
 pub mod glibc;
+pub mod libc;
+pub mod musl;
 pub mod native;
 pub mod owners;
 pub mod rust_std;

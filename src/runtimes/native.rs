@@ -1,4 +1,4 @@
-//! Native waits of a process: glibc and Rust std together.
+//! Native waits of a process: the C library's (glibc or musl) and Rust std's together.
 //!
 //! Both analyzers look at the same futex waits; each claims only what it
 //! recognizes. This module merges their findings per thread: a recognized
@@ -7,19 +7,37 @@
 //! owner) so that the report names the address a thread sleeps on.
 
 use super::futex;
+use super::libc::{self, LibcInfo};
 use super::owners::{self, ProcTaskTable, TaskTable};
 use super::{frames, ResourceKind};
-use super::{glibc, rust_std, Owner, ProcessView, ThreadFindings, Wait};
+use super::{glibc, musl, rust_std, Owner, ProcessView, ThreadFindings, Wait};
 use crate::stacks::Stack;
 
 /// glibc and Rust std findings for every thread, parallel to `view.snapshot.threads`.
 pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
-    analyze_with(view, &ProcTaskTable)
+    let libc = libc::detect(view.snapshot, view.memory);
+    analyze_for(view, &libc)
 }
 
-/// [`analyze`] with an explicit table of tasks outside the snapshot.
+/// [`analyze`] for a process whose C library is already known: musl's
+/// analyzer for musl, glibc's otherwise (also when the library is unknown,
+/// as before libc detection existed: glibc's readers check every field they
+/// rely on, and the report notes that the library was not identified).
+pub fn analyze_for(view: &ProcessView<'_>, libc: &LibcInfo) -> Vec<ThreadFindings> {
+    analyze_with_libc(view, &ProcTaskTable, libc)
+}
+
+/// [`analyze`] with an explicit table of tasks outside the snapshot (glibc).
 pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<ThreadFindings> {
-    let g = glibc::analyze_with(view, tasks);
+    analyze_with_libc(view, tasks, &LibcInfo::glibc_assumed())
+}
+
+fn analyze_with_libc(view: &ProcessView<'_>, tasks: &dyn TaskTable, libc: &LibcInfo) -> Vec<ThreadFindings> {
+    let g = if libc.is_musl() {
+        musl::analyze_with(view, tasks)
+    } else {
+        glibc::analyze_with(view, tasks)
+    };
     let r = rust_std::analyze(view);
     let empty = Stack::default();
     g.into_iter()

@@ -21,6 +21,13 @@ pub enum Variant {
     /// `cc -O2 -pthread`, then `strip`: no .symtab, no DWARF; only .dynsym
     /// and .eh_frame remain.
     Stripped,
+    /// `musl-gcc -static -g -O2 -pthread` (Debian's musl-tools): musl linked
+    /// into the executable, with symbols and DWARF for the fixture's code
+    /// (Debian's libc.a has neither DWARF nor unwind tables).
+    MuslStatic,
+    /// `musl-gcc -static -O2 -pthread`, then `strip`: no symbols at all, no
+    /// libc mapping; only the code and the memory tell it is musl.
+    MuslStaticStripped,
 }
 
 /// Serializes builds within one test binary, so two tests wanting the same
@@ -74,13 +81,18 @@ fn c_inputs(name: &str) -> Vec<PathBuf> {
 
 /// Compile `inputs[0]` with `flags` to `out`, through a temporary file.
 fn compile(inputs: &[PathBuf], flags: &[&str], out: &Path, strip: bool) {
+    compile_with("cc", inputs, flags, out, strip)
+}
+
+/// [`compile`] with the compiler driver `compiler`.
+fn compile_with(compiler: &str, inputs: &[PathBuf], flags: &[&str], out: &Path, strip: bool) {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     if up_to_date(out, inputs) {
         return;
     }
     let stem = out.file_name().unwrap().to_string_lossy().into_owned();
     let tmp = unique_path(&format!(".{stem}.tmp"));
-    let mut cc = Command::new("cc");
+    let mut cc = Command::new(compiler);
     cc.args(flags).arg("-o").arg(&tmp).arg(&inputs[0]);
     run_tool(cc, &format!("compiling {}", inputs[0].display()));
     if strip {
@@ -101,9 +113,38 @@ pub fn build_c(name: &str, variant: Variant) -> PathBuf {
             &["-O2", "-pthread", "-Wall", "-Wextra"],
             true,
         ),
+        Variant::MuslStatic | Variant::MuslStaticStripped => return build_musl(name, &inputs, variant),
     };
     let out = scratch_dir().join(file);
     compile(&inputs, flags, &out, strip);
+    out
+}
+
+/// The musl variants. A missing musl-gcc fails the test (never a skip):
+/// scripts/setup-tools.sh installs musl-tools.
+fn build_musl(name: &str, inputs: &[PathBuf], variant: Variant) -> PathBuf {
+    let found = Command::new("musl-gcc")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "musl-gcc is not installed: the musl tests need Debian's musl-tools (scripts/setup-tools.sh installs it)"
+    );
+    let (file, flags, strip): (String, &[&str], bool) = match variant {
+        Variant::MuslStatic => (
+            format!("{name}-musl-static"),
+            &["-static", "-g", "-O2", "-pthread", "-Wall", "-Wextra"],
+            false,
+        ),
+        _ => (
+            format!("{name}-musl-static-stripped"),
+            &["-static", "-O2", "-pthread", "-Wall", "-Wextra"],
+            true,
+        ),
+    };
+    let out = scratch_dir().join(file);
+    compile_with("musl-gcc", inputs, flags, &out, strip);
     out
 }
 
