@@ -15,8 +15,10 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 each stack (and the Python stack of CPython threads), finds what every blocked thread waits on and who \
 holds it, and reports every circular wait. The target is stopped only while registers and stacks are \
 copied, then resumed; nothing in it is ever written.",
-    after_help = "EXIT STATUS:\n  0  inspected, no deadlock found\n  1  inspected, at least one deadlock found\n  \
-2  could not inspect (bad PID, permissions, the process exited, ...)",
+    after_help = "EXIT STATUS:\n  0  inspected everything, no deadlock found\n  1  inspected, at least one deadlock found\n  \
+2  could not inspect (bad PID, permissions, the process exited, ...)\n  \
+3  inspected, no deadlock among what was examined, but part of a target was not\n     \
+examined (the report and the JSON's verdict.unexamined say what and why)",
     subcommand_negates_reqs = true
 )]
 pub struct Cli {

@@ -340,7 +340,7 @@ fn check_blocked_behind(fx: &Fixture, doc: &Value, names: &[&str]) {
 /// The verdict, deadlock and edge objects have exactly the fields
 /// docs/json-schema.md documents for this schema version.
 fn check_documented_fields(doc: &Value) {
-    assert_eq!(doc["schema_version"], 2, "docs/json-schema.md documents version 2");
+    assert_eq!(doc["schema_version"], 3, "docs/json-schema.md documents version 3");
     let keys = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
@@ -354,6 +354,10 @@ fn check_documented_fields(doc: &Value) {
     assert_eq!(
         keys(&doc["verdict"]),
         sorted(&[
+            "kind",
+            "exit_code",
+            "complete",
+            "unexamined",
             "deadlock",
             "deadlocks",
             "orphaned_locks",
@@ -362,6 +366,17 @@ fn check_documented_fields(doc: &Value) {
             "cycles_truncated",
             "headline"
         ])
+    );
+    let v = &doc["verdict"];
+    assert_eq!(
+        (&v["kind"], &v["exit_code"], &v["complete"], &v["unexamined"]),
+        (
+            &Value::from("deadlock"),
+            &Value::from(1),
+            &Value::from(true),
+            &Value::Array(vec![])
+        ),
+        "a deadlock with everything examined"
     );
     let d = &deadlocks(doc)[0];
     assert_eq!(

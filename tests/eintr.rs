@@ -102,7 +102,9 @@ impl Target {
                 .as_object()
                 .and_then(|m| m.iter().find(|(_, v)| v.as_i64().map(|v| v as i32) == code))
                 .map(|(k, _)| k.clone());
-            fx.fail(format_args!("fixture exited {when}: {status:?} (EINTR in thread {call:?})"));
+            fx.fail(format_args!(
+                "fixture exited {when}: {status:?} (EINTR in thread {call:?})"
+            ));
         }
         let state = process_state(pid);
         assert!(!matches!(state, 'T' | 't'), "fixture state {state} {when}");
@@ -140,7 +142,12 @@ fn check_cycle(fx: &Fixture, doc: &Value, run: usize) {
     let ds = doc["deadlocks"].as_array().expect("deadlocks[]");
     assert_eq!(ds.len(), 1, "run {run}: deadlocks {ds:#?}");
     let d = &ds[0];
-    let mut threads: Vec<i64> = d["threads"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    let mut threads: Vec<i64> = d["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
     threads.sort_unstable();
     assert_eq!(threads, [t1 as i64, t2 as i64], "run {run}: cycle {d}");
     assert_eq!(d["confidence"], "exact", "run {run}: {d}");
@@ -168,8 +175,13 @@ fn check_left_running(fx: &Fixture, doc: &Value, run: usize) {
     for &(name, calls, if_timeout) in LEFT_RUNNING {
         let t = thread(doc, fx.tid(name));
         let l = &t["left_running"];
-        let call = l["call"].as_str().unwrap_or_else(|| panic!("run {run}: {name} not left running: {t}"));
-        assert!(calls.contains(&call), "run {run}: {name} left running in {call}, want {calls:?}");
+        let call = l["call"]
+            .as_str()
+            .unwrap_or_else(|| panic!("run {run}: {name} not left running: {t}"));
+        assert!(
+            calls.contains(&call),
+            "run {run}: {name} left running in {call}, want {calls:?}"
+        );
         assert_eq!(l["if_socket_timeout"], if_timeout, "run {run}: {name}: {l}");
         assert_eq!(l["stack_consistent"], true, "run {run}: {name}: {l}");
         let timeout = if if_timeout { " if the socket has a timeout" } else { "" };
@@ -187,11 +199,18 @@ fn check_left_running(fx: &Fixture, doc: &Value, run: usize) {
     }
     for &name in STOPPED {
         let t = thread(doc, fx.tid(name));
-        assert_eq!(t["left_running"], Value::Null, "run {run}: {name} should have been stopped: {t}");
+        assert_eq!(
+            t["left_running"],
+            Value::Null,
+            "run {run}: {name} should have been stopped: {t}"
+        );
     }
     let threads = doc["threads"].as_array().unwrap().len();
     assert_eq!(threads, LEFT_RUNNING.len() + STOPPED.len(), "run {run}: thread count");
-    assert!(doc["pause_us"].as_u64().is_some_and(|p| p > 0), "run {run}: the others were stopped");
+    assert!(
+        doc["pause_us"].as_u64().is_some_and(|p| p > 0),
+        "run {run}: the others were stopped"
+    );
 }
 
 #[test]
@@ -212,7 +231,8 @@ fn stopping_capture_leaves_eintr_calls_alone() {
             "run {run}: exit status; stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("run {run}: bad JSON ({e}): {stdout}"));
+        let doc: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("run {run}: bad JSON ({e}): {stdout}"));
         target.assert_alive(&format!("after run {run}"));
         check_cycle(target.fx(), &doc, run);
         check_left_running(target.fx(), &doc, run);
@@ -220,7 +240,12 @@ fn stopping_capture_leaves_eintr_calls_alone() {
 
     // The text report says why, in the thread's header.
     let out = run_lockdump(&["--color", "never", "-p", &pid.to_string()]);
-    assert_eq!(out.status.code(), Some(1), "text run; stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "text run; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     let ep = target.fx().tid("ep_wait");
     let header = text

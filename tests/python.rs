@@ -498,6 +498,98 @@ fn seed_two_locks_with() {
     });
 }
 
+/// The Py_DEBUG builds (sid's python3.14d and python3.15d) give the seed
+/// the same report as the release builds.
+#[test]
+fn seed_two_locks_with_on_debug_builds() {
+    let builds = common::python::python_debug_builds();
+    let labels: Vec<&str> = builds.iter().map(|b| b.label.as_str()).collect();
+    assert_eq!(labels, ["3.14d", "3.15d"]);
+    for py in builds {
+        check_cycle_fixture(
+            py,
+            "seed_two_locks_with.py",
+            &[
+                Edge {
+                    held_at: Some("hold_b"),
+                    ..edge("t1", "t1", "lock_b", "py_lock")
+                },
+                Edge {
+                    held_at: Some("hold_a"),
+                    ..edge("t2", "t2", "lock_a", "py_lock")
+                },
+            ],
+            "Found 1 deadlock (2 threads, 2 Python locks)",
+        );
+    }
+}
+
+/// An interpreter whose `_Py_DebugOffsets` lockdump cannot use (the fixture
+/// overwrites its own cookie, or its version word with 3.99) is never
+/// reported clean: the seed's Python deadlock cannot be seen, so the verdict
+/// is `incomplete`, exit 3, and the headline and JSON say what was not
+/// examined and why. CPython 3.13 and later (earlier ones have no table).
+#[test]
+fn unusable_debug_offsets_make_the_verdict_incomplete() {
+    let ran = Mutex::new(Vec::new());
+    for_each_python(|py| {
+        let minor: u32 = py.label[2..4].parse().expect("3.MINOR label");
+        if minor < 13 {
+            return;
+        }
+        for (damage, why) in [
+            (
+                "cookie",
+                "must start _PyRuntime with the xdebugpy cookie, found \"xbrokenx\"",
+            ),
+            (
+                "version",
+                "CPython 3.99.0 is newer than the versions lockdump reads (3.11 to 3.15)",
+            ),
+        ] {
+            let fx = Fixture::spawn_blocked(python_fixture(&py.path, "broken_debug_offsets.py", &[damage]));
+            let d = dump(&fx, &[]);
+            let v = &d.json["verdict"];
+            if d.code != 3 || v["kind"] != "incomplete" || v["exit_code"] != 3 || v["complete"] != false {
+                d.fail(format_args!("{damage}: want verdict incomplete, exit 3"));
+            }
+            assert_eq!(
+                v["headline"],
+                format!(
+                    "Incomplete: no deadlock among what was examined; not examined: Python stacks and locks of PID {}.",
+                    fx.pid()
+                ),
+                "{damage}"
+            );
+            let u = v["unexamined"].as_array().expect("unexamined");
+            assert_eq!(u.len(), 1, "{damage}: {u:?}");
+            assert_eq!(u[0]["pid"], fx.pid(), "{damage}");
+            assert_eq!(u[0]["part"], "python", "{damage}");
+            let text = u[0]["why"].as_str().expect("why");
+            assert!(text.contains(why), "{damage}: {text:?} does not say {why:?}");
+            assert_eq!(d.json["deadlocks"].as_array().map(Vec::len), Some(0), "{damage}");
+            // The text report says the same next to the verdict.
+            let (code, report) = dump_text(&fx);
+            assert_eq!(code, 3, "{damage}: text mode exit code\n{report}");
+            let first: Vec<&str> = report.lines().take(3).collect();
+            assert!(
+                first[0].starts_with("Incomplete: ")
+                    && first[2].contains("Python stacks and locks not examined")
+                    && first[2].contains(why),
+                "{damage}: the report must open with the incomplete verdict and its reason:\n{report}"
+            );
+        }
+        ran.lock().unwrap_or_else(|e| e.into_inner()).push(py.label.clone());
+    });
+    let mut ran = ran.into_inner().unwrap_or_else(|e| e.into_inner());
+    ran.sort();
+    assert_eq!(
+        ran,
+        ["3.13", "3.13t", "3.14", "3.15"],
+        "interpreters with _Py_DebugOffsets"
+    );
+}
+
 #[test]
 fn seed_lock1_lock2() {
     // The seed's code uses `with lock1:` / `with lock2:`: exact owners.

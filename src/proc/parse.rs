@@ -231,7 +231,8 @@ mod tests {
 
     #[test]
     fn context_switches() {
-        let text = "Name:\tep_wait\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t2\n";
+        let text =
+            "Name:\tep_wait\nState:\tS (sleeping)\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t2\n";
         assert_eq!(parse_switches(text), Some(9));
         assert_eq!(parse_switches("voluntary_ctxt_switches:\t7\n"), None);
     }

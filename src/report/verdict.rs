@@ -150,9 +150,8 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
             .map(|u| format!("{} of PID {}", u.part.describe(), u.pid))
             .collect();
         return style.yellow(&format!(
-            "Incomplete: no deadlock among what was examined, but {} {} not examined.",
-            parts.into_iter().collect::<Vec<_>>().join(", "),
-            if v.unexamined.len() == 1 { "was" } else { "were" }
+            "Incomplete: no deadlock among what was examined; not examined: {}.",
+            parts.into_iter().collect::<Vec<_>>().join(", ")
         ));
     }
     let threads: std::collections::BTreeSet<ThreadId> =

@@ -112,7 +112,10 @@ fn stop_hazard(pid: i32, line: &SyscallLine) -> Option<Hazard> {
             true
         }
     };
-    Some(Hazard { call, if_socket_timeout })
+    Some(Hazard {
+        call,
+        if_socket_timeout,
+    })
 }
 
 /// A thread capture leaves running (see [`leave_running`]).
@@ -145,7 +148,10 @@ fn leave_running(files: &mut TaskFiles, pid: i32, tid: i32, info: Option<&Thread
         _ => stop_hazard(pid, &line),
     }?;
     for _ in 0..LEAVE_LOOKS {
-        let switches = files.read(tid, "status").ok().and_then(|t| proc::parse::parse_switches(&t));
+        let switches = files
+            .read(tid, "status")
+            .ok()
+            .and_then(|t| proc::parse::parse_switches(&t));
         let now = read_line(files)?;
         if now == line {
             return Some(Unstopped { line, hazard, switches });

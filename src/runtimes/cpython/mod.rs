@@ -51,7 +51,7 @@ pub use merge::{merge_stacks, merged_index};
 /// Why a CPython process could not be inspected.
 #[derive(Debug, Error)]
 pub enum CpythonError {
-    #[error("CPython {0}.{1}.{2} is not supported (lockdump knows 3.11 to 3.15)")]
+    #[error("{}", unsupported(*.0, *.1, *.2))]
     UnsupportedVersion(u8, u8, u8),
     #[error("cannot tell the CPython version: {0}")]
     UnknownVersion(String),
@@ -61,6 +61,20 @@ pub enum CpythonError {
     Memory(#[from] MemoryError),
     #[error("CPython state looks corrupt: {0}")]
     Corrupt(String),
+}
+
+/// Why a version is refused, naming it: older ones lack the structures
+/// lockdump reads; newer ones have a `_Py_DebugOffsets` shape it does not know.
+fn unsupported(major: u8, minor: u8, micro: u8) -> String {
+    let known = "the versions lockdump reads (3.11 to 3.15)";
+    if (major, minor) < (3, 11) {
+        format!("CPython {major}.{minor}.{micro} is older than {known}: its interpreter state has another shape")
+    } else {
+        format!(
+            "CPython {major}.{minor}.{micro} is newer than {known}: the layout of its _Py_DebugOffsets is not known \
+             (a newer lockdump may read it)"
+        )
+    }
 }
 
 /// A CPython process as lockdump sees it.

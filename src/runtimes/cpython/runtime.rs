@@ -39,8 +39,10 @@ pub fn find_runtime(view: &ProcessView) -> Result<Option<FoundRuntime>, CpythonE
             (3, 12, _) => layout::layout_312(version),
             (3, m, _) if m >= 13 => {
                 return Err(CpythonError::BadDebugOffsets(format!(
-                    "CPython {}.{} must start _PyRuntime with the xdebugpy cookie, found {:02x?}",
-                    version.0, version.1, cookie
+                    "CPython {}.{} must start _PyRuntime with the xdebugpy cookie, found {:?}",
+                    version.0,
+                    version.1,
+                    String::from_utf8_lossy(&cookie)
                 )))
             }
             (a, b, c) => return Err(CpythonError::UnsupportedVersion(a, b, c)),
