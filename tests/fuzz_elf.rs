@@ -222,6 +222,7 @@ fn exercise(b: &Base, m: &Mutation) {
                     pending_signal: None,
                     stack: CopiedRegion::default(),
                     ns_tid: 1,
+                    switches: None,
                 };
                 let stack = unwinder.unwind(&t, &symbols, &memory);
                 assert!(stack.frames.iter().filter(|fr| !fr.inlined).count() <= 64);

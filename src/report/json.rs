@@ -130,6 +130,17 @@ pub struct Process<'a> {
     /// `--no-stop`: stacks may be partial.
     pub no_stop: bool,
     pub python: Option<&'a str>,
+    /// The debugger attached to the process (`--no-stop` only: the stopping
+    /// mode refuses a traced process).
+    pub tracer: Option<TracerJson<'a>>,
+    /// The main thread (TID `pid`) called pthread_exit; it is not in `threads`.
+    pub leader_exited: bool,
+}
+
+#[derive(Serialize)]
+pub struct TracerJson<'a> {
+    pub pid: i32,
+    pub name: &'a str,
 }
 
 pub fn hex(v: u64) -> String {
@@ -184,5 +195,10 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         no_stop: s.no_stop,
         python: ins.python_version.as_deref(),
         python_error: ins.python_error.as_deref(),
+        tracer: s.tracer.as_ref().map(|t| TracerJson {
+            pid: t.pid,
+            name: &t.name,
+        }),
+        leader_exited: s.leader_exited,
     }
 }

@@ -28,6 +28,21 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
     if let Some(v) = &ins.python_version {
         let _ = write!(line, " — {v}");
     }
+    if s.leader_exited {
+        let _ = write!(
+            line,
+            "\n  main thread {} has exited (pthread_exit); the other threads live on and are shown",
+            s.pid
+        );
+    }
+    if let Some(tr) = &s.tracer {
+        let _ = write!(
+            line,
+            "\n  traced by PID {} ({}): read without ptrace (--no-stop); its threads in state t are stopped by that tracer",
+            tr.pid,
+            clean(&tr.name)
+        );
+    }
     line
 }
 

@@ -222,6 +222,7 @@ pub(crate) mod testing {
             pending_signal: None,
             stack: CopiedRegion::default(),
             ns_tid: tid,
+            switches: None,
         }
     }
 
@@ -236,6 +237,9 @@ pub(crate) mod testing {
     pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
         Snapshot {
             pid,
+            mm_tid: pid,
+            leader_exited: false,
+            tracer: None,
             ns_pid: pid,
             exe: "/bin/test".into(),
             cmdline: vec![],

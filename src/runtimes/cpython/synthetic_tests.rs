@@ -294,6 +294,9 @@ fn free_threaded_314_walk_wait_and_hold() {
     };
     let snap = Snapshot {
         pid: 500,
+        mm_tid: 500,
+        leader_exited: false,
+        tracer: None,
         ns_pid: 500,
         exe: "/x/python3.14t".into(),
         cmdline: Vec::new(),
@@ -312,6 +315,7 @@ fn free_threaded_314_walk_wait_and_hold() {
             pending_signal: None,
             stack: CopiedRegion::default(),
             ns_tid: 77,
+            switches: None,
         }],
         maps: Vec::new(),
         auxv: Vec::new(),
