@@ -13,7 +13,7 @@ use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLook
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
 use crate::target::capture::{capture_with, CaptureOptions};
-use crate::target::{Snapshot, ThreadSnapshot, SYS_RESTART_SYSCALL};
+use crate::target::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::unwind::{Unwinder, Walk};
 
 /// Processes with at least this many threads get their DWARF prepared on a
@@ -56,15 +56,27 @@ pub struct Inspection {
 }
 
 pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspection, InspectError> {
+    let snapshot = capture(pid, opts)?;
+    Ok(analyze(snapshot, opts, cache))
+}
+
+/// The capture stage of [`inspect`]. With `--no-stop` and several
+/// processes, the caller captures all of them before analyzing any, so that
+/// every lock word is read after every thread was sampled (see [`verdict`]).
+pub fn capture(pid: i32, opts: &Options) -> Result<Snapshot, InspectError> {
     // Symbolization needs the DWARF of the mapped files right after capture:
     // prepare it meanwhile, when capture takes long enough for that to pay
     // (see PREFETCH_MIN_THREADS). For a CPython target most of it is not
     // needed (see `lazy_dwarf` below), so none is prepared ahead.
-    let snapshot = capture_with(pid, &opts.capture, |maps, threads| {
+    capture_with(pid, &opts.capture, |maps, threads| {
         if threads >= PREFETCH_MIN_THREADS {
             prefetch::start(pid, maps, opts.python && !opts.native)
         }
-    })?;
+    })
+}
+
+/// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
+pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspection {
     let started = Instant::now();
     let symbols = ProcessSymbols::load(&snapshot, cache);
     let memory = snapshot.memory();
@@ -93,6 +105,9 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
         symbols.prepare_dwarf(&frame_addresses(walks.iter()));
     }
     let mut native: Vec<Stack> = walks.iter().map(|w| unwinder.name(w, &symbols)).collect();
+    for (stack, t) in native.iter_mut().zip(&snapshot.threads) {
+        explain_short_stack(stack, t, snapshot.tracer.as_ref());
+    }
 
     let (python, python_error) = if opts.python {
         let view = ProcessView {
@@ -136,6 +151,7 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
             unwinder.set_dwarf(true);
             for &i in &redo {
                 native[i] = unwinder.name(&walks[i], &symbols);
+                explain_short_stack(&mut native[i], &snapshot.threads[i], snapshot.tracer.as_ref());
             }
             let view = ProcessView {
                 snapshot: &snapshot,
@@ -163,13 +179,13 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
     }
     let unexamined = python_error
         .map(|why| Unexamined {
-            pid,
+            pid: snapshot.pid,
             part: Part::Python,
             why,
         })
         .into_iter()
         .collect();
-    Ok(Inspection {
+    Inspection {
         analysis_time: started.elapsed(),
         snapshot,
         stacks,
@@ -178,7 +194,35 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
         python_version,
         unexamined,
         libc,
-    })
+    }
+}
+
+/// `--no-stop` knows only SP and PC of a blocked thread (and nothing of a
+/// running one): where the unwinder needed another register (a frame whose
+/// CFA is rbp-based, a frame-pointer walk), the stack ends early although
+/// nothing is wrong with it. Say so, and what gives the whole stack: the
+/// stopping mode, unless a debugger holds the process (then it refuses).
+fn explain_short_stack(stack: &mut Stack, t: &ThreadSnapshot, tracer: Option<&Tracer>) {
+    let Some(error) = &stack.error else { return };
+    let for_want_of_registers = match t.register_source {
+        RegisterSource::Ptrace => false,
+        RegisterSource::None => true,
+        RegisterSource::ProcSyscall => error.contains("unknown register") || error.contains("no frame pointer"),
+    };
+    if !for_want_of_registers {
+        return;
+    }
+    let remedy = match tracer {
+        None => "lockdump without --no-stop reads every register and gives the whole stack".to_string(),
+        Some(tr) => format!(
+            "the stopping mode would read every register, but PID {} ({}) traces this process and holds it: \
+             detach that debugger first",
+            tr.pid, tr.name
+        ),
+    };
+    stack.error = Some(format!(
+        "{error} (--no-stop knows only the stack and instruction pointers of a blocked thread; {remedy})"
+    ));
 }
 
 /// The addresses the frames of `walks` are looked up at.
@@ -303,15 +347,19 @@ fn apply_python(
 }
 
 /// The wait-for graph over every inspected process, with every cycle
-/// through a Python lock confirmed against the live process.
+/// confirmed against the live process where its evidence was not all read
+/// at one instant.
 ///
-/// Stacks, registers and native lock words are from the stop, but the
-/// CPython evidence (frames, hence who holds a Python lock) is read after the
-/// threads were let go. A thread caught in a cycle cannot move: so a member
-/// waiting on a Python lock must still be in the very system call it was
-/// captured in. One that is not ran on after the capture; its wait's owner
-/// is then not trusted (it becomes unknown, with that reason) and the graph
-/// is built again.
+/// After a stop, stacks, registers and native lock words are from the stop,
+/// but the CPython evidence (frames, hence who holds a Python lock) is read
+/// after the threads were let go. In `--no-stop` mode nothing is from one
+/// instant: each thread's wait is sampled from /proc, and every lock word
+/// and owner field is read later, while the threads run (under contention a
+/// thread sampled waiting for a lock owns it a moment later: a "self-
+/// deadlock"). A thread caught in a cycle cannot move, so each member is
+/// checked against [`wait_still_holds`]; the owner of one that moved is not
+/// trusted (it becomes unknown, with that reason) and the graph is built
+/// again.
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     let mut v = confirmed_graph(inspections);
     v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
@@ -329,18 +377,18 @@ fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
             let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
                 continue;
             };
+            let no_stop = ins.snapshot.no_stop;
             let Some(w) = ins.findings[i].wait.as_mut() else {
                 continue;
             };
-            if !matches!(w.resource.kind, ResourceKind::PyLock | ResourceKind::PyRLock)
-                || still_in_captured_syscall(pid, &ins.snapshot.threads[i])
-            {
+            let read_after_capture = no_stop || matches!(w.resource.kind, ResourceKind::PyLock | ResourceKind::PyRLock);
+            if !read_after_capture {
                 continue;
             }
-            w.owner = Owner::unknown(
-                "the thread left this wait after the capture, so it was not stuck: the owner found afterwards \
-                 is not trusted",
-            );
+            let Err(why) = wait_still_holds(pid, &ins.snapshot.threads[i], no_stop) else {
+                continue;
+            };
+            w.owner = Owner::unknown(why);
             moved = true;
         }
         if !moved {
@@ -360,15 +408,55 @@ fn graph_of(inspections: &[Inspection]) -> Verdict {
     }))
 }
 
-/// Whether the thread is still blocked in the system call (same number,
-/// same first argument: the futex) it was captured in. A timed wait
-/// interrupted by the stop continues as `restart_syscall` with its
-/// arguments still in the registers. A thread seen between two waits (a
-/// signal handled, a timed wait renewed) gets a few more looks.
-fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot) -> bool {
+/// Whether a cycle member's captured wait still holds now, and so held
+/// through everything read since its capture; `Err` says why not.
+///
+/// Sampled without a stop (`no_stop`): the thread must be in the
+/// same system call with the same arguments, stack and instruction pointers
+/// (a valid /proc/TID/syscall line means the kernel saw it off CPU), and
+/// have the same count of context switches as when sampled. Off CPU at both
+/// looks with no switch between, it did not run in between: it neither left
+/// its wait nor took or released anything, so every owner read meanwhile
+/// agrees with its wait. (A thread that took the lock and came back to wait
+/// on it at the same place shows the same syscall line, but not the same
+/// count.) A thread stopped by its debugger (state t) passes: it cannot run
+/// either. One look; a thread that ran is not stuck.
+///
+/// After a stop (the stop itself switches contexts, so no count helps):
+/// the thread must still be blocked in the system call (same number, same
+/// first argument: the futex) it was captured in. A timed wait interrupted
+/// by the stop continues as `restart_syscall` with its arguments still in
+/// the registers. A thread seen between two waits (a signal handled, a
+/// timed wait renewed) gets a few more looks.
+fn wait_still_holds(pid: i32, t: &ThreadSnapshot, no_stop: bool) -> Result<(), &'static str> {
+    const LEFT: &str = "the thread left this wait after the capture, so it was not stuck: the owner found afterwards \
+                        is not trusted";
+    const RAN: &str = "the thread ran after --no-stop sampled its wait (its wait and the lock's owner were not read \
+                       at one instant), so it was not stuck: the owner is not trusted";
     let Some(captured) = t.syscall else {
-        return false;
+        return Err(LEFT);
     };
+    if no_stop {
+        let Some(switches) = t.switches else {
+            return Err(RAN);
+        };
+        let same_line = matches!(
+            proc::syscall(pid, t.tid),
+            Ok(SyscallLine::InSyscall { nr, args, sp, pc })
+                if nr == captured.nr && args == captured.args && sp == t.regs.rsp && pc == t.regs.rip
+        );
+        // The count after the syscall line: see above.
+        let same_count = proc::task_status(pid, t.tid).is_ok_and(|s| s.ctxt_switches == Some(switches));
+        return if same_line && same_count { Ok(()) } else { Err(RAN) };
+    }
+    if still_in_captured_syscall(pid, t, captured) {
+        Ok(())
+    } else {
+        Err(LEFT)
+    }
+}
+
+fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot, captured: crate::target::SyscallState) -> bool {
     for look in 0..5 {
         if look > 0 {
             std::thread::sleep(Duration::from_millis(2));

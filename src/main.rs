@@ -95,8 +95,19 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
 fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
+    if opts.capture.no_stop {
+        // Every process sampled before any is analyzed: a cycle's lock words
+        // must be read after all its threads were sampled (inspect::verdict).
+        let mut snapshots: Vec<lockdump::target::Snapshot> = Vec::with_capacity(pids.len());
+        for &pid in pids {
+            if !snapshots.iter().any(|s| s.pid == pid) {
+                snapshots.push(inspect::capture(pid, opts)?);
+            }
+        }
+        inspections.extend(snapshots.into_iter().map(|s| inspect::analyze(s, opts, &cache)));
+    }
     for &pid in pids {
-        if inspections.iter().any(|i: &inspect::Inspection| i.snapshot.pid == pid) {
+        if opts.capture.no_stop || inspections.iter().any(|i: &inspect::Inspection| i.snapshot.pid == pid) {
             continue;
         }
         inspections.push(inspect::inspect(pid, opts, &cache)?);

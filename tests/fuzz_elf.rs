@@ -223,6 +223,7 @@ fn exercise(b: &Base, m: &Mutation) {
                     left_running: None,
                     stack: CopiedRegion::default(),
                     ns_tid: 1,
+                    switches: None,
                 };
                 let stack = unwinder.unwind(&t, &symbols, &memory);
                 assert!(stack.frames.iter().filter(|fr| !fr.inlined).count() <= 64);

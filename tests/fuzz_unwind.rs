@@ -49,6 +49,9 @@ fn load() -> Fixture {
         .collect::<Vec<_>>();
     let snapshot = Snapshot {
         pid: std::process::id() as i32,
+        mm_tid: std::process::id() as i32,
+        leader_exited: false,
+        tracer: None,
         ns_pid: std::process::id() as i32,
         exe: PathBuf::from("/proc/self/exe"),
         cmdline: vec![],
@@ -149,6 +152,7 @@ fn thread(regs: Registers, source: RegisterSource) -> ThreadSnapshot {
         left_running: None,
         stack: CopiedRegion::default(),
         ns_tid: 1,
+        switches: None,
     }
 }
 

@@ -87,6 +87,10 @@ pub struct Status {
     pub ns_pids: Vec<i32>,
     pub ns_tgids: Vec<i32>,
     pub uid: u32,
+    /// `voluntary_ctxt_switches` + `nonvoluntary_ctxt_switches`: how often
+    /// the task left a CPU. A task seen off CPU twice with the same count
+    /// did not run in between (`--no-stop`'s consistency check).
+    pub ctxt_switches: Option<u64>,
 }
 
 pub fn parse_status(text: &str) -> Option<Status> {
@@ -111,6 +115,10 @@ pub fn parse_status(text: &str) -> Option<Status> {
             "NSpid" => st.ns_pids = value.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
             "NStgid" => st.ns_tgids = value.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
             "Uid" => st.uid = value.split_whitespace().next()?.parse().ok()?,
+            "voluntary_ctxt_switches" | "nonvoluntary_ctxt_switches" => {
+                let n: u64 = value.parse().ok()?;
+                st.ctxt_switches = Some(st.ctxt_switches.unwrap_or(0).wrapping_add(n));
+            }
             _ => {}
         }
     }
@@ -267,6 +275,11 @@ mod tests {
         assert_eq!(s.name, "py thr");
         assert_eq!((s.state, s.tgid, s.tracer_pid, s.uid), ('S', 42, 7, 1000));
         assert_eq!(s.ns_pids, vec![42, 1]);
+        assert_eq!(s.ctxt_switches, None);
+        let s =
+            parse_status("State:\tt (tracing stop)\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t3\n")
+                .unwrap();
+        assert_eq!((s.state, s.ctxt_switches), ('t', Some(15)));
         assert!(parse_status("nothing").is_none());
     }
 

@@ -140,9 +140,20 @@ pub struct Process<'a> {
     /// `--no-stop`: stacks may be partial.
     pub no_stop: bool,
     pub python: Option<&'a str>,
-    /// The target's C library (additive in schema 2): `{name, linkage, evidence}`;
+    /// The target's C library (schema 3): `{name, linkage, evidence}`;
     /// `name`/`linkage` null when it was not identified.
     pub libc: &'a crate::runtimes::libc::LibcInfo,
+    /// The debugger attached to the process (`--no-stop` only: the stopping
+    /// mode refuses a traced process).
+    pub tracer: Option<TracerJson<'a>>,
+    /// The main thread (TID `pid`) called pthread_exit; it is not in `threads`.
+    pub leader_exited: bool,
+}
+
+#[derive(Serialize)]
+pub struct TracerJson<'a> {
+    pub pid: i32,
+    pub name: &'a str,
 }
 
 pub fn hex(v: u64) -> String {
@@ -208,5 +219,10 @@ pub fn process(ins: &Inspection) -> Process<'_> {
             .find(|u| u.part == crate::graph::Part::Python)
             .map(|u| u.why.as_str()),
         libc: &ins.libc,
+        tracer: s.tracer.as_ref().map(|t| TracerJson {
+            pid: t.pid,
+            name: &t.name,
+        }),
+        leader_exited: s.leader_exited,
     }
 }

@@ -32,6 +32,21 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
     if ins.libc.name.is_some() {
         let _ = write!(line, " — libc: {}", ins.libc.describe());
     }
+    if s.leader_exited {
+        let _ = write!(
+            line,
+            "\n  main thread {} has exited (pthread_exit); the other threads live on and are shown",
+            s.pid
+        );
+    }
+    if let Some(tr) = &s.tracer {
+        let _ = write!(
+            line,
+            "\n  traced by PID {} ({}): read without ptrace (--no-stop); its threads in state t are stopped by that tracer",
+            tr.pid,
+            clean(&tr.name)
+        );
+    }
     line
 }
 

@@ -21,7 +21,19 @@ pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
         let _ = write!(s, " (Python \"{}\")", clean(py));
     }
     let _ = write!(s, " state {}", t.state);
-    if let Some(sys) = &t.syscall {
+    let tracer = ins.snapshot.tracer.as_ref().filter(|_| t.state == 't');
+    if let (Some(sys), Some(tr)) = (&t.syscall, tracer) {
+        // In a ptrace stop the kernel still shows the call the thread was
+        // in (orig_rax and the argument registers): it was taken out of it
+        // by the stop and re-enters it when resumed; it is not running it now.
+        let _ = write!(
+            s,
+            ", stopped by its tracer (PID {} {}) in {}",
+            tr.pid,
+            clean(&tr.name),
+            syscalls::describe(sys)
+        );
+    } else if let Some(sys) = &t.syscall {
         let _ = write!(s, ", in {}", syscalls::describe(sys));
     } else if t.register_source == crate::target::RegisterSource::None {
         s.push_str(", running");

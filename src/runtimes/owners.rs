@@ -223,6 +223,7 @@ pub(crate) mod testing {
             left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: tid,
+            switches: None,
         }
     }
 
@@ -237,6 +238,9 @@ pub(crate) mod testing {
     pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
         Snapshot {
             pid,
+            mm_tid: pid,
+            leader_exited: false,
+            tracer: None,
             ns_pid: pid,
             exe: "/bin/test".into(),
             cmdline: vec![],

@@ -88,11 +88,11 @@ pub struct ProcessSymbols {
 impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
-        let root = PathBuf::from(format!("/proc/{}/root", snapshot.pid));
+        let root = PathBuf::from(format!("/proc/{}/root", snapshot.mm_tid));
         let mut modules = Vec::new();
         for (first, maps) in file_groups(&snapshot.maps) {
             let shown = PathBuf::from(&first.path);
-            let Some(module) = open_mapped(snapshot.pid, &root, first, &maps, |file| {
+            let Some(module) = open_mapped(snapshot.mm_tid, &root, first, &maps, |file| {
                 cache.load(file, &shown, &root)
             }) else {
                 continue;
@@ -304,7 +304,7 @@ fn load_vdso(snapshot: &Snapshot) -> Option<MappedModule> {
     let base = snapshot.vdso_base()?;
     let map = snapshot.mapping(base)?;
     let len = (map.end - map.start).min(1 << 20) as usize;
-    let bytes = crate::target::ProcessMemory::new(snapshot.pid)
+    let bytes = crate::target::ProcessMemory::new(snapshot.mm_tid)
         .read_vec(map.start, len)
         .ok()?;
     let data: &'static [u8] = Box::leak(bytes.into_boxed_slice());

@@ -24,7 +24,9 @@ use nix::unistd::Pid;
 
 use super::memory::CopiedRegion;
 use super::signals::DeferSignals;
-use super::{LeftRunning, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot, SYS_RESTART_SYSCALL};
+use super::{
+    LeftRunning, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL,
+};
 use crate::error::{permission_denied, InspectError};
 use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
 use crate::syscalls::OnStop;
@@ -184,14 +186,15 @@ pub fn capture_with(
     maps_read: impl FnOnce(&[MapEntry], usize),
 ) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
-    let pid = preflight(pid)?;
+    let target = preflight(pid, opts.no_stop)?;
+    let (pid, mm) = (target.pid, target.mm_tid);
     let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;
     let ns_pid = status.ns_tgids.last().copied().unwrap_or(pid);
     let in_pid_namespace = status.ns_pids.len() > 1;
-    let exe = proc::exe(pid).unwrap_or_default();
-    let cmdline = proc::cmdline(pid).unwrap_or_default();
-    let auxv = proc::auxv(pid).map_err(|e| after_preflight(pid, "reading auxv", e))?;
-    let mut maps = proc::maps(pid).map_err(|e| after_preflight(pid, "reading maps", e))?;
+    let exe = proc::exe(mm).unwrap_or_default();
+    let cmdline = proc::cmdline(mm).unwrap_or_default();
+    let auxv = proc::auxv(mm).map_err(|e| after_preflight(pid, "reading auxv", e))?;
+    let mut maps = proc::maps(mm).map_err(|e| after_preflight(pid, "reading maps", e))?;
 
     let tids = proc::tasks(pid).map_err(|e| after_preflight(pid, "listing threads", e))?;
     if tids.len() > MAX_THREADS && !opts.no_stop {
@@ -211,12 +214,12 @@ pub fn capture_with(
     let (threads, wait_memory, pause) = if opts.no_stop {
         // Nothing is stopped, so nothing copied now would be more consistent than a live read.
         (
-            sample_without_stopping(pid, &infos, &maps, opts),
+            sample_without_stopping(pid, mm, &infos, &maps, opts),
             Vec::new(),
             Duration::ZERO,
         )
     } else {
-        stop_and_copy(pid, &mut infos, &mut files, &maps, opts, in_pid_namespace)?
+        stop_and_copy(pid, mm, &mut infos, &mut files, &maps, opts, in_pid_namespace)?
     };
     if threads.is_empty() {
         return Err(InspectError::ExitedDuringDump(pid));
@@ -227,12 +230,15 @@ pub fn capture_with(
         .iter()
         .any(|t| t.regs.rsp != 0 && !maps.iter().any(|m| m.contains(t.regs.rsp)))
     {
-        if let Ok(m) = proc::maps(pid) {
+        if let Ok(m) = proc::maps(mm) {
             maps = m;
         }
     }
     Ok(Snapshot {
         pid,
+        mm_tid: mm,
+        leader_exited: target.leader_exited,
+        tracer: target.tracer,
         ns_pid,
         exe,
         cmdline,
@@ -256,9 +262,24 @@ fn after_preflight(pid: i32, what: &'static str, e: std::io::Error) -> InspectEr
     }
 }
 
-/// Refuse targets lockdump cannot or must not attach to, with the reason.
-/// Returns the thread-group ID (a TID passed by the user means its process).
-fn preflight(pid: i32) -> Result<i32, InspectError> {
+/// What [`preflight`] found out about the target.
+struct Preflight {
+    /// The thread-group ID (a TID passed by the user means its process).
+    pid: i32,
+    /// See [`Snapshot::mm_tid`].
+    mm_tid: i32,
+    leader_exited: bool,
+    /// Only in `--no-stop` mode; the stopping mode refuses a traced process.
+    tracer: Option<Tracer>,
+}
+
+/// Refuse targets lockdump cannot or must not inspect, with the reason.
+///
+/// `--no-stop` never uses ptrace, so another tracer (gdb left attached) does
+/// not stand in its way: it is only reported. A leader in state Z is a
+/// zombie process only if no thread is left: after `pthread_exit` in main
+/// the other threads live on (and may be the ones deadlocked).
+fn preflight(pid: i32, no_stop: bool) -> Result<Preflight, InspectError> {
     if pid <= 0 {
         return Err(InspectError::NoSuchProcess(pid));
     }
@@ -271,23 +292,52 @@ fn preflight(pid: i32) -> Result<i32, InspectError> {
     if stat.flags & PF_KTHREAD != 0 {
         return Err(InspectError::KernelThread(pid));
     }
-    match stat.state {
-        'Z' | 'X' => return Err(InspectError::Zombie(pid)),
+    let (mm_tid, leader_exited) = match stat.state {
+        'Z' | 'X' => (live_thread(pid).ok_or(InspectError::Zombie(pid))?, true),
         'T' => return Err(InspectError::Stopped(pid)),
-        _ => {}
+        _ => (pid, false),
+    };
+    // An exited leader shows no tracer even when the live threads have one.
+    let tracer_pid = if leader_exited {
+        proc::status(mm_tid).map_or(0, |s| s.tracer_pid)
+    } else {
+        status.tracer_pid
+    };
+    let mut tracer = None;
+    if tracer_pid != 0 {
+        if !no_stop {
+            return Err(already_traced(pid, tracer_pid));
+        }
+        tracer = Some(Tracer {
+            pid: tracer_pid,
+            name: tracer_name(tracer_pid),
+        });
     }
-    if status.tracer_pid != 0 {
-        return Err(already_traced(pid, status.tracer_pid));
-    }
-    Ok(pid)
+    Ok(Preflight {
+        pid,
+        mm_tid,
+        leader_exited,
+        tracer,
+    })
+}
+
+/// A thread of `pid` that has not exited, if any.
+fn live_thread(pid: i32) -> Option<i32> {
+    proc::tasks(pid)
+        .ok()?
+        .into_iter()
+        .find(|&tid| proc::task_status(pid, tid).is_ok_and(|s| !matches!(s.state, 'Z' | 'X')))
+}
+
+fn tracer_name(tracer: i32) -> String {
+    proc::comm(tracer, tracer).unwrap_or_else(|_| "unknown".into())
 }
 
 fn already_traced(pid: i32, tracer: i32) -> InspectError {
-    let tracer_name = proc::comm(tracer, tracer).unwrap_or_else(|_| "unknown".into());
     InspectError::AlreadyTraced {
         pid,
         tracer,
-        tracer_name,
+        tracer_name: tracer_name(tracer),
     }
 }
 
@@ -511,6 +561,7 @@ impl Drop for Attached {
 
 fn stop_and_copy(
     pid: i32,
+    mm_tid: i32,
     infos: &mut BTreeMap<i32, ThreadInfo>,
     files: &mut TaskFiles,
     maps: &[MapEntry],
@@ -626,6 +677,7 @@ fn stop_and_copy(
             left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
+            switches: None,
         });
     }
     for (&tid, u) in &left {
@@ -647,12 +699,13 @@ fn stop_and_copy(
             }),
             stack: CopiedRegion::default(),
             ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
+            switches: None,
         });
     }
     threads.sort_unstable_by_key(|t| t.tid);
     let budget = stack_budget(opts.stack_bytes, threads.len());
-    copy_stacks(pid, &mut threads, maps, budget);
-    let wait_memory = copy_wait_words(pid, &threads, maps);
+    copy_stacks(mm_tid, &mut threads, maps, budget);
+    let wait_memory = copy_wait_words(mm_tid, &threads, maps);
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
@@ -1043,14 +1096,23 @@ fn registers_from_line(line: SyscallLine) -> (Registers, Option<SyscallState>, R
 /// `--no-stop`: what can be learned without stopping anything. Threads blocked
 /// in a syscall expose SP and PC and the arguments in /proc/TID/syscall; the
 /// stack is read live (it does not change while the thread stays blocked).
+/// Each thread's context switches are read just before its syscall line, so
+/// that `inspect::verdict` can later prove it has not run since (see
+/// [`ThreadSnapshot::switches`]). An exited thread (the leader after
+/// `pthread_exit`) has neither registers nor stack and is left out.
 fn sample_without_stopping(
     pid: i32,
+    mm_tid: i32,
     infos: &BTreeMap<i32, ThreadInfo>,
     maps: &[MapEntry],
     opts: &CaptureOptions,
 ) -> Vec<ThreadSnapshot> {
     let mut threads = Vec::with_capacity(infos.len());
     for (&tid, info) in infos {
+        if matches!(info.state, 'Z' | 'X') {
+            continue;
+        }
+        let switches = proc::task_status(pid, tid).ok().and_then(|s| s.ctxt_switches);
         let Ok(line) = proc::syscall(pid, tid) else { continue };
         let (regs, syscall, source) = registers_from_line(line);
         let mut stack = CopiedRegion::default();
@@ -1059,7 +1121,7 @@ fn sample_without_stopping(
                 start: s,
                 bytes: vec![0; (e - s) as usize],
             };
-            read_prefix(pid, &mut stack);
+            read_prefix(mm_tid, &mut stack);
         }
         threads.push(ThreadSnapshot {
             tid,
@@ -1073,6 +1135,7 @@ fn sample_without_stopping(
             left_running: None,
             stack,
             ns_tid: info.ns_tid,
+            switches,
         });
     }
     threads

@@ -183,12 +183,36 @@ pub struct ThreadSnapshot {
     /// The thread ID in the innermost PID namespace of the target (equals `tid`
     /// unless the target runs in a container): lock words store this one.
     pub ns_tid: i32,
+    /// `--no-stop` only: the thread's context switches (voluntary and not),
+    /// read just before its /proc/TID/syscall. Unchanged later, with the same
+    /// syscall line, it proves the thread did not run in between, so that
+    /// what was read meanwhile (lock words, owners) agrees with its wait
+    /// (`inspect::verdict`). `None` when stopped (the stop itself switches).
+    pub switches: Option<u64>,
+}
+
+/// A tracer (debugger) found attached to the target in `--no-stop` mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tracer {
+    pub pid: i32,
+    /// Its `comm` (`gdb`), or `unknown` if it could not be read.
+    pub name: String,
 }
 
 /// Everything copied from one process.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub pid: i32,
+    /// A live thread through which the process's memory and process-wide
+    /// /proc files (maps, auxv, root, map_files) are read: `pid` itself,
+    /// unless the main thread has exited (pthread_exit) and left a zombie
+    /// leader, whose mm and fs are gone while the other threads run on.
+    pub mm_tid: i32,
+    /// The main thread (TID `pid`) has exited; it is not among `threads`.
+    pub leader_exited: bool,
+    /// `--no-stop`: the debugger attached to the process, if any (the
+    /// stopping mode refuses such a process).
+    pub tracer: Option<Tracer>,
     /// PID inside the target's own PID namespace.
     pub ns_pid: i32,
     pub exe: PathBuf,
@@ -234,7 +258,7 @@ impl Snapshot {
     pub fn memory(&self) -> SnapshotMemory<'_, ProcessMemory> {
         SnapshotMemory::new(
             self.threads.iter().map(|t| &t.stack).chain(&self.wait_memory).collect(),
-            ProcessMemory::new(self.pid),
+            ProcessMemory::new(self.mm_tid),
         )
     }
 }

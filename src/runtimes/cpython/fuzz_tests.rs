@@ -79,10 +79,14 @@ fn snapshot(seed: u64) -> Snapshot {
             left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: tid,
+            switches: None,
         })
         .collect();
     Snapshot {
         pid: 4242,
+        mm_tid: 4242,
+        leader_exited: false,
+        tracer: None,
         ns_pid: 4242,
         exe: "/nonexistent".into(),
         cmdline: Vec::new(),

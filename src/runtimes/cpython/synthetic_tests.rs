@@ -323,6 +323,9 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
     };
     let snap = Snapshot {
         pid: 500,
+        mm_tid: 500,
+        leader_exited: false,
+        tracer: None,
         ns_pid: 500,
         exe: "/x/python3.14t".into(),
         cmdline: Vec::new(),
@@ -342,6 +345,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
             left_running: None,
             stack: CopiedRegion::default(),
             ns_tid: 77,
+            switches: None,
         }],
         maps: Vec::new(),
         auxv: Vec::new(),
