@@ -14,7 +14,8 @@
 //! | 3.11.7, 3.12.1, 3.13.0 (pyenv) | live fixtures (tests/cpython.rs), gdb |
 //! | 3.11.2 (Debian, stripped, static libpython) | live fixtures |
 //! | 3.13.5t (free-threaded) | live fixtures, DWARF comparison |
-//! | 3.14 / 3.14t | from the published sources only: a hand-built address space |
+//! | 3.14.10 / 3.15.2 (Debian sid, stripped, DWARF in libpython3.X-dbg) and their Py_DEBUG builds | live fixtures (tests/python.rs, tests/cpython.rs), DWARF comparison (tests/cpython_layouts.rs) |
+//! | 3.14t / 3.15t (free-threaded) | memory images from the real 3.14/3.15 offsets plus the documented free-threaded differences (no such interpreter can be installed here) |
 //!
 //! Module map: [`runtime`] finds `_PyRuntime` and picks a layout; [`frames`]
 //! walks interpreters, thread states and frames; [`objects`] decodes Python
