@@ -43,6 +43,14 @@ pub enum InspectError {
 }
 
 impl InspectError {
+    /// The process a "gone" error is about (no such process, a zombie, exited mid-dump).
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            InspectError::NoSuchProcess(p) | InspectError::Zombie(p) | InspectError::ExitedDuringDump(p) => Some(*p),
+            _ => None,
+        }
+    }
+
     /// Turn an I/O error from /proc into the most specific user-facing error.
     pub fn from_proc(pid: i32, what: &'static str, e: std::io::Error) -> Self {
         match e.kind() {
@@ -83,6 +91,8 @@ pub mod exit {
     pub const DEADLOCK: i32 = 1;
     /// Could not inspect (bad PID, permissions, target vanished, usage error).
     pub const CANNOT_INSPECT: i32 = 2;
+    /// `lockdump run`: CMD was still running at the timeout (its tree was dumped).
+    pub const TIMED_OUT: i32 = crate::watchdog::TIMED_OUT;
     /// Inspected, no deadlock among what was examined, but part of a target
     /// could not be examined (e.g. a CPython whose layout is not understood).
     pub const INCOMPLETE: i32 = 3;

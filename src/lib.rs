@@ -17,4 +17,6 @@ pub mod stacks;
 pub mod symbols;
 pub mod syscalls;
 pub mod target;
+pub mod tree;
 pub mod unwind;
+pub mod watchdog;

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 
-use lockdump::cli::{Cli, Command};
+use lockdump::cli::{Cli, Command, RunArgs};
 use lockdump::error::{exit, InspectError};
 use lockdump::inspect::{self, Options};
 use lockdump::report::{self, style::Style};
@@ -82,10 +82,107 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
             emit(&out.0);
             Ok(out.1)
         }
+        Some(Command::Run(args)) => run_watchdog(&args, &opts, cli.json),
+        None if cli.tree => {
+            let mut pids: Vec<i32> = Vec::new();
+            for &root in &cli.pids {
+                lockdump::proc::stat(root).map_err(|_| InspectError::NoSuchProcess(root))?;
+                for p in lockdump::tree::members(root) {
+                    if !pids.contains(&p) {
+                        pids.push(p);
+                    }
+                }
+            }
+            let (text, code) = diagnose_members(&pids, &opts, cli.json, &style)?;
+            emit(&text);
+            Ok(code)
+        }
         None => {
             let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style)?;
             emit(&text);
             Ok(code)
+        }
+    }
+}
+
+/// `lockdump run`: the watchdog calls back with the tree's PIDs when a dump
+/// is due; the report goes to stderr or `--report FILE`.
+fn run_watchdog(args: &RunArgs, opts: &Options, json: bool) -> Result<i32, InspectError> {
+    use lockdump::watchdog::{self, RunOptions};
+    let run = RunOptions {
+        command: args.command.clone(),
+        timeout: args.timeout,
+        kill_after: args.kill_after,
+        keep: args.keep,
+        on_signals: args.on_signal.clone(),
+    };
+    let shown = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    watchdog::run(&run, |pids, reason| {
+        let style = Style::plain();
+        let mut out = if json {
+            String::new()
+        } else {
+            format!(
+                "lockdump run: `{shown}` {reason}; its process tree: {} (PIDs {})\n\n",
+                if pids.len() == 1 {
+                    "1 process".to_string()
+                } else {
+                    format!("{} processes", pids.len())
+                },
+                pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            )
+        };
+        match diagnose_members(pids, opts, json, &style) {
+            Ok((text, _)) => out.push_str(&text),
+            Err(e) => out.push_str(&format!("lockdump: {e}\n")),
+        }
+        let written = match &args.report {
+            Some(path) => std::fs::write(path, &out).map_err(|e| (path.display().to_string(), e)),
+            None => std::io::stderr()
+                .write_all(out.as_bytes())
+                .map_err(|e| ("stderr".into(), e)),
+        };
+        if let Err((to, e)) = written {
+            eprintln!("lockdump: cannot write the report to {to}: {e}");
+        }
+    })
+}
+
+/// A tree's members: like [`diagnose`], but a member that exits before or
+/// while it is inspected is left out (it is not part of the hang); an error
+/// only if no member could be inspected.
+fn diagnose_members(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
+    let gone = |e: &InspectError| {
+        matches!(
+            e,
+            InspectError::NoSuchProcess(_) | InspectError::ExitedDuringDump(_) | InspectError::Zombie(_)
+        )
+    };
+    let mut live: Vec<i32> = Vec::with_capacity(pids.len());
+    let mut last = None;
+    for &pid in pids {
+        match lockdump::proc::status(pid) {
+            Ok(st) if st.state != 'Z' => live.push(pid),
+            Ok(_) => last = Some(InspectError::Zombie(pid)),
+            Err(_) => last = Some(InspectError::NoSuchProcess(pid)),
+        }
+    }
+    loop {
+        if live.is_empty() {
+            return Err(last.unwrap_or(InspectError::Usage("no process to inspect".into())));
+        }
+        match diagnose(&live, opts, json, style) {
+            Err(e) if gone(&e) => {
+                let Some(p) = e.pid() else { return Err(e) };
+                live.retain(|&x| x != p);
+                last = Some(e);
+            }
+            other => return other,
         }
     }
 }

@@ -147,6 +147,8 @@ pub struct Stat {
     /// The command name between the parentheses (same as `comm`).
     pub comm: String,
     pub state: char,
+    /// The parent process (for a thread: its process's parent).
+    pub ppid: i32,
     pub flags: u64,
     pub start_time: u64,
 }
@@ -164,6 +166,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         comm,
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         flags: fields.get(6)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })
