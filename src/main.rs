@@ -51,6 +51,10 @@ fn main() {
 /// thread runs under `SCHED_IDLE`, and sharing the arena lock with it lets
 /// the capturing thread wait, mid-stop, on a lock held by a thread that
 /// gets no CPU on a loaded machine.
+///
+/// glibc only: musl's allocator has no such knob (`mallopt` is a no-op
+/// there and the libc crate does not declare it for musl).
+#[cfg(target_env = "gnu")]
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; called before any
     // other thread exists.
@@ -58,6 +62,9 @@ fn tune_malloc() {
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }
 }
+
+#[cfg(not(target_env = "gnu"))]
+fn tune_malloc() {}
 
 fn run(cli: Cli) -> Result<i32, InspectError> {
     let style = Style::detect(cli.color);
