@@ -31,6 +31,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Print the wait-for graph as Graphviz DOT instead of the text report
+    /// (threads, locks, "waits for"/"held by" edges, cycles in red); render
+    /// it with `dot -Tsvg`.
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub dot: bool,
+
+    /// Also write a self-contained HTML report to FILE (the verdict, the
+    /// wait-for graph as inline SVG, the text report; no network
+    /// resources), e.g. as a CI artifact. Standard output is unchanged.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+
     /// For Python threads, also show native frames (interleaved with the Python frames).
     #[arg(long, global = true, conflicts_with = "no_python")]
     pub native: bool,
@@ -106,6 +118,12 @@ pub enum Command {
     ///
     /// Every option but --pid applies, before or after `demo`.
     Demo,
+    /// Print a completion script for SHELL on stdout (see README: Install).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The demo's deadlocking child process (internal).
     #[command(name = "__demo-child", hide = true)]
     DemoChild,

@@ -81,25 +81,45 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         python: !cli.no_python,
         native: cli.native,
     };
+    let output = Output {
+        json: cli.json,
+        dot: cli.dot,
+        html: cli.html.clone(),
+    };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lockdump", &mut out);
+            emit(&String::from_utf8_lossy(&out));
+            Ok(exit::OK)
+        }
         Some(Command::Demo) => {
             let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
-            let out = diagnose(&[pid], &opts, cli.json, &style)?;
+            let out = diagnose(&[pid], &opts, &output, &style)?;
             emit(&out.0);
             Ok(out.1)
         }
         None => {
-            let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style)?;
+            let (text, code) = diagnose(&cli.pids, &opts, &output, &style)?;
             emit(&text);
             Ok(code)
         }
     }
 }
 
+/// What to print, and the optional HTML file.
+struct Output {
+    json: bool,
+    dot: bool,
+    html: Option<std::path::PathBuf>,
+}
+
 /// Inspect every PID, analyze them as one graph, render. Returns the output
 /// and the exit code; nothing is printed until everything succeeded.
-fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
+fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Result<(String, i32), InspectError> {
+    let captured_at = std::time::SystemTime::now();
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
     if opts.capture.no_stop {
@@ -121,11 +141,22 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
     }
     let verdict = inspect::verdict(&mut inspections);
     let code = exit::of(verdict.kind());
-    let out = if json {
-        report::render_json(&inspections, &verdict)
+    let ctx = report::Context::read(&inspections, captured_at);
+    let out = if output.json {
+        report::render_json_with(&inspections, &verdict, &ctx)
+    } else if output.dot {
+        let headline = report::verdict::headline(&verdict, &Style::plain());
+        report::picture::render_dot(&inspections, &verdict, &headline)
     } else {
-        report::render_text(&inspections, &verdict, style)
+        report::render_text_with(&inspections, &verdict, style, &ctx)
     };
+    if let Some(path) = &output.html {
+        let html = report::html(&inspections, &verdict, &ctx, code);
+        // Written before anything is printed: a report that could not be
+        // saved is an error (exit 2, nothing on stdout), not a silent loss.
+        std::fs::write(path, html)
+            .map_err(|e| InspectError::Usage(format!("cannot write the HTML report to {}: {e}", path.display())))?;
+    }
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
     // for a 1000-thread pool) would only delay the exit.
