@@ -54,13 +54,16 @@ impl InspectError {
     }
 }
 
+/// linux/capability.h (the libc crate does not export capability numbers).
+const CAP_SYS_PTRACE: u32 = 19;
+
 /// Whether this process has CAP_SYS_PTRACE in its effective set
 /// (`CapEff` in /proc/self/status; `None` if unreadable).
 fn has_cap_sys_ptrace() -> Option<bool> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
     let eff = u64::from_str_radix(hex, 16).ok()?;
-    Some(eff & (1 << libc::CAP_SYS_PTRACE) != 0)
+    Some(eff & (1 << CAP_SYS_PTRACE) != 0)
 }
 
 pub fn permission_denied(pid: i32) -> InspectError {

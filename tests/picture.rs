@@ -20,6 +20,8 @@ fn dot_output_names_threads_and_locks_and_renders_with_graphviz() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     let dot = String::from_utf8(out.stdout).unwrap();
     let (pid, t1, t2, main) = (fx.pid(), fx.tid("t1"), fx.tid("t2"), fx.tid("main"));
+    // Objects are numbered in address order (the join's futex, on t1's stack, last).
+    let (ra, rb) = if fx.lock("lock_a") < fx.lock("lock_b") { ("r_0", "r_1") } else { ("r_1", "r_0") };
     let red = "color=\"#cc0000\", penwidth=3, style=filled, fillcolor=\"#ffe4e4\", fontcolor=\"#cc0000\"";
     for line in [
         "digraph lockdump {".to_string(),
@@ -27,16 +29,18 @@ fn dot_output_names_threads_and_locks_and_renders_with_graphviz() {
         format!("  subgraph cluster_p{pid} {{"),
         format!("    t_{pid}_{t1} [label=\"t1\\nTID {t1}\", shape=box, {red}];"),
         format!("    t_{pid}_{t2} [label=\"t2\\nTID {t2}\", shape=box, {red}];"),
-        format!("    t_{pid}_{main} [label=\"main\\nTID {main}\", shape=box];"),
+        // The main thread's name is its comm, the program's name.
+        format!("    t_{pid}_{main} [label=\"abba\\nTID {main}\", shape=box];"),
         format!(
-            "  t_{pid}_{t1} -> r_1 [label=\"waits for (cycle)\", color=\"#cc0000\", fontcolor=\"#cc0000\", penwidth=3];"
+            "  t_{pid}_{t1} -> {rb} [label=\"waits for (cycle)\", color=\"#cc0000\", fontcolor=\"#cc0000\", penwidth=3];"
         ),
-        format!("  r_1 -> t_{pid}_{t2} [label=\"held by\", color=\"#cc0000\", fontcolor=\"#cc0000\", penwidth=3];"),
-        format!("  r_0 -> t_{pid}_{t1} [label=\"held by\", color=\"#cc0000\", fontcolor=\"#cc0000\", penwidth=3];"),
+        format!("  {rb} -> t_{pid}_{t2} [label=\"held by\", color=\"#cc0000\", fontcolor=\"#cc0000\", penwidth=3];"),
+        format!("  {ra} -> t_{pid}_{t1} [label=\"held by\", color=\"#cc0000\", fontcolor=\"#cc0000\", penwidth=3];"),
+        format!("  r_2 -> t_{pid}_{t1} [label=\"held by\"];"),
     ] {
         assert!(dot.lines().any(|l| l == line), "no line {line:?} in:\n{dot}");
     }
-    for (r, lock) in [("r_0", "lock_a"), ("r_1", "lock_b")] {
+    for (r, lock) in [(ra, "lock_a"), (rb, "lock_b")] {
         let line = format!(
             "    {r} [label=\"mutex {lock}\\n{:#x}\", shape=ellipse, {red}];",
             fx.lock(lock)
@@ -67,7 +71,10 @@ fn dot_output_names_threads_and_locks_and_renders_with_graphviz() {
 #[test]
 fn html_report_is_self_contained_and_shows_the_cycle_in_chromium() {
     let fx = abba();
-    let html_path = unique_path("abba.html");
+    // A name ending in .html: Chromium shows any other file:// as plain text.
+    let dir = unique_path("html-report");
+    std::fs::create_dir_all(&dir).unwrap();
+    let html_path = dir.join("abba.html");
     let out = run_lockdump(&["--json", "--html", html_path.to_str().unwrap(), "-p", &fx.pid().to_string()]);
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     // Standard output is still the JSON document.
@@ -77,9 +84,13 @@ fn html_report_is_self_contained_and_shows_the_cycle_in_chromium() {
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<h1 class=\"deadlock\">Found 1 deadlock (2 threads, 2 mutexes)</h1>"));
     // Self-contained: no scripts, no links, no URL but the SVG namespace name.
-    for banned in ["<script", "<link", "src=", "url(", "@import"] {
+    for banned in ["<script", "<link", "src=", "@import", "<img", "<iframe"] {
         assert!(!html.contains(banned), "HTML contains {banned:?}");
     }
+    // url() only for the SVG's own arrowhead markers.
+    let refs: std::collections::BTreeSet<&str> =
+        html.match_indices("url(").map(|(i, _)| &html[i..html[i..].find(')').map_or(html.len(), |e| i + e + 1)]).collect();
+    assert_eq!(refs.into_iter().collect::<Vec<_>>(), ["url(#endarrow)", "url(#startarrow)"]);
     let urls: Vec<&str> = html.match_indices("http").map(|(i, _)| &html[i..(i + 26).min(html.len())]).collect();
     assert!(urls.iter().all(|u| *u == "http://www.w3.org/2000/svg"), "{urls:?}");
     // The SVG holds the thread and lock names; the text report follows it.
@@ -88,7 +99,9 @@ fn html_report_is_self_contained_and_shows_the_cycle_in_chromium() {
         assert!(svg.contains(&format!(">{text}<")), "SVG lacks text {text:?}");
     }
     assert!(svg.contains("#cc0000"), "cycle drawn in red");
-    assert!(html.contains(&format!("Thread {} \"t1\" waits for mutex lock_b", fx.tid("t1"))));
+    // The text report, HTML-escaped.
+    let line = format!("  Thread {} &quot;t1&quot; waits for mutex lock_b ({:#x})", fx.tid("t1"), fx.lock("lock_b"));
+    assert!(html.lines().any(|l| l.starts_with(&line)), "no line {line:?}");
 
     // Headless Chromium (Debian's chromium: scripts/setup-tools.sh).
     let png = html_path.with_extension("png");
@@ -124,8 +137,14 @@ fn html_report_is_self_contained_and_shows_the_cycle_in_chromium() {
     let first = pixels[0];
     let differing = pixels.iter().filter(|p| p[..3] != first[..3]).count();
     assert!(differing > 20_000, "screenshot nearly uniform: {differing} pixels differ from the first");
-    // The cycle's red (#cc0000 strokes, anti-aliased): strongly red pixels.
-    let red = pixels.iter().filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80).count();
+    // The cycle's red (#cc0000 strokes, anti-aliased): strongly red pixels,
+    // counted below the first 70 rows, where the (red) headline is: with an
+    // empty SVG there would be none.
+    let width = info.width as usize;
+    let red = pixels[70 * width..]
+        .iter()
+        .filter(|p| p[0] > 150 && p[1] < 80 && p[2] < 80)
+        .count();
     assert!(red > 1_500, "only {red} red pixels: the cycle is not visible in {}", png.display());
     eprintln!("screenshot: {} ({red} red pixels, {differing} non-background)", png.display());
     let _ = std::fs::remove_dir_all(profile);
