@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(at(1_780_000_000, 123_456), "2026-05-28T20:26:40.123456Z");
     }
 
-    const ID: &str = "3f4a1b2c3d4e5f60718293a4b5c6d7e8f90112233445566778899aabbccddeeff";
+    const ID: &str = "3f4a1b2c3d4e5f60718293a4b5c6d7e83f4a1b2c3d4e5f60718293a4b5c6d7e8";
 
     #[test]
     fn container_ids_from_cgroup_paths() {
