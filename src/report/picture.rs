@@ -224,14 +224,18 @@ fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture 
                 .iter()
                 .map(|w| w.ins.snapshot.threads[w.index].name.as_str())
                 .collect();
-            let name = if names.len() == 1 {
-                clean(names.iter().next().copied().unwrap_or(""))
-            } else {
-                format!("{} names", names.len())
-            };
+            let mut shown_names: Vec<String> = names.iter().take(4).map(|n| clean(n)).collect();
+            if names.len() > 4 {
+                shown_names.push("…".into());
+            }
             pic.threads.push(ThreadNode {
                 id: gid.clone(),
-                label: format!("{} threads \"{}\"\nTIDs {}", fold.len(), name, tids.join(", ")),
+                label: format!(
+                    "{} threads: {}\nTIDs {}",
+                    fold.len(),
+                    shown_names.join(", "),
+                    tids.join(", ")
+                ),
                 pid: fold_pid.unwrap_or(r.pid),
                 in_cycle: false,
             });
