@@ -39,6 +39,18 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Print the wait-for graph as Graphviz DOT instead of the text report
+    /// (threads, locks, "waits for"/"held by" edges, cycles in red); render
+    /// it with `dot -Tsvg`.
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub dot: bool,
+
+    /// Also write a self-contained HTML report to FILE (the verdict, the
+    /// wait-for graph as inline SVG, the text report; no network
+    /// resources), e.g. as a CI artifact. Standard output is unchanged.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
+
     /// For Python threads, also show native frames (interleaved with the Python frames).
     #[arg(long, global = true, conflicts_with = "no_python")]
     pub native: bool,
@@ -123,6 +135,12 @@ pub enum Command {
     /// sent to lockdump are passed on to CMD.
     #[command(arg_required_else_help = true)]
     Run(RunArgs),
+    /// Print a completion script for SHELL on stdout (see README: Install).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The demo's deadlocking child process (internal).
     #[command(name = "__demo-child", hide = true)]
     DemoChild,

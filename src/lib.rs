@@ -9,6 +9,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod graph;
+pub mod identity;
 pub mod inspect;
 pub mod proc;
 pub mod report;

@@ -51,6 +51,10 @@ fn main() {
 /// thread runs under `SCHED_IDLE`, and sharing the arena lock with it lets
 /// the capturing thread wait, mid-stop, on a lock held by a thread that
 /// gets no CPU on a loaded machine.
+///
+/// glibc only: musl's allocator has no such knob (`mallopt` is a no-op
+/// there and the libc crate does not declare it for musl).
+#[cfg(target_env = "gnu")]
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; called before any
     // other thread exists.
@@ -58,6 +62,9 @@ fn tune_malloc() {
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }
 }
+
+#[cfg(not(target_env = "gnu"))]
+fn tune_malloc() {}
 
 fn run(cli: Cli) -> Result<i32, InspectError> {
     let style = Style::detect(cli.color);
@@ -74,15 +81,27 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         python: !cli.no_python,
         native: cli.native,
     };
+    let output = Output {
+        json: cli.json,
+        dot: cli.dot,
+        html: cli.html.clone(),
+    };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lockdump", &mut out);
+            emit(&String::from_utf8_lossy(&out));
+            Ok(exit::OK)
+        }
         Some(Command::Demo) => {
             let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
-            let out = diagnose(&[pid], &opts, cli.json, &style)?;
+            let out = diagnose(&[pid], &opts, &output, &style)?;
             emit(&out.0);
             Ok(out.1)
         }
-        Some(Command::Run(args)) => run_watchdog(&args, &opts, cli.json),
+        Some(Command::Run(args)) => run_watchdog(&args, &opts, &output),
         None if cli.tree => {
             let mut pids: Vec<i32> = Vec::new();
             for &root in &cli.pids {
@@ -93,12 +112,12 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
                     }
                 }
             }
-            let (text, code) = diagnose_members(&pids, &opts, cli.json, &style)?;
+            let (text, code) = diagnose_members(&pids, &opts, &output, &style)?;
             emit(&text);
             Ok(code)
         }
         None => {
-            let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style)?;
+            let (text, code) = diagnose(&cli.pids, &opts, &output, &style)?;
             emit(&text);
             Ok(code)
         }
@@ -107,7 +126,7 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
 
 /// `lockdump run`: the watchdog calls back with the tree's PIDs when a dump
 /// is due; the report goes to stderr or `--report FILE`.
-fn run_watchdog(args: &RunArgs, opts: &Options, json: bool) -> Result<i32, InspectError> {
+fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, InspectError> {
     use lockdump::watchdog::{self, RunOptions};
     let run = RunOptions {
         command: args.command.clone(),
@@ -124,7 +143,7 @@ fn run_watchdog(args: &RunArgs, opts: &Options, json: bool) -> Result<i32, Inspe
         .join(" ");
     watchdog::run(&run, |pids, reason| {
         let style = Style::plain();
-        let mut out = if json {
+        let mut out = if output.json {
             String::new()
         } else {
             format!(
@@ -137,7 +156,13 @@ fn run_watchdog(args: &RunArgs, opts: &Options, json: bool) -> Result<i32, Inspe
                 pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
             )
         };
-        match diagnose_members(pids, opts, json, &style) {
+        // The report only: a picture of a timed-out job is --html's job.
+        let report = Output {
+            json: output.json,
+            dot: false,
+            html: output.html.clone(),
+        };
+        match diagnose_members(pids, opts, &report, &style) {
             Ok((text, _)) => out.push_str(&text),
             Err(e) => out.push_str(&format!("lockdump: {e}\n")),
         }
@@ -156,7 +181,12 @@ fn run_watchdog(args: &RunArgs, opts: &Options, json: bool) -> Result<i32, Inspe
 /// A tree's members: like [`diagnose`], but a member that exits before or
 /// while it is inspected is left out (it is not part of the hang); an error
 /// only if no member could be inspected.
-fn diagnose_members(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
+fn diagnose_members(
+    pids: &[i32],
+    opts: &Options,
+    output: &Output,
+    style: &Style,
+) -> Result<(String, i32), InspectError> {
     let gone = |e: &InspectError| {
         matches!(
             e,
@@ -176,7 +206,7 @@ fn diagnose_members(pids: &[i32], opts: &Options, json: bool, style: &Style) -> 
         if live.is_empty() {
             return Err(last.unwrap_or(InspectError::Usage("no process to inspect".into())));
         }
-        match diagnose(&live, opts, json, style) {
+        match diagnose(&live, opts, output, style) {
             Err(e) if gone(&e) => {
                 let Some(p) = e.pid() else { return Err(e) };
                 live.retain(|&x| x != p);
@@ -187,9 +217,17 @@ fn diagnose_members(pids: &[i32], opts: &Options, json: bool, style: &Style) -> 
     }
 }
 
+/// What to print, and the optional HTML file.
+struct Output {
+    json: bool,
+    dot: bool,
+    html: Option<std::path::PathBuf>,
+}
+
 /// Inspect every PID, analyze them as one graph, render. Returns the output
 /// and the exit code; nothing is printed until everything succeeded.
-fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
+fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Result<(String, i32), InspectError> {
+    let captured_at = std::time::SystemTime::now();
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
     if opts.capture.no_stop {
@@ -211,11 +249,22 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
     }
     let verdict = inspect::verdict(&mut inspections);
     let code = exit::of(verdict.kind());
-    let out = if json {
-        report::render_json(&inspections, &verdict)
+    let ctx = report::Context::read(&inspections, captured_at);
+    let out = if output.json {
+        report::render_json_with(&inspections, &verdict, &ctx)
+    } else if output.dot {
+        let headline = report::verdict::headline(&verdict, &Style::plain());
+        report::picture::render_dot(&inspections, &verdict, &headline)
     } else {
-        report::render_text(&inspections, &verdict, style)
+        report::render_text_with(&inspections, &verdict, style, &ctx)
     };
+    if let Some(path) = &output.html {
+        let html = report::html(&inspections, &verdict, &ctx, code);
+        // Written before anything is printed: a report that could not be
+        // saved is an error (exit 2, nothing on stdout), not a silent loss.
+        std::fs::write(path, html)
+            .map_err(|e| InspectError::Usage(format!("cannot write the HTML report to {}: {e}", path.display())))?;
+    }
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
     // for a 1000-thread pool) would only delay the exit.

@@ -1232,7 +1232,7 @@ fn seed_concurrent_is_healthy() {
 /// PIDs of processes whose command line contains `__demo-child` and whose
 /// executable is the lockdump binary under test.
 fn demo_children() -> Vec<i32> {
-    let me = std::fs::canonicalize(env!("CARGO_BIN_EXE_lockdump")).expect("lockdump binary");
+    let me = std::fs::canonicalize(common::lockdump_bin()).expect("lockdump binary");
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {

@@ -13,10 +13,25 @@ use crate::syscalls;
 /// At least this many threads with the same stack are printed as a group.
 const GROUP_MIN: usize = 3;
 
+/// ` (ns TID 7)` for a thread whose TID in its own PID namespace (what a
+/// shell, `ps` or a log inside its container shows) is not the host's.
+pub fn ns_tid_note(tid: i32, ns_tid: i32) -> String {
+    if ns_tid != tid && ns_tid > 0 {
+        format!(" (ns TID {ns_tid})")
+    } else {
+        String::new()
+    }
+}
+
 /// One-line description of a thread: TID, names, state and what it is blocked in.
 pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
     let t = &ins.snapshot.threads[i];
-    let mut s = format!("Thread {} \"{}\"", style.bold(&t.tid.to_string()), clean(&t.name));
+    let mut s = format!(
+        "Thread {}{} \"{}\"",
+        style.bold(&t.tid.to_string()),
+        ns_tid_note(t.tid, t.ns_tid),
+        clean(&t.name)
+    );
     if let Some(py) = ins.python_names.get(i).and_then(|n| n.as_deref()) {
         let _ = write!(s, " (Python \"{}\")", clean(py));
     }

@@ -45,7 +45,8 @@ impl<'a> Index<'a> {
                 } else {
                     String::new()
                 };
-                format!("thread {} \"{}\"{py}{pid}", id.1, clean(&t.name))
+                let ns = super::threads::ns_tid_note(t.tid, t.ns_tid);
+                format!("thread {}{ns} \"{}\"{py}{pid}", id.1, clean(&t.name))
             }
             None => format!("thread {} of PID {}", id.1, id.0),
         }

@@ -53,7 +53,7 @@ struct Target {
 }
 
 fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
-    let idle = libc::sched_param { sched_priority: 0 };
+    let idle = sched_param(0);
     // SAFETY: plain syscall on this thread (0) with a valid parameter.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
         return;
@@ -104,9 +104,20 @@ fn may_boost() -> bool {
 /// Give thread `tid` of this process normal priority back: a waiter needs
 /// what it is preparing. Errors are ignored (the thread may have finished).
 pub(crate) fn boost(tid: i32) {
-    let normal = libc::sched_param { sched_priority: 0 };
+    let normal = sched_param(0);
     // SAFETY: plain syscall with a valid parameter; `tid` is a thread of this process.
     unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &normal) };
+}
+
+/// A `sched_param` with `priority`. Built from zeroes rather than a struct
+/// literal: musl's has more fields than glibc's (the `SCHED_SPORADIC` ones),
+/// all of which must be zero for the policies used here.
+fn sched_param(priority: i32) -> libc::sched_param {
+    // SAFETY: sched_param is plain integers (and, on musl, timespecs); all
+    // zeroes is a valid value.
+    let mut p: libc::sched_param = unsafe { std::mem::zeroed() };
+    p.sched_priority = priority;
+    p
 }
 
 /// The file defines CPython's runtime state (as `cpython::runtime` finds it).
