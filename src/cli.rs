@@ -19,8 +19,8 @@ copied, then resumed; nothing in it is ever written.",
 2  could not inspect (bad PID, permissions, the process exited, ...)\n  \
 3  inspected, no deadlock among what was examined, but part of a target was not\n     \
 examined (the report and the JSON's verdict.unexamined say what and why)\n\n\
-lockdump run: CMD's own exit code (128+N if a signal N ended it), or 124 if CMD\n\
-was still running at --timeout (the tree was dumped, then ended unless --keep);\n\
+lockdump run: CMD's own exit code (128+N if a signal N ended it), 124 if CMD\n\
+was still running at the run's timeout (its process tree was dumped), or\n\
 126/127 if CMD could not be run / was not found.",
     subcommand_negates_reqs = true
 )]
@@ -126,9 +126,11 @@ pub enum Command {
     ///
     /// Every option but --pid applies, before or after `demo`.
     Demo,
-    /// Run CMD as a hang watchdog: pass its exit status through; if it is
-    /// still running after --timeout, dump every process of its tree (to
-    /// stderr, or --report FILE; JSON with --json), then end the tree.
+    /// Run CMD as a hang watchdog: dump its whole process tree if it hangs.
+    ///
+    /// CMD's exit status is passed through. If it is still running after the
+    /// timeout, every process of its tree is dumped (to stderr, or to the
+    /// report file; JSON with the global JSON option), then the tree is ended.
     ///
     /// lockdump becomes a child subreaper, so descendants that double-fork or
     /// call setsid are still part of the tree. SIGTERM, SIGHUP and SIGQUIT
