@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::graph::{self, Part, Unexamined, Verdict};
+use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
@@ -51,6 +51,8 @@ pub struct Inspection {
     pub unexamined: Vec<Unexamined>,
     /// The target's C library, as far as it could be identified, and why.
     pub libc: LibcInfo,
+    /// What its signal handlers could do for its sleeping threads.
+    pub signals: SignalWayOut,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -78,6 +80,9 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Snapshot, InspectError> {
 /// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
 pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspection {
     let started = Instant::now();
+    // Absolute deadlines of timed waits are measured from here (the capture
+    // has just ended).
+    let clocks = crate::runtimes::futex::Clocks::now();
     let symbols = ProcessSymbols::load(&snapshot, cache);
     let memory = snapshot.memory();
     let mut unwinder = Unwinder::default();
@@ -177,6 +182,10 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             &mut python_names,
         );
     }
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
+    }
+    let signals = signal_way_out(snapshot.pid, python.as_ref());
     let unexamined = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,
@@ -194,6 +203,82 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         python_version,
         unexamined,
         libc,
+        signals,
+    }
+}
+
+/// Signals glibc keeps for itself (SIGCANCEL, SIGSETXID) and fault signals
+/// (SIGILL, SIGBUS, SIGFPE, SIGSEGV), whose handlers (Rust std's stack
+/// overflow guard, crash reporters, CPython's faulthandler) run on faults,
+/// not as a way to wake a thread.
+const NOT_A_WAY_OUT: &[u32] = &[4, 7, 8, 11, 32, 33];
+
+/// What the process's signal handlers (`SigCgt`) could do for its sleeping
+/// threads. In a CPython process, a SIGINT handler proven to be CPython's
+/// own `default_int_handler` (it only raises KeyboardInterrupt) is not a
+/// way out; any other handler may be Python code that sets or releases
+/// anything. Unreadable status: assume a handler (never a false "stuck").
+fn signal_way_out(pid: i32, python: Option<&PythonProcess>) -> SignalWayOut {
+    let caught = match proc::status(pid) {
+        Ok(s) => s.sig_cgt,
+        Err(_) => {
+            return SignalWayOut::Handler {
+                signals: "signals (/proc/PID/status unreadable)".into(),
+            }
+        }
+    };
+    let mut names = Vec::new();
+    for sig in 1..=64u32 {
+        if caught & (1u64 << (sig - 1)) == 0 || NOT_A_WAY_OUT.contains(&sig) {
+            continue;
+        }
+        if sig == libc::SIGINT as u32 && python.is_some_and(|p| p.sigint_default == Some(true)) {
+            continue;
+        }
+        names.push(signal_name(sig));
+    }
+    if names.is_empty() {
+        return SignalWayOut::None;
+    }
+    let signals = names.join(", ");
+    if python.is_some() {
+        SignalWayOut::Python { signals }
+    } else {
+        SignalWayOut::Handler { signals }
+    }
+}
+
+fn signal_name(sig: u32) -> String {
+    let known = [
+        (1, "SIGHUP"),
+        (2, "SIGINT"),
+        (3, "SIGQUIT"),
+        (5, "SIGTRAP"),
+        (6, "SIGABRT"),
+        (10, "SIGUSR1"),
+        (12, "SIGUSR2"),
+        (13, "SIGPIPE"),
+        (14, "SIGALRM"),
+        (15, "SIGTERM"),
+        (17, "SIGCHLD"),
+        (18, "SIGCONT"),
+        (20, "SIGTSTP"),
+        (21, "SIGTTIN"),
+        (22, "SIGTTOU"),
+        (23, "SIGURG"),
+        (24, "SIGXCPU"),
+        (25, "SIGXFSZ"),
+        (26, "SIGVTALRM"),
+        (27, "SIGPROF"),
+        (28, "SIGWINCH"),
+        (29, "SIGIO"),
+        (30, "SIGPWR"),
+        (31, "SIGSYS"),
+    ];
+    match known.iter().find(|(n, _)| *n == sig) {
+        Some((_, name)) => (*name).to_string(),
+        None if sig >= 34 => format!("SIGRTMIN+{}", sig - 34),
+        None => format!("signal {sig}"),
     }
 }
 
@@ -363,6 +448,31 @@ fn apply_python(
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     let mut v = confirmed_graph(inspections);
     v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
+    let facts: Vec<ProcessFacts> = inspections
+        .iter()
+        .map(|ins| ProcessFacts {
+            pid: ins.snapshot.pid,
+            signals: ins.signals.clone(),
+            unexamined: (!ins.unexamined.is_empty()).then(|| {
+                ins.unexamined
+                    .iter()
+                    .map(|u| format!("{}: {}", u.part.describe(), u.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        })
+        .collect();
+    graph::settle(
+        &mut v,
+        inspections.iter().flat_map(|ins| {
+            ins.snapshot
+                .threads
+                .iter()
+                .zip(&ins.findings)
+                .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+        }),
+        &facts,
+    );
     v
 }
 

@@ -130,7 +130,7 @@ pub fn render_json(inspections: &[Inspection], verdict: &Verdict) -> String {
         "verdict": verdict::json_verdict(verdict),
         "deadlocks": verdict::json_deadlocks(inspections, verdict),
         "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
-        "threads": inspections.iter().flat_map(json::threads).collect::<Vec<_>>(),
+        "threads": inspections.iter().flat_map(|i| json::threads(i, verdict)).collect::<Vec<_>>(),
     });
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
