@@ -253,7 +253,12 @@ pub fn settle<'a>(
             d.threads
                 .iter()
                 .filter_map(|t| w.threads.get(t))
-                .filter(|t| t.findings.wait.as_ref().is_some_and(|w| w.resource.kind != ResourceKind::Gil))
+                .filter(|t| {
+                    t.findings
+                        .wait
+                        .as_ref()
+                        .is_some_and(|w| w.resource.kind != ResourceKind::Gil)
+                })
                 .filter_map(|t| t.findings.sleep.timeout())
                 .map(|to| to.in_ms.max(0))
                 .filter(|&ms| ms <= TIMEOUT_BREAKS_CYCLE_MS)

@@ -547,10 +547,16 @@ fn python_handler_running_and_uninterruptible_threads_veto() {
         sleep: Sleep::Uninterruptible,
         ..Default::default()
     };
-    let v = settled(&[(1, ownerless(ResourceKind::Semaphore, 0xe)), (2, d)], SignalWayOut::None);
+    let v = settled(
+        &[(1, ownerless(ResourceKind::Semaphore, 0xe)), (2, d)],
+        SignalWayOut::None,
+    );
     assert!(v.stuck.is_empty());
     assert!(asleep(&v, 2).woken_from_outside);
-    let v = settled(&[(1, ownerless(ResourceKind::Semaphore, 0xe)), (2, running())], SignalWayOut::None);
+    let v = settled(
+        &[(1, ownerless(ResourceKind::Semaphore, 0xe)), (2, running())],
+        SignalWayOut::None,
+    );
     assert!(v.stuck.is_empty());
     // Alone, nothing can post it.
     let v = settled(&[(1, ownerless(ResourceKind::Semaphore, 0xe))], SignalWayOut::None);

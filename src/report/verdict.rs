@@ -198,7 +198,10 @@ fn stuck_headline(v: &Verdict) -> String {
             let n = s.threads.len();
             let threads = format!("{n} thread{}", if n == 1 { "" } else { "s" });
             if s.whole_process {
-                format!("no thread of PID {} can ever run again ({threads} asleep for good)", s.pid)
+                format!(
+                    "no thread of PID {} can ever run again ({threads} asleep for good)",
+                    s.pid
+                )
             } else {
                 format!(
                     "{threads} of PID {} can never run again (behind a lock whose owner is gone)",

@@ -412,7 +412,11 @@ mod tests {
         // Timed, but the timespec is unreadable or invalid: timed without a value.
         let lost = decode(&sys(202, [0x1000, 137, 2, 0x9000, 0, 0], false), &m).unwrap();
         assert!(lost.timed && lost.timeout.is_none());
-        assert_eq!(read_timespec(&mem_with(0x1000, &[0xff; 16]), 0x1000), None, "negative tv_sec");
+        assert_eq!(
+            read_timespec(&mem_with(0x1000, &[0xff; 16]), 0x1000),
+            None,
+            "negative tv_sec"
+        );
     }
 
     #[test]
