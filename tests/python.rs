@@ -128,6 +128,20 @@ impl Dump {
             .collect()
     }
 
+    /// Stuck (issue 20): exit 1, no cycle, every thread of the process
+    /// asleep for good.
+    fn assert_stuck(&self, pid: i32) {
+        let v = &self.json["verdict"];
+        if self.code != 1 || v["kind"] != "stuck" || !self.deadlocks().is_empty() {
+            self.fail(format_args!("expected stuck (exit 1): {v}"));
+        }
+        assert_eq!(v["stuck"][0]["pid"], pid, "{v}");
+        assert_eq!(v["stuck"][0]["whole_process"], true, "{v}");
+        for t in self.json["threads"].as_array().expect("threads") {
+            assert_eq!(t["asleep_for_good"], true, "{t}");
+        }
+    }
+
     /// Exit 0, no cycle.
     fn assert_no_deadlock(&self) {
         if self.code != 0 || !self.deadlocks().is_empty() || self.json["verdict"]["deadlock"] != false {
@@ -928,13 +942,15 @@ fn gil_native_deadlock() {
 #[test]
 fn condition_misuse() {
     // A lost wake-up: consumer waits on `cond` forever, but a Condition has
-    // no owner, so there is no edge: exit 0. Its `with cond:` block does not
-    // count as holding cond's lock: Condition.wait released it.
+    // no owner, so there is no edge, no deadlock. Nothing else can notify
+    // it (main joins consumer): stuck, exit 1 (issue 20; it was exit 0). Its
+    // `with cond:` block does not count as holding cond's lock:
+    // Condition.wait released it.
     let file = "condition_misuse.py";
     on_every_python(|py| {
         let fx = blocked(py, file);
         let d = dump(&fx, &[]);
-        d.assert_no_deadlock();
+        d.assert_stuck(fx.pid());
         let th = d.thread(tid(&fx, "consumer"));
         let b = &th["blocked_on"];
         let ok = b["kind"] == "py_condition"
@@ -956,7 +972,7 @@ fn condition_misuse() {
         assert_eq!(th["holds"], Value::Array(vec![]), "Condition.wait released cond's lock");
         assert_main_joins(&d, &fx, file, "consumer", false);
         assert_python_frames_only(&d, &fx);
-        normalized(&d, &fx, file)
+        normalized(&d, &fx, file).replace(&fx.pid().to_string(), "PID")
     });
 }
 
@@ -981,7 +997,9 @@ fn condition_wait_woken_without_the_gil_holds_nothing() {
             fx.wait_blocked(&[main, native_owner]);
         }
         let d = dump(&fx, &[]);
-        d.assert_no_deadlock();
+        // Nobody sets `stop`, so native_owner never releases native_lock,
+        // main never drops the GIL, waiter never gets it: stuck (issue 20).
+        d.assert_stuck(fx.pid());
 
         let m = d.thread(main);
         let b = &m["blocked_on"];
@@ -1038,7 +1056,7 @@ fn condition_wait_woken_without_the_gil_holds_nothing() {
         } else {
             common::wait_until("waiter to exit", || common::task_exists(fx.pid(), waiter), |e| !e);
         }
-        normalized(&d, &fx, file)
+        normalized(&d, &fx, file).replace(&fx.pid().to_string(), "PID")
     });
 }
 
