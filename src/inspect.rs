@@ -473,7 +473,90 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
         }),
         &facts,
     );
+    confirm_stuck(inspections, &mut v);
     v
+}
+
+/// How long a stuck process must stay perfectly still before it is reported.
+pub const STUCK_CONFIRM: Duration = Duration::from_millis(50);
+
+/// A stuck verdict rests on one instant: a busy process whose threads
+/// contend for locks can be caught with every thread in a futex wait, and
+/// its Python evidence is read after the threads were let go. So every
+/// thread of a stuck process (or every listed thread, for threads behind an
+/// orphaned lock) must, over [`STUCK_CONFIRM`], not run at all (same
+/// context-switch count) and stay in the system call it was captured in
+/// (same number and first argument; a capture interrupted timed call may
+/// show as restart_syscall). GIL waiters are exempt from the count: they
+/// wake every 5 ms by design. A thread that moved clears the verdict for its
+/// process: it is reported as not asleep for good, with that reason.
+fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
+    if v.stuck.is_empty() {
+        return;
+    }
+    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>)> {
+        let line = proc::syscall(pid, tid).ok();
+        let switches = proc::task_status(pid, tid).ok()?.ctxt_switches;
+        Some((line, switches))
+    };
+    let first: Vec<Vec<((i32, i32), Option<(Option<SyscallLine>, Option<u64>)>)>> = v
+        .stuck
+        .iter()
+        .map(|s| s.threads.iter().map(|&(p, t)| ((p, t), look(p, t))).collect())
+        .collect();
+    std::thread::sleep(STUCK_CONFIRM);
+    let mut moved: Vec<(i32, i32)> = Vec::new();
+    for (s, before) in v.stuck.iter().zip(&first) {
+        // A new thread in a whole stuck process: something ran.
+        if s.whole_process {
+            let now = proc::tasks(s.pid).unwrap_or_default();
+            if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
+                moved.push((s.pid, t));
+            }
+        }
+        for ((pid, tid), b) in before {
+            let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == *pid) else {
+                continue;
+            };
+            let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == *tid) else {
+                continue;
+            };
+            let gil = ins.findings[i]
+                .wait
+                .as_ref()
+                .is_some_and(|w| w.resource.kind == ResourceKind::Gil);
+            let captured = ins.snapshot.threads[i].syscall;
+            let still = |line: &Option<SyscallLine>| match (line, captured) {
+                (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
+                    (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
+                }
+                _ => false,
+            };
+            let a = look(*pid, *tid);
+            let ok = match (b, &a) {
+                (Some((l1, s1)), Some((l2, s2))) => still(l1) && still(l2) && (gil || (s1.is_some() && s1 == s2)),
+                _ => false,
+            };
+            if !ok {
+                moved.push((*pid, *tid));
+            }
+        }
+    }
+    if moved.is_empty() {
+        return;
+    }
+    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.0).collect();
+    v.stuck.retain(|s| !pids.contains(&s.pid));
+    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.0)) {
+        if a.asleep_for_good {
+            a.asleep_for_good = false;
+            a.why = if moved.contains(&a.thread) {
+                "it ran (or left its wait) while lockdump confirmed the process was stuck: it is not".into()
+            } else {
+                "another thread of the process ran while lockdump confirmed it was stuck: it is not".into()
+            };
+        }
+    }
 }
 
 fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
