@@ -494,53 +494,19 @@ fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
     if v.stuck.is_empty() {
         return;
     }
-    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>)> {
-        let line = proc::syscall(pid, tid).ok();
-        let switches = proc::task_status(pid, tid).ok()?.ctxt_switches;
-        Some((line, switches))
-    };
-    let first: Vec<Vec<((i32, i32), Option<(Option<SyscallLine>, Option<u64>)>)>> = v
-        .stuck
-        .iter()
-        .map(|s| s.threads.iter().map(|&(p, t)| ((p, t), look(p, t))).collect())
-        .collect();
-    std::thread::sleep(STUCK_CONFIRM);
     let mut moved: Vec<(i32, i32)> = Vec::new();
-    for (s, before) in v.stuck.iter().zip(&first) {
-        // A new thread in a whole stuck process: something ran.
-        if s.whole_process {
-            let now = proc::tasks(s.pid).unwrap_or_default();
-            if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
-                moved.push((s.pid, t));
+    for s in &v.stuck {
+        // A thread just let go by the capture may still be on its way back
+        // into its wait (runnable on a loaded machine): a few windows, and
+        // one in which nothing moved is enough.
+        let mut last = Vec::new();
+        for _ in 0..STUCK_CONFIRM_WINDOWS {
+            last = moved_in_window(inspections, s);
+            if last.is_empty() {
+                break;
             }
         }
-        for ((pid, tid), b) in before {
-            let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == *pid) else {
-                continue;
-            };
-            let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == *tid) else {
-                continue;
-            };
-            let gil = ins.findings[i]
-                .wait
-                .as_ref()
-                .is_some_and(|w| w.resource.kind == ResourceKind::Gil);
-            let captured = ins.snapshot.threads[i].syscall;
-            let still = |line: &Option<SyscallLine>| match (line, captured) {
-                (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
-                    (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
-                }
-                _ => false,
-            };
-            let a = look(*pid, *tid);
-            let ok = match (b, &a) {
-                (Some((l1, s1)), Some((l2, s2))) => still(l1) && still(l2) && (gil || (s1.is_some() && s1 == s2)),
-                _ => false,
-            };
-            if !ok {
-                moved.push((*pid, *tid));
-            }
-        }
+        moved.extend(last);
     }
     if moved.is_empty() {
         return;
@@ -557,6 +523,55 @@ fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
             };
         }
     }
+}
+
+/// Windows of [`STUCK_CONFIRM`] tried before a stuck verdict is dropped.
+const STUCK_CONFIRM_WINDOWS: usize = 5;
+
+/// The threads of `s` that ran or left their captured call during one
+/// window of [`STUCK_CONFIRM`] (and any thread that appeared).
+fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i32)> {
+    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>)> {
+        let line = proc::syscall(pid, tid).ok();
+        let switches = proc::task_status(pid, tid).ok()?.ctxt_switches;
+        Some((line, switches))
+    };
+    let before: Vec<_> = s.threads.iter().map(|&(p, t)| look(p, t)).collect();
+    std::thread::sleep(STUCK_CONFIRM);
+    let mut moved = Vec::new();
+    if s.whole_process {
+        let now = proc::tasks(s.pid).unwrap_or_default();
+        if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
+            moved.push((s.pid, t));
+        }
+    }
+    for (&(pid, tid), b) in s.threads.iter().zip(&before) {
+        let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
+            continue;
+        };
+        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+            continue;
+        };
+        let gil = ins.findings[i]
+            .wait
+            .as_ref()
+            .is_some_and(|w| w.resource.kind == ResourceKind::Gil);
+        let captured = ins.snapshot.threads[i].syscall;
+        let still = |line: &Option<SyscallLine>| match (line, captured) {
+            (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
+                (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
+            }
+            _ => false,
+        };
+        let ok = match (b, look(pid, tid)) {
+            (Some((l1, s1)), Some((l2, s2))) => still(l1) && still(&l2) && (gil || (s1.is_some() && *s1 == s2)),
+            _ => false,
+        };
+        if !ok {
+            moved.push((pid, tid));
+        }
+    }
+    moved
 }
 
 fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
