@@ -15,7 +15,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 each stack (and the Python stack of CPython threads), finds what every blocked thread waits on and who \
 holds it, and reports every circular wait. The target is stopped only while registers and stacks are \
 copied, then resumed; nothing in it is ever written.",
-    after_help = "EXIT STATUS:\n  0  inspected everything, no deadlock found\n  1  inspected, at least one deadlock found\n  \
+    after_help = "EXIT STATUS:\n  0  inspected everything, no deadlock found, nothing stuck\n  \
+1  inspected, at least one deadlock found, or threads stuck for good (a process\n     \
+whose every thread waits, with no timeout, for what only its asleep threads\n     \
+could provide; or threads behind a lock whose owner is gone): it will not\n     \
+resolve by itself\n  \
 2  could not inspect (bad PID, permissions, the process exited, ...)\n  \
 3  inspected, no deadlock among what was examined, but part of a target was not\n     \
 examined (the report and the JSON's verdict.unexamined say what and why)\n\n\

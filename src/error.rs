@@ -107,7 +107,8 @@ pub fn permission_denied(pid: i32) -> InspectError {
 pub mod exit {
     /// Inspected; no deadlock found.
     pub const OK: i32 = 0;
-    /// Inspected; at least one deadlock found.
+    /// Inspected; at least one deadlock found, or threads stuck for good
+    /// (a hang without a cycle): it will not resolve by itself.
     pub const DEADLOCK: i32 = 1;
     /// Could not inspect (bad PID, permissions, target vanished, usage error).
     pub const CANNOT_INSPECT: i32 = 2;
@@ -121,7 +122,7 @@ pub mod exit {
     pub fn of(kind: crate::graph::VerdictKind) -> i32 {
         use crate::graph::VerdictKind;
         match kind {
-            VerdictKind::Deadlock => DEADLOCK,
+            VerdictKind::Deadlock | VerdictKind::Stuck => DEADLOCK,
             VerdictKind::Incomplete => INCOMPLETE,
             VerdictKind::NoHangFound => OK,
         }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::graph::{self, Part, Unexamined, Verdict};
+use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
@@ -51,6 +51,8 @@ pub struct Inspection {
     pub unexamined: Vec<Unexamined>,
     /// The target's C library, as far as it could be identified, and why.
     pub libc: LibcInfo,
+    /// What its signal handlers could do for its sleeping threads.
+    pub signals: SignalWayOut,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -78,6 +80,9 @@ pub fn capture(pid: i32, opts: &Options) -> Result<Snapshot, InspectError> {
 /// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
 pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspection {
     let started = Instant::now();
+    // Absolute deadlines of timed waits are measured from here (the capture
+    // has just ended).
+    let clocks = crate::runtimes::futex::Clocks::now();
     let symbols = ProcessSymbols::load(&snapshot, cache);
     let memory = snapshot.memory();
     let mut unwinder = Unwinder::default();
@@ -177,6 +182,10 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             &mut python_names,
         );
     }
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
+    }
+    let signals = signal_way_out(snapshot.pid, python.as_ref());
     let unexamined = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,
@@ -194,6 +203,82 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         python_version,
         unexamined,
         libc,
+        signals,
+    }
+}
+
+/// Signals glibc keeps for itself (SIGCANCEL, SIGSETXID) and fault signals
+/// (SIGILL, SIGBUS, SIGFPE, SIGSEGV), whose handlers (Rust std's stack
+/// overflow guard, crash reporters, CPython's faulthandler) run on faults,
+/// not as a way to wake a thread.
+const NOT_A_WAY_OUT: &[u32] = &[4, 7, 8, 11, 32, 33];
+
+/// What the process's signal handlers (`SigCgt`) could do for its sleeping
+/// threads. In a CPython process, a SIGINT handler proven to be CPython's
+/// own `default_int_handler` (it only raises KeyboardInterrupt) is not a
+/// way out; any other handler may be Python code that sets or releases
+/// anything. Unreadable status: assume a handler (never a false "stuck").
+fn signal_way_out(pid: i32, python: Option<&PythonProcess>) -> SignalWayOut {
+    let caught = match proc::status(pid) {
+        Ok(s) => s.sig_cgt,
+        Err(_) => {
+            return SignalWayOut::Handler {
+                signals: "signals (/proc/PID/status unreadable)".into(),
+            }
+        }
+    };
+    let mut names = Vec::new();
+    for sig in 1..=64u32 {
+        if caught & (1u64 << (sig - 1)) == 0 || NOT_A_WAY_OUT.contains(&sig) {
+            continue;
+        }
+        if sig == libc::SIGINT as u32 && python.is_some_and(|p| p.sigint_default == Some(true)) {
+            continue;
+        }
+        names.push(signal_name(sig));
+    }
+    if names.is_empty() {
+        return SignalWayOut::None;
+    }
+    let signals = names.join(", ");
+    if python.is_some() {
+        SignalWayOut::Python { signals }
+    } else {
+        SignalWayOut::Handler { signals }
+    }
+}
+
+fn signal_name(sig: u32) -> String {
+    let known = [
+        (1, "SIGHUP"),
+        (2, "SIGINT"),
+        (3, "SIGQUIT"),
+        (5, "SIGTRAP"),
+        (6, "SIGABRT"),
+        (10, "SIGUSR1"),
+        (12, "SIGUSR2"),
+        (13, "SIGPIPE"),
+        (14, "SIGALRM"),
+        (15, "SIGTERM"),
+        (17, "SIGCHLD"),
+        (18, "SIGCONT"),
+        (20, "SIGTSTP"),
+        (21, "SIGTTIN"),
+        (22, "SIGTTOU"),
+        (23, "SIGURG"),
+        (24, "SIGXCPU"),
+        (25, "SIGXFSZ"),
+        (26, "SIGVTALRM"),
+        (27, "SIGPROF"),
+        (28, "SIGWINCH"),
+        (29, "SIGIO"),
+        (30, "SIGPWR"),
+        (31, "SIGSYS"),
+    ];
+    match known.iter().find(|(n, _)| *n == sig) {
+        Some((_, name)) => (*name).to_string(),
+        None if sig >= 34 => format!("SIGRTMIN+{}", sig - 34),
+        None => format!("signal {sig}"),
     }
 }
 
@@ -363,7 +448,130 @@ fn apply_python(
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     let mut v = confirmed_graph(inspections);
     v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
+    let facts: Vec<ProcessFacts> = inspections
+        .iter()
+        .map(|ins| ProcessFacts {
+            pid: ins.snapshot.pid,
+            signals: ins.signals.clone(),
+            unexamined: (!ins.unexamined.is_empty()).then(|| {
+                ins.unexamined
+                    .iter()
+                    .map(|u| format!("{}: {}", u.part.describe(), u.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        })
+        .collect();
+    graph::settle(
+        &mut v,
+        inspections.iter().flat_map(|ins| {
+            ins.snapshot
+                .threads
+                .iter()
+                .zip(&ins.findings)
+                .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+        }),
+        &facts,
+    );
+    confirm_stuck(inspections, &mut v);
     v
+}
+
+/// How long a stuck process must stay perfectly still before it is reported.
+pub const STUCK_CONFIRM: Duration = Duration::from_millis(50);
+
+/// A stuck verdict rests on one instant: a busy process whose threads
+/// contend for locks can be caught with every thread in a futex wait, and
+/// its Python evidence is read after the threads were let go. So every
+/// thread of a stuck process (or every listed thread, for threads behind an
+/// orphaned lock) must, over [`STUCK_CONFIRM`], not run at all (same
+/// context-switch count) and stay in the system call it was captured in
+/// (same number and first argument; a capture interrupted timed call may
+/// show as restart_syscall). GIL waiters are exempt from the count: they
+/// wake every 5 ms by design. A thread that moved clears the verdict for its
+/// process: it is reported as not asleep for good, with that reason.
+fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
+    if v.stuck.is_empty() {
+        return;
+    }
+    let mut moved: Vec<(i32, i32)> = Vec::new();
+    for s in &v.stuck {
+        // A thread just let go by the capture may still be on its way back
+        // into its wait (runnable on a loaded machine): a few windows, and
+        // one in which nothing moved is enough.
+        let mut last = Vec::new();
+        for _ in 0..STUCK_CONFIRM_WINDOWS {
+            last = moved_in_window(inspections, s);
+            if last.is_empty() {
+                break;
+            }
+        }
+        moved.extend(last);
+    }
+    if moved.is_empty() {
+        return;
+    }
+    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.0).collect();
+    v.stuck.retain(|s| !pids.contains(&s.pid));
+    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.0)) {
+        if a.asleep_for_good {
+            a.asleep_for_good = false;
+            a.why = if moved.contains(&a.thread) {
+                "it ran (or left its wait) while lockdump confirmed the process was stuck: it is not".into()
+            } else {
+                "another thread of the process ran while lockdump confirmed it was stuck: it is not".into()
+            };
+        }
+    }
+}
+
+/// Windows of [`STUCK_CONFIRM`] tried before a stuck verdict is dropped.
+const STUCK_CONFIRM_WINDOWS: usize = 5;
+
+/// The threads of `s` that ran or left their captured call during one
+/// window of [`STUCK_CONFIRM`] (and any thread that appeared).
+fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i32)> {
+    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>)> {
+        let line = proc::syscall(pid, tid).ok();
+        let switches = proc::task_status(pid, tid).ok()?.ctxt_switches;
+        Some((line, switches))
+    };
+    let before: Vec<_> = s.threads.iter().map(|&(p, t)| look(p, t)).collect();
+    std::thread::sleep(STUCK_CONFIRM);
+    let mut moved = Vec::new();
+    if s.whole_process {
+        let now = proc::tasks(s.pid).unwrap_or_default();
+        if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
+            moved.push((s.pid, t));
+        }
+    }
+    for (&(pid, tid), b) in s.threads.iter().zip(&before) {
+        let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
+            continue;
+        };
+        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+            continue;
+        };
+        let gil = ins.findings[i]
+            .wait
+            .as_ref()
+            .is_some_and(|w| w.resource.kind == ResourceKind::Gil);
+        let captured = ins.snapshot.threads[i].syscall;
+        let still = |line: &Option<SyscallLine>| match (line, captured) {
+            (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
+                (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
+            }
+            _ => false,
+        };
+        let ok = match (b, look(pid, tid)) {
+            (Some((l1, s1)), Some((l2, s2))) => still(l1) && still(&l2) && (gil || (s1.is_some() && *s1 == s2)),
+            _ => false,
+        };
+        if !ok {
+            moved.push((pid, tid));
+        }
+    }
+    moved
 }
 
 fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {

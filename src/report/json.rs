@@ -115,6 +115,25 @@ pub struct Thread<'a> {
     pub blocked_in: Option<&'a str>,
     /// Not stopped, because a stop would have made its call fail with EINTR.
     pub left_running: Option<LeftRunning>,
+    /// The thread waits, with no timeout, for something only threads of the
+    /// inspected processes could provide, and all of those are asleep for
+    /// good or gone (added within version 3).
+    pub asleep_for_good: bool,
+    /// Why it is asleep for good, or what can still end its wait.
+    pub why: Option<String>,
+    /// The deadline of a timed futex wait, at the capture (added within version 3).
+    pub timeout: Option<TimeoutJson>,
+}
+
+#[derive(Serialize)]
+pub struct TimeoutJson {
+    /// Milliseconds from the capture until the wait times out (negative:
+    /// overdue); for a relative timeout, the whole duration (an upper bound).
+    pub in_ms: i64,
+    pub relative: bool,
+    pub clock: Option<crate::runtimes::futex::Clock>,
+    /// `times out in 2.4 s`.
+    pub text: String,
 }
 
 #[derive(Serialize)]
@@ -160,7 +179,7 @@ pub fn hex(v: u64) -> String {
     format!("{v:#x}")
 }
 
-pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
+pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<Thread<'a>> {
     let s = &ins.snapshot;
     s.threads
         .iter()
@@ -168,6 +187,12 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
         .map(|(i, t)| {
             let stack = &ins.stacks[i];
             let f = &ins.findings[i];
+            // `asleep` is sorted by thread.
+            let asleep = verdict
+                .asleep
+                .binary_search_by_key(&(s.pid, t.tid), |a| a.thread)
+                .ok()
+                .map(|k| &verdict.asleep[k]);
             Thread {
                 pid: s.pid,
                 tid: t.tid,
@@ -194,6 +219,14 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
                     if_socket_timeout: l.if_socket_timeout,
                     stack_consistent: l.stack_consistent,
                     reason: l.reason(),
+                }),
+                asleep_for_good: asleep.is_some_and(|a| a.asleep_for_good),
+                why: asleep.map(|a| a.why.clone()),
+                timeout: f.sleep.timeout().map(|to| TimeoutJson {
+                    in_ms: to.in_ms,
+                    relative: to.relative,
+                    clock: to.clock,
+                    text: to.describe(),
                 }),
             }
         })

@@ -237,7 +237,7 @@ pub fn render_json_with(inspections: &[Inspection], verdict: &Verdict, ctx: &Con
         "verdict": verdict::json_verdict(verdict),
         "deadlocks": verdict::json_deadlocks(inspections, verdict),
         "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
-        "threads": inspections.iter().flat_map(json::threads).collect::<Vec<_>>(),
+        "threads": inspections.iter().flat_map(|i| json::threads(i, verdict)).collect::<Vec<_>>(),
     });
     // Added within schema 3 (docs/json-schema.md): where the report comes from.
     doc["host"] = serde_json::json!(ctx.host);

@@ -56,11 +56,13 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
             let t = &view.snapshot.threads[i];
             match &found[i] {
                 Some(f) => ThreadFindings {
+                    sleep: Default::default(),
                     wait: Some(ctx.to_wait(i, f)),
                     holds: Vec::new(),
                     blocked_in: None,
                 },
                 None => ThreadFindings {
+                    sleep: Default::default(),
                     wait: None,
                     holds: Vec::new(),
                     blocked_in: t.syscall.and_then(|s| syscalls::describe(&s, view.memory)),

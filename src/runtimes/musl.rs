@@ -54,11 +54,13 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
     let mut out: Vec<ThreadFindings> = (0..n)
         .map(|i| match &found[i] {
             Some(f) => ThreadFindings {
+                sleep: Default::default(),
                 wait: Some(to_wait(view, tasks, i, f, &found)),
                 holds: Vec::new(),
                 blocked_in: None,
             },
             None => ThreadFindings {
+                sleep: Default::default(),
                 wait: None,
                 holds: Vec::new(),
                 blocked_in: view.snapshot.threads[i]

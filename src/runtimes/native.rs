@@ -80,6 +80,7 @@ pub fn merge(a: ThreadFindings, b: ThreadFindings) -> ThreadFindings {
         a.blocked_in.or(b.blocked_in)
     };
     ThreadFindings {
+        sleep: Default::default(),
         wait,
         holds,
         blocked_in,

@@ -19,6 +19,10 @@ use crate::target::Snapshot;
 pub trait TaskTable {
     /// The thread-group ID (process) of task `tid`, if such a task exists now.
     fn tgid_of(&self, tid: i32) -> Option<i32>;
+    /// The parent process of process `pid`, if known.
+    fn parent_of(&self, _pid: i32) -> Option<i32> {
+        None
+    }
 }
 
 /// [`TaskTable`] over `/proc/TID/status` (works for any thread, not only group leaders).
@@ -33,6 +37,9 @@ impl TaskTable for ProcTaskTable {
         let status = crate::proc::status(tid).ok()?;
         // A zombie thread group still has a status file but no threads that can unlock.
         (status.state != 'Z' && status.state != 'X').then_some(status.tgid)
+    }
+    fn parent_of(&self, pid: i32) -> Option<i32> {
+        crate::proc::status(pid).ok().map(|s| s.ppid).filter(|&p| p > 0)
     }
 }
 
@@ -107,6 +114,13 @@ pub fn owner_from_tid(
             pid: if process_shared { None } else { Some(snapshot.pid) },
             confidence,
             evidence: match other {
+                // fork() copies the memory of every thread but only the
+                // calling one: a lock another thread of the parent held is
+                // copied locked, with that thread's TID as owner.
+                Some(tgid) if tasks.parent_of(snapshot.pid) == Some(tgid) => format!(
+                    "{evidence}; copied locked at fork() from PID {tgid} (the parent), where thread {ns_tid} held it: \
+                     no thread of this process will release it"
+                ),
                 Some(tgid) => format!(
                     "{evidence}; thread {ns_tid} has exited (the TID now belongs to process {tgid}, which cannot own a process-private lock)"
                 ),

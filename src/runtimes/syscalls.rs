@@ -5,9 +5,10 @@
 //! blocked" is only convincing when each thread's wait is named.
 //! Numbers and names come from the one table in [`crate::syscalls`].
 
-use super::futex::{self, FutexCmd};
+use super::futex::{self, Clocks, FutexCmd};
+use super::{Sleep, Timeout};
 use crate::syscalls::{kernel_name, nr};
-use crate::target::{Memory, SyscallState};
+use crate::target::{Memory, SyscallState, ThreadSnapshot};
 
 /// `fcntl` commands that block on a record lock.
 const F_SETLKW: u64 = 7;
@@ -74,6 +75,82 @@ pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
         _ => return None,
     };
     Some(s)
+}
+
+/// How thread `t` sleeps: its scheduler state and system call, decoded
+/// once. `now` turns an absolute futex deadline into time left.
+pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
+    if t.state == 'D' {
+        return Sleep::Uninterruptible;
+    }
+    let Some(sys) = t.syscall else {
+        return Sleep::Running;
+    };
+    if t.state == 'R' && t.left_running.is_none() {
+        return Sleep::Running;
+    }
+    let call = || kernel_name(sys.nr).unwrap_or("?").to_string();
+    match sys.nr {
+        nr::FUTEX | nr::RESTART_SYSCALL => match futex::decode(&sys, mem) {
+            Some(w) => Sleep::Futex {
+                timed: w.timed,
+                timeout: w.timeout.map(|to| {
+                    let ns = to.remaining_ns(now);
+                    Timeout {
+                        in_ms: i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX),
+                        relative: matches!(to, futex::FutexTimeout::Relative { .. }),
+                        clock: match to {
+                            futex::FutexTimeout::Absolute { clock, .. } => Some(clock),
+                            futex::FutexTimeout::Relative { .. } => None,
+                        },
+                    }
+                }),
+            },
+            // Only timed calls are restarted through restart_syscall.
+            None if sys.nr == nr::RESTART_SYSCALL => Sleep::Timer {
+                call: "restart_syscall".into(),
+            },
+            None => Sleep::Unknown { call: call() },
+        },
+        nr::NANOSLEEP | nr::CLOCK_NANOSLEEP => Sleep::Timer { call: call() },
+        nr::READ
+        | nr::WRITE
+        | nr::PREAD64
+        | nr::PWRITE64
+        | nr::READV
+        | nr::WRITEV
+        | nr::CONNECT
+        | nr::ACCEPT
+        | nr::ACCEPT4
+        | nr::SENDTO
+        | nr::RECVFROM
+        | nr::SENDMSG
+        | nr::RECVMSG
+        | nr::RECVMMSG
+        | nr::SENDMMSG
+        | nr::POLL
+        | nr::PPOLL
+        | nr::SELECT
+        | nr::PSELECT6
+        | nr::EPOLL_WAIT
+        | nr::EPOLL_PWAIT
+        | nr::EPOLL_PWAIT2
+        | nr::IO_GETEVENTS
+        | nr::IO_URING_ENTER
+        | nr::PAUSE
+        | nr::RT_SIGSUSPEND
+        | nr::RT_SIGTIMEDWAIT
+        | nr::WAIT4
+        | nr::WAITID
+        | nr::SEMOP
+        | nr::SEMTIMEDOP
+        | nr::MSGSND
+        | nr::MSGRCV
+        | nr::MQ_TIMEDRECEIVE
+        | nr::FLOCK
+        | nr::FCNTL => Sleep::Input { call: call() },
+        _ => Sleep::Unknown { call: call() },
+    }
 }
 
 #[cfg(test)]

@@ -238,6 +238,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         threads: out_threads,
         gil: gil_state,
         runtime_address: runtime,
+        sigint_default: None,
     })
 }
 

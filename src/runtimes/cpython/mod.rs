@@ -35,6 +35,7 @@ pub mod naming;
 pub mod objects;
 pub mod reader;
 pub mod runtime;
+pub mod signals;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -88,6 +89,9 @@ pub struct PythonProcess {
     pub gil: Option<GilState>,
     /// Address of `_PyRuntime` in the target.
     pub runtime_address: u64,
+    /// The SIGINT handler is CPython's own `signal.default_int_handler`
+    /// (`Some(true)`), or lockdump could not tell (`None`).
+    pub sigint_default: Option<bool>,
 }
 
 /// One Python thread (one `PyThreadState` whose OS thread is in the snapshot).
@@ -129,5 +133,7 @@ pub fn inspect(view: &ProcessView) -> Result<Option<PythonProcess>, CpythonError
     let cached = reader::CachedMemory::new(view.memory);
     let obj = objects::Objects::new(&cached, &found.layout);
     let walker = frames::Walker::new(&obj);
-    locks::analyze(view, &walker, found.address).map(Some)
+    let mut p = locks::analyze(view, &walker, found.address)?;
+    p.sigint_default = signals::sigint_is_default(view, &walker, found.address).then_some(true);
+    Ok(Some(p))
 }
