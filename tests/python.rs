@@ -892,7 +892,18 @@ fn gil_native_deadlock() {
     let file = "gil_native_deadlock.py";
     on_every_python(|py| {
         let (fx, gil) = gil_fixture(py, lib);
-        let d = dump(&fx, &[]);
+        // With a GIL, native_holder waits in take_gil in 5 ms slices of a
+        // timed condvar wait. Caught between two slices on an interpreter
+        // whose take_gil is not named from symbols at that moment (sid's
+        // stripped 3.14/3.15), its GIL wait cannot be attributed
+        // (docs/limits.md): look again, a bounded number of times.
+        let mut d = dump(&fx, &[]);
+        for _ in 0..10 {
+            if d.code == 1 || !gil {
+                break;
+            }
+            d = dump(&fx, &[]);
+        }
         let native_lock = edge("gil_holder", "gil_holder", "native_lock", "mutex");
         let first = if gil {
             Edge {
