@@ -531,10 +531,12 @@ const STUCK_CONFIRM_WINDOWS: usize = 5;
 /// The threads of `s` that ran or left their captured call during one
 /// window of [`STUCK_CONFIRM`] (and any thread that appeared).
 fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i32)> {
-    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>)> {
+    // A thread that was woken but has not run yet still shows its wait and
+    // its old switch count: only a sleeping one (state S) is still.
+    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>, bool)> {
         let line = proc::syscall(pid, tid).ok();
-        let switches = proc::task_status(pid, tid).ok()?.ctxt_switches;
-        Some((line, switches))
+        let status = proc::task_status(pid, tid).ok()?;
+        Some((line, status.ctxt_switches, status.state == 'S'))
     };
     let before: Vec<_> = s.threads.iter().map(|&(p, t)| look(p, t)).collect();
     std::thread::sleep(STUCK_CONFIRM);
@@ -564,7 +566,9 @@ fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i3
             _ => false,
         };
         let ok = match (b, look(pid, tid)) {
-            (Some((l1, s1)), Some((l2, s2))) => still(l1) && still(&l2) && (gil || (s1.is_some() && *s1 == s2)),
+            (Some((l1, s1, asleep1)), Some((l2, s2, asleep2))) => {
+                still(l1) && still(&l2) && (gil || (s1.is_some() && *s1 == s2 && *asleep1 && asleep2))
+            }
             _ => false,
         };
         if !ok {

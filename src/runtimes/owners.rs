@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{Confidence, Owner, ProcessView, Resource, ResourceKind, SymbolLookup};
+use super::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::target::Snapshot;
 
 /// Looks up tasks outside the snapshot: which process a TID belongs to.
@@ -282,6 +282,57 @@ pub(crate) mod testing {
             inode,
             path: if inode != 0 { "/dev/zero".into() } else { String::new() },
             deleted: inode != 0,
+        }
+    }
+}
+
+/// What other threads' waits say each thread holds: a wait whose owner is a
+/// live thread of this process, exact or inferred, makes that thread a
+/// holder (joins excepted: a joined thread holds nothing). Shared by the
+/// libc analyzers (glibc, musl), which add what else they know.
+pub fn holds_from_waits(snap: &Snapshot, out: &[ThreadFindings]) -> Vec<(usize, Hold)> {
+    let mut holds = Vec::new();
+    for (i, f) in out.iter().enumerate() {
+        let Some(w) = &f.wait else { continue };
+        let kind = w.resource.kind;
+        if !kind.has_owner() || kind == ResourceKind::Thread || w.owner.confidence == Confidence::Unknown {
+            continue;
+        }
+        if w.owner.dead || w.owner.pid != Some(snap.pid) {
+            continue;
+        }
+        let Some(j) = w
+            .owner
+            .tid
+            .and_then(|tid| snap.threads.iter().position(|t| t.tid == tid))
+        else {
+            continue;
+        };
+        holds.push((
+            j,
+            Hold {
+                resource: w.resource.clone(),
+                confidence: w.owner.confidence,
+                evidence: format!("{} (thread {} waits for it)", w.owner.evidence, snap.threads[i].tid),
+                site_frame: None,
+            },
+        ));
+    }
+    holds
+}
+
+/// Add `holds` to the threads' findings, one entry per resource, keeping the
+/// strongest evidence for each.
+pub fn merge_holds(out: &mut [ThreadFindings], holds: Vec<(usize, Hold)>) {
+    for (j, h) in holds {
+        let list = &mut out[j].holds;
+        match list
+            .iter_mut()
+            .find(|x| x.resource.address == h.resource.address && x.resource.pid == h.resource.pid)
+        {
+            Some(existing) if h.confidence < existing.confidence => *existing = h,
+            Some(_) => {}
+            None => list.push(h),
         }
     }
 }
