@@ -895,6 +895,15 @@ fn wait_loop(
                 .filter(|(_, s)| **s == Tracee::Stopping)
                 .map(|(t, _)| t.to_string())
                 .collect();
+            // Threads that never report a stop because they are exiting (the
+            // process is on its way out): that is an exit, not a thread
+            // stuck in uninterruptible sleep.
+            let exiting = |t: &String| {
+                proc::task_stat(pid, t.parse().unwrap_or(0)).map_or(true, |s| matches!(s.state, 'Z' | 'X'))
+            };
+            if tids.iter().all(exiting) {
+                return Err(InspectError::ExitedDuringDump(pid));
+            }
             return Err(InspectError::StopTimeout {
                 pid,
                 secs: timeout.as_secs(),
