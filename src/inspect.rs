@@ -177,6 +177,16 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             &mut python_names,
         );
     }
+    // A thread that was executing when captured is not waiting for anything,
+    // whatever its stack passes through (a Python thread running inside
+    // take_gil, a loop polling a lock): its stack is a sample, and the report
+    // says so instead of describing it as blocked.
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        if t.running() {
+            f.wait = None;
+            f.blocked_in = None;
+        }
+    }
     let unexamined = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,

@@ -115,6 +115,12 @@ pub struct Thread<'a> {
     pub blocked_in: Option<&'a str>,
     /// Not stopped, because a stop would have made its call fail with EINTR.
     pub left_running: Option<LeftRunning>,
+    /// The thread was executing, not waiting, when captured (schema 3,
+    /// additive): its stack is a sample; `blocked_on` and `blocked_in` are
+    /// then null.
+    pub running: bool,
+    /// The sentence the text report gives a running thread, or null.
+    pub running_note: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -195,6 +201,8 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
                     stack_consistent: l.stack_consistent,
                     reason: l.reason(),
                 }),
+                running: t.running(),
+                running_note: t.running().then_some(crate::target::RUNNING_NOTE),
             }
         })
         .collect()

@@ -191,6 +191,23 @@ pub struct ThreadSnapshot {
     pub switches: Option<u64>,
 }
 
+impl ThreadSnapshot {
+    /// The thread was executing, not waiting, when it was captured: stopped
+    /// outside any blocking call (its registers show no call the kernel
+    /// would restart), or, under `--no-stop`, seen on a CPU. Its stack is a
+    /// sample of where it happened to be; it is never described as blocked.
+    pub fn running(&self) -> bool {
+        match self.register_source {
+            RegisterSource::None => true,
+            RegisterSource::Ptrace => self.syscall.is_none(),
+            RegisterSource::ProcSyscall => false,
+        }
+    }
+}
+
+/// The words the report gives a running thread (text and JSON).
+pub const RUNNING_NOTE: &str = "running: its stack is a sample of where it was when captured, not a wait";
+
 /// A tracer (debugger) found attached to the target in `--no-stop` mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracer {

@@ -63,11 +63,17 @@ pub fn unique_path(stem: &str) -> PathBuf {
 }
 
 /// Run the lockdump binary built from this crate with `args`, killing it if
-/// it runs longer than [`TIMEOUT`].
+/// it runs longer than [`TIMEOUT`]. `LOCKDUMP_TEST_BIN` names another binary
+/// (to show that a test fails against an older build).
 pub fn run_lockdump(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockdump"));
+    let mut cmd = Command::new(lockdump_bin());
     cmd.args(args);
     fixture::output_with_timeout(cmd, TIMEOUT)
+}
+
+/// The lockdump binary the tests run: this crate's, or `LOCKDUMP_TEST_BIN`.
+pub fn lockdump_bin() -> std::ffi::OsString {
+    std::env::var_os("LOCKDUMP_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_lockdump").into())
 }
 
 /// Poll `cond` every [`POLL`] until it holds; panic after [`TIMEOUT`] with
