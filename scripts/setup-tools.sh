@@ -3,7 +3,10 @@
 # the free-threaded interpreter (scripts/setup-free-threaded-python.sh):
 #   - Debian: gdb, elfutils (eu-stack), build-essential, python3.11 (Debian's
 #     own, stripped: one of the test targets), python3.11-venv, and musl-tools
-#     (musl-gcc: the statically linked musl fixtures of tests/musl.rs).
+#     (musl-gcc: the statically linked musl fixtures of tests/musl.rs), and
+#     redis-server / redis-tools (the real-service smoke suite, tests/smoke.rs:
+#     redis-server as a child of the test on a random 127.0.0.1 port, loaded
+#     by redis-benchmark).
 #   - PyPI, in a venv at $LOCKDUMP_CACHE/venv: py-spy and pystack, the tools
 #     benchmarks compare against ($LOCKDUMP_CACHE/venv/bin/{py-spy,pystack}).
 # It also checks, and fails loudly otherwise, that:
@@ -33,7 +36,9 @@ PYSTACK_VERSION=1.7.2
 require_root
 
 # --- Debian packages -------------------------------------------------------
-apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools
+apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools redis-server redis-tools
+command -v redis-server >/dev/null || die "redis-server missing after installing redis-server (tests/smoke.rs runs it)"
+command -v redis-benchmark >/dev/null || die "redis-benchmark missing after installing redis-tools (tests/smoke.rs loads redis with it)"
 command -v musl-gcc >/dev/null || die "musl-gcc missing after installing musl-tools (tests/musl.rs builds musl-gcc -static fixtures)"
 command -v eu-stack >/dev/null || die "eu-stack missing after installing elfutils"
 

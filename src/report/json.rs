@@ -121,6 +121,12 @@ pub struct Thread<'a> {
     pub running: bool,
     /// The sentence the text report gives a running thread, or null.
     pub running_note: Option<&'static str>,
+    /// Why a Python thread has no `python_name` (schema 3, additive).
+    pub python_name_note: Option<&'a str>,
+    /// "Python stack not read: ..." when the thread's Python stack could not
+    /// be read as of the stop: `frames` then lack its Python frames (schema
+    /// 3, additive).
+    pub python_stack_note: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -203,6 +209,8 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
                 }),
                 running: t.running(),
                 running_note: t.running().then_some(crate::target::RUNNING_NOTE),
+                python_name_note: ins.python_name_notes[i].as_deref(),
+                python_stack_note: ins.python_stack_notes[i].as_deref(),
             }
         })
         .collect()

@@ -249,6 +249,26 @@ pub struct Snapshot {
     /// agree with the registers: read live after the target resumed, a busy
     /// lock's owner may already be the thread the snapshot shows waiting.
     pub wait_memory: Vec<CopiedRegion>,
+    /// Runtime state (CPython's thread states, frames and thread names)
+    /// copied while the threads were stopped; see [`RuntimeCopy`].
+    pub runtime_copy: RuntimeCopy,
+}
+
+/// Memory a runtime analyzer copied while every thread was stopped, so that
+/// what it reports (a Python thread's frames and name) describes the same
+/// instant as the registers and native stacks. Disjoint from the stacks and
+/// [`Snapshot::wait_memory`], and read through [`Snapshot::memory`] like them.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeCopy {
+    /// A copy was made (the stopping mode found the runtime before the stop).
+    pub made: bool,
+    pub regions: Vec<CopiedRegion>,
+    /// Host TIDs whose runtime state was copied completely.
+    pub complete_tids: Vec<i32>,
+    /// Why the copy stopped before every thread (its bound in bytes or time).
+    pub incomplete: Option<String>,
+    /// Time the copy added to the pause.
+    pub took: Duration,
 }
 
 impl Snapshot {
@@ -274,7 +294,12 @@ impl Snapshot {
     /// over live memory.
     pub fn memory(&self) -> SnapshotMemory<'_, ProcessMemory> {
         SnapshotMemory::new(
-            self.threads.iter().map(|t| &t.stack).chain(&self.wait_memory).collect(),
+            self.threads
+                .iter()
+                .map(|t| &t.stack)
+                .chain(&self.wait_memory)
+                .chain(&self.runtime_copy.regions)
+                .collect(),
             ProcessMemory::new(self.mm_tid),
         )
     }

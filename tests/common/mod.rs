@@ -14,6 +14,7 @@
 pub mod build;
 pub mod code;
 pub mod fixture;
+pub mod load;
 pub mod procfs;
 pub mod python;
 pub mod source;
