@@ -242,14 +242,12 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
     // whatever its stack passes through (a Python thread running inside
     // take_gil, a loop polling a lock): its stack is a sample, and the report
     // says so instead of describing it as blocked.
-    // (One exception: a GIL waiter caught inside take_gil between two of
-    // its timed condvar waits loops there until it gets the GIL; that wait
-    // is real and stays.)
+    // (This includes a GIL waiter caught inside take_gil between two of its
+    // timed condvar waits: it is executing; a real GIL deadlock finds its
+    // waiters asleep in the condvar, and the next run shows them there.)
     for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
         if t.running() {
-            if f.wait.as_ref().is_some_and(|w| w.resource.kind != ResourceKind::Gil) {
-                f.wait = None;
-            }
+            f.wait = None;
             f.blocked_in = None;
         }
     }
