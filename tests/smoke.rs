@@ -93,6 +93,9 @@ fn check_run(run: usize, out: &std::process::Output, problems: &mut Vec<String>)
                 }
             }
         }
+        if !t["running"].is_boolean() {
+            problems.push(format!("run {run}: thread {} does not say whether it was running", t["tid"]));
+        }
         if t["running"] == true && !(t["blocked_on"].is_null() && t["blocked_in"].is_null()) {
             problems.push(format!("run {run}: running thread {} described as blocked: {t}", t["tid"]));
         }
@@ -167,12 +170,20 @@ fn threading_http_server_under_load() {
     let mut problems = Vec::new();
     let pid = fx.pid().to_string();
     for run in 0..runs() {
-        let out = run_lockdump(&["--json", "-p", &pid]);
+        // --native: the native frames show which threads are in the eval loop.
+        let out = run_lockdump(&["--json", "--native", "-p", &pid]);
         let Some(doc) = check_run(run, &out, &mut problems) else {
             continue;
         };
         for t in doc["threads"].as_array().expect("threads") {
-            let python = t["frames"].as_array().is_some_and(|f| f.iter().any(|f| f["kind"] == "python"));
+            let frames = t["frames"].as_array().cloned().unwrap_or_default();
+            let python = frames.iter().any(|f| f["kind"] == "python");
+            let in_eval = frames.iter().any(|f| {
+                f["kind"] == "native" && f["function"].as_str().is_some_and(|n| n.starts_with("_PyEval_EvalFrame"))
+            });
+            if in_eval && !python {
+                problems.push(format!("run {run}: thread {} is in the eval loop with no Python frame", t["tid"]));
+            }
             if python && t["python_name"].is_null() && t["python_name_note"].is_null() {
                 problems.push(format!("run {run}: Python thread {} has no Python name and no reason", t["tid"]));
             }
