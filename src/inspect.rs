@@ -227,14 +227,12 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             });
             let shown = py.threads.iter().any(|pt| pt.tid == t.tid && !pt.frames.is_empty());
             if in_eval && !shown && python_stack_notes[i].is_none() {
-                python_stack_notes[i] = Some(cpython::stopcopy::not_reached(
-                    if snapshot.runtime_copy.made {
-                        "the thread was in the eval loop, but its thread state had no Python frame when copied"
-                    } else {
-                        "the thread ended its request before it was read (Python state is read after the stop \
+                python_stack_notes[i] = Some(cpython::stopcopy::not_reached(if snapshot.runtime_copy.made {
+                    "the thread was in the eval loop, but its thread state had no Python frame when copied"
+                } else {
+                    "the thread ended its request before it was read (Python state is read after the stop \
                          when it could not be copied during it)"
-                    },
-                ));
+                }));
             }
         }
     }
@@ -242,12 +240,16 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
     // whatever its stack passes through (a Python thread running inside
     // take_gil, a loop polling a lock): its stack is a sample, and the report
     // says so instead of describing it as blocked.
-    // (This includes a GIL waiter caught inside take_gil between two of its
-    // timed condvar waits: it is executing; a real GIL deadlock finds its
-    // waiters asleep in the condvar, and the next run shows them there.)
+    // One exception: a GIL waiter whose native stack is inside take_gil
+    // keeps its GIL wait even when caught outside the condvar's futex (it
+    // loops there until it gets the GIL). Without it the GIL deadlocks of
+    // tests/python.rs (native_flag_merges_frames_at_eval_calls) went
+    // unreported on 3.11-debian and 3.14. Its header still says running.
     for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
         if t.running() {
-            f.wait = None;
+            if f.wait.as_ref().is_some_and(|w| w.resource.kind != ResourceKind::Gil) {
+                f.wait = None;
+            }
             f.blocked_in = None;
         }
     }

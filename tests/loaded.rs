@@ -79,7 +79,12 @@ fn check_interpreter(py: &Interpreter, runs: usize) -> Seen {
             let brief = || {
                 format!(
                     "run {run} thread {} ({}, {}): python_name {}, name note {}, stack note {}, {} Python frames",
-                    t["tid"], t["name"], t["state"], t["python_name"], t["python_name_note"], t["python_stack_note"],
+                    t["tid"],
+                    t["name"],
+                    t["state"],
+                    t["python_name"],
+                    t["python_name_note"],
+                    t["python_stack_note"],
                     python_frames(t)
                 )
             };
@@ -128,7 +133,10 @@ fn loaded_threading_http_server_shows_every_request_thread() {
             s.problems.len()
         );
         if s.request_threads_in_eval == 0 {
-            failures.push(format!("[{}] no request thread was ever caught in the eval loop", py.label));
+            failures.push(format!(
+                "[{}] no request thread was ever caught in the eval loop",
+                py.label
+            ));
         }
         for p in s.problems.iter().take(10) {
             failures.push(format!("[{}] {p}", py.label));

@@ -105,9 +105,7 @@ impl ProcessSymbols {
         let mut modules = Vec::new();
         for (first, maps) in file_groups(maps) {
             let shown = PathBuf::from(&first.path);
-            let Some(module) = open_mapped(mm_tid, &root, first, &maps, |file| {
-                cache.load(file, &shown, &root)
-            }) else {
+            let Some(module) = open_mapped(mm_tid, &root, first, &maps, |file| cache.load(file, &shown, &root)) else {
                 continue;
             };
             let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();

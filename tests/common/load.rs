@@ -97,6 +97,9 @@ fn get(addr: SocketAddr) -> Result<(), String> {
     if answer.starts_with(b"HTTP/1.0 200") {
         Ok(())
     } else {
-        Err(format!("answer: {:?}", String::from_utf8_lossy(&answer[..answer.len().min(80)])))
+        Err(format!(
+            "answer: {:?}",
+            String::from_utf8_lossy(&answer[..answer.len().min(80)])
+        ))
     }
 }
