@@ -12,7 +12,7 @@ use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
-use crate::target::capture::{capture_with, CaptureOptions};
+use crate::target::capture::{capture_hooked, CaptureOptions};
 use crate::target::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::unwind::{Unwinder, Walk};
 
@@ -45,6 +45,12 @@ pub struct Inspection {
     pub findings: Vec<ThreadFindings>,
     /// Python thread names by thread index, when the target is CPython.
     pub python_names: Vec<Option<String>>,
+    /// Why a Python thread has no Python name, by thread index.
+    pub python_name_notes: Vec<Option<String>>,
+    /// By thread index: the thread's Python stack could not be read as of
+    /// the stop ("Python stack not read: ..."); its stack then shows only
+    /// native frames, which is not the whole story.
+    pub python_stack_notes: Vec<Option<String>>,
     /// `CPython 3.13.5 (free-threaded)`, if the target runs CPython.
     pub python_version: Option<String>,
     /// Parts of the process no analysis covered (the rest of the report stands).
@@ -58,7 +64,7 @@ pub struct Inspection {
 }
 
 pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspection, InspectError> {
-    let snapshot = capture(pid, opts)?;
+    let snapshot = capture_in(pid, opts, cache)?;
     Ok(analyze(snapshot, opts, cache))
 }
 
@@ -66,15 +72,40 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
 /// processes, the caller captures all of them before analyzing any, so that
 /// every lock word is read after every thread was sampled (see [`verdict`]).
 pub fn capture(pid: i32, opts: &Options) -> Result<Snapshot, InspectError> {
+    capture_in(pid, opts, &ModuleCache::new())
+}
+
+/// [`capture`], parsing the mapped files through `cache` (which analysis
+/// then reuses).
+pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snapshot, InspectError> {
     // Symbolization needs the DWARF of the mapped files right after capture:
     // prepare it meanwhile, when capture takes long enough for that to pay
     // (see PREFETCH_MIN_THREADS). For a CPython target most of it is not
     // needed (see `lazy_dwarf` below), so none is prepared ahead.
-    capture_with(pid, &opts.capture, |maps, threads| {
-        if threads >= PREFETCH_MIN_THREADS {
-            prefetch::start(pid, maps, opts.python && !opts.native)
-        }
-    })
+    //
+    // A CPython's runtime is found before the stop, so that its thread
+    // states, frames and thread names are copied during it (issue 22:
+    // cpython::stopcopy) and describe the same instant as the stacks.
+    // (Found through `pid`'s files: when the main thread has exited they
+    // are gone, and Python is then read after the stop as before.)
+    let want_python = opts.python && !opts.capture.no_stop;
+    let prepared: std::cell::RefCell<Option<cpython::stopcopy::Prepared>> = std::cell::RefCell::new(None);
+    capture_hooked(
+        pid,
+        &opts.capture,
+        |maps, threads| {
+            if threads >= PREFETCH_MIN_THREADS {
+                prefetch::start(pid, maps, opts.python && !opts.native)
+            }
+            if want_python {
+                *prepared.borrow_mut() = cpython::stopcopy::prepare(pid, maps, cache);
+            }
+        },
+        &mut |mm_tid, threads| match prepared.borrow().as_ref() {
+            Some(p) => cpython::stopcopy::copy(p, mm_tid, threads),
+            None => Default::default(),
+        },
+    )
 }
 
 /// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
@@ -170,6 +201,8 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
 
     let mut stacks = native.clone();
     let mut python_names = vec![None; snapshot.threads.len()];
+    let mut python_name_notes = vec![None; snapshot.threads.len()];
+    let mut python_stack_notes: Vec<Option<String>> = vec![None; snapshot.threads.len()];
     let python_version = python.as_ref().map(describe_python);
     if let Some(py) = &python {
         apply_python(
@@ -181,6 +214,49 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             &mut findings,
             &mut python_names,
         );
+        for pt in &py.threads {
+            if let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) {
+                python_name_notes[i] = pt.name_note.clone();
+                python_stack_notes[i] = pt.stack_note.clone();
+            }
+        }
+        // A thread inside the eval loop with no Python frames to show: its
+        // Python state was not there to read (the copy during the stop was
+        // not made, and the thread ran on), never an empty stack shown as
+        // complete.
+        for (i, t) in snapshot.threads.iter().enumerate() {
+            let in_eval = native[i].frames.iter().any(|f| {
+                f.function
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("_PyEval_EvalFrame"))
+            });
+            let shown = py.threads.iter().any(|pt| pt.tid == t.tid && !pt.frames.is_empty());
+            if in_eval && !shown && python_stack_notes[i].is_none() {
+                python_stack_notes[i] = Some(cpython::stopcopy::not_reached(if snapshot.runtime_copy.made {
+                    "the thread was in the eval loop, but its thread state had no Python frame when copied"
+                } else {
+                    "the thread ended its request before it was read (Python state is read after the stop \
+                         when it could not be copied during it)"
+                }));
+            }
+        }
+    }
+    // A thread that was executing when captured is not waiting for anything,
+    // whatever its stack passes through (a Python thread running inside
+    // take_gil, a loop polling a lock): its stack is a sample, and the report
+    // says so instead of describing it as blocked.
+    // One exception: a GIL waiter whose native stack is inside take_gil
+    // keeps its GIL wait even when caught outside the condvar's futex (it
+    // loops there until it gets the GIL). Without it the GIL deadlocks of
+    // tests/python.rs (native_flag_merges_frames_at_eval_calls) went
+    // unreported on 3.11-debian and 3.14. Its header still says running.
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        if t.running() {
+            if f.wait.as_ref().is_some_and(|w| w.resource.kind != ResourceKind::Gil) {
+                f.wait = None;
+            }
+            f.blocked_in = None;
+        }
     }
     for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
         f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
@@ -200,6 +276,8 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         stacks,
         findings,
         python_names,
+        python_name_notes,
+        python_stack_notes,
         python_version,
         unexamined,
         libc,

@@ -1482,6 +1482,44 @@ fn signal_handler_waits_without_a_cycle() {
     );
 }
 
+/// Issue 22.3: threads that were executing when stopped are marked running,
+/// in text and JSON, with the note that their stack is a sample, and never
+/// described as blocked; the joining main thread is not one of them.
+#[test]
+fn running_threads_are_marked_running() {
+    // Its spinning threads never block: wait for READY only.
+    let fx = Fixture::spawn(c_fixture("busy", Variant::Debug, &[]));
+    let run = lockdump_json(&[fx.pid()]);
+    check_no_deadlock(&run);
+    const NOTE: &str = "running: its stack is a sample of where it was when captured, not a wait";
+    for b in ["b0", "b1", "b2", "b3"] {
+        let t = thread(&run.json, fx.tid(b));
+        assert_eq!(
+            (
+                t["running"].as_bool(),
+                t["running_note"].as_str(),
+                t["blocked_on"].clone(),
+                t["blocked_in"].clone(),
+                t["syscall"].clone()
+            ),
+            (Some(true), Some(NOTE), Value::Null, Value::Null, Value::Null),
+            "{b}: {t}"
+        );
+    }
+    let main = thread(&run.json, fx.tid("main"));
+    assert_eq!(
+        (main["running"].as_bool(), main["running_note"].clone()),
+        (Some(false), Value::Null),
+        "{main}"
+    );
+    let text = lockdump_text(fx.pid());
+    let out = text.stdout();
+    for b in ["b0", "b1", "b2", "b3"] {
+        let header = format!("Thread {} \"{b}\" state R, {NOTE}", fx.tid(b));
+        assert!(out.contains(&header), "no `{header}` in:\n{out}");
+    }
+}
+
 /// seeds/001: two threads print and sleep(1) forever; main joins one.
 #[test]
 fn seed_concurrent_is_healthy() {

@@ -123,6 +123,18 @@ pub struct Thread<'a> {
     pub why: Option<String>,
     /// The deadline of a timed futex wait, at the capture (added within version 3).
     pub timeout: Option<TimeoutJson>,
+    /// The thread was executing, not waiting, when captured (schema 3,
+    /// additive): its stack is a sample; `blocked_on` and `blocked_in` are
+    /// then null.
+    pub running: bool,
+    /// The sentence the text report gives a running thread, or null.
+    pub running_note: Option<&'static str>,
+    /// Why a Python thread has no `python_name` (schema 3, additive).
+    pub python_name_note: Option<&'a str>,
+    /// "Python stack not read: ..." when the thread's Python stack could not
+    /// be read as of the stop: `frames` then lack its Python frames (schema
+    /// 3, additive).
+    pub python_stack_note: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -228,6 +240,10 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
                     clock: to.clock,
                     text: to.describe(),
                 }),
+                running: t.running(),
+                running_note: t.running().then_some(crate::target::RUNNING_NOTE),
+                python_name_note: ins.python_name_notes[i].as_deref(),
+                python_stack_note: ins.python_stack_notes[i].as_deref(),
             }
         })
         .collect()

@@ -50,14 +50,19 @@ pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
         );
     } else if let Some(sys) = &t.syscall {
         let _ = write!(s, ", in {}", syscalls::describe(sys));
-    } else if t.register_source == crate::target::RegisterSource::None {
-        s.push_str(", running");
+    } else if t.running() {
+        let _ = write!(s, ", {}", crate::target::RUNNING_NOTE);
     }
     if !t.wchan.is_empty() {
         let _ = write!(s, " [{}]", clean(&t.wchan));
     }
     if let Some(l) = &t.left_running {
         let _ = write!(s, " ({})", l.reason());
+    }
+    if let Some(note) = ins.python_stack_notes.get(i).and_then(|n| n.as_deref()) {
+        let _ = write!(s, " ({})", clean(note));
+    } else if let Some(note) = ins.python_name_notes.get(i).and_then(|n| n.as_deref()) {
+        let _ = write!(s, " (no Python name: {})", clean(note));
     }
     if let Some(sig) = t.pending_signal {
         let _ = write!(s, " (signal {sig} arrived during capture and was re-delivered)");

@@ -171,23 +171,10 @@ pub struct FutexWait {
 }
 
 impl FutexWait {
-    /// A short description for evidence strings: `futex(0x55d0..., FUTEX_WAIT|PRIVATE, 2)`.
+    /// A short description for evidence strings, as the thread header
+    /// shows the call: `futex(0x55d0..., FUTEX_WAIT_PRIVATE, 2)`.
     pub fn describe(&self) -> String {
-        let mut op = self.cmd.name().to_string();
-        if self.private {
-            op.push_str("|PRIVATE");
-        }
-        if self.clock_realtime {
-            op.push_str("|CLOCK_REALTIME");
-        }
-        if self.cmd.is_pi_lock() {
-            format!("futex({:#x}, {op})", self.addr)
-        } else if self.expected >= 0x1_0000 {
-            // Flag-carrying words (0x80000010) read better in hex.
-            format!("futex({:#x}, {op}, {:#x})", self.addr, self.expected)
-        } else {
-            format!("futex({:#x}, {op}, {})", self.addr, self.expected)
-        }
+        crate::syscalls::futex_text(self.addr, self.raw_op as u64, self.expected)
     }
 }
 
@@ -336,7 +323,7 @@ mod tests {
             (0x1000, FutexCmd::Wait, true, 2, 2)
         );
         assert!(!w.timed && !w.clock_realtime);
-        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT|PRIVATE, 2)");
+        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT_PRIVATE, 2)");
     }
 
     #[test]
@@ -373,7 +360,7 @@ mod tests {
         let m = mem_with(0x1000, &0x8000_0010u32.to_le_bytes());
         let w = decode(&sys(202, [0x1000, 128, 0xffff_ffff_8000_0010, 0, 0, 0], false), &m).unwrap();
         assert_eq!((w.expected, w.current), (0x8000_0010, 0x8000_0010));
-        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT|PRIVATE, 0x80000010)");
+        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT_PRIVATE, 0x80000010)");
         // Zero-extended (glibc's robust waits) decodes the same.
         let z = decode(&sys(202, [0x1000, 128, 0x8000_0010, 0, 0, 0], false), &m).unwrap();
         assert_eq!(z.expected, 0x8000_0010);

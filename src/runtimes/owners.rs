@@ -265,6 +265,7 @@ pub(crate) mod testing {
             capture_time: Duration::ZERO,
             no_stop: false,
             wait_memory: Vec::new(),
+            runtime_copy: Default::default(),
         }
     }
 

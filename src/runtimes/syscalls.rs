@@ -7,20 +7,18 @@
 
 use super::futex::{self, Clocks, FutexCmd};
 use super::{Sleep, Timeout};
-use crate::syscalls::{kernel_name, nr};
+use crate::syscalls::{self as table, kernel_name, nr};
 use crate::target::{Memory, SyscallState, ThreadSnapshot};
 
-/// `fcntl` commands that block on a record lock.
-const F_SETLKW: u64 = 7;
-const F_OFD_SETLKW: u64 = 38;
-
 /// Describe the syscall the thread is in, if it is one a thread may block in.
+/// The call itself is rendered as the thread header renders it
+/// ([`crate::syscalls::describe`]: the same name and arguments in the header,
+/// the summary table and the JSON); a few get what they wait for appended.
 /// Futex waits are described generically (`futex_wait`); the runtime
 /// analyzers say which lock they belong to.
 pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
     let a = sys.args;
-    let fd = a[0] as i64 as i32;
-    let name = kernel_name(sys.nr).unwrap_or("?");
+    let call = table::describe(sys);
     let s = match sys.nr {
         nr::READ
         | nr::WRITE
@@ -39,10 +37,12 @@ pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
         | nr::EPOLL_PWAIT
         | nr::ACCEPT4
         | nr::RECVMMSG
+        | nr::SENDMMSG
         | nr::IO_URING_ENTER
-        | nr::EPOLL_PWAIT2 => format!("{name}(fd {fd})"),
-        nr::POLL | nr::PPOLL => format!("{name}({} fds)", a[1]),
-        nr::SELECT
+        | nr::EPOLL_PWAIT2
+        | nr::POLL
+        | nr::PPOLL
+        | nr::SELECT
         | nr::PAUSE
         | nr::NANOSLEEP
         | nr::WAIT4
@@ -54,16 +54,16 @@ pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
         | nr::CLOCK_NANOSLEEP
         | nr::MQ_TIMEDRECEIVE
         | nr::WAITID
-        | nr::PSELECT6 => name.into(),
-        nr::SEMGET | nr::SEMOP | nr::SEMTIMEDOP => "semop (System V semaphore)".into(),
-        nr::FCNTL if a[1] == F_SETLKW || a[1] == F_OFD_SETLKW => format!("fcntl(fd {fd}, F_SETLKW) record lock"),
+        | nr::PSELECT6 => call,
+        nr::SEMGET | nr::SEMOP | nr::SEMTIMEDOP => format!("{call} (System V semaphore)"),
+        nr::FCNTL if a[1] == table::F_SETLKW || a[1] == table::F_OFD_SETLKW => format!("{call} record lock"),
         nr::FUTEX => match futex::decode(sys, mem) {
             Some(w) => format!("futex_wait {}", w.describe()),
             None => return None,
         },
         nr::FUTEX_WAITV => match futex::decode_waitv(sys, mem) {
             Some(v) => format!("futex_waitv on {} futexes", v.len()),
-            None => "futex_waitv".into(),
+            None => call,
         },
         nr::RESTART_SYSCALL => match futex::decode(sys, mem) {
             Some(w) if w.cmd == FutexCmd::Wait || w.cmd == FutexCmd::WaitBitset => {

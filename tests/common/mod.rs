@@ -14,6 +14,7 @@
 pub mod build;
 pub mod code;
 pub mod fixture;
+pub mod load;
 pub mod procfs;
 pub mod python;
 pub mod source;
@@ -63,8 +64,9 @@ pub fn unique_path(stem: &str) -> PathBuf {
 }
 
 /// The lockdump binary under test: `$LOCKDUMP_BIN` when set (scripts/test
-/// runs the deadlock tests once more with the static build), else the one
-/// cargo built for this test run.
+/// runs the deadlock tests once more with the static build), else
+/// `$LOCKDUMP_TEST_BIN` (to show that a test fails against an older build),
+/// else the one cargo built for this test run.
 pub fn lockdump_bin() -> PathBuf {
     match std::env::var_os("LOCKDUMP_BIN") {
         Some(p) if !p.is_empty() => {
@@ -72,7 +74,7 @@ pub fn lockdump_bin() -> PathBuf {
             assert!(p.is_file(), "LOCKDUMP_BIN={} is not a file", p.display());
             p
         }
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_lockdump")),
+        _ => std::env::var_os("LOCKDUMP_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockdump"))),
     }
 }
 

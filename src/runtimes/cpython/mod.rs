@@ -36,6 +36,7 @@ pub mod objects;
 pub mod reader;
 pub mod runtime;
 pub mod signals;
+pub mod stopcopy;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -113,6 +114,11 @@ pub struct PythonThread {
     pub ident: u64,
     /// Why the frame walk stopped early, if it did.
     pub frame_error: Option<String>,
+    /// Why there is no Python name (`name` is `None`), when there is a reason.
+    pub name_note: Option<String>,
+    /// Set when the thread's Python stack could not be read as of the stop
+    /// (`frames` is then empty and says nothing): "Python stack not read: ...".
+    pub stack_note: Option<String>,
 }
 
 /// The GIL of the main interpreter.
