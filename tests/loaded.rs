@@ -3,7 +3,7 @@
 //! http.server's ThreadingHTTPServer (fixtures/python/loaded_http_server.py)
 //! on every interpreter of the matrix, under 4 local clients (tests/common/
 //! load.rs: 127.0.0.1 only, bounded in requests and time), inspected
-//! `LOCKDUMP_LOADED_RUNS` times (default 30; the issue asks 100) with
+//! `LOCKDUMP_LOADED_RUNS` times (default 100, as issue 22 asks) with
 //! `--json --native`. Each run must exit 0, and every thread whose native
 //! stack is inside the eval loop must have its Python frames, and a Python
 //! name unless the report says why not (a thread between its start and
@@ -22,7 +22,7 @@ fn runs() -> usize {
     std::env::var("LOCKDUMP_LOADED_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(100)
 }
 
 fn in_eval_loop(t: &Value) -> bool {
@@ -40,6 +40,17 @@ fn python_frames(t: &Value) -> usize {
     t["frames"]
         .as_array()
         .map_or(0, |f| f.iter().filter(|f| f["kind"] == "python").count())
+}
+
+/// `function (file:line)` of each Python frame, innermost first, for messages.
+fn python_frame_names(t: &Value) -> String {
+    t["frames"].as_array().map_or(String::new(), |f| {
+        f.iter()
+            .filter(|f| f["kind"] == "python")
+            .map(|f| format!("{} ({}:{})", f["function"], f["file"], f["line"]))
+            .collect::<Vec<_>>()
+            .join(" < ")
+    })
 }
 
 /// What the runs on one interpreter saw.
@@ -78,14 +89,15 @@ fn check_interpreter(py: &Interpreter, runs: usize) -> Seen {
             seen.request_threads_in_eval += 1;
             let brief = || {
                 format!(
-                    "run {run} thread {} ({}, {}): python_name {}, name note {}, stack note {}, {} Python frames",
+                    "run {run} thread {} ({}, {}): python_name {}, name note {}, stack note {}, {} Python frames: {}",
                     t["tid"],
                     t["name"],
                     t["state"],
                     t["python_name"],
                     t["python_name_note"],
                     t["python_stack_note"],
-                    python_frames(t)
+                    python_frames(t),
+                    python_frame_names(t)
                 )
             };
             if python_frames(t) == 0 {

@@ -131,7 +131,7 @@ fn memory_and_registers_identical_after_100_dumps() {
 }
 
 /// What may never appear in lockdump's source: every way to write a tracee.
-const FORBIDDEN: [(&str, &str); 14] = [
+const FORBIDDEN: [(&str, &str); 15] = [
     ("PTRACE_POKE", "writes tracee memory or USER area"),
     ("POKEDATA", "writes tracee memory"),
     ("POKETEXT", "writes tracee memory"),
@@ -145,12 +145,22 @@ const FORBIDDEN: [(&str, &str); 14] = [
     ("setregset", "nix's PTRACE_SETREGSET wrapper"),
     ("SETSIGINFO", "rewrites a tracee's pending signal"),
     ("process_vm_writev", "writes another process's memory"),
+    ("PROCESS_VM_WRITEV", "the syscall number of process_vm_writev"),
     ("/mem", "/proc/PID/mem is writable; reads go through process_vm_readv"),
 ];
+
+/// The one line allowed to name a writing call: src/syscalls.rs's name
+/// table entry, so that a *target* thread sitting in process_vm_writev is
+/// named in the report. The number it defines is itself forbidden anywhere
+/// else (`PROCESS_VM_WRITEV` above), so nothing can call it through the table.
+const NAME_TABLE_ENTRY: &str = r#"PROCESS_VM_WRITEV = SYS_process_vm_writev "process_vm_writev";"#;
 
 fn scan(text: &str) -> Vec<(usize, &'static str, &'static str)> {
     let mut hits = Vec::new();
     for (n, line) in text.lines().enumerate() {
+        if line.trim() == NAME_TABLE_ENTRY {
+            continue;
+        }
         for (token, why) in FORBIDDEN {
             if line.contains(token) {
                 hits.push((n + 1, token, why));
@@ -177,6 +187,8 @@ fn source_has_no_way_to_write_a_tracee() {
     assert_eq!(scan("let _ = nix::sys::ptrace::setregs(pid, r);").len(), 1);
     assert_eq!(scan("libc::process_vm_writev(pid, a, 1, b, 1, 0)").len(), 1);
     assert_eq!(scan("File::create(format!(\"/proc/{pid}/mem\"))").len(), 1);
+    assert_eq!(scan(NAME_TABLE_ENTRY).len(), 0);
+    assert_eq!(scan("libc::syscall(nr::PROCESS_VM_WRITEV, pid)").len(), 1);
 
     let mut files = Vec::new();
     rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
