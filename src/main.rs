@@ -29,8 +29,13 @@ fn main() {
             .unwrap_or_default();
         eprintln!("lockdump: internal error: {msg}{at}; the target was detached; please report this bug");
     }));
+    // Ahead of normal threads from the start (lockdump::target::priority):
+    // on a CPU-bound target every preemption before the capture costs a
+    // round of all the target's runnable threads. Lowered again after the
+    // capture unless the target is CPU-bound (see `diagnose`).
+    let raised = lockdump::target::priority::raise();
     let cli = Cli::parse_args();
-    let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cli))) {
+    let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cli, raised))) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             eprintln!("lockdump: {e}");
@@ -38,6 +43,7 @@ fn main() {
         }
         Err(_) => exit::CANNOT_INSPECT,
     };
+    lockdump::symbols::prefetch::hurry();
     std::process::exit(code);
 }
 
@@ -59,7 +65,7 @@ fn tune_malloc() {
     }
 }
 
-fn run(cli: Cli) -> Result<i32, InspectError> {
+fn run(cli: Cli, raised: lockdump::target::priority::Raised) -> Result<i32, InspectError> {
     let style = Style::detect(cli.color);
     if cli.no_cache {
         lockdump::symbols::diskcache::configure(None);
@@ -78,12 +84,12 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         Some(Command::DemoChild) => lockdump::demo::child(),
         Some(Command::Demo) => {
             let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
-            let out = diagnose(&[pid], &opts, cli.json, &style)?;
+            let out = diagnose(&[pid], &opts, cli.json, &style, raised)?;
             emit(&out.0);
             Ok(out.1)
         }
         None => {
-            let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style)?;
+            let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style, raised)?;
             emit(&text);
             Ok(code)
         }
@@ -92,9 +98,28 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
 
 /// Inspect every PID, analyze them as one graph, render. Returns the output
 /// and the exit code; nothing is printed until everything succeeded.
-fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(String, i32), InspectError> {
+fn diagnose(
+    pids: &[i32],
+    opts: &Options,
+    json: bool,
+    style: &Style,
+    raised: lockdump::target::priority::Raised,
+) -> Result<(String, i32), InspectError> {
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
+    // Still raised (SCHED_FIFO, if permitted) for the analysis and the
+    // rendering only if a target turned out to be CPU-bound: it takes every
+    // CPU again as soon as it is resumed, and at normal priority the answer
+    // would come seconds later (lockdump::target::priority). Otherwise
+    // normal priority costs nothing, and is lowered to before the analysis.
+    let mut raised = Some(raised);
+    let mut busy = false;
+    let mut lower_unless_busy = |s: &lockdump::target::Snapshot, last: bool| {
+        busy |= s.cpu_bound();
+        if last && !busy {
+            raised = None;
+        }
+    };
     if opts.capture.no_stop {
         // Every process sampled before any is analyzed: a cycle's lock words
         // must be read after all its threads were sampled (inspect::verdict).
@@ -104,13 +129,18 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
                 snapshots.push(inspect::capture(pid, opts)?);
             }
         }
+        for (i, s) in snapshots.iter().enumerate() {
+            lower_unless_busy(s, i + 1 == snapshots.len());
+        }
         inspections.extend(snapshots.into_iter().map(|s| inspect::analyze(s, opts, &cache)));
     }
     for &pid in pids {
         if opts.capture.no_stop || inspections.iter().any(|i: &inspect::Inspection| i.snapshot.pid == pid) {
             continue;
         }
-        inspections.push(inspect::inspect(pid, opts, &cache)?);
+        let snapshot = inspect::capture(pid, opts)?;
+        lower_unless_busy(&snapshot, true);
+        inspections.push(inspect::analyze(snapshot, opts, &cache));
     }
     let verdict = inspect::verdict(&mut inspections);
     let code = exit::of(verdict.kind());
@@ -122,7 +152,9 @@ fn diagnose(pids: &[i32], opts: &Options, json: bool, style: &Style) -> Result<(
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
     // for a 1000-thread pool) would only delay the exit.
-    std::mem::forget((inspections, verdict, cache));
+    // The raised priority, if any, is kept until the process exits: writing
+    // the report and exiting are what whoever waits for lockdump waits for.
+    std::mem::forget((inspections, verdict, cache, raised));
     Ok((out, code))
 }
 
