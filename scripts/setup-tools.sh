@@ -3,7 +3,14 @@
 # the free-threaded interpreter (scripts/setup-free-threaded-python.sh):
 #   - Debian: gdb, elfutils (eu-stack), build-essential, python3.11 (Debian's
 #     own, stripped: one of the test targets), python3.11-venv, and musl-tools
-#     (musl-gcc: the statically linked musl fixtures of tests/musl.rs).
+#     (musl-gcc: the statically linked musl fixtures of tests/musl.rs),
+#     graphviz (`dot`: tests/picture.rs renders `--dot` output), chromium
+#     (headless: tests/picture.rs screenshots the `--html` report), and
+#     redis-server / redis-tools (the real-service smoke suite, tests/smoke.rs:
+#     redis-server as a child of the test on a random 127.0.0.1 port, loaded
+#     by redis-benchmark).
+#   - rustup: the x86_64-unknown-linux-musl target when rustup can fetch it
+#     (scripts/build-static.sh falls back to a static glibc build otherwise).
 #   - PyPI, in a venv at $LOCKDUMP_CACHE/venv: py-spy and pystack, the tools
 #     benchmarks compare against ($LOCKDUMP_CACHE/venv/bin/{py-spy,pystack}).
 # It also checks, and fails loudly otherwise, that:
@@ -33,7 +40,16 @@ PYSTACK_VERSION=1.7.2
 require_root
 
 # --- Debian packages -------------------------------------------------------
-apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools
+apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools graphviz chromium redis-server redis-tools
+command -v redis-server >/dev/null || die "redis-server missing after installing redis-server (tests/smoke.rs runs it)"
+command -v redis-benchmark >/dev/null || die "redis-benchmark missing after installing redis-tools (tests/smoke.rs loads redis with it)"
+command -v dot >/dev/null || die "dot missing after installing graphviz (tests/picture.rs renders --dot output)"
+command -v chromium >/dev/null || die "chromium missing after installing chromium (tests/picture.rs screenshots --html)"
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    log "rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl >&2 ||
+        log "note: rustup could not add the musl target; scripts/build-static.sh builds a static glibc binary instead"
+fi
 command -v musl-gcc >/dev/null || die "musl-gcc missing after installing musl-tools (tests/musl.rs builds musl-gcc -static fixtures)"
 command -v eu-stack >/dev/null || die "eu-stack missing after installing elfutils"
 

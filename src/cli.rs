@@ -15,10 +15,17 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 each stack (and the Python stack of CPython threads), finds what every blocked thread waits on and who \
 holds it, and reports every circular wait. The target is stopped only while registers and stacks are \
 copied, then resumed; nothing in it is ever written.",
-    after_help = "EXIT STATUS:\n  0  inspected everything, no deadlock found\n  1  inspected, at least one deadlock found\n  \
+    after_help = "EXIT STATUS:\n  0  inspected everything, no deadlock found, nothing stuck\n  \
+1  inspected, at least one deadlock found, or threads stuck for good (a process\n     \
+whose every thread waits, with no timeout, for what only its asleep threads\n     \
+could provide; or threads behind a lock whose owner is gone): it will not\n     \
+resolve by itself\n  \
 2  could not inspect (bad PID, permissions, the process exited, ...)\n  \
 3  inspected, no deadlock among what was examined, but part of a target was not\n     \
-examined (the report and the JSON's verdict.unexamined say what and why)",
+examined (the report and the JSON's verdict.unexamined say what and why)\n\n\
+lockdump run: CMD's own exit code (128+N if a signal N ended it), 124 if CMD\n\
+was still running at the run's timeout (its process tree was dumped), or\n\
+126/127 if CMD could not be run / was not found.",
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
@@ -27,9 +34,26 @@ pub struct Cli {
     #[arg(short = 'p', long = "pid", value_name = "PID", required = true)]
     pub pids: Vec<i32>,
 
+    /// Also inspect every process descended from each PID (children,
+    /// grandchildren, ...), all as one wait-for graph with one exit code.
+    #[arg(long)]
+    pub tree: bool,
+
     /// Print JSON (schema: docs/json-schema.md) instead of the text report.
     #[arg(long, global = true)]
     pub json: bool,
+
+    /// Print the wait-for graph as Graphviz DOT instead of the text report
+    /// (threads, locks, "waits for"/"held by" edges, cycles in red); render
+    /// it with `dot -Tsvg`.
+    #[arg(long, global = true, conflicts_with = "json")]
+    pub dot: bool,
+
+    /// Also write a self-contained HTML report to FILE (the verdict, the
+    /// wait-for graph as inline SVG, the text report; no network
+    /// resources), e.g. as a CI artifact. Standard output is unchanged.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub html: Option<std::path::PathBuf>,
 
     /// For Python threads, also show native frames (interleaved with the Python frames).
     #[arg(long, global = true, conflicts_with = "no_python")]
@@ -106,9 +130,63 @@ pub enum Command {
     ///
     /// Every option but --pid applies, before or after `demo`.
     Demo,
+    /// Run CMD as a hang watchdog: dump its whole process tree if it hangs.
+    ///
+    /// CMD's exit status is passed through. If it is still running after the
+    /// timeout, every process of its tree is dumped (to stderr, or to the
+    /// report file; JSON with the global JSON option), then the tree is ended.
+    ///
+    /// lockdump becomes a child subreaper, so descendants that double-fork or
+    /// call setsid are still part of the tree. SIGTERM, SIGHUP and SIGQUIT
+    /// sent to lockdump are passed on to CMD.
+    #[command(arg_required_else_help = true)]
+    Run(RunArgs),
+    /// Print a completion script for SHELL on stdout (see README: Install).
+    #[command(hide = true)]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// The demo's deadlocking child process (internal).
     #[command(name = "__demo-child", hide = true)]
     DemoChild,
+}
+
+/// `lockdump run`'s own options (the global ones apply to its dumps).
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Dump and end CMD's process tree when it runs longer than this
+    /// (90s, 10m, 1h; a plain number is seconds). Without it, lockdump only
+    /// dumps on --on-signal.
+    #[arg(long, value_name = "DURATION", value_parser = crate::watchdog::parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+
+    /// After a timeout's dump: time between SIGTERM and SIGKILL to the tree.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::watchdog::parse_duration)]
+    pub kill_after: std::time::Duration,
+
+    /// After a timeout's dump, leave the tree running (exit 124 all the same).
+    #[arg(long)]
+    pub keep: bool,
+
+    /// Write the dump to FILE instead of stderr (JSON with --json).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+
+    /// Also dump the tree when lockdump receives this signal (SIGUSR1,
+    /// SIGTERM, ...; may repeat). SIGUSR1/SIGUSR2 only dump; the termination
+    /// signals are then passed on to CMD as usual.
+    #[arg(long, value_name = "SIGNAL", value_parser = crate::watchdog::parse_signal)]
+    pub on_signal: Vec<i32>,
+
+    /// The command to run and its arguments (after `--`).
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "CMD"
+    )]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -77,9 +77,33 @@ fn die_with_parent() {
     }
 }
 
+/// musl (a `--target x86_64-unknown-linux-musl` build of lockdump): a
+/// normal musl mutex records no owner, so the demo's cycle could only be
+/// inferred, or not found at all. Error-checking mutexes keep the owner's TID
+/// in the lock word, as glibc's normal ones do in `__owner`, so the demo
+/// shows an exact deadlock with either C library.
+#[cfg(target_env = "musl")]
+fn owner_recording_mutexes() {
+    // SAFETY: called before any other thread exists; the mutexes are
+    // unlocked statics, initialized once more with a valid attribute object.
+    unsafe {
+        let mut attr: libc::pthread_mutexattr_t = std::mem::zeroed();
+        libc::pthread_mutexattr_init(&mut attr);
+        libc::pthread_mutexattr_settype(&mut attr, libc::PTHREAD_MUTEX_ERRORCHECK);
+        for m in [&lock_a, &lock_b] {
+            libc::pthread_mutex_init(m.0.get(), &attr);
+        }
+        libc::pthread_mutexattr_destroy(&mut attr);
+    }
+}
+
+#[cfg(not(target_env = "musl"))]
+fn owner_recording_mutexes() {}
+
 /// The child: never returns.
 pub fn child() -> ! {
     die_with_parent();
+    owner_recording_mutexes();
     let rendezvous: &'static Barrier = Box::leak(Box::new(Barrier::new(3)));
     let (tx, rx) = std::sync::mpsc::channel();
     for (name, first, second) in [

@@ -13,7 +13,7 @@ pub enum InspectError {
         scope: String,
         hint: &'static str,
     },
-    #[error("PID {pid} is already traced by PID {tracer} ({tracer_name}): detach that debugger first (quit gdb/strace), then run lockdump again")]
+    #[error("PID {pid} is already traced by PID {tracer} ({tracer_name}): detach that debugger first (quit gdb/strace), then run lockdump again, or use --no-stop, which reads the process without ptrace")]
     AlreadyTraced { pid: i32, tracer: i32, tracer_name: String },
     #[error("PID {0} is a zombie: it has exited and waits for its parent to reap it; there are no threads to inspect (look at its parent instead)")]
     Zombie(i32),
@@ -43,6 +43,14 @@ pub enum InspectError {
 }
 
 impl InspectError {
+    /// The process a "gone" error is about (no such process, a zombie, exited mid-dump).
+    pub fn pid(&self) -> Option<i32> {
+        match self {
+            InspectError::NoSuchProcess(p) | InspectError::Zombie(p) | InspectError::ExitedDuringDump(p) => Some(*p),
+            _ => None,
+        }
+    }
+
     /// Turn an I/O error from /proc into the most specific user-facing error.
     pub fn from_proc(pid: i32, what: &'static str, e: std::io::Error) -> Self {
         match e.kind() {
@@ -54,12 +62,32 @@ impl InspectError {
     }
 }
 
+/// linux/capability.h (the libc crate does not export capability numbers).
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Whether this process has CAP_SYS_PTRACE in its effective set
+/// (`CapEff` in /proc/self/status; `None` if unreadable).
+fn has_cap_sys_ptrace() -> Option<bool> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
+    let eff = u64::from_str_radix(hex, 16).ok()?;
+    Some(eff & (1 << CAP_SYS_PTRACE) != 0)
+}
+
 pub fn permission_denied(pid: i32) -> InspectError {
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "absent".into());
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
+    let root = unsafe { libc::geteuid() } == 0;
+    if has_cap_sys_ptrace() == Some(false) && (root || scope == "1" || scope == "2") {
+        return InspectError::PermissionDenied {
+            pid,
+            scope,
+            hint: " (lockdump lacks CAP_SYS_PTRACE, as a container's processes do by default, even as root; in a container, give lockdump CAP_SYS_PTRACE: `docker run --cap-add SYS_PTRACE --pid=container:NAME ...`, `kubectl debug --profile=general ...`; outside one, run it as the process owner or with sudo)",
+        };
+    }
+    if root {
         return InspectError::PermissionDenied {
             pid,
             scope,
@@ -67,9 +95,9 @@ pub fn permission_denied(pid: i32) -> InspectError {
         };
     }
     let hint = match scope.as_str() {
-        "1" => " (only a parent may attach unless root: `sudo lockdump -p PID`, or `echo 0 > /proc/sys/kernel/yama/ptrace_scope`)",
-        "2" => " (only root may attach: use sudo)",
-        "3" => " (ptrace is disabled until reboot)",
+        "1" => " (only a parent may attach unless root: `sudo lockdump -p PID`, or `echo 0 > /proc/sys/kernel/yama/ptrace_scope`; in a container, give lockdump CAP_SYS_PTRACE: `docker run --cap-add SYS_PTRACE --pid=container:NAME ...`, `kubectl debug --profile=general ...`)",
+        "2" => " (only root may attach: use sudo; in a container, give lockdump CAP_SYS_PTRACE: `docker run --cap-add SYS_PTRACE --pid=container:NAME ...`, `kubectl debug --profile=general ...`)",
+        "3" => " (ptrace is disabled until reboot, in every container too: no capability lifts it)",
         _ => "",
     };
     InspectError::PermissionDenied { pid, scope, hint }
@@ -79,10 +107,13 @@ pub fn permission_denied(pid: i32) -> InspectError {
 pub mod exit {
     /// Inspected; no deadlock found.
     pub const OK: i32 = 0;
-    /// Inspected; at least one deadlock found.
+    /// Inspected; at least one deadlock found, or threads stuck for good
+    /// (a hang without a cycle): it will not resolve by itself.
     pub const DEADLOCK: i32 = 1;
     /// Could not inspect (bad PID, permissions, target vanished, usage error).
     pub const CANNOT_INSPECT: i32 = 2;
+    /// `lockdump run`: CMD was still running at the timeout (its tree was dumped).
+    pub const TIMED_OUT: i32 = crate::watchdog::TIMED_OUT;
     /// Inspected, no deadlock among what was examined, but part of a target
     /// could not be examined (e.g. a CPython whose layout is not understood).
     pub const INCOMPLETE: i32 = 3;
@@ -91,7 +122,7 @@ pub mod exit {
     pub fn of(kind: crate::graph::VerdictKind) -> i32 {
         use crate::graph::VerdictKind;
         match kind {
-            VerdictKind::Deadlock => DEADLOCK,
+            VerdictKind::Deadlock | VerdictKind::Stuck => DEADLOCK,
             VerdictKind::Incomplete => INCOMPLETE,
             VerdictKind::NoHangFound => OK,
         }

@@ -19,6 +19,9 @@ use serde::Serialize;
 
 use crate::runtimes::{Confidence, Resource, ThreadFindings};
 
+mod asleep;
+pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
+
 /// A thread: (PID, host TID).
 pub type ThreadId = (i32, i32);
 
@@ -109,6 +112,67 @@ pub struct Verdict {
     /// pipeline, not by the graph): a verdict without a deadlock is then not
     /// a clean one.
     pub unexamined: Vec<Unexamined>,
+    /// For every inspected thread, sorted: is it asleep for good, and why
+    /// (or why not). Filled by [`settle`]; empty when it was not run.
+    pub asleep: Vec<Asleep>,
+    /// Threads that can never run again: every process all of whose threads
+    /// are asleep for good, and threads asleep for good behind a lock whose
+    /// owner is gone. Filled by [`settle`].
+    pub stuck: Vec<Stuck>,
+    /// Cycles that a timed wait of one of their threads will break, parallel
+    /// to `deadlocks`: the earliest timeout in milliseconds, or `None`.
+    pub breaks_by_timeout_ms: Vec<Option<i64>>,
+}
+
+/// One thread under the "asleep for good" rule ([`asleep_for_good`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Asleep {
+    pub thread: ThreadId,
+    pub asleep_for_good: bool,
+    /// Why nothing can end its wait, or what can.
+    pub why: String,
+    /// The outside world (an fd, a signal, a child process, a timer) or the
+    /// kernel can end its wait: "waiting for input", never stuck.
+    pub woken_from_outside: bool,
+}
+
+/// Threads that can never run again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stuck {
+    pub pid: i32,
+    /// Every thread of the process is asleep for good (else: only `threads`,
+    /// which wait behind a lock whose owner is gone).
+    pub whole_process: bool,
+    /// The threads asleep for good, sorted.
+    pub threads: Vec<ThreadId>,
+}
+
+/// What signals can do for the sleeping threads of a process.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum SignalWayOut {
+    /// No handler that could end a wait: every signal only ends the process
+    /// (default dispositions, CPython's default SIGINT handler) or is ignored.
+    #[default]
+    None,
+    /// C handlers are installed (`SigCgt`): a handler may post a semaphore
+    /// or set what an ownerless wait waits for (`sem_post` is
+    /// async-signal-safe). Releasing a lock or ending a thread from a
+    /// handler is not, so owned-lock waits and joins are not affected.
+    Handler { signals: String },
+    /// Python-level handlers (or a SIGINT handler lockdump could not prove
+    /// to be CPython's default): they run as bytecode in the main thread and
+    /// may release or set anything.
+    Python { signals: String },
+}
+
+/// What the verdict needs to know about one inspected process besides its threads' findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessFacts {
+    pub pid: i32,
+    pub signals: SignalWayOut,
+    /// Set when part of the process was not examined (its waits are then not all known).
+    pub unexamined: Option<String>,
 }
 
 /// A part of a process that lockdump could not examine, and why. It travels
@@ -145,6 +209,10 @@ impl Part {
 pub enum VerdictKind {
     /// At least one circular wait.
     Deadlock,
+    /// No cycle, but threads that can never run again: a process whose
+    /// every thread is asleep for good, or waits behind a lock whose owner
+    /// is gone (see [`Verdict::stuck`]).
+    Stuck,
     /// No deadlock among what was examined, but part of the target was not
     /// examined (see [`Verdict::unexamined`]).
     Incomplete,
@@ -156,6 +224,8 @@ impl Verdict {
     pub fn kind(&self) -> VerdictKind {
         if !self.deadlocks.is_empty() {
             VerdictKind::Deadlock
+        } else if !self.stuck.is_empty() {
+            VerdictKind::Stuck
         } else if !self.unexamined.is_empty() {
             VerdictKind::Incomplete
         } else {
@@ -362,6 +432,9 @@ impl WaitGraph {
 
         Verdict {
             unexamined: Vec::new(),
+            asleep: Vec::new(),
+            stuck: Vec::new(),
+            breaks_by_timeout_ms: Vec::new(),
             deadlocks,
             blocked_behind,
             orphaned,

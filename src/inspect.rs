@@ -5,14 +5,14 @@
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::graph::{self, Part, Unexamined, Verdict};
+use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
-use crate::target::capture::{capture_with, CaptureOptions};
+use crate::target::capture::{capture_hooked, CaptureOptions};
 use crate::target::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::unwind::{Unwinder, Walk};
 
@@ -45,18 +45,26 @@ pub struct Inspection {
     pub findings: Vec<ThreadFindings>,
     /// Python thread names by thread index, when the target is CPython.
     pub python_names: Vec<Option<String>>,
+    /// Why a Python thread has no Python name, by thread index.
+    pub python_name_notes: Vec<Option<String>>,
+    /// By thread index: the thread's Python stack could not be read as of
+    /// the stop ("Python stack not read: ..."); its stack then shows only
+    /// native frames, which is not the whole story.
+    pub python_stack_notes: Vec<Option<String>>,
     /// `CPython 3.13.5 (free-threaded)`, if the target runs CPython.
     pub python_version: Option<String>,
     /// Parts of the process no analysis covered (the rest of the report stands).
     pub unexamined: Vec<Unexamined>,
     /// The target's C library, as far as it could be identified, and why.
     pub libc: LibcInfo,
+    /// What its signal handlers could do for its sleeping threads.
+    pub signals: SignalWayOut,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
 
 pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspection, InspectError> {
-    let snapshot = capture(pid, opts)?;
+    let snapshot = capture_in(pid, opts, cache)?;
     Ok(analyze(snapshot, opts, cache))
 }
 
@@ -64,20 +72,48 @@ pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspecti
 /// processes, the caller captures all of them before analyzing any, so that
 /// every lock word is read after every thread was sampled (see [`verdict`]).
 pub fn capture(pid: i32, opts: &Options) -> Result<Snapshot, InspectError> {
+    capture_in(pid, opts, &ModuleCache::new())
+}
+
+/// [`capture`], parsing the mapped files through `cache` (which analysis
+/// then reuses).
+pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snapshot, InspectError> {
     // Symbolization needs the DWARF of the mapped files right after capture:
     // prepare it meanwhile, when capture takes long enough for that to pay
     // (see PREFETCH_MIN_THREADS). For a CPython target most of it is not
     // needed (see `lazy_dwarf` below), so none is prepared ahead.
-    capture_with(pid, &opts.capture, |maps, threads| {
-        if threads >= PREFETCH_MIN_THREADS {
-            prefetch::start(pid, maps, opts.python && !opts.native)
-        }
-    })
+    //
+    // A CPython's runtime is found before the stop, so that its thread
+    // states, frames and thread names are copied during it (issue 22:
+    // cpython::stopcopy) and describe the same instant as the stacks.
+    // (Found through `pid`'s files: when the main thread has exited they
+    // are gone, and Python is then read after the stop as before.)
+    let want_python = opts.python && !opts.capture.no_stop;
+    let prepared: std::cell::RefCell<Option<cpython::stopcopy::Prepared>> = std::cell::RefCell::new(None);
+    capture_hooked(
+        pid,
+        &opts.capture,
+        |maps, threads| {
+            if threads >= PREFETCH_MIN_THREADS {
+                prefetch::start(pid, maps, opts.python && !opts.native)
+            }
+            if want_python {
+                *prepared.borrow_mut() = cpython::stopcopy::prepare(pid, maps, cache);
+            }
+        },
+        &mut |mm_tid, threads| match prepared.borrow().as_ref() {
+            Some(p) => cpython::stopcopy::copy(p, mm_tid, threads),
+            None => Default::default(),
+        },
+    )
 }
 
 /// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
 pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspection {
     let started = Instant::now();
+    // Absolute deadlines of timed waits are measured from here (the capture
+    // has just ended).
+    let clocks = crate::runtimes::futex::Clocks::now();
     let symbols = ProcessSymbols::load(&snapshot, cache);
     let memory = snapshot.memory();
     let mut unwinder = Unwinder::default();
@@ -165,6 +201,8 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
 
     let mut stacks = native.clone();
     let mut python_names = vec![None; snapshot.threads.len()];
+    let mut python_name_notes = vec![None; snapshot.threads.len()];
+    let mut python_stack_notes: Vec<Option<String>> = vec![None; snapshot.threads.len()];
     let python_version = python.as_ref().map(describe_python);
     if let Some(py) = &python {
         apply_python(
@@ -176,7 +214,54 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             &mut findings,
             &mut python_names,
         );
+        for pt in &py.threads {
+            if let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) {
+                python_name_notes[i] = pt.name_note.clone();
+                python_stack_notes[i] = pt.stack_note.clone();
+            }
+        }
+        // A thread inside the eval loop with no Python frames to show: its
+        // Python state was not there to read (the copy during the stop was
+        // not made, and the thread ran on), never an empty stack shown as
+        // complete.
+        for (i, t) in snapshot.threads.iter().enumerate() {
+            let in_eval = native[i].frames.iter().any(|f| {
+                f.function
+                    .as_deref()
+                    .is_some_and(|n| n.starts_with("_PyEval_EvalFrame"))
+            });
+            let shown = py.threads.iter().any(|pt| pt.tid == t.tid && !pt.frames.is_empty());
+            if in_eval && !shown && python_stack_notes[i].is_none() {
+                python_stack_notes[i] = Some(cpython::stopcopy::not_reached(if snapshot.runtime_copy.made {
+                    "the thread was in the eval loop, but its thread state had no Python frame when copied"
+                } else {
+                    "the thread ended its request before it was read (Python state is read after the stop \
+                         when it could not be copied during it)"
+                }));
+            }
+        }
     }
+    // A thread that was executing when captured is not waiting for anything,
+    // whatever its stack passes through (a Python thread running inside
+    // take_gil, a loop polling a lock): its stack is a sample, and the report
+    // says so instead of describing it as blocked.
+    // One exception: a GIL waiter whose native stack is inside take_gil
+    // keeps its GIL wait even when caught outside the condvar's futex (it
+    // loops there until it gets the GIL). Without it the GIL deadlocks of
+    // tests/python.rs (native_flag_merges_frames_at_eval_calls) went
+    // unreported on 3.11-debian and 3.14. Its header still says running.
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        if t.running() {
+            if f.wait.as_ref().is_some_and(|w| w.resource.kind != ResourceKind::Gil) {
+                f.wait = None;
+            }
+            f.blocked_in = None;
+        }
+    }
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
+    }
+    let signals = signal_way_out(snapshot.pid, python.as_ref());
     let unexamined = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,
@@ -191,9 +276,87 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         stacks,
         findings,
         python_names,
+        python_name_notes,
+        python_stack_notes,
         python_version,
         unexamined,
         libc,
+        signals,
+    }
+}
+
+/// Signals glibc keeps for itself (SIGCANCEL, SIGSETXID) and fault signals
+/// (SIGILL, SIGBUS, SIGFPE, SIGSEGV), whose handlers (Rust std's stack
+/// overflow guard, crash reporters, CPython's faulthandler) run on faults,
+/// not as a way to wake a thread.
+const NOT_A_WAY_OUT: &[u32] = &[4, 7, 8, 11, 32, 33];
+
+/// What the process's signal handlers (`SigCgt`) could do for its sleeping
+/// threads. In a CPython process, a SIGINT handler proven to be CPython's
+/// own `default_int_handler` (it only raises KeyboardInterrupt) is not a
+/// way out; any other handler may be Python code that sets or releases
+/// anything. Unreadable status: assume a handler (never a false "stuck").
+fn signal_way_out(pid: i32, python: Option<&PythonProcess>) -> SignalWayOut {
+    let caught = match proc::status(pid) {
+        Ok(s) => s.sig_cgt,
+        Err(_) => {
+            return SignalWayOut::Handler {
+                signals: "signals (/proc/PID/status unreadable)".into(),
+            }
+        }
+    };
+    let mut names = Vec::new();
+    for sig in 1..=64u32 {
+        if caught & (1u64 << (sig - 1)) == 0 || NOT_A_WAY_OUT.contains(&sig) {
+            continue;
+        }
+        if sig == libc::SIGINT as u32 && python.is_some_and(|p| p.sigint_default == Some(true)) {
+            continue;
+        }
+        names.push(signal_name(sig));
+    }
+    if names.is_empty() {
+        return SignalWayOut::None;
+    }
+    let signals = names.join(", ");
+    if python.is_some() {
+        SignalWayOut::Python { signals }
+    } else {
+        SignalWayOut::Handler { signals }
+    }
+}
+
+fn signal_name(sig: u32) -> String {
+    let known = [
+        (1, "SIGHUP"),
+        (2, "SIGINT"),
+        (3, "SIGQUIT"),
+        (5, "SIGTRAP"),
+        (6, "SIGABRT"),
+        (10, "SIGUSR1"),
+        (12, "SIGUSR2"),
+        (13, "SIGPIPE"),
+        (14, "SIGALRM"),
+        (15, "SIGTERM"),
+        (17, "SIGCHLD"),
+        (18, "SIGCONT"),
+        (20, "SIGTSTP"),
+        (21, "SIGTTIN"),
+        (22, "SIGTTOU"),
+        (23, "SIGURG"),
+        (24, "SIGXCPU"),
+        (25, "SIGXFSZ"),
+        (26, "SIGVTALRM"),
+        (27, "SIGPROF"),
+        (28, "SIGWINCH"),
+        (29, "SIGIO"),
+        (30, "SIGPWR"),
+        (31, "SIGSYS"),
+    ];
+    match known.iter().find(|(n, _)| *n == sig) {
+        Some((_, name)) => (*name).to_string(),
+        None if sig >= 34 => format!("SIGRTMIN+{}", sig - 34),
+        None => format!("signal {sig}"),
     }
 }
 
@@ -363,7 +526,134 @@ fn apply_python(
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     let mut v = confirmed_graph(inspections);
     v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
+    let facts: Vec<ProcessFacts> = inspections
+        .iter()
+        .map(|ins| ProcessFacts {
+            pid: ins.snapshot.pid,
+            signals: ins.signals.clone(),
+            unexamined: (!ins.unexamined.is_empty()).then(|| {
+                ins.unexamined
+                    .iter()
+                    .map(|u| format!("{}: {}", u.part.describe(), u.why))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        })
+        .collect();
+    graph::settle(
+        &mut v,
+        inspections.iter().flat_map(|ins| {
+            ins.snapshot
+                .threads
+                .iter()
+                .zip(&ins.findings)
+                .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+        }),
+        &facts,
+    );
+    confirm_stuck(inspections, &mut v);
     v
+}
+
+/// How long a stuck process must stay perfectly still before it is reported.
+pub const STUCK_CONFIRM: Duration = Duration::from_millis(50);
+
+/// A stuck verdict rests on one instant: a busy process whose threads
+/// contend for locks can be caught with every thread in a futex wait, and
+/// its Python evidence is read after the threads were let go. So every
+/// thread of a stuck process (or every listed thread, for threads behind an
+/// orphaned lock) must, over [`STUCK_CONFIRM`], not run at all (same
+/// context-switch count) and stay in the system call it was captured in
+/// (same number and first argument; a capture interrupted timed call may
+/// show as restart_syscall). GIL waiters are exempt from the count: they
+/// wake every 5 ms by design. A thread that moved clears the verdict for its
+/// process: it is reported as not asleep for good, with that reason.
+fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
+    if v.stuck.is_empty() {
+        return;
+    }
+    let mut moved: Vec<(i32, i32)> = Vec::new();
+    for s in &v.stuck {
+        // A thread just let go by the capture may still be on its way back
+        // into its wait (runnable on a loaded machine): a few windows, and
+        // one in which nothing moved is enough.
+        let mut last = Vec::new();
+        for _ in 0..STUCK_CONFIRM_WINDOWS {
+            last = moved_in_window(inspections, s);
+            if last.is_empty() {
+                break;
+            }
+        }
+        moved.extend(last);
+    }
+    if moved.is_empty() {
+        return;
+    }
+    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.0).collect();
+    v.stuck.retain(|s| !pids.contains(&s.pid));
+    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.0)) {
+        if a.asleep_for_good {
+            a.asleep_for_good = false;
+            a.why = if moved.contains(&a.thread) {
+                "it ran (or left its wait) while lockdump confirmed the process was stuck: it is not".into()
+            } else {
+                "another thread of the process ran while lockdump confirmed it was stuck: it is not".into()
+            };
+        }
+    }
+}
+
+/// Windows of [`STUCK_CONFIRM`] tried before a stuck verdict is dropped.
+const STUCK_CONFIRM_WINDOWS: usize = 5;
+
+/// The threads of `s` that ran or left their captured call during one
+/// window of [`STUCK_CONFIRM`] (and any thread that appeared).
+fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i32)> {
+    // A thread that was woken but has not run yet still shows its wait and
+    // its old switch count: only a sleeping one (state S) is still.
+    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>, bool)> {
+        let line = proc::syscall(pid, tid).ok();
+        let status = proc::task_status(pid, tid).ok()?;
+        Some((line, status.ctxt_switches, status.state == 'S'))
+    };
+    let before: Vec<_> = s.threads.iter().map(|&(p, t)| look(p, t)).collect();
+    std::thread::sleep(STUCK_CONFIRM);
+    let mut moved = Vec::new();
+    if s.whole_process {
+        let now = proc::tasks(s.pid).unwrap_or_default();
+        if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
+            moved.push((s.pid, t));
+        }
+    }
+    for (&(pid, tid), b) in s.threads.iter().zip(&before) {
+        let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
+            continue;
+        };
+        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+            continue;
+        };
+        let gil = ins.findings[i]
+            .wait
+            .as_ref()
+            .is_some_and(|w| w.resource.kind == ResourceKind::Gil);
+        let captured = ins.snapshot.threads[i].syscall;
+        let still = |line: &Option<SyscallLine>| match (line, captured) {
+            (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
+                (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
+            }
+            _ => false,
+        };
+        let ok = match (b, look(pid, tid)) {
+            (Some((l1, s1, asleep1)), Some((l2, s2, asleep2))) => {
+                still(l1) && still(&l2) && (gil || (s1.is_some() && *s1 == s2 && *asleep1 && asleep2))
+            }
+            _ => false,
+        };
+        if !ok {
+            moved.push((pid, tid));
+        }
+    }
+    moved
 }
 
 fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 
-use lockdump::cli::{Cli, Command};
+use lockdump::cli::{Cli, Command, RunArgs};
 use lockdump::error::{exit, InspectError};
 use lockdump::inspect::{self, Options};
 use lockdump::report::{self, style::Style};
@@ -29,13 +29,8 @@ fn main() {
             .unwrap_or_default();
         eprintln!("lockdump: internal error: {msg}{at}; the target was detached; please report this bug");
     }));
-    // Ahead of normal threads from the start (lockdump::target::priority):
-    // on a CPU-bound target every preemption before the capture costs a
-    // round of all the target's runnable threads. Lowered again after the
-    // capture unless the target is CPU-bound (see `diagnose`).
-    let raised = lockdump::target::priority::raise();
     let cli = Cli::parse_args();
-    let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cli, raised))) {
+    let code = match std::panic::catch_unwind(AssertUnwindSafe(|| run(cli))) {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             eprintln!("lockdump: {e}");
@@ -57,6 +52,10 @@ fn main() {
 /// thread runs under `SCHED_IDLE`, and sharing the arena lock with it lets
 /// the capturing thread wait, mid-stop, on a lock held by a thread that
 /// gets no CPU on a loaded machine.
+///
+/// glibc only: musl's allocator has no such knob (`mallopt` is a no-op
+/// there and the libc crate does not declare it for musl).
+#[cfg(target_env = "gnu")]
 fn tune_malloc() {
     // SAFETY: mallopt only sets allocator parameters; called before any
     // other thread exists.
@@ -65,7 +64,10 @@ fn tune_malloc() {
     }
 }
 
-fn run(cli: Cli, raised: lockdump::target::priority::Raised) -> Result<i32, InspectError> {
+#[cfg(not(target_env = "gnu"))]
+fn tune_malloc() {}
+
+fn run(cli: Cli) -> Result<i32, InspectError> {
     let style = Style::detect(cli.color);
     if cli.no_cache {
         lockdump::symbols::diskcache::configure(None);
@@ -80,31 +82,159 @@ fn run(cli: Cli, raised: lockdump::target::priority::Raised) -> Result<i32, Insp
         python: !cli.no_python,
         native: cli.native,
     };
+    let output = Output {
+        json: cli.json,
+        dot: cli.dot,
+        html: cli.html.clone(),
+    };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
+        Some(Command::Completions { shell }) => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lockdump", &mut out);
+            emit(&String::from_utf8_lossy(&out));
+            Ok(exit::OK)
+        }
         Some(Command::Demo) => {
             let (_child, pid) = lockdump::demo::start_child().map_err(InspectError::Usage)?;
-            let out = diagnose(&[pid], &opts, cli.json, &style, raised)?;
+            let out = diagnose(&[pid], &opts, &output, &style)?;
             emit(&out.0);
             Ok(out.1)
         }
+        Some(Command::Run(args)) => run_watchdog(&args, &opts, &output),
+        None if cli.tree => {
+            let mut pids: Vec<i32> = Vec::new();
+            for &root in &cli.pids {
+                lockdump::proc::stat(root).map_err(|_| InspectError::NoSuchProcess(root))?;
+                for p in lockdump::tree::members(root) {
+                    if !pids.contains(&p) {
+                        pids.push(p);
+                    }
+                }
+            }
+            let (text, code) = diagnose_members(&pids, &opts, &output, &style)?;
+            emit(&text);
+            Ok(code)
+        }
         None => {
-            let (text, code) = diagnose(&cli.pids, &opts, cli.json, &style, raised)?;
+            let (text, code) = diagnose(&cli.pids, &opts, &output, &style)?;
             emit(&text);
             Ok(code)
         }
     }
 }
 
-/// Inspect every PID, analyze them as one graph, render. Returns the output
-/// and the exit code; nothing is printed until everything succeeded.
-fn diagnose(
+/// `lockdump run`: the watchdog calls back with the tree's PIDs when a dump
+/// is due; the report goes to stderr or `--report FILE`.
+fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, InspectError> {
+    use lockdump::watchdog::{self, RunOptions};
+    let run = RunOptions {
+        command: args.command.clone(),
+        timeout: args.timeout,
+        kill_after: args.kill_after,
+        keep: args.keep,
+        on_signals: args.on_signal.clone(),
+    };
+    let shown = args
+        .command
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    watchdog::run(&run, |pids, reason| {
+        let style = Style::plain();
+        let mut out = if output.json {
+            String::new()
+        } else {
+            format!(
+                "lockdump run: `{shown}` {reason}; its process tree: {} (PIDs {})\n\n",
+                if pids.len() == 1 {
+                    "1 process".to_string()
+                } else {
+                    format!("{} processes", pids.len())
+                },
+                pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+            )
+        };
+        // The report only: a picture of a timed-out job is --html's job.
+        let report = Output {
+            json: output.json,
+            dot: false,
+            html: output.html.clone(),
+        };
+        match diagnose_members(pids, opts, &report, &style) {
+            Ok((text, _)) => out.push_str(&text),
+            Err(e) => out.push_str(&format!("lockdump: {e}\n")),
+        }
+        let written = match &args.report {
+            Some(path) => std::fs::write(path, &out).map_err(|e| (path.display().to_string(), e)),
+            None => std::io::stderr()
+                .write_all(out.as_bytes())
+                .map_err(|e| ("stderr".into(), e)),
+        };
+        if let Err((to, e)) = written {
+            eprintln!("lockdump: cannot write the report to {to}: {e}");
+        }
+    })
+}
+
+/// A tree's members: like [`diagnose`], but a member that exits before or
+/// while it is inspected is left out (it is not part of the hang); an error
+/// only if no member could be inspected.
+fn diagnose_members(
     pids: &[i32],
     opts: &Options,
-    json: bool,
+    output: &Output,
     style: &Style,
-    raised: lockdump::target::priority::Raised,
 ) -> Result<(String, i32), InspectError> {
+    let gone = |e: &InspectError| {
+        matches!(
+            e,
+            InspectError::NoSuchProcess(_) | InspectError::ExitedDuringDump(_) | InspectError::Zombie(_)
+        )
+    };
+    let mut live: Vec<i32> = Vec::with_capacity(pids.len());
+    let mut last = None;
+    for &pid in pids {
+        match lockdump::proc::status(pid) {
+            Ok(st) if st.state != 'Z' => live.push(pid),
+            Ok(_) => last = Some(InspectError::Zombie(pid)),
+            Err(_) => last = Some(InspectError::NoSuchProcess(pid)),
+        }
+    }
+    loop {
+        if live.is_empty() {
+            return Err(last.unwrap_or(InspectError::Usage("no process to inspect".into())));
+        }
+        match diagnose(&live, opts, output, style) {
+            Err(e) if gone(&e) => {
+                let Some(p) = e.pid() else { return Err(e) };
+                live.retain(|&x| x != p);
+                last = Some(e);
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What to print, and the optional HTML file.
+struct Output {
+    json: bool,
+    dot: bool,
+    html: Option<std::path::PathBuf>,
+}
+
+/// Inspect every PID, analyze them as one graph, render. Returns the output
+/// and the exit code; nothing is printed until everything succeeded.
+fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Result<(String, i32), InspectError> {
+    let captured_at = std::time::SystemTime::now();
+    // Ahead of normal threads from here (lockdump::target::priority): on a
+    // CPU-bound target every preemption before the capture costs a round of
+    // all the target's runnable threads. Raised here, not at startup:
+    // `lockdump run` forks the command it watches first, and a child would
+    // inherit SCHED_FIFO.
+    let raised = lockdump::target::priority::raise();
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
     // Still raised (SCHED_FIFO, if permitted) for the analysis and the
@@ -144,11 +274,22 @@ fn diagnose(
     }
     let verdict = inspect::verdict(&mut inspections);
     let code = exit::of(verdict.kind());
-    let out = if json {
-        report::render_json(&inspections, &verdict)
+    let ctx = report::Context::read(&inspections, captured_at);
+    let out = if output.json {
+        report::render_json_with(&inspections, &verdict, &ctx)
+    } else if output.dot {
+        let headline = report::verdict::headline(&verdict, &Style::plain());
+        report::picture::render_dot(&inspections, &verdict, &headline)
     } else {
-        report::render_text(&inspections, &verdict, style)
+        report::render_text_with(&inspections, &verdict, style, &ctx)
     };
+    if let Some(path) = &output.html {
+        let html = report::html(&inspections, &verdict, &ctx, code);
+        // Written before anything is printed: a report that could not be
+        // saved is an error (exit 2, nothing on stdout), not a silent loss.
+        std::fs::write(path, html)
+            .map_err(|e| InspectError::Usage(format!("cannot write the HTML report to {}: {e}", path.display())))?;
+    }
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
     // for a 1000-thread pool) would only delay the exit.

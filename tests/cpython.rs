@@ -66,6 +66,16 @@ fn interpreter(which: &str) -> String {
             PathBuf::from("/var/cache/lockdump/python3.13t/bin/python3.13t"),
             "build CPython 3.13 with ./configure --disable-gil --prefix=/var/cache/lockdump/python3.13t",
         ),
+        "3.14" => (
+            "LOCKDUMP_PYTHON314",
+            PathBuf::from("/opt/sid-python/bin/python3.14"),
+            "run scripts/setup-sid-python.sh (Debian sid's python3.14 in a chroot)",
+        ),
+        "3.15" => (
+            "LOCKDUMP_PYTHON315",
+            PathBuf::from("/opt/sid-python/bin/python3.15"),
+            "run scripts/setup-sid-python.sh (Debian sid's python3.15 in a chroot)",
+        ),
         _ => unreachable!("unknown interpreter {which}"),
     };
     let path = std::env::var(var).map(PathBuf::from).unwrap_or(default);
@@ -384,6 +394,18 @@ fn locks_python313() {
     check_locks_fixture(&interpreter("3.13"));
 }
 
+/// Debian sid's unmodified build, run in a chroot: its files are reached
+/// through /proc/PID/root.
+#[test]
+fn locks_python314() {
+    check_locks_fixture(&interpreter("3.14"));
+}
+
+#[test]
+fn locks_python315() {
+    check_locks_fixture(&interpreter("3.15"));
+}
+
 /// Debian's python3.11: statically linked, stripped, no DWARF. Only
 /// `_PyRuntime` / `Py_Version` in .dynsym and the `.PyRuntime` section remain.
 #[test]
@@ -519,6 +541,18 @@ fn gil_python313() {
     check_gil_fixture(&interpreter("3.13"));
 }
 
+/// Debian sid's unmodified build, run in a chroot: its files are reached
+/// through /proc/PID/root.
+#[test]
+fn gil_python314() {
+    check_gil_fixture(&interpreter("3.14"));
+}
+
+#[test]
+fn gil_python315() {
+    check_gil_fixture(&interpreter("3.15"));
+}
+
 #[test]
 fn gil_python311_debian_stripped() {
     check_gil_fixture(&interpreter("3.11-debian"));
@@ -572,6 +606,18 @@ fn many_threads_python312() {
 #[test]
 fn many_threads_python313() {
     check_many_threads(&interpreter("3.13"));
+}
+
+/// Debian sid's unmodified build, run in a chroot: its files are reached
+/// through /proc/PID/root.
+#[test]
+fn many_threads_python314() {
+    check_many_threads(&interpreter("3.14"));
+}
+
+#[test]
+fn many_threads_python315() {
+    check_many_threads(&interpreter("3.15"));
 }
 
 /// A C program is not a CPython process: `Ok(None)`, quickly.
@@ -772,6 +818,18 @@ fn seed_logging_python312() {
 #[test]
 fn seed_logging_python313() {
     check_seed_logging(&interpreter("3.13"));
+}
+
+/// Debian sid's unmodified build, run in a chroot: its files are reached
+/// through /proc/PID/root.
+#[test]
+fn seed_logging_python314() {
+    check_seed_logging(&interpreter("3.14"));
+}
+
+#[test]
+fn seed_logging_python315() {
+    check_seed_logging(&interpreter("3.15"));
 }
 
 #[test]

@@ -1103,13 +1103,37 @@ fn py_healthy_event() {
 #[test]
 fn py_healthy_queue() {
     for_each_python(|py| {
-        let w = all_futex(&["c0", "c1", "main"]);
+        let sleep = Wait::Syscall(&[SYS_CLOCK_NANOSLEEP, SYS_NANOSLEEP, 7, 23, 270]);
+        let mut w = all_futex(&["c0", "c1", "main"]);
+        w.push(("producer", sleep));
         python_blocked(
             py,
             "healthy_queue.py",
             &[],
             &[("c0", "get"), ("c1", "get"), ("main", "main")],
             &w,
+        );
+    });
+}
+
+#[test]
+fn py_stuck_waits() {
+    for case in ["lock_left", "queue_join"] {
+        for_each_python(|py| {
+            python_blocked(py, "stuck_waits.py", &[case], &[("main", case)], &all_futex(&["main"]));
+        });
+    }
+}
+
+#[test]
+fn py_daemon_event() {
+    for_each_python(|py| {
+        python_blocked(
+            py,
+            "daemon_event.py",
+            &[],
+            &[("main", "main"), ("w0", "worker"), ("w1", "worker")],
+            &all_futex(&["main", "w0", "w1"]),
         );
     });
 }

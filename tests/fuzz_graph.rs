@@ -42,6 +42,7 @@ fn waits_for(owner: i32, recursive: bool) -> ThreadFindings {
         }),
         holds: vec![],
         blocked_in: None,
+        sleep: Default::default(),
     }
 }
 

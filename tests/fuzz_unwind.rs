@@ -62,6 +62,7 @@ fn load() -> Fixture {
         capture_time: Duration::ZERO,
         no_stop: false,
         wait_memory: vec![],
+        runtime_copy: Default::default(),
     };
     let cache = ModuleCache::new();
     let symbols = ProcessSymbols::load(&snapshot, &cache);

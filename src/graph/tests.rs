@@ -1,7 +1,7 @@
 //! Wait-for graph: cycle shapes, non-cycle hangs, determinism and bounds.
 
 use super::*;
-use crate::runtimes::{Owner, ResourceKind, Wait};
+use crate::runtimes::{Owner, ResourceKind, Sleep, Timeout, Wait};
 
 const PID: i32 = 100;
 
@@ -36,6 +36,14 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
         }),
         holds: vec![],
         blocked_in: None,
+        sleep: untimed(),
+    }
+}
+
+fn untimed() -> Sleep {
+    Sleep::Futex {
+        timed: false,
+        timeout: None,
     }
 }
 
@@ -282,6 +290,7 @@ fn cross_process_cycle_through_shared_mutexes() {
         }),
         holds: vec![],
         blocked_in: None,
+        sleep: untimed(),
     };
     // Process 200 maps the file at 0x7000, process 300 at 0x9000; same offsets.
     let a = shared(0x7040, 200, 0x40, (300, 301));
@@ -391,4 +400,165 @@ fn large_random_graph_is_bounded() {
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(v.deadlocks[0].threads.len(), 100_000);
     assert_eq!(v.deadlocks[0].threads[0], (PID, 0));
+}
+
+// ---- asleep for good ---------------------------------------------------------
+
+fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict {
+    let mut v = verdict(threads);
+    let facts = [ProcessFacts {
+        pid: PID,
+        signals,
+        unexamined: None,
+    }];
+    settle(&mut v, threads.iter().map(|(t, f)| (PID, *t, f)), &facts);
+    v
+}
+
+fn asleep(v: &Verdict, tid: i32) -> &Asleep {
+    v.asleep.iter().find(|a| a.thread == (PID, tid)).expect("judged")
+}
+
+fn ownerless(kind: ResourceKind, addr: u64) -> ThreadFindings {
+    waits(kind, addr, None, Confidence::Unknown)
+}
+
+fn input(call: &str) -> ThreadFindings {
+    ThreadFindings {
+        blocked_in: Some(call.into()),
+        sleep: Sleep::Input { call: call.into() },
+        ..Default::default()
+    }
+}
+
+#[test]
+fn idle_pool_beside_sigwait_is_not_stuck() {
+    let v = settled(
+        &[
+            (1, input("rt_sigtimedwait")),
+            (2, ownerless(ResourceKind::CondVar, 0xc)),
+            (3, ownerless(ResourceKind::CondVar, 0xc)),
+        ],
+        SignalWayOut::None,
+    );
+    assert!(v.stuck.is_empty(), "{:?}", v.stuck);
+    assert_eq!(v.kind(), VerdictKind::NoHangFound);
+    assert!(asleep(&v, 1).woken_from_outside);
+    assert!(!asleep(&v, 2).asleep_for_good);
+    assert_eq!(asleep(&v, 2).why, "thread 1 can still run and may wake it");
+}
+
+#[test]
+fn pool_whose_every_thread_waits_is_stuck() {
+    // main joins 2; 2 and 3 wait on a condvar nobody can signal.
+    let v = settled(
+        &[
+            (1, waits(ResourceKind::Thread, 0xf, Some(2), Confidence::Exact)),
+            (2, ownerless(ResourceKind::CondVar, 0xc)),
+            (3, ownerless(ResourceKind::CondVar, 0xc)),
+        ],
+        SignalWayOut::None,
+    );
+    assert_eq!(v.kind(), VerdictKind::Stuck);
+    assert_eq!(
+        v.stuck,
+        vec![Stuck {
+            pid: PID,
+            whole_process: true,
+            threads: vec![(PID, 1), (PID, 2), (PID, 3)]
+        }]
+    );
+    assert_eq!(asleep(&v, 1).why, "its owner, thread 2, is itself asleep for good");
+    // A C handler may post the condvar's waiters' wake-up: not stuck then.
+    let v = settled(
+        &[
+            (1, waits(ResourceKind::Thread, 0xf, Some(2), Confidence::Exact)),
+            (2, ownerless(ResourceKind::CondVar, 0xc)),
+        ],
+        SignalWayOut::Handler {
+            signals: "SIGUSR1".into(),
+        },
+    );
+    assert!(v.stuck.is_empty());
+    assert!(asleep(&v, 2).why.contains("SIGUSR1"), "{}", asleep(&v, 2).why);
+}
+
+#[test]
+fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
+    let mut a = waits_on(0xb, 8);
+    a.sleep = Sleep::Futex {
+        timed: true,
+        timeout: Some(Timeout {
+            in_ms: 2400,
+            relative: false,
+            clock: None,
+        }),
+    };
+    let v = settled(&[(7, a.clone()), (8, waits_on(0xa, 7))], SignalWayOut::None);
+    assert_eq!(v.kind(), VerdictKind::Deadlock, "still a deadlock");
+    assert_eq!(v.breaks_by_timeout_ms, vec![Some(2400)]);
+    assert_eq!(asleep(&v, 7).why, "a timed wait: times out in 2.4 s");
+    assert!(v.stuck.is_empty(), "a timed wait in the process: {:?}", v.stuck);
+    // A timeout longer than an hour leaves a plain deadlock.
+    if let Sleep::Futex { timeout: Some(to), .. } = &mut a.sleep {
+        to.in_ms = TIMEOUT_BREAKS_CYCLE_MS + 1;
+    }
+    let v = settled(&[(7, a), (8, waits_on(0xa, 7))], SignalWayOut::None);
+    assert_eq!(v.breaks_by_timeout_ms, vec![None]);
+}
+
+#[test]
+fn orphaned_waiter_is_stuck_even_beside_a_live_thread() {
+    let mut w = waits_on(0xa, 9);
+    if let Some(wait) = w.wait.as_mut() {
+        wait.owner.dead = true;
+        wait.owner.evidence = "__owner = 9; thread 9 has exited".into();
+    }
+    let v = settled(&[(1, input("read(fd 0)")), (2, w.clone())], SignalWayOut::None);
+    assert_eq!(v.kind(), VerdictKind::Stuck);
+    assert_eq!(
+        v.stuck,
+        vec![Stuck {
+            pid: PID,
+            whole_process: false,
+            threads: vec![(PID, 2)]
+        }]
+    );
+    assert_eq!(asleep(&v, 2).why, "its owner is gone: __owner = 9; thread 9 has exited");
+    // A robust mutex whose owner died is handed over with EOWNERDEAD.
+    if let Some(wait) = w.wait.as_mut() {
+        wait.resource.kind = ResourceKind::RobustMutex;
+    }
+    let v = settled(&[(2, w)], SignalWayOut::None);
+    assert!(v.stuck.is_empty());
+    assert!(asleep(&v, 2).why.contains("EOWNERDEAD"));
+}
+
+#[test]
+fn python_handler_running_and_uninterruptible_threads_veto() {
+    let v = settled(
+        &[(1, ownerless(ResourceKind::PyEvent, 0xe))],
+        SignalWayOut::Python {
+            signals: "SIGTERM".into(),
+        },
+    );
+    assert!(v.stuck.is_empty());
+    let d = ThreadFindings {
+        sleep: Sleep::Uninterruptible,
+        ..Default::default()
+    };
+    let v = settled(
+        &[(1, ownerless(ResourceKind::Semaphore, 0xe)), (2, d)],
+        SignalWayOut::None,
+    );
+    assert!(v.stuck.is_empty());
+    assert!(asleep(&v, 2).woken_from_outside);
+    let v = settled(
+        &[(1, ownerless(ResourceKind::Semaphore, 0xe)), (2, running())],
+        SignalWayOut::None,
+    );
+    assert!(v.stuck.is_empty());
+    // Alone, nothing can post it.
+    let v = settled(&[(1, ownerless(ResourceKind::Semaphore, 0xe))], SignalWayOut::None);
+    assert_eq!(v.kind(), VerdictKind::Stuck);
 }

@@ -91,6 +91,10 @@ pub struct Status {
     /// the task left a CPU. A task seen off CPU twice with the same count
     /// did not run in between (`--no-stop`'s consistency check).
     pub ctxt_switches: Option<u64>,
+    /// `PPid`: the parent process.
+    pub ppid: i32,
+    /// `SigCgt`: signals with a handler installed (bit N-1 for signal N).
+    pub sig_cgt: u64,
 }
 
 pub fn parse_status(text: &str) -> Option<Status> {
@@ -112,6 +116,8 @@ pub fn parse_status(text: &str) -> Option<Status> {
             }
             "Tgid" => st.tgid = value.parse().ok()?,
             "TracerPid" => st.tracer_pid = value.parse().ok()?,
+            "PPid" => st.ppid = value.parse().ok()?,
+            "SigCgt" => st.sig_cgt = u64::from_str_radix(value, 16).ok()?,
             "NSpid" => st.ns_pids = value.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
             "NStgid" => st.ns_tgids = value.split_whitespace().filter_map(|v| v.parse().ok()).collect(),
             "Uid" => st.uid = value.split_whitespace().next()?.parse().ok()?,
@@ -147,6 +153,8 @@ pub struct Stat {
     /// The command name between the parentheses (same as `comm`).
     pub comm: String,
     pub state: char,
+    /// The parent process (for a thread: its process's parent).
+    pub ppid: i32,
     pub flags: u64,
     pub start_time: u64,
 }
@@ -164,6 +172,7 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     Some(Stat {
         comm,
         state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
         flags: fields.get(6)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
     })

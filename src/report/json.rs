@@ -115,6 +115,37 @@ pub struct Thread<'a> {
     pub blocked_in: Option<&'a str>,
     /// Not stopped, because a stop would have made its call fail with EINTR.
     pub left_running: Option<LeftRunning>,
+    /// The thread waits, with no timeout, for something only threads of the
+    /// inspected processes could provide, and all of those are asleep for
+    /// good or gone (added within version 3).
+    pub asleep_for_good: bool,
+    /// Why it is asleep for good, or what can still end its wait.
+    pub why: Option<String>,
+    /// The deadline of a timed futex wait, at the capture (added within version 3).
+    pub timeout: Option<TimeoutJson>,
+    /// The thread was executing, not waiting, when captured (schema 3,
+    /// additive): its stack is a sample; `blocked_on` and `blocked_in` are
+    /// then null.
+    pub running: bool,
+    /// The sentence the text report gives a running thread, or null.
+    pub running_note: Option<&'static str>,
+    /// Why a Python thread has no `python_name` (schema 3, additive).
+    pub python_name_note: Option<&'a str>,
+    /// "Python stack not read: ..." when the thread's Python stack could not
+    /// be read as of the stop: `frames` then lack its Python frames (schema
+    /// 3, additive).
+    pub python_stack_note: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub struct TimeoutJson {
+    /// Milliseconds from the capture until the wait times out (negative:
+    /// overdue); for a relative timeout, the whole duration (an upper bound).
+    pub in_ms: i64,
+    pub relative: bool,
+    pub clock: Option<crate::runtimes::futex::Clock>,
+    /// `times out in 2.4 s`.
+    pub text: String,
 }
 
 #[derive(Serialize)]
@@ -160,7 +191,7 @@ pub fn hex(v: u64) -> String {
     format!("{v:#x}")
 }
 
-pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
+pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<Thread<'a>> {
     let s = &ins.snapshot;
     s.threads
         .iter()
@@ -168,6 +199,12 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
         .map(|(i, t)| {
             let stack = &ins.stacks[i];
             let f = &ins.findings[i];
+            // `asleep` is sorted by thread.
+            let asleep = verdict
+                .asleep
+                .binary_search_by_key(&(s.pid, t.tid), |a| a.thread)
+                .ok()
+                .map(|k| &verdict.asleep[k]);
             Thread {
                 pid: s.pid,
                 tid: t.tid,
@@ -195,6 +232,18 @@ pub fn threads(ins: &Inspection) -> Vec<Thread<'_>> {
                     stack_consistent: l.stack_consistent,
                     reason: l.reason(),
                 }),
+                asleep_for_good: asleep.is_some_and(|a| a.asleep_for_good),
+                why: asleep.map(|a| a.why.clone()),
+                timeout: f.sleep.timeout().map(|to| TimeoutJson {
+                    in_ms: to.in_ms,
+                    relative: to.relative,
+                    clock: to.clock,
+                    text: to.describe(),
+                }),
+                running: t.running(),
+                running_note: t.running().then_some(crate::target::RUNNING_NOTE),
+                python_name_note: ins.python_name_notes[i].as_deref(),
+                python_stack_note: ins.python_stack_notes[i].as_deref(),
             }
         })
         .collect()

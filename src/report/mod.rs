@@ -1,6 +1,7 @@
 //! Output: the human report and the versioned JSON document.
 
 pub mod json;
+pub mod picture;
 pub mod style;
 pub mod threads;
 pub mod verdict;
@@ -8,6 +9,7 @@ pub mod verdict;
 use std::fmt::Write;
 
 use crate::graph::Verdict;
+use crate::identity::{rfc3339, Host, ProcessIdentity};
 use crate::inspect::Inspection;
 use style::{clean, Style};
 
@@ -91,8 +93,70 @@ fn truncate(s: &str, max: usize) -> String {
     }
 }
 
+/// Where and when a report was made: the host, the capture time, and each
+/// process's PID namespace and container (see `identity`).
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub captured_at: std::time::SystemTime,
+    pub host: Host,
+    pub processes: Vec<ProcessIdentity>,
+}
+
+impl Context {
+    /// Read now, for the processes of `inspections`.
+    pub fn read(inspections: &[Inspection], captured_at: std::time::SystemTime) -> Context {
+        Context {
+            captured_at,
+            host: Host::read(),
+            processes: inspections
+                .iter()
+                .map(|i| ProcessIdentity::read(i.snapshot.pid))
+                .collect(),
+        }
+    }
+
+    fn process(&self, pid: i32) -> Option<&ProcessIdentity> {
+        self.processes.iter().find(|p| p.pid == pid)
+    }
+}
+
+/// The line under a process header for a process in another PID namespace
+/// or in a container; `None` for a process beside lockdump.
+pub fn namespace_line(ins: &Inspection, ctx: &Context) -> Option<String> {
+    let id = ctx.process(ins.snapshot.pid)?;
+    let mut parts = Vec::new();
+    if let Some(c) = &id.container {
+        let mut s = format!("container {}", c.id.get(..12).unwrap_or(&c.id));
+        if let Some(rt) = c.runtime {
+            let _ = write!(s, " ({rt})");
+        }
+        if let Some(pod) = &c.pod_uid {
+            let _ = write!(s, ", pod {pod}");
+        }
+        parts.push(s);
+    }
+    if id.other_pid_ns {
+        parts.push(format!(
+            "own PID namespace (pid:[{}]): PID {} there; threads show host TID (ns TID)",
+            id.pid_ns.unwrap_or(0),
+            ins.snapshot.ns_pid
+        ));
+    }
+    (!parts.is_empty()).then(|| format!("  {}", parts.join("; ")))
+}
+
 /// The whole text report: verdict first, then every thread's stack.
 pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style) -> String {
+    render_text_with(
+        inspections,
+        verdict,
+        style,
+        &Context::read(inspections, std::time::SystemTime::now()),
+    )
+}
+
+/// [`render_text`] with the identity read at capture time.
+pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &Style, ctx: &Context) -> String {
     let mut out = String::new();
     out.push_str(&verdict::text(inspections, verdict, style));
     for ins in inspections {
@@ -110,7 +174,11 @@ pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style)
         }
     }
     for ins in inspections {
-        let _ = writeln!(out, "{}\n", process_header(ins, style));
+        let _ = writeln!(out, "{}", process_header(ins, style));
+        if let Some(line) = namespace_line(ins, ctx) {
+            let _ = writeln!(out, "{line}");
+        }
+        out.push('\n');
         out.push_str(&threads::all_threads(ins, style));
     }
     for ins in inspections {
@@ -119,9 +187,48 @@ pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style)
     out
 }
 
+/// The self-contained HTML report (`--html`): headline, facts (host, time,
+/// processes, exit code), the graph as SVG, the uncolored text report.
+pub fn html(inspections: &[Inspection], verdict: &Verdict, ctx: &Context, exit_code: i32) -> String {
+    let headline = verdict::headline(verdict, &Style::plain());
+    let text = render_text_with(inspections, verdict, &Style::plain(), ctx);
+    let mut facts = vec![
+        ("exit code".to_string(), exit_code.to_string()),
+        ("captured at".to_string(), rfc3339(ctx.captured_at)),
+        (
+            "host".to_string(),
+            format!(
+                "{} (boot {})",
+                ctx.host.name.as_deref().unwrap_or("?"),
+                ctx.host.boot_id.as_deref().unwrap_or("?")
+            ),
+        ),
+        ("lockdump".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+    ];
+    for ins in inspections {
+        facts.push((
+            format!("PID {}", ins.snapshot.pid),
+            process_header(ins, &Style::plain()),
+        ));
+        if let Some(line) = namespace_line(ins, ctx) {
+            facts.push((format!("PID {} runs in", ins.snapshot.pid), line.trim().to_string()));
+        }
+    }
+    picture::render_html(inspections, verdict, &headline, &facts, &text)
+}
+
 /// The whole JSON document (one line, newline-terminated).
 pub fn render_json(inspections: &[Inspection], verdict: &Verdict) -> String {
-    let doc = serde_json::json!({
+    render_json_with(
+        inspections,
+        verdict,
+        &Context::read(inspections, std::time::SystemTime::now()),
+    )
+}
+
+/// [`render_json`] with the identity read at capture time.
+pub fn render_json_with(inspections: &[Inspection], verdict: &Verdict, ctx: &Context) -> String {
+    let mut doc = serde_json::json!({
         "schema_version": json::SCHEMA_VERSION,
         "lockdump_version": env!("CARGO_PKG_VERSION"),
         "pid": inspections.first().map(|i| i.snapshot.pid),
@@ -130,8 +237,18 @@ pub fn render_json(inspections: &[Inspection], verdict: &Verdict) -> String {
         "verdict": verdict::json_verdict(verdict),
         "deadlocks": verdict::json_deadlocks(inspections, verdict),
         "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
-        "threads": inspections.iter().flat_map(json::threads).collect::<Vec<_>>(),
+        "threads": inspections.iter().flat_map(|i| json::threads(i, verdict)).collect::<Vec<_>>(),
     });
+    // Added within schema 3 (docs/json-schema.md): where the report comes from.
+    doc["host"] = serde_json::json!(ctx.host);
+    doc["captured_at"] = serde_json::json!(rfc3339(ctx.captured_at));
+    if let Some(procs) = doc["processes"].as_array_mut() {
+        for p in procs {
+            let id = p["pid"].as_i64().and_then(|pid| ctx.process(pid as i32));
+            p["pid_ns"] = serde_json::json!(id.and_then(|i| i.pid_ns));
+            p["container"] = serde_json::json!(id.and_then(|i| i.container.as_ref()));
+        }
+    }
     let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s

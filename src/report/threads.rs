@@ -13,10 +13,25 @@ use crate::syscalls;
 /// At least this many threads with the same stack are printed as a group.
 const GROUP_MIN: usize = 3;
 
+/// ` (ns TID 7)` for a thread whose TID in its own PID namespace (what a
+/// shell, `ps` or a log inside its container shows) is not the host's.
+pub fn ns_tid_note(tid: i32, ns_tid: i32) -> String {
+    if ns_tid != tid && ns_tid > 0 {
+        format!(" (ns TID {ns_tid})")
+    } else {
+        String::new()
+    }
+}
+
 /// One-line description of a thread: TID, names, state and what it is blocked in.
 pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
     let t = &ins.snapshot.threads[i];
-    let mut s = format!("Thread {} \"{}\"", style.bold(&t.tid.to_string()), clean(&t.name));
+    let mut s = format!(
+        "Thread {}{} \"{}\"",
+        style.bold(&t.tid.to_string()),
+        ns_tid_note(t.tid, t.ns_tid),
+        clean(&t.name)
+    );
     if let Some(py) = ins.python_names.get(i).and_then(|n| n.as_deref()) {
         let _ = write!(s, " (Python \"{}\")", clean(py));
     }
@@ -35,14 +50,19 @@ pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
         );
     } else if let Some(sys) = &t.syscall {
         let _ = write!(s, ", in {}", syscalls::describe(sys));
-    } else if t.register_source == crate::target::RegisterSource::None {
-        s.push_str(", running");
+    } else if t.running() {
+        let _ = write!(s, ", {}", crate::target::RUNNING_NOTE);
     }
     if !t.wchan.is_empty() {
         let _ = write!(s, " [{}]", clean(&t.wchan));
     }
     if let Some(l) = &t.left_running {
         let _ = write!(s, " ({})", l.reason());
+    }
+    if let Some(note) = ins.python_stack_notes.get(i).and_then(|n| n.as_deref()) {
+        let _ = write!(s, " ({})", clean(note));
+    } else if let Some(note) = ins.python_name_notes.get(i).and_then(|n| n.as_deref()) {
+        let _ = write!(s, " (no Python name: {})", clean(note));
     }
     if let Some(sig) = t.pending_signal {
         let _ = write!(s, " (signal {sig} arrived during capture and was re-delivered)");

@@ -45,7 +45,8 @@ impl<'a> Index<'a> {
                 } else {
                     String::new()
                 };
-                format!("thread {} \"{}\"{py}{pid}", id.1, clean(&t.name))
+                let ns = super::threads::ns_tid_note(t.tid, t.ns_tid);
+                format!("thread {}{ns} \"{}\"{py}{pid}", id.1, clean(&t.name))
             }
             None => format!("thread {} of PID {}", id.1, id.0),
         }
@@ -140,6 +141,9 @@ fn short_path(p: &str) -> &str {
 
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
 pub fn headline(v: &Verdict, style: &Style) -> String {
+    if v.deadlocks.is_empty() && !v.stuck.is_empty() {
+        return style.red(&stuck_headline(v));
+    }
     if v.deadlocks.is_empty() {
         if v.unexamined.is_empty() {
             return style.green("No deadlock found.");
@@ -184,6 +188,71 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
             what.clone()
         }
     ))
+}
+
+/// `Stuck: no thread of PID 1234 can ever run again (3 threads asleep for good)`.
+fn stuck_headline(v: &Verdict) -> String {
+    let parts: Vec<String> = v
+        .stuck
+        .iter()
+        .map(|s| {
+            let n = s.threads.len();
+            let threads = format!("{n} thread{}", if n == 1 { "" } else { "s" });
+            if s.whole_process {
+                format!(
+                    "no thread of PID {} can ever run again ({threads} asleep for good)",
+                    s.pid
+                )
+            } else {
+                format!(
+                    "{threads} of PID {} can never run again (behind a lock whose owner is gone)",
+                    s.pid
+                )
+            }
+        })
+        .collect();
+    format!("Stuck: {}", parts.join("; "))
+}
+
+/// The stuck processes and threads: each thread, what it waits for, and
+/// why nothing can end the wait.
+fn stuck_section(v: &Verdict, idx: &Index, inspections: &[Inspection], style: &Style) -> String {
+    let mut out = String::new();
+    for s in &v.stuck {
+        let title = if s.whole_process {
+            format!("Stuck: PID {}: every thread is asleep for good", s.pid)
+        } else {
+            format!("Stuck: PID {}: threads behind a lock whose owner is gone", s.pid)
+        };
+        let _ = writeln!(out, "{}", style.bold(&title));
+        for &t in &s.threads {
+            let what = waits_for(inspections, t).unwrap_or_else(|| "something".into());
+            let why = v
+                .asleep
+                .binary_search_by_key(&t, |a| a.thread)
+                .ok()
+                .map(|k| v.asleep[k].why.clone())
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {} waits for {what}", capitalize(&idx.name(t)));
+            if let Some(f) = idx.wait_site(t) {
+                let _ = writeln!(out, "      waiting in  {}", site_label(f));
+            }
+            let _ = writeln!(out, "      nothing can end it: {}", clean(&why));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// What thread `t` waits for, as the report names it.
+fn waits_for(inspections: &[Inspection], t: ThreadId) -> Option<String> {
+    let ins = inspections.iter().find(|i| i.snapshot.pid == t.0)?;
+    let i = ins.snapshot.threads.iter().position(|x| x.tid == t.1)?;
+    let f = &ins.findings[i];
+    match &f.wait {
+        Some(w) => Some(resource_label(&w.resource)),
+        None => f.blocked_in.as_deref().map(clean),
+    }
 }
 
 fn plural(k: &str) -> &'static str {
@@ -248,6 +317,19 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
             clean(&e.evidence)
         );
     }
+    if let Some(Some(ms)) = v.breaks_by_timeout_ms.get(n - 1) {
+        let to = crate::runtimes::Timeout {
+            in_ms: *ms,
+            relative: false,
+            clock: None,
+        };
+        let _ = writeln!(
+            out,
+            "  {} a timed wait in it {} (it is still a deadlock until then)",
+            style.yellow("Resolves by timeout:"),
+            to.describe()
+        );
+    }
     let behind: Vec<&crate::graph::BlockedBehind> = v
         .blocked_behind
         .iter()
@@ -296,18 +378,34 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if v.cycles_truncated {
         let _ = writeln!(out, "{}\n", style.yellow("(more cycles exist than are listed)"));
     }
+    out.push_str(&stuck_section(v, &idx, inspections, style));
     for o in &v.orphaned {
         let owner = o
             .owner_tid
             .map(|t| format!("thread {t}"))
             .unwrap_or_else(|| "its owner".into());
+        let cause = if o.evidence.contains("copied locked at fork()") {
+            format!(
+                "it was copied locked at fork() from the parent, where {owner} holds it: no thread of this process \
+                 will release it"
+            )
+        } else if o.resource.kind == crate::runtimes::ResourceKind::RobustMutex {
+            format!("{owner} has exited: the next lock returns EOWNERDEAD (robust mutex)")
+        } else {
+            format!("{owner} has exited: the lock will never be released")
+        };
         let _ = writeln!(
             out,
-            "{} {} waits for {}, but {owner} has exited: the lock will never be released ({}).",
+            "{} {} waits for {}, but {cause} ({}).",
             style.yellow("Orphaned lock:"),
             capitalize(&idx.name(o.thread)),
             resource_label(&o.resource),
-            clean(&o.evidence)
+            // The field it was read from; the cause is said above.
+            clean(if o.evidence.contains("copied locked at fork()") {
+                o.evidence.split(';').next().unwrap_or_default()
+            } else {
+                &o.evidence
+            })
         );
         for b in v
             .blocked_behind
@@ -322,13 +420,13 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if !v.orphaned.is_empty() {
         out.push('\n');
     }
-    if v.deadlocks.is_empty() && v.all_blocked {
+    if v.deadlocks.is_empty() && v.stuck.is_empty() && v.all_blocked && !v.asleep.is_empty() {
+        let n = v.asleep.len();
+        let outside = v.asleep.iter().filter(|a| a.woken_from_outside).count();
         let _ = writeln!(
             out,
-            "{}\n",
-            style.yellow(
-                "Every thread is blocked: nothing can make progress unless something outside the process acts."
-            )
+            "All {n} thread{} waiting; {outside} can be woken from outside (timers, fds, signals, child processes).\n",
+            if n == 1 { " is" } else { "s are" }
         );
     }
     out.push_str(&summary_table(inspections, &idx));
@@ -352,9 +450,14 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
         for (i, t) in ins.snapshot.threads.iter().enumerate() {
             let f = &ins.findings[i];
             let id = (ins.snapshot.pid, t.tid);
+            let timeout = f
+                .sleep
+                .timeout()
+                .map(|to| format!(" ({})", to.describe()))
+                .unwrap_or_default();
             let (what, owner, conf) = match &f.wait {
                 Some(w) => (
-                    resource_label(&w.resource),
+                    resource_label(&w.resource) + &timeout,
                     match (w.owner.tid, w.owner.dead) {
                         (Some(tid), true) => format!("{tid} (exited)"),
                         (Some(tid), false) if w.owner.pid.is_some_and(|p| p != id.0) => {
@@ -413,6 +516,9 @@ pub struct JsonDeadlock {
     pub resource_names: Vec<Option<String>>,
     pub edges: Vec<JsonEdge>,
     pub confidence: Confidence,
+    /// A timed wait of one of the cycle's threads ends within this many
+    /// milliseconds (at most an hour), breaking the cycle; null otherwise.
+    pub breaks_by_timeout_in_ms: Option<i64>,
 }
 
 #[derive(Serialize)]
@@ -454,13 +560,15 @@ pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlo
     let idx = Index::new(inspections);
     v.deadlocks
         .iter()
-        .map(|d| JsonDeadlock {
+        .enumerate()
+        .map(|(k, d)| JsonDeadlock {
             threads: d.threads.iter().map(|t| t.1).collect(),
             pids: d.threads.iter().map(|t| t.0).collect(),
             resources: d.resources.iter().map(|r| hex(r.address)).collect(),
             resource_names: d.resources.iter().map(|r| r.name.clone()).collect(),
             edges: d.edges.iter().map(|e| json_edge(e, &idx)).collect(),
             confidence: d.confidence,
+            breaks_by_timeout_in_ms: v.breaks_by_timeout_ms.get(k).copied().flatten(),
         })
         .collect()
 }
@@ -468,7 +576,7 @@ pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlo
 /// `verdict` in the JSON document.
 #[derive(Serialize)]
 pub struct JsonVerdict {
-    /// `deadlock`, `incomplete` or `no_hang_found`.
+    /// `deadlock`, `stuck`, `incomplete` or `no_hang_found`.
     pub kind: crate::graph::VerdictKind,
     /// The exit code lockdump exits with for this verdict.
     pub exit_code: i32,
@@ -482,6 +590,17 @@ pub struct JsonVerdict {
     pub all_blocked: bool,
     pub cycles_truncated: bool,
     pub headline: String,
+    /// Threads that can never run again (added within version 3).
+    pub stuck: Vec<JsonStuck>,
+}
+
+#[derive(Serialize)]
+pub struct JsonStuck {
+    pub pid: i32,
+    /// Every thread of the process is asleep for good.
+    pub whole_process: bool,
+    /// TIDs of the threads asleep for good.
+    pub threads: Vec<i32>,
 }
 
 pub fn json_verdict(v: &Verdict) -> JsonVerdict {
@@ -497,5 +616,14 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
         all_blocked: v.all_blocked,
         cycles_truncated: v.cycles_truncated,
         headline: headline(v, &Style::plain()),
+        stuck: v
+            .stuck
+            .iter()
+            .map(|s| JsonStuck {
+                pid: s.pid,
+                whole_process: s.whole_process,
+                threads: s.threads.iter().map(|t| t.1).collect(),
+            })
+            .collect(),
     }
 }

@@ -70,6 +70,78 @@ impl FutexCmd {
     }
 }
 
+/// The clock an absolute futex timeout is measured on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    Monotonic,
+    Realtime,
+}
+
+/// A futex wait's timeout as the caller passed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FutexTimeout {
+    /// `FUTEX_WAIT`: a duration from the moment the call began (which is not
+    /// known), so the wait ends at most this long after the capture.
+    Relative { ns: i128 },
+    /// `FUTEX_WAIT_BITSET`, `FUTEX_LOCK_PI2`, `FUTEX_WAIT_REQUEUE_PI`
+    /// (CLOCK_MONOTONIC, or CLOCK_REALTIME with `FUTEX_CLOCK_REALTIME`) and
+    /// `FUTEX_LOCK_PI` (always CLOCK_REALTIME): a point in time.
+    Absolute { clock: Clock, ns: i128 },
+}
+
+/// The two clocks read once per analysis, to turn absolute deadlines into
+/// "times out in X s".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clocks {
+    pub monotonic_ns: i128,
+    pub realtime_ns: i128,
+}
+
+impl Clocks {
+    /// Now, on both clocks.
+    pub fn now() -> Self {
+        fn read(id: libc::clockid_t) -> i128 {
+            let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: clock_gettime writes the timespec we own.
+            unsafe { libc::clock_gettime(id, &mut ts) };
+            i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+        }
+        Clocks {
+            monotonic_ns: read(libc::CLOCK_MONOTONIC),
+            realtime_ns: read(libc::CLOCK_REALTIME),
+        }
+    }
+}
+
+impl FutexTimeout {
+    /// Nanoseconds from `now` until the wait times out (negative: overdue;
+    /// for a relative timeout, the whole duration: an upper bound).
+    pub fn remaining_ns(&self, now: &Clocks) -> i128 {
+        match *self {
+            FutexTimeout::Relative { ns } => ns,
+            FutexTimeout::Absolute { clock, ns } => {
+                ns - match clock {
+                    Clock::Monotonic => now.monotonic_ns,
+                    Clock::Realtime => now.realtime_ns,
+                }
+            }
+        }
+    }
+}
+
+/// Read a `struct timespec` (`{i64 tv_sec; i64 tv_nsec}`) and check it is one
+/// the kernel would accept (`tv_nsec` in 0..1e9, `tv_sec` not negative).
+pub fn read_timespec(mem: &dyn Memory, addr: u64) -> Option<i128> {
+    let b = mem.read_vec(addr, 16).ok()?;
+    let sec = i64::from_le_bytes(b[0..8].try_into().ok()?);
+    let nsec = i64::from_le_bytes(b[8..16].try_into().ok()?);
+    if sec < 0 || !(0..1_000_000_000).contains(&nsec) {
+        return None;
+    }
+    Some(i128::from(sec) * 1_000_000_000 + i128::from(nsec))
+}
+
 /// A thread asleep in a futex operation, with the word's value as read now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FutexWait {
@@ -86,6 +158,10 @@ pub struct FutexWait {
     pub expected: u32,
     /// A timeout was given (`utime` non-null).
     pub timed: bool,
+    /// The timeout `utime` points to, read from the snapshot (the caller's
+    /// `struct timespec` is on its stack, copied at the stop); `None` when
+    /// untimed or unreadable.
+    pub timeout: Option<FutexTimeout>,
     /// The futex word as read from the target (after the snapshot; may have moved on).
     pub current: u32,
     /// Second address (`uaddr2`) for `FUTEX_WAIT_REQUEUE_PI`: the PI mutex.
@@ -95,23 +171,10 @@ pub struct FutexWait {
 }
 
 impl FutexWait {
-    /// A short description for evidence strings: `futex(0x55d0..., FUTEX_WAIT|PRIVATE, 2)`.
+    /// A short description for evidence strings, as the thread header
+    /// shows the call: `futex(0x55d0..., FUTEX_WAIT_PRIVATE, 2)`.
     pub fn describe(&self) -> String {
-        let mut op = self.cmd.name().to_string();
-        if self.private {
-            op.push_str("|PRIVATE");
-        }
-        if self.clock_realtime {
-            op.push_str("|CLOCK_REALTIME");
-        }
-        if self.cmd.is_pi_lock() {
-            format!("futex({:#x}, {op})", self.addr)
-        } else if self.expected >= 0x1_0000 {
-            // Flag-carrying words (0x80000010) read better in hex.
-            format!("futex({:#x}, {op}, {:#x})", self.addr, self.expected)
-        } else {
-            format!("futex({:#x}, {op}, {})", self.addr, self.expected)
-        }
+        crate::syscalls::futex_text(self.addr, self.raw_op as u64, self.expected)
     }
 }
 
@@ -151,6 +214,23 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
             return None;
         }
     }
+    let timeout = if utime == 0 {
+        None
+    } else {
+        let realtime = op & FUTEX_CLOCK_REALTIME != 0;
+        read_timespec(mem, utime).map(|ns| match cmd {
+            FutexCmd::Wait => FutexTimeout::Relative { ns },
+            // LOCK_PI's timeout is on CLOCK_REALTIME whatever the flag says.
+            FutexCmd::LockPi => FutexTimeout::Absolute {
+                clock: Clock::Realtime,
+                ns,
+            },
+            FutexCmd::WaitBitset | FutexCmd::LockPi2 | FutexCmd::WaitRequeuePi => FutexTimeout::Absolute {
+                clock: if realtime { Clock::Realtime } else { Clock::Monotonic },
+                ns,
+            },
+        })
+    };
     Some(FutexWait {
         addr,
         cmd,
@@ -159,6 +239,7 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
         clock_realtime: op & FUTEX_CLOCK_REALTIME != 0,
         expected,
         timed: utime != 0,
+        timeout,
         current,
         uaddr2: (cmd == FutexCmd::WaitRequeuePi).then_some(uaddr2),
         restarted: sys.restarted,
@@ -242,7 +323,7 @@ mod tests {
             (0x1000, FutexCmd::Wait, true, 2, 2)
         );
         assert!(!w.timed && !w.clock_realtime);
-        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT|PRIVATE, 2)");
+        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT_PRIVATE, 2)");
     }
 
     #[test]
@@ -279,7 +360,7 @@ mod tests {
         let m = mem_with(0x1000, &0x8000_0010u32.to_le_bytes());
         let w = decode(&sys(202, [0x1000, 128, 0xffff_ffff_8000_0010, 0, 0, 0], false), &m).unwrap();
         assert_eq!((w.expected, w.current), (0x8000_0010, 0x8000_0010));
-        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT|PRIVATE, 0x80000010)");
+        assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT_PRIVATE, 0x80000010)");
         // Zero-extended (glibc's robust waits) decodes the same.
         let z = decode(&sys(202, [0x1000, 128, 0x8000_0010, 0, 0, 0], false), &m).unwrap();
         assert_eq!(z.expected, 0x8000_0010);
@@ -294,6 +375,35 @@ mod tests {
         // high half is not an int the caller passed.
         assert!(decode(&sys(202, [0x1000, 128, 0xffff_ffff_0000_0010, 0, 0, 0], false), &m).is_none());
         assert!(decode(&sys(202, [0x1000, 128, 0x0000_0001_8000_0010, 0, 0, 0], false), &m).is_none());
+    }
+
+    #[test]
+    fn timeouts_relative_and_absolute() {
+        let mut bytes = 2u32.to_le_bytes().to_vec();
+        bytes.resize(16, 0);
+        // timespec at 0x1010: 2 s 500 ms.
+        bytes.extend_from_slice(&2i64.to_le_bytes());
+        bytes.extend_from_slice(&500_000_000i64.to_le_bytes());
+        let m = mem_with(0x1000, &bytes);
+        let now = Clocks {
+            monotonic_ns: 1_000_000_000,
+            realtime_ns: 2_000_000_000,
+        };
+        let rel = decode(&sys(202, [0x1000, 128, 2, 0x1010, 0, 0], false), &m).unwrap();
+        assert_eq!(rel.timeout, Some(FutexTimeout::Relative { ns: 2_500_000_000 }));
+        assert_eq!(rel.timeout.unwrap().remaining_ns(&now), 2_500_000_000);
+        let mono = decode(&sys(202, [0x1000, 137, 2, 0x1010, 0, u32::MAX as u64], false), &m).unwrap();
+        assert_eq!(mono.timeout.unwrap().remaining_ns(&now), 1_500_000_000);
+        let real = decode(&sys(202, [0x1000, 393, 2, 0x1010, 0, u32::MAX as u64], false), &m).unwrap();
+        assert_eq!(real.timeout.unwrap().remaining_ns(&now), 500_000_000);
+        // Timed, but the timespec is unreadable or invalid: timed without a value.
+        let lost = decode(&sys(202, [0x1000, 137, 2, 0x9000, 0, 0], false), &m).unwrap();
+        assert!(lost.timed && lost.timeout.is_none());
+        assert_eq!(
+            read_timespec(&mem_with(0x1000, &[0xff; 16]), 0x1000),
+            None,
+            "negative tv_sec"
+        );
     }
 
     #[test]

@@ -56,11 +56,13 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
             let t = &view.snapshot.threads[i];
             match &found[i] {
                 Some(f) => ThreadFindings {
+                    sleep: Default::default(),
                     wait: Some(ctx.to_wait(i, f)),
                     holds: Vec::new(),
                     blocked_in: None,
                 },
                 None => ThreadFindings {
+                    sleep: Default::default(),
                     wait: None,
                     holds: Vec::new(),
                     blocked_in: t.syscall.and_then(|s| syscalls::describe(&s, view.memory)),
@@ -794,33 +796,7 @@ fn refine_rwlock_owners(mut found: Vec<Option<Found>>) -> Vec<Option<Found>> {
 /// holds, plus every robust mutex on its robust list.
 fn add_holds(ctx: &Ctx<'_, '_>, out: &mut [ThreadFindings]) {
     let snap = ctx.view.snapshot;
-    let mut holds: Vec<(usize, Hold)> = Vec::new();
-    for (i, f) in out.iter().enumerate() {
-        let Some(w) = &f.wait else { continue };
-        let kind = w.resource.kind;
-        if !kind.has_owner() || kind == ResourceKind::Thread || w.owner.confidence == Confidence::Unknown {
-            continue;
-        }
-        if w.owner.dead || w.owner.pid != Some(snap.pid) {
-            continue;
-        }
-        let Some(j) = w
-            .owner
-            .tid
-            .and_then(|tid| snap.threads.iter().position(|t| t.tid == tid))
-        else {
-            continue;
-        };
-        holds.push((
-            j,
-            Hold {
-                resource: w.resource.clone(),
-                confidence: w.owner.confidence,
-                evidence: format!("{} (thread {} waits for it)", w.owner.evidence, snap.threads[i].tid),
-                site_frame: None,
-            },
-        ));
-    }
+    let mut holds = owners::holds_from_waits(snap, out);
     for (j, t) in snap.threads.iter().enumerate() {
         let Some(fs) = ctx.fs_base(j) else { continue };
         for addr in layout::robust_list(ctx.view.memory, &ctx.layout, fs, ROBUST_LIST_LIMIT) {
@@ -845,18 +821,7 @@ fn add_holds(ctx: &Ctx<'_, '_>, out: &mut [ThreadFindings]) {
             ));
         }
     }
-    for (j, h) in holds {
-        let list = &mut out[j].holds;
-        match list
-            .iter_mut()
-            .find(|x| x.resource.address == h.resource.address && x.resource.pid == h.resource.pid)
-        {
-            // Keep the strongest evidence for each resource.
-            Some(existing) if h.confidence < existing.confidence => *existing = h,
-            Some(_) => {}
-            None => list.push(h),
-        }
-    }
+    owners::merge_holds(out, holds);
 }
 
 #[cfg(test)]

@@ -168,6 +168,78 @@ pub struct ThreadFindings {
     pub holds: Vec<Hold>,
     /// A blocking call that is not a lock wait, in words: `nanosleep`, `read(fd 0)`.
     pub blocked_in: Option<String>,
+    /// How the thread sleeps, decoded once from its state and system call
+    /// ([`syscalls::sleep`]); the verdict's "asleep for good" rule reads it.
+    pub sleep: Sleep,
+}
+
+/// How a thread sleeps, as far as the kernel's side of it tells: what kind
+/// of event can end it. Decoded once per thread from its scheduler state and
+/// system call (futex arguments, timeouts); runtimes say *what* a futex
+/// belongs to, this says whether anything but another thread can end it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Sleep {
+    /// Not asleep in a system call (running, runnable, or between calls).
+    #[default]
+    Running,
+    /// Uninterruptible sleep (state D): the kernel ends it (I/O, a page fault).
+    Uninterruptible,
+    /// A call the outside world ends: an fd (read, write, accept, poll,
+    /// epoll, select), a signal (pause, sigsuspend, sigtimedwait), a child
+    /// process (wait4, waitid), System V IPC, file locks. `call` names it.
+    Input { call: String },
+    /// A sleep for a set time (nanosleep, clock_nanosleep, a timed call
+    /// resumed as restart_syscall).
+    Timer { call: String },
+    /// A futex wait: only what the futex belongs to says who can end it.
+    /// `timeout` is set for a timed wait (the deadline, when readable).
+    Futex { timed: bool, timeout: Option<Timeout> },
+    /// A system call lockdump does not classify.
+    Unknown { call: String },
+}
+
+/// The timeout of a timed wait, at the capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Timeout {
+    /// Milliseconds from the capture until the wait times out (negative:
+    /// overdue). For a relative timeout (`relative`), the whole duration
+    /// passed to the call: the wait ends at most this long after the capture.
+    pub in_ms: i64,
+    /// `FUTEX_WAIT`'s timeout is a duration from when the call began, which
+    /// is not known; absolute deadlines are exact.
+    pub relative: bool,
+    /// The clock of an absolute deadline.
+    pub clock: Option<futex::Clock>,
+}
+
+impl Timeout {
+    /// `times out in 2.4 s`, `times out within 10 s`.
+    pub fn describe(&self) -> String {
+        let secs = self.in_ms as f64 / 1000.0;
+        let amount = if self.in_ms.abs() >= 10_000 {
+            format!("{secs:.0} s")
+        } else {
+            format!("{secs:.1} s")
+        };
+        if self.in_ms < 0 {
+            format!("timed out {} ago (overdue)", amount.trim_start_matches('-'))
+        } else if self.relative {
+            format!("times out within {amount}")
+        } else {
+            format!("times out in {amount}")
+        }
+    }
+}
+
+impl Sleep {
+    /// The deadline of a timed futex wait, if known.
+    pub fn timeout(&self) -> Option<Timeout> {
+        match self {
+            Sleep::Futex { timeout, .. } => *timeout,
+            _ => None,
+        }
+    }
 }
 
 pub mod codescan;

@@ -34,7 +34,7 @@ use self::layout::{
 use super::futex::{self, FutexCmd, FutexWait};
 use super::owners::{self, ProcTaskTable, TaskTable};
 use super::stackscan::{self, Inference};
-use super::{frames, syscalls, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
+use super::{frames, syscalls, Confidence, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
 use crate::target::RegisterSource;
 
 /// Longest chain of condvar waiter nodes followed to find the list's ends.
@@ -54,11 +54,13 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
     let mut out: Vec<ThreadFindings> = (0..n)
         .map(|i| match &found[i] {
             Some(f) => ThreadFindings {
+                sleep: Default::default(),
                 wait: Some(to_wait(view, tasks, i, f, &found)),
                 holds: Vec::new(),
                 blocked_in: None,
             },
             None => ThreadFindings {
+                sleep: Default::default(),
                 wait: None,
                 holds: Vec::new(),
                 blocked_in: view.snapshot.threads[i]
@@ -433,45 +435,8 @@ fn infer_owner(view: &ProcessView<'_>, i: usize, f: &Found, all: &[Option<Found>
 
 /// A thread holds what other threads' exact or inferred owners say it holds.
 fn add_holds(view: &ProcessView<'_>, out: &mut [ThreadFindings]) {
-    let snap = view.snapshot;
-    let mut holds: Vec<(usize, Hold)> = Vec::new();
-    for (i, f) in out.iter().enumerate() {
-        let Some(w) = &f.wait else { continue };
-        let kind = w.resource.kind;
-        if !kind.has_owner() || kind == ResourceKind::Thread || w.owner.confidence == Confidence::Unknown {
-            continue;
-        }
-        if w.owner.dead || w.owner.pid != Some(snap.pid) {
-            continue;
-        }
-        let Some(j) = w
-            .owner
-            .tid
-            .and_then(|tid| snap.threads.iter().position(|t| t.tid == tid))
-        else {
-            continue;
-        };
-        holds.push((
-            j,
-            Hold {
-                resource: w.resource.clone(),
-                confidence: w.owner.confidence,
-                evidence: format!("{} (thread {} waits for it)", w.owner.evidence, snap.threads[i].tid),
-                site_frame: None,
-            },
-        ));
-    }
-    for (j, h) in holds {
-        let list = &mut out[j].holds;
-        match list
-            .iter_mut()
-            .find(|x| x.resource.address == h.resource.address && x.resource.pid == h.resource.pid)
-        {
-            Some(existing) if h.confidence < existing.confidence => *existing = h,
-            Some(_) => {}
-            None => list.push(h),
-        }
-    }
+    let holds = owners::holds_from_waits(view.snapshot, out);
+    owners::merge_holds(out, holds);
 }
 
 #[cfg(test)]

@@ -80,6 +80,7 @@ pub fn merge(a: ThreadFindings, b: ThreadFindings) -> ThreadFindings {
         a.blocked_in.or(b.blocked_in)
     };
     ThreadFindings {
+        sleep: Default::default(),
         wait,
         holds,
         blocked_in,
@@ -142,7 +143,7 @@ mod tests {
         assert_eq!(out[0].wait.as_ref().unwrap().owner.confidence, Confidence::Exact);
         assert_eq!(
             out[2].wait.as_ref().unwrap().how,
-            "futex(0x5200, FUTEX_WAIT_BITSET|PRIVATE, 9)"
+            "futex(0x5200, FUTEX_WAIT_BITSET_PRIVATE, 9)"
         );
         assert!(out.iter().all(|f| f.blocked_in.is_none()));
         assert_eq!(out[2].holds.len(), 1, "thread 3 holds the glibc mutex");

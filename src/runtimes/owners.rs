@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{Confidence, Owner, ProcessView, Resource, ResourceKind, SymbolLookup};
+use super::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::target::Snapshot;
 
 /// Looks up tasks outside the snapshot: which process a TID belongs to.
@@ -19,6 +19,10 @@ use crate::target::Snapshot;
 pub trait TaskTable {
     /// The thread-group ID (process) of task `tid`, if such a task exists now.
     fn tgid_of(&self, tid: i32) -> Option<i32>;
+    /// The parent process of process `pid`, if known.
+    fn parent_of(&self, _pid: i32) -> Option<i32> {
+        None
+    }
 }
 
 /// [`TaskTable`] over `/proc/TID/status` (works for any thread, not only group leaders).
@@ -33,6 +37,9 @@ impl TaskTable for ProcTaskTable {
         let status = crate::proc::status(tid).ok()?;
         // A zombie thread group still has a status file but no threads that can unlock.
         (status.state != 'Z' && status.state != 'X').then_some(status.tgid)
+    }
+    fn parent_of(&self, pid: i32) -> Option<i32> {
+        crate::proc::status(pid).ok().map(|s| s.ppid).filter(|&p| p > 0)
     }
 }
 
@@ -107,6 +114,13 @@ pub fn owner_from_tid(
             pid: if process_shared { None } else { Some(snapshot.pid) },
             confidence,
             evidence: match other {
+                // fork() copies the memory of every thread but only the
+                // calling one: a lock another thread of the parent held is
+                // copied locked, with that thread's TID as owner.
+                Some(tgid) if tasks.parent_of(snapshot.pid) == Some(tgid) => format!(
+                    "{evidence}; copied locked at fork() from PID {tgid} (the parent), where thread {ns_tid} held it: \
+                     no thread of this process will release it"
+                ),
                 Some(tgid) => format!(
                     "{evidence}; thread {ns_tid} has exited (the TID now belongs to process {tgid}, which cannot own a process-private lock)"
                 ),
@@ -251,6 +265,7 @@ pub(crate) mod testing {
             capture_time: Duration::ZERO,
             no_stop: false,
             wait_memory: Vec::new(),
+            runtime_copy: Default::default(),
         }
     }
 
@@ -268,6 +283,57 @@ pub(crate) mod testing {
             inode,
             path: if inode != 0 { "/dev/zero".into() } else { String::new() },
             deleted: inode != 0,
+        }
+    }
+}
+
+/// What other threads' waits say each thread holds: a wait whose owner is a
+/// live thread of this process, exact or inferred, makes that thread a
+/// holder (joins excepted: a joined thread holds nothing). Shared by the
+/// libc analyzers (glibc, musl), which add what else they know.
+pub fn holds_from_waits(snap: &Snapshot, out: &[ThreadFindings]) -> Vec<(usize, Hold)> {
+    let mut holds = Vec::new();
+    for (i, f) in out.iter().enumerate() {
+        let Some(w) = &f.wait else { continue };
+        let kind = w.resource.kind;
+        if !kind.has_owner() || kind == ResourceKind::Thread || w.owner.confidence == Confidence::Unknown {
+            continue;
+        }
+        if w.owner.dead || w.owner.pid != Some(snap.pid) {
+            continue;
+        }
+        let Some(j) = w
+            .owner
+            .tid
+            .and_then(|tid| snap.threads.iter().position(|t| t.tid == tid))
+        else {
+            continue;
+        };
+        holds.push((
+            j,
+            Hold {
+                resource: w.resource.clone(),
+                confidence: w.owner.confidence,
+                evidence: format!("{} (thread {} waits for it)", w.owner.evidence, snap.threads[i].tid),
+                site_frame: None,
+            },
+        ));
+    }
+    holds
+}
+
+/// Add `holds` to the threads' findings, one entry per resource, keeping the
+/// strongest evidence for each.
+pub fn merge_holds(out: &mut [ThreadFindings], holds: Vec<(usize, Hold)>) {
+    for (j, h) in holds {
+        let list = &mut out[j].holds;
+        match list
+            .iter_mut()
+            .find(|x| x.resource.address == h.resource.address && x.resource.pid == h.resource.pid)
+        {
+            Some(existing) if h.confidence < existing.confidence => *existing = h,
+            Some(_) => {}
+            None => list.push(h),
         }
     }
 }

@@ -5,21 +5,20 @@
 //! blocked" is only convincing when each thread's wait is named.
 //! Numbers and names come from the one table in [`crate::syscalls`].
 
-use super::futex::{self, FutexCmd};
-use crate::syscalls::{kernel_name, nr};
-use crate::target::{Memory, SyscallState};
-
-/// `fcntl` commands that block on a record lock.
-const F_SETLKW: u64 = 7;
-const F_OFD_SETLKW: u64 = 38;
+use super::futex::{self, Clocks, FutexCmd};
+use super::{Sleep, Timeout};
+use crate::syscalls::{self as table, kernel_name, nr};
+use crate::target::{Memory, SyscallState, ThreadSnapshot};
 
 /// Describe the syscall the thread is in, if it is one a thread may block in.
+/// The call itself is rendered as the thread header renders it
+/// ([`crate::syscalls::describe`]: the same name and arguments in the header,
+/// the summary table and the JSON); a few get what they wait for appended.
 /// Futex waits are described generically (`futex_wait`); the runtime
 /// analyzers say which lock they belong to.
 pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
     let a = sys.args;
-    let fd = a[0] as i64 as i32;
-    let name = kernel_name(sys.nr).unwrap_or("?");
+    let call = table::describe(sys);
     let s = match sys.nr {
         nr::READ
         | nr::WRITE
@@ -38,10 +37,12 @@ pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
         | nr::EPOLL_PWAIT
         | nr::ACCEPT4
         | nr::RECVMMSG
+        | nr::SENDMMSG
         | nr::IO_URING_ENTER
-        | nr::EPOLL_PWAIT2 => format!("{name}(fd {fd})"),
-        nr::POLL | nr::PPOLL => format!("{name}({} fds)", a[1]),
-        nr::SELECT
+        | nr::EPOLL_PWAIT2
+        | nr::POLL
+        | nr::PPOLL
+        | nr::SELECT
         | nr::PAUSE
         | nr::NANOSLEEP
         | nr::WAIT4
@@ -53,16 +54,16 @@ pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
         | nr::CLOCK_NANOSLEEP
         | nr::MQ_TIMEDRECEIVE
         | nr::WAITID
-        | nr::PSELECT6 => name.into(),
-        nr::SEMGET | nr::SEMOP | nr::SEMTIMEDOP => "semop (System V semaphore)".into(),
-        nr::FCNTL if a[1] == F_SETLKW || a[1] == F_OFD_SETLKW => format!("fcntl(fd {fd}, F_SETLKW) record lock"),
+        | nr::PSELECT6 => call,
+        nr::SEMGET | nr::SEMOP | nr::SEMTIMEDOP => format!("{call} (System V semaphore)"),
+        nr::FCNTL if a[1] == table::F_SETLKW || a[1] == table::F_OFD_SETLKW => format!("{call} record lock"),
         nr::FUTEX => match futex::decode(sys, mem) {
             Some(w) => format!("futex_wait {}", w.describe()),
             None => return None,
         },
         nr::FUTEX_WAITV => match futex::decode_waitv(sys, mem) {
             Some(v) => format!("futex_waitv on {} futexes", v.len()),
-            None => "futex_waitv".into(),
+            None => call,
         },
         nr::RESTART_SYSCALL => match futex::decode(sys, mem) {
             Some(w) if w.cmd == FutexCmd::Wait || w.cmd == FutexCmd::WaitBitset => {
@@ -74,6 +75,82 @@ pub fn describe(sys: &SyscallState, mem: &dyn Memory) -> Option<String> {
         _ => return None,
     };
     Some(s)
+}
+
+/// How thread `t` sleeps: its scheduler state and system call, decoded
+/// once. `now` turns an absolute futex deadline into time left.
+pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
+    if t.state == 'D' {
+        return Sleep::Uninterruptible;
+    }
+    let Some(sys) = t.syscall else {
+        return Sleep::Running;
+    };
+    if t.state == 'R' && t.left_running.is_none() {
+        return Sleep::Running;
+    }
+    let call = || kernel_name(sys.nr).unwrap_or("?").to_string();
+    match sys.nr {
+        nr::FUTEX | nr::RESTART_SYSCALL => match futex::decode(&sys, mem) {
+            Some(w) => Sleep::Futex {
+                timed: w.timed,
+                timeout: w.timeout.map(|to| {
+                    let ns = to.remaining_ns(now);
+                    Timeout {
+                        in_ms: i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX),
+                        relative: matches!(to, futex::FutexTimeout::Relative { .. }),
+                        clock: match to {
+                            futex::FutexTimeout::Absolute { clock, .. } => Some(clock),
+                            futex::FutexTimeout::Relative { .. } => None,
+                        },
+                    }
+                }),
+            },
+            // Only timed calls are restarted through restart_syscall.
+            None if sys.nr == nr::RESTART_SYSCALL => Sleep::Timer {
+                call: "restart_syscall".into(),
+            },
+            None => Sleep::Unknown { call: call() },
+        },
+        nr::NANOSLEEP | nr::CLOCK_NANOSLEEP => Sleep::Timer { call: call() },
+        nr::READ
+        | nr::WRITE
+        | nr::PREAD64
+        | nr::PWRITE64
+        | nr::READV
+        | nr::WRITEV
+        | nr::CONNECT
+        | nr::ACCEPT
+        | nr::ACCEPT4
+        | nr::SENDTO
+        | nr::RECVFROM
+        | nr::SENDMSG
+        | nr::RECVMSG
+        | nr::RECVMMSG
+        | nr::SENDMMSG
+        | nr::POLL
+        | nr::PPOLL
+        | nr::SELECT
+        | nr::PSELECT6
+        | nr::EPOLL_WAIT
+        | nr::EPOLL_PWAIT
+        | nr::EPOLL_PWAIT2
+        | nr::IO_GETEVENTS
+        | nr::IO_URING_ENTER
+        | nr::PAUSE
+        | nr::RT_SIGSUSPEND
+        | nr::RT_SIGTIMEDWAIT
+        | nr::WAIT4
+        | nr::WAITID
+        | nr::SEMOP
+        | nr::SEMTIMEDOP
+        | nr::MSGSND
+        | nr::MSGRCV
+        | nr::MQ_TIMEDRECEIVE
+        | nr::FLOCK
+        | nr::FCNTL => Sleep::Input { call: call() },
+        _ => Sleep::Unknown { call: call() },
+    }
 }
 
 #[cfg(test)]

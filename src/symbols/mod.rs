@@ -88,13 +88,24 @@ pub struct ProcessSymbols {
 impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
-        let root = PathBuf::from(format!("/proc/{}/root", snapshot.mm_tid));
+        let mut symbols = Self::load_maps(snapshot.mm_tid, &snapshot.maps, cache);
+        if let Some(vdso) = load_vdso(snapshot) {
+            symbols.modules.push(vdso);
+            symbols.modules.sort_by_key(|m| m.start);
+        }
+        symbols
+    }
+
+    /// Place every file-backed mapping of `maps` (of the process whose
+    /// files are reached through thread `mm_tid`), without the vdso: what
+    /// can be known before a snapshot exists (the files are parsed once per
+    /// run through `cache`, so a later [`ProcessSymbols::load`] reuses them).
+    pub fn load_maps(mm_tid: i32, maps: &[crate::proc::MapEntry], cache: &ModuleCache) -> Self {
+        let root = PathBuf::from(format!("/proc/{mm_tid}/root"));
         let mut modules = Vec::new();
-        for (first, maps) in file_groups(&snapshot.maps) {
+        for (first, maps) in file_groups(maps) {
             let shown = PathBuf::from(&first.path);
-            let Some(module) = open_mapped(snapshot.mm_tid, &root, first, &maps, |file| {
-                cache.load(file, &shown, &root)
-            }) else {
+            let Some(module) = open_mapped(mm_tid, &root, first, &maps, |file| cache.load(file, &shown, &root)) else {
                 continue;
             };
             let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
@@ -108,9 +119,6 @@ impl ProcessSymbols {
                 name: short_name(&shown),
                 module,
             });
-        }
-        if let Some(vdso) = load_vdso(snapshot) {
-            modules.push(vdso);
         }
         modules.sort_by_key(|m| m.start);
         ProcessSymbols { modules }

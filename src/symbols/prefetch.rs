@@ -85,7 +85,7 @@ pub fn hurry() {
 }
 
 fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
-    let idle = libc::sched_param { sched_priority: 0 };
+    let idle = sched_param(0);
     // SAFETY: plain syscall on this thread (0) with a valid parameter.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
         return;
@@ -149,6 +149,17 @@ fn may_boost() -> bool {
 /// have finished).
 pub(crate) fn boost(tid: i32) {
     crate::target::priority::share_with(tid);
+}
+
+/// A `sched_param` with `priority`. Built from zeroes rather than a struct
+/// literal: musl's has more fields than glibc's (the `SCHED_SPORADIC` ones),
+/// all of which must be zero for the policies used here.
+fn sched_param(priority: i32) -> libc::sched_param {
+    // SAFETY: sched_param is plain integers (and, on musl, timespecs); all
+    // zeroes is a valid value.
+    let mut p: libc::sched_param = unsafe { std::mem::zeroed() };
+    p.sched_priority = priority;
+    p
 }
 
 /// The file defines CPython's runtime state (as `cpython::runtime` finds it).

@@ -25,7 +25,8 @@ use nix::unistd::Pid;
 use super::memory::CopiedRegion;
 use super::signals::DeferSignals;
 use super::{
-    LeftRunning, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL,
+    LeftRunning, RegisterSource, Registers, RuntimeCopy, Snapshot, SyscallState, ThreadSnapshot, Tracer,
+    SYS_RESTART_SYSCALL,
 };
 use crate::error::{permission_denied, InspectError};
 use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
@@ -185,6 +186,24 @@ pub fn capture_with(
     opts: &CaptureOptions,
     maps_read: impl FnOnce(&[MapEntry], usize),
 ) -> Result<Snapshot, InspectError> {
+    capture_hooked(pid, opts, maps_read, &mut |_, _| RuntimeCopy::default())
+}
+
+/// Work a runtime analyzer does while every thread is stopped, after the
+/// registers, stacks and wait words are copied and before the detach: it
+/// reads the target (through the thread given, see [`Snapshot::mm_tid`]),
+/// knowing the captured threads, and returns what it copied. It runs inside
+/// the pause, so it must bound its own time and bytes (CPython's does:
+/// `runtimes::cpython::stopcopy`). Not called under `--no-stop`.
+pub type WhileStopped<'a> = &'a mut dyn FnMut(i32, &[ThreadSnapshot]) -> RuntimeCopy;
+
+/// [`capture_with`], with `while_stopped` run during the stop (see [`WhileStopped`]).
+pub fn capture_hooked(
+    pid: i32,
+    opts: &CaptureOptions,
+    maps_read: impl FnOnce(&[MapEntry], usize),
+    while_stopped: WhileStopped,
+) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
     // Ahead of the target's threads until the snapshot is taken (see
     // `super::priority`: on a target with more runnable threads than CPUs
@@ -216,15 +235,25 @@ pub fn capture_with(
         return Err(InspectError::ExitedDuringDump(pid));
     }
 
-    let (threads, wait_memory, pause) = if opts.no_stop {
+    let (threads, wait_memory, runtime_copy, pause) = if opts.no_stop {
         // Nothing is stopped, so nothing copied now would be more consistent than a live read.
         (
             sample_without_stopping(pid, mm, &infos, &maps, opts),
             Vec::new(),
+            RuntimeCopy::default(),
             Duration::ZERO,
         )
     } else {
-        stop_and_copy(pid, mm, &mut infos, &mut files, &maps, opts, in_pid_namespace)?
+        stop_and_copy(
+            pid,
+            mm,
+            &mut infos,
+            &mut files,
+            &maps,
+            opts,
+            in_pid_namespace,
+            while_stopped,
+        )?
     };
     if threads.is_empty() {
         return Err(InspectError::ExitedDuringDump(pid));
@@ -254,6 +283,7 @@ pub fn capture_with(
         capture_time: started.elapsed(),
         no_stop: opts.no_stop,
         wait_memory,
+        runtime_copy,
     })
 }
 
@@ -572,7 +602,8 @@ fn stop_and_copy(
     maps: &[MapEntry],
     opts: &CaptureOptions,
     in_pid_namespace: bool,
-) -> Result<(Vec<ThreadSnapshot>, Vec<CopiedRegion>, Duration), InspectError> {
+    while_stopped: WhileStopped,
+) -> Result<(Vec<ThreadSnapshot>, Vec<CopiedRegion>, RuntimeCopy, Duration), InspectError> {
     let signals = DeferSignals::install();
     let mut att = Attached {
         tracees: BTreeMap::new(),
@@ -711,6 +742,19 @@ fn stop_and_copy(
     let budget = stack_budget(opts.stack_bytes, threads.len());
     copy_stacks(mm_tid, &mut threads, maps, budget);
     let wait_memory = copy_wait_words(mm_tid, &threads, maps);
+    // Issue 22: a runtime's own state (CPython's thread states, frames and
+    // thread names) is copied here too, while nothing can change it, so that
+    // it describes the same instant as the stacks. Cut to stay disjoint from
+    // the stacks and wait words (same instant, so nothing is lost).
+    let mut runtime_copy = while_stopped(mm_tid, &threads);
+    if !runtime_copy.regions.is_empty() {
+        let taken: Vec<(u64, u64)> = threads
+            .iter()
+            .map(|t| (t.stack.start, t.stack.end()))
+            .chain(wait_memory.iter().map(|r| (r.start, r.end())))
+            .collect();
+        runtime_copy.regions = cut_regions(std::mem::take(&mut runtime_copy.regions), &taken);
+    }
 
     att.detach_all();
     let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
@@ -737,7 +781,24 @@ fn stop_and_copy(
             .and_then(|x| proc::parse::parse_switches(&x));
         l.stack_consistent = line == Some(u.line) && u.switches.is_some() && switches == u.switches;
     }
-    Ok((threads, wait_memory, pause))
+    Ok((threads, wait_memory, runtime_copy, pause))
+}
+
+/// `regions` (sorted by start, disjoint) less the `taken` ranges: the bytes
+/// of each region outside every taken range, as new regions.
+fn cut_regions(regions: Vec<CopiedRegion>, taken: &[(u64, u64)]) -> Vec<CopiedRegion> {
+    let mut out = Vec::with_capacity(regions.len());
+    for r in regions {
+        for (s, e) in disjoint_windows(vec![(r.start, r.end())], taken) {
+            if let Some(bytes) = r.slice(s, (e - s) as usize) {
+                out.push(CopiedRegion {
+                    start: s,
+                    bytes: bytes.to_vec(),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Bytes copied before and after each futex address: enough for every object
@@ -900,6 +961,15 @@ fn wait_loop(
                 .filter(|(_, s)| **s == Tracee::Stopping)
                 .map(|(t, _)| t.to_string())
                 .collect();
+            // Threads that never report a stop because they are exiting (the
+            // process is on its way out): that is an exit, not a thread
+            // stuck in uninterruptible sleep.
+            let exiting = |t: &String| {
+                proc::task_stat(pid, t.parse().unwrap_or(0)).map_or(true, |s| matches!(s.state, 'Z' | 'X'))
+            };
+            if tids.iter().all(exiting) {
+                return Err(InspectError::ExitedDuringDump(pid));
+            }
             return Err(InspectError::StopTimeout {
                 pid,
                 secs: timeout.as_secs(),

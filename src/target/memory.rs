@@ -160,7 +160,8 @@ impl CopiedRegion {
 /// Memory as seen at snapshot time: copied regions (thread stacks) first,
 /// then the live process for everything else.
 pub struct SnapshotMemory<'a, M: Memory> {
-    /// Sorted by start address; stacks of different threads never overlap.
+    /// Sorted by start address, disjoint (stacks, wait words and runtime
+    /// copies are cut to never overlap).
     regions: Vec<&'a CopiedRegion>,
     live: M,
 }
@@ -174,13 +175,45 @@ impl<'a, M: Memory> SnapshotMemory<'a, M> {
 }
 
 impl<M: Memory> Memory for SnapshotMemory<'_, M> {
+    /// Copied bytes wherever a copied region has them, live memory for the
+    /// gaps: a read that spans a stack copy and a runtime copy (CPython's
+    /// frames next to a C stack) is assembled from both, all of one instant.
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let i = self.regions.partition_point(|r| r.end() <= addr);
         if let Some(s) = self.regions.get(i).and_then(|r| r.slice(addr, buf.len())) {
             buf.copy_from_slice(s);
             return Ok(());
         }
-        self.live.read_exact(addr, buf)
+        let end = addr
+            .checked_add(buf.len() as u64)
+            .ok_or(MemoryError { addr, len: buf.len() })?;
+        if self.regions.get(i).is_none_or(|r| r.start >= end) {
+            return self.live.read_exact(addr, buf);
+        }
+        let mut at = addr;
+        let mut k = i;
+        while at < end {
+            let off = (at - addr) as usize;
+            match self.regions.get(k) {
+                Some(r) if r.start <= at => {
+                    let upto = r.end().min(end);
+                    let n = (upto - at) as usize;
+                    let src = r.slice(at, n).ok_or(MemoryError { addr, len: buf.len() })?;
+                    buf[off..off + n].copy_from_slice(src);
+                    at = upto;
+                    k += 1;
+                }
+                next => {
+                    let upto = next.map_or(end, |r| r.start.min(end));
+                    let n = (upto - at) as usize;
+                    self.live
+                        .read_exact(at, &mut buf[off..off + n])
+                        .map_err(|_| MemoryError { addr, len: buf.len() })?;
+                    at = upto;
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -233,5 +266,17 @@ mod tests {
         assert_eq!(m.read_u8(0x1004).unwrap(), 7);
         assert_eq!(m.read_u8(0x1020).unwrap(), 1);
         assert!(m.read_u8(0x2000).is_err());
+        // A read across the copy's end takes the copied part from the copy.
+        let mut buf = [0u8; 32];
+        m.read_exact(0x1000, &mut buf).unwrap();
+        assert_eq!(&buf[..16], &[7; 16]);
+        assert_eq!(&buf[16..], &[1; 16]);
+        let second = CopiedRegion {
+            start: 0x1018,
+            bytes: vec![5; 4],
+        };
+        let m = SnapshotMemory::new(vec![&second, &copy], m.live);
+        m.read_exact(0x100c, &mut buf[..16]).unwrap();
+        assert_eq!(&buf[..16], &[7, 7, 7, 7, 1, 1, 1, 1, 1, 1, 1, 1, 5, 5, 5, 5]);
     }
 }

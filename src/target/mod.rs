@@ -192,6 +192,23 @@ pub struct ThreadSnapshot {
     pub switches: Option<u64>,
 }
 
+impl ThreadSnapshot {
+    /// The thread was executing, not waiting, when it was captured: stopped
+    /// outside any blocking call (its registers show no call the kernel
+    /// would restart), or, under `--no-stop`, seen on a CPU. Its stack is a
+    /// sample of where it happened to be; it is never described as blocked.
+    pub fn running(&self) -> bool {
+        match self.register_source {
+            RegisterSource::None => true,
+            RegisterSource::Ptrace => self.syscall.is_none(),
+            RegisterSource::ProcSyscall => false,
+        }
+    }
+}
+
+/// The words the report gives a running thread (text and JSON).
+pub const RUNNING_NOTE: &str = "running: its stack is a sample of where it was when captured, not a wait";
+
 /// A tracer (debugger) found attached to the target in `--no-stop` mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracer {
@@ -233,6 +250,26 @@ pub struct Snapshot {
     /// agree with the registers: read live after the target resumed, a busy
     /// lock's owner may already be the thread the snapshot shows waiting.
     pub wait_memory: Vec<CopiedRegion>,
+    /// Runtime state (CPython's thread states, frames and thread names)
+    /// copied while the threads were stopped; see [`RuntimeCopy`].
+    pub runtime_copy: RuntimeCopy,
+}
+
+/// Memory a runtime analyzer copied while every thread was stopped, so that
+/// what it reports (a Python thread's frames and name) describes the same
+/// instant as the registers and native stacks. Disjoint from the stacks and
+/// [`Snapshot::wait_memory`], and read through [`Snapshot::memory`] like them.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeCopy {
+    /// A copy was made (the stopping mode found the runtime before the stop).
+    pub made: bool,
+    pub regions: Vec<CopiedRegion>,
+    /// Host TIDs whose runtime state was copied completely.
+    pub complete_tids: Vec<i32>,
+    /// Why the copy stopped before every thread (its bound in bytes or time).
+    pub incomplete: Option<String>,
+    /// Time the copy added to the pause.
+    pub took: Duration,
 }
 
 impl Snapshot {
@@ -265,7 +302,12 @@ impl Snapshot {
     /// over live memory.
     pub fn memory(&self) -> SnapshotMemory<'_, ProcessMemory> {
         SnapshotMemory::new(
-            self.threads.iter().map(|t| &t.stack).chain(&self.wait_memory).collect(),
+            self.threads
+                .iter()
+                .map(|t| &t.stack)
+                .chain(&self.wait_memory)
+                .chain(&self.runtime_copy.regions)
+                .collect(),
             ProcessMemory::new(self.mm_tid),
         )
     }

@@ -59,7 +59,9 @@ pub fn raise() -> Raised {
         if policy & !libc::SCHED_RESET_ON_FORK != libc::SCHED_OTHER {
             return Raised { previous: None };
         }
-        let fifo = libc::sched_param { sched_priority: 1 };
+        // Zeroed, not a struct literal: musl's sched_param has more fields.
+        let mut fifo: libc::sched_param = std::mem::zeroed();
+        fifo.sched_priority = 1;
         if libc::sched_setscheduler(0, libc::SCHED_FIFO, &fifo) != 0 {
             return Raised { previous: None };
         }

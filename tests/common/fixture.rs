@@ -262,6 +262,12 @@ impl Fixture {
         f
     }
 
+    /// PID of the process spawned (READY's PID differs when it is a
+    /// wrapper such as `unshare --fork`, or in another PID namespace).
+    pub fn child_pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
     /// PID that printed READY.
     pub fn pid(&self) -> i32 {
         self.ready.pid

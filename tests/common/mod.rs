@@ -14,6 +14,7 @@
 pub mod build;
 pub mod code;
 pub mod fixture;
+pub mod load;
 pub mod procfs;
 pub mod python;
 pub mod source;
@@ -62,10 +63,37 @@ pub fn unique_path(stem: &str) -> PathBuf {
     scratch_dir().join(format!("{stem}.{}.{n}", std::process::id()))
 }
 
-/// Run the lockdump binary built from this crate with `args`, killing it if
-/// it runs longer than [`TIMEOUT`].
+/// The lockdump binary under test: `$LOCKDUMP_BIN` when set (scripts/test
+/// runs the deadlock tests once more with the static build), else
+/// `$LOCKDUMP_TEST_BIN` (to show that a test fails against an older build),
+/// else the one cargo built for this test run.
+pub fn lockdump_bin() -> PathBuf {
+    match std::env::var_os("LOCKDUMP_BIN") {
+        Some(p) if !p.is_empty() => {
+            let p = PathBuf::from(p);
+            assert!(p.is_file(), "LOCKDUMP_BIN={} is not a file", p.display());
+            p
+        }
+        _ => std::env::var_os("LOCKDUMP_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockdump"))),
+    }
+}
+
+/// The statically linked lockdump (`$LOCKDUMP_STATIC_BIN`, built by
+/// scripts/build-static.sh, which scripts/test runs). Tests that need it fail,
+/// not skip, without it.
+pub fn static_lockdump() -> PathBuf {
+    let p = std::env::var_os("LOCKDUMP_STATIC_BIN").filter(|p| !p.is_empty()).unwrap_or_else(|| {
+        panic!("LOCKDUMP_STATIC_BIN is not set: run `export LOCKDUMP_STATIC_BIN=$(scripts/build-static.sh)` (scripts/test does)")
+    });
+    let p = PathBuf::from(p);
+    assert!(p.is_file(), "LOCKDUMP_STATIC_BIN={} is not a file", p.display());
+    p
+}
+
+/// Run the lockdump binary under test ([`lockdump_bin`]) with `args`, killing
+/// it if it runs longer than [`TIMEOUT`].
 pub fn run_lockdump(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lockdump"));
+    let mut cmd = Command::new(lockdump_bin());
     cmd.args(args);
     fixture::output_with_timeout(cmd, TIMEOUT)
 }

@@ -97,6 +97,7 @@ fn snapshot(seed: u64) -> Snapshot {
         capture_time: Duration::ZERO,
         no_stop: true,
         wait_memory: Vec::new(),
+        runtime_copy: Default::default(),
     }
 }
 

@@ -26,7 +26,7 @@ use super::gil::{self, GilFutex, GilInfo};
 use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
 use super::layout::{LockLayout, RLockLayout, PYMUTEX_LOCKED};
 use super::naming::{self, is_sync_library, ThreadObject};
-use super::{CpythonError, GilState, PythonProcess, PythonThread};
+use super::{stopcopy, CpythonError, GilState, PythonProcess, PythonThread};
 use crate::runtimes::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::{Frame, FrameKind};
 use crate::target::ThreadSnapshot;
@@ -90,6 +90,10 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
                 host_tid,
                 in_take_gil,
             });
+        }
+        // A thread between its start and threading._active is in _limbo.
+        for (ident, t) in naming::threading_limbo(walker, interp) {
+            thread_objects.entry(ident).or_insert(t);
         }
         thread_objects.extend(naming::threading_active(walker, interp));
         if let Ok(Some(g)) = gil::read(walker, runtime, interp) {
@@ -228,7 +232,30 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         .map(|(t, f)| {
             let name = thread_objects.get(&t.state.ident).and_then(|o| o.name.clone());
             let holds_gil = gil_holders.contains(&t.state.addr);
-            python_thread(t, name, f, holds_gil)
+            let copy = &view.snapshot.runtime_copy;
+            let unread = copy.made && !copy.complete_tids.contains(&t.host_tid);
+            let stack_note = unread.then(|| {
+                stopcopy::not_reached(
+                    copy.incomplete
+                        .as_deref()
+                        .unwrap_or("its thread state was not among those copied during the stop"),
+                )
+            });
+            let name_note = name.is_none().then(|| {
+                let q: Vec<&str> = t.state.frames.iter().map(|f| f.code.qualname.as_str()).collect();
+                naming::unnamed_because(&q).to_string()
+            });
+            let mut pt = python_thread(t, name, f, holds_gil);
+            if stack_note.is_some() {
+                // Read after the threads ran on: not evidence of the stop.
+                pt.frames.clear();
+                pt.eval_call.clear();
+                pt.findings = ThreadFindings::default();
+                pt.name = None;
+            }
+            pt.stack_note = stack_note;
+            pt.name_note = if pt.stack_note.is_some() { None } else { name_note };
+            pt
         })
         .collect();
 
@@ -238,6 +265,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         threads: out_threads,
         gil: gil_state,
         runtime_address: runtime,
+        sigint_default: None,
     })
 }
 
@@ -427,6 +455,8 @@ fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, ho
         holds_gil,
         ident: t.state.ident,
         frame_error: t.state.frame_error,
+        name_note: None,
+        stack_note: None,
     }
 }
 

@@ -111,6 +111,8 @@ mod tests {
             holds_gil: false,
             ident: 0,
             frame_error: None,
+            name_note: None,
+            stack_note: None,
         }
     }
     fn names(s: &Stack) -> Vec<String> {

@@ -14,7 +14,8 @@
 //! | 3.11.7, 3.12.1, 3.13.0 (pyenv) | live fixtures (tests/cpython.rs), gdb |
 //! | 3.11.2 (Debian, stripped, static libpython) | live fixtures |
 //! | 3.13.5t (free-threaded) | live fixtures, DWARF comparison |
-//! | 3.14 / 3.14t | from the published sources only: a hand-built address space |
+//! | 3.14.10 / 3.15.2 (Debian sid, stripped, DWARF in libpython3.X-dbg) and their Py_DEBUG builds | live fixtures (tests/python.rs, tests/cpython.rs), DWARF comparison (tests/cpython_layouts.rs) |
+//! | 3.14t / 3.15t (free-threaded) | memory images from the real 3.14/3.15 offsets plus the documented free-threaded differences (no such interpreter can be installed here) |
 //!
 //! Module map: [`runtime`] finds `_PyRuntime` and picks a layout; [`frames`]
 //! walks interpreters, thread states and frames; [`objects`] decodes Python
@@ -34,6 +35,8 @@ pub mod naming;
 pub mod objects;
 pub mod reader;
 pub mod runtime;
+pub mod signals;
+pub mod stopcopy;
 
 #[cfg(test)]
 mod fuzz_tests;
@@ -87,6 +90,9 @@ pub struct PythonProcess {
     pub gil: Option<GilState>,
     /// Address of `_PyRuntime` in the target.
     pub runtime_address: u64,
+    /// The SIGINT handler is CPython's own `signal.default_int_handler`
+    /// (`Some(true)`), or lockdump could not tell (`None`).
+    pub sigint_default: Option<bool>,
 }
 
 /// One Python thread (one `PyThreadState` whose OS thread is in the snapshot).
@@ -108,6 +114,11 @@ pub struct PythonThread {
     pub ident: u64,
     /// Why the frame walk stopped early, if it did.
     pub frame_error: Option<String>,
+    /// Why there is no Python name (`name` is `None`), when there is a reason.
+    pub name_note: Option<String>,
+    /// Set when the thread's Python stack could not be read as of the stop
+    /// (`frames` is then empty and says nothing): "Python stack not read: ...".
+    pub stack_note: Option<String>,
 }
 
 /// The GIL of the main interpreter.
@@ -128,5 +139,7 @@ pub fn inspect(view: &ProcessView) -> Result<Option<PythonProcess>, CpythonError
     let cached = reader::CachedMemory::new(view.memory);
     let obj = objects::Objects::new(&cached, &found.layout);
     let walker = frames::Walker::new(&obj);
-    locks::analyze(view, &walker, found.address).map(Some)
+    let mut p = locks::analyze(view, &walker, found.address)?;
+    p.sigint_default = signals::sigint_is_default(view, &walker, found.address).then_some(true);
+    Ok(Some(p))
 }

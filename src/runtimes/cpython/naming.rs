@@ -52,6 +52,45 @@ pub fn threading_active(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObje
     out
 }
 
+/// `threading._limbo` of one interpreter, by ident: threads `start()` has
+/// launched and that have not yet entered `threading._active` (the thread
+/// sets its `_ident` first, so a thread caught in between is found by it).
+pub fn threading_limbo(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObject> {
+    let mut out = HashMap::new();
+    let o = walker.obj;
+    let Some(md) = module_dict(walker, interp, "threading") else {
+        return out;
+    };
+    let Ok(Some(limbo)) = o.dict_get_str(md, "_limbo") else {
+        return out;
+    };
+    let Ok(items) = o.dict_items(limbo) else {
+        return out;
+    };
+    for (_, v) in items.into_iter().take(MAX_GLOBALS) {
+        let Some(ident) = o.attr(v, "_ident").and_then(|i| o.int(i).ok()) else {
+            continue;
+        };
+        let name = o.attr(v, "_name").and_then(|n| o.str(n).ok());
+        out.insert(ident as u64, ThreadObject { object: v, name });
+    }
+    out
+}
+
+/// Why a Python thread has no Python name: threading does not know it (yet,
+/// or any more). `frames` are its Python frames' qualified names, innermost
+/// first.
+pub fn unnamed_because(frames: &[&str]) -> &'static str {
+    let bootstrap = |q: &&str| q.starts_with("Thread._bootstrap");
+    if !frames.is_empty() && frames.iter().all(|q| bootstrap(q) || q.starts_with("Thread._delete")) {
+        "not in threading's registry: the thread runs only threading's bootstrap code, so it is starting (before          threading._active) or ending (removed from it)"
+    } else if frames.iter().any(bootstrap) {
+        "not in threading's registry (threading._active, _limbo) at the stop"
+    } else {
+        "not started by threading (no threading.Thread for it)"
+    }
+}
+
 /// `sys.modules[name].__dict__` of an interpreter.
 pub fn module_dict(walker: &Walker, interp: u64, name: &str) -> Option<u64> {
     let o = walker.obj;

@@ -53,6 +53,36 @@ impl<'a> CachedMemory<'a> {
     }
 }
 
+impl CachedMemory<'_> {
+    /// Pages read so far (readable or not).
+    pub fn pages_read(&self) -> usize {
+        self.pages.borrow().len()
+    }
+
+    /// Every readable page read so far, as copied regions (runs of adjacent
+    /// pages merged), sorted and disjoint.
+    pub fn into_regions(self) -> Vec<crate::target::CopiedRegion> {
+        let mut pages: Vec<(u64, Box<[u8]>)> = self
+            .pages
+            .into_inner()
+            .into_iter()
+            .filter_map(|(n, b)| Some((n, b?)))
+            .collect();
+        pages.sort_unstable_by_key(|(n, _)| *n);
+        let mut out: Vec<crate::target::CopiedRegion> = Vec::new();
+        for (n, bytes) in pages {
+            match out.last_mut() {
+                Some(r) if r.end() == n * PAGE => r.bytes.extend_from_slice(&bytes),
+                _ => out.push(crate::target::CopiedRegion {
+                    start: n * PAGE,
+                    bytes: bytes.into_vec(),
+                }),
+            }
+        }
+        out
+    }
+}
+
 impl Memory for CachedMemory<'_> {
     fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
         let err = MemoryError { addr, len: buf.len() };

@@ -9,7 +9,7 @@
 
 use super::layout::{self, DebugOffsets, Layout, Version};
 use super::CpythonError;
-use crate::runtimes::ProcessView;
+use crate::runtimes::{ProcessView, SymbolLookup};
 use crate::target::Memory;
 
 /// The runtime state of the target and the layout that describes it.
@@ -21,19 +21,24 @@ pub struct FoundRuntime {
 
 /// Locate `_PyRuntime` and build the layout. `Ok(None)`: not a CPython process.
 pub fn find_runtime(view: &ProcessView) -> Result<Option<FoundRuntime>, CpythonError> {
-    let address = view
-        .symbols
+    find_runtime_in(view.symbols, view.memory)
+}
+
+/// [`find_runtime`] from symbols and memory alone: also before the stop,
+/// when no snapshot exists yet (see [`super::stopcopy`]).
+pub fn find_runtime_in(symbols: &dyn SymbolLookup, memory: &dyn Memory) -> Result<Option<FoundRuntime>, CpythonError> {
+    let address = symbols
         .symbol_address("_PyRuntime")
-        .or_else(|| view.symbols.section(".PyRuntime").map(|(a, _)| a));
+        .or_else(|| symbols.section(".PyRuntime").map(|(a, _)| a));
     let Some(address) = address else {
         return Ok(None);
     };
     let mut cookie = [0u8; 8];
-    view.memory.read_exact(address, &mut cookie)?;
+    memory.read_exact(address, &mut cookie)?;
     let layout = if &cookie == layout::DEBUG_COOKIE {
-        from_debug_offsets(view.memory, address)?
+        from_debug_offsets(memory, address)?
     } else {
-        let version = version_without_cookie(view, address)?;
+        let version = version_without_cookie(symbols, memory, address)?;
         match version {
             (3, 11, _) => layout::layout_311(version),
             (3, 12, _) => layout::layout_312(version),
@@ -79,12 +84,16 @@ fn from_debug_offsets(mem: &dyn Memory, address: u64) -> Result<Layout, CpythonE
 
 /// 3.11 / 3.12: `Py_Version` if it belongs to the same module as `_PyRuntime`,
 /// else the module's file name (`libpython3.12.so.1.0`, `python3.11`).
-fn version_without_cookie(view: &ProcessView, runtime: u64) -> Result<Version, CpythonError> {
-    let module = view.symbols.module_at(runtime);
-    if let Some(at) = view.symbols.symbol_address("Py_Version") {
-        let same_module = module.is_none() || view.symbols.module_at(at) == module;
+fn version_without_cookie(
+    symbols: &dyn SymbolLookup,
+    memory: &dyn Memory,
+    runtime: u64,
+) -> Result<Version, CpythonError> {
+    let module = symbols.module_at(runtime);
+    if let Some(at) = symbols.symbol_address("Py_Version") {
+        let same_module = module.is_none() || symbols.module_at(at) == module;
         if same_module {
-            let v = version_from_hex(view.memory.read_u64(at)?);
+            let v = version_from_hex(memory.read_u64(at)?);
             if v.0 == 3 && v.1 >= 11 {
                 return Ok(v);
             }

@@ -353,6 +353,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
         capture_time: Duration::ZERO,
         no_stop: false,
         wait_memory: Vec::new(),
+        runtime_copy: Default::default(),
     };
     let view = ProcessView {
         snapshot: &snap,

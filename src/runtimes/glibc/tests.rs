@@ -478,7 +478,7 @@ fn rust_style_futex_is_left_alone() {
     assert!(out[0].wait.is_none());
     assert_eq!(
         out[0].blocked_in.as_deref(),
-        Some("futex_wait futex(0x10100, FUTEX_WAIT_BITSET|PRIVATE, 2)")
+        Some("futex_wait futex(0x10100, FUTEX_WAIT_BITSET_PRIVATE, 2)")
     );
     // Even with a mutex-like layout, an owner that is not a thread of the process is not enough.
     img.mutex(LOCK_A, 2, 4242, 0);

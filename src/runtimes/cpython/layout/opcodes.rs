@@ -8,9 +8,8 @@
 //! base instruction's [`Role`] and its cache size. The tables are generated
 //! from each interpreter's own `dis`/`opcode` modules
 //! (scripts/gen-opcodes.py) and checked against every tested interpreter
-//! (tests/opcode_tables.rs). 3.14 has none yet: no 3.14 interpreter or
-//! release source is available to generate it from, so bytecode evidence is
-//! simply not used there.
+//! (tests/opcode_tables.rs): 3.11 to 3.15. A newer version has no table,
+//! so bytecode evidence is simply not used there.
 
 use super::Version;
 

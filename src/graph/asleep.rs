@@ -1,0 +1,268 @@
+//! Hangs that are not cycles: which threads are *asleep for good*, and
+//! which processes are stuck (Go's "all goroutines are asleep", extended to
+//! threads whose wakers are all asleep too).
+//!
+//! The rule is one function, [`asleep_for_good`]; each way a wait can still
+//! end is an explicit early return saying so. [`settle`] applies it until
+//! nothing changes (a greatest fixed point: threads waiting on each other in
+//! a cycle stay asleep), then names the stuck processes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Asleep, Leads, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
+use crate::runtimes::{Confidence, ResourceKind, Sleep, ThreadFindings};
+
+/// Timed waits that end within this long break a cycle "by timeout"; a
+/// longer timeout leaves it a plain deadlock (nobody waits an hour for a
+/// lock on purpose).
+pub const TIMEOUT_BREAKS_CYCLE_MS: i64 = 3_600_000;
+
+/// One inspected thread, as the rule sees it.
+struct Sleeper<'a> {
+    id: ThreadId,
+    findings: &'a ThreadFindings,
+}
+
+/// The state the rule is evaluated against: who is still considered asleep.
+struct World<'a> {
+    threads: BTreeMap<ThreadId, Sleeper<'a>>,
+    processes: BTreeMap<i32, &'a ProcessFacts>,
+    /// Per process: its threads, sorted.
+    members: BTreeMap<i32, Vec<ThreadId>>,
+    asleep: BTreeSet<ThreadId>,
+}
+
+impl World<'_> {
+    /// The first thread of `pid` other than `me` not (any longer) asleep for good.
+    fn awake_other(&self, pid: i32, me: ThreadId) -> Option<ThreadId> {
+        self.members
+            .get(&pid)?
+            .iter()
+            .copied()
+            .find(|t| *t != me && !self.asleep.contains(t))
+    }
+}
+
+/// Why a wait is not for good (`Err`), or why it is (`Ok`).
+type Judgement = Result<String, (String, bool)>;
+
+fn outside(why: impl Into<String>) -> Judgement {
+    Err((why.into(), true))
+}
+
+fn not_yet(why: impl Into<String>) -> Judgement {
+    Err((why.into(), false))
+}
+
+/// A thread is asleep for good when it waits, with no timeout, for something
+/// only threads of the inspected processes could provide, and every thread
+/// that could provide it is itself asleep for good or gone.
+fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
+    let f = t.findings;
+    let facts = w.processes.get(&t.id.0);
+    // Waits the kernel or the outside world ends.
+    match &f.sleep {
+        Sleep::Running => return not_yet("running (not asleep in a system call)"),
+        Sleep::Uninterruptible => {
+            return outside("in uninterruptible sleep (state D): the kernel ends it (I/O, a page fault)")
+        }
+        Sleep::Input { call } => {
+            return outside(format!(
+                "waiting for input in {call}: an fd, a signal or a child process can end it"
+            ))
+        }
+        Sleep::Timer { call } => return outside(format!("sleeping for a set time ({call}): a timer ends it")),
+        Sleep::Unknown { call } => {
+            return outside(format!(
+                "in {call}, a system call lockdump does not classify: it may end by itself"
+            ))
+        }
+        Sleep::Futex { .. } => {}
+    }
+    let Some(wait) = &f.wait else {
+        return not_yet(match &f.blocked_in {
+            Some(b) => format!("in {b}, which is not a wait on a lock or object lockdump recognized"),
+            None => "in a futex wait lockdump could not attribute".into(),
+        });
+    };
+    let kind = wait.resource.kind;
+    // Every timed wait ends. CPython's GIL waiters are the exception: take_gil
+    // waits in 5 ms slices to ask the holder to drop it, and loops.
+    if let Sleep::Futex { timed: true, timeout } = &f.sleep {
+        if kind != ResourceKind::Gil {
+            return outside(match timeout {
+                Some(to) => format!("a timed wait: {}", to.describe()),
+                None => "a timed wait (its timeout could not be read)".into(),
+            });
+        }
+    }
+    if let Some(why) = facts.and_then(|p| p.unexamined.as_ref()) {
+        return not_yet(format!("part of the process was not examined ({why})"));
+    }
+    if let Some(SignalWayOut::Python { signals }) = facts.map(|p| &p.signals) {
+        return outside(format!(
+            "a Python signal handler ({signals}) may end it: Python handlers run as bytecode in the main thread and \
+             may release or set anything"
+        ));
+    }
+    // An owned lock or a join: only its owner can end the wait.
+    let exact_owner = kind.has_owner() && wait.owner.confidence == Confidence::Exact;
+    if exact_owner && wait.owner.dead {
+        if kind == ResourceKind::RobustMutex {
+            return not_yet(
+                "a robust mutex whose owner died: the kernel hands it over and the lock returns EOWNERDEAD, so it \
+                 is not stuck",
+            );
+        }
+        if kind == ResourceKind::Thread {
+            return not_yet("the joined thread has exited: the join returns");
+        }
+        return Ok(format!("its owner is gone: {}", wait.owner.evidence));
+    }
+    if let (true, Some(owner_tid)) = (exact_owner, wait.owner.tid) {
+        let owner = (wait.owner.pid.unwrap_or(t.id.0), owner_tid);
+        if !w.threads.contains_key(&owner) {
+            return not_yet(format!(
+                "its owner, thread {} of PID {}, was not inspected",
+                owner.1, owner.0
+            ));
+        }
+        if owner == t.id {
+            return Ok("it holds what it waits for itself".into());
+        }
+        if !w.asleep.contains(&owner) {
+            return not_yet(format!("its owner, thread {}, can still run", owner.1));
+        }
+        return Ok(format!("its owner, thread {}, is itself asleep for good", owner.1));
+    }
+    // No owner by design (condvar, semaphore, barrier, event, queue), none
+    // recorded, or only an inferred one: any thread of the process may end it.
+    if wait.resource.shared_key.is_some() {
+        return outside("process-shared: a process outside the inspected set may wake it");
+    }
+    if let Some(SignalWayOut::Handler { signals }) = facts.map(|p| &p.signals) {
+        return outside(format!(
+            "a signal handler may wake it: the process catches {signals} (SigCgt in /proc/PID/status)"
+        ));
+    }
+    if let Some(other) = w.awake_other(t.id.0, t.id) {
+        return not_yet(format!("thread {} can still run and may wake it", other.1));
+    }
+    let others = w.members.get(&t.id.0).map_or(0, |m| m.len().saturating_sub(1));
+    Ok(if others == 0 {
+        "it is the process's only thread: nothing can wake it".into()
+    } else {
+        format!(
+            "nothing can wake it: every other thread of the process ({others}) is asleep for good, and no signal \
+             handler can"
+        )
+    })
+}
+
+/// Apply [`asleep_for_good`] to every inspected thread until nothing changes,
+/// then fill `v.asleep`, `v.stuck` and `v.breaks_by_timeout_ms`.
+pub fn settle<'a>(
+    v: &mut Verdict,
+    threads: impl IntoIterator<Item = (i32, i32, &'a ThreadFindings)>,
+    processes: &'a [ProcessFacts],
+) {
+    let mut w = World {
+        threads: BTreeMap::new(),
+        processes: processes.iter().map(|p| (p.pid, p)).collect(),
+        members: BTreeMap::new(),
+        asleep: BTreeSet::new(),
+    };
+    for (pid, tid, findings) in threads {
+        let id = (pid, tid);
+        w.threads.insert(id, Sleeper { id, findings });
+        w.members.entry(pid).or_default().push(id);
+        w.asleep.insert(id);
+    }
+    for m in w.members.values_mut() {
+        m.sort_unstable();
+    }
+    // Greatest fixed point: drop every thread the rule rejects until none is.
+    loop {
+        let rejected: Vec<ThreadId> = w
+            .asleep
+            .iter()
+            .filter(|id| asleep_for_good(&w.threads[id], &w).is_err())
+            .copied()
+            .collect();
+        if rejected.is_empty() {
+            break;
+        }
+        for id in rejected {
+            w.asleep.remove(&id);
+        }
+    }
+    v.asleep = w
+        .threads
+        .values()
+        .map(|t| match asleep_for_good(t, &w) {
+            Ok(why) => Asleep {
+                thread: t.id,
+                asleep_for_good: true,
+                why,
+                woken_from_outside: false,
+            },
+            Err((why, outside)) => Asleep {
+                thread: t.id,
+                asleep_for_good: false,
+                why,
+                woken_from_outside: outside,
+            },
+        })
+        .collect();
+    let mut stuck = Vec::new();
+    for (pid, members) in &w.members {
+        if members.iter().all(|t| w.asleep.contains(t)) {
+            stuck.push(Stuck {
+                pid: *pid,
+                whole_process: true,
+                threads: members.clone(),
+            });
+            continue;
+        }
+        // Not the whole process: the threads behind a lock whose owner is gone.
+        let orphan_waiters: BTreeSet<ThreadId> = v
+            .orphaned
+            .iter()
+            .map(|o| o.thread)
+            .chain(
+                v.blocked_behind
+                    .iter()
+                    .filter(|b| matches!(b.leads_to, Leads::Orphaned(_)))
+                    .map(|b| b.thread),
+            )
+            .filter(|t| t.0 == *pid && w.asleep.contains(t))
+            .collect();
+        if !orphan_waiters.is_empty() {
+            stuck.push(Stuck {
+                pid: *pid,
+                whole_process: false,
+                threads: orphan_waiters.into_iter().collect(),
+            });
+        }
+    }
+    v.stuck = stuck;
+    v.breaks_by_timeout_ms = v
+        .deadlocks
+        .iter()
+        .map(|d| {
+            d.threads
+                .iter()
+                .filter_map(|t| w.threads.get(t))
+                .filter(|t| {
+                    t.findings
+                        .wait
+                        .as_ref()
+                        .is_some_and(|w| w.resource.kind != ResourceKind::Gil)
+                })
+                .filter_map(|t| t.findings.sleep.timeout())
+                .map(|to| to.in_ms.max(0))
+                .filter(|&ms| ms <= TIMEOUT_BREAKS_CYCLE_MS)
+                .min()
+        })
+        .collect();
+}

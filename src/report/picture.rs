@@ -1,0 +1,462 @@
+//! The wait-for graph as a picture: Graphviz DOT (`--dot`) and a
+//! self-contained HTML report with the graph as inline SVG (`--html FILE`).
+//!
+//! Nodes are threads (labelled with their name, host TID, namespace TID where
+//! it differs, and Python name), the objects they wait for (labelled like the
+//! text report: `mutex lock_b (0x…)`), and folded groups: at least
+//! [`FOLD_MIN`] threads outside every cycle that wait for the same object and
+//! hold nothing anyone waits for are one node with their count. Edges are
+//! "waits for" (thread → object) and "held by" (object → owner). Every cycle's
+//! threads, objects and edges are red. Threads are grouped per process
+//! (a `cluster` subgraph labelled with the PID and command).
+//!
+//! The SVG is laid out in-process by the `layout-rs` crate from the same DOT
+//! text, so `--html` needs no Graphviz (nor anything else) on the machine it
+//! runs on, which is what a static binary copied into a container has. See
+//! docs/architecture.md.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use super::style::clean;
+use super::verdict::{kind_label, resource_label};
+use crate::graph::{resource_key, ResourceKey, ThreadId, Verdict};
+use crate::inspect::Inspection;
+use crate::runtimes::{Confidence, Resource, ResourceKind};
+
+/// At least this many waiters of one object (outside cycles) become one node.
+pub const FOLD_MIN: usize = 3;
+
+const CYCLE: &str = "#cc0000";
+const CYCLE_FILL: &str = "#ffe4e4";
+
+/// A thread node, or a folded group of waiters.
+struct ThreadNode {
+    id: String,
+    label: String,
+    pid: i32,
+    in_cycle: bool,
+}
+
+struct ResourceNode {
+    id: String,
+    label: String,
+    /// The cluster it is drawn in: its process, unless shared between processes.
+    pid: Option<i32>,
+    in_cycle: bool,
+}
+
+struct Arrow {
+    from: String,
+    to: String,
+    label: String,
+    in_cycle: bool,
+    dashed: bool,
+}
+
+/// The graph, ready to print.
+struct Picture {
+    title: String,
+    processes: Vec<(i32, String)>,
+    threads: Vec<ThreadNode>,
+    resources: Vec<ResourceNode>,
+    arrows: Vec<Arrow>,
+}
+
+fn thread_id((pid, tid): ThreadId) -> String {
+    format!("t_{pid}_{tid}")
+}
+
+/// A thread's label: name, TIDs, Python name.
+fn thread_label(ins: &Inspection, i: usize) -> String {
+    let t = &ins.snapshot.threads[i];
+    let mut s = format!("{}\nTID {}", clean(&t.name), t.tid);
+    if t.ns_tid != t.tid {
+        let _ = write!(s, " (ns TID {})", t.ns_tid);
+    }
+    if let Some(py) = ins.python_names.get(i).and_then(|n| n.as_deref()) {
+        let _ = write!(s, "\nPython \"{}\"", clean(py));
+    }
+    s
+}
+
+fn resource_text(r: &Resource) -> String {
+    match &r.name {
+        Some(n) => format!("{} {}\n{:#x}", kind_label(r.kind), clean(n), r.address),
+        None => resource_label(r),
+    }
+}
+
+fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture {
+    // What the cycles are made of.
+    let mut cycle_threads: BTreeSet<ThreadId> = BTreeSet::new();
+    let mut cycle_resources: BTreeSet<ResourceKey> = BTreeSet::new();
+    let mut cycle_arrows: BTreeSet<(ThreadId, ResourceKey, ThreadId)> = BTreeSet::new();
+    for d in &verdict.deadlocks {
+        for e in &d.edges {
+            cycle_threads.insert(e.from);
+            cycle_threads.insert(e.to);
+            let k = resource_key(&e.resource);
+            cycle_resources.insert(k);
+            cycle_arrows.insert((e.from, k, e.to));
+        }
+    }
+
+    // Every wait on an object (not a plain blocking syscall), by object.
+    struct Waiter<'a> {
+        id: ThreadId,
+        ins: &'a Inspection,
+        index: usize,
+    }
+    let mut waits: BTreeMap<ResourceKey, (Resource, Vec<Waiter>)> = BTreeMap::new();
+    // Object -> its owner, with confidence, or the TID of an exited owner.
+    let mut owners: BTreeMap<ResourceKey, (Option<ThreadId>, Confidence, Option<i32>)> = BTreeMap::new();
+    for ins in inspections {
+        for (i, t) in ins.snapshot.threads.iter().enumerate() {
+            let Some(w) = &ins.findings[i].wait else { continue };
+            if w.resource.kind == ResourceKind::Syscall {
+                continue;
+            }
+            let k = resource_key(&w.resource);
+            waits
+                .entry(k)
+                .or_insert_with(|| (w.resource.clone(), Vec::new()))
+                .1
+                .push(Waiter {
+                    id: (ins.snapshot.pid, t.tid),
+                    ins,
+                    index: i,
+                });
+            if let (Some(tid), Some(pid)) = (w.owner.tid, w.owner.pid) {
+                if w.owner.dead {
+                    owners.entry(k).or_insert((None, w.owner.confidence, Some(tid)));
+                } else {
+                    owners.entry(k).or_insert((Some((pid, tid)), w.owner.confidence, None));
+                }
+            }
+        }
+    }
+    let owner_threads: BTreeSet<ThreadId> = owners.values().filter_map(|o| o.0).collect();
+
+    let mut pic = Picture {
+        title: title.to_string(),
+        processes: inspections
+            .iter()
+            .map(|ins| {
+                let s = &ins.snapshot;
+                let cmd = s
+                    .cmdline
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| s.exe.display().to_string());
+                let cmd = cmd.rsplit('/').next().unwrap_or("").to_string();
+                (s.pid, format!("PID {} {}", s.pid, clean(&cmd)))
+            })
+            .collect(),
+        threads: Vec::new(),
+        resources: Vec::new(),
+        arrows: Vec::new(),
+    };
+    let mut shown: BTreeSet<ThreadId> = BTreeSet::new();
+    let locate = |id: ThreadId| -> Option<(&Inspection, usize)> {
+        let ins = inspections.iter().find(|i| i.snapshot.pid == id.0)?;
+        let i = ins.snapshot.threads.iter().position(|t| t.tid == id.1)?;
+        Some((ins, i))
+    };
+    let mut show = |pic: &mut Picture, id: ThreadId| {
+        if !shown.insert(id) {
+            return;
+        }
+        let label = match locate(id) {
+            Some((ins, i)) => thread_label(ins, i),
+            None => format!("TID {} of PID {}\n(not inspected)", id.1, id.0),
+        };
+        pic.threads.push(ThreadNode {
+            id: thread_id(id),
+            label,
+            pid: id.0,
+            in_cycle: cycle_threads.contains(&id),
+        });
+    };
+
+    for (n, (k, (r, waiters))) in waits.iter().enumerate() {
+        let rid = format!("r_{n}");
+        let in_cycle = cycle_resources.contains(k);
+        pic.resources.push(ResourceNode {
+            id: rid.clone(),
+            label: resource_text(r),
+            pid: r.shared_key.is_none().then_some(r.pid),
+            in_cycle,
+        });
+        let (fold, single): (Vec<&Waiter>, Vec<&Waiter>) = waiters
+            .iter()
+            .partition(|w| !cycle_threads.contains(&w.id) && !owner_threads.contains(&w.id));
+        let fold_pid = fold.first().map(|w| w.id.0);
+        let foldable = fold.len() >= FOLD_MIN && fold.iter().all(|w| Some(w.id.0) == fold_pid);
+        let singles: Vec<&Waiter> = if foldable { single } else { waiters.iter().collect() };
+        for w in singles {
+            show(&mut pic, w.id);
+            let mut label = "waits for".to_string();
+            let owner = owners.get(k).and_then(|o| o.0);
+            let arrow_in_cycle = owner.is_some_and(|o| cycle_arrows.contains(&(w.id, *k, o)));
+            if arrow_in_cycle {
+                label.push_str(" (cycle)");
+            }
+            pic.arrows.push(Arrow {
+                from: thread_id(w.id),
+                to: rid.clone(),
+                label,
+                in_cycle: arrow_in_cycle,
+                dashed: false,
+            });
+        }
+        if foldable {
+            let gid = format!("g_{n}");
+            let mut tids: Vec<String> = fold.iter().take(6).map(|w| w.id.1.to_string()).collect();
+            if fold.len() > 6 {
+                tids.push("…".into());
+            }
+            let names: BTreeSet<&str> = fold
+                .iter()
+                .map(|w| w.ins.snapshot.threads[w.index].name.as_str())
+                .collect();
+            let mut shown_names: Vec<String> = names.iter().take(4).map(|n| clean(n)).collect();
+            if names.len() > 4 {
+                shown_names.push("…".into());
+            }
+            pic.threads.push(ThreadNode {
+                id: gid.clone(),
+                label: format!(
+                    "{} threads: {}\nTIDs {}",
+                    fold.len(),
+                    shown_names.join(", "),
+                    tids.join(", ")
+                ),
+                pid: fold_pid.unwrap_or(r.pid),
+                in_cycle: false,
+            });
+            pic.arrows.push(Arrow {
+                from: gid,
+                to: rid.clone(),
+                label: format!("{} wait for", fold.len()),
+                in_cycle: false,
+                dashed: false,
+            });
+        }
+        match owners.get(k) {
+            Some((Some(owner), confidence, _)) => {
+                show(&mut pic, *owner);
+                let in_cycle = in_cycle && cycle_threads.contains(owner);
+                pic.arrows.push(Arrow {
+                    from: rid.clone(),
+                    to: thread_id(*owner),
+                    label: match confidence {
+                        Confidence::Inferred => "held by (inferred)".into(),
+                        _ => "held by".into(),
+                    },
+                    in_cycle,
+                    dashed: *confidence != Confidence::Exact,
+                });
+            }
+            Some((None, _, Some(dead))) => {
+                let did = format!("x_{n}");
+                pic.threads.push(ThreadNode {
+                    id: did.clone(),
+                    label: format!("TID {dead}\n(exited)"),
+                    pid: r.pid,
+                    in_cycle: false,
+                });
+                pic.arrows.push(Arrow {
+                    from: rid.clone(),
+                    to: did,
+                    label: "held by (exited: orphaned)".into(),
+                    in_cycle: false,
+                    dashed: true,
+                });
+            }
+            _ => {}
+        }
+    }
+    pic
+}
+
+/// A DOT double-quoted string: quotes and backslashes escaped, newlines as `\n`.
+fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn node_attrs(label: &str, shape: &str, in_cycle: bool) -> String {
+    if in_cycle {
+        format!(
+            "[label={}, shape={shape}, color=\"{CYCLE}\", penwidth=3, style=filled, fillcolor=\"{CYCLE_FILL}\", fontcolor=\"{CYCLE}\"]",
+            quote(label)
+        )
+    } else {
+        format!("[label={}, shape={shape}]", quote(label))
+    }
+}
+
+impl Picture {
+    fn dot(&self, clusters: bool) -> String {
+        let mut out = String::new();
+        out.push_str("digraph lockdump {\n");
+        let _ = writeln!(out, "  label={};", quote(&self.title));
+        out.push_str("  labelloc=t;\n  fontsize=16;\n");
+        out.push_str("  node [fontname=\"Helvetica\", fontsize=12];\n");
+        out.push_str("  edge [fontname=\"Helvetica\", fontsize=10];\n");
+        let mut placed: BTreeSet<&str> = BTreeSet::new();
+        for (pid, label) in &self.processes {
+            let threads: Vec<&ThreadNode> = self.threads.iter().filter(|t| t.pid == *pid).collect();
+            let resources: Vec<&ResourceNode> = self.resources.iter().filter(|r| r.pid == Some(*pid)).collect();
+            if threads.is_empty() && resources.is_empty() {
+                continue;
+            }
+            let indent = if clusters {
+                let _ = writeln!(out, "  subgraph cluster_p{pid} {{");
+                let _ = writeln!(out, "    label={};", quote(label));
+                "    "
+            } else {
+                "  "
+            };
+            for t in threads {
+                let _ = writeln!(out, "{indent}{} {};", t.id, node_attrs(&t.label, "box", t.in_cycle));
+                placed.insert(&t.id);
+            }
+            for r in resources {
+                let _ = writeln!(out, "{indent}{} {};", r.id, node_attrs(&r.label, "ellipse", r.in_cycle));
+                placed.insert(&r.id);
+            }
+            if clusters {
+                out.push_str("  }\n");
+            }
+        }
+        for t in self.threads.iter().filter(|t| !placed.contains(t.id.as_str())) {
+            let _ = writeln!(out, "  {} {};", t.id, node_attrs(&t.label, "box", t.in_cycle));
+        }
+        for r in self.resources.iter().filter(|r| !placed.contains(r.id.as_str())) {
+            let _ = writeln!(out, "  {} {};", r.id, node_attrs(&r.label, "ellipse", r.in_cycle));
+        }
+        for a in &self.arrows {
+            let mut attrs = format!("label={}", quote(&a.label));
+            if a.in_cycle {
+                let _ = write!(attrs, ", color=\"{CYCLE}\", fontcolor=\"{CYCLE}\", penwidth=3");
+            }
+            if a.dashed {
+                attrs.push_str(", style=dashed");
+            }
+            let _ = writeln!(out, "  {} -> {} [{attrs}];", a.from, a.to);
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// The wait-for graph as Graphviz DOT (`--dot`).
+pub fn render_dot(inspections: &[Inspection], verdict: &Verdict, headline: &str) -> String {
+    build(inspections, verdict, headline).dot(true)
+}
+
+/// The graph as an SVG document laid out in-process (layout-rs), or `None`
+/// when there is nothing to draw (no thread waits for an object).
+pub fn render_svg(inspections: &[Inspection], verdict: &Verdict, headline: &str) -> Option<String> {
+    let pic = build(inspections, verdict, headline);
+    if pic.threads.is_empty() && pic.resources.is_empty() {
+        return None;
+    }
+    // layout-rs flattens clusters and ignores the graph label: no clusters,
+    // and the headline goes into the HTML around the picture.
+    let dot = pic.dot(false);
+    let mut parser = layout::gv::DotParser::new(&dot);
+    let graph = parser.process().ok()?;
+    let mut builder = layout::gv::GraphBuilder::new();
+    builder.visit_graph(&graph);
+    let mut visual = builder.get();
+    let mut svg = layout::backends::svg::SVGWriter::new();
+    visual.do_it(false, false, false, &mut svg);
+    let doc = svg.finalize();
+    // Inline SVG in HTML takes no XML declaration.
+    let start = doc.find("<svg")?;
+    Some(doc[start..].to_string())
+}
+
+fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// One self-contained HTML file (`--html FILE`): the verdict, the graph as
+/// inline SVG and the text report. No script, no external resource.
+pub fn render_html(
+    inspections: &[Inspection],
+    verdict: &Verdict,
+    headline: &str,
+    facts: &[(String, String)],
+    text_report: &str,
+) -> String {
+    let svg = render_svg(inspections, verdict, headline);
+    let deadlock = !verdict.deadlocks.is_empty();
+    let mut out = String::new();
+    out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    let _ = writeln!(out, "<title>lockdump: {}</title>", html_escape(headline));
+    out.push_str(
+        "<style>\nbody { font-family: sans-serif; margin: 1.5em; color: #222; }\n\
+         h1 { font-size: 1.4em; }\nh1.deadlock { color: #cc0000; }\n\
+         table.facts td { padding: 0 1em 0 0; }\n\
+         .graph { border: 1px solid #ccc; padding: 0.5em; overflow: auto; }\n\
+         pre { font-size: 12px; background: #f6f6f6; padding: 1em; overflow: auto; }\n</style>\n</head>\n<body>\n",
+    );
+    let _ = writeln!(
+        out,
+        "<h1 class=\"{}\">{}</h1>",
+        if deadlock { "deadlock" } else { "verdict" },
+        html_escape(headline)
+    );
+    out.push_str("<table class=\"facts\">\n");
+    for (k, v) in facts {
+        let _ = writeln!(out, "<tr><td>{}</td><td>{}</td></tr>", html_escape(k), html_escape(v));
+    }
+    out.push_str("</table>\n<h2>Wait-for graph</h2>\n<div class=\"graph\">\n");
+    match svg {
+        Some(svg) => out.push_str(&svg),
+        None => out.push_str("<p>No thread waits for a lock or another thread: nothing to draw.</p>"),
+    }
+    out.push_str("\n</div>\n<h2>Report</h2>\n<pre>");
+    out.push_str(&html_escape(text_report));
+    out.push_str("</pre>\n</body>\n</html>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_dot_and_html_well_formed() {
+        assert_eq!(quote("a\"b\\c\nd\u{7}"), "\"a\\\"b\\\\c\\nd\"");
+        assert_eq!(
+            html_escape("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+    }
+}
