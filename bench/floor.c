@@ -15,6 +15,12 @@
  * The time from the first PTRACE_SEIZE to the last PTRACE_DETACH is printed,
  * one line per run, as JSON: {"threads": N, "pause_us": F, "bytes": B}.
  *
+ * Runs under SCHED_FIFO (priority 1) when permitted, as lockdump's capture
+ * does (src/target/priority.rs): on a target with more runnable threads than
+ * CPUs, at normal priority the seizes and detaches wait behind them (2000
+ * threads waking every 1 ms on 2 CPUs: a 2-50 s "floor"), and the figure
+ * would measure the scheduler instead of ptrace.
+ *
  * Deliberately minimal: no /proc reads, no signal bookkeeping, no rescans for
  * threads created during the stop (benchmark targets create none). The
  * stack copy is clipped to the thread's stack mapping, found in /proc/PID/maps
@@ -33,6 +39,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <sched.h>
 
 #define RED_ZONE 128
 #define MAX_IOV 1024
@@ -233,6 +240,8 @@ int main(int argc, char **argv)
     int pid = atoi(argv[1]);
     size_t stack_bytes = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 16384;
     int runs = argc > 3 ? atoi(argv[3]) : 1;
+    struct sched_param fifo = {.sched_priority = 1};
+    (void)sched_setscheduler(0, SCHED_FIFO, &fifo); /* best effort, see above */
     for (int r = 0; r < runs; r++)
         if (run_once(pid, stack_bytes) != 0)
             return 1;

@@ -38,6 +38,7 @@ fn main() {
         }
         Err(_) => exit::CANNOT_INSPECT,
     };
+    lockdump::symbols::prefetch::hurry();
     std::process::exit(code);
 }
 
@@ -228,8 +229,27 @@ struct Output {
 /// and the exit code; nothing is printed until everything succeeded.
 fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Result<(String, i32), InspectError> {
     let captured_at = std::time::SystemTime::now();
+    // Ahead of normal threads from here (lockdump::target::priority): on a
+    // CPU-bound target every preemption before the capture costs a round of
+    // all the target's runnable threads. Raised here, not at startup:
+    // `lockdump run` forks the command it watches first, and a child would
+    // inherit SCHED_FIFO.
+    let raised = lockdump::target::priority::raise();
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
+    // Still raised (SCHED_FIFO, if permitted) for the analysis and the
+    // rendering only if a target turned out to be CPU-bound: it takes every
+    // CPU again as soon as it is resumed, and at normal priority the answer
+    // would come seconds later (lockdump::target::priority). Otherwise
+    // normal priority costs nothing, and is lowered to before the analysis.
+    let mut raised = Some(raised);
+    let mut busy = false;
+    let mut lower_unless_busy = |s: &lockdump::target::Snapshot, last: bool| {
+        busy |= s.cpu_bound();
+        if last && !busy {
+            raised = None;
+        }
+    };
     if opts.capture.no_stop {
         // Every process sampled before any is analyzed: a cycle's lock words
         // must be read after all its threads were sampled (inspect::verdict).
@@ -239,13 +259,18 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
                 snapshots.push(inspect::capture(pid, opts)?);
             }
         }
+        for (i, s) in snapshots.iter().enumerate() {
+            lower_unless_busy(s, i + 1 == snapshots.len());
+        }
         inspections.extend(snapshots.into_iter().map(|s| inspect::analyze(s, opts, &cache)));
     }
     for &pid in pids {
         if opts.capture.no_stop || inspections.iter().any(|i: &inspect::Inspection| i.snapshot.pid == pid) {
             continue;
         }
-        inspections.push(inspect::inspect(pid, opts, &cache)?);
+        let snapshot = inspect::capture(pid, opts)?;
+        lower_unless_busy(&snapshot, true);
+        inspections.push(inspect::analyze(snapshot, opts, &cache));
     }
     let verdict = inspect::verdict(&mut inspections);
     let code = exit::of(verdict.kind());
@@ -268,7 +293,9 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
     // for a 1000-thread pool) would only delay the exit.
-    std::mem::forget((inspections, verdict, cache));
+    // The raised priority, if any, is kept until the process exits: writing
+    // the report and exiting are what whoever waits for lockdump waits for.
+    std::mem::forget((inspections, verdict, cache, raised));
     Ok((out, code))
 }
 

@@ -169,6 +169,38 @@ fn threads_created_and_exiting_during_capture() {
     assert!(made > 50, "the fixture did not churn threads ({made})");
 }
 
+/// Under churn no thread that lived through the whole capture is missing
+/// from the report: every thread present both just before lockdump started
+/// and just after it exited was there throughout (a TID is not reused that
+/// fast), so it was listed, or created during the attach and caught by the
+/// re-scan, and must have been stopped (or left running) and reported.
+#[test]
+fn no_thread_that_lived_through_the_capture_is_missed() {
+    let dir = TempDir::new("fm-churn-all");
+    let mut t = Target::counting(&fixture("churn"), &dir, &["20"]);
+    for run in 0..40 {
+        let ctx = format!("churn completeness run {run}");
+        let before = tids(t.pid);
+        let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], PATIENCE);
+        let after = tids(t.pid);
+        r.assert_ok(&ctx);
+        let doc = r.json();
+        let reported: std::collections::BTreeSet<i64> = doc["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .filter_map(|th| th["tid"].as_i64())
+            .collect();
+        let missed: Vec<i32> = before
+            .iter()
+            .filter(|tid| after.binary_search(tid).is_ok() && !reported.contains(&i64::from(**tid)))
+            .copied()
+            .collect();
+        assert!(missed.is_empty(), "{ctx}: threads alive before and after not reported: {missed:?}");
+        assert_unharmed(&mut t, &ctx, 0);
+    }
+}
+
 #[test]
 fn fork_and_exec_during_capture() {
     let dir = TempDir::new("fm-fork");

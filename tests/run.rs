@@ -92,6 +92,20 @@ fn finished_command_passes_its_status_and_output_through() {
     assert!(String::from_utf8_lossy(&out.stderr).starts_with("lockdump: cannot run /nonexistent/"));
 }
 
+/// The watched command runs at the priority it would have without
+/// lockdump: lockdump raises itself to SCHED_FIFO only for a dump
+/// (src/target/priority.rs), never before it forks the command, which would
+/// inherit it. Field 41 of /proc/PID/stat is the scheduling policy (0:
+/// SCHED_OTHER), proc(5).
+#[test]
+fn the_command_runs_at_normal_priority() {
+    let mut cmd = lockdump();
+    cmd.args(["run", "--timeout", "10m", "--", "awk", "{ print $41 }", "/proc/self/stat"]);
+    let out = output_within(cmd, TIMEOUT);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");
+}
+
 /// The acceptance test: a shell that forks a deadlocking fixture,
 /// plus one that detached itself with setsid (re-parented to lockdump, the
 /// subreaper); the report shows both children's cycles, exit 124, and no

@@ -52,12 +52,49 @@ struct Target {
     debug: &'static [u8],
 }
 
+/// The prefetch thread's TID while it runs (0: none), and whether it
+/// should stop early; see [`hurry`]. The mutex makes sure [`hurry`] never
+/// changes the priority of a TID after the thread has exited.
+static RUNNING: std::sync::Mutex<i32> = std::sync::Mutex::new(0);
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Clears [`RUNNING`] however [`run`] returns.
+struct Running;
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(mut tid) = RUNNING.lock() {
+            *tid = 0;
+        }
+    }
+}
+
+/// lockdump is about to exit: tell the prefetch thread, if it still runs,
+/// to stop after the file it is preparing, and give it the caller's
+/// priority. A process exits only once all its threads have, and a
+/// `SCHED_IDLE` thread on CPUs a busy target keeps saturated gets almost no
+/// time: it held lockdump's exit (and so whoever waits for lockdump) back
+/// by up to 15 s with 1000 threads waking every millisecond.
+pub fn hurry() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+    if let Ok(tid) = RUNNING.lock() {
+        if *tid != 0 {
+            crate::target::priority::share_with(*tid);
+        }
+    }
+}
+
 fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
     let idle = sched_param(0);
     // SAFETY: plain syscall on this thread (0) with a valid parameter.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
         return;
     }
+    if let Ok(mut tid) = RUNNING.lock() {
+        // SAFETY: gettid has no preconditions.
+        *tid = unsafe { libc::gettid() };
+    }
+    let _running = Running;
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     let mut targets = Vec::new();
     for (first, group) in file_groups(maps) {
@@ -65,7 +102,7 @@ fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
             continue;
         };
         let Ok(file) = object::File::parse(data) else { continue };
-        if unless_cpython && holds_cpython(&file) {
+        if STOP.load(std::sync::atomic::Ordering::SeqCst) || unless_cpython && holds_cpython(&file) {
             return;
         }
         let build_id = file.build_id().ok().flatten().map(<[u8]>::to_vec);
@@ -80,6 +117,9 @@ fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         }
     }
     for t in targets {
+        if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
         // Back to idle priority in case a waiter boosted this thread for
         // the previous file.
         // SAFETY: as above.
@@ -101,12 +141,14 @@ fn may_boost() -> bool {
     unsafe { libc::geteuid() == 0 || (libc::getrlimit(libc::RLIMIT_NICE, &mut lim) == 0 && lim.rlim_cur >= 20) }
 }
 
-/// Give thread `tid` of this process normal priority back: a waiter needs
-/// what it is preparing. Errors are ignored (the thread may have finished).
+/// Give thread `tid` of this process the waiter's priority: a waiter needs
+/// what it is preparing. That is normal priority, or `SCHED_FIFO` while the
+/// waiter runs raised over a busy target (see `target::priority`): at
+/// normal priority the thread would then wait behind every runnable thread
+/// of the target, and the waiter with it. Errors are ignored (the thread may
+/// have finished).
 pub(crate) fn boost(tid: i32) {
-    let normal = sched_param(0);
-    // SAFETY: plain syscall with a valid parameter; `tid` is a thread of this process.
-    unsafe { libc::sched_setscheduler(tid, libc::SCHED_OTHER, &normal) };
+    crate::target::priority::share_with(tid);
 }
 
 /// A `sched_param` with `priority`. Built from zeroes rather than a struct

@@ -205,6 +205,11 @@ pub fn capture_hooked(
     while_stopped: WhileStopped,
 ) -> Result<Snapshot, InspectError> {
     let started = Instant::now();
+    // Ahead of the target's threads until the snapshot is taken (see
+    // `super::priority`: on a target with more runnable threads than CPUs
+    // the reads below and the stop would otherwise wait behind them, and a
+    // stopped part of the target with them). Dropped on return.
+    let _raised = super::priority::raise();
     let target = preflight(pid, opts.no_stop)?;
     let (pid, mm) = (target.pid, target.mm_tid);
     let status = proc::status(pid).map_err(|e| after_preflight(pid, "reading status", e))?;

@@ -6,6 +6,7 @@
 
 pub mod capture;
 pub mod memory;
+pub mod priority;
 pub mod signals;
 
 use std::path::PathBuf;
@@ -272,6 +273,13 @@ pub struct RuntimeCopy {
 }
 
 impl Snapshot {
+    /// More of the target's threads were runnable (state `R` before the
+    /// stop) than there are CPUs: once resumed, the target takes every CPU,
+    /// and work done at normal priority waits behind it (see [`priority`]).
+    pub fn cpu_bound(&self) -> bool {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.threads.iter().filter(|t| t.state == 'R').count() > cpus
+    }
     pub fn thread(&self, tid: i32) -> Option<&ThreadSnapshot> {
         self.threads.iter().find(|t| t.tid == tid)
     }
