@@ -150,6 +150,15 @@ pub trait SymbolLookup {
     fn section(&self, name: &str) -> Option<(u64, u64)>;
     /// Path of the module mapped at `addr`, if any.
     fn module_at(&self, addr: u64) -> Option<String>;
+    /// The std lock guards live in a frame, from its DWARF locals; `None`
+    /// when no DWARF describes the frame's locals (see [`crate::symbols::guards`]).
+    fn live_guards(
+        &self,
+        _ctx: &crate::stacks::FrameContext,
+        _memory: &dyn crate::target::Memory,
+    ) -> Option<Vec<crate::symbols::guards::LiveGuard>> {
+        None
+    }
 }
 
 /// Everything a runtime analyzer may look at for one process.
