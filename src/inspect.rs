@@ -177,7 +177,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             &mut python_names,
         );
     }
-    let unexamined = python_error
+    let mut unexamined: Vec<Unexamined> = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,
             part: Part::Python,
@@ -185,6 +185,15 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         })
         .into_iter()
         .collect();
+    unexamined.extend(crate::runtimes::unsupported::detect(
+        &ProcessView {
+            snapshot: &snapshot,
+            stacks: &native,
+            memory: &memory,
+            symbols: &symbols,
+        },
+        &findings,
+    ));
     Inspection {
         analysis_time: started.elapsed(),
         snapshot,

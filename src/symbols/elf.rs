@@ -279,6 +279,11 @@ impl ElfModule {
         Some((sym, off))
     }
 
+    /// Whether any symbol's (mangled) name contains `part`.
+    pub fn has_symbol_containing(&self, part: &str) -> bool {
+        self.symbols.iter().any(|s| s.name.contains(part))
+    }
+
     /// Link-time address of a symbol by exact name.
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
         self.symbols.iter().find(|s| s.name == name).map(|s| s.addr)

@@ -235,6 +235,12 @@ impl SymbolLookup for ProcessSymbols {
     fn module_at(&self, addr: u64) -> Option<String> {
         self.module_for(addr).map(|m| m.module.path.display().to_string())
     }
+    fn has_symbol_containing(&self, part: &str) -> Option<String> {
+        self.modules
+            .iter()
+            .find(|m| m.module.has_symbol_containing(part))
+            .map(|m| m.module.path.display().to_string())
+    }
     fn live_guards(
         &self,
         ctx: &crate::stacks::FrameContext,
