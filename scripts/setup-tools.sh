@@ -8,7 +8,8 @@
 #     (headless: tests/picture.rs screenshots the `--html` report), and
 #     redis-server / redis-tools (the real-service smoke suite, tests/smoke.rs:
 #     redis-server as a child of the test on a random 127.0.0.1 port, loaded
-#     by redis-benchmark).
+#     by redis-benchmark), golang-go (the Go fixture of
+#     tests/unsupported_runtimes.rs).
 #   - rustup: the x86_64-unknown-linux-musl target when rustup can fetch it
 #     (scripts/build-static.sh falls back to a static glibc build otherwise).
 #   - PyPI, in a venv at $LOCKDUMP_CACHE/venv: py-spy and pystack, the tools
@@ -40,7 +41,8 @@ PYSTACK_VERSION=1.7.2
 require_root
 
 # --- Debian packages -------------------------------------------------------
-apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools graphviz chromium redis-server redis-tools
+apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools graphviz chromium redis-server redis-tools golang-go
+command -v go >/dev/null || die "go missing after installing golang-go (tests/unsupported_runtimes.rs builds fixtures/go/go_abba.go)"
 command -v redis-server >/dev/null || die "redis-server missing after installing redis-server (tests/smoke.rs runs it)"
 command -v redis-benchmark >/dev/null || die "redis-benchmark missing after installing redis-tools (tests/smoke.rs loads redis with it)"
 command -v dot >/dev/null || die "dot missing after installing graphviz (tests/picture.rs renders --dot output)"

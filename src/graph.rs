@@ -192,6 +192,12 @@ pub struct Unexamined {
 pub enum Part {
     /// The CPython interpreter: Python stacks, thread names, Python locks and their owners.
     Python,
+    /// Go's runtime: goroutines and what they wait for (`sync.Mutex`,
+    /// channels) live in Go's scheduler, not in OS threads' futex waits.
+    Go,
+    /// Locks of the Rust `parking_lot` crate: waiters queue in its global
+    /// hash table and no owner is recorded.
+    ParkingLot,
 }
 
 impl Part {
@@ -199,6 +205,8 @@ impl Part {
     pub fn describe(self) -> &'static str {
         match self {
             Part::Python => "Python stacks and locks",
+            Part::Go => "Go goroutines and their locks",
+            Part::ParkingLot => "parking_lot locks",
         }
     }
 }

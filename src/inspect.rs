@@ -262,7 +262,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
     }
     let signals = signal_way_out(snapshot.pid, python.as_ref());
-    let unexamined = python_error
+    let mut unexamined: Vec<Unexamined> = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,
             part: Part::Python,
@@ -270,6 +270,15 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         })
         .into_iter()
         .collect();
+    unexamined.extend(crate::runtimes::unsupported::detect(
+        &ProcessView {
+            snapshot: &snapshot,
+            stacks: &native,
+            memory: &memory,
+            symbols: &symbols,
+        },
+        &findings,
+    ));
     Inspection {
         analysis_time: started.elapsed(),
         snapshot,

@@ -46,6 +46,26 @@ pub struct Frame {
     /// 0 for Python frames.
     #[serde(skip)]
     pub cfa: u64,
+    /// What the unwinder knew of this physical frame (shared by its inlined
+    /// frames): the registers it recovered, the CFA and the function's extent.
+    /// `None` for Python and synthesized frames.
+    #[serde(skip)]
+    pub context: Option<Arc<FrameContext>>,
+}
+
+/// A physical frame's machine state as unwinding recovered it, for readers
+/// of the frame's locals ([`crate::symbols::guards`]) and code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameContext {
+    /// Where DWARF describes the frame: `pc - 1` for a return address, else `pc`.
+    pub probe: u64,
+    /// DWARF register numbers 0..=16: every register in the innermost frame;
+    /// in callers only those CFI recovers (callee-saved ones, rsp), `None` otherwise.
+    pub regs: [Option<u64>; 17],
+    /// The canonical frame address (the caller's stack pointer), if known.
+    pub cfa: Option<u64>,
+    /// The function's code `[start, end)` as its CFI (FDE) covers it, if any.
+    pub function: Option<(u64, u64)>,
 }
 
 impl Frame {
@@ -61,6 +81,7 @@ impl Frame {
             inlined: false,
             how: None,
             cfa,
+            context: None,
         }
     }
     pub fn function_is(&self, name: &str) -> bool {

@@ -1,12 +1,13 @@
 //! Rust std lock waits against a real Rust program (tests/data/native/rust_locks.rs,
 //! built with `rustc -O`): the lock addresses come from futex arguments, the
-//! owners are inferred from the other threads' stacks, and the resulting
-//! deadlock is reported with Inferred confidence, never Exact.
+//! owners are inferred from the other threads' frames (the code each frame
+//! has run: no DWARF locals here), and the resulting deadlock is reported
+//! with Inferred confidence, never Exact.
 
 mod native_support;
 use native_support as common;
 
-use common::{analyze, capture, compile_rust, index_of, wait_for_thread_count, wait_in_syscall, Fixture};
+use common::{analyze_with_stacks, capture, compile_rust, index_of, wait_for_thread_count, wait_in_syscall, Fixture};
 use lockdump::graph;
 use lockdump::runtimes::{Confidence, ResourceKind};
 
@@ -26,7 +27,7 @@ fn run(
     wait_for_thread_count(fx.pid, 3);
     wait_in_syscall(fx.pid, &tids, SYS_FUTEX);
     let snap = capture(fx.pid);
-    let out = analyze(&snap);
+    let out = analyze_with_stacks(&snap, true);
     (fx, snap, out)
 }
 
@@ -54,9 +55,7 @@ fn check_abba(mode: &str, named: bool) {
         w2.owner
     );
     assert!(
-        w1.owner
-            .evidence
-            .contains(&format!("thread {t2} has a pointer to the lock")),
+        w1.owner.evidence.contains(&format!("thread {t2} is in frame #")),
         "{}",
         w1.owner.evidence
     );
@@ -83,10 +82,9 @@ fn arc_mutex_abba_is_an_inferred_deadlock() {
     check_abba("arc", false);
 }
 
-/// With unwound stacks (the whole `lockdump::inspect` pipeline), the stack
-/// slot that points to the lock is placed in the frame that owns it: the
-/// one whose SP is the closest below the slot, here `lock_then`, which holds
-/// the guard (not its caller, whose SP lies above the slot).
+/// With the whole `lockdump::inspect` pipeline, the owner is the frame whose
+/// code took the lock and has not returned: `lock_then`, which holds the
+/// guard (its `lock cmpxchg` on the lock, through a callee-saved register).
 #[test]
 fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
     let exe = compile_rust("rust_locks");
@@ -105,16 +103,16 @@ fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
         let w = i.findings[k].wait.as_ref().expect("waits");
         let ev = &w.owner.evidence;
         assert_eq!(w.owner.tid, Some(fx.tid(holder)), "{ev}");
-        let want = format!(
-            "thread {} has a pointer to the lock in its stack slot 0x",
-            fx.tid(holder)
-        );
+        let want = format!("thread {} is in frame #", fx.tid(holder));
         assert!(ev.contains(&want), "{waiter}: {ev}");
         let frame = ev
-            .split(" in frame #")
+            .split(" is in frame #")
             .nth(1)
             .unwrap_or_else(|| panic!("no frame: {ev}"));
-        assert!(frame.contains(" (rust_locks::lock_then)"), "{waiter}: {ev}");
+        assert!(
+            frame.contains(" (rust_locks::lock_then), whose code took the lock"),
+            "{waiter}: {ev}"
+        );
     }
 }
 

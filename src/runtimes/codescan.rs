@@ -59,6 +59,9 @@ impl Acquirer {
     }
 }
 
+/// A function's lock operations, register copies and stack spills.
+type FunctionOps = (Vec<(u64, LockOp, Operand)>, Vec<(u64, u16, u16)>, Vec<(u64, u16, i64)>);
+
 /// Finds the functions on threads' stacks that `lock cmpxchg` a given address.
 /// Caches each function's targets, so many threads running the same code cost
 /// one read.
@@ -66,6 +69,8 @@ pub struct CodeScanner<'v, 'a> {
     view: &'v ProcessView<'a>,
     /// Function start -> addresses its `lock cmpxchg`s target (with the instruction address).
     targets: RefCell<HashMap<u64, Vec<(u64, u64)>>>,
+    /// Function start -> its lock operations ([`lock_ops`]).
+    ops: RefCell<HashMap<u64, FunctionOps>>,
 }
 
 impl<'v, 'a> CodeScanner<'v, 'a> {
@@ -73,6 +78,7 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
         CodeScanner {
             view,
             targets: RefCell::new(HashMap::new()),
+            ops: RefCell::new(HashMap::new()),
         }
     }
 
@@ -127,6 +133,329 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
             .unwrap_or_default();
         self.targets.borrow_mut().insert(start, found.clone());
         found
+    }
+}
+
+/// A memory operand: RIP-relative (its target) or a base register (DWARF
+/// number) plus a displacement, without an index register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    Rip(u64),
+    Base { reg: u16, disp: i64 },
+}
+
+impl Operand {
+    /// The address it designates in a frame whose registers are `regs`, if they are known.
+    pub fn resolve(self, regs: &[Option<u64>; 17]) -> Option<u64> {
+        match self {
+            Operand::Rip(t) => Some(t),
+            Operand::Base { reg, disp } => regs
+                .get(reg as usize)
+                .copied()
+                .flatten()
+                .map(|v| v.wrapping_add(disp as u64)),
+        }
+    }
+
+    pub fn describe(self) -> String {
+        match self {
+            Operand::Rip(t) => format!("{t:#x}"),
+            Operand::Base { reg, disp } => {
+                let r = DWARF_NAMES.get(reg as usize).copied().unwrap_or("?");
+                match disp {
+                    0 => format!("[{r}]"),
+                    d if d < 0 => format!("[{r}-{:#x}]", -d),
+                    d => format!("[{r}+{d:#x}]"),
+                }
+            }
+        }
+    }
+}
+
+const DWARF_NAMES: [&str; 17] = [
+    "rax", "rdx", "rcx", "rbx", "rsi", "rdi", "rbp", "rsp", "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip",
+];
+
+/// What a locked instruction does to a std lock word: `lock cmpxchg` takes
+/// it (std's `Mutex::lock`, `RwLock::read`/`write` fast paths); `xchg`
+/// (Mutex unlock: `swap(0)`), `lock xadd` and `lock add`/`sub` with an
+/// immediate (RwLock unlocks: `fetch_sub`) release it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockOp {
+    Acquire,
+    Release,
+}
+
+/// x86 register encoding (0..15: rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15) to DWARF numbers.
+const ENC_TO_DWARF: [u16; 16] = [0, 2, 1, 3, 7, 6, 4, 5, 8, 9, 10, 11, 12, 13, 14, 15];
+
+/// Decode a ModRM memory operand at `code[0..]` (`rex`: the REX prefix or 0);
+/// the operand and the bytes it takes (ModRM, SIB, displacement). `end_of`
+/// is called with that length to turn a RIP-relative displacement into an
+/// address (it is relative to the end of the instruction).
+fn memory_operand(code: &[u8], rex: u8, tail: usize, at: u64) -> Option<(Operand, usize)> {
+    let modrm = *code.first()?;
+    let (md, rm) = (modrm >> 6, modrm & 7);
+    if md == 3 {
+        return None;
+    }
+    let rex_b = u16::from(rex & 1) << 3;
+    let mut len = 1usize;
+    let base = if rm == 4 {
+        let sib = *code.get(1)?;
+        len += 1;
+        let index = ((sib >> 3) & 7) | ((rex >> 1) & 1) << 3;
+        if index != 4 || sib & 7 == 5 && md == 0 {
+            return None; // an index register, or no base: not a plain pointer
+        }
+        Some(ENC_TO_DWARF[usize::from(sib & 7) | rex_b as usize])
+    } else if rm == 5 && md == 0 {
+        None
+    } else {
+        Some(ENC_TO_DWARF[usize::from(rm) | rex_b as usize])
+    };
+    let disp_len = match (md, base) {
+        (0, None) | (2, _) => 4,
+        (1, _) => 1,
+        _ => 0,
+    };
+    let d = code.get(len..len + disp_len)?;
+    let disp: i64 = match disp_len {
+        1 => i64::from(d[0] as i8),
+        4 => i64::from(i32::from_le_bytes([d[0], d[1], d[2], d[3]])),
+        _ => 0,
+    };
+    len += disp_len;
+    Some(match base {
+        Some(reg) => (Operand::Base { reg, disp }, len),
+        None => {
+            let end = at.wrapping_add((len + tail) as u64);
+            (Operand::Rip(end.wrapping_add(disp as u64)), len)
+        }
+    })
+}
+
+/// Every locked read-modify-write on memory in `code` (loaded at `base`)
+/// that takes or releases a std lock word, as (instruction address, op,
+/// operand). Decoded from every byte offset, like [`locked_cmpxchg_targets`]:
+/// a false match inside another instruction counts only if its operand
+/// designates exactly the lock.
+pub fn lock_ops(code: &[u8], base: u64) -> Vec<(u64, LockOp, Operand)> {
+    let mut out = Vec::new();
+    for i in 0..code.len() {
+        let at = base.wrapping_add(i as u64);
+        let mut p = i;
+        let locked = code[p] == 0xF0;
+        if locked {
+            p += 1;
+        }
+        let rex = match code.get(p) {
+            Some(&r) if (0x40..=0x4F).contains(&r) => {
+                p += 1;
+                r
+            }
+            _ => 0,
+        };
+        let (op, opcode_len, imm) = match (code.get(p), code.get(p + 1)) {
+            (Some(0x0F), Some(0xB1)) if locked => (LockOp::Acquire, 2, 0),
+            (Some(0x0F), Some(0xC1)) if locked => (LockOp::Release, 2, 0),
+            (Some(0x87), _) => (LockOp::Release, 1, 0),
+            // lock add/sub m32, imm32 / imm8 (`/0`, `/5`)
+            (Some(0x81), Some(&m)) if locked && matches!((m >> 3) & 7, 0 | 5) => (LockOp::Release, 1, 4),
+            (Some(0x83), Some(&m)) if locked && matches!((m >> 3) & 7, 0 | 5) => (LockOp::Release, 1, 1),
+            _ => continue,
+        };
+        let modrm_at = p + opcode_len;
+        let Some((operand, _)) = memory_operand(
+            code.get(modrm_at..).unwrap_or(&[]),
+            rex,
+            imm,
+            base.wrapping_add(modrm_at as u64),
+        ) else {
+            continue;
+        };
+        out.push((at, op, operand));
+    }
+    out
+}
+
+/// Every 64-bit register-to-register `mov` in `code` (loaded at `base`), as
+/// (instruction address, source, destination) in DWARF numbers: `REX.W 89 /r`
+/// and `REX.W 8B /r` with a register operand (ModRM mod = 11).
+pub fn register_copies(code: &[u8], base: u64) -> Vec<(u64, u16, u16)> {
+    let mut out = Vec::new();
+    for i in 0..code.len().saturating_sub(2) {
+        let (rex, op, modrm) = (code[i], code[i + 1], code[i + 2]);
+        if rex & 0xF8 != 0x48 || !matches!(op, 0x89 | 0x8B) || modrm >> 6 != 3 {
+            continue;
+        }
+        let reg = usize::from((modrm >> 3) & 7) | usize::from(rex & 4) << 1;
+        let rm = usize::from(modrm & 7) | usize::from(rex & 1) << 3;
+        let (src, dst) = if op == 0x89 { (reg, rm) } else { (rm, reg) };
+        out.push((base.wrapping_add(i as u64), ENC_TO_DWARF[src], ENC_TO_DWARF[dst]));
+    }
+    out
+}
+
+/// Every 64-bit store of a register to the stack (`REX.W 89 /r` with a
+/// `disp(%rsp)` operand): (instruction address, register, displacement).
+pub fn stack_spills(code: &[u8], base: u64) -> Vec<(u64, u16, i64)> {
+    let mut out = Vec::new();
+    for i in 0..code.len().saturating_sub(3) {
+        let (rex, op) = (code[i], code[i + 1]);
+        if rex & 0xFA != 0x48 || op != 0x89 {
+            continue; // REX.W, no REX.X / REX.B (the base is rsp itself)
+        }
+        let Some((Operand::Base { reg: 7, disp }, _)) = memory_operand(&code[i + 2..], rex, 0, 0) else {
+            continue;
+        };
+        let src = usize::from((code[i + 2] >> 3) & 7) | usize::from(rex & 4) << 1;
+        out.push((base.wrapping_add(i as u64), ENC_TO_DWARF[src], disp));
+    }
+    out
+}
+
+/// Where a thread's frame took a lock and has not released it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeHold {
+    /// Index into that thread's stack (the physical frame).
+    pub frame: usize,
+    /// The `lock cmpxchg` that took it.
+    pub instruction: u64,
+    pub operand: Operand,
+    /// Acquisitions of the lock not released before the frame's resume point.
+    pub count: usize,
+    /// Of those, the RIP-relative ones (a `static` lock named in the code itself).
+    pub rip_relative: usize,
+}
+
+impl<'v, 'a> CodeScanner<'v, 'a> {
+    /// For each caller frame of thread `j` (innermost first): the
+    /// acquisitions of `lock` its function executed before the point the
+    /// frame resumes at and did not release since, by address order.
+    ///
+    /// The resume point is the return address, or where the jump right
+    /// after it leads (a lock's slow path is a cold block, `call
+    /// lock_contended; jmp back`, placed after the rest of the function).
+    /// Operands are resolved with the registers the unwinder recovered for
+    /// the frame: RIP-relative ones always, a base register only if it is
+    /// callee-saved (its value at the call is still the value it has).
+    /// An acquisition after the resume point ("about to lock") never counts.
+    pub fn holds_in(&self, j: usize, lock: u64) -> Vec<CodeHold> {
+        let Some(stack) = self.view.stacks.get(j) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, f) in stack
+            .frames
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.inlined)
+            .take(MAX_FRAMES)
+        {
+            let Some(ctx) = f.context.as_deref() else { continue };
+            if ctx.probe == f.pc {
+                continue; // the innermost frame (a system call) or a signal frame: not at a call
+            }
+            let Some((start, end)) = ctx.function.filter(|(s, e)| s < e && e - s <= MAX_FUNCTION_BYTES) else {
+                continue;
+            };
+            let (ops, copies, spills) = self.ops_of(start, end);
+            let resume = self.resume_point(f.pc, start, end);
+            // A base register the frame no longer has (a caller-saved argument
+            // register) is resolved through a callee-saved register it was
+            // copied to (`mov %rdi,%rbx`) or from, before the operation.
+            let resolve = |at: u64, operand: Operand| -> Option<u64> {
+                if let Some(v) = operand.resolve(&ctx.regs) {
+                    return Some(v);
+                }
+                let Operand::Base { reg, disp } = operand else {
+                    return None;
+                };
+                copies
+                    .iter()
+                    .filter(|(c, _, _)| *c < at)
+                    .filter_map(|&(_, src, dst)| match (src == reg, dst == reg) {
+                        (true, false) => Some(dst),
+                        (false, true) => Some(src),
+                        _ => None,
+                    })
+                    .filter(|&other| matches!(other, 3 | 6 | 12..=15))
+                    .find_map(|other| Operand::Base { reg: other, disp }.resolve(&ctx.regs))
+                    .filter(|&v| v == lock)
+                    .or_else(|| {
+                        // Or spilled to the frame's stack (`mov %rdi,0x10(%rsp)`), read at the frame's SP.
+                        spills
+                            .iter()
+                            .filter(|(c, r, _)| *r == reg && c.abs_diff(at) < 64)
+                            .filter_map(|&(_, _, slot)| {
+                                let a = f.cfa.checked_add_signed(slot)?;
+                                self.view.memory.read_u64(a).ok()
+                            })
+                            .map(|v| v.wrapping_add(disp as u64))
+                            .find(|&v| v == lock)
+                    })
+            };
+            let mut held: Vec<(u64, Operand)> = Vec::new();
+            for &(at, op, operand) in ops.iter().filter(|(at, _, _)| *at < resume) {
+                if resolve(at, operand) != Some(lock) {
+                    continue;
+                }
+                match op {
+                    LockOp::Acquire => held.push((at, operand)),
+                    LockOp::Release => held.clear(),
+                }
+            }
+            if let Some(&(instruction, operand)) = held.first() {
+                out.push(CodeHold {
+                    frame: k,
+                    instruction,
+                    operand,
+                    count: held.len(),
+                    rip_relative: held.iter().filter(|(_, o)| matches!(o, Operand::Rip(_))).count(),
+                });
+            }
+        }
+        out
+    }
+
+    fn ops_of(&self, start: u64, end: u64) -> FunctionOps {
+        if let Some(o) = self.ops.borrow().get(&start) {
+            return o.clone();
+        }
+        let found = self
+            .view
+            .memory
+            .read_vec(start, (end - start) as usize)
+            .map(|code| {
+                (
+                    lock_ops(&code, start),
+                    register_copies(&code, start),
+                    stack_spills(&code, start),
+                )
+            })
+            .unwrap_or_default();
+        self.ops.borrow_mut().insert(start, found.clone());
+        found
+    }
+
+    /// `pc`, or the target of an unconditional jump (`jmp rel8`/`rel32`) at `pc` inside the function.
+    fn resume_point(&self, pc: u64, start: u64, end: u64) -> u64 {
+        let Ok(code) = self.view.memory.read_vec(pc, 5) else {
+            return pc;
+        };
+        let target = match code.as_slice() {
+            [0xEB, d, ..] => pc.wrapping_add(2).wrapping_add(*d as i8 as i64 as u64),
+            [0xE9, a, b, c, d] => pc
+                .wrapping_add(5)
+                .wrapping_add(i32::from_le_bytes([*a, *b, *c, *d]) as i64 as u64),
+            _ => return pc,
+        };
+        if (start..end).contains(&target) {
+            target
+        } else {
+            pc
+        }
     }
 }
 
@@ -330,5 +659,34 @@ mod tests {
         assert!(scan.acquirers(OTHER, &[1, 2]).is_empty());
         // A lock outside every module (heap) is not looked for.
         assert!(scan.acquirers(0x7000_0000, &[]).is_empty());
+    }
+
+    #[test]
+    fn decodes_lock_operations_and_their_operands() {
+        // lock cmpxchg %ecx,0x10(%rbx); lock cmpxchg %edx,(%r14) (REX.B);
+        // xchg %eax,0x48362(%rip); lock xadd %eax,0x8(%r12) (SIB, REX.B);
+        // lock cmpxchg with an index register (skipped).
+        let code = [
+            0xF0, 0x0F, 0xB1, 0x4B, 0x10, // 0x100
+            0xF0, 0x41, 0x0F, 0xB1, 0x16, // 0x105
+            0x87, 0x05, 0x62, 0x83, 0x04, 0x00, // 0x10a
+            0xF0, 0x41, 0x0F, 0xC1, 0x44, 0x24, 0x08, // 0x110
+            0xF0, 0x0F, 0xB1, 0x0C, 0x8B, // 0x117: [rbx+rcx*4]
+        ];
+        let ops = lock_ops(&code, 0x100);
+        assert_eq!(
+            ops,
+            vec![
+                (0x100, LockOp::Acquire, Operand::Base { reg: 3, disp: 0x10 }),
+                (0x105, LockOp::Acquire, Operand::Base { reg: 14, disp: 0 }),
+                (0x10a, LockOp::Release, Operand::Rip(0x110 + 0x48362)),
+                (0x110, LockOp::Release, Operand::Base { reg: 12, disp: 8 }),
+            ]
+        );
+        let mut regs = [None; 17];
+        regs[3] = Some(0x9000);
+        assert_eq!(ops[0].2.resolve(&regs), Some(0x9010));
+        assert_eq!(ops[1].2.resolve(&regs), None);
+        assert_eq!(ops[0].2.describe(), "[rbx+0x10]");
     }
 }

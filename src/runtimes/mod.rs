@@ -150,6 +150,19 @@ pub trait SymbolLookup {
     fn section(&self, name: &str) -> Option<(u64, u64)>;
     /// Path of the module mapped at `addr`, if any.
     fn module_at(&self, addr: u64) -> Option<String>;
+    /// The path of a module with a symbol whose (mangled) name contains `part`.
+    fn has_symbol_containing(&self, _part: &str) -> Option<String> {
+        None
+    }
+    /// The std lock guards live in a frame, from its DWARF locals; `None`
+    /// when no DWARF describes the frame's locals (see [`crate::symbols::guards`]).
+    fn live_guards(
+        &self,
+        _ctx: &crate::stacks::FrameContext,
+        _memory: &dyn crate::target::Memory,
+    ) -> Option<Vec<crate::symbols::guards::LiveGuard>> {
+        None
+    }
 }
 
 /// Everything a runtime analyzer may look at for one process.
@@ -253,3 +266,4 @@ pub mod owners;
 pub mod rust_std;
 pub mod stackscan;
 pub mod syscalls;
+pub mod unsupported;

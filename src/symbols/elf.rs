@@ -64,6 +64,9 @@ pub struct ElfModule {
     pub debug_path: Option<PathBuf>,
     debug_data: Option<&'static [u8]>,
     dwarf: OnceLock<Option<super::units::LazyContext>>,
+    /// `.debug_loc` and `.debug_loclists` (uncompressed), read on first use:
+    /// only the search for live lock guards needs locals' locations.
+    locations: OnceLock<(&'static [u8], &'static [u8])>,
     /// DWARF call sites, parsed per unit on demand (tail-call frames).
     pub(crate) call_sites: super::tailcall::ModuleCallSites,
 }
@@ -256,6 +259,7 @@ impl ElfModule {
             debug_path,
             debug_data,
             dwarf: OnceLock::new(),
+            locations: OnceLock::new(),
             call_sites: Default::default(),
         })
     }
@@ -273,6 +277,11 @@ impl ElfModule {
             return None;
         }
         Some((sym, off))
+    }
+
+    /// Whether any symbol's (mangled) name contains `part`.
+    pub fn has_symbol_containing(&self, part: &str) -> bool {
+        self.symbols.iter().any(|s| s.name.contains(part))
     }
 
     /// Link-time address of a symbol by exact name.
@@ -309,6 +318,31 @@ impl ElfModule {
                 Some(super::units::LazyContext::new(prepared))
             })
             .as_ref()
+    }
+
+    /// The location lists of the debug file (empty sections if it has none).
+    pub(crate) fn location_lists(&self) -> gimli::LocationLists<Reader> {
+        let (loc, loclists) = *self.locations.get_or_init(|| {
+            let Some(data) = self.debug_data else { return (&[], &[]) };
+            let Ok(file) = object::File::parse(data) else {
+                return (&[], &[]);
+            };
+            let read = |name: &str| -> &'static [u8] {
+                use object::{Object, ObjectSection};
+                match file.section_by_name(name).and_then(|s| s.uncompressed_data().ok()) {
+                    Some(std::borrow::Cow::Borrowed(b)) => b,
+                    // Compressed: inflated once per module and kept for the run, like the mapped file.
+                    Some(std::borrow::Cow::Owned(v)) => Box::leak(v.into_boxed_slice()),
+                    None => &[],
+                }
+            };
+            (read(".debug_loc"), read(".debug_loclists"))
+        });
+        let endian = gimli::RunTimeEndian::Little;
+        gimli::LocationLists::new(
+            gimli::DebugLoc::new(loc, endian),
+            gimli::DebugLocLists::new(loclists, endian),
+        )
     }
 
     /// DWARF for file:line and inlined frames at link-time address `svma`,

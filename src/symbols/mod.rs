@@ -13,6 +13,7 @@ pub mod debuginfo;
 pub mod demangle;
 pub mod diskcache;
 pub mod elf;
+pub mod guards;
 pub mod prefetch;
 pub mod sections;
 pub mod tailcall;
@@ -241,6 +242,19 @@ impl SymbolLookup for ProcessSymbols {
     }
     fn module_at(&self, addr: u64) -> Option<String> {
         self.module_for(addr).map(|m| m.module.path.display().to_string())
+    }
+    fn has_symbol_containing(&self, part: &str) -> Option<String> {
+        self.modules
+            .iter()
+            .find(|m| m.module.has_symbol_containing(part))
+            .map(|m| m.module.path.display().to_string())
+    }
+    fn live_guards(
+        &self,
+        ctx: &crate::stacks::FrameContext,
+        memory: &dyn crate::target::Memory,
+    ) -> Option<Vec<guards::LiveGuard>> {
+        guards::live_guards(self.module_for(ctx.probe)?, ctx, memory)
     }
 }
 

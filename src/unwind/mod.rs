@@ -24,7 +24,7 @@ use gimli::{
 
 use std::collections::HashMap;
 
-use crate::stacks::{Frame, Stack};
+use crate::stacks::{Frame, FrameContext, Stack};
 use crate::symbols::{elf::Reader, tailcall::TailCalls, MappedModule, ProcessSymbols};
 use crate::target::{Memory, RegisterSource, ThreadSnapshot};
 
@@ -66,6 +66,8 @@ struct CfiRow {
     /// Which section the row's expressions point into.
     section: CfiSection,
     signal: bool,
+    /// The FDE's range (link-time addresses): the function's code.
+    function: (u64, u64),
 }
 
 #[derive(Clone, Copy)]
@@ -102,6 +104,12 @@ pub struct PhysicalFrame {
     /// `pc` is a return address (every frame but the innermost and those
     /// interrupted by a signal).
     pub return_address: bool,
+    /// The frame's registers as far as they are known (see [`FrameContext::regs`]).
+    pub regs: [Option<u64>; NREGS],
+    /// The caller's stack pointer once this frame returns (its CFA), if found.
+    pub cfa: Option<u64>,
+    /// The function's code range (runtime addresses) from its FDE.
+    pub function: Option<(u64, u64)>,
 }
 
 /// A thread's physical frames, innermost first, before naming.
@@ -197,6 +205,15 @@ impl Unwinder {
                     _ => how,
                 },
                 return_address: !exact_pc,
+                regs,
+                cfa: match &step {
+                    Ok(Step::Caller { regs: next, .. }) => next[RSP as usize],
+                    _ => None,
+                },
+                function: module.and_then(|m| {
+                    let row = self.rows.get(&probe)?.as_ref()?;
+                    Some((row.function.0.wrapping_add(m.bias), row.function.1.wrapping_add(m.bias)))
+                }),
             });
             match step {
                 Ok(Step::Outermost) => break,
@@ -238,8 +255,15 @@ impl Unwinder {
                 .entry((p.pc, p.probe))
                 .or_insert_with(|| symbols.symbolize_with(p.pc, p.probe, dwarf))
                 .clone();
+            let context = std::sync::Arc::new(FrameContext {
+                probe: p.probe,
+                regs: p.regs,
+                cfa: p.cfa,
+                function: p.function,
+            });
             for f in &mut logical {
                 f.cfa = p.sp;
+                f.context = Some(context.clone());
             }
             if let Some(f) = logical.last_mut() {
                 f.how = Some(p.how);
@@ -343,6 +367,7 @@ impl Unwinder {
                         row: row.clone(),
                         section: CfiSection::EhFrame,
                         signal: fde.is_signal_trampoline(),
+                        function: (fde.initial_address(), fde.end_address()),
                     });
                 }
             }
@@ -357,6 +382,7 @@ impl Unwinder {
                         row: row.clone(),
                         section: CfiSection::DebugFrame,
                         signal: fde.is_signal_trampoline(),
+                        function: (fde.initial_address(), fde.end_address()),
                     });
                 }
             }

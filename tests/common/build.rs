@@ -203,3 +203,52 @@ pub fn rust_example(name: &str) -> PathBuf {
     );
     exe
 }
+
+/// How a Rust fixture is built for [`rust_example_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RustBuild {
+    /// The `fixture-debug` profile: release code with full debug info
+    /// (`debug = 2`: locals, their types and DWARF locations).
+    Debug,
+    /// The same executable, `strip`ped: no .symtab, no DWARF (only .dynsym
+    /// and .eh_frame remain), the code identical to [`RustBuild::Debug`]'s.
+    Stripped,
+}
+
+/// The Rust fixture NAME built as `build` says (cached like [`rust_example`]).
+pub fn rust_example_with(name: &str, build: RustBuild) -> PathBuf {
+    let profile = profile_dir();
+    let target = profile.parent().expect("profile dir has a parent").to_path_buf();
+    let exe = target.join("fixture-debug").join("examples").join(name);
+    let rust = fixtures_dir().join("rust");
+    let inputs = [rust.join(format!("{name}.rs")), rust.join("ready.rs")];
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !up_to_date(&exe, &inputs) {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "--quiet", "--profile", "fixture-debug", "--example", name])
+            .current_dir(super::manifest_dir())
+            .env("CARGO_TARGET_DIR", &target);
+        run_tool(cmd, &format!("building example {name} (profile fixture-debug)"));
+        assert!(
+            exe.exists(),
+            "cargo built example {name} but {} does not exist",
+            exe.display()
+        );
+    }
+    match build {
+        RustBuild::Debug => exe,
+        RustBuild::Stripped => {
+            let out = scratch_dir().join(format!("{name}-stripped"));
+            if !up_to_date(&out, std::slice::from_ref(&exe)) {
+                let tmp = unique_path(&format!(".{name}-stripped.tmp"));
+                let mut st = Command::new("strip");
+                st.arg("-o").arg(&tmp).arg(&exe);
+                run_tool(st, &format!("stripping {}", exe.display()));
+                std::fs::rename(&tmp, &out)
+                    .unwrap_or_else(|e| panic!("cannot rename {} to {}: {e}", tmp.display(), out.display()));
+            }
+            out
+        }
+    }
+}

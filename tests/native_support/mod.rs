@@ -198,9 +198,26 @@ pub fn symbols(snap: &Snapshot) -> ProcessSymbols {
 /// Run glibc + Rust std analysis on a captured process (no unwound stacks:
 /// exercises the memory-only path the analyzers must handle).
 pub fn analyze(snap: &Snapshot) -> Vec<lockdump::runtimes::ThreadFindings> {
+    analyze_with_stacks(snap, false)
+}
+
+/// [`analyze`], with unwound stacks when `unwind` (Rust std owners are
+/// inferred from the frames: their DWARF locals and the code they ran).
+pub fn analyze_with_stacks(snap: &Snapshot, unwind: bool) -> Vec<lockdump::runtimes::ThreadFindings> {
     let syms = symbols(snap);
     let mem = snap.memory();
-    let stacks = vec![lockdump::stacks::Stack::default(); snap.threads.len()];
+    let mut unwinder = lockdump::unwind::Unwinder::default();
+    let stacks: Vec<lockdump::stacks::Stack> = snap
+        .threads
+        .iter()
+        .map(|t| {
+            if unwind {
+                unwinder.unwind(t, &syms, &mem)
+            } else {
+                Default::default()
+            }
+        })
+        .collect();
     let view = lockdump::runtimes::ProcessView {
         snapshot: snap,
         stacks: &stacks,

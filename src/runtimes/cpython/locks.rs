@@ -440,6 +440,7 @@ fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, ho
             inlined: false,
             how: Some("python"),
             cfa: 0,
+            context: None,
         });
         eval_call.push(call);
         if f.entry {

@@ -99,6 +99,7 @@ mod tests {
             inlined: false,
             how: Some("python"),
             cfa: 0,
+            context: None,
         }
     }
     fn thread(frames: Vec<Frame>, eval_call: Vec<usize>) -> PythonThread {
