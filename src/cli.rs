@@ -98,7 +98,18 @@ pub struct Cli {
 impl Cli {
     /// Parse the process's arguments; on a usage error print it and exit 2.
     pub fn parse_args() -> Cli {
-        Cli::try_parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit())
+        match Cli::try_parse_args(std::env::args_os()) {
+            Ok(cli) => cli,
+            // --help, --version: clap prints them, exit 0.
+            Err(e) if !e.use_stderr() => e.exit(),
+            // `lockdump run` with no command: clap shows that subcommand's
+            // help on stderr and exits 2; the help is the useful answer.
+            Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            Err(e) => {
+                eprintln!("{}", usage_error_line(&e.to_string()));
+                std::process::exit(crate::error::exit::CANNOT_INSPECT);
+            }
+        }
     }
 
     /// Parse `args` (program name first). Options marked `global` work before
@@ -122,6 +133,40 @@ impl Cli {
         }
         Ok(cli)
     }
+}
+
+/// A clap usage error as one line that says what to do: clap's message
+/// (its indented continuation lines joined on) without the usage block,
+/// which the hint replaces. A CI log shows it whole in one line, like every
+/// other lockdump error.
+pub fn usage_error_line(rendered: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in rendered.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            if !parts.is_empty() {
+                break;
+            }
+            continue;
+        }
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    let msg = parts.join(" ").trim_end_matches(':').to_string();
+    let tip = rendered
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(|t| format!("; {t}"))
+        .unwrap_or_default();
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| format!("usage: {u}; "))
+        .unwrap_or_default();
+    format!("lockdump: {msg}{tip} ({usage}`lockdump --help` lists every option)")
 }
 
 #[derive(Debug, Subcommand)]

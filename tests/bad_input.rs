@@ -497,3 +497,26 @@ fn library_at_a_non_utf8_path_is_inspected() {
     assert!(functions(in_lib).contains(&"corruptlib_block".to_string()), "{in_lib}");
     assert_left_running(&mut t, "non-UTF-8 library path");
 }
+
+/// Usage errors are one line that says what to do, exit 2 (issue 12.9): a
+/// CI log shows the whole message, and nothing else (no usage block).
+#[test]
+fn usage_errors_are_one_line_with_a_hint() {
+    let cases: [(&[&str], &str); 5] = [
+        (&["--bogus"], "lockdump: unexpected argument '--bogus' found (usage: lockdump [OPTIONS] --pid <PID>; `lockdump --help` lists every option)"),
+        (&["-p", "abc"], "lockdump: invalid value 'abc' for '--pid <PID>': invalid digit found in string (`lockdump --help` lists every option)"),
+        (&[], "lockdump: the following required arguments were not provided: --pid <PID> (usage: lockdump --pid <PID>; `lockdump --help` lists every option)"),
+        (&["-p", "1", "demo"], "lockdump: the subcommand 'demo' cannot be used with '--pid <PID>' (usage: lockdump [OPTIONS] --pid <PID>; `lockdump --help` lists every option)"),
+        (&["--color", "purple", "-p", "1"], "lockdump: invalid value 'purple' for '--color <COLOR>' [possible values: auto, always, never] (`lockdump --help` lists every option)"),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(lockdump_bin()).args(args).output().expect("run lockdump");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}: stdout {:?}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{want}\n"), "{args:?}");
+    }
+    // --help still prints the help, on stdout, exit 0.
+    let out = Command::new(lockdump_bin()).arg("--help").output().expect("run lockdump");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: lockdump"));
+}
