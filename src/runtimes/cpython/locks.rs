@@ -96,6 +96,23 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             thread_objects.entry(ident).or_insert(t);
         }
         thread_objects.extend(naming::threading_active(walker, interp));
+        if naming::active_in_flux(walker, interp) {
+            // Read again from the live process, where the change has
+            // finished; only entries that are provably the same thread
+            // (ident and TID) are taken.
+            let live_mem = crate::target::ProcessMemory::new(view.snapshot.pid);
+            let live_obj = super::objects::Objects::new(&live_mem, layout);
+            let live = Walker::new(&live_obj);
+            let registry = naming::threading_active(&live, interp);
+            for t in &threads {
+                if thread_objects.contains_key(&t.state.ident) {
+                    continue;
+                }
+                if let Some(o) = naming::verified_thread(&registry, &live, t.state.ident, t.state.native_id) {
+                    thread_objects.insert(t.state.ident, o);
+                }
+            }
+        }
         if let Ok(Some(g)) = gil::read(walker, runtime, interp) {
             gils.push((interp, g));
         }

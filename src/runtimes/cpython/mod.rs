@@ -71,7 +71,14 @@ pub enum CpythonError {
 fn unsupported(major: u8, minor: u8, micro: u8) -> String {
     let known = "the versions lockdump reads (3.11 to 3.15)";
     if (major, minor) < (3, 11) {
-        format!("CPython {major}.{minor}.{micro} is older than {known}: its interpreter state has another shape")
+        // The patch level is not printed: before 3.11 there is no
+        // `Py_Version`, only the file name (`libpython3.10.so`) tells the
+        // version, and it has no patch level. Nor does it matter here.
+        let _ = micro;
+        format!(
+            "CPython {major}.{minor} is older than {known}: its interpreter state has another shape; \
+             the native stacks and locks are still shown (a Python 3.11+ interpreter gives Python stacks)"
+        )
     } else {
         format!(
             "CPython {major}.{minor}.{micro} is newer than {known}: the layout of its _Py_DebugOffsets is not known \

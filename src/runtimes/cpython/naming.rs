@@ -52,6 +52,43 @@ pub fn threading_active(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObje
     out
 }
 
+/// Whether `threading._active` was caught in the middle of a change: its
+/// entries disagree with its `ma_used`. A thread that inserts into the dict
+/// (every new thread, in `Thread._bootstrap_inner`) may be stopped inside a
+/// resize, and CPython's `dictresize` (Objects/dictobject.c, 3.11–3.15)
+/// installs the new, still empty keys table before it copies the entries:
+/// at that instant every thread but a few is missing from the registry.
+/// Seen on a loaded ThreadingHTTPServer (3.11) about once in 300 stops.
+pub fn active_in_flux(walker: &Walker, interp: u64) -> bool {
+    let o = walker.obj;
+    let Some(md) = module_dict(walker, interp, "threading") else {
+        return false;
+    };
+    let Ok(Some(active)) = o.dict_get_str(md, "_active") else {
+        return false;
+    };
+    let (Ok(items), Ok(used)) = (o.dict_items(active), o.u64(active + walker.layout.dict.ma_used)) else {
+        return false;
+    };
+    items.len() as u64 != used
+}
+
+/// The `threading.Thread` whose `_ident` is `ident` and whose `_native_id`
+/// is `native_id`, from a registry read at another moment than the thread
+/// states (see [`active_in_flux`]): the ident (a `pthread_t`, the address of
+/// glibc's thread descriptor) is reused for the next thread as soon as one
+/// exits, the kernel TID is not, so both must match.
+pub fn verified_thread(
+    registry: &HashMap<u64, ThreadObject>,
+    walker: &Walker,
+    ident: u64,
+    native_id: i32,
+) -> Option<ThreadObject> {
+    let t = registry.get(&ident)?;
+    let nid = walker.obj.attr(t.object, "_native_id").and_then(|n| walker.obj.int(n).ok())?;
+    (nid == i128::from(native_id) && native_id != 0).then(|| t.clone())
+}
+
 /// `threading._limbo` of one interpreter, by ident: threads `start()` has
 /// launched and that have not yet entered `threading._active` (the thread
 /// sets its `_ident` first, so a thread caught in between is found by it).

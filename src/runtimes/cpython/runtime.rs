@@ -89,7 +89,14 @@ fn version_without_cookie(
     memory: &dyn Memory,
     runtime: u64,
 ) -> Result<Version, CpythonError> {
-    let module = symbols.module_at(runtime);
+    // `_PyRuntime` may sit in the anonymous part of the module's .bss,
+    // past its file-backed mappings (pyenv's 3.8 and 3.9 builds): then the
+    // module is the one whose code defines `Py_Initialize`.
+    let module = symbols.module_at(runtime).or_else(|| {
+        symbols
+            .symbol_address("Py_Initialize")
+            .and_then(|at| symbols.module_at(at))
+    });
     if let Some(at) = symbols.symbol_address("Py_Version") {
         let same_module = module.is_none() || symbols.module_at(at) == module;
         if same_module {
