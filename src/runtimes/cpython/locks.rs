@@ -247,7 +247,10 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         .into_iter()
         .zip(findings)
         .map(|(t, f)| {
-            let name = thread_objects.get(&t.state.ident).and_then(|o| o.name.clone());
+            let name = thread_objects
+                .get(&t.state.ident)
+                .and_then(|o| o.name.clone())
+                .or_else(|| naming::name_from_bootstrap(walker, &t.state));
             let holds_gil = gil_holders.contains(&t.state.addr);
             let copy = &view.snapshot.runtime_copy;
             let unread = copy.made && !copy.complete_tids.contains(&t.host_tid);

@@ -114,6 +114,21 @@ pub fn threading_limbo(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObjec
     out
 }
 
+/// The name of the `threading.Thread` a thread runs, read from the `self`
+/// of its `Thread._bootstrap_inner` frame: exact even while the thread is
+/// outside threading's registry (starting, before `_set_ident()` put it in
+/// `_active`, or ending, after `_delete()` took it out), when it cannot be
+/// looked up by ident.
+pub fn name_from_bootstrap(walker: &Walker, state: &PyThreadState) -> Option<String> {
+    let frame = state
+        .frames
+        .iter()
+        .find(|f| f.code.qualname == "Thread._bootstrap_inner" || f.code.qualname == "Thread._bootstrap")?;
+    let i = frame.code.localsplusnames.iter().position(|n| n == "self")?;
+    let thread = local_value(walker, frame, i as u32)?;
+    walker.obj.attr(thread, "_name").and_then(|n| walker.obj.str(n).ok())
+}
+
 /// Why a Python thread has no Python name: threading does not know it (yet,
 /// or any more). `frames` are its Python frames' qualified names, innermost
 /// first.
