@@ -81,10 +81,12 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         python: !cli.no_python,
         native: cli.native,
     };
+    let watch = cli.watch;
     let output = Output {
         json: cli.json,
         dot: cli.dot,
         html: cli.html.clone(),
+        watch,
     };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
@@ -161,6 +163,7 @@ fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, 
             json: output.json,
             dot: false,
             html: output.html.clone(),
+            watch: output.watch,
         };
         match diagnose_members(pids, opts, &report, &style) {
             Ok((text, _)) => out.push_str(&text),
@@ -222,6 +225,8 @@ struct Output {
     json: bool,
     dot: bool,
     html: Option<std::path::PathBuf>,
+    /// `--watch DURATION`: sample the processes after the first snapshot.
+    watch: Option<std::time::Duration>,
 }
 
 /// Inspect every PID, analyze them as one graph, render. Returns the output
@@ -247,7 +252,10 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
         }
         inspections.push(inspect::inspect(pid, opts, &cache)?);
     }
-    let verdict = inspect::verdict(&mut inspections);
+    let mut verdict = inspect::verdict(&mut inspections);
+    if let Some(d) = output.watch {
+        verdict.watch = Some(lockdump::watch::watch(&inspections, &cache, d));
+    }
     let code = exit::of(verdict.kind());
     let ctx = report::Context::read(&inspections, captured_at);
     let out = if output.json {
