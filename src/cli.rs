@@ -22,7 +22,10 @@ could provide; or threads behind a lock whose owner is gone): it will not\n     
 resolve by itself\n  \
 2  could not inspect (bad PID, permissions, the process exited, ...)\n  \
 3  inspected, no deadlock among what was examined, but part of a target was not\n     \
-examined (the report and the JSON's verdict.unexamined say what and why)\n\n\
+examined (the report and the JSON's verdict.unexamined say what and why)\n  \
+4  with --watch: no deadlock, nothing stuck, but a probable livelock (threads\n     \
+spinning in one loop while the lock it names never changed hands) or a\n     \
+starvation (a thread waited the whole interval for a lock others kept taking)\n\n\
 lockdump run: CMD's own exit code (128+N if a signal N ended it), 124 if CMD\n\
 was still running at the run's timeout (its process tree was dumped), or\n\
 126/127 if CMD could not be run / was not found.",
@@ -68,6 +71,13 @@ pub struct Cli {
     /// Stacks may be partial; lock analysis still works.
     #[arg(long, global = true)]
     pub no_stop: bool,
+
+    /// After the first snapshot, watch the process for DURATION (2s, 500ms;
+    /// a plain number is seconds) without stopping it, sampling every thread
+    /// every 25 ms: how long each wait stays unchanged, which threads spin
+    /// and where, probable livelocks and starvation (exit 4).
+    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::watchdog::parse_duration)]
+    pub watch: Option<std::time::Duration>,
 
     /// Bytes of each thread's stack copied while it is stopped.
     #[arg(long, global = true, value_name = "BYTES", default_value_t = 32 * 1024)]

@@ -117,12 +117,18 @@ pub mod exit {
     /// Inspected, no deadlock among what was examined, but part of a target
     /// could not be examined (e.g. a CPython whose layout is not understood).
     pub const INCOMPLETE: i32 = 3;
+    /// Inspected over `--watch`: no deadlock, nothing stuck, but a probable
+    /// livelock or a starving thread. Not 1: the program is not frozen and
+    /// may yet get out (a livelock is inferred, a starvation can end when
+    /// the load changes), but a CI job wants to fail on it.
+    pub const NO_PROGRESS: i32 = 4;
 
     /// The exit code of a verdict.
     pub fn of(kind: crate::graph::VerdictKind) -> i32 {
         use crate::graph::VerdictKind;
         match kind {
             VerdictKind::Deadlock | VerdictKind::Stuck => DEADLOCK,
+            VerdictKind::Livelock | VerdictKind::Starvation => NO_PROGRESS,
             VerdictKind::Incomplete => INCOMPLETE,
             VerdictKind::NoHangFound => OK,
         }

@@ -122,6 +122,10 @@ pub struct Verdict {
     /// Cycles that a timed wait of one of their threads will break, parallel
     /// to `deadlocks`: the earliest timeout in milliseconds, or `None`.
     pub breaks_by_timeout_ms: Vec<Option<i64>>,
+    /// What `--watch` saw over its interval (filled by the pipeline after
+    /// the graph): blocked-for times, spinning threads, probable livelocks
+    /// and starvations. `None` without `--watch`.
+    pub watch: Option<crate::watch::Watched>,
 }
 
 /// One thread under the "asleep for good" rule ([`asleep_for_good`]).
@@ -221,6 +225,13 @@ pub enum VerdictKind {
     /// every thread is asleep for good, or waits behind a lock whose owner
     /// is gone (see [`Verdict::stuck`]).
     Stuck,
+    /// No deadlock, nothing stuck, but over `--watch` two or more threads
+    /// spun in the same loop while the lock it names never changed hands
+    /// (see [`crate::watch::judge`]).
+    Livelock,
+    /// No deadlock, nothing stuck, no livelock, but over `--watch` a thread
+    /// waited the whole interval for a lock others kept taking.
+    Starvation,
     /// No deadlock among what was examined, but part of the target was not
     /// examined (see [`Verdict::unexamined`]).
     Incomplete,
@@ -234,6 +245,10 @@ impl Verdict {
             VerdictKind::Deadlock
         } else if !self.stuck.is_empty() {
             VerdictKind::Stuck
+        } else if self.watch.as_ref().is_some_and(|w| !w.livelocks.is_empty()) {
+            VerdictKind::Livelock
+        } else if self.watch.as_ref().is_some_and(|w| !w.starvations.is_empty()) {
+            VerdictKind::Starvation
         } else if !self.unexamined.is_empty() {
             VerdictKind::Incomplete
         } else {
@@ -443,6 +458,7 @@ impl WaitGraph {
             asleep: Vec::new(),
             stuck: Vec::new(),
             breaks_by_timeout_ms: Vec::new(),
+            watch: None,
             deadlocks,
             blocked_behind,
             orphaned,

@@ -20,4 +20,5 @@ pub mod syscalls;
 pub mod target;
 pub mod tree;
 pub mod unwind;
+pub mod watch;
 pub mod watchdog;

@@ -82,10 +82,12 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         python: !cli.no_python,
         native: cli.native,
     };
+    let watch = cli.watch;
     let output = Output {
         json: cli.json,
         dot: cli.dot,
         html: cli.html.clone(),
+        watch,
     };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
@@ -162,6 +164,7 @@ fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, 
             json: output.json,
             dot: false,
             html: output.html.clone(),
+            watch: output.watch,
         };
         match diagnose_members(pids, opts, &report, &style) {
             Ok((text, _)) => out.push_str(&text),
@@ -223,6 +226,8 @@ struct Output {
     json: bool,
     dot: bool,
     html: Option<std::path::PathBuf>,
+    /// `--watch DURATION`: sample the processes after the first snapshot.
+    watch: Option<std::time::Duration>,
 }
 
 /// Inspect every PID, analyze them as one graph, render. Returns the output
@@ -272,7 +277,10 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
         lower_unless_busy(&snapshot, true);
         inspections.push(inspect::analyze(snapshot, opts, &cache));
     }
-    let verdict = inspect::verdict(&mut inspections);
+    let mut verdict = inspect::verdict(&mut inspections);
+    if let Some(d) = output.watch {
+        verdict.watch = Some(lockdump::watch::watch(&inspections, &cache, d));
+    }
     let code = exit::of(verdict.kind());
     let ctx = report::Context::read(&inspections, captured_at);
     let out = if output.json {

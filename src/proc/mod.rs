@@ -48,6 +48,12 @@ pub fn task_status(pid: i32, tid: i32) -> io::Result<Status> {
     parse::parse_status(&read_text(task_dir(pid, tid).join("status"))?).ok_or_else(|| invalid("status"))
 }
 
+/// CPU time the thread has used, in nanoseconds (`schedstat`); `None` when
+/// the kernel does not keep it (no CONFIG_SCHED_INFO).
+pub fn task_cpu_ns(pid: i32, tid: i32) -> Option<u64> {
+    parse::parse_schedstat(&read_text(task_dir(pid, tid).join("schedstat")).ok()?)
+}
+
 /// Thread IDs of a process, sorted.
 pub fn tasks(pid: i32) -> io::Result<Vec<i32>> {
     let mut tids: Vec<i32> = fs::read_dir(pid_dir(pid).join("task"))?

@@ -8,7 +8,7 @@ use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
 use crate::syscalls;
 
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 #[derive(Serialize)]
 pub struct Syscall {

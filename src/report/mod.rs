@@ -5,6 +5,7 @@ pub mod picture;
 pub mod style;
 pub mod threads;
 pub mod verdict;
+pub mod watch;
 
 use std::fmt::Write;
 
@@ -239,6 +240,8 @@ pub fn render_json_with(inspections: &[Inspection], verdict: &Verdict, ctx: &Con
         "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
         "threads": inspections.iter().flat_map(|i| json::threads(i, verdict)).collect::<Vec<_>>(),
     });
+    // Schema 4: what --watch saw (null without it).
+    doc["watch"] = serde_json::json!(verdict.watch);
     // Added within schema 3 (docs/json-schema.md): where the report comes from.
     doc["host"] = serde_json::json!(ctx.host);
     doc["captured_at"] = serde_json::json!(rfc3339(ctx.captured_at));

@@ -52,6 +52,19 @@ impl<'a> Index<'a> {
         }
     }
 
+    /// `Wife (27108)`: the Python name, else the thread's name, and its TID.
+    pub fn short(&self, id: ThreadId) -> String {
+        match self.threads.get(&id) {
+            Some((ins, i)) => {
+                let name = ins.python_names[*i]
+                    .as_deref()
+                    .unwrap_or(&ins.snapshot.threads[*i].name);
+                format!("{} ({})", clean(name), id.1)
+            }
+            None => format!("thread {}", id.1),
+        }
+    }
+
     fn multi_process(&self) -> bool {
         let mut pids = self.threads.keys().map(|k| k.0);
         let first = pids.next();
@@ -114,6 +127,8 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
 /// `mutex lock_b (0x5638dbdb2060)`.
 pub fn resource_label(r: &Resource) -> String {
     match &r.name {
+        // The GIL is named "GIL": "GIL GIL" said it twice (issue 23).
+        Some(n) if n == kind_label(r.kind) => format!("{} ({:#x})", clean(n), r.address),
         Some(n) => format!("{} {} ({:#x})", kind_label(r.kind), clean(n), r.address),
         None => format!("{} {:#x}", kind_label(r.kind), r.address),
     }
@@ -143,6 +158,11 @@ fn short_path(p: &str) -> &str {
 pub fn headline(v: &Verdict, style: &Style) -> String {
     if v.deadlocks.is_empty() && !v.stuck.is_empty() {
         return style.red(&stuck_headline(v));
+    }
+    if let (true, Some(w)) = (v.deadlocks.is_empty(), v.watch.as_ref()) {
+        if let Some(h) = super::watch::headline(w) {
+            return style.red(&h);
+        }
     }
     if v.deadlocks.is_empty() {
         if v.unexamined.is_empty() {
@@ -428,6 +448,9 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
             "All {n} thread{} waiting; {outside} can be woken from outside (timers, fds, signals, child processes).\n",
             if n == 1 { " is" } else { "s are" }
         );
+    }
+    if let Some(w) = &v.watch {
+        out.push_str(&super::watch::section(w, &idx, style));
     }
     out.push_str(&summary_table(inspections, &idx));
     out

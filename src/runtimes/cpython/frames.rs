@@ -98,6 +98,9 @@ pub struct PyThreadState {
     pub frame_error: Option<String>,
 }
 
+/// Code objects by address (`None`: not a code object).
+pub type CodeCache = HashMap<u64, Option<Rc<CodeInfo>>>;
+
 /// Walks interpreters, threads and frames with a per-inspection code cache.
 pub struct Walker<'a> {
     pub obj: &'a Objects<'a>,
@@ -112,6 +115,23 @@ impl<'a> Walker<'a> {
             layout: obj.layout,
             codes: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// A walker that starts with the code objects another walker read.
+    /// `--watch` walks the same threads every few milliseconds over fresh
+    /// memory; a code object's names and tables do not change while it
+    /// lives, so re-reading them per sample would only cost time.
+    pub fn with_codes(obj: &'a Objects<'a>, codes: CodeCache) -> Self {
+        Walker {
+            obj,
+            layout: obj.layout,
+            codes: RefCell::new(codes),
+        }
+    }
+
+    /// The code objects read so far, for [`Walker::with_codes`].
+    pub fn into_codes(self) -> CodeCache {
+        self.codes.into_inner()
     }
 
     /// Every interpreter's address (usually one). A broken link ends the

@@ -331,8 +331,9 @@ fn add_explicit_holds(
     (contested, acquiring)
 }
 
-/// Whether a `_thread.lock` is locked now (`None`: unreadable).
-fn lock_is_locked(walker: &Walker, addr: u64) -> Option<bool> {
+/// Whether a `_thread.lock` is locked now (`None`: unreadable). Public for
+/// `--watch`, which reads it at every sample.
+pub fn lock_is_locked(walker: &Walker, addr: u64) -> Option<bool> {
     let mem = walker.obj.mem;
     match walker.layout.lock {
         LockLayout::Mutex { mutex } => mem
@@ -341,6 +342,18 @@ fn lock_is_locked(walker: &Walker, addr: u64) -> Option<bool> {
             .map(|b| b & PYMUTEX_LOCKED != 0),
         LockLayout::Semaphore { locked, .. } => mem.read_u8(addr.checked_add(locked)?).ok().map(|b| b != 0),
     }
+}
+
+/// A `_thread.RLock`'s state now: (held, owner's `threading.get_ident()`).
+/// `None`: unreadable.
+pub fn rlock_state(walker: &Walker, addr: u64) -> Option<(bool, u64)> {
+    let mem = walker.obj.mem;
+    let (owner, count) = match walker.layout.rlock {
+        RLockLayout::Semaphore { owner, count, .. } | RLockLayout::Recursive { owner, count, .. } => (owner, count),
+    };
+    let owner = mem.read_u64(addr.checked_add(owner)?).ok()?;
+    let count = mem.read_u64(addr.checked_add(count)?).ok()?;
+    Some((count > 0, owner))
 }
 
 /// Whether the lock's own state allows that the thread with `ident` holds

@@ -1,0 +1,225 @@
+//! `--watch DURATION`: hangs that only show over time.
+//!
+//! One snapshot cannot tell a livelock or a starving thread from a busy,
+//! healthy program. After the first full snapshot and its analysis, the
+//! watch looks at the process again every [`EVERY`] for DURATION without
+//! stopping it ([`sample`]: /proc state, CPU time, context switches, system
+//! call, the innermost Python frame, the words of the report's locks and of
+//! the locks the running code names), then [`judge`] turns the samples into
+//! facts (how long each wait was seen unchanged, which threads spun and
+//! where) and two verdicts: *probable livelock* and *starvation*.
+//!
+//! The same samples also prove a deadlock stable (its threads never left
+//! their waits): issue 16's `--confirm` is this mechanism, not a second one.
+
+pub mod judge;
+pub mod sample;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::graph::ThreadId;
+use crate::inspect::Inspection;
+use crate::runtimes::cpython::runtime::find_runtime_in;
+use crate::runtimes::libc::Libc;
+use crate::runtimes::{Confidence, Resource, SymbolLookup};
+use crate::symbols::{ModuleCache, ProcessSymbols};
+use judge::{CapturedWait, ProcessSamples};
+use sample::{Sampler, WatchedLock};
+
+/// Time between two samples. 25 ms gives 40 looks a second: enough to see
+/// a GIL-sharing spinner run in most windows, while a sample of a handful
+/// of threads costs well under a millisecond (bench/README.md).
+pub const EVERY: Duration = Duration::from_millis(25);
+
+/// What the watch found, for the verdict and the report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Watched {
+    /// The interval asked for (`--watch`), in milliseconds.
+    pub asked_ms: u64,
+    /// From the first to the last sample.
+    pub span_ms: u64,
+    pub samples: usize,
+    /// Mean cost of one sample (all processes), in microseconds.
+    pub sample_cost_us: u64,
+    /// Every thread present at the first sample, sorted by `blocked_for_ms`
+    /// (longest first), then by TID.
+    pub threads: Vec<ThreadWatch>,
+    pub livelocks: Vec<Livelock>,
+    pub starvations: Vec<Starvation>,
+}
+
+/// One place a thread was seen at, and in how many samples.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Place {
+    pub at: String,
+    pub samples: usize,
+}
+
+/// One thread over the watch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadWatch {
+    pub thread: ThreadId,
+    /// CPU time it used during the watch.
+    pub cpu_ms: u64,
+    pub cpu_share_pct: u32,
+    /// Longest stretch between samples in which it got no CPU.
+    pub longest_without_cpu_ms: u64,
+    /// It ran the whole watch (see [`judge`]).
+    pub spinning: bool,
+    /// Where it was seen most (at most 5 places, most samples first).
+    pub places: Vec<Place>,
+    /// Samples in `sched_yield` or a sleep: a loop that backs off.
+    pub backoff: Vec<(String, usize)>,
+    /// The wait it was captured in, if any.
+    pub waits_for: Option<Resource>,
+    /// How long that wait was seen unchanged (same call, same futex) from
+    /// the start of the watch.
+    pub blocked_for_ms: Option<u64>,
+    /// It was in that wait at every sample.
+    pub blocked_whole_watch: bool,
+    /// Its context-switch count did not move meanwhile: it never woke.
+    pub never_woke: bool,
+}
+
+/// Two or more threads that spun in the same loop while the locks it names
+/// never changed hands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Livelock {
+    pub threads: Vec<ThreadId>,
+    /// The Python function (`co_qualname`) and file they stayed in.
+    pub function: String,
+    pub file: String,
+    /// The lines seen there.
+    pub lines: Vec<u32>,
+    /// `course_livelock.py lines 27–30`.
+    pub region: String,
+    pub locks: Vec<Resource>,
+    /// Always inferred: "probable".
+    pub confidence: Confidence,
+    pub evidence: String,
+}
+
+/// Threads that waited for a lock the whole watch while others kept it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Starvation {
+    pub resource: Resource,
+    pub waiters: Vec<ThreadId>,
+    /// The threads that kept it, as far as known (see `confidence`).
+    pub kept_by: Vec<ThreadId>,
+    /// The shortest of the waiters' waits seen.
+    pub waited_ms: u64,
+    pub samples: usize,
+    /// Exact when read from the lock (owner changed, reader count varied,
+    /// waiters came and went), inferred for a Python Lock (no owner recorded).
+    pub confidence: Confidence,
+    pub evidence: String,
+}
+
+/// Watch every inspected process for `duration`. The target is never
+/// stopped; a process that exits ends its part of the watch.
+pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration) -> Watched {
+    let mut samplers: Vec<(Sampler, Vec<CapturedWait>)> = inspections.iter().map(|ins| setup(ins, cache)).collect();
+    let t0 = Instant::now();
+    let mut samples: Vec<Vec<sample::Sample>> = vec![Vec::new(); samplers.len()];
+    let mut cost_us: u64 = 0;
+    let mut looks: u64 = 0;
+    loop {
+        let look = Instant::now();
+        for (k, (s, _)) in samplers.iter_mut().enumerate() {
+            if crate::proc::stat(s.pid).is_ok_and(|st| st.state != 'Z') {
+                let sample = s.take(t0);
+                cost_us += sample.cost_us;
+                samples[k].push(sample);
+            }
+        }
+        looks += 1;
+        if look.duration_since(t0) >= duration {
+            break;
+        }
+        let next = t0 + EVERY * looks as u32;
+        let now = Instant::now();
+        std::thread::sleep(if next > now { next - now } else { Duration::from_millis(1) });
+    }
+    let mut w = Watched {
+        asked_ms: duration.as_millis() as u64,
+        samples: samples.iter().map(|s| s.len()).max().unwrap_or(0),
+        sample_cost_us: cost_us / looks.max(1),
+        ..Default::default()
+    };
+    for ((s, waits), samples) in samplers.iter().zip(&samples) {
+        if let (Some(a), Some(b)) = (samples.first(), samples.last()) {
+            w.span_ms = w.span_ms.max((b.at_ms - a.at_ms).round() as u64);
+        }
+        let p = ProcessSamples {
+            pid: s.pid,
+            samples,
+            locks: &s.locks,
+            code_refs: &s.code_refs,
+            waits,
+        };
+        let threads = judge::threads(&p);
+        w.livelocks.extend(judge::livelocks(&p, &threads));
+        w.starvations.extend(judge::starvations(&p, &threads));
+        w.threads.extend(threads);
+    }
+    w.threads.sort_by(|a, b| {
+        b.blocked_for_ms
+            .unwrap_or(0)
+            .cmp(&a.blocked_for_ms.unwrap_or(0))
+            .then(a.thread.cmp(&b.thread))
+    });
+    w
+}
+
+/// The sampler for one process and the waits of its first snapshot.
+fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) {
+    let snap = &ins.snapshot;
+    let mut locks: Vec<WatchedLock> = Vec::new();
+    let mut add = |r: &Resource| -> usize {
+        match locks.iter().position(|l| l.resource.address == r.address && l.resource.pid == r.pid) {
+            Some(k) => k,
+            None => {
+                locks.push(WatchedLock {
+                    resource: r.clone(),
+                    named_by_code: false,
+                });
+                locks.len() - 1
+            }
+        }
+    };
+    let mut waits = Vec::new();
+    for (t, f) in snap.threads.iter().zip(&ins.findings) {
+        for h in &f.holds {
+            if h.resource.pid == snap.pid && h.resource.kind.has_owner() {
+                add(&h.resource);
+            }
+        }
+        let (Some(w), Some(sys)) = (&f.wait, t.syscall) else { continue };
+        let lock = (w.resource.pid == snap.pid && w.resource.kind.has_owner()).then(|| add(&w.resource));
+        waits.push(CapturedWait {
+            tid: t.tid,
+            resource: w.resource.clone(),
+            nr: sys.nr,
+            futex: sys.args[0],
+            lock,
+        });
+    }
+    let python = if ins.python_version.is_some() {
+        let symbols = ProcessSymbols::load(snap, cache);
+        let memory = snap.memory();
+        let sym: &dyn SymbolLookup = &symbols;
+        find_runtime_in(sym, &crate::target::ProcessMemory::new(snap.pid))
+            .or_else(|_| find_runtime_in(sym, &memory))
+            .ok()
+            .flatten()
+            .map(|f| (f.address, f.layout))
+    } else {
+        None
+    };
+    let ns_to_host: HashMap<i32, i32> = snap.threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
+    let glibc = ins.libc.name != Some(Libc::Musl);
+    (Sampler::new(snap.pid, ns_to_host, python, locks, glibc), waits)
+}
