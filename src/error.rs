@@ -25,8 +25,15 @@ pub enum InspectError {
     ExitedDuringDump(i32),
     #[error("PID {0} is lockdump itself: pass the PID of another process")]
     IsSelf(i32),
-    #[error("PID {pid}: timed out after {secs} s waiting for threads {tids} to stop (uninterruptible sleep?): try again; lockdump detached and left the process running")]
-    StopTimeout { pid: i32, secs: u64, tids: String },
+    #[error("PID {pid}: timed out after {secs} s waiting for threads to stop: {threads}; {cause}; lockdump detached and left the process running: `lockdump --no-stop -p {pid}` reads it without stopping it")]
+    StopTimeout {
+        pid: i32,
+        secs: u64,
+        /// Each thread that did not stop, with its state and wchan.
+        threads: String,
+        /// Why, where it can be known (a frozen cgroup, uninterruptible sleep).
+        cause: String,
+    },
     #[error("PID {pid} has {count} threads, more than lockdump stops at once ({max}): use --no-stop to sample it without stopping")]
     TooManyThreads { pid: i32, count: usize, max: usize },
     #[error("interrupted by signal {0} during capture: lockdump detached and left the process running")]

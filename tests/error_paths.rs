@@ -267,3 +267,89 @@ fn run_cmd(mut c: Command) -> Run {
         elapsed: started.elapsed(),
     }
 }
+
+/// A process in a frozen cgroup (`docker pause`, systemd's freeze) cannot
+/// be stopped: the stop times out with one line that names every thread
+/// with its state, the frozen cgroup and how to thaw it, and `--no-stop`
+/// (issue 12.9). The process is left untraced, and runs on once thawed.
+/// Uses the cgroup v1 freezer when mounted (this machine kind), else cgroup
+/// v2's cgroup.freeze; fails, not skips, when neither can be used.
+#[test]
+fn frozen_cgroup_stop_times_out_with_the_cause_and_the_way_out() {
+    let dir = TempDir::new("ep-frozen");
+    let mut t = busy(&dir, "2");
+    let frozen = Freezer::new(&format!("lockdump-test-{}", t.pid), t.pid);
+    frozen.set(true);
+    wait_until("every thread frozen (state D)", || health(t.pid).iter().all(|h| h.state == 'D'));
+    let r = run_lockdump(&["--stop-timeout", "1", "-p", &t.pid.to_string()], QUICK);
+    r.assert_error("frozen cgroup", &format!("PID {}: timed out after 1 s waiting for threads to stop: thread ", t.pid));
+    let line = r.stderr.trim_end();
+    for tid in tids(t.pid) {
+        assert!(line.contains(&format!("thread {tid} state D (uninterruptible sleep)")), "{line}");
+    }
+    assert!(line.contains(&frozen.cause()), "{line}\nwant: {}", frozen.cause());
+    assert!(
+        line.ends_with(&format!(
+            "lockdump detached and left the process running: `lockdump --no-stop -p {}` reads it without stopping it",
+            t.pid
+        )),
+        "{line}"
+    );
+    assert!(health(t.pid).iter().all(|h| h.tracer == 0), "left traced");
+    frozen.set(false);
+    assert_unharmed(&mut t, "after thawing", 0);
+}
+
+/// A freezer cgroup of one process, removed (thawed first) when dropped.
+struct Freezer {
+    dir: std::path::PathBuf,
+    v1: bool,
+}
+
+impl Freezer {
+    fn new(name: &str, pid: i32) -> Freezer {
+        let v1_root = std::path::Path::new("/sys/fs/cgroup/freezer");
+        let (dir, v1) = if v1_root.join("freezer.state").exists() || v1_root.join("tasks").exists() {
+            (v1_root.join(name), true)
+        } else if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            (std::path::Path::new("/sys/fs/cgroup").join(name), false)
+        } else {
+            panic!("no cgroup freezer: neither /sys/fs/cgroup/freezer (v1) nor cgroup v2 at /sys/fs/cgroup is mounted");
+        };
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e} (needs root)", dir.display()));
+        std::fs::write(dir.join("cgroup.procs"), pid.to_string())
+            .unwrap_or_else(|e| panic!("move {pid} into {}: {e}", dir.display()));
+        Freezer { dir, v1 }
+    }
+    fn set(&self, frozen: bool) {
+        let (file, value) = match (self.v1, frozen) {
+            (true, true) => ("freezer.state", "FROZEN"),
+            (true, false) => ("freezer.state", "THAWED"),
+            (false, true) => ("cgroup.freeze", "1"),
+            (false, false) => ("cgroup.freeze", "0"),
+        };
+        std::fs::write(self.dir.join(file), value).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    /// The sentence lockdump must give.
+    fn cause(&self) -> String {
+        let d = self.dir.display();
+        if self.v1 {
+            format!("its cgroup {d} is FROZEN (cgroup v1 freezer): thaw it with `echo THAWED > {d}/freezer.state`")
+        } else {
+            format!("its cgroup {d} is frozen (cgroup v2): thaw it with `echo 0 > {d}/cgroup.freeze`")
+        }
+    }
+}
+
+impl Drop for Freezer {
+    fn drop(&mut self) {
+        self.set(false);
+        // The processes go back to the root cgroup before the directory can go.
+        let procs = std::fs::read_to_string(self.dir.join("cgroup.procs")).unwrap_or_default();
+        let root = self.dir.parent().unwrap().join("cgroup.procs");
+        for p in procs.lines() {
+            let _ = std::fs::write(&root, p);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}

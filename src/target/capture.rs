@@ -970,10 +970,24 @@ fn wait_loop(
             if tids.iter().all(exiting) {
                 return Err(InspectError::ExitedDuringDump(pid));
             }
+            let tids: Vec<i32> = tids.iter().filter_map(|t| t.parse().ok()).collect();
+            let threads = super::freezer::describe_threads(pid, &tids, 5);
+            let cause = super::freezer::frozen_cgroup(pid).unwrap_or_else(|| {
+                if threads.contains("state D") {
+                    "a thread in uninterruptible sleep cannot be stopped until the kernel call it waits in returns \
+                     (wchan names where)"
+                        .to_string()
+                } else {
+                    "they may be in uninterruptible sleep or the machine is overloaded: try again, or raise \
+                     --stop-timeout"
+                        .to_string()
+                }
+            });
             return Err(InspectError::StopTimeout {
                 pid,
                 secs: timeout.as_secs(),
-                tids: tids.join(","),
+                threads,
+                cause,
             });
         }
         // Wait for a specific thread: the kernel finds it directly, whereas

@@ -5,6 +5,7 @@
 //! all run on it after the target has been resumed.
 
 pub mod capture;
+pub mod freezer;
 pub mod memory;
 pub mod priority;
 pub mod signals;
