@@ -81,6 +81,22 @@ fn has_cap_sys_ptrace() -> Option<bool> {
     Some(eff & (1 << CAP_SYS_PTRACE) != 0)
 }
 
+/// Whether `pid` runs as someone other than root but is not dumpable: the
+/// kernel then makes its /proc/PID files root's (proc(5), "/proc/pid"
+/// ownership and PR_SET_DUMPABLE), while its real UID (status `Uid:`) stays.
+fn not_dumpable(pid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(owner) = std::fs::metadata(format!("/proc/{pid}/stat")).map(|m| m.uid()) else {
+        return false;
+    };
+    let real = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
+        s.lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+    });
+    owner == 0 && real.is_some_and(|uid| uid != 0)
+}
+
 pub fn permission_denied(pid: i32) -> InspectError {
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .map(|s| s.trim().to_string())
@@ -99,6 +115,13 @@ pub fn permission_denied(pid: i32) -> InspectError {
             pid,
             scope,
             hint: " (lockdump is root here, so the process is outside its reach: another user namespace or container, or a security policy such as SELinux/AppArmor; run lockdump inside the target's container)",
+        };
+    }
+    if not_dumpable(pid) {
+        return InspectError::PermissionDenied {
+            pid,
+            scope,
+            hint: " (but that is not the cause here: the process is not dumpable — it called prctl(PR_SET_DUMPABLE, 0), or changed its credentials through setuid/setgid or file capabilities — so even its owner cannot trace it; only root (CAP_SYS_PTRACE) can: `sudo lockdump -p PID`)",
         };
     }
     let hint = match scope.as_str() {

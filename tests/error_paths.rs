@@ -353,3 +353,41 @@ impl Drop for Freezer {
         let _ = std::fs::remove_dir(&self.dir);
     }
 }
+
+/// A process that made itself non-dumpable (prctl PR_SET_DUMPABLE 0, as
+/// ssh-agent and setuid programs do) cannot be traced even by its owner:
+/// the error says so and that root can (issue 12.9), instead of blaming
+/// ptrace_scope alone.
+#[test]
+fn non_dumpable_process_of_the_same_user_names_the_real_cause() {
+    let dir = TempDir::new("ep-nondumpable");
+    open_up(dir.path());
+    let script = dir.path().join("nondumpable.py");
+    std::fs::write(
+        &script,
+        "import ctypes, sys, time\n\
+         assert ctypes.CDLL(None).prctl(4, 0, 0, 0, 0) == 0  # PR_SET_DUMPABLE = 4\n\
+         print('READY', flush=True)\n\
+         time.sleep(600)\n",
+    )
+    .unwrap();
+    open_up(&script);
+    let mut cmd = as_test_user(std::path::Path::new("/usr/bin/python3"));
+    cmd.arg(&script).stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("python3");
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "READY");
+    let pid = child.id() as i32;
+    let mut c = as_test_user(std::path::Path::new(lockdump_bin()));
+    c.args(["-p", &pid.to_string()]);
+    let r = run_cmd(c);
+    let _ = child.kill();
+    let _ = child.wait();
+    r.assert_error(
+        "non-dumpable",
+        "the process is not dumpable — it called prctl(PR_SET_DUMPABLE, 0), or changed its credentials through \
+         setuid/setgid or file capabilities — so even its owner cannot trace it; only root (CAP_SYS_PTRACE) can",
+    );
+}
