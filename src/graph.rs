@@ -75,6 +75,23 @@ pub struct BlockedBehind {
     pub leads_to: Leads,
 }
 
+/// A thread not itself waiting for an owned lock (running, sleeping, in
+/// I/O, or in a wait with no owner) while others wait, directly or through a
+/// chain of owned locks, for locks it holds: the thread everyone waits
+/// behind. Not a hang by itself (it may finish its read any moment), so not
+/// a verdict: a fact the report puts at the top.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WaitingBehind {
+    pub thread: ThreadId,
+    /// Every thread whose chain of waits ends at it, sorted.
+    pub waiters: Vec<ThreadId>,
+    /// The locks its direct waiters wait for, which it holds.
+    pub holds: Vec<Resource>,
+    /// What it is doing (filled by the pipeline, which can read /proc):
+    /// `in read(fd 3) — fd 3: TCP 127.0.0.1:41234 -> 127.0.0.1:5000 ...`.
+    pub doing: Option<String>,
+}
+
 /// A wait on a lock whose owner has exited: a hang without a cycle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Orphaned {
@@ -126,6 +143,9 @@ pub struct Verdict {
     /// the graph): blocked-for times, spinning threads, probable livelocks
     /// and starvations. `None` without `--watch`.
     pub watch: Option<crate::watch::Watched>,
+    /// Threads others wait behind that are not in a cycle ([`WaitingBehind`]),
+    /// most waiters first.
+    pub waiting_behind: Vec<WaitingBehind>,
 }
 
 /// One thread under the "asleep for good" rule ([`asleep_for_good`]).
@@ -453,7 +473,49 @@ impl WaitGraph {
         }
         blocked_behind.sort_by_key(|b| b.thread);
 
+        // Threads everyone waits behind: inspected, no outgoing edge, not in a
+        // cycle, and reached over reversed edges by at least one waiter.
+        let mut waiting_behind = Vec::new();
+        for (v, id) in ids.iter().enumerate() {
+            if !adj[v].is_empty() || self.nodes.get(id).copied().flatten().is_none() || first_deadlock.contains_key(id)
+            {
+                continue;
+            }
+            let mut seen = vec![false; n];
+            seen[v] = true;
+            let mut stack = vec![v];
+            let mut waiters = Vec::new();
+            while let Some(x) = stack.pop() {
+                for &u in &rev[x] {
+                    if !seen[u] {
+                        seen[u] = true;
+                        waiters.push(ids[u]);
+                        stack.push(u);
+                    }
+                }
+            }
+            if waiters.is_empty() {
+                continue;
+            }
+            waiters.sort();
+            let mut holds: Vec<Resource> = Vec::new();
+            for &u in &rev[v] {
+                let r = &edge(u, v).resource;
+                if !holds.iter().any(|h| h.pid == r.pid && h.address == r.address) {
+                    holds.push(r.clone());
+                }
+            }
+            waiting_behind.push(WaitingBehind {
+                thread: *id,
+                waiters,
+                holds,
+                doing: None,
+            });
+        }
+        waiting_behind.sort_by(|a, b| b.waiters.len().cmp(&a.waiters.len()).then(a.thread.cmp(&b.thread)));
+
         Verdict {
+            waiting_behind,
             unexamined: Vec::new(),
             asleep: Vec::new(),
             stuck: Vec::new(),

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::InspectError;
 use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
+use crate::syscalls::nr;
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
@@ -561,7 +562,57 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
         &facts,
     );
     confirm_stuck(inspections, &mut v);
+    describe_waited_behind(inspections, &mut v);
     v
+}
+
+/// Calls whose first argument is the fd they wait on.
+const FD_CALLS: &[i64] = &[
+    nr::READ,
+    nr::WRITE,
+    nr::PREAD64,
+    nr::PWRITE64,
+    nr::READV,
+    nr::WRITEV,
+    nr::CONNECT,
+    nr::ACCEPT,
+    nr::ACCEPT4,
+    nr::SENDTO,
+    nr::RECVFROM,
+    nr::SENDMSG,
+    nr::RECVMSG,
+    nr::RECVMMSG,
+    nr::SENDMMSG,
+    nr::FLOCK,
+    nr::FCNTL,
+];
+
+/// What each thread others wait behind is doing, with the fd it waits on
+/// described (a socket by its addresses and the process at the other end).
+fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
+    for w in &mut v.waiting_behind {
+        let (pid, tid) = w.thread;
+        let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
+            continue;
+        };
+        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+            continue;
+        };
+        let t = &ins.snapshot.threads[i];
+        w.doing = Some(match (&t.syscall, t.running()) {
+            (_, true) => "is running (on a CPU, or runnable)".to_string(),
+            (Some(sys), _) => {
+                let mut s = format!("is in {}", crate::syscalls::describe(sys));
+                if FD_CALLS.contains(&sys.nr) {
+                    if let Some(fd) = proc::fds::describe(pid, sys.args[0] as i32) {
+                        s.push_str(&format!(" — {fd}"));
+                    }
+                }
+                s
+            }
+            (None, _) => format!("is in state {}", t.state),
+        });
+    }
 }
 
 /// How long a stuck process must stay perfectly still before it is reported.

@@ -1677,3 +1677,51 @@ fn demo_finds_its_deadlock_and_cleans_up() {
         demo_children()
     );
 }
+
+/// The thread everyone waits behind (issue 20.5): `holder` keeps
+/// account_lock across a TCP read that never returns; w1..w4 wait for the
+/// lock. No cycle and nothing asleep for good (the read can end), so exit 0,
+/// but the report names the holder, the lock, its four waiters and the
+/// connection it reads, by its addresses, with the process at the other end.
+#[test]
+fn waiting_behind_a_thread_in_a_socket_read() {
+    let fx = Fixture::spawn_blocked(c_fixture("waiting_behind", Variant::Debug, &[]));
+    let pid = fx.pid();
+    let holder = fx.tid("holder");
+    let waiters: Vec<i64> = ["w1", "w2", "w3", "w4"].iter().map(|n| fx.tid(n) as i64).collect();
+    let lock = fx.lock("account_lock");
+    let (local, peer, fd) = (
+        fx.ready.raw["ports"]["local"].as_u64().unwrap(),
+        fx.ready.raw["ports"]["peer"].as_u64().unwrap(),
+        fx.ready.raw["fds"]["reading"].as_u64().unwrap(),
+    );
+    let doing = format!(
+        "is in read(fd {fd}) — fd {fd}: TCP 127.0.0.1:{local} -> 127.0.0.1:{peer} (established), other end held by \
+         PID {pid} \"waiting_behind\""
+    );
+    let out = run_lockdump(&["--json", "-p", &pid.to_string()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wb = doc["verdict"]["waiting_behind"].as_array().expect("waiting_behind");
+    assert_eq!(wb.len(), 1, "{wb:?}");
+    assert_eq!(wb[0]["pid"], pid);
+    assert_eq!(wb[0]["tid"], holder);
+    let got: Vec<i64> = wb[0]["waiters"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    assert_eq!(got, waiters);
+    assert_eq!(wb[0]["holds"], serde_json::json!([format!("mutex account_lock ({lock:#x})")]));
+    assert_eq!(wb[0]["doing"], doing.as_str());
+    assert_eq!(doc["verdict"]["kind"], "no_hang_found");
+
+    let out = run_lockdump(&["-p", &pid.to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().nth(2).unwrap_or("");
+    assert_eq!(
+        line,
+        format!(
+            "Waiting behind thread {holder} \"holder\": 4 threads wait for mutex account_lock ({lock:#x}) that it \
+             holds (w1 ({}), w2 ({}), w3 ({}), w4 ({})); it {doing}",
+            waiters[0], waiters[1], waiters[2], waiters[3]
+        ),
+        "{text}"
+    );
+}

@@ -4,6 +4,7 @@
 //! the target stopped; callers decide when to read (before the stop for
 //! per-thread state and wchan, so they describe the thread, not the ptrace stop).
 
+pub mod fds;
 pub mod parse;
 
 use std::fs;

@@ -363,6 +363,32 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
     out
 }
 
+/// `Waiting behind thread 12 "reader": 4 threads wait for mutex m (0x...)
+/// that it holds: 13 "w1", ...; it is in read(fd 3) — fd 3: TCP ...`.
+fn waiting_behind_section(v: &Verdict, idx: &Index, style: &Style) -> String {
+    let mut out = String::new();
+    for w in &v.waiting_behind {
+        let locks: Vec<String> = w.holds.iter().map(resource_label).collect();
+        let waiters: Vec<String> = w.waiters.iter().map(|&t| idx.short(t)).collect();
+        let n = w.waiters.len();
+        let _ = writeln!(
+            out,
+            "{} {}: {n} thread{} wait{} for {} that it holds ({}){}",
+            style.yellow("Waiting behind"),
+            idx.name(w.thread),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" },
+            locks.join(", "),
+            waiters.join(", "),
+            w.doing.as_deref().map(|d| format!("; it {}", clean(d))).unwrap_or_default()
+        );
+    }
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -391,6 +417,7 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if !v.unexamined.is_empty() {
         out.push('\n');
     }
+    out.push_str(&waiting_behind_section(v, &idx, style));
     for (n, d) in v.deadlocks.iter().enumerate() {
         out.push_str(&deadlock(n + 1, d, v, &idx, style));
         out.push('\n');
@@ -615,6 +642,20 @@ pub struct JsonVerdict {
     pub headline: String,
     /// Threads that can never run again (added within version 3).
     pub stuck: Vec<JsonStuck>,
+    /// Threads others wait behind, outside any cycle (version 4).
+    pub waiting_behind: Vec<JsonWaitingBehind>,
+}
+
+#[derive(Serialize)]
+pub struct JsonWaitingBehind {
+    pub pid: i32,
+    pub tid: i32,
+    /// TIDs of every thread whose chain of waits ends at it.
+    pub waiters: Vec<i32>,
+    /// The locks its direct waiters wait for: `mutex m (0x...)`.
+    pub holds: Vec<String>,
+    /// What it is doing: `is in read(fd 3) — fd 3: TCP ...`.
+    pub doing: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -646,6 +687,17 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
                 pid: s.pid,
                 whole_process: s.whole_process,
                 threads: s.threads.iter().map(|t| t.1).collect(),
+            })
+            .collect(),
+        waiting_behind: v
+            .waiting_behind
+            .iter()
+            .map(|w| JsonWaitingBehind {
+                pid: w.thread.0,
+                tid: w.thread.1,
+                waiters: w.waiters.iter().map(|t| t.1).collect(),
+                holds: w.holds.iter().map(resource_label).collect(),
+                doing: w.doing.clone(),
             })
             .collect(),
     }
