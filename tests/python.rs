@@ -1401,7 +1401,7 @@ fn older_cpython_is_incomplete_with_its_version_named() {
     for (version, minor) in [("3.8.18", "3.8"), ("3.9.18", "3.9"), ("3.10.13", "3.10")] {
         let python = Path::new(&root).join(format!("versions/{version}/bin/python{minor}"));
         assert!(python.is_file(), "{} missing: the machine image's pyenv ships it", python.display());
-        let fx = Fixture::spawn(python_fixture(&python, "seed_two_locks_with.py", &[]));
+        let fx = Fixture::spawn_blocked(python_fixture(&python, "seed_two_locks_with.py", &[]));
         let pid = fx.pid();
         let (t1, t2) = (fx.tid("t1"), fx.tid("t2"));
         let out = run_lockdump(&["--json", "-p", &pid.to_string()]);
