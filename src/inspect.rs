@@ -59,6 +59,8 @@ pub struct Inspection {
     pub libc: LibcInfo,
     /// What its signal handlers could do for its sleeping threads.
     pub signals: SignalWayOut,
+    /// Its thread pools (CPython ThreadPoolExecutors with live workers).
+    pub pools: Vec<crate::runtimes::TaskPool>,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -270,7 +272,9 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         })
         .into_iter()
         .collect();
+    let pools = python.as_ref().map(|p| p.pools.clone()).unwrap_or_default();
     Inspection {
+        pools,
         analysis_time: started.elapsed(),
         snapshot,
         stacks,
@@ -538,8 +542,20 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
                     .collect::<Vec<_>>()
                     .join("; ")
             }),
+            pools: ins.pools.clone(),
         })
         .collect();
+    let threads = || {
+        inspections.iter().flat_map(|ins| {
+            ins.snapshot
+                .threads
+                .iter()
+                .zip(&ins.findings)
+                .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+        })
+    };
+    v.pool_starvations = graph::starvations(&facts, threads());
+    confirm_starvations(inspections, &mut v);
     graph::settle(
         &mut v,
         inspections.iter().flat_map(|ins| {
@@ -553,6 +569,20 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     );
     confirm_stuck(inspections, &mut v);
     v
+}
+
+/// A starved pool rests on one instant too, and its futures and queue are
+/// read after the threads were let go: its workers must stay still (as for
+/// [`confirm_stuck`]) or the starvation is dropped.
+fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
+    v.pool_starvations.retain(|s| {
+        let workers = graph::Stuck {
+            pid: s.pool.pid,
+            whole_process: false,
+            threads: s.workers.clone(),
+        };
+        (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &workers).is_empty())
+    });
 }
 
 /// How long a stuck process must stay perfectly still before it is reported.

@@ -340,7 +340,7 @@ fn check_blocked_behind(fx: &Fixture, doc: &Value, names: &[&str]) {
 /// The verdict, deadlock and edge objects have exactly the fields
 /// docs/json-schema.md documents for this schema version.
 fn check_documented_fields(doc: &Value) {
-    assert_eq!(doc["schema_version"], 3, "docs/json-schema.md documents version 3");
+    assert_eq!(doc["schema_version"], 4, "docs/json-schema.md documents version 4");
     let keys = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
@@ -365,7 +365,8 @@ fn check_documented_fields(doc: &Value) {
             "all_blocked",
             "cycles_truncated",
             "headline",
-            "stuck"
+            "stuck",
+            "pool_starvations"
         ])
     );
     let v = &doc["verdict"];

@@ -127,7 +127,7 @@ fn confidence_label(c: Confidence) -> &'static str {
     }
 }
 
-fn site_label(f: &Frame) -> String {
+pub fn site_label(f: &Frame) -> String {
     let func = f.function.as_deref().map(clean).unwrap_or_else(|| "??".into());
     match (&f.file, f.line) {
         (Some(file), Some(line)) => format!("{func} ({}:{line})", clean(short_path(file))),
@@ -141,6 +141,21 @@ fn short_path(p: &str) -> &str {
 
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
 pub fn headline(v: &Verdict, style: &Style) -> String {
+    if !v.pool_starvations.is_empty() {
+        let pools: Vec<String> = v.pool_starvations.iter().map(super::pools::headline_part).collect();
+        let n = v.pool_starvations.len() + v.deadlocks.len();
+        let cycles = if v.deadlocks.is_empty() {
+            String::new()
+        } else {
+            let c = v.deadlocks.len();
+            format!("{c} lock cycle{}; ", if c == 1 { "" } else { "s" })
+        };
+        return style.red(&format!(
+            "Found {n} deadlock{}: {cycles}{}",
+            if n == 1 { "" } else { "s" },
+            pools.join("; ")
+        ));
+    }
     if v.deadlocks.is_empty() && !v.stuck.is_empty() {
         return style.red(&stuck_headline(v));
     }
@@ -375,6 +390,10 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
         out.push_str(&deadlock(n + 1, d, v, &idx, style));
         out.push('\n');
     }
+    for (k, p) in v.pool_starvations.iter().enumerate() {
+        out.push_str(&super::pools::section(v.deadlocks.len() + k + 1, p, &idx, style));
+        out.push('\n');
+    }
     if v.cycles_truncated {
         let _ = writeln!(out, "{}\n", style.yellow("(more cycles exist than are listed)"));
     }
@@ -592,6 +611,10 @@ pub struct JsonVerdict {
     pub headline: String,
     /// Threads that can never run again (added within version 3).
     pub stuck: Vec<JsonStuck>,
+    /// Thread pools whose every worker waits for a task only its workers
+    /// could run (version 4): deadlocks through a pool, not counted in
+    /// `deadlocks` (the lock cycles) but in `deadlock`.
+    pub pool_starvations: Vec<super::pools::JsonPoolStarvation>,
 }
 
 #[derive(Serialize)]
@@ -609,7 +632,7 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
         exit_code: crate::error::exit::of(v.kind()),
         complete: v.unexamined.is_empty(),
         unexamined: v.unexamined.clone(),
-        deadlock: !v.deadlocks.is_empty(),
+        deadlock: !v.deadlocks.is_empty() || !v.pool_starvations.is_empty(),
         deadlocks: v.deadlocks.len(),
         orphaned_locks: v.orphaned.len(),
         blocked_behind: v.blocked_behind.iter().map(|b| b.thread.1).collect(),
@@ -625,5 +648,6 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
                 threads: s.threads.iter().map(|t| t.1).collect(),
             })
             .collect(),
+        pool_starvations: super::pools::json(v),
     }
 }
