@@ -263,6 +263,10 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
     for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
         f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
     }
+    // A handler waiting on a glibc lock its own interrupted frames hold.
+    for (i, t) in snapshot.threads.iter().enumerate() {
+        crate::runtimes::reentry::infer_self_deadlock(snapshot.pid, t.tid, &native[i], &mut findings[i]);
+    }
     let signals = signal_way_out(snapshot.pid, python.as_ref());
     let unexamined = python_error
         .map(|why| Unexamined {

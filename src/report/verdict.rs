@@ -100,6 +100,7 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
         ResourceKind::Semaphore => "semaphore",
         ResourceKind::Barrier => "barrier",
         ResourceKind::Futex => "futex",
+        ResourceKind::LibcLock => "glibc internal lock",
         ResourceKind::PyLock => "Python Lock",
         ResourceKind::PyRLock => "Python RLock",
         ResourceKind::PyCondition => "Python Condition",
@@ -296,10 +297,11 @@ fn singular(k: &str) -> String {
 /// One deadlock in jstack's style.
 fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> String {
     let mut out = String::new();
-    let kind = if d.threads.len() == 1 {
-        "self-deadlock"
-    } else {
-        "deadlock"
+    let through_handler = signal_reentry(d, idx);
+    let kind = match (d.threads.len(), &through_handler) {
+        (1, Some(_)) => "self-deadlock through a signal handler",
+        (1, None) => "self-deadlock",
+        _ => "deadlock",
     };
     let _ = writeln!(
         out,
@@ -332,6 +334,23 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
             clean(&e.evidence)
         );
     }
+    if let Some(h) = &through_handler {
+        let _ = writeln!(
+            out,
+            "  The signal handler {} interrupted {}{} on the same thread and waits for what the interrupted code \
+             holds{}",
+            h.handler,
+            h.interrupted,
+            match &h.interrupted_caller {
+                Some(c) => format!(" (called from {c})"),
+                None => String::new(),
+            },
+            match &h.call {
+                Some(c) => format!("; the handler called {c}, which is not async-signal-safe"),
+                None => String::new(),
+            }
+        );
+    }
     if let Some(Some(ms)) = v.breaks_by_timeout_ms.get(n - 1) {
         let to = crate::runtimes::Timeout {
             in_ms: *ms,
@@ -356,6 +375,42 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
         let _ = writeln!(out, "  Blocked behind it: {} (waits for {what})", idx.name(b.thread));
     }
     out
+}
+
+/// A self-deadlock whose wait is inside a signal handler (its wait site is
+/// above the `__restore_rt` frame): the handler, the interrupted function
+/// and the C library call the handler made.
+#[derive(Serialize)]
+pub struct SignalReentry {
+    /// `on_alarm (signal_malloc.c:31)`.
+    pub handler: String,
+    /// `__libc_malloc (malloc.c:3323)`.
+    pub interrupted: String,
+    /// The first interrupted frame outside the C library, when the
+    /// interrupted function is inside it: `churn (signal_malloc.c:50)`.
+    pub interrupted_caller: Option<String>,
+    /// The public name of the C library function the handler called (`malloc`).
+    pub call: Option<String>,
+}
+
+fn signal_reentry(d: &Deadlock, idx: &Index) -> Option<SignalReentry> {
+    let [t] = d.threads.as_slice() else { return None };
+    let frames = idx.frames(*t);
+    let hw = crate::runtimes::reentry::handler_wait(frames)?;
+    let site = idx.wait_site(*t)?;
+    let k = frames.iter().position(|f| std::ptr::eq(f, site))?;
+    if k >= hw.signal_frame {
+        return None; // the wait is in the interrupted code, not in the handler
+    }
+    Some(SignalReentry {
+        handler: site_label(&frames[hw.handler]),
+        interrupted: site_label(&frames[hw.interrupted]),
+        interrupted_caller: hw.interrupted_caller.map(|k| site_label(&frames[k])),
+        call: hw
+            .call
+            .and_then(|c| frames[c].function.as_deref())
+            .map(|f| crate::runtimes::reentry::public_name(f).to_string()),
+    })
 }
 
 fn capitalize(s: &str) -> String {
@@ -538,6 +593,9 @@ pub struct JsonDeadlock {
     /// A timed wait of one of the cycle's threads ends within this many
     /// milliseconds (at most an hour), breaking the cycle; null otherwise.
     pub breaks_by_timeout_in_ms: Option<i64>,
+    /// A self-deadlock inside a signal handler (version 4): the handler, the
+    /// interrupted function and the call the handler made; null otherwise.
+    pub signal_handler: Option<SignalReentry>,
 }
 
 #[derive(Serialize)]
@@ -588,6 +646,7 @@ pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlo
             edges: d.edges.iter().map(|e| json_edge(e, &idx)).collect(),
             confidence: d.confidence,
             breaks_by_timeout_in_ms: v.breaks_by_timeout_ms.get(k).copied().flatten(),
+            signal_handler: signal_reentry(d, &idx),
         })
         .collect()
 }

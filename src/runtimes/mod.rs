@@ -41,6 +41,9 @@ pub enum ResourceKind {
     Barrier,
     /// A futex whose owner protocol lockdump does not know.
     Futex,
+    /// A glibc-internal lock (the malloc arena lock `main_arena`, ...): no
+    /// owner recorded; an owner can only be inferred ([`reentry`]).
+    LibcLock,
     PyLock,
     PyRLock,
     PyCondition,
@@ -302,6 +305,7 @@ pub mod libc;
 pub mod musl;
 pub mod native;
 pub mod owners;
+pub mod reentry;
 pub mod rust_std;
 pub mod stackscan;
 pub mod syscalls;
