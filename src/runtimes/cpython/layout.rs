@@ -361,9 +361,13 @@ pub const PYMUTEX_LOCKED: u8 = 1;
 /// ([`super::super::cpython::pools`]). None of them is in
 /// `_Py_DebugOffsets`; every field follows the object header directly, so
 /// each offset is "header + n" and holds for the free-threaded header too.
-/// Checked with gdb `ptype /o` against the DWARF of pyenv's 3.11.7, 3.12.1,
-/// 3.13.0, the free-threaded 3.13.5t and Debian sid's 3.14 / 3.15
-/// (libpython3.X-dbg).
+/// Sources: Modules/_queuemodule.c, Include/cpython/setobject.h,
+/// Include/cpython/weakrefobject.h, Include/cpython/listobject.h. Checked
+/// with gdb `ptype /o`: `simplequeueobject` / `RingBuf` against the DWARF of
+/// pyenv's 3.11.7, 3.12.1, 3.13.0, the free-threaded 3.13.5t and Debian
+/// sid's 3.14 / 3.15 (python3.X-dbg); `PySetObject` and `PyWeakReference`
+/// against sid's 3.14 / 3.15; all of them by the pool fixtures
+/// (tests/python.rs) on every interpreter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolObjectsLayout {
     /// `PyWeakReference.wr_object` (Include/cpython/weakrefobject.h).
