@@ -20,7 +20,9 @@ use serde::Serialize;
 use crate::runtimes::{Confidence, Resource, ThreadFindings};
 
 mod asleep;
+pub mod pools;
 pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
+pub use pools::{starvations, PoolStarvation};
 
 /// A thread: (PID, host TID).
 pub type ThreadId = (i32, i32);
@@ -146,6 +148,10 @@ pub struct Verdict {
     /// Threads others wait behind that are not in a cycle ([`WaitingBehind`]),
     /// most waiters first.
     pub waiting_behind: Vec<WaitingBehind>,
+    /// Thread pools whose every worker waits for a task only its workers
+    /// could run ([`pools`]): deadlocks through a pool. Filled by the
+    /// pipeline ([`starvations`], then confirmed) before [`settle`].
+    pub pool_starvations: Vec<PoolStarvation>,
 }
 
 /// One thread under the "asleep for good" rule ([`asleep_for_good`]).
@@ -197,6 +203,8 @@ pub struct ProcessFacts {
     pub signals: SignalWayOut,
     /// Set when part of the process was not examined (its waits are then not all known).
     pub unexamined: Option<String>,
+    /// Its thread pools (CPython's ThreadPoolExecutor), for [`pools`].
+    pub pools: Vec<crate::runtimes::TaskPool>,
 }
 
 /// A part of a process that lockdump could not examine, and why. It travels
@@ -239,7 +247,7 @@ impl Part {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VerdictKind {
-    /// At least one circular wait.
+    /// At least one circular wait (a cycle of owned locks, or a starved pool).
     Deadlock,
     /// No cycle, but threads that can never run again: a process whose
     /// every thread is asleep for good, or waits behind a lock whose owner
@@ -261,7 +269,7 @@ pub enum VerdictKind {
 
 impl Verdict {
     pub fn kind(&self) -> VerdictKind {
-        if !self.deadlocks.is_empty() {
+        if !self.deadlocks.is_empty() || !self.pool_starvations.is_empty() {
             VerdictKind::Deadlock
         } else if !self.stuck.is_empty() {
             VerdictKind::Stuck
@@ -521,6 +529,7 @@ impl WaitGraph {
             stuck: Vec::new(),
             breaks_by_timeout_ms: Vec::new(),
             watch: None,
+            pool_starvations: Vec::new(),
             deadlocks,
             blocked_behind,
             orphaned,

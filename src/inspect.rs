@@ -60,6 +60,8 @@ pub struct Inspection {
     pub libc: LibcInfo,
     /// What its signal handlers could do for its sleeping threads.
     pub signals: SignalWayOut,
+    /// Its thread pools (CPython ThreadPoolExecutors with live workers).
+    pub pools: Vec<crate::runtimes::TaskPool>,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -262,6 +264,10 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
     for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
         f.sleep = crate::runtimes::syscalls::sleep(t, &memory, &clocks);
     }
+    // A handler waiting on a glibc lock its own interrupted frames hold.
+    for (i, t) in snapshot.threads.iter().enumerate() {
+        crate::runtimes::reentry::infer_self_deadlock(snapshot.pid, t.tid, &native[i], &mut findings[i]);
+    }
     let signals = signal_way_out(snapshot.pid, python.as_ref());
     let mut unexamined: Vec<Unexamined> = python_error
         .map(|why| Unexamined {
@@ -280,7 +286,9 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         },
         &findings,
     ));
+    let pools = python.as_ref().map(|p| p.pools.clone()).unwrap_or_default();
     Inspection {
+        pools,
         analysis_time: started.elapsed(),
         snapshot,
         stacks,
@@ -548,8 +556,20 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
                     .collect::<Vec<_>>()
                     .join("; ")
             }),
+            pools: ins.pools.clone(),
         })
         .collect();
+    let threads = || {
+        inspections.iter().flat_map(|ins| {
+            ins.snapshot
+                .threads
+                .iter()
+                .zip(&ins.findings)
+                .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
+        })
+    };
+    v.pool_starvations = graph::starvations(&facts, threads());
+    confirm_starvations(inspections, &mut v);
     graph::settle(
         &mut v,
         inspections.iter().flat_map(|ins| {
@@ -613,6 +633,20 @@ fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
             (None, _) => format!("is in state {}", t.state),
         });
     }
+}
+
+/// A starved pool rests on one instant too, and its futures and queue are
+/// read after the threads were let go: its workers must stay still (as for
+/// [`confirm_stuck`]) or the starvation is dropped.
+fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
+    v.pool_starvations.retain(|s| {
+        let workers = graph::Stuck {
+            pid: s.pool.pid,
+            whole_process: false,
+            threads: s.workers.clone(),
+        };
+        (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &workers).is_empty())
+    });
 }
 
 /// How long a stuck process must stay perfectly still before it is reported.

@@ -365,7 +365,8 @@ fn check_documented_fields(doc: &Value) {
             "all_blocked",
             "cycles_truncated",
             "headline",
-            "stuck"
+            "stuck",
+            "pool_starvations"
         ])
     );
     let v = &doc["verdict"];
@@ -389,7 +390,8 @@ fn check_documented_fields(doc: &Value) {
             "resource_names",
             "edges",
             "confidence",
-            "breaks_by_timeout_in_ms"
+            "breaks_by_timeout_in_ms",
+            "signal_handler"
         ])
     );
     assert_eq!(
@@ -869,6 +871,156 @@ fn signal_abba_second_lock_in_a_signal_handler() {
         matches!((handler, body), (Some(h), Some(b)) if h < b),
         "t2's stack must show on_sigusr1 above t2_main: {names:?}"
     );
+}
+
+/// A SIGALRM handler calls malloc/free while the interrupted code is inside
+/// malloc/free (issue 20.4): the thread waits for the arena lock main_arena,
+/// which records no owner. The holder is inferred from the frames below
+/// `__restore_rt` being inside the allocator: a self-deadlock through a
+/// signal handler (exit 1, confidence inferred), naming the handler, the
+/// interrupted function and the unsafe call. The fixture cannot print READY
+/// once deadlocked: start_c waits until main sleeps in futex and stays.
+#[test]
+fn signal_handler_reentering_malloc_is_an_inferred_self_deadlock() {
+    let fx = start_c("signal_malloc");
+    let main = fx.tid("main");
+    let futex = fx
+        .sample("main")
+        .futex()
+        .unwrap_or_else(|| fx.fail("main is not in a futex wait"));
+    let run = lockdump_json(&[fx.pid()]);
+    record("signal_malloc", &run);
+    let doc = &run.json;
+    assert_eq!(run.out.status.code(), Some(1), "{}", doc["verdict"]);
+    assert_eq!(doc["verdict"]["kind"], "deadlock");
+    assert_eq!(doc["verdict"]["headline"], "Found 1 deadlock (1 thread, 1 lock)");
+    let d = &deadlocks(doc)[0];
+    assert_eq!(d["threads"], serde_json::json!([main]), "{d}");
+    assert_eq!(d["resource_names"], serde_json::json!(["main_arena"]), "{d}");
+    assert_eq!(d["resources"], serde_json::json!([format!("{:#x}", futex.addr)]), "{d}");
+    assert_eq!(d["confidence"], "inferred", "{d}");
+    let e = &d["edges"][0];
+    assert_eq!(
+        (&e["from_tid"], &e["to_tid"]),
+        (&Value::from(main), &Value::from(main)),
+        "{e}"
+    );
+    assert_eq!(e["kind"], "libc_lock", "{e}");
+    assert_eq!(e["confidence"], "inferred", "{e}");
+    let h = &d["signal_handler"];
+    let call = h["call"].as_str().unwrap_or_else(|| panic!("no call: {d}"));
+    assert!(call == "malloc" || call == "free", "{h}");
+    let src = c_source("signal_malloc.c");
+    let line = marked_line(&src, if call == "malloc" { "handler" } else { "handler_free" });
+    assert_eq!(e["site"]["function"], "on_alarm", "{e}");
+    assert_eq!(e["site"]["line"], line, "{e}");
+    assert_eq!(h["handler"], format!("on_alarm (signal_malloc.c:{line})"), "{h}");
+    // churn, in its malloc() or its free() line.
+    let caller = h["interrupted_caller"].as_str().unwrap_or_default().to_string();
+    let churn = |key: &str| format!("churn (signal_malloc.c:{})", marked_line(&src, key));
+    assert!(caller == churn("main") || caller == churn("main_free"), "{h}");
+    // Interrupted somewhere in glibc's allocator (often an inlined helper
+    // such as unlink_chunk), inside malloc or free, which hold the arena.
+    let interrupted = h["interrupted"].as_str().unwrap_or_default();
+    assert!(
+        interrupted.contains("(malloc.c:") || interrupted.contains("(arena.c:"),
+        "the interrupted frame is in the allocator: {h}"
+    );
+    let evidence = e["evidence"].as_str().unwrap_or_default();
+    let holder = evidence
+        .split("are inside ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_default();
+    assert!(
+        ["malloc", "free", "_int_malloc", "_int_free"].contains(&lockdump::runtimes::reentry::public_name(holder)),
+        "held by the interrupted malloc or free: {evidence}"
+    );
+    for part in [
+        "main_arena records no owner",
+        "signal handler on_alarm interrupted (below __restore_rt) are inside",
+        &format!("the handler called {call}, which is not async-signal-safe"),
+    ] {
+        assert!(evidence.contains(part), "{part:?} in {evidence}");
+    }
+    // idle (SIGALRM blocked, in pause()) is no part of it.
+    let idle = thread(doc, fx.tid("idle"));
+    assert_eq!(idle["blocked_on"], Value::Null, "{idle}");
+    let text = lockdump_text(fx.pid()).stdout();
+    assert!(
+        text.contains("Deadlock #1: self-deadlock through a signal handler (1 thread, confidence: inferred)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "The signal handler on_alarm (signal_malloc.c:{line}) interrupted {interrupted} (called from \
+             {caller}) on the same thread and waits for what the interrupted code holds; the handler called \
+             {call}, which is not async-signal-safe"
+        )),
+        "{text}"
+    );
+}
+
+/// A signal handler locking a default mutex its interrupted code holds
+/// (issue 20.4): exact (`__owner`), reported as a self-deadlock through a
+/// signal handler naming the handler, the interrupted code and the call.
+#[test]
+fn signal_handler_relocking_a_held_mutex_is_an_exact_self_deadlock() {
+    let fx = start_c("signal_self_mutex");
+    let run = lockdump_json(&[fx.pid()]);
+    record("signal_self_mutex", &run);
+    let doc = &run.json;
+    let t1 = fx.tid("t1");
+    assert_eq!(run.out.status.code(), Some(1), "{}", doc["verdict"]);
+    assert_eq!(doc["verdict"]["headline"], mutex_headline(1, 1));
+    let d = &deadlocks(doc)[0];
+    assert_eq!(d["threads"], serde_json::json!([t1]), "{d}");
+    assert_eq!(
+        d["resources"],
+        serde_json::json!([format!("{:#x}", fx.lock("lock_sig"))]),
+        "{d}"
+    );
+    assert_eq!(d["resource_names"], serde_json::json!(["lock_sig"]), "{d}");
+    assert_eq!(d["confidence"], "exact", "{d}");
+    assert_eq!(d["edges"][0]["evidence"], format!("__owner = {t1}"), "{d}");
+    let src = c_source("signal_self_mutex.c");
+    let h = &d["signal_handler"];
+    assert_eq!(
+        h["handler"],
+        format!("on_sigusr1 (signal_self_mutex.c:{})", marked_line(&src, "handler")),
+        "{h}"
+    );
+    assert_eq!(
+        h["interrupted_caller"],
+        format!("t1_main (signal_self_mutex.c:{})", marked_line(&src, "t1")),
+        "{h}"
+    );
+    assert_eq!(h["call"], "pthread_mutex_lock", "{h}");
+    check_blocked_behind(&fx, doc, &["main"]);
+    let text = lockdump_text(fx.pid()).stdout();
+    assert!(
+        text.contains("Deadlock #1: self-deadlock through a signal handler (1 thread, confidence: exact)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the handler called pthread_mutex_lock, which is not async-signal-safe"),
+        "{text}"
+    );
+}
+
+/// Healthy control: the same malloc churn under the same timer, with an
+/// async-signal-safe handler: 30 dumps, never a deadlock (whatever instant
+/// the capture lands on, inside the handler or the allocator).
+#[test]
+fn healthy_safe_signal_handler_over_malloc_is_never_a_deadlock() {
+    let fx = Fixture::spawn(c_fixture("signal_malloc", Variant::Debug, &["safe"]));
+    for round in 0..30 {
+        let run = lockdump_json(&[fx.pid()]);
+        let v = &run.json["verdict"];
+        assert_eq!(run.out.status.code(), Some(0), "round {round}: {v}");
+        assert_eq!(v["kind"], "no_hang_found", "round {round}: {v}");
+        assert!(deadlocks(&run.json).is_empty(), "round {round}: {v}");
+    }
 }
 
 /// Two processes deadlock on PROCESS_SHARED mutexes in a MAP_SHARED mapping:

@@ -1431,3 +1431,198 @@ fn older_cpython_is_incomplete_with_its_version_named() {
         }
     }
 }
+
+// ---- thread pools (issue 20.3) -----------------------------------------------
+
+/// Pool starvation: both workers of a 2-worker ThreadPoolExecutor wait
+/// (result(), no timeout) on inner futures queued in the same executor. A
+/// deadlock through the pool (exit 1), naming the executor, both workers
+/// with their Python names, the future each waits for and its place in the
+/// work queue; main, waiting on an outer future a worker runs, is blocked
+/// behind it. With main sleeping instead, still a deadlock but not stuck.
+#[test]
+fn pool_starvation_is_a_deadlock_through_the_pool() {
+    for case in ["main_waits", "main_sleeps"] {
+        on_every_python(|py| {
+            let fx = Fixture::spawn_blocked(python_fixture(&py.path, "pool_starvation.py", &[case]));
+            let d = dump(&fx, &[]);
+            let v = &d.json["verdict"];
+            if d.code != 1 || v["kind"] != "deadlock" || v["deadlock"] != true || !d.deadlocks().is_empty() {
+                d.fail(format_args!("{case}: expected a pool starvation (exit 1): {v}"));
+            }
+            let executor = hex(fx.lock("executor"));
+            let names = ["ThreadPoolExecutor-0_0", "ThreadPoolExecutor-0_1"];
+            let workers: Vec<i32> = names.iter().map(|n| tid(&fx, n)).collect();
+            let mut sorted = workers.clone();
+            sorted.sort_unstable();
+            assert_eq!(
+                v["headline"],
+                format!(
+                    "Found 1 deadlock: pool starvation: both workers of ThreadPoolExecutor executor ({executor}, \
+                     threads ThreadPoolExecutor-0_*) wait on futures that only its workers can run"
+                ),
+                "{case}"
+            );
+            let ps = v["pool_starvations"].as_array().expect("pool_starvations");
+            assert_eq!(ps.len(), 1, "{case}: {v}");
+            let p = &ps[0];
+            assert_eq!(p["pid"], fx.pid(), "{case}");
+            assert_eq!(p["executor"], executor, "{case}");
+            assert_eq!(p["executor_type"], "ThreadPoolExecutor", "{case}");
+            assert_eq!(p["executor_name"], "executor", "{case}");
+            assert_eq!(p["thread_name_prefix"], "ThreadPoolExecutor-0", "{case}");
+            assert_eq!(p["max_workers"], 2, "{case}");
+            assert_eq!(p["workers"], serde_json::json!(sorted), "{case}: {p}");
+            let inner = |n: &str| hex(fx.lock(&format!("inner@{n}")));
+            let mut queued: Vec<String> = p["queued"]
+                .as_array()
+                .expect("queued")
+                .iter()
+                .map(|q| q.as_str().unwrap_or_default().to_string())
+                .collect();
+            queued.sort();
+            let mut want: Vec<String> = names.iter().map(|n| inner(n)).collect();
+            want.sort();
+            assert_eq!(queued, want, "{case}: both inner futures are queued: {p}");
+            let mut positions = Vec::new();
+            for (n, &t) in names.iter().zip(&workers) {
+                let k = sorted.iter().position(|&s| s == t).expect("worker listed");
+                let w = &p["waits"][k];
+                assert_eq!(w["tid"], t, "{case}: {w}");
+                assert_eq!(w["future"], inner(n), "{case}: {n} waits for its own inner future: {w}");
+                assert_eq!(w["future_name"], "fut", "{case}");
+                assert_eq!(w["state"], "PENDING", "{case}");
+                assert_eq!(w["run_by_tid"], Value::Null, "{case}");
+                let pos = w["queued_position"].as_u64().expect("queued_position");
+                assert_eq!(p["queued"][pos as usize], inner(n), "{case}: position of {n}'s future");
+                positions.push(pos);
+                let th = d.thread(t);
+                assert_eq!(th["python_name"], *n, "{case}");
+                assert_eq!(th["asleep_for_good"], true, "{case}: {th}");
+                let why = th["why"].as_str().unwrap_or_default();
+                assert_eq!(
+                    why,
+                    format!(
+                        "pool starvation: it waits for a task still queued in executor ({executor}), and both \
+                         workers of the pool wait for tasks only its workers can run"
+                    ),
+                    "{case}"
+                );
+                assert_eq!(th["pool_wait"]["executor"], executor, "{case}");
+                assert_eq!(th["pool_wait"]["future"], inner(n), "{case}");
+                let b = &th["blocked_on"];
+                assert_eq!(b["kind"], "py_condition", "{case}: {b}");
+                let line = ready_line(&fx, "pool_starvation.py", n, "worker");
+                assert_at(&d, n, &b["site"], "pool_starvation.py", line);
+            }
+            positions.sort_unstable();
+            assert_eq!(positions, [0, 1], "{case}");
+            let main = tid(&fx, "main");
+            let behind = p["blocked_behind"].as_array().expect("blocked_behind");
+            if case == "main_waits" {
+                let runs_outer0 = names
+                    .iter()
+                    .zip(&workers)
+                    .find(|(n, _)| fx.ready.raw["runs"][**n] == "outer0")
+                    .map(|(_, &t)| t)
+                    .expect("a worker runs outer0");
+                assert_eq!(behind.len(), 1, "{case}: {p}");
+                assert_eq!(behind[0]["tid"], main, "{case}");
+                assert_eq!(behind[0]["future"], hex(fx.lock("outer0")), "{case}");
+                assert_eq!(behind[0]["future_name"], "outer0", "{case}");
+                assert_eq!(behind[0]["state"], "RUNNING", "{case}");
+                assert_eq!(behind[0]["run_by_tid"], runs_outer0, "{case}: {p}");
+                assert_eq!(
+                    v["stuck"][0]["whole_process"], true,
+                    "{case}: every thread is asleep: {v}"
+                );
+                let line = ready_line(&fx, "pool_starvation.py", "main", "main_waits");
+                assert_at(
+                    &d,
+                    "main",
+                    &d.thread(main)["blocked_on"]["site"],
+                    "pool_starvation.py",
+                    line,
+                );
+            } else {
+                assert!(behind.is_empty(), "{case}: {p}");
+                assert_eq!(v["stuck"], serde_json::json!([]), "{case}: main sleeps: not stuck: {v}");
+                assert_eq!(d.thread(main)["asleep_for_good"], false, "{case}");
+            }
+            // The text report says the same, naming each worker.
+            let (code, text) = dump_text(&fx);
+            assert_eq!(code, 1, "{case}: {text}");
+            assert!(
+                text.contains("Deadlock #1: pool starvation (2 threads, confidence: exact)"),
+                "{case}: {text}"
+            );
+            for (n, &t) in names.iter().zip(&workers) {
+                let line = format!("Thread {t} ");
+                let row = text
+                    .lines()
+                    .find(|l| l.trim_start().starts_with(&line) && l.contains("waits for future fut ("))
+                    .unwrap_or_else(|| panic!("{case}: no line for worker {t}:\n{text}"));
+                assert!(row.contains(&format!("(Python \"{n}\")")), "{case}: {row}");
+                assert!(row.contains(&inner(n)) && row.contains("PENDING"), "{case}: {row}");
+            }
+            format!(
+                "{case}: exit {} {} workers {} behind {}",
+                d.code,
+                v["kind"],
+                p["workers"].as_array().map_or(0, Vec::len),
+                behind.len()
+            )
+        });
+    }
+}
+
+/// Healthy pools (issue 20.3 controls), 30 dumps each on every interpreter:
+/// workers waiting on futures a thread outside the pool completes, a pool
+/// whose nested tasks free workers run, an idle pool. Never a starvation,
+/// never stuck, never a deadlock.
+#[test]
+fn healthy_pools_are_never_starved() {
+    const DUMPS: usize = 30;
+    for case in ["outside", "nested", "idle"] {
+        on_every_python(|py| {
+            let cmd = python_fixture(&py.path, "healthy_pool.py", &[case]);
+            let fx = if case == "nested" {
+                Fixture::spawn(cmd)
+            } else {
+                Fixture::spawn_blocked(cmd)
+            };
+            let mut saw_pool_wait = 0;
+            for round in 0..DUMPS {
+                let d = dump(&fx, &[]);
+                let v = &d.json["verdict"];
+                if d.code != 0 || v["kind"] != "no_hang_found" {
+                    d.fail(format_args!("{case} round {round}: expected no hang: {v}"));
+                }
+                d.assert_no_deadlock();
+                assert_eq!(v["pool_starvations"], serde_json::json!([]), "{case} round {round}");
+                assert_eq!(v["stuck"], serde_json::json!([]), "{case} round {round}");
+                saw_pool_wait += d.json["threads"]
+                    .as_array()
+                    .expect("threads")
+                    .iter()
+                    .filter(|t| !t["pool_wait"].is_null())
+                    .count();
+                if case == "outside" {
+                    // Future() objects are no pool's tasks.
+                    for n in ["ThreadPoolExecutor-0_0", "ThreadPoolExecutor-0_1"] {
+                        let th = d.thread(tid(&fx, n));
+                        assert_eq!(th["pool_wait"], Value::Null, "{case}: {th}");
+                        assert_eq!(th["blocked_on"]["kind"], "py_condition", "{case}: {th}");
+                        assert_eq!(th["asleep_for_good"], false, "{case}: {th}");
+                        let line = ready_line(&fx, "healthy_pool.py", n, "outside");
+                        assert_at(&d, n, &th["blocked_on"]["site"], "healthy_pool.py", line);
+                    }
+                }
+            }
+            if case != "nested" {
+                assert_eq!(saw_pool_wait, 0, "{case}: no thread waits for a pool task");
+            }
+            format!("{case}: {DUMPS} dumps, exit 0")
+        });
+    }
+}

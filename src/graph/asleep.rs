@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Asleep, Leads, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
-use crate::runtimes::{Confidence, ResourceKind, Sleep, ThreadFindings};
+use crate::runtimes::{Confidence, ResourceKind, Sleep, TaskPlace, ThreadFindings};
 
 /// Timed waits that end within this long break a cycle "by timeout"; a
 /// longer timeout leaves it a plain deadlock (nobody waits an hour for a
@@ -30,6 +30,8 @@ struct World<'a> {
     /// Per process: its threads, sorted.
     members: BTreeMap<i32, Vec<ThreadId>>,
     asleep: BTreeSet<ThreadId>,
+    /// Workers of a starved pool ([`super::pools`]), with why.
+    starved: BTreeMap<ThreadId, String>,
 }
 
 impl World<'_> {
@@ -95,6 +97,11 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
                 None => "a timed wait (its timeout could not be read)".into(),
             });
         }
+    }
+    // A worker of a starved pool waits for a task only the pool's workers
+    // could run, and they all wait likewise.
+    if let Some(why) = w.starved.get(&t.id) {
+        return Ok(why.clone());
     }
     if let Some(why) = facts.and_then(|p| p.unexamined.as_ref()) {
         return not_yet(format!("part of the process was not examined ({why})"));
@@ -171,6 +178,29 @@ pub fn settle<'a>(
         processes: processes.iter().map(|p| (p.pid, p)).collect(),
         members: BTreeMap::new(),
         asleep: BTreeSet::new(),
+        starved: v
+            .pool_starvations
+            .iter()
+            .flat_map(|s| {
+                let pool = format!(
+                    "{} ({:#x})",
+                    s.pool.name.as_deref().unwrap_or(&s.pool.kind),
+                    s.pool.address
+                );
+                let all = s.workers_phrase();
+                s.workers.iter().zip(&s.waits).map(move |(&t, w)| {
+                    let task = match w.place {
+                        TaskPlace::Queued { .. } => format!("a task still queued in {pool}"),
+                        TaskPlace::RunBy { tid } => format!("a task of {pool} run by its worker {tid}"),
+                    };
+                    let why = format!(
+                        "pool starvation: it waits for {task}, and {all} of the pool wait for tasks only its \
+                         workers can run"
+                    );
+                    (t, why)
+                })
+            })
+            .collect(),
     };
     for (pid, tid, findings) in threads {
         let id = (pid, tid);

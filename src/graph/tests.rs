@@ -410,6 +410,7 @@ fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict 
         pid: PID,
         signals,
         unexamined: None,
+        pools: Vec::new(),
     }];
     settle(&mut v, threads.iter().map(|(t, f)| (PID, *t, f)), &facts);
     v
@@ -561,4 +562,95 @@ fn python_handler_running_and_uninterruptible_threads_veto() {
     // Alone, nothing can post it.
     let v = settled(&[(1, ownerless(ResourceKind::Semaphore, 0xe))], SignalWayOut::None);
     assert_eq!(v.kind(), VerdictKind::Stuck);
+}
+
+// ---- pool starvation ------------------------------------------------------------
+
+mod pools {
+    use super::*;
+    use crate::graph::pools::starved;
+    use crate::runtimes::{Sleep, TaskPlace, TaskPool, TaskWait};
+
+    fn cond_wait(timed: bool) -> ThreadFindings {
+        ThreadFindings {
+            sleep: Sleep::Futex { timed, timeout: None },
+            ..ownerless(ResourceKind::PyCondition, 0x500)
+        }
+    }
+
+    fn pool(places: &[(i32, TaskPlace)]) -> TaskPool {
+        TaskPool {
+            pid: PID,
+            address: 0x9000,
+            kind: "ThreadPoolExecutor".into(),
+            name: Some("ex".into()),
+            thread_name_prefix: None,
+            workers: vec![1, 2],
+            max_workers: Some(2),
+            started_threads: Some(2),
+            queued: vec![0xa0, 0xa1],
+            waits: places
+                .iter()
+                .map(|&(tid, place)| TaskWait {
+                    tid,
+                    future: 0xa0 + tid as u64,
+                    future_name: None,
+                    state: "PENDING".into(),
+                    place,
+                })
+                .collect(),
+        }
+    }
+
+    const Q0: TaskPlace = TaskPlace::Queued { position: 0 };
+    const Q1: TaskPlace = TaskPlace::Queued { position: 1 };
+
+    #[test]
+    fn every_worker_waiting_on_a_queued_task_is_starvation() {
+        let f = cond_wait(false);
+        let p = pool(&[(1, Q0), (2, Q1), (3, TaskPlace::RunBy { tid: 1 })]);
+        let s = starved(&p, &|_| Some(&f)).expect("starved");
+        assert_eq!(s.workers, vec![(PID, 1), (PID, 2)]);
+        assert_eq!(s.behind.len(), 1, "thread 3 waits behind the pool");
+        // A worker waiting on a task another worker runs closes the cycle too.
+        let p = pool(&[(1, Q0), (2, TaskPlace::RunBy { tid: 1 })]);
+        assert!(starved(&p, &|_| Some(&f)).is_ok());
+    }
+
+    #[test]
+    fn a_way_out_means_no_starvation() {
+        let untimed = cond_wait(false);
+        let timed = cond_wait(true);
+        // One worker free (not waiting on the pool).
+        assert!(starved(&pool(&[(1, Q0)]), &|_| Some(&untimed)).is_err());
+        // A timed result(timeout=...).
+        assert!(starved(&pool(&[(1, Q0), (2, Q1)]), &|t| Some(if t == 2 {
+            &timed
+        } else {
+            &untimed
+        }))
+        .is_err());
+        // The pool may start another worker.
+        let mut p = pool(&[(1, Q0), (2, Q1)]);
+        p.max_workers = Some(3);
+        assert!(starved(&p, &|_| Some(&untimed)).is_err());
+        // A started worker thread was not seen in the worker loop.
+        let mut p = pool(&[(1, Q0), (2, Q1)]);
+        p.started_threads = Some(3);
+        assert!(starved(&p, &|_| Some(&untimed)).is_err());
+        // The waiter sleeps on something else than the future's condition.
+        let lock = ThreadFindings {
+            sleep: Sleep::Futex {
+                timed: false,
+                timeout: None,
+            },
+            ..waits(ResourceKind::PyLock, 0x600, None, Confidence::Unknown)
+        };
+        assert!(starved(&pool(&[(1, Q0), (2, Q1)]), &|t| Some(if t == 2 {
+            &lock
+        } else {
+            &untimed
+        }))
+        .is_err());
+    }
 }

@@ -135,6 +135,9 @@ pub struct Thread<'a> {
     /// be read as of the stop: `frames` then lack its Python frames (schema
     /// 3, additive).
     pub python_stack_note: Option<&'a str>,
+    /// The thread pool task (a future of a ThreadPoolExecutor) the thread
+    /// waits for, with where that task is (version 4).
+    pub pool_wait: Option<super::pools::JsonPoolWait>,
 }
 
 #[derive(Serialize)]
@@ -244,6 +247,7 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
                 running_note: t.running().then_some(crate::target::RUNNING_NOTE),
                 python_name_note: ins.python_name_notes[i].as_deref(),
                 python_stack_note: ins.python_stack_notes[i].as_deref(),
+                pool_wait: super::pools::thread_wait(&ins.pools, t.tid),
             }
         })
         .collect()

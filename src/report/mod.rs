@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod picture;
+pub mod pools;
 pub mod style;
 pub mod threads;
 pub mod verdict;

@@ -113,6 +113,7 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
         ResourceKind::Semaphore => "semaphore",
         ResourceKind::Barrier => "barrier",
         ResourceKind::Futex => "futex",
+        ResourceKind::LibcLock => "glibc internal lock",
         ResourceKind::PyLock => "Python Lock",
         ResourceKind::PyRLock => "Python RLock",
         ResourceKind::PyCondition => "Python Condition",
@@ -142,7 +143,7 @@ fn confidence_label(c: Confidence) -> &'static str {
     }
 }
 
-fn site_label(f: &Frame) -> String {
+pub fn site_label(f: &Frame) -> String {
     let func = f.function.as_deref().map(clean).unwrap_or_else(|| "??".into());
     match (&f.file, f.line) {
         (Some(file), Some(line)) => format!("{func} ({}:{line})", clean(short_path(file))),
@@ -156,6 +157,21 @@ fn short_path(p: &str) -> &str {
 
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
 pub fn headline(v: &Verdict, style: &Style) -> String {
+    if !v.pool_starvations.is_empty() {
+        let pools: Vec<String> = v.pool_starvations.iter().map(super::pools::headline_part).collect();
+        let n = v.pool_starvations.len() + v.deadlocks.len();
+        let cycles = if v.deadlocks.is_empty() {
+            String::new()
+        } else {
+            let c = v.deadlocks.len();
+            format!("{c} lock cycle{}; ", if c == 1 { "" } else { "s" })
+        };
+        return style.red(&format!(
+            "Found {n} deadlock{}: {cycles}{}",
+            if n == 1 { "" } else { "s" },
+            pools.join("; ")
+        ));
+    }
     if v.deadlocks.is_empty() && !v.stuck.is_empty() {
         return style.red(&stuck_headline(v));
     }
@@ -301,10 +317,11 @@ fn singular(k: &str) -> String {
 /// One deadlock in jstack's style.
 fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> String {
     let mut out = String::new();
-    let kind = if d.threads.len() == 1 {
-        "self-deadlock"
-    } else {
-        "deadlock"
+    let through_handler = signal_reentry(d, idx);
+    let kind = match (d.threads.len(), &through_handler) {
+        (1, Some(_)) => "self-deadlock through a signal handler",
+        (1, None) => "self-deadlock",
+        _ => "deadlock",
     };
     let _ = writeln!(
         out,
@@ -335,6 +352,23 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
             "      owner is {} — {}",
             confidence_label(e.confidence),
             clean(&e.evidence)
+        );
+    }
+    if let Some(h) = &through_handler {
+        let _ = writeln!(
+            out,
+            "  The signal handler {} interrupted {}{} on the same thread and waits for what the interrupted code \
+             holds{}",
+            h.handler,
+            h.interrupted,
+            match &h.interrupted_caller {
+                Some(c) => format!(" (called from {c})"),
+                None => String::new(),
+            },
+            match &h.call {
+                Some(c) => format!("; the handler called {c}, which is not async-signal-safe"),
+                None => String::new(),
+            }
         );
     }
     if let Some(Some(ms)) = v.breaks_by_timeout_ms.get(n - 1) {
@@ -389,6 +423,42 @@ fn waiting_behind_section(v: &Verdict, idx: &Index, style: &Style) -> String {
     out
 }
 
+/// A self-deadlock whose wait is inside a signal handler (its wait site is
+/// above the `__restore_rt` frame): the handler, the interrupted function
+/// and the C library call the handler made.
+#[derive(Serialize)]
+pub struct SignalReentry {
+    /// `on_alarm (signal_malloc.c:31)`.
+    pub handler: String,
+    /// `__libc_malloc (malloc.c:3323)`.
+    pub interrupted: String,
+    /// The first interrupted frame outside the C library, when the
+    /// interrupted function is inside it: `churn (signal_malloc.c:50)`.
+    pub interrupted_caller: Option<String>,
+    /// The public name of the C library function the handler called (`malloc`).
+    pub call: Option<String>,
+}
+
+fn signal_reentry(d: &Deadlock, idx: &Index) -> Option<SignalReentry> {
+    let [t] = d.threads.as_slice() else { return None };
+    let frames = idx.frames(*t);
+    let hw = crate::runtimes::reentry::handler_wait(frames)?;
+    let site = idx.wait_site(*t)?;
+    let k = frames.iter().position(|f| std::ptr::eq(f, site))?;
+    if k >= hw.signal_frame {
+        return None; // the wait is in the interrupted code, not in the handler
+    }
+    Some(SignalReentry {
+        handler: site_label(&frames[hw.handler]),
+        interrupted: site_label(&frames[hw.interrupted]),
+        interrupted_caller: hw.interrupted_caller.map(|k| site_label(&frames[k])),
+        call: hw
+            .call
+            .and_then(|c| frames[c].function.as_deref())
+            .map(|f| crate::runtimes::reentry::public_name(f).to_string()),
+    })
+}
+
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
     match c.next() {
@@ -420,6 +490,10 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     out.push_str(&waiting_behind_section(v, &idx, style));
     for (n, d) in v.deadlocks.iter().enumerate() {
         out.push_str(&deadlock(n + 1, d, v, &idx, style));
+        out.push('\n');
+    }
+    for (k, p) in v.pool_starvations.iter().enumerate() {
+        out.push_str(&super::pools::section(v.deadlocks.len() + k + 1, p, &idx, style));
         out.push('\n');
     }
     if v.cycles_truncated {
@@ -569,6 +643,9 @@ pub struct JsonDeadlock {
     /// A timed wait of one of the cycle's threads ends within this many
     /// milliseconds (at most an hour), breaking the cycle; null otherwise.
     pub breaks_by_timeout_in_ms: Option<i64>,
+    /// A self-deadlock inside a signal handler (version 4): the handler, the
+    /// interrupted function and the call the handler made; null otherwise.
+    pub signal_handler: Option<SignalReentry>,
 }
 
 #[derive(Serialize)]
@@ -619,6 +696,7 @@ pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlo
             edges: d.edges.iter().map(|e| json_edge(e, &idx)).collect(),
             confidence: d.confidence,
             breaks_by_timeout_in_ms: v.breaks_by_timeout_ms.get(k).copied().flatten(),
+            signal_handler: signal_reentry(d, &idx),
         })
         .collect()
 }
@@ -644,6 +722,10 @@ pub struct JsonVerdict {
     pub stuck: Vec<JsonStuck>,
     /// Threads others wait behind, outside any cycle (version 4).
     pub waiting_behind: Vec<JsonWaitingBehind>,
+    /// Thread pools whose every worker waits for a task only its workers
+    /// could run (version 4): deadlocks through a pool, not counted in
+    /// `deadlocks` (the lock cycles) but in `deadlock`.
+    pub pool_starvations: Vec<super::pools::JsonPoolStarvation>,
 }
 
 #[derive(Serialize)]
@@ -673,7 +755,7 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
         exit_code: crate::error::exit::of(v.kind()),
         complete: v.unexamined.is_empty(),
         unexamined: v.unexamined.clone(),
-        deadlock: !v.deadlocks.is_empty(),
+        deadlock: !v.deadlocks.is_empty() || !v.pool_starvations.is_empty(),
         deadlocks: v.deadlocks.len(),
         orphaned_locks: v.orphaned.len(),
         blocked_behind: v.blocked_behind.iter().map(|b| b.thread.1).collect(),
@@ -700,5 +782,6 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
                 doing: w.doing.clone(),
             })
             .collect(),
+        pool_starvations: super::pools::json(v),
     }
 }

@@ -41,6 +41,9 @@ pub enum ResourceKind {
     Barrier,
     /// A futex whose owner protocol lockdump does not know.
     Futex,
+    /// A glibc-internal lock (the malloc arena lock `main_arena`, ...): no
+    /// owner recorded; an owner can only be inferred ([`reentry`]).
+    LibcLock,
     PyLock,
     PyRLock,
     PyCondition,
@@ -136,6 +139,58 @@ pub struct Hold {
     pub evidence: String,
     /// Where it was acquired (stack frame index), when known.
     pub site_frame: Option<usize>,
+}
+
+/// A pool of worker threads that runs queued tasks (CPython's
+/// `concurrent.futures.ThreadPoolExecutor`), with the threads that wait for
+/// results of its tasks. The verdict's pool-starvation rule
+/// (`graph::pools`) reads it: a task queued in a pool can only be run by
+/// that pool's workers, which makes "waits for a pool's task" an edge to
+/// all of its workers at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskPool {
+    pub pid: i32,
+    /// Address of the pool object (the executor).
+    pub address: u64,
+    /// Type name: `ThreadPoolExecutor` or a subclass.
+    pub kind: String,
+    /// A name a user recognizes (the variable or attribute holding it).
+    pub name: Option<String>,
+    /// `_thread_name_prefix`: worker threads are named `<prefix>_<n>`.
+    pub thread_name_prefix: Option<String>,
+    /// Host TIDs of the live threads running this pool's worker loop, sorted.
+    pub workers: Vec<i32>,
+    /// `_max_workers`, if readable.
+    pub max_workers: Option<u64>,
+    /// `len(_threads)`: the worker threads the pool has started, if readable.
+    pub started_threads: Option<u64>,
+    /// Futures of the tasks in the pool's work queue, oldest first.
+    pub queued: Vec<u64>,
+    /// Threads waiting for the result of one of this pool's tasks.
+    pub waits: Vec<TaskWait>,
+}
+
+/// A thread waiting for the result of a pool's task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TaskWait {
+    pub tid: i32,
+    /// Address of the future waited for.
+    pub future: u64,
+    /// A name a user recognizes (`fut`, `self.inner`).
+    pub future_name: Option<String>,
+    /// The future's `_state` (`PENDING`, `RUNNING`).
+    pub state: String,
+    pub place: TaskPlace,
+}
+
+/// Where the task a thread waits for is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum TaskPlace {
+    /// Still in the pool's work queue (0: next to be taken).
+    Queued { position: usize },
+    /// Being run by this worker of the pool.
+    RunBy { tid: i32 },
 }
 
 /// Symbol and section lookups over every module mapped in the target.
@@ -263,6 +318,7 @@ pub mod libc;
 pub mod musl;
 pub mod native;
 pub mod owners;
+pub mod reentry;
 pub mod rust_std;
 pub mod stackscan;
 pub mod syscalls;

@@ -357,6 +357,72 @@ pub struct ThreadHandleLayout {
 /// `PyMutex` bits (Include/cpython/lock.h, 3.13+).
 pub const PYMUTEX_LOCKED: u8 = 1;
 
+/// The objects the thread-pool analysis reads
+/// ([`super::super::cpython::pools`]). None of them is in
+/// `_Py_DebugOffsets`; every field follows the object header directly, so
+/// each offset is "header + n" and holds for the free-threaded header too.
+/// Sources: Modules/_queuemodule.c, Include/cpython/setobject.h,
+/// Include/cpython/weakrefobject.h, Include/cpython/listobject.h. Checked
+/// with gdb `ptype /o`: `simplequeueobject` / `RingBuf` against the DWARF of
+/// pyenv's 3.11.7, 3.12.1, 3.13.0, the free-threaded 3.13.5t and Debian
+/// sid's 3.14 / 3.15 (python3.X-dbg); `PySetObject` and `PyWeakReference`
+/// against sid's 3.14 / 3.15; all of them by the pool fixtures
+/// (tests/python.rs) on every interpreter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolObjectsLayout {
+    /// `PyWeakReference.wr_object` (Include/cpython/weakrefobject.h).
+    pub weakref_object: u64,
+    /// `PySetObject.used`: the number of members (Include/cpython/setobject.h).
+    pub set_used: u64,
+    /// `PyListObject`: `ob_size` (`PyVarObject`) and `ob_item` (Include/cpython/listobject.h).
+    pub list_size: u64,
+    pub list_items: u64,
+    /// `queue.SimpleQueue`, the executor's `_work_queue`.
+    pub simple_queue: SimpleQueueLayout,
+}
+
+/// `simplequeueobject` (Modules/_queuemodule.c).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimpleQueueLayout {
+    /// 3.11, 3.12: `{PyThread_type_lock lock; int locked; PyObject *lst;
+    /// Py_ssize_t lst_pos; ...}`: the queued items are `lst[lst_pos:]`.
+    List { lst: u64, lst_pos: u64 },
+    /// 3.13+: `{bool has_threads_waiting; RingBuf buf; ...}` with
+    /// `RingBuf {put_idx, get_idx, items, items_cap, num_items}`: the items
+    /// are `items[(get_idx + i) % items_cap]` for `i < num_items`.
+    Ring {
+        get_idx: u64,
+        items: u64,
+        items_cap: u64,
+        num_items: u64,
+    },
+}
+
+/// [`PoolObjectsLayout`] for a version and an object header of `h` bytes.
+pub fn pool_objects(version: Version, h: u64) -> PoolObjectsLayout {
+    let simple_queue = if version.1 <= 12 {
+        SimpleQueueLayout::List {
+            lst: h + 16,
+            lst_pos: h + 24,
+        }
+    } else {
+        let buf = h + 8;
+        SimpleQueueLayout::Ring {
+            get_idx: buf + 8,
+            items: buf + 16,
+            items_cap: buf + 24,
+            num_items: buf + 32,
+        }
+    };
+    PoolObjectsLayout {
+        weakref_object: h,
+        set_used: h + 8,
+        list_size: h,
+        list_items: h + 8,
+        simple_queue,
+    }
+}
+
 // ---------------------------------------------------------------------------
 // 3.11 and 3.12: complete tables.
 // ---------------------------------------------------------------------------

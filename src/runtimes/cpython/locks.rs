@@ -243,6 +243,15 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         }
     }
 
+    // Thread pools, from the threads whose Python stacks are of the stop.
+    let copy = &view.snapshot.runtime_copy;
+    let of_the_stop: Vec<(i32, &PyThreadState)> = threads
+        .iter()
+        .filter(|t| !copy.made || copy.complete_tids.contains(&t.host_tid))
+        .map(|t| (t.host_tid, &t.state))
+        .collect();
+    let pools = super::pools::find(walker, pid, &of_the_stop);
+
     let out_threads = threads
         .into_iter()
         .zip(findings)
@@ -286,6 +295,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         gil: gil_state,
         runtime_address: runtime,
         sigint_default: None,
+        pools,
     })
 }
 
@@ -617,9 +627,24 @@ fn library_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<(Wait, Op
         },
         owner,
         how,
-        site_frame: frames.get(run).map(|_| run),
+        site_frame: frames.get(run).map(|_| run + future_wait_depth(&frames[run..])),
     };
     Some((wait, released))
+}
+
+/// How many frames above the caller of a library wait belong to the wait
+/// itself: 1 for `Future.result` / `Future.exception` of concurrent.futures
+/// (the caller of those is where the program waits), else 0.
+fn future_wait_depth(frames: &[PyFrame]) -> usize {
+    match frames {
+        [f, _, ..]
+            if f.code.filename.ends_with("concurrent/futures/_base.py")
+                && matches!(f.code.qualname.as_str(), "Future.result" | "Future.exception") =>
+        {
+            1
+        }
+        _ => 0,
+    }
 }
 
 /// A wait for the GIL, owned by its holder while it is locked.

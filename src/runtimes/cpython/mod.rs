@@ -33,6 +33,7 @@ pub mod locks;
 pub mod merge;
 pub mod naming;
 pub mod objects;
+pub mod pools;
 pub mod reader;
 pub mod runtime;
 pub mod signals;
@@ -100,6 +101,8 @@ pub struct PythonProcess {
     /// The SIGINT handler is CPython's own `signal.default_int_handler`
     /// (`Some(true)`), or lockdump could not tell (`None`).
     pub sigint_default: Option<bool>,
+    /// Thread pools (ThreadPoolExecutor) with live workers, and who waits for their tasks.
+    pub pools: Vec<crate::runtimes::TaskPool>,
 }
 
 /// One Python thread (one `PyThreadState` whose OS thread is in the snapshot).
