@@ -361,7 +361,8 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
                 Confidence::Exact,
                 format!(
                     "read-locked at all {n} samples by {lo} to {hi} readers at a time (the reader count changed: \
-                     readers came and went; glibc records no reader's identity)"
+                     readers came and went; glibc records no reader's identity: \
+                     the threads named are those that ran meanwhile)"
                 ),
                 others_ran.clone(),
             )
