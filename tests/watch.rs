@@ -69,6 +69,9 @@ fn course_livelock_is_a_probable_livelock_on_3_13t() {
 
 fn livelock_on(label: &str) {
     let fx = Fixture::spawn(python_fixture(&python(label), "course_livelock.py", &[]));
+    // READY comes before main's wife.join(): wait until main is in the join
+    // (a GIL wait there would be the wait captured, ending at once).
+    fx.wait_blocked(&[fx.tid("main")]);
     let (code, doc) = watch_json(&fx, "1.5");
     let w = &doc["watch"];
     assert_eq!(doc["schema_version"], 4);
@@ -197,7 +200,7 @@ fn an_rwlock_whose_writer_gets_its_turn_is_never_starvation() {
 #[test]
 fn rwlock_readers_starve_the_writer() {
     let fx = Fixture::spawn(c_fixture("rwlock_readers", Variant::Debug, &["starve"]));
-    fx.wait_blocked(&[fx.tid("writer")]);
+    fx.wait_blocked(&[fx.tid("writer"), fx.tid("main")]);
     let (code, doc) = watch_json(&fx, "1.5");
     let w = &doc["watch"];
     assert_eq!((code, doc["verdict"]["kind"].as_str()), (4, Some("starvation")), "{w:#}");
