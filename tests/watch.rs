@@ -160,9 +160,9 @@ fn writer_preference_starves_the_readers_on_3_13t() {
 /// 30 watches (not the 100: the suite's time; each watch is 1 s).
 const CONTROL_RUNS: usize = 30;
 
-fn stays_quiet(fx: Fixture, w: &str) {
+fn stays_quiet(fx: &Fixture, w: &str) {
     for run in 0..CONTROL_RUNS {
-        let (code, doc) = watch_json(&fx, w);
+        let (code, doc) = watch_json(fx, w);
         let watch = &doc["watch"];
         assert_eq!(
             (code, doc["verdict"]["kind"].as_str()),
@@ -177,22 +177,31 @@ fn stays_quiet(fx: Fixture, w: &str) {
 
 #[test]
 fn healthy_cpu_pool_is_never_a_livelock() {
-    stays_quiet(Fixture::spawn(python_fixture(&python_313(), "healthy_cpu_pool.py", &[])), "1");
+    stays_quiet(&Fixture::spawn(python_fixture(&python_313(), "healthy_cpu_pool.py", &[])), "1");
 }
 
 #[test]
 fn polling_a_flag_that_gets_set_is_never_a_livelock() {
-    stays_quiet(Fixture::spawn(python_fixture(&python_313(), "healthy_poll_flag.py", &[])), "1");
+    stays_quiet(&Fixture::spawn(python_fixture(&python_313(), "healthy_poll_flag.py", &[])), "1");
 }
 
 #[test]
 fn a_lock_handed_between_threads_is_never_starvation() {
-    stays_quiet(Fixture::spawn(python_fixture(&python_313(), "healthy_fair_lock.py", &[])), "1");
+    stays_quiet(&Fixture::spawn(python_fixture(&python_313(), "healthy_fair_lock.py", &[])), "1");
 }
 
 #[test]
 fn an_rwlock_whose_writer_gets_its_turn_is_never_starvation() {
-    stays_quiet(Fixture::spawn(c_fixture("rwlock_readers", Variant::Debug, &["healthy"])), "1");
+    let fx = Fixture::spawn(c_fixture("rwlock_readers", Variant::Debug, &["healthy"]));
+    let writes = || {
+        let b = common::read_mem(fx.pid(), fx.ready.address("progress", "writes"), 8).unwrap();
+        u64::from_ne_bytes(b.try_into().unwrap())
+    };
+    let before = writes();
+    stays_quiet(&fx, "1");
+    // The control is one: the writer did get the lock, many times.
+    let after = writes();
+    assert!(after >= before + 100, "writer took `shared` {} times over 30 watches", after - before);
 }
 
 /// A default (reader-preferring) glibc rwlock read-locked without a break by
