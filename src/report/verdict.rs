@@ -553,12 +553,14 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if let Some(w) = &v.watch {
         out.push_str(&super::watch::section(w, &idx, style));
     }
-    out.push_str(&summary_table(inspections, &idx));
+    out.push_str(&summary_table(inspections, &idx, v.watch.as_ref()));
     out
 }
 
-/// Who waits for what, one row per blocked thread.
-fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
+/// Who waits for what, one row per blocked thread. Under `--watch` a
+/// "blocked for" column says how long each wait was seen unchanged, and the
+/// rows are sorted by it, longest first (issue 23).
+fn summary_table(inspections: &[Inspection], idx: &Index, watch: Option<&crate::watch::Watched>) -> String {
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
@@ -568,8 +570,11 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
     if multi {
         header.insert(0, "PID");
     }
+    if watch.is_some() {
+        header.push("blocked for");
+    }
     table.set_header(header);
-    let mut rows = 0;
+    let mut rows: Vec<(u64, Vec<Cell>)> = Vec::new();
     for ins in inspections {
         for (i, t) in ins.snapshot.threads.iter().enumerate() {
             let f = &ins.findings[i];
@@ -618,12 +623,26 @@ fn summary_table(inspections: &[Inspection], idx: &Index) -> String {
             if multi {
                 row.insert(0, Cell::new(id.0));
             }
-            table.add_row(row);
-            rows += 1;
+            let seen = watch.and_then(|w| w.threads.iter().find(|t| t.thread == id));
+            let ms = seen.and_then(|t| t.blocked_for_ms).unwrap_or(0);
+            if watch.is_some() {
+                row.push(Cell::new(match seen {
+                    Some(t) if t.blocked_for_ms.is_some() => {
+                        format!("{}{:.1} s", if t.blocked_whole_watch { "≥ " } else { "" }, ms as f64 / 1000.0)
+                    }
+                    _ => String::new(),
+                }));
+            }
+            rows.push((ms, row));
         }
     }
-    if rows == 0 {
+    if rows.is_empty() {
         return String::new();
+    }
+    // Stable: equal times keep the snapshot's order.
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    for (_, row) in rows {
+        table.add_row(row);
     }
     format!("{table}\n\n")
 }

@@ -122,6 +122,7 @@ pub struct Starvation {
 /// stopped; a process that exits ends its part of the watch.
 pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration) -> Watched {
     let mut samplers: Vec<(Sampler, Vec<CapturedWait>)> = inspections.iter().map(|ins| setup(ins, cache)).collect();
+    settle(&samplers);
     let t0 = Instant::now();
     let mut samples: Vec<Vec<sample::Sample>> = vec![Vec::new(); samplers.len()];
     let mut cost_us: u64 = 0;
@@ -172,6 +173,30 @@ pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration
             .then(a.thread.cmp(&b.thread))
     });
     w
+}
+
+/// The longest [`settle`] waits for the threads to go back into their waits.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// A thread the analysis stopped inside a blocking call goes back into it
+/// after the detach (the kernel restarts the call), but on a loaded machine
+/// it may first wait for a CPU: a sample taken then sees it `running` and
+/// would end its "blocked for" at 0 ms (seen: the starved writer of
+/// fixtures/c/rwlock_readers.c, beside two spinning fixtures). Wait until
+/// every captured wait is back in its call, for at most [`SETTLE`]; a thread
+/// that really left its wait only costs that delay.
+fn settle(samplers: &[(Sampler, Vec<CapturedWait>)]) {
+    let until = Instant::now() + SETTLE;
+    for (s, waits) in samplers {
+        for w in waits {
+            while Instant::now() < until
+                && crate::proc::task_stat(s.pid, w.tid).is_ok_and(|st| st.state != 'Z')
+                && !judge::in_wait(&crate::proc::syscall(s.pid, w.tid).ok(), w)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
 }
 
 /// The sampler for one process and the waits of its first snapshot.
