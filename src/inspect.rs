@@ -570,17 +570,7 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     };
     v.pool_starvations = graph::starvations(&facts, threads());
     confirm_starvations(inspections, &mut v);
-    graph::settle(
-        &mut v,
-        inspections.iter().flat_map(|ins| {
-            ins.snapshot
-                .threads
-                .iter()
-                .zip(&ins.findings)
-                .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
-        }),
-        &facts,
-    );
+    graph::settle(&mut v, threads(), &facts);
     confirm_stuck(inspections, &mut v);
     describe_waited_behind(inspections, &mut v);
     v

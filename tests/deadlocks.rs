@@ -358,6 +358,7 @@ fn check_documented_fields(doc: &Value) {
             "exit_code",
             "complete",
             "unexamined",
+            "waiting_behind",
             "deadlock",
             "deadlocks",
             "orphaned_locks",
@@ -1639,8 +1640,11 @@ fn signal_handler_waits_without_a_cycle() {
 /// described as blocked; the joining main thread is not one of them.
 #[test]
 fn running_threads_are_marked_running() {
-    // Its spinning threads never block: wait for READY only.
+    // Its spinning threads never block: wait for READY, then for main to be
+    // in its join (READY is written by main itself: caught in that write(),
+    // main is running too).
     let fx = Fixture::spawn(c_fixture("busy", Variant::Debug, &[]));
+    fx.wait_blocked(&[fx.tid("main")]);
     let run = lockdump_json(&[fx.pid()]);
     check_no_deadlock(&run);
     const NOTE: &str = "running: its stack is a sample of where it was when captured, not a wait";

@@ -35,10 +35,7 @@ pub struct ThreadObject {
 pub fn threading_active(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObject> {
     let mut out = HashMap::new();
     let o = walker.obj;
-    let Some(md) = module_dict(walker, interp, "threading") else {
-        return out;
-    };
-    let Ok(Some(active)) = o.dict_get_str(md, "_active") else {
+    let Some(active) = threading_global(walker, interp, "_active") else {
         return out;
     };
     let Ok(items) = o.dict_items(active) else {
@@ -61,10 +58,7 @@ pub fn threading_active(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObje
 /// Seen on a loaded ThreadingHTTPServer (3.11) about once in 300 stops.
 pub fn active_in_flux(walker: &Walker, interp: u64) -> bool {
     let o = walker.obj;
-    let Some(md) = module_dict(walker, interp, "threading") else {
-        return false;
-    };
-    let Ok(Some(active)) = o.dict_get_str(md, "_active") else {
+    let Some(active) = threading_global(walker, interp, "_active") else {
         return false;
     };
     let (Ok(items), Ok(used)) = (o.dict_items(active), o.u64(active + walker.layout.dict.ma_used)) else {
@@ -95,10 +89,7 @@ pub fn verified_thread(
 pub fn threading_limbo(walker: &Walker, interp: u64) -> HashMap<u64, ThreadObject> {
     let mut out = HashMap::new();
     let o = walker.obj;
-    let Some(md) = module_dict(walker, interp, "threading") else {
-        return out;
-    };
-    let Ok(Some(limbo)) = o.dict_get_str(md, "_limbo") else {
+    let Some(limbo) = threading_global(walker, interp, "_limbo") else {
         return out;
     };
     let Ok(items) = o.dict_items(limbo) else {
@@ -141,6 +132,12 @@ pub fn unnamed_because(frames: &[&str]) -> &'static str {
     } else {
         "not started by threading (no threading.Thread for it)"
     }
+}
+
+/// A global of the `threading` module (`_active`, `_limbo`), if imported.
+fn threading_global(walker: &Walker, interp: u64, name: &str) -> Option<u64> {
+    let md = module_dict(walker, interp, "threading")?;
+    walker.obj.dict_get_str(md, name).ok()?
 }
 
 /// `sys.modules[name].__dict__` of an interpreter.
