@@ -62,6 +62,14 @@ pub struct Cli {
     #[arg(long, global = true, conflicts_with = "no_python")]
     pub native: bool,
 
+    /// List every thread on its own in the text report. By default threads
+    /// with identical stacks waiting for the same kind of thing (an idle
+    /// pool) are folded into one entry with one stack, and into one row of
+    /// the summary table; threads in a deadlock, waiting for a lock someone
+    /// holds, or holding locks are never folded. JSON always lists every thread.
+    #[arg(long, global = true)]
+    pub all_threads: bool,
+
     /// Do not look for Python interpreters: show native stacks only.
     #[arg(long, global = true)]
     pub no_python: bool,

@@ -68,7 +68,7 @@ fn tune_malloc() {
 fn tune_malloc() {}
 
 fn run(cli: Cli) -> Result<i32, InspectError> {
-    let style = Style::detect(cli.color);
+    let style = Style::detect(cli.color).with_all_threads(cli.all_threads);
     if cli.no_cache {
         lockdump::symbols::diskcache::configure(None);
     }
