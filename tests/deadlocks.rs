@@ -1116,6 +1116,14 @@ fn pshared_cycle_across_two_processes() {
         e["evidence"].as_str().unwrap().contains(&format!("of process {other}")),
         "{e}"
     );
+    // Each holds the lock the other process's thread waits for (issue 16.3:
+    // the holder's own process sees no wait for it).
+    for (holder, held) in [("parent", "lock_a"), ("child", "lock_b")] {
+        let holds = thread(&run.json, fx.tid(holder))["holds"].as_array().unwrap().clone();
+        assert_eq!(holds.len(), 1, "{holder}: {holds:?}");
+        assert_eq!(holds[0]["address"], hex(fx.lock(held)), "{holder}: {holds:?}");
+        assert_eq!(holds[0]["confidence"], "exact", "{holder}: {holds:?}");
+    }
 }
 
 /// The owner of lock_orphan ("leaver") exited holding it: a hang without a
