@@ -332,13 +332,13 @@ pub fn all_threads(ins: &Inspection, verdict: &Verdict, style: &Style) -> String
         }
         folded_at.insert(members[0], members);
     }
-    for i in 0..n {
+    for (i, &in_group) in folded.iter().enumerate() {
         if let Some(members) = folded_at.get(&i) {
             let s = &ins.stacks[i];
             let _ = writeln!(out, "{}", folded_header(ins, members, style));
             out.push_str(&stack(&s.frames, s.error.as_deref(), s.truncated, style));
             out.push('\n');
-        } else if !folded[i] {
+        } else if !in_group {
             one_thread(&mut out, ins, i, style);
         }
     }
