@@ -14,7 +14,14 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
     long_about = "Attaches to a running process with ptrace, snapshots every thread, unwinds and symbolizes \
 each stack (and the Python stack of CPython threads), finds what every blocked thread waits on and who \
 holds it, and reports every circular wait. The target is stopped only while registers and stacks are \
-copied, then resumed; nothing in it is ever written.",
+copied, then resumed; nothing in it is ever written.\n\n\
+Reading the report: the headline (the verdict, threads and resources counted by kind), each deadlock \
+(who waits for what, held by whom, where, and whether the owner is exact or inferred), the threads \
+stuck for good, a table of every waiting thread (deadlocked threads first), then every thread's \
+header (TID, name, state, system call), the locks it holds (holds: ... — exact) and its stack. \
+Threads with identical stacks waiting for the same thing are one entry (40 threads \"pool-*\" \
+(TIDs 101–140)) unless --all-threads. Names from the target are quoted with \\\" and \\\\ escaped \
+and control characters as \\xNN.",
     after_help = "EXIT STATUS:\n  0  inspected everything, no deadlock found, nothing stuck\n  \
 1  inspected, at least one deadlock found, or threads stuck for good (a process\n     \
 whose every thread waits, with no timeout, for what only its asleep threads\n     \
@@ -61,6 +68,14 @@ pub struct Cli {
     /// For Python threads, also show native frames (interleaved with the Python frames).
     #[arg(long, global = true, conflicts_with = "no_python")]
     pub native: bool,
+
+    /// List every thread on its own in the text report. By default threads
+    /// with identical stacks waiting for the same kind of thing (an idle
+    /// pool) are folded into one entry with one stack, and into one row of
+    /// the summary table; threads in a deadlock, waiting for a lock someone
+    /// holds, or holding locks are never folded. JSON always lists every thread.
+    #[arg(long, global = true)]
+    pub all_threads: bool,
 
     /// Do not look for Python interpreters: show native stacks only.
     #[arg(long, global = true)]

@@ -573,6 +573,7 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     graph::settle(&mut v, threads(), &facts);
     confirm_stuck(inspections, &mut v);
     describe_waited_behind(inspections, &mut v);
+    add_cross_process_holds(inspections);
     v
 }
 
@@ -637,6 +638,49 @@ fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
         };
         (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &workers).is_empty())
     });
+}
+
+
+/// A lock in shared memory waited for by a thread of one inspected process
+/// and owned by a thread of another: the owner's findings only saw its own
+/// process's waits, so it did not list the lock among what it holds. Added
+/// after the verdict (which does not use holds across processes), for the
+/// reports' per-thread `holds`.
+fn add_cross_process_holds(inspections: &mut [Inspection]) {
+    let mut found: Vec<(usize, usize, crate::runtimes::Hold)> = Vec::new();
+    for ins in inspections.iter() {
+        for (i, f) in ins.findings.iter().enumerate() {
+            let Some(w) = &f.wait else { continue };
+            let (Some(opid), Some(otid)) = (w.owner.pid, w.owner.tid) else {
+                continue;
+            };
+            if w.owner.dead || opid == ins.snapshot.pid {
+                continue;
+            }
+            let Some(k) = inspections.iter().position(|x| x.snapshot.pid == opid) else {
+                continue;
+            };
+            let Some(j) = inspections[k].snapshot.threads.iter().position(|t| t.tid == otid) else {
+                continue;
+            };
+            found.push((
+                k,
+                j,
+                crate::runtimes::Hold {
+                    resource: w.resource.clone(),
+                    confidence: w.owner.confidence,
+                    evidence: format!(
+                        "{} (thread {} of PID {} waits for it)",
+                        w.owner.evidence, ins.snapshot.threads[i].tid, ins.snapshot.pid
+                    ),
+                    site_frame: None,
+                },
+            ));
+        }
+    }
+    for (k, j, h) in found {
+        crate::runtimes::owners::merge_holds(&mut inspections[k].findings, vec![(j, h)]);
+    }
 }
 
 /// How long a stuck process must stay perfectly still before it is reported.

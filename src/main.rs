@@ -68,7 +68,7 @@ fn tune_malloc() {
 fn tune_malloc() {}
 
 fn run(cli: Cli) -> Result<i32, InspectError> {
-    let style = Style::detect(cli.color);
+    let style = Style::detect(cli.color).with_all_threads(cli.all_threads);
     if cli.no_cache {
         lockdump::symbols::diskcache::configure(None);
     }
@@ -88,6 +88,7 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         dot: cli.dot,
         html: cli.html.clone(),
         watch,
+        all_threads: cli.all_threads,
     };
     match cli.command {
         Some(Command::DemoChild) => lockdump::demo::child(),
@@ -145,7 +146,7 @@ fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, 
         .collect::<Vec<_>>()
         .join(" ");
     watchdog::run(&run, |pids, reason| {
-        let style = Style::plain();
+        let style = Style::plain().with_all_threads(output.all_threads);
         let mut out = if output.json {
             String::new()
         } else {
@@ -165,6 +166,7 @@ fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, 
             dot: false,
             html: output.html.clone(),
             watch: output.watch,
+            all_threads: output.all_threads,
         };
         match diagnose_members(pids, opts, &report, &style) {
             Ok((text, _)) => out.push_str(&text),
@@ -228,6 +230,8 @@ struct Output {
     html: Option<std::path::PathBuf>,
     /// `--watch DURATION`: sample the processes after the first snapshot.
     watch: Option<std::time::Duration>,
+    /// `--all-threads`: no folding in the text report (also `lockdump run`'s).
+    all_threads: bool,
 }
 
 /// Inspect every PID, analyze them as one graph, render. Returns the output

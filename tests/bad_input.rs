@@ -459,7 +459,153 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
         assert!(names.contains(&want), "{want:?} not in {names:?}");
     }
     assert!(doc["processes"][0]["cmdline"][2] == "\x1b[2Jcleared");
+    let tid_of = |name: &str| {
+        threads(&doc)
+            .iter()
+            .find(|th| th["name"] == name)
+            .and_then(|th| th["tid"].as_i64())
+            .unwrap_or_else(|| panic!("no thread {name:?}"))
+    };
+
+    // Quotes and backslashes in a name are escaped inside its quotes
+    // (issue 16.8): each thread's own header with --all-threads...
+    // (Not wait_all_blocked: caf\xe9 makes /proc/.../status invalid UTF-8.)
+    let in_pause = || {
+        tids(pid)
+            .iter()
+            .filter(|t| {
+                std::fs::read(format!("/proc/{pid}/task/{t}/syscall"))
+                    .is_ok_and(|s| s.starts_with(format!("{} ", libc::SYS_pause).as_bytes()))
+            })
+            .count()
+    };
+    wait_until("all 5 threads in pause()", || in_pause() == 5);
+    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never", "--all-threads"], BOUNDED);
+    r.assert_ok("escapes (--all-threads)");
+    for (name, shown) in [
+        ("a\"b\\c", r#""a\"b\\c""#),
+        ("\x1b[31mevil", r#""\x1b[31mevil""#),
+        ("\x07\x08\r\x7f", r#""\x07\x08\x0d\x7f""#),
+    ] {
+        let header = format!("Thread {} {shown} state S, in pause [", tid_of(name));
+        assert_eq!(
+            r.stdout.lines().filter(|l| l.starts_with(&header)).count(),
+            1,
+            "{header:?} in:\n{}",
+            r.stdout
+        );
+    }
+    // ...and the folded entry of the four named threads (same stack, same call).
+    let mut tids: Vec<i64> = ["\x1b[31mevil", "\x07\x08\r\x7f", "caf\u{fffd}", "a\"b\\c"]
+        .iter()
+        .map(|n| tid_of(n))
+        .collect();
+    tids.sort_unstable();
+    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
+    r.assert_ok("escapes (folded)");
+    let names = concat!(r#""\x1b[31mevil", "\x07\x08\x0d\x7f", "caf"#, '\u{fffd}', r#"", "a\"b\\c""#);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("4 threads "))
+        .unwrap_or_else(|| panic!("no folded entry:\n{}", r.stdout));
+    // Four TIDs: one range when consecutive, else listed.
+    let listed = if tids[3] - tids[0] == 3 {
+        format!("{}–{}", tids[0], tids[3])
+    } else {
+        let mut parts: Vec<String> = Vec::new();
+        let mut k = 0;
+        while k < 4 {
+            let mut e = k;
+            while e + 1 < 4 && tids[e + 1] == tids[e] + 1 {
+                e += 1;
+            }
+            if e - k >= 2 {
+                parts.push(format!("{}–{}", tids[k], tids[e]));
+            } else {
+                parts.extend(tids[k..=e].iter().map(|t| t.to_string()));
+            }
+            k = e + 1;
+        }
+        parts.join(", ")
+    };
+    assert!(
+        line.starts_with(&format!("4 threads {names} (TIDs {listed}) state S, in pause")),
+        "{line}"
+    );
+
+    // Colors: --color always paints (only lockdump's own SGR codes, the
+    // names stay escaped); --color never does not.
+    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "always"], BOUNDED);
+    r.assert_ok("escapes (color)");
+    assert!(r.stdout.contains("\x1b[1;31mFound") || r.stdout.contains("\x1b[1m"), "{}", r.stdout);
+    for (k, _) in r.stdout.match_indices('\x1b') {
+        let code: String = r.stdout[k + 1..].chars().take_while(|c| *c != 'm').collect();
+        assert!(
+            ["[0", "[1", "[2", "[1;31", "[32", "[33", "[36"].contains(&code.as_str()),
+            "foreign escape {code:?} in the colored report"
+        );
+    }
     assert_left_running(&mut t, "escapes");
+}
+
+/// `lockdump --color auto` (the default) on a terminal: colored, unless
+/// NO_COLOR is set (https://no-color.org). Run on a pseudo-terminal, so the
+/// NO_COLOR case would fail if it were ignored.
+#[test]
+fn no_color_is_respected_on_a_terminal() {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let mut cmd = Command::new(fixture("evilname"));
+    cmd.arg("normal");
+    let (mut t, pid) = Target::start(cmd, None);
+    let on_a_tty = |no_color: Option<&str>| -> String {
+        let (mut master, mut slave) = (-1, -1);
+        // SAFETY: openpty fills two descriptors we then own.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+        // SAFETY: both were just opened and are owned by nothing else.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let mut c = Command::new(lockdump_bin());
+        c.args(["-p", &pid.to_string(), "--color", "auto"])
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(slave));
+        c.env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        let mut child = c.spawn().expect("spawn lockdump");
+        drop(c); // our copy of the slave: EOF (EIO) once lockdump exits
+        let mut out = Vec::new();
+        let mut f = std::fs::File::from(master);
+        let mut buf = [0u8; 65536];
+        loop {
+            match f.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                // EIO: the terminal hung up (lockdump exited).
+                Err(_) => break,
+            }
+        }
+        let st = child.wait().expect("wait lockdump");
+        assert_eq!(st.code(), Some(0), "lockdump on a tty: {st:?}");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let colored = on_a_tty(None);
+    assert!(colored.contains("\x1b[32mNo deadlock found.\x1b[0m"), "{colored}");
+    let plain = on_a_tty(Some("1"));
+    assert!(plain.starts_with("No deadlock found."), "{plain}");
+    assert!(!plain.contains('\x1b'), "NO_COLOR=1 still colored:\n{plain}");
+    assert_left_running(&mut t, "no color");
 }
 
 #[test]
@@ -473,7 +619,7 @@ fn process_named_with_invalid_utf8_is_inspected() {
     let r = run_lockdump(&["-p", &pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("invalid UTF-8 process name");
     let doc = r.json();
-    assert_eq!(threads(&doc).len(), 4);
+    assert_eq!(threads(&doc).len(), 5);
     let main = threads(&doc).iter().find(|th| th["tid"] == pid).expect("main thread");
     assert_eq!(main["name"], "\u{fffd}\u{fffd}-main");
     assert_left_running(&mut t, "invalid UTF-8 process name");

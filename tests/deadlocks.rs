@@ -789,7 +789,13 @@ fn rwlock_mutex_cycle_with_reader_blocked_behind() {
         },
     ];
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    assert_eq!(run.json["verdict"]["headline"], "Found 1 deadlock (2 threads, 2 locks)");
+    assert_eq!(run.json["verdict"]["headline"], "Found 1 deadlock (2 threads, 1 mutex, 1 rwlock)");
+    let text = lockdump_text(fx.pid());
+    assert_eq!(text.code(), Some(1), "{}", text.stderr());
+    assert_eq!(
+        text.stdout().lines().next(),
+        Some("Found 1 deadlock (2 threads, 1 mutex, 1 rwlock)")
+    );
     // t3 (a reader) waits for the writer t1 and is blocked behind the cycle, like main.
     check_blocked_behind(&fx, &run.json, &["main", "t3"]);
     let t3 = Hop {
@@ -834,6 +840,200 @@ fn join_cycle() {
     ];
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
     check_blocked_behind(&fx, &run.json, &[]);
+    // A join is not a lock: the headline counts each kind (issue 16.3).
+    assert_eq!(
+        run.json["verdict"]["headline"],
+        "Found 1 deadlock (2 threads, 1 mutex, 1 thread join)"
+    );
+    let text = lockdump_text(fx.pid());
+    assert_eq!(text.code(), Some(1), "{}", text.stderr());
+    assert_eq!(
+        text.stdout().lines().next(),
+        Some("Found 1 deadlock (2 threads, 1 mutex, 1 thread join)")
+    );
+    // main holds lock_m: its entry says so under its header.
+    let holds = format!("  holds: mutex lock_m ({}) — exact", hex(fx.lock("lock_m")));
+    let out = text.stdout();
+    let lines: Vec<&str> = out.lines().collect();
+    let main = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("Thread {} \"join_cycle\" state S", fx.tid("main"))))
+        .unwrap_or_else(|| panic!("no entry for main:\n{out}"));
+    assert_eq!(lines.get(main + 1).copied(), Some(holds.as_str()), "{out}");
+    let t1 = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("Thread {} \"t1\" state S", fx.tid("t1"))))
+        .unwrap_or_else(|| panic!("no entry for t1:\n{out}"));
+    assert!(lines[t1 + 1].starts_with("    #0 "), "t1 holds nothing: {out}");
+}
+
+/// `101–140, 142`: what the folded header lists (runs of three or more as ranges).
+fn tid_ranges(tids: &[i32]) -> String {
+    let mut t = tids.to_vec();
+    t.sort_unstable();
+    let mut parts = Vec::new();
+    let mut k = 0;
+    while k < t.len() {
+        let mut e = k;
+        while e + 1 < t.len() && t[e + 1] == t[e] + 1 {
+            e += 1;
+        }
+        if e - k >= 2 {
+            parts.push(format!("{}–{}", t[k], t[e]));
+        } else {
+            parts.extend(t[k..=e].iter().map(|x| x.to_string()));
+        }
+        k = e + 1;
+    }
+    parts.join(", ")
+}
+
+/// The rows of the summary table (the box-drawn table before the stacks),
+/// as cells.
+fn table_rows(out: &str) -> Vec<Vec<String>> {
+    out.lines()
+        .skip_while(|l| !l.starts_with("│ TID"))
+        .skip(1)
+        .take_while(|l| l.starts_with('│') || l.starts_with('╞') || l.starts_with('├'))
+        .filter(|l| l.starts_with('│'))
+        .map(|l| {
+            l.trim_matches('│')
+                .split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .collect()
+}
+
+/// 40 idle pool threads beside an AB-BA pair (issue 16.5): the pool is one
+/// entry with one stack and one summary row; the cycle's threads and main
+/// stay individual, cycle members first in the table; `--all-threads`
+/// lists every thread.
+#[test]
+fn idle_pool_is_folded_beside_a_deadlock() {
+    let fx = start_c("pool_abba");
+    let run = lockdump_json(&[fx.pid()]);
+    record("pool_abba", &run);
+    assert_eq!(run.json["verdict"]["headline"], mutex_headline(2, 2));
+    let pool: Vec<i32> = (0..40).map(|k| fx.tid(&format!("pool-{k}"))).collect();
+    // JSON is not folded: every thread is listed.
+    assert_eq!(run.json["threads"].as_array().unwrap().len(), 43);
+    for &tid in &pool {
+        assert_eq!(thread(&run.json, tid)["blocked_on"]["name"], "pool_cond");
+    }
+    // The header shows the call when all 40 are in the same one.
+    let texts: Vec<&str> = pool
+        .iter()
+        .map(|&t| thread(&run.json, t)["syscall"]["text"].as_str().unwrap())
+        .collect();
+    let call = if texts.iter().all(|t| *t == texts[0]) {
+        texts[0].to_string()
+    } else {
+        "futex(…)".to_string()
+    };
+    let wchan = thread(&run.json, pool[0])["wchan"].as_str().unwrap().to_string();
+    assert!(pool.iter().all(|&t| thread(&run.json, t)["wchan"] == wchan.as_str()));
+    let folded = format!(
+        "40 threads \"pool-*\" (TIDs {}) state S, in {call}{}",
+        tid_ranges(&pool),
+        if wchan.is_empty() { String::new() } else { format!(" [{wchan}]") }
+    );
+
+    let text = lockdump_text(fx.pid());
+    assert_eq!(text.code(), Some(1), "{}", text.stderr());
+    let out = text.stdout();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], mutex_headline(2, 2));
+    let at = lines
+        .iter()
+        .position(|l| *l == folded)
+        .unwrap_or_else(|| panic!("no folded entry {folded:?} in:\n{out}"));
+    assert!(lines[at + 1].starts_with("    #0 "), "{out}");
+    assert!(
+        lines[at..].iter().take_while(|l| !l.is_empty()).any(|l| l.contains(" worker+0x") && l.contains("pool_abba.c:")),
+        "the one stack is the workers':\n{out}"
+    );
+    // The stuck section folds them too.
+    let stuck = format!(
+        "  40 threads \"pool-*\" (TIDs {}) wait for condition variable pool_cond ({})",
+        tid_ranges(&pool),
+        hex(fx.lock("pool_cond"))
+    );
+    assert_eq!(lines.iter().filter(|l| **l == stuck).count(), 1, "{stuck:?} in:\n{out}");
+    for &tid in &pool {
+        assert!(
+            !out.contains(&format!("Thread {tid} ")),
+            "pool thread {tid} has its own entry:\n{out}"
+        );
+    }
+    // The cycle's threads and main have their own entries; t1 and t2 say what they hold.
+    for (name, held) in [("t1", Some("lock_a")), ("t2", Some("lock_b")), ("main", None)] {
+        let tid = fx.tid(name);
+        let shown = if name == "main" { "pool_abba" } else { name };
+        let k = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("Thread {tid} \"{shown}\" state S")))
+            .unwrap_or_else(|| panic!("no entry for {name}:\n{out}"));
+        match held {
+            Some(l) => assert_eq!(
+                lines[k + 1],
+                format!("  holds: mutex {l} ({}) — exact", hex(fx.lock(l))),
+                "{out}"
+            ),
+            None => assert!(lines[k + 1].starts_with("    #0 "), "{out}"),
+        }
+    }
+    // The table: the cycle first (t1, t2 in cycle order, lowest TID first),
+    // then main and one row for the pool.
+    let rows = table_rows(&out);
+    let (t1, t2, main) = (fx.tid("t1"), fx.tid("t2"), fx.tid("main"));
+    let first = t1.min(t2);
+    let second = t1.max(t2);
+    assert_eq!(rows.len(), 4, "{rows:?}\n{out}");
+    assert_eq!(rows[0][0], first.to_string(), "{rows:?}");
+    assert_eq!(rows[1][0], second.to_string(), "{rows:?}");
+    assert_eq!(rows[2][0], main.to_string(), "{rows:?}");
+    assert_eq!(
+        rows[3][..3],
+        [
+            "40 threads".to_string(),
+            "pool-*".to_string(),
+            format!("condition variable pool_cond ({})", hex(fx.lock("pool_cond")))
+        ],
+        "{rows:?}"
+    );
+    assert_eq!(rows[3][3], "—", "{rows:?}");
+
+    // --all-threads: an entry and a row for every thread.
+    let all = run_lockdump(&["--color", "never", "--all-threads", "-p", &fx.pid().to_string()]);
+    assert_eq!(all.status.code(), Some(1));
+    let all = String::from_utf8_lossy(&all.stdout).into_owned();
+    assert!(!all.contains("40 threads"), "{all}");
+    for (k, &tid) in pool.iter().enumerate() {
+        assert_eq!(
+            all.lines()
+                .filter(|l| l.starts_with(&format!("Thread {tid} \"pool-{k}\" state S")))
+                .count(),
+            1,
+            "pool-{k} ({tid}):\n{all}"
+        );
+    }
+    let rows = table_rows(&all);
+    assert_eq!(rows.len(), 43, "{rows:?}");
+    assert_eq!(rows[0][0], first.to_string(), "{rows:?}");
+    assert_eq!(rows[1][0], second.to_string(), "{rows:?}");
+    let pool_rows: Vec<i32> = rows[2..]
+        .iter()
+        .filter(|r| r[1].starts_with("pool-"))
+        .map(|r| r[0].parse().unwrap())
+        .collect();
+    let mut want = pool.clone();
+    want.sort_unstable();
+    let mut got = pool_rows.clone();
+    got.sort_unstable();
+    assert_eq!(got, want);
 }
 
 #[test]
@@ -1069,6 +1269,14 @@ fn pshared_cycle_across_two_processes() {
         e["evidence"].as_str().unwrap().contains(&format!("of process {other}")),
         "{e}"
     );
+    // Each holds the lock the other process's thread waits for (issue 16.3:
+    // the holder's own process sees no wait for it).
+    for (holder, held) in [("parent", "lock_a"), ("child", "lock_b")] {
+        let holds = thread(&run.json, fx.tid(holder))["holds"].as_array().unwrap().clone();
+        assert_eq!(holds.len(), 1, "{holder}: {holds:?}");
+        assert_eq!(holds[0]["address"], hex(fx.lock(held)), "{holder}: {holds:?}");
+        assert_eq!(holds[0]["confidence"], "exact", "{holder}: {holds:?}");
+    }
 }
 
 /// The owner of lock_orphan ("leaver") exited holding it: a hang without a

@@ -919,7 +919,15 @@ fn gil_native_deadlock() {
             edge("native_holder", "native_holder_nogil", "py_lock", "py_lock")
         };
         assert_cycle(&d, &fx, file, &[first, native_lock]);
-        assert_eq!(d.json["verdict"]["headline"], "Found 1 deadlock (2 threads, 2 locks)");
+        // Mixed kinds are counted by kind (issue 16.3), not as "2 locks".
+        assert_eq!(
+            d.json["verdict"]["headline"],
+            if gil {
+                "Found 1 deadlock (2 threads, 1 GIL, 1 mutex)"
+            } else {
+                "Found 1 deadlock (2 threads, 1 Python lock, 1 mutex)"
+            }
+        );
         let holder = d.thread(tid(&fx, "gil_holder"));
         let holds_gil = holder["holds"]
             .as_array()

@@ -181,7 +181,7 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
             let _ = writeln!(out, "{line}");
         }
         out.push('\n');
-        out.push_str(&threads::all_threads(ins, style));
+        out.push_str(&threads::all_threads(ins, verdict, style));
     }
     for ins in inspections {
         let _ = writeln!(out, "{}", style.dim(&process_footer(ins)));

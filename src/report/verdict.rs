@@ -9,7 +9,7 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, ContentArrangement, Table};
 use serde::Serialize;
 
 use super::json::{hex, Site};
-use super::style::{clean, Style};
+use super::style::{clean, escape_name, quoted, Style};
 use crate::graph::{Deadlock, Edge, Leads, ThreadId, Verdict};
 use crate::inspect::Inspection;
 use crate::runtimes::{Confidence, Resource, ResourceKind};
@@ -38,7 +38,7 @@ impl<'a> Index<'a> {
                 let t = &ins.snapshot.threads[*i];
                 let py = ins.python_names[*i]
                     .as_deref()
-                    .map(|n| format!(" (Python \"{}\")", clean(n)))
+                    .map(|n| format!(" (Python {})", quoted(n)))
                     .unwrap_or_default();
                 let pid = if ins.snapshot.pid != id.0 || self.multi_process() {
                     format!(" of PID {}", id.0)
@@ -46,7 +46,7 @@ impl<'a> Index<'a> {
                     String::new()
                 };
                 let ns = super::threads::ns_tid_note(t.tid, t.ns_tid);
-                format!("thread {}{ns} \"{}\"{py}{pid}", id.1, clean(&t.name))
+                format!("thread {}{ns} {}{py}{pid}", id.1, quoted(&t.name))
             }
             None => format!("thread {} of PID {}", id.1, id.0),
         }
@@ -59,10 +59,27 @@ impl<'a> Index<'a> {
                 let name = ins.python_names[*i]
                     .as_deref()
                     .unwrap_or(&ins.snapshot.threads[*i].name);
-                format!("{} ({})", clean(name), id.1)
+                format!("{} ({})", escape_name(name), id.1)
             }
             None => format!("thread {}", id.1),
         }
+    }
+
+    /// The thread's own name (not the Python one).
+    pub fn plain_name(&self, id: ThreadId) -> String {
+        self.threads
+            .get(&id)
+            .map(|(ins, i)| ins.snapshot.threads[*i].name.clone())
+            .unwrap_or_default()
+    }
+
+    /// Holds no lock and waits for nothing with a known owner: may be
+    /// folded with threads like it.
+    pub fn holds_nothing_waits_for_no_owner(&self, id: ThreadId) -> bool {
+        self.threads.get(&id).is_some_and(|(ins, i)| {
+            let f = &ins.findings[*i];
+            f.holds.is_empty() && f.wait.as_ref().map_or(true, |w| w.owner.tid.is_none())
+        })
     }
 
     fn multi_process(&self) -> bool {
@@ -135,7 +152,7 @@ pub fn resource_label(r: &Resource) -> String {
     }
 }
 
-fn confidence_label(c: Confidence) -> &'static str {
+pub fn confidence_label(c: Confidence) -> &'static str {
     match c {
         Confidence::Exact => "exact",
         Confidence::Inferred => "inferred",
@@ -196,34 +213,58 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
     }
     let threads: std::collections::BTreeSet<ThreadId> =
         v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
-    let locks: std::collections::BTreeSet<(i32, u64)> = v
-        .deadlocks
+    // Each distinct resource counted under its noun: "2 mutexes", and for
+    // mixed cycles every noun ("1 mutex, 1 thread join"): a join is not a lock.
+    let mut seen: std::collections::BTreeSet<(i32, u64)> = std::collections::BTreeSet::new();
+    let mut counts: Vec<(&str, &str, usize)> = Vec::new();
+    for r in v.deadlocks.iter().flat_map(|d| d.resources.iter()) {
+        if !seen.insert((r.pid, r.address)) {
+            continue;
+        }
+        let (one, many) = noun(r.kind);
+        match counts.iter_mut().find(|c| c.0 == one) {
+            Some(c) => c.2 += 1,
+            None => counts.push((one, many, 1)),
+        }
+    }
+    // In a fixed order (not the cycle's, which starts at the lowest TID).
+    counts.sort_by_key(|c| c.0);
+    let what: Vec<String> = counts
         .iter()
-        .flat_map(|d| d.resources.iter().map(|r| (r.pid, r.address)))
+        .map(|&(one, many, k)| format!("{k} {}", if k == 1 { one } else { many }))
         .collect();
-    let kinds: std::collections::BTreeSet<&str> = v
-        .deadlocks
-        .iter()
-        .flat_map(|d| d.resources.iter().map(|r| plural(kind_label(r.kind))))
-        .collect();
-    let what = if kinds.len() == 1 {
-        kinds.into_iter().next().unwrap_or("locks").to_string()
-    } else {
-        "locks".into()
-    };
     let n = v.deadlocks.len();
     style.red(&format!(
-        "Found {n} deadlock{} ({} thread{}, {} {})",
+        "Found {n} deadlock{} ({} thread{}, {})",
         if n == 1 { "" } else { "s" },
         threads.len(),
         if threads.len() == 1 { "" } else { "s" },
-        locks.len(),
-        if locks.len() == 1 {
-            singular(&what)
-        } else {
-            what.clone()
-        }
+        what.join(", ")
     ))
+}
+
+/// What a headline counts a resource as, singular and plural.
+fn noun(kind: ResourceKind) -> (&'static str, &'static str) {
+    use ResourceKind as K;
+    match kind {
+        K::Mutex | K::RecursiveMutex | K::ErrorCheckMutex | K::AdaptiveMutex | K::RobustMutex | K::PiMutex => {
+            ("mutex", "mutexes")
+        }
+        K::RwLock => ("rwlock", "rwlocks"),
+        K::Thread => ("thread join", "thread joins"),
+        K::RustMutex | K::RustRwLock => ("Rust lock", "Rust locks"),
+        K::PyLock | K::PyRLock => ("Python lock", "Python locks"),
+        K::Gil => ("GIL", "GILs"),
+        K::CondVar => ("condition variable", "condition variables"),
+        K::Semaphore => ("semaphore", "semaphores"),
+        K::Barrier => ("barrier", "barriers"),
+        K::PyCondition => ("Python Condition", "Python Conditions"),
+        K::PySemaphore => ("Python Semaphore", "Python Semaphores"),
+        K::PyEvent => ("Python Event", "Python Events"),
+        K::PyQueue => ("Python Queue", "Python Queues"),
+        K::LibcLock => ("glibc internal lock", "glibc internal locks"),
+        K::Futex | K::Syscall => ("lock", "locks"),
+    }
 }
 
 /// `Stuck: no thread of PID 1234 can ever run again (3 threads asleep for good)`.
@@ -261,19 +302,63 @@ fn stuck_section(v: &Verdict, idx: &Index, inspections: &[Inspection], style: &S
             format!("Stuck: PID {}: threads behind a lock whose owner is gone", s.pid)
         };
         let _ = writeln!(out, "{}", style.bold(&title));
-        for &t in &s.threads {
-            let what = waits_for(inspections, t).unwrap_or_else(|| "something".into());
-            let why = v
-                .asleep
-                .binary_search_by_key(&t, |a| a.thread)
-                .ok()
-                .map(|k| v.asleep[k].why.clone())
-                .unwrap_or_default();
-            let _ = writeln!(out, "  {} waits for {what}", capitalize(&idx.name(t)));
-            if let Some(f) = idx.wait_site(t) {
-                let _ = writeln!(out, "      waiting in  {}", site_label(f));
+        let entries: Vec<(ThreadId, String, String, String)> = s
+            .threads
+            .iter()
+            .map(|&t| {
+                let what = waits_for(inspections, t).unwrap_or_else(|| "something".into());
+                let why = v
+                    .asleep
+                    .binary_search_by_key(&t, |a| a.thread)
+                    .ok()
+                    .map(|k| v.asleep[k].why.clone())
+                    .unwrap_or_default();
+                let site = idx.wait_site(t).map(site_label).unwrap_or_default();
+                (t, what, site, why)
+            })
+            .collect();
+        // An idle pool is one entry (unless --all-threads), as in the stacks below.
+        let in_cycle = |t: ThreadId| v.deadlocks.iter().any(|d| d.threads.contains(&t));
+        let foldable = |t: ThreadId| !style.all_threads && !in_cycle(t) && idx.holds_nothing_waits_for_no_owner(t);
+        let same = |a: &(ThreadId, String, String, String), b: &(ThreadId, String, String, String)| {
+            a.0 .0 == b.0 .0 && a.1 == b.1 && a.2 == b.2 && a.3 == b.3
+        };
+        let mut done = vec![false; entries.len()];
+        for k in 0..entries.len() {
+            if done[k] {
+                continue;
             }
-            let _ = writeln!(out, "      nothing can end it: {}", clean(&why));
+            let e = &entries[k];
+            let group: Vec<usize> = if foldable(e.0) {
+                (k..entries.len())
+                    .filter(|&j| !done[j] && foldable(entries[j].0) && same(e, &entries[j]))
+                    .collect()
+            } else {
+                vec![k]
+            };
+            let group = if group.len() >= 3 { group } else { vec![k] };
+            for &j in &group {
+                done[j] = true;
+            }
+            let (t, what, site, why) = e;
+            if group.len() == 1 {
+                let _ = writeln!(out, "  {} waits for {what}", capitalize(&idx.name(*t)));
+            } else {
+                let names: Vec<String> = group.iter().map(|&j| idx.plain_name(entries[j].0)).collect();
+                let names: Vec<&str> = names.iter().map(String::as_str).collect();
+                let tids: Vec<i32> = group.iter().map(|&j| entries[j].0 .1).collect();
+                let _ = writeln!(
+                    out,
+                    "  {} threads {} (TIDs {}) wait for {what}",
+                    group.len(),
+                    super::threads::name_pattern(&names),
+                    super::threads::tid_ranges(&tids)
+                );
+            }
+            if !site.is_empty() {
+                let _ = writeln!(out, "      waiting in  {site}");
+            }
+            let _ = writeln!(out, "      nothing can end it: {}", clean(why));
         }
         out.push('\n');
     }
@@ -288,29 +373,6 @@ fn waits_for(inspections: &[Inspection], t: ThreadId) -> Option<String> {
     match &f.wait {
         Some(w) => Some(resource_label(&w.resource)),
         None => f.blocked_in.as_deref().map(clean),
-    }
-}
-
-fn plural(k: &str) -> &'static str {
-    match k {
-        "mutex"
-        | "recursive mutex"
-        | "error-checking mutex"
-        | "adaptive mutex"
-        | "robust mutex"
-        | "priority-inheritance mutex" => "mutexes",
-        "Python Lock" | "Python RLock" => "Python locks",
-        "Rust Mutex" | "Rust RwLock" => "Rust locks",
-        _ => "locks",
-    }
-}
-
-fn singular(k: &str) -> String {
-    match k {
-        "mutexes" => "mutex".into(),
-        "Python locks" => "Python lock".into(),
-        "Rust locks" => "Rust lock".into(),
-        _ => "lock".into(),
     }
 }
 
@@ -553,14 +615,32 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if let Some(w) = &v.watch {
         out.push_str(&super::watch::section(w, &idx, style));
     }
-    out.push_str(&summary_table(inspections, &idx, v.watch.as_ref()));
+    out.push_str(&summary_table(inspections, v, &idx, style));
     out
 }
 
-/// Who waits for what, one row per blocked thread. Under `--watch` a
-/// "blocked for" column says how long each wait was seen unchanged, and the
-/// rows are sorted by it, longest first (issue 23).
-fn summary_table(inspections: &[Inspection], idx: &Index, watch: Option<&crate::watch::Watched>) -> String {
+/// One row of the summary table before folding.
+struct Row {
+    id: ThreadId,
+    name: String,
+    what: String,
+    owner: String,
+    conf: &'static str,
+    site: String,
+    /// May share a row with others: no owner, holds nothing, in no cycle.
+    foldable: bool,
+    /// Under `--watch`: how long the wait was seen unchanged (ms, for
+    /// sorting) and as the column shows it.
+    blocked_ms: u64,
+    blocked_for: String,
+}
+
+/// Who waits for what, one row per blocked thread; the threads of the
+/// deadlocks first, in cycle order. Unless `--all-threads`, at least three
+/// threads of one process with the same wait, no owner, no held lock and
+/// the same waiting site share one row (`40 threads`).
+fn summary_table(inspections: &[Inspection], v: &Verdict, idx: &Index, style: &Style) -> String {
+    let watch = v.watch.as_ref();
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
@@ -574,7 +654,8 @@ fn summary_table(inspections: &[Inspection], idx: &Index, watch: Option<&crate::
         header.push("blocked for");
     }
     table.set_header(header);
-    let mut rows: Vec<(u64, Vec<Cell>)> = Vec::new();
+    let in_cycle: Vec<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
+    let mut rows: Vec<Row> = Vec::new();
     for ins in inspections {
         for (i, t) in ins.snapshot.threads.iter().enumerate() {
             let f = &ins.findings[i];
@@ -608,40 +689,76 @@ fn summary_table(inspections: &[Inspection], idx: &Index, watch: Option<&crate::
                 },
             };
             let name = match ins.python_names[i].as_deref() {
-                Some(py) => clean(py),
-                None => clean(&t.name),
+                Some(py) => py.to_string(),
+                None => t.name.clone(),
             };
             let site = idx.wait_site(id).map(site_label).unwrap_or_default();
-            let mut row = vec![
-                Cell::new(t.tid),
-                Cell::new(name),
-                Cell::new(what),
-                Cell::new(owner),
-                Cell::new(conf),
-                Cell::new(site),
-            ];
-            if multi {
-                row.insert(0, Cell::new(id.0));
-            }
+            let foldable = (owner == "—" || owner.is_empty()) && f.holds.is_empty() && !in_cycle.contains(&id);
+            // Under --watch: how long the wait was seen unchanged.
             let seen = watch.and_then(|w| w.threads.iter().find(|t| t.thread == id));
-            let ms = seen.and_then(|t| t.blocked_for_ms).unwrap_or(0);
-            if watch.is_some() {
-                row.push(Cell::new(match seen {
-                    Some(t) if t.blocked_for_ms.is_some() => {
-                        format!("{}{:.1} s", if t.blocked_whole_watch { "≥ " } else { "" }, ms as f64 / 1000.0)
-                    }
-                    _ => String::new(),
-                }));
-            }
-            rows.push((ms, row));
+            let blocked_ms = seen.and_then(|t| t.blocked_for_ms).unwrap_or(0);
+            let blocked_for = match seen {
+                Some(t) if t.blocked_for_ms.is_some() => {
+                    format!("{}{:.1} s", if t.blocked_whole_watch { "≥ " } else { "" }, blocked_ms as f64 / 1000.0)
+                }
+                _ => String::new(),
+            };
+            rows.push(Row {
+                blocked_ms,
+                blocked_for,
+                id,
+                name,
+                what,
+                owner,
+                conf,
+                site,
+                foldable,
+            });
         }
     }
     if rows.is_empty() {
         return String::new();
     }
-    // Stable: equal times keep the snapshot's order.
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
-    for (_, row) in rows {
+    // Cycle members first, in cycle order; then (under --watch) the longest
+    // seen blocked first; else thread order (stable sort).
+    rows.sort_by_key(|r| {
+        (
+            in_cycle.iter().position(|t| *t == r.id).unwrap_or(usize::MAX),
+            std::cmp::Reverse(r.blocked_ms),
+        )
+    });
+    let key = |r: &Row| (r.id.0, r.what.clone(), r.owner.clone(), r.conf, r.site.clone() + &r.blocked_for);
+    let mut count: HashMap<(i32, String, String, &str, String), Vec<usize>> = HashMap::new();
+    if !style.all_threads {
+        for (k, r) in rows.iter().enumerate().filter(|(_, r)| r.foldable) {
+            count.entry(key(r)).or_default().push(k);
+        }
+        count.retain(|_, m| m.len() >= 3);
+    }
+    for (k, r) in rows.iter().enumerate() {
+        let group = r.foldable.then(|| count.get(&key(r))).flatten();
+        let (tid, name) = match group {
+            Some(m) if m[0] != k => continue,
+            Some(m) => {
+                let names: Vec<&str> = m.iter().map(|&j| rows[j].name.as_str()).collect();
+                (format!("{} threads", m.len()), super::threads::name_pattern_with(&names, false))
+            }
+            None => (r.id.1.to_string(), super::style::escape_name(&r.name)),
+        };
+        let mut row = vec![
+            Cell::new(tid),
+            Cell::new(name),
+            Cell::new(&r.what),
+            Cell::new(&r.owner),
+            Cell::new(r.conf),
+            Cell::new(&r.site),
+        ];
+        if multi {
+            row.insert(0, Cell::new(r.id.0));
+        }
+        if watch.is_some() {
+            row.push(Cell::new(&r.blocked_for));
+        }
         table.add_row(row);
     }
     format!("{table}\n\n")
