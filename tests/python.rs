@@ -1584,13 +1584,13 @@ fn pool_starvation_is_a_deadlock_through_the_pool() {
     }
 }
 
-/// Healthy pools (issue 20.3 controls), 30 dumps each on every interpreter:
+/// Healthy pools (issue 20.3 controls), 100 dumps each on every interpreter:
 /// workers waiting on futures a thread outside the pool completes, a pool
 /// whose nested tasks free workers run, an idle pool. Never a starvation,
 /// never stuck, never a deadlock.
 #[test]
 fn healthy_pools_are_never_starved() {
-    const DUMPS: usize = 30;
+    const DUMPS: usize = 100;
     for case in ["outside", "nested", "idle"] {
         on_every_python(|py| {
             let cmd = python_fixture(&py.path, "healthy_pool.py", &[case]);
