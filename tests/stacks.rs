@@ -223,8 +223,12 @@ fn thousand_threads_are_all_listed() {
         "{:?}",
         functions(w)
     );
-    // The text report lists every thread too (grouped stacks still name each thread).
+    // The text report folds the 1000 idle workers into one entry; with
+    // --all-threads it lists every thread on its own.
     let out = run_lockdump(&["-p", &fx.pid().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1000 threads "), "no folded entry for the 1000 workers:\n{text}");
+    let out = run_lockdump(&["--all-threads", "-p", &fx.pid().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     for (_, tid) in fx_threads(&fx) {
         assert!(
