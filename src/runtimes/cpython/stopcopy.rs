@@ -114,6 +114,11 @@ pub fn copy(prep: &Prepared, mm_tid: i32, threads: &[ThreadSnapshot]) -> Runtime
                     let mut buf = vec![0u8; slots.min(MAX_FRAME_SLOTS_BYTES)];
                     let _ = cached.read_exact(f.localsplus, &mut buf);
                 }
+                // Its threading.Thread and name, through the `self` of its
+                // bootstrap frame: the name as of the stop even when the
+                // registry is caught mid-change and the thread has ended by
+                // the time the analysis runs (seen on 3.13t under load).
+                let _ = naming::name_from_bootstrap(&walker, &state);
                 if let Some(&host) = ns_to_host.get(&state.native_id) {
                     complete.push(host);
                 }
