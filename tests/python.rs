@@ -481,7 +481,17 @@ fn blocked(py: &Interpreter, file: &str) -> Fixture {
 /// A two- or three-thread cycle on Python locks, main joining t1 behind it.
 fn check_cycle_fixture(py: &Interpreter, file: &str, edges: &[Edge], headline: &str) -> String {
     let fx = blocked(py, file);
-    let d = dump(&fx, &[]);
+    // Up to 3 dumps: a waiter caught on its way into the wait (3.14+'s
+    // PyMutex yields and spins before it parks; under load it can be caught
+    // there with its owner not yet attributed) is seen parked by the next.
+    // docs/limits.md ("A lock waiter caught before it parks").
+    let mut d = dump(&fx, &[]);
+    for _ in 0..2 {
+        if d.json["verdict"]["kind"] == "deadlock" && d.json["deadlocks"].as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        d = dump(&fx, &[]);
+    }
     assert_cycle(&d, &fx, file, edges);
     assert_eq!(d.json["verdict"]["headline"], headline);
     assert_main_joins(&d, &fx, file, "t1", true);
