@@ -31,6 +31,11 @@ sid_root=${SID_ROOT:-/opt/sid-root}
 # there, and write their progress files into the tests' scratch directory
 # (target/tmp) under it.
 mirror="$sid_root$root"
+# A mount left from an earlier checkout at the same path (deleted and cloned
+# again) shows the old, deleted directory: replace it.
+if mountpoint -q "$mirror" && [[ ! -d $mirror/fixtures ]]; then
+    umount -l "$mirror" || die "cannot unmount the stale $mirror"
+fi
 if ! mountpoint -q "$mirror"; then
     mkdir -p "$mirror"
     mount --bind "$root" "$mirror" || die "cannot bind-mount $root at $mirror"
