@@ -89,11 +89,13 @@ fn not_dumpable(pid: i32) -> bool {
     let Ok(owner) = std::fs::metadata(format!("/proc/{pid}/stat")).map(|m| m.uid()) else {
         return false;
     };
-    let real = std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
-    });
+    let real = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+        });
     owner == 0 && real.is_some_and(|uid| uid != 0)
 }
 

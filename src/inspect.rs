@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 use crate::error::InspectError;
 use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
-use crate::syscalls::nr;
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
+use crate::syscalls::nr;
 use crate::target::capture::{capture_hooked, CaptureOptions};
 use crate::target::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::unwind::{Unwinder, Walk};
@@ -639,7 +639,6 @@ fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
         (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &workers).is_empty())
     });
 }
-
 
 /// A lock in shared memory waited for by a thread of one inspected process
 /// and owned by a thread of another: the owner's findings only saw its own

@@ -503,7 +503,11 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
     tids.sort_unstable();
     let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
     r.assert_ok("escapes (folded)");
-    let names = concat!(r#""\x1b[31mevil", "\x07\x08\x0d\x7f", "caf"#, '\u{fffd}', r#"", "a\"b\\c""#);
+    let names = concat!(
+        r#""\x1b[31mevil", "\x07\x08\x0d\x7f", "caf"#,
+        '\u{fffd}',
+        r#"", "a\"b\\c""#
+    );
     let line = r
         .stdout
         .lines()
@@ -538,7 +542,11 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
     // names stay escaped); --color never does not.
     let r = run_lockdump(&["-p", &pid.to_string(), "--color", "always"], BOUNDED);
     r.assert_ok("escapes (color)");
-    assert!(r.stdout.contains("\x1b[1;31mFound") || r.stdout.contains("\x1b[1m"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("\x1b[1;31mFound") || r.stdout.contains("\x1b[1m"),
+        "{}",
+        r.stdout
+    );
     for (k, _) in r.stdout.match_indices('\x1b') {
         let code: String = r.stdout[k + 1..].chars().take_while(|c| *c != 'm').collect();
         assert!(
@@ -658,11 +666,18 @@ fn usage_errors_are_one_line_with_a_hint() {
     for (args, want) in cases {
         let out = Command::new(lockdump_bin()).args(args).output().expect("run lockdump");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(out.stdout.is_empty(), "{args:?}: stdout {:?}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.stdout.is_empty(),
+            "{args:?}: stdout {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         assert_eq!(String::from_utf8_lossy(&out.stderr), format!("{want}\n"), "{args:?}");
     }
     // --help still prints the help, on stdout, exit 0.
-    let out = Command::new(lockdump_bin()).arg("--help").output().expect("run lockdump");
+    let out = Command::new(lockdump_bin())
+        .arg("--help")
+        .output()
+        .expect("run lockdump");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: lockdump"));
 }

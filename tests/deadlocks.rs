@@ -789,7 +789,10 @@ fn rwlock_mutex_cycle_with_reader_blocked_behind() {
         },
     ];
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    assert_eq!(run.json["verdict"]["headline"], "Found 1 deadlock (2 threads, 1 mutex, 1 rwlock)");
+    assert_eq!(
+        run.json["verdict"]["headline"],
+        "Found 1 deadlock (2 threads, 1 mutex, 1 rwlock)"
+    );
     let text = lockdump_text(fx.pid());
     assert_eq!(text.code(), Some(1), "{}", text.stderr());
     assert_eq!(
@@ -938,7 +941,11 @@ fn idle_pool_is_folded_beside_a_deadlock() {
     let folded = format!(
         "40 threads \"pool-*\" (TIDs {}) state S, in {call}{}",
         tid_ranges(&pool),
-        if wchan.is_empty() { String::new() } else { format!(" [{wchan}]") }
+        if wchan.is_empty() {
+            String::new()
+        } else {
+            format!(" [{wchan}]")
+        }
     );
 
     let text = lockdump_text(fx.pid());
@@ -952,7 +959,10 @@ fn idle_pool_is_folded_beside_a_deadlock() {
         .unwrap_or_else(|| panic!("no folded entry {folded:?} in:\n{out}"));
     assert!(lines[at + 1].starts_with("    #0 "), "{out}");
     assert!(
-        lines[at..].iter().take_while(|l| !l.is_empty()).any(|l| l.contains(" worker+0x") && l.contains("pool_abba.c:")),
+        lines[at..]
+            .iter()
+            .take_while(|l| !l.is_empty())
+            .any(|l| l.contains(" worker+0x") && l.contains("pool_abba.c:")),
         "the one stack is the workers':\n{out}"
     );
     // The stuck section folds them too.
@@ -1094,7 +1104,10 @@ fn signal_handler_reentering_malloc_is_an_inferred_self_deadlock() {
     let doc = &run.json;
     assert_eq!(run.out.status.code(), Some(1), "{}", doc["verdict"]);
     assert_eq!(doc["verdict"]["kind"], "deadlock");
-    assert_eq!(doc["verdict"]["headline"], "Found 1 deadlock (1 thread, 1 glibc internal lock)");
+    assert_eq!(
+        doc["verdict"]["headline"],
+        "Found 1 deadlock (1 thread, 1 glibc internal lock)"
+    );
     let d = &deadlocks(doc)[0];
     assert_eq!(d["threads"], serde_json::json!([main]), "{d}");
     assert_eq!(d["resource_names"], serde_json::json!(["main_arena"]), "{d}");
@@ -2072,9 +2085,17 @@ fn waiting_behind_a_thread_in_a_socket_read() {
     assert_eq!(wb.len(), 1, "{wb:?}");
     assert_eq!(wb[0]["pid"], pid);
     assert_eq!(wb[0]["tid"], holder);
-    let got: Vec<i64> = wb[0]["waiters"].as_array().unwrap().iter().map(|t| t.as_i64().unwrap()).collect();
+    let got: Vec<i64> = wb[0]["waiters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_i64().unwrap())
+        .collect();
     assert_eq!(got, waiters);
-    assert_eq!(wb[0]["holds"], serde_json::json!([format!("mutex account_lock ({lock:#x})")]));
+    assert_eq!(
+        wb[0]["holds"],
+        serde_json::json!([format!("mutex account_lock ({lock:#x})")])
+    );
     assert_eq!(wb[0]["doing"], doing.as_str());
     assert_eq!(doc["verdict"]["kind"], "no_hang_found");
 

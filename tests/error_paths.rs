@@ -280,12 +280,23 @@ fn frozen_cgroup_stop_times_out_with_the_cause_and_the_way_out() {
     let mut t = busy(&dir, "2");
     let frozen = Freezer::new(&format!("lockdump-test-{}", t.pid), t.pid);
     frozen.set(true);
-    wait_until("every thread frozen (state D)", || health(t.pid).iter().all(|h| h.state == 'D'));
+    wait_until("every thread frozen (state D)", || {
+        health(t.pid).iter().all(|h| h.state == 'D')
+    });
     let r = run_lockdump(&["--stop-timeout", "1", "-p", &t.pid.to_string()], QUICK);
-    r.assert_error("frozen cgroup", &format!("PID {}: timed out after 1 s waiting for threads to stop: thread ", t.pid));
+    r.assert_error(
+        "frozen cgroup",
+        &format!(
+            "PID {}: timed out after 1 s waiting for threads to stop: thread ",
+            t.pid
+        ),
+    );
     let line = r.stderr.trim_end();
     for tid in tids(t.pid) {
-        assert!(line.contains(&format!("thread {tid} state D (uninterruptible sleep)")), "{line}");
+        assert!(
+            line.contains(&format!("thread {tid} state D (uninterruptible sleep)")),
+            "{line}"
+        );
     }
     assert!(line.contains(&frozen.cause()), "{line}\nwant: {}", frozen.cause());
     assert!(

@@ -196,7 +196,10 @@ fn no_thread_that_lived_through_the_capture_is_missed() {
             .filter(|tid| after.binary_search(tid).is_ok() && !reported.contains(&i64::from(**tid)))
             .copied()
             .collect();
-        assert!(missed.is_empty(), "{ctx}: threads alive before and after not reported: {missed:?}");
+        assert!(
+            missed.is_empty(),
+            "{ctx}: threads alive before and after not reported: {missed:?}"
+        );
         assert_unharmed(&mut t, &ctx, 0);
     }
 }

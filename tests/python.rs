@@ -1414,16 +1414,28 @@ fn text_report_of_seed_two_locks_with_on_313t() {
 /// in the anonymous part of libpython's .bss, outside any file mapping.
 #[test]
 fn older_cpython_is_incomplete_with_its_version_named() {
-    let root = std::process::Command::new("pyenv").arg("root").output().expect("pyenv root (the machine image ships pyenv)");
+    let root = std::process::Command::new("pyenv")
+        .arg("root")
+        .output()
+        .expect("pyenv root (the machine image ships pyenv)");
     let root = String::from_utf8_lossy(&root.stdout).trim().to_string();
     for (version, minor) in [("3.8.18", "3.8"), ("3.9.18", "3.9"), ("3.10.13", "3.10")] {
         let python = Path::new(&root).join(format!("versions/{version}/bin/python{minor}"));
-        assert!(python.is_file(), "{} missing: the machine image's pyenv ships it", python.display());
+        assert!(
+            python.is_file(),
+            "{} missing: the machine image's pyenv ships it",
+            python.display()
+        );
         let fx = Fixture::spawn_blocked(python_fixture(&python, "seed_two_locks_with.py", &[]));
         let pid = fx.pid();
         let (t1, t2) = (fx.tid("t1"), fx.tid("t2"));
         let out = run_lockdump(&["--json", "-p", &pid.to_string()]);
-        assert_eq!(out.status.code(), Some(3), "{minor}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(3),
+            "{minor}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
         let v = &doc["verdict"];
         assert_eq!(v["kind"], "incomplete", "{minor}");
@@ -1442,9 +1454,22 @@ fn older_cpython_is_incomplete_with_its_version_named() {
         );
         // The lock waits of t1 and t2 are still shown, from their native stacks.
         for tid in [t1, t2] {
-            let t = doc["threads"].as_array().unwrap().iter().find(|t| t["tid"] == tid).expect("thread");
-            let funcs: Vec<&str> = t["frames"].as_array().unwrap().iter().filter_map(|f| f["function"].as_str()).collect();
-            assert!(funcs.contains(&"PyThread_acquire_lock_timed"), "{minor} {tid}: {funcs:?}");
+            let t = doc["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["tid"] == tid)
+                .expect("thread");
+            let funcs: Vec<&str> = t["frames"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|f| f["function"].as_str())
+                .collect();
+            assert!(
+                funcs.contains(&"PyThread_acquire_lock_timed"),
+                "{minor} {tid}: {funcs:?}"
+            );
             assert!(t["blocked_on"].is_object(), "{minor} {tid}: {}", t["blocked_on"]);
         }
     }

@@ -100,7 +100,15 @@ fn finished_command_passes_its_status_and_output_through() {
 #[test]
 fn the_command_runs_at_normal_priority() {
     let mut cmd = lockdump();
-    cmd.args(["run", "--timeout", "10m", "--", "awk", "{ print $41 }", "/proc/self/stat"]);
+    cmd.args([
+        "run",
+        "--timeout",
+        "10m",
+        "--",
+        "awk",
+        "{ print $41 }",
+        "/proc/self/stat",
+    ]);
     let out = output_within(cmd, TIMEOUT);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n");

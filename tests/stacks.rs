@@ -227,7 +227,10 @@ fn thousand_threads_are_all_listed() {
     // --all-threads it lists every thread on its own.
     let out = run_lockdump(&["-p", &fx.pid().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("1000 threads "), "no folded entry for the 1000 workers:\n{text}");
+    assert!(
+        text.contains("1000 threads "),
+        "no folded entry for the 1000 workers:\n{text}"
+    );
     let out = run_lockdump(&["--all-threads", "-p", &fx.pid().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     for (_, tid) in fx_threads(&fx) {

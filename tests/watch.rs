@@ -84,8 +84,16 @@ fn livelock_on(label: &str) {
     assert_eq!(l["confidence"], "inferred");
     // The loop: from `while self.hungry` to `continue`.
     let first = common::marked_line(&common::python_source("course_livelock.py"), "loop") as u64;
-    let lines: Vec<u64> = l["lines"].as_array().unwrap().iter().filter_map(|x| x.as_u64()).collect();
-    assert!(!lines.is_empty() && lines.iter().all(|&n| (first..=first + 3).contains(&n)), "{lines:?} vs loop at {first}");
+    let lines: Vec<u64> = l["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_u64())
+        .collect();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|&n| (first..=first + 3).contains(&n)),
+        "{lines:?} vs loop at {first}"
+    );
     assert_eq!(l["locks"][0]["name"], "fork");
     assert_eq!(l["locks"][0]["address"].as_u64(), Some(fx.lock("fork")));
     let spinning: BTreeSet<i64> = w["threads"]
@@ -97,7 +105,12 @@ fn livelock_on(label: &str) {
         .collect();
     assert_eq!(spinning, named(&fx, &["Wife", "Husband"]));
     // The main thread joins Wife: seen in that wait for the whole watch.
-    let main = w["threads"].as_array().unwrap().iter().find(|t| t["thread"][1].as_i64() == Some(fx.tid("main") as i64)).unwrap();
+    let main = w["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["thread"][1].as_i64() == Some(fx.tid("main") as i64))
+        .unwrap();
     assert_eq!(main["blocked_whole_watch"], true, "{main:#}");
     assert!(main["blocked_for_ms"].as_u64().unwrap() >= 1400, "{main:#}");
 }
@@ -120,7 +133,11 @@ fn starvation(label: &str, mode: &str, lock: &str, starved: &[&str], favoured: &
         }
     };
     let w = &doc["watch"];
-    assert_eq!((code, doc["verdict"]["kind"].as_str()), (4, Some("starvation")), "{w:#}");
+    assert_eq!(
+        (code, doc["verdict"]["kind"].as_str()),
+        (4, Some("starvation")),
+        "{w:#}"
+    );
     assert_eq!(w["livelocks"].as_array().map(|a| a.len()), Some(0), "{w:#}");
     let s = &w["starvations"][0];
     assert_eq!(w["starvations"].as_array().map(|a| a.len()), Some(1), "{w:#}");
@@ -132,7 +149,10 @@ fn starvation(label: &str, mode: &str, lock: &str, starved: &[&str], favoured: &
     assert_eq!(s["confidence"], "inferred");
     assert!(s["waited_ms"].as_u64().unwrap() >= 1400, "{s:#}");
     let headline = doc["verdict"]["headline"].as_str().unwrap();
-    assert!(headline.starts_with(&format!("Starvation: {} threads waited", starved.len())), "{headline}");
+    assert!(
+        headline.starts_with(&format!("Starvation: {} threads waited", starved.len())),
+        "{headline}"
+    );
     assert!(headline.contains(&format!("Python Lock {lock} (")), "{headline}");
 }
 
@@ -189,17 +209,26 @@ fn stays_quiet(fx: &Fixture, w: &str) {
 
 #[test]
 fn healthy_cpu_pool_is_never_a_livelock() {
-    stays_quiet(&Fixture::spawn(python_fixture(&python_313(), "healthy_cpu_pool.py", &[])), "1");
+    stays_quiet(
+        &Fixture::spawn(python_fixture(&python_313(), "healthy_cpu_pool.py", &[])),
+        "1",
+    );
 }
 
 #[test]
 fn polling_a_flag_that_gets_set_is_never_a_livelock() {
-    stays_quiet(&Fixture::spawn(python_fixture(&python_313(), "healthy_poll_flag.py", &[])), "1");
+    stays_quiet(
+        &Fixture::spawn(python_fixture(&python_313(), "healthy_poll_flag.py", &[])),
+        "1",
+    );
 }
 
 #[test]
 fn a_lock_handed_between_threads_is_never_starvation() {
-    stays_quiet(&Fixture::spawn(python_fixture(&python_313(), "healthy_fair_lock.py", &[])), "1");
+    stays_quiet(
+        &Fixture::spawn(python_fixture(&python_313(), "healthy_fair_lock.py", &[])),
+        "1",
+    );
 }
 
 #[test]
@@ -213,7 +242,11 @@ fn an_rwlock_whose_writer_gets_its_turn_is_never_starvation() {
     stays_quiet(&fx, "1");
     // The control is one: the writer did get the lock, many times.
     let after = writes();
-    assert!(after >= before + 100, "writer took `shared` {} times over 30 watches", after - before);
+    assert!(
+        after >= before + 100,
+        "writer took `shared` {} times over 30 watches",
+        after - before
+    );
 }
 
 /// A default (reader-preferring) glibc rwlock read-locked without a break by
@@ -224,7 +257,11 @@ fn rwlock_readers_starve_the_writer() {
     fx.wait_blocked(&[fx.tid("writer"), fx.tid("main")]);
     let (code, doc) = watch_json(&fx, "1.5");
     let w = &doc["watch"];
-    assert_eq!((code, doc["verdict"]["kind"].as_str()), (4, Some("starvation")), "{w:#}");
+    assert_eq!(
+        (code, doc["verdict"]["kind"].as_str()),
+        (4, Some("starvation")),
+        "{w:#}"
+    );
     assert_eq!(doc["verdict"]["exit_code"], 4);
     assert_eq!(w["livelocks"].as_array().map(|a| a.len()), Some(0), "{w:#}");
     assert_eq!(w["starvations"].as_array().map(|a| a.len()), Some(1), "{w:#}");
@@ -279,7 +316,11 @@ fn spin_wait(mode: &str) {
     fx.wait_blocked(&[fx.tid("main")]);
     let (code, doc) = watch_json(&fx, "1.5");
     let w = &doc["watch"];
-    assert_eq!((code, doc["verdict"]["kind"].as_str()), (0, Some("no_hang_found")), "{w:#}");
+    assert_eq!(
+        (code, doc["verdict"]["kind"].as_str()),
+        (0, Some("no_hang_found")),
+        "{w:#}"
+    );
     assert_eq!(w["livelocks"].as_array().map(|a| a.len()), Some(0), "{w:#}");
     assert_eq!(w["starvations"].as_array().map(|a| a.len()), Some(0), "{w:#}");
     let spinning: BTreeSet<i64> = w["threads"]
@@ -294,7 +335,10 @@ fn spin_wait(mode: &str) {
     // It ran: CPU time in every stretch (a yield loop on a loaded machine
     // may use under 3% of a CPU: it is spinning because it never slept).
     assert!(spinner["cpu_ms"].as_u64().unwrap() > 0, "{spinner:#}");
-    assert!(spinner["longest_without_cpu_ms"].as_u64().unwrap() <= 300, "{spinner:#}");
+    assert!(
+        spinner["longest_without_cpu_ms"].as_u64().unwrap() <= 300,
+        "{spinner:#}"
+    );
     let yields = spinner["backoff"]
         .as_array()
         .unwrap()
@@ -305,11 +349,20 @@ fn spin_wait(mode: &str) {
     let main = thread(w, fx.tid("main"));
     assert_eq!(main["blocked_whole_watch"], true, "{main:#}");
     assert_eq!(main["spinning"], false, "{main:#}");
-    let places: Vec<&str> = spinner["places"].as_array().unwrap().iter().filter_map(|p| p["at"].as_str()).collect();
+    let places: Vec<&str> = spinner["places"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["at"].as_str())
+        .collect();
     // Where: native code is not located without a stop. A sched_yield
     // returns within microseconds, so the 25 ms samples rarely catch the
     // yield loop inside it (docs/limits.md): "running" must be the main place.
-    assert_eq!(places.first(), Some(&"running (native code: not located without a stop)"), "{spinner:#}");
+    assert_eq!(
+        places.first(),
+        Some(&"running (native code: not located without a stop)"),
+        "{spinner:#}"
+    );
     if mode == "busy" {
         assert_eq!(places.len(), 1, "{spinner:#}");
         assert_eq!(yields, 0, "{spinner:#}");
@@ -319,8 +372,14 @@ fn spin_wait(mode: &str) {
     let out = run_lockdump(&["-p", &pid, "--watch", "1"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    let line = text.lines().find(|l| l.contains("Spinning:")).unwrap_or_else(|| panic!("{text}"));
-    assert!(line.contains(&fx.tid("spinner").to_string()) && line.contains("spinner"), "{line}");
+    let line = text
+        .lines()
+        .find(|l| l.contains("Spinning:"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&fx.tid("spinner").to_string()) && line.contains("spinner"),
+        "{line}"
+    );
 }
 
 #[test]
@@ -340,14 +399,21 @@ fn c_busy_spin_wait_is_spinning() {
 /// before every reader row, the reverse of TID order.
 #[test]
 fn summary_table_is_sorted_by_blocked_for() {
-    let fx = Fixture::spawn(python_fixture(&python_313(), "course_readers_writers.py", &["reader_preference"]));
+    let fx = Fixture::spawn(python_fixture(
+        &python_313(),
+        "course_readers_writers.py",
+        &["reader_preference"],
+    ));
     let writers: Vec<i32> = WRITERS.iter().map(|n| fx.tid(n)).collect();
     fx.wait_blocked(&writers);
     let pid = fx.pid().to_string();
     let out = run_lockdump(&["-p", &pid, "--watch", "1", "--color", "never"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{text}");
-    let header = text.lines().find(|l| l.contains("waits for") && l.contains("held by")).unwrap_or_else(|| panic!("{text}"));
+    let header = text
+        .lines()
+        .find(|l| l.contains("waits for") && l.contains("held by"))
+        .unwrap_or_else(|| panic!("{text}"));
     assert!(header.contains("blocked for"), "{header}");
     // Rows of the summary table, in order: (TID, last cell).
     let rows: Vec<(i32, String)> = text
@@ -356,7 +422,12 @@ fn summary_table_is_sorted_by_blocked_for() {
         .skip(1)
         .take_while(|l| !l.starts_with('└'))
         .filter_map(|l| {
-            let cells: Vec<&str> = l.trim_matches('│').split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+            let cells: Vec<&str> = l
+                .trim_matches('│')
+                .split("   ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
             Some((cells.first()?.parse().ok()?, cells.last()?.to_string()))
         })
         .collect();

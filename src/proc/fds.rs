@@ -36,7 +36,11 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
 
 /// A socket from the process's own network namespace tables.
 fn socket(p: &Process, pid: i32, inode: u64) -> Option<String> {
-    let tcp = p.tcp().unwrap_or_default().into_iter().chain(p.tcp6().unwrap_or_default());
+    let tcp = p
+        .tcp()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(p.tcp6().unwrap_or_default());
     let tcp: Vec<_> = tcp.collect();
     if let Some(e) = tcp.iter().find(|e| e.inode == inode) {
         // The other end on this machine: the entry with the addresses swapped.
@@ -53,7 +57,11 @@ fn socket(p: &Process, pid: i32, inode: u64) -> Option<String> {
             other_end(&peer)
         ));
     }
-    let udp = p.udp().unwrap_or_default().into_iter().chain(p.udp6().unwrap_or_default());
+    let udp = p
+        .udp()
+        .unwrap_or_default()
+        .into_iter()
+        .chain(p.udp6().unwrap_or_default());
     if let Some(e) = udp.into_iter().find(|e| e.inode == inode) {
         return Some(format!("UDP {} -> {}", e.local_address, e.remote_address));
     }

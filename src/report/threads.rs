@@ -167,13 +167,23 @@ fn foldable(ins: &Inspection, i: usize, verdict: &Verdict) -> bool {
 
 /// What folded threads share: the stack (PCs and functions), the state,
 /// the call they are in, and what they wait for (kind and address).
-type FoldKey<'a> = (Vec<(u64, Option<&'a str>)>, char, Option<i64>, Option<(ResourceKind, u64)>, Option<&'a str>);
+type FoldKey<'a> = (
+    Vec<(u64, Option<&'a str>)>,
+    char,
+    Option<i64>,
+    Option<(ResourceKind, u64)>,
+    Option<&'a str>,
+);
 
 fn fold_key<'a>(ins: &'a Inspection, i: usize) -> FoldKey<'a> {
     let t = &ins.snapshot.threads[i];
     let f = &ins.findings[i];
     (
-        ins.stacks[i].frames.iter().map(|f| (f.pc, f.function.as_deref())).collect(),
+        ins.stacks[i]
+            .frames
+            .iter()
+            .map(|f| (f.pc, f.function.as_deref()))
+            .collect(),
         t.state,
         t.syscall.as_ref().map(|s| s.nr),
         f.wait.as_ref().map(|w| (w.resource.kind, w.resource.address)),
@@ -254,7 +264,10 @@ fn folded_header(ins: &Inspection, members: &[usize], style: &Style) -> String {
         name_pattern(&names),
         tid_ranges(&tids)
     );
-    if members.iter().any(|&i| threads[i].ns_tid != threads[i].tid && threads[i].ns_tid > 0) {
+    if members
+        .iter()
+        .any(|&i| threads[i].ns_tid != threads[i].tid && threads[i].ns_tid > 0)
+    {
         let ns: Vec<i32> = members.iter().map(|&i| threads[i].ns_tid).collect();
         let _ = write!(s, " (ns TIDs {})", tid_ranges(&ns));
     }
@@ -276,7 +289,9 @@ fn folded_header(ins: &Inspection, members: &[usize], style: &Style) -> String {
         if same {
             let _ = write!(s, ", in {text}");
         } else {
-            let name = syscalls::name(sys.nr).map(str::to_string).unwrap_or_else(|| format!("syscall {}", sys.nr));
+            let name = syscalls::name(sys.nr)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("syscall {}", sys.nr));
             let _ = write!(s, ", in {name}(…)");
         }
     }
@@ -351,7 +366,10 @@ mod tests {
 
     #[test]
     fn tids_fold_into_ranges() {
-        assert_eq!(tid_ranges(&[103, 101, 102, 105, 107, 108, 109, 110]), "101–103, 105, 107–110");
+        assert_eq!(
+            tid_ranges(&[103, 101, 102, 105, 107, 108, 109, 110]),
+            "101–103, 105, 107–110"
+        );
         assert_eq!(tid_ranges(&[5, 6]), "5, 6");
         assert_eq!(tid_ranges(&[9]), "9");
     }

@@ -476,7 +476,10 @@ fn waiting_behind_section(v: &Verdict, idx: &Index, style: &Style) -> String {
             if n == 1 { "s" } else { "" },
             locks.join(", "),
             waiters.join(", "),
-            w.doing.as_deref().map(|d| format!("; it {}", clean(d))).unwrap_or_default()
+            w.doing
+                .as_deref()
+                .map(|d| format!("; it {}", clean(d)))
+                .unwrap_or_default()
         );
     }
     if !out.is_empty() {
@@ -699,7 +702,11 @@ fn summary_table(inspections: &[Inspection], v: &Verdict, idx: &Index, style: &S
             let blocked_ms = seen.and_then(|t| t.blocked_for_ms).unwrap_or(0);
             let blocked_for = match seen {
                 Some(t) if t.blocked_for_ms.is_some() => {
-                    format!("{}{:.1} s", if t.blocked_whole_watch { "≥ " } else { "" }, blocked_ms as f64 / 1000.0)
+                    format!(
+                        "{}{:.1} s",
+                        if t.blocked_whole_watch { "≥ " } else { "" },
+                        blocked_ms as f64 / 1000.0
+                    )
                 }
                 _ => String::new(),
             };
@@ -727,7 +734,15 @@ fn summary_table(inspections: &[Inspection], v: &Verdict, idx: &Index, style: &S
             std::cmp::Reverse(r.blocked_ms),
         )
     });
-    let key = |r: &Row| (r.id.0, r.what.clone(), r.owner.clone(), r.conf, r.site.clone() + &r.blocked_for);
+    let key = |r: &Row| {
+        (
+            r.id.0,
+            r.what.clone(),
+            r.owner.clone(),
+            r.conf,
+            r.site.clone() + &r.blocked_for,
+        )
+    };
     let mut count: HashMap<(i32, String, String, &str, String), Vec<usize>> = HashMap::new();
     if !style.all_threads {
         for (k, r) in rows.iter().enumerate().filter(|(_, r)| r.foldable) {
@@ -741,7 +756,10 @@ fn summary_table(inspections: &[Inspection], v: &Verdict, idx: &Index, style: &S
             Some(m) if m[0] != k => continue,
             Some(m) => {
                 let names: Vec<&str> = m.iter().map(|&j| rows[j].name.as_str()).collect();
-                (format!("{} threads", m.len()), super::threads::name_pattern_with(&names, false))
+                (
+                    format!("{} threads", m.len()),
+                    super::threads::name_pattern_with(&names, false),
+                )
             }
             None => (r.id.1.to_string(), super::style::escape_name(&r.name)),
         };

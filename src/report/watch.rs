@@ -90,7 +90,11 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
             list(&s.waiters),
             secs(s.waited_ms),
             resource_label(&s.resource),
-            if s.kept_by.is_empty() { "other threads".to_string() } else { list(&s.kept_by) },
+            if s.kept_by.is_empty() {
+                "other threads".to_string()
+            } else {
+                list(&s.kept_by)
+            },
             format!("{:?}", s.confidence).to_lowercase()
         );
         let _ = writeln!(out, "      {}", clean(&s.evidence));
@@ -119,7 +123,11 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
     }
     // GIL waits last 5 ms at a time by design: not a wait worth timing.
     for t in &w.threads {
-        let Some(r) = t.waits_for.as_ref().filter(|r| r.kind != crate::runtimes::ResourceKind::Gil) else {
+        let Some(r) = t
+            .waits_for
+            .as_ref()
+            .filter(|r| r.kind != crate::runtimes::ResourceKind::Gil)
+        else {
             continue;
         };
         let ms = t.blocked_for_ms.unwrap_or(0);
@@ -132,7 +140,12 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
         } else {
             format!("left its wait after {}", secs(ms))
         };
-        let _ = writeln!(out, "  Blocked for: {} on {}: {how}", idx.short(t.thread), resource_label(r));
+        let _ = writeln!(
+            out,
+            "  Blocked for: {} on {}: {how}",
+            idx.short(t.thread),
+            resource_label(r)
+        );
     }
     out.push('\n');
     out

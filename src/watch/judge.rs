@@ -93,7 +93,10 @@ pub fn threads(p: &ProcessSamples) -> Vec<ThreadWatch> {
             .iter()
             .filter_map(|s| s.threads.iter().find(|t| t.tid == tid).map(|t| (s.at_ms, t)))
             .collect();
-        let (cpu_first, cpu_last) = (seen.first().and_then(|s| s.1.cpu_ns), seen.last().and_then(|s| s.1.cpu_ns));
+        let (cpu_first, cpu_last) = (
+            seen.first().and_then(|s| s.1.cpu_ns),
+            seen.last().and_then(|s| s.1.cpu_ns),
+        );
         let cpu_ms = match (cpu_first, cpu_last) {
             (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e6,
             _ => 0.0,
@@ -141,7 +144,9 @@ pub fn threads(p: &ProcessSamples) -> Vec<ThreadWatch> {
                     short_file(&py.file),
                     py.line.map(|l| l.to_string()).unwrap_or_else(|| "?".into())
                 ),
-                (None, Some(SyscallLine::InSyscall { nr, .. })) => format!("in {}", crate::syscalls::name(*nr).unwrap_or("a system call")),
+                (None, Some(SyscallLine::InSyscall { nr, .. })) => {
+                    format!("in {}", crate::syscalls::name(*nr).unwrap_or("a system call"))
+                }
                 (None, _) => "running (native code: not located without a stop)".into(),
             };
             *hist.entry(at).or_default() += 1;
@@ -229,7 +234,9 @@ pub fn livelocks(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Livelock> {
     let mut groups: BTreeMap<u64, (String, String, Vec<i32>, BTreeSet<u32>)> = BTreeMap::new();
     for t in threads.iter().filter(|t| t.spinning) {
         if let Some((code, function, file, lines)) = region(p, t.thread.1) {
-            let g = groups.entry(code).or_insert_with(|| (function, file, Vec::new(), BTreeSet::new()));
+            let g = groups
+                .entry(code)
+                .or_insert_with(|| (function, file, Vec::new(), BTreeSet::new()));
             g.2.push(t.thread.1);
             g.3.extend(lines);
         }
@@ -253,7 +260,11 @@ pub fn livelocks(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Livelock> {
                 .filter_map(|s| s.locks.get(k))
                 .map(|l| (l.word, l.held))
                 .collect();
-            let read = p.samples.iter().filter(|s| s.locks.get(k).is_some_and(|l| l.word.is_some())).count();
+            let read = p
+                .samples
+                .iter()
+                .filter(|s| s.locks.get(k).is_some_and(|l| l.word.is_some()))
+                .count();
             if states.len() != 1 || read * 2 < p.samples.len() {
                 all_still = false;
                 break;
@@ -313,7 +324,9 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
         if !w.resource.kind.has_owner() || matches!(w.resource.kind, ResourceKind::Gil | ResourceKind::Thread) {
             continue;
         }
-        let Some(tw) = threads.iter().find(|t| t.thread.1 == w.tid) else { continue };
+        let Some(tw) = threads.iter().find(|t| t.thread.1 == w.tid) else {
+            continue;
+        };
         if !tw.blocked_whole_watch {
             continue;
         }
@@ -338,7 +351,11 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             .filter(|t| !waiters.contains(&t.thread.1) && t.cpu_ms > 0)
             .map(|t| t.thread.1)
             .collect();
-        let name = w.resource.name.as_deref().map(|n| n.rsplit('.').next().unwrap_or(n).to_string());
+        let name = w
+            .resource
+            .name
+            .as_deref()
+            .map(|n| n.rsplit('.').next().unwrap_or(n).to_string());
         let users: Vec<i32> = match &name {
             Some(name) => others_ran
                 .iter()
@@ -352,11 +369,23 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             let tids: Vec<i32> = owners.iter().filter_map(|&o| i32::try_from(o).ok()).collect();
             (
                 Confidence::Exact,
-                format!("held at all {n} samples; its owner field changed {} times ({} owners: {})", owners.len() - 1, owners.len(), list.join(", ")),
-                if w.resource.kind == ResourceKind::PyRLock { users.clone() } else { tids },
+                format!(
+                    "held at all {n} samples; its owner field changed {} times ({} owners: {})",
+                    owners.len() - 1,
+                    owners.len(),
+                    list.join(", ")
+                ),
+                if w.resource.kind == ResourceKind::PyRLock {
+                    users.clone()
+                } else {
+                    tids
+                },
             )
         } else if readers.iter().all(|&r| r > 0) && readers.len() >= 2 {
-            let (lo, hi) = (readers.first().copied().unwrap_or(0), readers.last().copied().unwrap_or(0));
+            let (lo, hi) = (
+                readers.first().copied().unwrap_or(0),
+                readers.last().copied().unwrap_or(0),
+            );
             (
                 Confidence::Exact,
                 format!(
@@ -371,7 +400,11 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
                 Confidence::Exact,
                 format!(
                     "held at all {n} samples while other waiters came and went (threads {})",
-                    came_and_went.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+                    came_and_went
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 came_and_went.iter().copied().collect(),
             )
@@ -389,7 +422,10 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             continue; // held throughout, but nothing shows that it changed hands
         };
         let waited_ms = tw.blocked_for_ms.unwrap_or(0);
-        match out.iter_mut().find(|s| s.resource.address == w.resource.address && s.resource.pid == w.resource.pid) {
+        match out
+            .iter_mut()
+            .find(|s| s.resource.address == w.resource.address && s.resource.pid == w.resource.pid)
+        {
             Some(s) => {
                 s.waiters.push((p.pid, w.tid));
                 s.waited_ms = s.waited_ms.min(waited_ms);
@@ -462,7 +498,11 @@ mod tests {
     #[test]
     fn a_thread_with_little_cpu_that_sleeps_is_not_spinning() {
         // Same CPU, but asleep at most samples (a poller between its looks).
-        assert!(!spinning(&samples(60, |k| k as u64 * 20_000, |k| if k % 4 == 0 { 'R' } else { 'S' })));
+        assert!(!spinning(&samples(
+            60,
+            |k| k as u64 * 20_000,
+            |k| if k % 4 == 0 { 'R' } else { 'S' }
+        )));
     }
 
     #[test]

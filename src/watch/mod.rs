@@ -142,7 +142,11 @@ pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration
         }
         let next = t0 + EVERY * looks as u32;
         let now = Instant::now();
-        std::thread::sleep(if next > now { next - now } else { Duration::from_millis(1) });
+        std::thread::sleep(if next > now {
+            next - now
+        } else {
+            Duration::from_millis(1)
+        });
     }
     let mut w = Watched {
         asked_ms: duration.as_millis() as u64,
@@ -204,7 +208,10 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) 
     let snap = &ins.snapshot;
     let mut locks: Vec<WatchedLock> = Vec::new();
     let mut add = |r: &Resource| -> usize {
-        match locks.iter().position(|l| l.resource.address == r.address && l.resource.pid == r.pid) {
+        match locks
+            .iter()
+            .position(|l| l.resource.address == r.address && l.resource.pid == r.pid)
+        {
             Some(k) => k,
             None => {
                 locks.push(WatchedLock {
@@ -222,7 +229,9 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) 
                 add(&h.resource);
             }
         }
-        let (Some(w), Some(sys)) = (&f.wait, t.syscall) else { continue };
+        let (Some(w), Some(sys)) = (&f.wait, t.syscall) else {
+            continue;
+        };
         let lock = (w.resource.pid == snap.pid && w.resource.kind.has_owner()).then(|| add(&w.resource));
         waits.push(CapturedWait {
             tid: t.tid,

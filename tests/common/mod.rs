@@ -74,7 +74,9 @@ pub fn lockdump_bin() -> PathBuf {
             assert!(p.is_file(), "LOCKDUMP_BIN={} is not a file", p.display());
             p
         }
-        _ => std::env::var_os("LOCKDUMP_TEST_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockdump"))),
+        _ => std::env::var_os("LOCKDUMP_TEST_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_lockdump"))),
     }
 }
 

@@ -79,7 +79,10 @@ pub fn verified_thread(
     native_id: i32,
 ) -> Option<ThreadObject> {
     let t = registry.get(&ident)?;
-    let nid = walker.obj.attr(t.object, "_native_id").and_then(|n| walker.obj.int(n).ok())?;
+    let nid = walker
+        .obj
+        .attr(t.object, "_native_id")
+        .and_then(|n| walker.obj.int(n).ok())?;
     (nid == i128::from(native_id) && native_id != 0).then(|| t.clone())
 }
 
