@@ -12,7 +12,6 @@ use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
-use crate::syscalls::nr;
 use crate::target::capture::{capture_hooked, CaptureOptions};
 use crate::target::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::unwind::{Unwinder, Walk};
@@ -577,27 +576,6 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     v
 }
 
-/// Calls whose first argument is the fd they wait on.
-const FD_CALLS: &[i64] = &[
-    nr::READ,
-    nr::WRITE,
-    nr::PREAD64,
-    nr::PWRITE64,
-    nr::READV,
-    nr::WRITEV,
-    nr::CONNECT,
-    nr::ACCEPT,
-    nr::ACCEPT4,
-    nr::SENDTO,
-    nr::RECVFROM,
-    nr::SENDMSG,
-    nr::RECVMSG,
-    nr::RECVMMSG,
-    nr::SENDMMSG,
-    nr::FLOCK,
-    nr::FCNTL,
-];
-
 /// What each thread others wait behind is doing, with the fd it waits on
 /// described (a socket by its addresses and the process at the other end).
 fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
@@ -614,10 +592,8 @@ fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
             (_, true) => "is running (on a CPU, or runnable)".to_string(),
             (Some(sys), _) => {
                 let mut s = format!("is in {}", crate::syscalls::describe(sys));
-                if FD_CALLS.contains(&sys.nr) {
-                    if let Some(fd) = proc::fds::describe(pid, sys.args[0] as i32) {
-                        s.push_str(&format!(" — {fd}"));
-                    }
+                if let Some(fd) = crate::syscalls::waited_fd(sys).and_then(|fd| proc::fds::describe(pid, fd)) {
+                    s.push_str(&format!(" — {fd}"));
                 }
                 s
             }

@@ -538,46 +538,7 @@ pub fn describe(sys: &SyscallState) -> String {
     match sys.nr {
         nr::FCNTL if a[1] == F_SETLKW || a[1] == F_OFD_SETLKW => format!("{name}(fd {fd}, F_SETLKW)"),
         nr::FCNTL => format!("{name}(fd {fd}, cmd {})", a[1]),
-        nr::READ
-        | nr::WRITE
-        | nr::CLOSE
-        | nr::FSTAT
-        | nr::LSEEK
-        | nr::IOCTL
-        | nr::PREAD64
-        | nr::PWRITE64
-        | nr::READV
-        | nr::WRITEV
-        | nr::PREADV
-        | nr::PWRITEV
-        | nr::PREADV2
-        | nr::PWRITEV2
-        | nr::SENDFILE
-        | nr::CONNECT
-        | nr::ACCEPT
-        | nr::ACCEPT4
-        | nr::SENDTO
-        | nr::RECVFROM
-        | nr::SENDMSG
-        | nr::RECVMSG
-        | nr::SENDMMSG
-        | nr::RECVMMSG
-        | nr::SHUTDOWN
-        | nr::BIND
-        | nr::LISTEN
-        | nr::FLOCK
-        | nr::FSYNC
-        | nr::FDATASYNC
-        | nr::FTRUNCATE
-        | nr::FALLOCATE
-        | nr::SYNC_FILE_RANGE
-        | nr::GETDENTS64
-        | nr::SPLICE
-        | nr::TEE
-        | nr::IO_URING_ENTER
-        | nr::EPOLL_WAIT
-        | nr::EPOLL_PWAIT
-        | nr::EPOLL_PWAIT2 => format!("{name}(fd {fd})"),
+        n if takes_fd_first(n) => format!("{name}(fd {fd})"),
         nr::POLL | nr::PPOLL => format!("{name}({} fds)", a[1]),
         nr::FUTEX_WAITV => format!("{name}({} futexes)", a[1]),
         nr::WAIT4 => format!("{name}(pid {fd})"),
@@ -595,6 +556,60 @@ pub fn describe(sys: &SyscallState) -> String {
         | nr::SCHED_YIELD => name.to_string(),
         _ => format!("{name}({:#x}, {:#x}, {:#x})", a[0], a[1], a[2]),
     }
+}
+
+/// Calls whose first argument is the file descriptor they work on (and,
+/// when they block, wait on).
+fn takes_fd_first(n: i64) -> bool {
+    matches!(
+        n,
+        nr::READ
+            | nr::WRITE
+            | nr::CLOSE
+            | nr::FSTAT
+            | nr::LSEEK
+            | nr::IOCTL
+            | nr::PREAD64
+            | nr::PWRITE64
+            | nr::READV
+            | nr::WRITEV
+            | nr::PREADV
+            | nr::PWRITEV
+            | nr::PREADV2
+            | nr::PWRITEV2
+            | nr::SENDFILE
+            | nr::CONNECT
+            | nr::ACCEPT
+            | nr::ACCEPT4
+            | nr::SENDTO
+            | nr::RECVFROM
+            | nr::SENDMSG
+            | nr::RECVMSG
+            | nr::SENDMMSG
+            | nr::RECVMMSG
+            | nr::SHUTDOWN
+            | nr::BIND
+            | nr::LISTEN
+            | nr::FLOCK
+            | nr::FSYNC
+            | nr::FDATASYNC
+            | nr::FTRUNCATE
+            | nr::FALLOCATE
+            | nr::SYNC_FILE_RANGE
+            | nr::GETDENTS64
+            | nr::SPLICE
+            | nr::TEE
+            | nr::IO_URING_ENTER
+            | nr::EPOLL_WAIT
+            | nr::EPOLL_PWAIT
+            | nr::EPOLL_PWAIT2
+    )
+}
+
+/// The fd a thread's call waits on, for the calls [`describe`] shows as
+/// `name(fd N)` (and `fcntl`'s record locks).
+pub fn waited_fd(sys: &SyscallState) -> Option<i32> {
+    (!sys.restarted && (takes_fd_first(sys.nr) || sys.nr == nr::FCNTL)).then_some(sys.args[0] as i64 as i32)
 }
 
 #[cfg(test)]
