@@ -20,8 +20,10 @@ use serde::Serialize;
 use crate::runtimes::{Confidence, Resource, ThreadFindings};
 
 mod asleep;
+pub mod awaits;
 pub mod pools;
 pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
+pub use awaits::{await_cycles, AwaitCycle};
 pub use pools::{starvations, PoolStarvation};
 
 /// A thread: (PID, host TID).
@@ -152,6 +154,9 @@ pub struct Verdict {
     /// could run ([`pools`]): deadlocks through a pool. Filled by the
     /// pipeline ([`starvations`], then confirmed) before [`settle`].
     pub pool_starvations: Vec<PoolStarvation>,
+    /// asyncio tasks that await each other in a cycle ([`awaits`]): deadlocks
+    /// among tasks. Filled by the pipeline.
+    pub await_cycles: Vec<AwaitCycle>,
 }
 
 /// One thread under the "asleep for good" rule ([`asleep_for_good`]).
@@ -230,6 +235,8 @@ pub enum Part {
     /// Locks of the Rust `parking_lot` crate: waiters queue in its global
     /// hash table and no owner is recorded.
     ParkingLot,
+    /// asyncio tasks: what each awaits and which asyncio locks it holds.
+    Asyncio,
 }
 
 impl Part {
@@ -239,6 +246,7 @@ impl Part {
             Part::Python => "Python stacks and locks",
             Part::Go => "Go goroutines and their locks",
             Part::ParkingLot => "parking_lot locks",
+            Part::Asyncio => "asyncio tasks",
         }
     }
 }
@@ -269,7 +277,7 @@ pub enum VerdictKind {
 
 impl Verdict {
     pub fn kind(&self) -> VerdictKind {
-        if !self.deadlocks.is_empty() || !self.pool_starvations.is_empty() {
+        if !self.deadlocks.is_empty() || !self.pool_starvations.is_empty() || !self.await_cycles.is_empty() {
             VerdictKind::Deadlock
         } else if !self.stuck.is_empty() {
             VerdictKind::Stuck
@@ -530,6 +538,7 @@ impl WaitGraph {
             breaks_by_timeout_ms: Vec::new(),
             watch: None,
             pool_starvations: Vec::new(),
+            await_cycles: Vec::new(),
             deadlocks,
             blocked_behind,
             orphaned,
@@ -618,7 +627,7 @@ fn scc(adj: &[Vec<usize>], allowed: &dyn Fn(usize) -> bool) -> Vec<Option<usize>
 /// `cap_edges` edges in total. Vertices are
 /// numbered in sorted thread order, so each cycle starts at its least vertex.
 /// Returns the cycles and whether the cap cut the enumeration short.
-fn elementary_cycles(adj: &[Vec<usize>], cap: usize, cap_edges: usize) -> (Vec<Vec<usize>>, bool) {
+pub(crate) fn elementary_cycles(adj: &[Vec<usize>], cap: usize, cap_edges: usize) -> (Vec<Vec<usize>>, bool) {
     let n = adj.len();
     let mut out = Vec::new();
     let mut total_edges = 0usize;

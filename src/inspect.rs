@@ -61,6 +61,8 @@ pub struct Inspection {
     pub signals: SignalWayOut,
     /// Its thread pools (CPython ThreadPoolExecutors with live workers).
     pub pools: Vec<crate::runtimes::TaskPool>,
+    /// Its asyncio event loops and tasks (CPython 3.14+), if it runs any.
+    pub asyncio: Option<crate::runtimes::cpython::asyncio::AsyncioState>,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
 }
@@ -286,8 +288,17 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         &findings,
     ));
     let pools = python.as_ref().map(|p| p.pools.clone()).unwrap_or_default();
+    let asyncio = python.as_ref().and_then(|p| p.asyncio.clone());
+    if let Some(why) = asyncio.as_ref().and_then(|a| a.not_examined.clone()) {
+        unexamined.push(Unexamined {
+            pid: snapshot.pid,
+            part: Part::Asyncio,
+            why,
+        });
+    }
     Inspection {
         pools,
+        asyncio,
         analysis_time: started.elapsed(),
         snapshot,
         stacks,
@@ -567,6 +578,11 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
                 .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
         })
     };
+    v.await_cycles = graph::await_cycles(
+        inspections
+            .iter()
+            .filter_map(|ins| ins.asyncio.as_ref().map(|a| (ins.snapshot.pid, a))),
+    );
     v.pool_starvations = graph::starvations(&facts, threads());
     confirm_starvations(inspections, &mut v);
     graph::settle(&mut v, threads(), &facts);

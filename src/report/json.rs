@@ -8,7 +8,7 @@ use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
 use crate::syscalls;
 
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Serialize)]
 pub struct Syscall {
@@ -182,6 +182,8 @@ pub struct Process<'a> {
     pub tracer: Option<TracerJson<'a>>,
     /// The main thread (TID `pid`) called pthread_exit; it is not in `threads`.
     pub leader_exited: bool,
+    /// Its asyncio event loops and tasks (schema 5; null when it runs none).
+    pub asyncio: Option<super::asyncio::JsonAsyncio>,
 }
 
 #[derive(Serialize)]
@@ -277,5 +279,6 @@ pub fn process(ins: &Inspection) -> Process<'_> {
             name: &t.name,
         }),
         leader_exited: s.leader_exited,
+        asyncio: super::asyncio::json_process(ins.asyncio.as_ref()),
     }
 }

@@ -1,5 +1,6 @@
 //! Output: the human report and the versioned JSON document.
 
+pub mod asyncio;
 pub mod json;
 pub mod picture;
 pub mod pools;
@@ -182,6 +183,10 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
         }
         out.push('\n');
         out.push_str(&threads::all_threads(ins, verdict, style));
+        if let Some(a) = &ins.asyncio {
+            out.push_str(&asyncio::tasks_section(ins.snapshot.pid, a, style));
+            out.push('\n');
+        }
     }
     for ins in inspections {
         let _ = writeln!(out, "{}", style.dim(&process_footer(ins)));

@@ -174,9 +174,14 @@ fn short_path(p: &str) -> &str {
 
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
 pub fn headline(v: &Verdict, style: &Style) -> String {
-    if !v.pool_starvations.is_empty() {
-        let pools: Vec<String> = v.pool_starvations.iter().map(super::pools::headline_part).collect();
-        let n = v.pool_starvations.len() + v.deadlocks.len();
+    if !v.pool_starvations.is_empty() || !v.await_cycles.is_empty() {
+        let pools: Vec<String> = v
+            .pool_starvations
+            .iter()
+            .map(super::pools::headline_part)
+            .chain(super::asyncio::headline_part(v))
+            .collect();
+        let n = v.pool_starvations.len() + v.deadlocks.len() + v.await_cycles.len();
         let cycles = if v.deadlocks.is_empty() {
             String::new()
         } else {
@@ -561,6 +566,11 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
         out.push_str(&super::pools::section(v.deadlocks.len() + k + 1, p, &idx, style));
         out.push('\n');
     }
+    for (k, c) in v.await_cycles.iter().enumerate() {
+        let n = v.deadlocks.len() + v.pool_starvations.len() + k + 1;
+        out.push_str(&super::asyncio::section(n, c, style));
+        out.push('\n');
+    }
     if v.cycles_truncated {
         let _ = writeln!(out, "{}\n", style.yellow("(more cycles exist than are listed)"));
     }
@@ -880,6 +890,9 @@ pub struct JsonVerdict {
     /// could run (version 4): deadlocks through a pool, not counted in
     /// `deadlocks` (the lock cycles) but in `deadlock`.
     pub pool_starvations: Vec<super::pools::JsonPoolStarvation>,
+    /// asyncio tasks awaiting each other in a cycle (version 5): deadlocks
+    /// among tasks, not counted in `deadlocks` but in `deadlock`.
+    pub await_cycles: Vec<super::asyncio::JsonAwaitCycle>,
 }
 
 #[derive(Serialize)]
@@ -909,7 +922,7 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
         exit_code: crate::error::exit::of(v.kind()),
         complete: v.unexamined.is_empty(),
         unexamined: v.unexamined.clone(),
-        deadlock: !v.deadlocks.is_empty() || !v.pool_starvations.is_empty(),
+        deadlock: !v.deadlocks.is_empty() || !v.pool_starvations.is_empty() || !v.await_cycles.is_empty(),
         deadlocks: v.deadlocks.len(),
         orphaned_locks: v.orphaned.len(),
         blocked_behind: v.blocked_behind.iter().map(|b| b.thread.1).collect(),
@@ -937,5 +950,6 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
             })
             .collect(),
         pool_starvations: super::pools::json(v),
+        await_cycles: super::asyncio::json_cycles(v),
     }
 }

@@ -231,7 +231,7 @@ impl<'a> Walker<'a> {
     }
 
     /// Decode one frame; `None` for frames that are not (yet) running Python code.
-    fn frame(&self, addr: u64) -> Result<Option<PyFrame>> {
+    pub fn frame(&self, addr: u64) -> Result<Option<PyFrame>> {
         let f = &self.layout.frame;
         let code_addr = self.obj.u64(addr + f.executable)? & !f.stackref_tag_mask;
         let Some(code) = self.code(code_addr) else {

@@ -56,7 +56,7 @@ pub(super) struct HeldLock {
 }
 
 /// The live value-stack slots of a frame, in stack order (tag bits removed).
-fn live_stack(walker: &Walker, frame: &PyFrame) -> Vec<u64> {
+pub(super) fn live_stack(walker: &Walker, frame: &PyFrame) -> Vec<u64> {
     let depth = frame.live_depth() as usize;
     if depth == 0 {
         return Vec::new();
@@ -109,7 +109,7 @@ fn c_method_name(walker: &Walker, obj: u64) -> Option<String> {
 }
 
 /// `__qualname__` of a Python function, or of a bound method's function.
-fn function_qualname(walker: &Walker, obj: u64) -> Option<String> {
+pub(super) fn function_qualname(walker: &Walker, obj: u64) -> Option<String> {
     let o = walker.obj;
     let m = &walker.layout.misc;
     let func = match o.type_name(obj)?.as_str() {

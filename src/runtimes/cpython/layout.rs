@@ -61,6 +61,61 @@ pub struct Layout {
     pub rlock: RLockLayout,
     pub parking: Option<ParkingLayout>,
     pub thread_handle: Option<ThreadHandleLayout>,
+    /// Generator / coroutine objects (3.14+, from `_Py_DebugOffsets.gen_object`):
+    /// what an asyncio task's coroutine is suspended in.
+    pub generator: Option<GenLayout>,
+    /// `PySetObject` (3.14+, from `_Py_DebugOffsets.set_object`): who awaits a
+    /// task awaited by several (`task_awaited_by` is then a set).
+    pub set: Option<SetLayout>,
+}
+
+/// `PySetObject` (Include/cpython/setobject.h): `table` points at `mask + 1`
+/// entries of `{PyObject *key; Py_hash_t hash;}`; empty slots hold NULL, deleted
+/// ones a dummy key.
+#[derive(Debug, Clone, Copy)]
+pub struct SetLayout {
+    pub table: u64,
+    pub mask: u64,
+}
+
+/// `PyGenObject` / `PyCoroObject` (Include/internal/pycore_interpframe_structs.h,
+/// 3.14 and 3.15) and the frame-state numbers of that version
+/// (Include/internal/pycore_frame.h `_framestate`).
+#[derive(Debug, Clone, Copy)]
+pub struct GenLayout {
+    /// `gi_iframe`: the coroutine's own `_PyInterpreterFrame`, embedded.
+    pub iframe: u64,
+    /// `gi_frame_state` (int8).
+    pub frame_state: u64,
+    /// `FRAME_SUSPENDED_YIELD_FROM`: suspended in `await` on another object
+    /// (3.14: -1; 3.15: 2).
+    pub suspended_yield_from: i8,
+    /// `FRAME_SUSPENDED_YIELD_FROM_LOCKED` (3.15 free-threaded transient state).
+    pub suspended_yield_from_locked: Option<i8>,
+    /// `FRAME_CLEARED` (3.14: 4; 3.15: 5).
+    pub cleared: i8,
+    /// The awaited object is `stackpointer[-awaited_slot]` of a frame suspended
+    /// in `await` (`_PyGen_yf`: 3.14 `[-1]`, 3.15 `[-2]`).
+    pub awaited_slot: u64,
+}
+
+/// `GenLayout` for 3.14+, from the table's `gen_object` fields.
+fn gen_layout(minor: u8, d: &DebugOffsets) -> Option<GenLayout> {
+    let iframe = d.off("gen_object.gi_iframe", 0x1000).ok()?;
+    let frame_state = d.off("gen_object.gi_frame_state", 0x1000).ok()?;
+    let (suspended_yield_from, suspended_yield_from_locked, cleared, awaited_slot) = match minor {
+        14 => (-1, None, 4, 1),
+        15 => (2, Some(3), 5, 2),
+        _ => return None,
+    };
+    Some(GenLayout {
+        iframe,
+        frame_state,
+        suspended_yield_from,
+        suspended_yield_from_locked,
+        cleared,
+        awaited_slot,
+    })
 }
 
 /// `_PyRuntimeState` (Include/internal/pycore_runtime.h).
@@ -530,6 +585,8 @@ pub fn layout_311(version: Version) -> Layout {
         },
         parking: None,
         thread_handle: None,
+        generator: None,
+        set: None,
     }
 }
 
@@ -631,6 +688,8 @@ pub fn layout_312(version: Version) -> Layout {
         },
         parking: None,
         thread_handle: None,
+        generator: None,
+        set: None,
     }
 }
 
@@ -1284,6 +1343,123 @@ pub fn layout_from_debug_offsets(version: Version, d: &DebugOffsets) -> Result<L
             handle: header,
             exiting_event: 57,
         }),
+        generator: gen_layout(minor, d),
+        set: match (d.off("set_object.table", 0x100), d.off("set_object.mask", 0x100)) {
+            (Ok(table), Ok(mask)) => Some(SetLayout { table, mask }),
+            _ => None,
+        },
+    })
+}
+
+// ---------------------------------------------------------------------------
+// 3.14+: the `_asyncio` module's own debug offsets.
+// ---------------------------------------------------------------------------
+
+/// The ELF section holding `_Py_AsyncioModuleDebugOffsets` (3.14: in the
+/// `_asyncio` extension module, symbol `_AsyncioDebug`; 3.15: wherever
+/// `_asyncio` is linked, symbol `_Py_AsyncioDebug`). The symbols are local
+/// and stripped from release builds; the section name is the stable handle
+/// (CPython's own `Python/remote_debug.h` looks it up by name too).
+pub const ASYNCIO_DEBUG_SECTION: &str = ".AsyncioDebug";
+
+/// Field order of `_Py_AsyncioModuleDebugOffsets` (Modules/_asynciomodule.c,
+/// identical in 3.14 and 3.15): 13 `uint64_t`. Decoded from Debian sid's
+/// 3.14.10 and 3.15.2 (`objdump -s -j .AsyncioDebug`, checked with
+/// `ptype /o TaskObj` in their DWARF).
+pub const ASYNCIO_DEBUG_FIELDS: &[&str] = &[
+    "asyncio_task_object.size",
+    "asyncio_task_object.task_name",
+    "asyncio_task_object.task_awaited_by",
+    "asyncio_task_object.task_is_task",
+    "asyncio_task_object.task_awaited_by_is_set",
+    "asyncio_task_object.task_coro",
+    "asyncio_task_object.task_node",
+    "asyncio_interpreter_state.size",
+    "asyncio_interpreter_state.asyncio_tasks_head",
+    "asyncio_thread_state.size",
+    "asyncio_thread_state.asyncio_running_loop",
+    "asyncio_thread_state.asyncio_running_task",
+    "asyncio_thread_state.asyncio_tasks_head",
+];
+
+/// Where asyncio keeps its tasks and what a task holds (3.14+).
+#[derive(Debug, Clone, Copy)]
+pub struct AsyncioLayout {
+    /// `TaskObj.task_name`: a `str`, or an `int` N for the default name `Task-N`.
+    pub task_name: u64,
+    /// `fut_awaited_by`: NULL, the one awaiter, or a set of them.
+    pub awaited_by: u64,
+    pub is_task: u64,
+    pub awaited_by_is_set: u64,
+    pub task_coro: u64,
+    /// `task_node`: the task's link in its thread's (or the interpreter's) task list.
+    pub task_node: u64,
+    /// `task_fut_waiter`: the future the task is suspended on. Supplement:
+    /// the field right before `task_coro` (TaskObj in Modules/_asynciomodule.c, 3.14 and 3.15).
+    pub task_fut_waiter: u64,
+    /// `fut_state` (0 pending, 1 cancelled, 2 finished). Supplement: the
+    /// field right after `fut_awaited_by` (FutureObj_HEAD, 3.14 and 3.15).
+    pub fut_state: u64,
+    /// `PyInterpreterState.asyncio_tasks_head`: tasks of threads that exited.
+    pub interp_tasks_head: u64,
+    /// `_PyThreadStateImpl.asyncio_running_loop` / `asyncio_running_task` /
+    /// `asyncio_tasks_head` (relative to the thread state).
+    pub tstate_running_loop: u64,
+    pub tstate_running_task: u64,
+    pub tstate_tasks_head: u64,
+    /// `futureiterobject.future` (`await fut` suspends on this iterator): right after the object header.
+    pub future_iter_future: u64,
+}
+
+/// Decode the `.AsyncioDebug` words; fails (instead of guessing) when a
+/// value is implausible, so a foreign table never sends the walk astray.
+pub fn asyncio_layout(words: &[u64], layout: &Layout) -> Result<AsyncioLayout, String> {
+    if words.len() < ASYNCIO_DEBUG_FIELDS.len() {
+        return Err(format!(
+            "{ASYNCIO_DEBUG_SECTION} holds {} words, expected {}",
+            words.len(),
+            ASYNCIO_DEBUG_FIELDS.len()
+        ));
+    }
+    let w = |i: usize| words[i];
+    let within = |i: usize, limit: u64| -> Result<u64, String> {
+        let v = w(i);
+        if v == 0 || v >= limit || v % 8 != 0 && !matches!(i, 3 | 4) {
+            return Err(format!(
+                "{ASYNCIO_DEBUG_SECTION}: {} = {v:#x} is implausible (limit {limit:#x})",
+                ASYNCIO_DEBUG_FIELDS[i]
+            ));
+        }
+        Ok(v)
+    };
+    let task_size = w(0);
+    let interp_size = w(7);
+    let tstate_size = w(9);
+    if !(0x70..0x400).contains(&task_size)
+        || !(0x1000..0x100000).contains(&interp_size)
+        || !(0x100..0x4000).contains(&tstate_size)
+    {
+        return Err(format!(
+            "{ASYNCIO_DEBUG_SECTION}: implausible sizes (task {task_size:#x}, interpreter {interp_size:#x}, thread state {tstate_size:#x})"
+        ));
+    }
+    let task_coro = within(5, task_size)?;
+    let awaited_by = within(2, task_size)?;
+    let task_node = within(6, task_size - 8)?;
+    Ok(AsyncioLayout {
+        task_name: within(1, task_size)?,
+        awaited_by,
+        is_task: within(3, task_size)?,
+        awaited_by_is_set: within(4, task_size)?,
+        task_coro,
+        task_node,
+        task_fut_waiter: task_coro - 8,
+        fut_state: awaited_by + 8,
+        interp_tasks_head: within(8, interp_size - 8)?,
+        tstate_running_loop: within(10, tstate_size)?,
+        tstate_running_task: within(11, tstate_size)?,
+        tstate_tasks_head: within(12, tstate_size - 8)?,
+        future_iter_future: layout.object.header,
     })
 }
 

@@ -21,6 +21,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::acquires::explicit_locks;
+use super::asyncio::{self, AsyncioState};
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::gil::{self, GilFutex, GilInfo};
 use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
@@ -118,6 +119,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         }
     }
 
+    let asyncio = read_asyncio(view, walker, runtime, &threads);
     let ident_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
     let tstate_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
 
@@ -296,7 +298,52 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         runtime_address: runtime,
         sigint_default: None,
         pools,
+        asyncio,
     })
+}
+
+/// The asyncio tasks of the main interpreter ([`super::asyncio`]); `None`
+/// when no thread runs an event loop and no task is pending. Without the
+/// `.AsyncioDebug` table (before 3.14, or a build without `_asyncio`) a
+/// thread running a loop gives a state that says its tasks were not examined.
+fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[Analyzed]) -> Option<AsyncioState> {
+    let interp = walker.interpreters(runtime).ok()?.first().copied()?;
+    let loop_tids: Vec<i32> = threads
+        .iter()
+        .filter(|t| asyncio::runs_event_loop(&t.state.frames))
+        .map(|t| t.host_tid)
+        .collect();
+    let unexamined = |why: String| {
+        (!loop_tids.is_empty()).then(|| AsyncioState {
+            threads: Vec::new(),
+            orphan_tasks: Vec::new(),
+            not_examined: Some(why),
+        })
+    };
+    let v = walker.layout.version;
+    if v.1 < 14 {
+        return unexamined(format!(
+            "the asyncio tasks of the event loop in thread {} were not examined: CPython {}.{} keeps no task \
+             graph readable from outside (3.14 and later do)",
+            loop_tids.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+            v.0,
+            v.1
+        ));
+    }
+    let al = match asyncio::find_layout(view.symbols, walker) {
+        Ok(Some(al)) => al,
+        Ok(None) => {
+            return unexamined(format!(
+                "the asyncio tasks were not examined: no {} section was found in the modules mapped (the `_asyncio` \
+                 C module is not loaded; pure-Python tasks are not readable)",
+                super::layout::ASYNCIO_DEBUG_SECTION
+            ))
+        }
+        Err(e) => return unexamined(format!("the asyncio tasks were not examined: {e}")),
+    };
+    let pairs: Vec<(u64, i32)> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
+    let state = asyncio::read(walker, &al, interp, &pairs);
+    (!state.threads.is_empty() || !state.orphan_tasks.is_empty() || state.not_examined.is_some()).then_some(state)
 }
 
 /// Add the inferred holds of explicit `acquire()` calls

@@ -25,6 +25,7 @@
 //! frames into native stacks; [`reader`] caches target pages.
 
 pub mod acquires;
+pub mod asyncio;
 pub mod frames;
 pub mod gil;
 pub mod holds;
@@ -103,6 +104,8 @@ pub struct PythonProcess {
     pub sigint_default: Option<bool>,
     /// Thread pools (ThreadPoolExecutor) with live workers, and who waits for their tasks.
     pub pools: Vec<crate::runtimes::TaskPool>,
+    /// asyncio event loops and their tasks ([`asyncio`]); `None` when there are none.
+    pub asyncio: Option<asyncio::AsyncioState>,
 }
 
 /// One Python thread (one `PyThreadState` whose OS thread is in the snapshot).

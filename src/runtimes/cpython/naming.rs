@@ -152,8 +152,10 @@ pub fn module_dict(walker: &Walker, interp: u64, name: &str) -> Option<u64> {
 
 /// Files whose frames are library plumbing, searched last for names.
 pub fn is_sync_library(file: &str) -> bool {
-    let base = file.rsplit('/').next().unwrap_or(file);
-    base == "threading.py" || base == "queue.py"
+    let mut parts = file.rsplit('/');
+    let base = parts.next().unwrap_or(file);
+    let asyncio = parts.next() == Some("asyncio");
+    base == "threading.py" || base == "queue.py" || asyncio && matches!(base, "locks.py" | "queues.py" | "tasks.py")
 }
 
 /// The value of each fast local of a frame (dereferencing cells), with its name.
@@ -200,8 +202,13 @@ fn slot_value(walker: &Walker, frame: &PyFrame, i: usize, raw: u64) -> Option<u6
 /// Find a recognizable name for `target` from the frames of `thread`: user
 /// frames first (locals, then their module globals), library frames last.
 pub fn name_object(walker: &Walker, thread: &PyThreadState, target: u64) -> Option<String> {
-    let (user, library): (Vec<&PyFrame>, Vec<&PyFrame>) =
-        thread.frames.iter().partition(|f| !is_sync_library(&f.code.filename));
+    name_object_in(walker, thread.frames.iter(), target)
+}
+
+/// [`name_object`] over any frames, innermost first (an asyncio task's
+/// coroutine frames as well as a thread's).
+pub fn name_object_in<'f>(walker: &Walker, frames: impl Iterator<Item = &'f PyFrame>, target: u64) -> Option<String> {
+    let (user, library): (Vec<&PyFrame>, Vec<&PyFrame>) = frames.partition(|f| !is_sync_library(&f.code.filename));
     let mut fallback = None;
     for (group, is_library) in [(user, false), (library, true)] {
         for frame in &group {

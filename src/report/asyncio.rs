@@ -1,0 +1,460 @@
+//! asyncio in the reports: await cycles (the deadlock section and
+//! `verdict.await_cycles`), and each process's loops and tasks (the text
+//! report after the threads, `processes[].asyncio` in JSON; schema 5).
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use super::json::hex;
+use super::style::{clean, Style};
+use super::verdict::{confidence_label, site_label};
+use crate::graph::awaits::{AwaitCycle, AwaitEdge, AwaitVia, TaskRef};
+use crate::graph::Verdict;
+use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, Task};
+
+/// `task "audit-task" (0x7f...)`.
+fn task_label(t: &TaskRef) -> String {
+    format!("task {:?} ({:#x})", clean(&t.name), t.address)
+}
+
+fn via_label(e: &AwaitEdge) -> String {
+    match &e.via {
+        AwaitVia::TaskDone => "awaits the completion of".into(),
+        AwaitVia::Lock { lock, name } => match name {
+            Some(n) => format!("waits for asyncio.Lock {} ({lock:#x}), held by", clean(n)),
+            None => format!("waits for asyncio.Lock {lock:#x}, held by"),
+        },
+    }
+}
+
+/// The headline's words for the await cycles.
+pub fn headline_part(v: &Verdict) -> Option<String> {
+    let n = v.await_cycles.len();
+    if n == 0 {
+        return None;
+    }
+    let cycles: Vec<String> = v
+        .await_cycles
+        .iter()
+        .map(|c| {
+            let mut names: Vec<String> = c.tasks.iter().map(|t| clean(&t.name)).collect();
+            names.push(clean(&c.tasks[0].name));
+            names.join(" → ")
+        })
+        .collect();
+    Some(format!(
+        "{n} asyncio await cycle{}: {}",
+        if n == 1 { "" } else { "s" },
+        cycles.join("; ")
+    ))
+}
+
+/// One await cycle, numbered after the lock cycles and starved pools.
+pub fn section(n: usize, c: &AwaitCycle, style: &Style) -> String {
+    let mut out = String::new();
+    let k = c.tasks.len();
+    let _ = writeln!(
+        out,
+        "{} ({k} task{}, confidence: {})",
+        style.bold(&format!("Deadlock #{n}: asyncio await cycle")),
+        if k == 1 { "" } else { "s" },
+        confidence_label(c.confidence)
+    );
+    for (i, (t, e)) in c.tasks.iter().zip(&c.edges).enumerate() {
+        let next = &c.tasks[(i + 1) % k];
+        let thread = t.tid.map(|tid| format!(" [loop thread {tid}]")).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "  {}{thread} {} {}",
+            capitalize(&task_label(t)),
+            via_label(e),
+            task_label(next)
+        );
+        let _ = writeln!(
+            out,
+            "      evidence is {} — {}",
+            confidence_label(e.confidence),
+            clean(&e.evidence)
+        );
+    }
+    if let Some(t) = &c.breaks_by_timeout {
+        let _ = writeln!(out, "  A timeout will end it: {}", clean(t));
+    }
+    if !c.behind.is_empty() {
+        let names: Vec<String> = c.behind.iter().map(task_label).collect();
+        let _ = writeln!(out, "  Blocked behind it: {}", names.join(", "));
+    }
+    out
+}
+
+/// What a task awaits, in words.
+pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
+    let name_of = |a: u64| {
+        state
+            .task(a)
+            .map(|k| format!("task {:?} ({a:#x})", clean(&k.name)))
+            .unwrap_or_else(|| format!("{a:#x}"))
+    };
+    match &t.awaits {
+        Awaits::Task { task } => format!("awaits {}", name_of(*task)),
+        Awaits::Future { future, type_name } => {
+            let all: Vec<String> = state
+                .tasks()
+                .filter(|k| k.awaited_by.contains(&t.address))
+                .map(|k| format!("{:?}", clean(&k.name)))
+                .collect();
+            let mut children: Vec<String> = all.iter().take(5).cloned().collect();
+            if all.len() > 5 {
+                children.push(format!("… {} more", all.len() - 5));
+            }
+            if children.is_empty() {
+                format!("awaits {} {future:#x}", clean(type_name))
+            } else {
+                format!(
+                    "awaits {} {future:#x} over task{} {}",
+                    clean(type_name),
+                    if all.len() == 1 { "" } else { "s" },
+                    children.join(", ")
+                )
+            }
+        }
+        Awaits::Primitive {
+            primitive,
+            address,
+            name,
+            how,
+        } => format!(
+            "waits in {how} on {} {}({address:#x})",
+            primitive.type_name(),
+            name.as_deref().map(|n| format!("{} ", clean(n))).unwrap_or_default()
+        ),
+        Awaits::Sleep => "sleeps (asyncio.sleep)".into(),
+        Awaits::NotSuspended { why } => format!("not suspended: {}", clean(why)),
+        Awaits::Other { what } => format!("awaits {}", clean(what)),
+    }
+}
+
+/// The loops and tasks of one process, for the text report. Tasks whose
+/// coroutine stack and wait are the same are folded into one entry.
+pub fn tasks_section(pid: i32, state: &AsyncioState, style: &Style) -> String {
+    let mut out = String::new();
+    if let Some(why) = &state.not_examined {
+        let _ = writeln!(out, "{} {}", style.yellow("asyncio:"), clean(why));
+    }
+    let groups = state
+        .threads
+        .iter()
+        .map(|t| {
+            let head = match t.loop_address {
+                Some(l) => format!(
+                    "Event loop {} ({l:#x}) in thread {}",
+                    t.loop_type.as_deref().map(clean).unwrap_or_else(|| "?".into()),
+                    t.tid
+                ),
+                None => format!("Thread {} (no loop running)", t.tid),
+            };
+            (head, &t.tasks, t.running_task, t.list_note.as_deref())
+        })
+        .chain((!state.orphan_tasks.is_empty()).then(|| {
+            (
+                format!("Tasks of threads that exited (PID {pid})"),
+                &state.orphan_tasks,
+                None,
+                None,
+            )
+        }));
+    for (head, tasks, running, note) in groups {
+        let _ = writeln!(
+            out,
+            "{}: {} pending task{}{}",
+            style.bold(&head),
+            tasks.len(),
+            if tasks.len() == 1 { "" } else { "s" },
+            running
+                .and_then(|r| state.task(r))
+                .map(|r| format!(", running {:?}", clean(&r.name)))
+                .unwrap_or_default()
+        );
+        if let Some(n) = note {
+            let _ = writeln!(
+                out,
+                "    {}",
+                style.yellow(&format!("(task list incomplete: {})", clean(n)))
+            );
+        }
+        // Fold tasks with the same stack and the same kind of wait.
+        let mut folded: Vec<(String, Vec<&Task>)> = Vec::new();
+        for t in tasks.iter() {
+            let key = fold_key(t);
+            match folded.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) if folded_ok(t) => v.push(t),
+                _ => folded.push((key, vec![t])),
+            }
+        }
+        for (_, group) in folded {
+            let t = group[0];
+            if group.len() == 1 {
+                let _ = writeln!(
+                    out,
+                    "  Task {:?} ({:#x}) {}",
+                    clean(&t.name),
+                    t.address,
+                    awaits_label(t, state)
+                );
+            } else {
+                let names: Vec<String> = group.iter().take(4).map(|k| format!("{:?}", clean(&k.name))).collect();
+                let more = if group.len() > 4 {
+                    format!(", … {} more", group.len() - 4)
+                } else {
+                    String::new()
+                };
+                let _ = writeln!(
+                    out,
+                    "  {} tasks ({}{more}) {}",
+                    group.len(),
+                    names.join(", "),
+                    awaits_label(t, state)
+                );
+            }
+            for h in &t.holds {
+                let _ = writeln!(
+                    out,
+                    "      holds asyncio.Lock {}({:#x}) ({})",
+                    h.name.as_deref().map(|n| format!("{} ", clean(n))).unwrap_or_default(),
+                    h.lock,
+                    confidence_label(h.confidence)
+                );
+            }
+            for f in &t.frames {
+                let _ = writeln!(out, "      {}", site_label(f));
+            }
+            if let Some(n) = &t.chain_note {
+                let _ = writeln!(
+                    out,
+                    "      {}",
+                    style.yellow(&format!("(coroutine stack cut short: {})", clean(n)))
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Tasks fold when their coroutine stacks (function, file, line) and the
+/// kind of their wait agree; a task that holds a lock or is awaited by
+/// others stays on its own line.
+fn fold_key(t: &Task) -> String {
+    let frames: Vec<String> = t
+        .frames
+        .iter()
+        .map(|f| format!("{:?}:{:?}:{:?}", f.function, f.file, f.line))
+        .collect();
+    let wait = match &t.awaits {
+        Awaits::Primitive { address, .. } => format!("p{address:#x}"),
+        Awaits::Task { .. } | Awaits::Future { .. } => format!("t{:#x}", t.address),
+        other => format!("{other:?}"),
+    };
+    format!("{}|{wait}", frames.join(";"))
+}
+
+fn folded_ok(t: &Task) -> bool {
+    t.holds.is_empty() && t.chain_note.is_none()
+}
+
+// ---------------------------------------------------------------------------
+// JSON (schema 5)
+// ---------------------------------------------------------------------------
+
+#[derive(Serialize)]
+pub struct JsonTaskRef {
+    pub pid: i32,
+    pub tid: Option<i32>,
+    pub address: String,
+    pub name: String,
+}
+
+fn task_ref(t: &TaskRef) -> JsonTaskRef {
+    JsonTaskRef {
+        pid: t.pid,
+        tid: t.tid,
+        address: hex(t.address),
+        name: t.name.clone(),
+    }
+}
+
+#[derive(Serialize)]
+pub struct JsonAwaitEdge {
+    /// `task_done` or `lock`.
+    pub via: &'static str,
+    /// For `lock`: the asyncio.Lock's address and name.
+    pub lock: Option<String>,
+    pub lock_name: Option<String>,
+    pub confidence: crate::runtimes::Confidence,
+    pub evidence: String,
+}
+
+#[derive(Serialize)]
+pub struct JsonAwaitCycle {
+    pub tasks: Vec<JsonTaskRef>,
+    pub edges: Vec<JsonAwaitEdge>,
+    pub confidence: crate::runtimes::Confidence,
+    pub behind: Vec<JsonTaskRef>,
+    pub breaks_by_timeout: Option<String>,
+}
+
+/// `verdict.await_cycles[]` (schema 5).
+pub fn json_cycles(v: &Verdict) -> Vec<JsonAwaitCycle> {
+    v.await_cycles
+        .iter()
+        .map(|c| JsonAwaitCycle {
+            tasks: c.tasks.iter().map(task_ref).collect(),
+            edges: c
+                .edges
+                .iter()
+                .map(|e| {
+                    let (via, lock, lock_name) = match &e.via {
+                        AwaitVia::TaskDone => ("task_done", None, None),
+                        AwaitVia::Lock { lock, name } => ("lock", Some(hex(*lock)), name.clone()),
+                    };
+                    JsonAwaitEdge {
+                        via,
+                        lock,
+                        lock_name,
+                        confidence: e.confidence,
+                        evidence: e.evidence.clone(),
+                    }
+                })
+                .collect(),
+            confidence: c.confidence,
+            behind: c.behind.iter().map(task_ref).collect(),
+            breaks_by_timeout: c.breaks_by_timeout.clone(),
+        })
+        .collect()
+}
+
+#[derive(Serialize)]
+pub struct JsonAsyncio {
+    pub threads: Vec<JsonLoopThread>,
+    pub orphan_tasks: Vec<JsonTask>,
+    pub not_examined: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct JsonLoopThread {
+    pub tid: i32,
+    pub loop_address: Option<String>,
+    pub loop_type: Option<String>,
+    pub running_task: Option<String>,
+    pub tasks: Vec<JsonTask>,
+    pub list_note: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct JsonTask {
+    pub address: String,
+    pub name: String,
+    /// Innermost first: `{function, file, line}`.
+    pub frames: Vec<JsonTaskFrame>,
+    /// `{kind: task|future|primitive|sleep|not_suspended|other, ...}` with
+    /// addresses as hex strings.
+    pub awaits: serde_json::Value,
+    /// Addresses of the tasks and futures that await this task.
+    pub awaited_by: Vec<String>,
+    pub holds: Vec<JsonTaskHold>,
+    pub timeout: Option<String>,
+    pub chain_note: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct JsonTaskFrame {
+    pub function: Option<String>,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+#[derive(Serialize)]
+pub struct JsonTaskHold {
+    pub lock: String,
+    pub name: Option<String>,
+    pub confidence: crate::runtimes::Confidence,
+    pub evidence: String,
+}
+
+fn json_awaits(a: &Awaits) -> serde_json::Value {
+    use serde_json::json;
+    match a {
+        Awaits::Task { task } => json!({"kind": "task", "task": hex(*task)}),
+        Awaits::Future { future, type_name } => {
+            json!({"kind": "future", "future": hex(*future), "type": type_name})
+        }
+        Awaits::Primitive {
+            primitive,
+            address,
+            name,
+            how,
+        } => json!({"kind": "primitive", "primitive": primitive, "address": hex(*address), "name": name, "how": how}),
+        Awaits::Sleep => json!({"kind": "sleep"}),
+        Awaits::NotSuspended { why } => json!({"kind": "not_suspended", "why": why}),
+        Awaits::Other { what } => json!({"kind": "other", "what": what}),
+    }
+}
+
+fn json_task(t: &Task) -> JsonTask {
+    JsonTask {
+        address: hex(t.address),
+        name: t.name.clone(),
+        frames: t
+            .frames
+            .iter()
+            .map(|f| JsonTaskFrame {
+                function: f.function.as_deref().map(str::to_string),
+                file: f.file.as_deref().map(str::to_string),
+                line: f.line,
+            })
+            .collect(),
+        awaits: json_awaits(&t.awaits),
+        awaited_by: t.awaited_by.iter().map(|&a| hex(a)).collect(),
+        holds: t
+            .holds
+            .iter()
+            .map(|h| JsonTaskHold {
+                lock: hex(h.lock),
+                name: h.name.clone(),
+                confidence: h.confidence,
+                evidence: h.evidence.clone(),
+            })
+            .collect(),
+        timeout: t.timeout.clone(),
+        chain_note: t.chain_note.clone(),
+    }
+}
+
+/// `processes[].asyncio` (schema 5): `null` when the process runs no event loop.
+pub fn json_process(state: Option<&AsyncioState>) -> Option<JsonAsyncio> {
+    let s = state?;
+    Some(JsonAsyncio {
+        threads: s
+            .threads
+            .iter()
+            .map(|t| JsonLoopThread {
+                tid: t.tid,
+                loop_address: t.loop_address.map(hex),
+                loop_type: t.loop_type.clone(),
+                running_task: t.running_task.map(hex),
+                tasks: t.tasks.iter().map(json_task).collect(),
+                list_note: t.list_note.clone(),
+            })
+            .collect(),
+        orphan_tasks: s.orphan_tasks.iter().map(json_task).collect(),
+        not_examined: s.not_examined.clone(),
+    })
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
+        None => String::new(),
+    }
+}
