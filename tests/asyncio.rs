@@ -1,0 +1,324 @@
+//! asyncio end to end: tasks, await cycles and asyncio.Lock cycles on
+//! Debian sid's CPython 3.14 and 3.15 (the first with a task graph readable
+//! from outside), CPython's own `python -m asyncio ps` / `pstree` as the
+//! oracle, a healthy 1000-task service as the control, and the honest
+//! "not examined" (exit 3) on 3.11-3.13.
+//!
+//! Every check reads `lockdump -p PID --json` and compares it with the
+//! fixture's READY line: task addresses (`hex(id(task))`) by task name, lock
+//! addresses by variable name, the source line each task is suspended at.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+use common::{python_fixture, python_interpreters, run_lockdump, Fixture, Interpreter};
+use serde_json::Value;
+
+/// The interpreters with the task graph (3.14, 3.15) and those without.
+fn with_task_graph() -> Vec<&'static Interpreter> {
+    python_interpreters()
+        .iter()
+        .filter(|p| p.label.starts_with("3.14") || p.label.starts_with("3.15"))
+        .collect()
+}
+
+fn without_task_graph() -> Vec<&'static Interpreter> {
+    python_interpreters()
+        .iter()
+        .filter(|p| !(p.label.starts_with("3.14") || p.label.starts_with("3.15")))
+        .collect()
+}
+
+/// Run `check` on each interpreter in turn, naming the one that failed.
+fn each(pythons: &[&Interpreter], check: impl Fn(&Interpreter)) {
+    assert!(
+        !pythons.is_empty(),
+        "no interpreter to run on (scripts/interpreters.sh)"
+    );
+    for py in pythons {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(py)));
+        if let Err(e) = r {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("[python {} at {}] {msg}", py.label, py.path.display());
+        }
+    }
+}
+
+fn dump(pid: i32) -> (i32, Value) {
+    let out = run_lockdump(&["-p", &pid.to_string(), "--json"]);
+    let code = out.status.code().expect("lockdump exit code");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "lockdump (exit {code}) printed no JSON ({e}): {}\nstderr: {}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, json)
+}
+
+fn hex(v: &Value) -> u64 {
+    let s = v.as_str().unwrap_or_else(|| panic!("{v} is not a hex string"));
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+/// READY's `tasks`: task name -> address.
+fn ready_tasks(fx: &Fixture) -> BTreeMap<String, u64> {
+    fx.ready.raw["tasks"]
+        .as_object()
+        .expect("READY has tasks")
+        .iter()
+        .map(|(k, v)| (k.clone(), hex(v)))
+        .collect()
+}
+
+/// Every task lockdump reported for the process, by address.
+fn json_tasks(json: &Value) -> BTreeMap<u64, Value> {
+    let a = &json["processes"][0]["asyncio"];
+    assert!(a.is_object(), "processes[0].asyncio is {a}");
+    a["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|t| t["tasks"].as_array().unwrap().iter())
+        .chain(a["orphan_tasks"].as_array().unwrap())
+        .map(|t| (hex(&t["address"]), t.clone()))
+        .collect()
+}
+
+/// The await cycles as (task names in cycle order rotated to start at the
+/// least name, edge kinds) for comparison.
+fn cycles(json: &Value) -> Vec<Value> {
+    json["verdict"]["await_cycles"].as_array().cloned().unwrap_or_default()
+}
+
+fn start(py: &Interpreter, name: &str) -> Fixture {
+    let fx = Fixture::spawn(python_fixture(&py.path, name, &[]));
+    fx.wait_all_blocked();
+    fx
+}
+
+#[test]
+fn await_cycle_through_gather_is_a_deadlock_with_its_tasks_and_lines() {
+    each(&with_task_graph(), |py| {
+        let fx = start(py, "asyncio_await_cycle.py");
+        let tasks = ready_tasks(&fx);
+        let (code, json) = dump(fx.pid());
+        assert_eq!(code, 1, "exit code: {}", json["verdict"]["headline"]);
+        assert_eq!(json["schema_version"], 5);
+        assert_eq!(json["verdict"]["kind"], "deadlock");
+        assert_eq!(json["verdict"]["deadlock"], true);
+        let cs = cycles(&json);
+        assert_eq!(cs.len(), 1, "one await cycle: {cs:?}");
+        let c = &cs[0];
+        let members: BTreeMap<String, u64> = c["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| (t["name"].as_str().unwrap().to_string(), hex(&t["address"])))
+            .collect();
+        let want: BTreeMap<String, u64> = ["audit-task", "ledger-task"]
+            .iter()
+            .map(|n| (n.to_string(), tasks[*n]))
+            .collect();
+        assert_eq!(members, want, "cycle members");
+        for t in c["tasks"].as_array().unwrap() {
+            assert_eq!(t["tid"], fx.tid("main"), "the loop thread runs {t}");
+        }
+        for e in c["edges"].as_array().unwrap() {
+            assert_eq!(e["via"], "task_done");
+            assert_eq!(e["confidence"], "exact");
+        }
+        assert_eq!(c["confidence"], "exact");
+        let behind: Vec<u64> = c["behind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| hex(&t["address"]))
+            .collect();
+        assert_eq!(behind, vec![tasks["Task-1"]], "Task-1 (main) awaits both");
+        // Each task: its name, the line it is suspended at, what it awaits.
+        let all = json_tasks(&json);
+        let lines = &fx.ready.raw["task_lines"];
+        for (name, addr) in &tasks {
+            let t = all
+                .get(addr)
+                .unwrap_or_else(|| panic!("task {name} ({addr:#x}) missing: {all:?}"));
+            assert_eq!(t["name"], name.as_str());
+            let top = t["frames"].as_array().unwrap().last().expect("frames");
+            assert_eq!(top["line"], lines[name], "{name}'s outermost coroutine line: {t}");
+            assert!(top["file"].as_str().unwrap().ends_with("asyncio_await_cycle.py"), "{t}");
+        }
+        assert_eq!(all[&tasks["ledger-task"]]["awaits"]["kind"], "task");
+        assert_eq!(hex(&all[&tasks["ledger-task"]]["awaits"]["task"]), tasks["audit-task"]);
+        assert_eq!(all[&tasks["audit-task"]]["awaits"]["kind"], "future");
+        assert_eq!(all[&tasks["audit-task"]]["awaits"]["type"], "_GatheringFuture");
+        // The text report names the cycle in its headline.
+        let out = run_lockdump(&["-p", &fx.pid().to_string()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let head = text.lines().next().unwrap_or_default();
+        assert!(
+            head == "Found 1 deadlock: 1 asyncio await cycle: audit-task → ledger-task → audit-task"
+                || head == "Found 1 deadlock: 1 asyncio await cycle: ledger-task → audit-task → ledger-task",
+            "headline: {head}"
+        );
+        assert_eq!(out.status.code(), Some(1));
+    });
+}
+
+#[test]
+fn asyncio_lock_abba_is_a_deadlock_with_inferred_holders() {
+    each(&with_task_graph(), |py| {
+        let fx = start(py, "asyncio_lock_abba.py");
+        let tasks = ready_tasks(&fx);
+        let (lock_a, lock_b) = (fx.lock("lock_a"), fx.lock("lock_b"));
+        let (code, json) = dump(fx.pid());
+        assert_eq!(code, 1, "{}", json["verdict"]["headline"]);
+        let cs = cycles(&json);
+        assert_eq!(cs.len(), 1, "{cs:?}");
+        let c = &cs[0];
+        assert_eq!(c["confidence"], "inferred", "asyncio.Lock records no owner");
+        // task-a waits for lock_b (held by task-b), task-b for lock_a.
+        let ts = c["tasks"].as_array().unwrap();
+        let es = c["edges"].as_array().unwrap();
+        let mut seen = BTreeSet::new();
+        for (i, t) in ts.iter().enumerate() {
+            let name = t["name"].as_str().unwrap();
+            assert_eq!(hex(&t["address"]), tasks[name]);
+            let (want_lock, want_name, holder) = match name {
+                "task-a" => (lock_b, "lock_b", "task-b"),
+                "task-b" => (lock_a, "lock_a", "task-a"),
+                other => panic!("unexpected cycle member {other}"),
+            };
+            assert_eq!(es[i]["via"], "lock");
+            assert_eq!(hex(&es[i]["lock"]), want_lock, "{name}'s edge");
+            assert_eq!(es[i]["lock_name"], want_name);
+            assert_eq!(es[i]["confidence"], "inferred");
+            assert_eq!(ts[(i + 1) % ts.len()]["name"], holder);
+            seen.insert(name);
+        }
+        assert_eq!(seen.len(), 2);
+        let all = json_tasks(&json);
+        let a = &all[&tasks["task-a"]];
+        assert_eq!(a["awaits"]["kind"], "primitive");
+        assert_eq!(a["awaits"]["primitive"], "lock");
+        assert_eq!(hex(&a["awaits"]["address"]), lock_b);
+        let holds: Vec<u64> = a["holds"].as_array().unwrap().iter().map(|h| hex(&h["lock"])).collect();
+        assert_eq!(holds, vec![lock_a]);
+        let top = a["frames"].as_array().unwrap().last().unwrap();
+        assert_eq!(top["line"], fx.ready.raw["task_lines"]["task-a"]);
+    });
+}
+
+/// A service with 1000 tasks sleeping, waiting on queues and an event,
+/// awaiting children and contending for a lock (one task takes it every
+/// millisecond, so the loop is busy while it is read): never a deadlock.
+#[test]
+fn healthy_thousand_task_service_is_not_a_deadlock() {
+    const DUMPS: usize = 20;
+    each(&with_task_graph(), |py| {
+        let fx = Fixture::spawn(python_fixture(&py.path, "asyncio_healthy.py", &[]));
+        let want = fx.ready.raw["count"].as_u64().expect("READY count") as usize;
+        for run in 0..DUMPS {
+            let (code, json) = dump(fx.pid());
+            assert_eq!(
+                code, 0,
+                "run {run}: {} {:?}",
+                json["verdict"]["headline"], json["verdict"]["await_cycles"]
+            );
+            assert!(cycles(&json).is_empty());
+            let n = json_tasks(&json).len();
+            // The locker tasks finish nothing, the producer only feeds queues:
+            // the set of pending tasks is the one READY counted.
+            assert_eq!(n, want, "run {run}: tasks read");
+        }
+    });
+}
+
+/// `python -m asyncio ps PID` (CPython's own reader) lists every task with
+/// every awaiter: each must be in lockdump's JSON, with the same name and
+/// awaited_by; `pstree` reports the cycle lockdump reports.
+#[test]
+fn agrees_with_cpythons_own_asyncio_ps_and_pstree() {
+    each(&with_task_graph(), |py| {
+        for fixture in ["asyncio_await_cycle.py", "asyncio_lock_abba.py"] {
+            let fx = start(py, fixture);
+            let (_, json) = dump(fx.pid());
+            let all = json_tasks(&json);
+            let ps = Command::new(&py.path)
+                .args(["-m", "asyncio", "ps", &fx.pid().to_string()])
+                .output()
+                .expect("python -m asyncio ps");
+            let text = String::from_utf8_lossy(&ps.stdout);
+            let mut rows = 0;
+            for line in text.lines().skip(2) {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                if cols.len() < 4 || !cols[1].starts_with("0x") {
+                    continue;
+                }
+                rows += 1;
+                let task = u64::from_str_radix(&cols[1][2..], 16).unwrap();
+                let t = all
+                    .get(&task)
+                    .unwrap_or_else(|| panic!("{fixture}: ps lists task {task:#x} ({line}); lockdump has {all:?}"));
+                assert_eq!(t["name"], cols[2], "{fixture}: {line}");
+                let awaiter = cols.last().unwrap();
+                let awaiter = u64::from_str_radix(awaiter.trim_start_matches("0x"), 16).unwrap();
+                if awaiter != 0 {
+                    let by: Vec<u64> = t["awaited_by"].as_array().unwrap().iter().map(hex).collect();
+                    assert!(
+                        by.contains(&awaiter),
+                        "{fixture}: ps says {line}; lockdump's awaited_by {by:x?}"
+                    );
+                }
+            }
+            assert!(rows >= 3, "{fixture}: python -m asyncio ps printed too little:\n{text}");
+            if fixture == "asyncio_await_cycle.py" {
+                let tree = Command::new(&py.path)
+                    .args(["-m", "asyncio", "pstree", &fx.pid().to_string()])
+                    .output()
+                    .expect("python -m asyncio pstree");
+                let all_out =
+                    String::from_utf8_lossy(&tree.stdout).to_string() + &String::from_utf8_lossy(&tree.stderr);
+                let line = all_out
+                    .lines()
+                    .find(|l| l.starts_with("cycle: "))
+                    .unwrap_or_else(|| panic!("pstree printed no cycle:\n{all_out}"));
+                let theirs: BTreeSet<&str> = line["cycle: ".len()..].split(" → ").collect();
+                let ours: BTreeSet<String> = cycles(&json)[0]["tasks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_string())
+                    .collect();
+                assert_eq!(theirs, ours.iter().map(String::as_str).collect(), "pstree: {line}");
+            }
+        }
+    });
+}
+
+/// 3.11-3.13 keep no task graph readable from outside: a thread running an
+/// event loop makes the verdict incomplete (exit 3), saying why, never a
+/// clean "no deadlock" (exit 0).
+#[test]
+fn before_314_an_event_loop_is_reported_as_not_examined() {
+    each(&without_task_graph(), |py| {
+        let fx = start(py, "asyncio_await_cycle.py");
+        let (code, json) = dump(fx.pid());
+        assert_eq!(code, 3, "{}", json["verdict"]["headline"]);
+        assert_eq!(json["verdict"]["kind"], "incomplete");
+        let un = json["verdict"]["unexamined"].as_array().unwrap();
+        assert!(
+            un.iter().any(|u| u["part"] == "asyncio"
+                && u["why"].as_str().unwrap().contains("3.14 and later")
+                && u["why"].as_str().unwrap().contains(&fx.tid("main").to_string())),
+            "{un:?}"
+        );
+    });
+}
