@@ -322,3 +322,90 @@ fn before_314_an_event_loop_is_reported_as_not_examined() {
         );
     });
 }
+
+/// A worker holding a threading.Lock waits in
+/// `run_coroutine_threadsafe(...).result()` while the loop's thread, inside a
+/// task, blocks on that lock: one cycle across the thread and the loop, on
+/// every interpreter (the loop is found from its thread's `run_forever`
+/// frame; no task graph needed).
+#[test]
+fn thread_and_event_loop_cycle_is_one_deadlock_on_every_interpreter() {
+    each(&python_interpreters().iter().collect::<Vec<_>>(), |py| {
+        let fx = start(py, "asyncio_mixed_cycle.py");
+        let (main, worker) = (fx.tid("main"), fx.tid("worker"));
+        let (code, json) = dump(fx.pid());
+        assert_eq!(code, 1, "{}", json["verdict"]["headline"]);
+        let ds = json["deadlocks"].as_array().unwrap();
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        let d = &ds[0];
+        let mut tids: Vec<i64> = d["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_i64().unwrap())
+            .collect();
+        tids.sort_unstable();
+        let mut want = vec![main as i64, worker as i64];
+        want.sort_unstable();
+        assert_eq!(tids, want);
+        for e in d["edges"].as_array().unwrap() {
+            if e["from_tid"] == main {
+                assert_eq!(e["kind"], "py_lock");
+                assert_eq!(hex(&e["address"]), fx.lock("shared"));
+                assert_eq!(e["name"], "shared");
+                assert_eq!(e["to_tid"], worker);
+                assert_eq!(e["confidence"], "exact");
+            } else {
+                assert_eq!(e["from_tid"], worker);
+                assert_eq!(e["kind"], "py_future");
+                assert_eq!(e["name"], "future");
+                assert_eq!(e["to_tid"], main);
+                assert_eq!(e["confidence"], "inferred");
+                assert!(e["evidence"].as_str().unwrap().contains("_ready"), "{e}");
+                assert_eq!(e["site"]["line"], fx.ready.lines["worker"]);
+            }
+        }
+        // The text report says the loop is blocked, on 3.14+ where its tasks are read.
+        if py.label.starts_with("3.14") || py.label.starts_with("3.15") {
+            let out = run_lockdump(&["-p", &fx.pid().to_string()]);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("The loop is blocked: its thread waits for Python Lock shared"),
+                "{text}"
+            );
+        }
+    });
+}
+
+/// Control: threads waiting for coroutines the loop runs (already started
+/// as tasks, so the future is found through its chain to the task), while
+/// the loop's thread idles: edges to the loop's thread, no cycle, exit 0.
+#[test]
+fn threads_waiting_for_an_idle_loop_are_not_a_deadlock() {
+    each(&python_interpreters().iter().collect::<Vec<_>>(), |py| {
+        let fx = start(py, "asyncio_threadsafe_healthy.py");
+        let main = fx.tid("main");
+        for run in 0..5 {
+            let (code, json) = dump(fx.pid());
+            assert!(
+                code == 0 || (code == 3 && !(py.label.starts_with("3.14") || py.label.starts_with("3.15"))),
+                "run {run}: exit {code}: {}",
+                json["verdict"]["headline"]
+            );
+            assert!(json["deadlocks"].as_array().unwrap().is_empty());
+            for name in ["sleeper-client", "event-client"] {
+                let t = json["threads"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|t| t["tid"] == fx.tid(name))
+                    .unwrap_or_else(|| panic!("no thread {name}"));
+                let b = &t["blocked_on"];
+                assert_eq!(b["kind"], "py_future", "{name}: {b}");
+                assert_eq!(b["owner_tid"], main, "{name}: {b}");
+                assert_eq!(b["confidence"], "inferred");
+                assert!(b["evidence"].as_str().unwrap().contains("chained"), "{b}");
+            }
+        }
+    });
+}

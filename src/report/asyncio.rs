@@ -137,7 +137,11 @@ pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
 
 /// The loops and tasks of one process, for the text report. Tasks whose
 /// coroutine stack and wait are the same are folded into one entry.
-pub fn tasks_section(pid: i32, state: &AsyncioState, style: &Style) -> String {
+///
+/// `blocked(tid)`: what the loop's thread waits for, if it is blocked in a
+/// wait (a lock) rather than in the loop's own wait for events: then none of
+/// the loop's tasks can run until that wait ends, and the section says so.
+pub fn tasks_section(pid: i32, state: &AsyncioState, blocked: &dyn Fn(i32) -> Option<String>, style: &Style) -> String {
     let mut out = String::new();
     if let Some(why) = &state.not_examined {
         let _ = writeln!(out, "{} {}", style.yellow("asyncio:"), clean(why));
@@ -154,7 +158,8 @@ pub fn tasks_section(pid: i32, state: &AsyncioState, style: &Style) -> String {
                 ),
                 None => format!("Thread {} (no loop running)", t.tid),
             };
-            (head, &t.tasks, t.running_task, t.list_note.as_deref())
+            let blocked = t.loop_address.and_then(|_| blocked(t.tid));
+            (head, &t.tasks, t.running_task, t.list_note.as_deref(), blocked)
         })
         .chain((!state.orphan_tasks.is_empty()).then(|| {
             (
@@ -162,9 +167,10 @@ pub fn tasks_section(pid: i32, state: &AsyncioState, style: &Style) -> String {
                 &state.orphan_tasks,
                 None,
                 None,
+                None,
             )
         }));
-    for (head, tasks, running, note) in groups {
+    for (head, tasks, running, note, blocked) in groups {
         let _ = writeln!(
             out,
             "{}: {} pending task{}{}",
@@ -183,25 +189,33 @@ pub fn tasks_section(pid: i32, state: &AsyncioState, style: &Style) -> String {
                 style.yellow(&format!("(task list incomplete: {})", clean(n)))
             );
         }
+        if let Some(b) = blocked {
+            let _ = writeln!(
+                out,
+                "  {} its thread waits for {b}: none of its {} task{} can run until that wait ends",
+                style.red("The loop is blocked:"),
+                tasks.len(),
+                if tasks.len() == 1 { "" } else { "s" }
+            );
+        }
         // Fold tasks with the same stack and the same kind of wait.
         let mut folded: Vec<(String, Vec<&Task>)> = Vec::new();
         for t in tasks.iter() {
             let key = fold_key(t);
             match folded.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) if folded_ok(t) => v.push(t),
+                Some((_, v)) if folded_ok(t, running) => v.push(t),
                 _ => folded.push((key, vec![t])),
             }
         }
         for (_, group) in folded {
             let t = group[0];
             if group.len() == 1 {
-                let _ = writeln!(
-                    out,
-                    "  Task {:?} ({:#x}) {}",
-                    clean(&t.name),
-                    t.address,
+                let doing = if running == Some(t.address) {
+                    "is running: its step executes on the loop's thread".to_string()
+                } else {
                     awaits_label(t, state)
-                );
+                };
+                let _ = writeln!(out, "  Task {:?} ({:#x}) {doing}", clean(&t.name), t.address);
             } else {
                 let names: Vec<String> = group.iter().take(4).map(|k| format!("{:?}", clean(&k.name))).collect();
                 let more = if group.len() > 4 {
@@ -258,8 +272,8 @@ fn fold_key(t: &Task) -> String {
     format!("{}|{wait}", frames.join(";"))
 }
 
-fn folded_ok(t: &Task) -> bool {
-    t.holds.is_empty() && t.chain_note.is_none()
+fn folded_ok(t: &Task, running: Option<u64>) -> bool {
+    t.holds.is_empty() && t.chain_note.is_none() && running != Some(t.address)
 }
 
 // ---------------------------------------------------------------------------

@@ -184,7 +184,14 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
         out.push('\n');
         out.push_str(&threads::all_threads(ins, verdict, style));
         if let Some(a) = &ins.asyncio {
-            out.push_str(&asyncio::tasks_section(ins.snapshot.pid, a, style));
+            let blocked = |tid: i32| {
+                let i = ins.snapshot.threads.iter().position(|t| t.tid == tid)?;
+                ins.findings[i]
+                    .wait
+                    .as_ref()
+                    .map(|w| verdict::resource_label(&w.resource))
+            };
+            out.push_str(&asyncio::tasks_section(ins.snapshot.pid, a, &blocked, style));
             out.push('\n');
         }
     }

@@ -137,6 +137,7 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
         ResourceKind::PySemaphore => "Python Semaphore",
         ResourceKind::PyEvent => "Python Event",
         ResourceKind::PyQueue => "Python Queue",
+        ResourceKind::PyFuture => "Python future",
         ResourceKind::Gil => "GIL",
         ResourceKind::Syscall => "system call",
     }
@@ -267,6 +268,7 @@ fn noun(kind: ResourceKind) -> (&'static str, &'static str) {
         K::PySemaphore => ("Python Semaphore", "Python Semaphores"),
         K::PyEvent => ("Python Event", "Python Events"),
         K::PyQueue => ("Python Queue", "Python Queues"),
+        K::PyFuture => ("future of an event loop", "futures of event loops"),
         K::LibcLock => ("glibc internal lock", "glibc internal locks"),
         K::Futex | K::Syscall => ("lock", "locks"),
     }

@@ -50,6 +50,9 @@ pub enum ResourceKind {
     PySemaphore,
     PyEvent,
     PyQueue,
+    /// A `concurrent.futures.Future` that only an asyncio event loop will
+    /// resolve (`run_coroutine_threadsafe`): its "owner" is the loop's thread.
+    PyFuture,
     Gil,
     /// Not a lock: a blocking syscall (read, poll, nanosleep, ...).
     Syscall,

@@ -332,6 +332,9 @@ pub struct MiscLayout {
     /// `PyFunctionObject.func_qualname` (Include/cpython/funcobject.h): after
     /// `func_globals, func_builtins, func_name`.
     pub function_qualname: u64,
+    /// `PyFunctionObject.func_closure` (tuple of cells): after `func_code,
+    /// func_defaults, func_kwdefaults` (COMMON_FIELDS, 3.11-3.15).
+    pub function_closure: u64,
     /// `PyCellObject.ob_ref` (Include/cpython/cellobject.h).
     pub cell_ref: u64,
     /// `PyBytesObject.ob_sval` (Include/cpython/bytesobject.h).
@@ -434,6 +437,33 @@ pub struct PoolObjectsLayout {
     pub list_items: u64,
     /// `queue.SimpleQueue`, the executor's `_work_queue`.
     pub simple_queue: SimpleQueueLayout,
+}
+
+/// `collections.deque` (Modules/_collectionsmodule.c, 3.11-3.15): a
+/// `PyVarObject` header, then `leftblock, rightblock, leftindex,
+/// rightindex`; a block is `{leftlink; PyObject *data[64]; rightlink}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DequeLayout {
+    pub size: u64,
+    pub leftblock: u64,
+    pub leftindex: u64,
+    /// `BLOCKLEN`.
+    pub block_len: u64,
+    /// Offset of `data` and of `rightlink` in a block.
+    pub block_data: u64,
+    pub block_right: u64,
+}
+
+/// [`DequeLayout`] for an object header of `h` bytes.
+pub fn deque_layout(h: u64) -> DequeLayout {
+    DequeLayout {
+        size: h,
+        leftblock: h + 8,
+        leftindex: h + 24,
+        block_len: 64,
+        block_data: 8,
+        block_right: 8 + 64 * 8,
+    }
 }
 
 /// `simplequeueobject` (Modules/_queuemodule.c).
@@ -732,6 +762,7 @@ fn misc_for_header(h: u64) -> MiscLayout {
         method_self: h + 8,
         descr_method: h + 24,
         function_qualname: h + 24,
+        function_closure: h + 56,
         cell_ref: h,
         // PyBytesObject: VAR_HEAD (h + 8), ob_shash (8), then ob_sval.
         bytes_sval: h + 16,

@@ -253,6 +253,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         .map(|t| (t.host_tid, &t.state))
         .collect();
     let pools = super::pools::find(walker, pid, &of_the_stop);
+    add_loop_future_waits(walker, pid, &of_the_stop, &mut findings, &threads);
 
     let out_threads = threads
         .into_iter()
@@ -300,6 +301,67 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         pools,
         asyncio,
     })
+}
+
+/// A thread in `concurrent.futures.Future.result()` on a pending future
+/// that only an event loop will resolve ([`super::loopfutures`]) waits for
+/// that loop's thread: its wait becomes an (inferred) edge to it.
+fn add_loop_future_waits(
+    walker: &Walker,
+    pid: i32,
+    of_the_stop: &[(i32, &PyThreadState)],
+    findings: &mut [ThreadFindings],
+    threads: &[Analyzed],
+) {
+    let loops = super::loopfutures::running_loops(walker, of_the_stop);
+    if loops.is_empty() {
+        return;
+    }
+    for &(tid, state) in of_the_stop {
+        let Some((future, k)) = super::pools::awaited_future(walker, state) else {
+            continue;
+        };
+        let o = walker.obj;
+        let pending = o
+            .attr(future, "_state")
+            .and_then(|s| o.str(s).ok())
+            .is_some_and(|s| s == "PENDING" || s == "RUNNING");
+        if !pending {
+            continue;
+        }
+        let Some((lp, evidence)) = super::loopfutures::resolved_by(walker, future, &loops) else {
+            continue;
+        };
+        if lp.tid == tid {
+            continue;
+        }
+        let Some(i) = threads.iter().position(|t| t.host_tid == tid) else {
+            continue;
+        };
+        let callers = PyThreadState {
+            frames: state.frames[k + 1..].to_vec(),
+            ..state.clone()
+        };
+        let site_frame = findings[i].wait.as_ref().and_then(|w| w.site_frame).or(Some(k + 1));
+        findings[i].wait = Some(Wait {
+            resource: Resource {
+                kind: ResourceKind::PyFuture,
+                address: future,
+                pid,
+                name: naming::name_object(walker, &callers, future).filter(|n| n != "self"),
+                shared_key: None,
+            },
+            owner: Owner {
+                tid: Some(lp.tid),
+                pid: Some(pid),
+                confidence: Confidence::Inferred,
+                evidence,
+                dead: false,
+            },
+            how: "concurrent.futures.Future.result (resolved by an event loop)".into(),
+            site_frame,
+        });
+    }
 }
 
 /// The asyncio tasks of the main interpreter ([`super::asyncio`]); `None`

@@ -31,6 +31,7 @@ pub mod gil;
 pub mod holds;
 pub mod layout;
 pub mod locks;
+pub mod loopfutures;
 pub mod merge;
 pub mod naming;
 pub mod objects;
