@@ -237,6 +237,30 @@ fn healthy_thousand_task_service_is_not_a_deadlock() {
             // The locker tasks finish nothing, the producer only feeds queues:
             // the set of pending tasks is the one READY counted.
             assert_eq!(n, want, "run {run}: tasks read");
+            let all = json_tasks(&json);
+            let sleepers: Vec<&Value> = all
+                .values()
+                .filter(|t| t["name"].as_str().unwrap().starts_with("sleeper-"))
+                .collect();
+            assert_eq!(sleepers.len(), 400);
+            for t in sleepers {
+                assert_eq!(
+                    t["awaits"],
+                    serde_json::json!({"kind": "sleep", "seconds": 3600.0}),
+                    "{t}"
+                );
+            }
+            let consumers = all
+                .values()
+                .filter(|t| t["name"].as_str().unwrap().starts_with("consumer-"))
+                .filter(|t| t["awaits"]["kind"] == "primitive" && t["awaits"]["primitive"] == "queue")
+                .filter(|t| t["awaits"]["name"] == "q" && t["awaits"]["how"] == "asyncio.Queue.get")
+                .count();
+            // A consumer handed an item runs its loop again: at most a few are between waits.
+            assert!(
+                consumers >= 390,
+                "run {run}: {consumers} of 400 consumers seen in Queue.get"
+            );
         }
     });
 }

@@ -367,7 +367,8 @@ fn check_documented_fields(doc: &Value) {
             "cycles_truncated",
             "headline",
             "stuck",
-            "pool_starvations"
+            "pool_starvations",
+            "await_cycles"
         ])
     );
     let v = &doc["verdict"];

@@ -129,7 +129,8 @@ pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
             primitive.type_name(),
             name.as_deref().map(|n| format!("{} ", clean(n))).unwrap_or_default()
         ),
-        Awaits::Sleep => "sleeps (asyncio.sleep)".into(),
+        Awaits::Sleep { seconds: Some(s) } => format!("sleeps (asyncio.sleep({s} s))"),
+        Awaits::Sleep { seconds: None } => "sleeps (asyncio.sleep)".into(),
         Awaits::NotSuspended { why } => format!("not suspended: {}", clean(why)),
         Awaits::Other { what } => format!("awaits {}", clean(what)),
     }
@@ -408,7 +409,7 @@ fn json_awaits(a: &Awaits) -> serde_json::Value {
             name,
             how,
         } => json!({"kind": "primitive", "primitive": primitive, "address": hex(*address), "name": name, "how": how}),
-        Awaits::Sleep => json!({"kind": "sleep"}),
+        Awaits::Sleep { seconds } => json!({"kind": "sleep", "seconds": seconds}),
         Awaits::NotSuspended { why } => json!({"kind": "not_suspended", "why": why}),
         Awaits::Other { what } => json!({"kind": "other", "what": what}),
     }

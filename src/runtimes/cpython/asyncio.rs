@@ -105,7 +105,7 @@ pub struct Task {
 }
 
 /// What a task's innermost coroutine awaits.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Awaits {
     /// Another task's completion (`await task`).
@@ -121,8 +121,8 @@ pub enum Awaits {
         /// `Lock.acquire`, `Queue.get`, ...
         how: String,
     },
-    /// `asyncio.sleep`: a timer ends it.
-    Sleep,
+    /// `asyncio.sleep(seconds)`: a timer ends it.
+    Sleep { seconds: Option<f64> },
     /// Running (the loop is executing its step) or about to start.
     NotSuspended { why: String },
     /// Something else (a pure-Python awaitable, an I/O future).
@@ -434,7 +434,12 @@ impl TaskReader<'_> {
             }
         }
         if inner.code.qualname == "sleep" && inner.code.filename.ends_with("asyncio/tasks.py") {
-            return Awaits::Sleep;
+            let seconds = naming::frame_locals(self.walker, inner)
+                .into_iter()
+                .find(|(n, _)| n == "delay")
+                .and_then(|(_, v)| o.number(v))
+                .filter(|s| s.is_finite());
+            return Awaits::Sleep { seconds };
         }
         if last == 0 {
             return Awaits::NotSuspended {

@@ -182,6 +182,18 @@ impl<'a> Objects<'a> {
     }
 
     /// Items of a tuple (at most [`MAX_TUPLE`]).
+    /// A `float`'s value (`PyFloatObject.ob_fval`, right after the header), or an `int`'s.
+    pub fn number(&self, obj: u64) -> Option<f64> {
+        match self.type_name(obj)?.as_str() {
+            "float" => {
+                let bits = self.u64(obj + self.layout.object.header).ok()?;
+                Some(f64::from_bits(bits))
+            }
+            "int" => self.int(obj).ok().map(|v| v as f64),
+            _ => None,
+        }
+    }
+
     pub fn tuple(&self, obj: u64) -> Result<Vec<u64>> {
         if !self.is_type(obj, "tuple") {
             return Err(corrupt(format!("{obj:#x} is not a tuple")));
