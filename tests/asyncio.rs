@@ -104,10 +104,20 @@ fn start(py: &Interpreter, name: &str) -> Fixture {
     fx
 }
 
+/// The cycle audit-task -> ledger-task -> audit-task, with audit-task
+/// awaiting through `gather`, `wait_for` (with a timeout: reported as ending
+/// the cycle) and inside a `TaskGroup`.
 #[test]
 fn await_cycle_through_gather_is_a_deadlock_with_its_tasks_and_lines() {
-    each(&with_task_graph(), |py| {
-        let fx = start(py, "asyncio_await_cycle.py");
+    for mode in ["gather", "wait_for", "taskgroup"] {
+        each(&with_task_graph(), |py| await_cycle(py, mode));
+    }
+}
+
+fn await_cycle(py: &Interpreter, mode: &str) {
+    {
+        let fx = Fixture::spawn(python_fixture(&py.path, "asyncio_await_cycle.py", &[mode]));
+        fx.wait_all_blocked();
         let tasks = ready_tasks(&fx);
         let (code, json) = dump(fx.pid());
         assert_eq!(code, 1, "exit code: {}", json["verdict"]["headline"]);
@@ -157,8 +167,22 @@ fn await_cycle_through_gather_is_a_deadlock_with_its_tasks_and_lines() {
         }
         assert_eq!(all[&tasks["ledger-task"]]["awaits"]["kind"], "task");
         assert_eq!(hex(&all[&tasks["ledger-task"]]["awaits"]["task"]), tasks["audit-task"]);
-        assert_eq!(all[&tasks["audit-task"]]["awaits"]["kind"], "future");
-        assert_eq!(all[&tasks["audit-task"]]["awaits"]["type"], "_GatheringFuture");
+        let audit = &all[&tasks["audit-task"]]["awaits"];
+        if mode == "gather" {
+            assert_eq!(audit["kind"], "future", "{mode}");
+            assert_eq!(audit["type"], "_GatheringFuture");
+        } else {
+            assert_eq!(audit["kind"], "task", "{mode}: {audit}");
+            assert_eq!(hex(&audit["task"]), tasks["ledger-task"]);
+        }
+        if mode == "wait_for" {
+            assert_eq!(
+                c["breaks_by_timeout"],
+                "task \"audit-task\": inside asyncio.wait_for(..., timeout=3600)"
+            );
+        } else {
+            assert_eq!(c["breaks_by_timeout"], Value::Null, "{mode}");
+        }
         // The text report names the cycle in its headline.
         let out = run_lockdump(&["-p", &fx.pid().to_string()]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -169,7 +193,7 @@ fn await_cycle_through_gather_is_a_deadlock_with_its_tasks_and_lines() {
             "headline: {head}"
         );
         assert_eq!(out.status.code(), Some(1));
-    });
+    }
 }
 
 #[test]

@@ -547,8 +547,11 @@ fn timeout_in(walker: &Walker, chain: &[PyFrame]) -> Option<String> {
                 .into_iter()
                 .find(|(n, _)| n == "timeout")
                 .map(|(_, v)| v);
-            if timeout.is_some_and(|v| o.type_name(v).is_some_and(|t| t != "NoneType")) {
-                return Some("inside asyncio.wait_for with a timeout".into());
+            if let Some(v) = timeout.filter(|&v| o.type_name(v).is_some_and(|t| t != "NoneType")) {
+                return Some(match o.number(v) {
+                    Some(s) => format!("inside asyncio.wait_for(..., timeout={s})"),
+                    None => "inside asyncio.wait_for with a timeout".into(),
+                });
             }
         }
         let stack = live_stack(walker, frame);
