@@ -578,11 +578,22 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
                 .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
         })
     };
-    v.await_cycles = graph::await_cycles(
-        inspections
-            .iter()
-            .filter_map(|ins| ins.asyncio.as_ref().map(|a| (ins.snapshot.pid, a))),
-    );
+    v.await_cycles = graph::await_cycles(inspections.iter().filter_map(process_awaits));
+    // A thread in an await cycle waits for a task of it, not for the loop's
+    // thread it was drawn to in the thread graph: it waits behind nobody.
+    let in_cycles: Vec<graph::ThreadId> = v
+        .await_cycles
+        .iter()
+        .flat_map(|c| &c.members)
+        .filter_map(|m| match m {
+            graph::awaits::Member::Thread { pid, tid, .. } => Some((*pid, *tid)),
+            graph::awaits::Member::Task { .. } => None,
+        })
+        .collect();
+    for w in &mut v.waiting_behind {
+        w.waiters.retain(|t| !in_cycles.contains(t));
+    }
+    v.waiting_behind.retain(|w| !w.waiters.is_empty());
     v.pool_starvations = graph::starvations(&facts, threads());
     confirm_starvations(inspections, &mut v);
     graph::settle(&mut v, threads(), &facts);
@@ -590,6 +601,55 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     describe_waited_behind(inspections, &mut v);
     add_cross_process_holds(inspections);
     v
+}
+
+/// A process's tasks with its threads' names and wait edges, for the
+/// cycles through tasks and threads ([`graph::awaits`]).
+fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessAwaits<'_>> {
+    use graph::awaits::AwaitVia;
+    let state = ins.asyncio.as_ref()?;
+    let pid = ins.snapshot.pid;
+    let mut thread_names = std::collections::HashMap::new();
+    let mut thread_edges = Vec::new();
+    let mut thread_timeouts = std::collections::HashMap::new();
+    for (i, t) in ins.snapshot.threads.iter().enumerate() {
+        let name = ins
+            .python_names
+            .get(i)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| t.name.clone());
+        thread_names.insert(t.tid, name);
+        let f = &ins.findings[i];
+        if let crate::runtimes::Sleep::Futex { timed: true, .. } = f.sleep {
+            thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
+        }
+        let Some(w) = &f.wait else { continue };
+        let (Some(owner), false) = (w.owner.tid, w.owner.confidence == crate::runtimes::Confidence::Unknown) else {
+            continue;
+        };
+        if w.owner.pid.is_some_and(|p| p != pid) {
+            continue;
+        }
+        thread_edges.push((
+            t.tid,
+            owner,
+            AwaitVia::Resource {
+                resource_kind: w.resource.kind,
+                address: w.resource.address,
+                name: w.resource.name.clone(),
+            },
+            w.owner.confidence,
+            w.owner.evidence.clone(),
+        ));
+    }
+    Some(graph::awaits::ProcessAwaits {
+        pid,
+        state,
+        thread_names,
+        thread_edges,
+        thread_timeouts,
+    })
 }
 
 /// What each thread others wait behind is doing, with the fd it waits on

@@ -127,18 +127,21 @@ fn await_cycle(py: &Interpreter, mode: &str) {
         let cs = cycles(&json);
         assert_eq!(cs.len(), 1, "one await cycle: {cs:?}");
         let c = &cs[0];
-        let members: BTreeMap<String, u64> = c["tasks"]
+        let members: BTreeMap<String, u64> = c["members"]
             .as_array()
             .unwrap()
             .iter()
-            .map(|t| (t["name"].as_str().unwrap().to_string(), hex(&t["address"])))
+            .map(|t| {
+                assert_eq!(t["kind"], "task", "{t}");
+                (t["name"].as_str().unwrap().to_string(), hex(&t["address"]))
+            })
             .collect();
         let want: BTreeMap<String, u64> = ["audit-task", "ledger-task"]
             .iter()
             .map(|n| (n.to_string(), tasks[*n]))
             .collect();
         assert_eq!(members, want, "cycle members");
-        for t in c["tasks"].as_array().unwrap() {
+        for t in c["members"].as_array().unwrap() {
             assert_eq!(t["tid"], fx.tid("main"), "the loop thread runs {t}");
         }
         for e in c["edges"].as_array().unwrap() {
@@ -209,7 +212,7 @@ fn asyncio_lock_abba_is_a_deadlock_with_inferred_holders() {
         let c = &cs[0];
         assert_eq!(c["confidence"], "inferred", "asyncio.Lock records no owner");
         // task-a waits for lock_b (held by task-b), task-b for lock_a.
-        let ts = c["tasks"].as_array().unwrap();
+        let ts = c["members"].as_array().unwrap();
         let es = c["edges"].as_array().unwrap();
         let mut seen = BTreeSet::new();
         for (i, t) in ts.iter().enumerate() {
@@ -221,8 +224,8 @@ fn asyncio_lock_abba_is_a_deadlock_with_inferred_holders() {
                 other => panic!("unexpected cycle member {other}"),
             };
             assert_eq!(es[i]["via"], "lock");
-            assert_eq!(hex(&es[i]["lock"]), want_lock, "{name}'s edge");
-            assert_eq!(es[i]["lock_name"], want_name);
+            assert_eq!(hex(&es[i]["address"]), want_lock, "{name}'s edge");
+            assert_eq!(es[i]["name"], want_name);
             assert_eq!(es[i]["confidence"], "inferred");
             assert_eq!(ts[(i + 1) % ts.len()]["name"], holder);
             seen.insert(name);
@@ -339,7 +342,7 @@ fn agrees_with_cpythons_own_asyncio_ps_and_pstree() {
                     .find(|l| l.starts_with("cycle: "))
                     .unwrap_or_else(|| panic!("pstree printed no cycle:\n{all_out}"));
                 let theirs: BTreeSet<&str> = line["cycle: ".len()..].split(" → ").collect();
-                let ours: BTreeSet<String> = cycles(&json)[0]["tasks"]
+                let ours: BTreeSet<String> = cycles(&json)[0]["members"]
                     .as_array()
                     .unwrap()
                     .iter()
@@ -455,5 +458,61 @@ fn threads_waiting_for_an_idle_loop_are_not_a_deadlock() {
                 assert!(b["evidence"].as_str().unwrap().contains("chained"), "{b}");
             }
         }
+    });
+}
+
+/// A task awaits `run_in_executor` work whose pool thread waits in
+/// `run_coroutine_threadsafe(...).result()` for a task that awaits the
+/// first: one cycle through the task graph and the thread graph, while the
+/// loop's thread idles in epoll_wait (so no thread cycle exists).
+#[test]
+fn task_executor_thread_cycle_is_one_deadlock() {
+    each(&with_task_graph(), |py| {
+        let fx = start(py, "asyncio_executor_cycle.py");
+        let tasks = ready_tasks(&fx);
+        let worker = fx.tid("worker");
+        let (code, json) = dump(fx.pid());
+        assert_eq!(code, 1, "{}", json["verdict"]["headline"]);
+        assert!(json["deadlocks"].as_array().unwrap().is_empty(), "no thread-only cycle");
+        let cs = cycles(&json);
+        assert_eq!(cs.len(), 1, "{cs:?}");
+        let c = &cs[0];
+        let ms = c["members"].as_array().unwrap();
+        let es = c["edges"].as_array().unwrap();
+        assert_eq!(ms.len(), 3, "{ms:?}");
+        // Rotate to start at audit-task: audit-task -> worker -> fetch-task.
+        let start = ms
+            .iter()
+            .position(|m| m["name"] == "audit-task")
+            .expect("audit-task in the cycle");
+        let at = |k: usize| (&ms[(start + k) % 3], &es[(start + k) % 3]);
+        let (m0, e0) = at(0);
+        assert_eq!(hex(&m0["address"]), tasks["audit-task"]);
+        assert_eq!(e0["via"], "executor");
+        assert_eq!(e0["confidence"], "exact");
+        let (m1, e1) = at(1);
+        assert_eq!(
+            (m1["kind"].as_str(), m1["tid"].as_i64()),
+            (Some("thread"), Some(worker as i64))
+        );
+        assert_eq!(m1["name"], "worker");
+        assert_eq!(e1["via"], "task_result");
+        assert_eq!(e1["confidence"], "inferred");
+        let (m2, e2) = at(2);
+        assert_eq!(hex(&m2["address"]), tasks["fetch-task"]);
+        assert_eq!(e2["via"], "task_done");
+        assert_eq!(c["confidence"], "inferred");
+        let behind: Vec<u64> = c["behind"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| hex(&t["address"]))
+            .collect();
+        assert_eq!(behind, vec![tasks["Task-1"]]);
+        assert!(
+            json["verdict"]["waiting_behind"].as_array().unwrap().is_empty(),
+            "the worker waits for a task of the cycle, not behind the idle loop thread: {}",
+            json["verdict"]["waiting_behind"]
+        );
     });
 }

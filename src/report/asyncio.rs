@@ -9,13 +9,16 @@ use serde::Serialize;
 use super::json::hex;
 use super::style::{clean, Style};
 use super::verdict::{confidence_label, site_label};
-use crate::graph::awaits::{AwaitCycle, AwaitEdge, AwaitVia, TaskRef};
+use crate::graph::awaits::{AwaitCycle, AwaitEdge, AwaitVia, Member};
 use crate::graph::Verdict;
 use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, Task};
 
-/// `task "audit-task" (0x7f...)`.
-fn task_label(t: &TaskRef) -> String {
-    format!("task {:?} ({:#x})", clean(&t.name), t.address)
+/// `task "audit-task" (0x7f...)` or `thread 1234 "worker"`.
+fn member_label(m: &Member) -> String {
+    match m {
+        Member::Task { name, address, .. } => format!("task {:?} ({address:#x})", clean(name)),
+        Member::Thread { tid, name, .. } => format!("thread {tid} {:?}", clean(name)),
+    }
 }
 
 fn via_label(e: &AwaitEdge) -> String {
@@ -25,6 +28,22 @@ fn via_label(e: &AwaitEdge) -> String {
             Some(n) => format!("waits for asyncio.Lock {} ({lock:#x}), held by", clean(n)),
             None => format!("waits for asyncio.Lock {lock:#x}, held by"),
         },
+        AwaitVia::Executor => "awaits the result of a work item run by".into(),
+        AwaitVia::TaskResult => "waits (Future.result) for the result of".into(),
+        AwaitVia::Resource {
+            resource_kind,
+            address,
+            name,
+        } => {
+            let r = crate::runtimes::Resource {
+                kind: *resource_kind,
+                address: *address,
+                pid: 0,
+                name: name.clone(),
+                shared_key: None,
+            };
+            format!("waits for {}, held by", super::verdict::resource_label(&r))
+        }
     }
 }
 
@@ -38,8 +57,8 @@ pub fn headline_part(v: &Verdict) -> Option<String> {
         .await_cycles
         .iter()
         .map(|c| {
-            let mut names: Vec<String> = c.tasks.iter().map(|t| clean(&t.name)).collect();
-            names.push(clean(&c.tasks[0].name));
+            let mut names: Vec<String> = c.members.iter().map(|m| clean(m.name())).collect();
+            names.push(clean(c.members[0].name()));
             names.join(" → ")
         })
         .collect();
@@ -53,23 +72,31 @@ pub fn headline_part(v: &Verdict) -> Option<String> {
 /// One await cycle, numbered after the lock cycles and starved pools.
 pub fn section(n: usize, c: &AwaitCycle, style: &Style) -> String {
     let mut out = String::new();
-    let k = c.tasks.len();
+    let tasks = c.members.iter().filter(|m| matches!(m, Member::Task { .. })).count();
+    let threads = c.members.len() - tasks;
+    let mut size = format!("{tasks} task{}", if tasks == 1 { "" } else { "s" });
+    if threads > 0 {
+        let _ = write!(size, ", {threads} thread{}", if threads == 1 { "" } else { "s" });
+    }
     let _ = writeln!(
         out,
-        "{} ({k} task{}, confidence: {})",
+        "{} ({size}, confidence: {})",
         style.bold(&format!("Deadlock #{n}: asyncio await cycle")),
-        if k == 1 { "" } else { "s" },
         confidence_label(c.confidence)
     );
-    for (i, (t, e)) in c.tasks.iter().zip(&c.edges).enumerate() {
-        let next = &c.tasks[(i + 1) % k];
-        let thread = t.tid.map(|tid| format!(" [loop thread {tid}]")).unwrap_or_default();
+    let k = c.members.len();
+    for (i, (m, e)) in c.members.iter().zip(&c.edges).enumerate() {
+        let next = &c.members[(i + 1) % k];
+        let thread = match m {
+            Member::Task { tid: Some(tid), .. } => format!(" [loop thread {tid}]"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
             "  {}{thread} {} {}",
-            capitalize(&task_label(t)),
+            capitalize(&member_label(m)),
             via_label(e),
-            task_label(next)
+            member_label(next)
         );
         let _ = writeln!(
             out,
@@ -82,7 +109,7 @@ pub fn section(n: usize, c: &AwaitCycle, style: &Style) -> String {
         let _ = writeln!(out, "  A timeout will end it: {}", clean(t));
     }
     if !c.behind.is_empty() {
-        let names: Vec<String> = c.behind.iter().map(task_label).collect();
+        let names: Vec<String> = c.behind.iter().map(member_label).collect();
         let _ = writeln!(out, "  Blocked behind it: {}", names.join(", "));
     }
     out
@@ -98,7 +125,11 @@ pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
     };
     match &t.awaits {
         Awaits::Task { task } => format!("awaits {}", name_of(*task)),
-        Awaits::Future { future, type_name } => {
+        Awaits::Future {
+            future,
+            type_name,
+            chained_from,
+        } => {
             let all: Vec<String> = state
                 .tasks()
                 .filter(|k| k.awaited_by.contains(&t.address))
@@ -108,7 +139,12 @@ pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
             if all.len() > 5 {
                 children.push(format!("… {} more", all.len() - 5));
             }
-            if children.is_empty() {
+            if let Some(cf) = chained_from {
+                format!(
+                    "awaits {} {future:#x}, the result of concurrent future {cf:#x}",
+                    clean(type_name)
+                )
+            } else if children.is_empty() {
                 format!("awaits {} {future:#x}", clean(type_name))
             } else {
                 format!(
@@ -282,39 +318,60 @@ fn folded_ok(t: &Task, running: Option<u64>) -> bool {
 // ---------------------------------------------------------------------------
 
 #[derive(Serialize)]
-pub struct JsonTaskRef {
+pub struct JsonMember {
+    /// `task` or `thread`.
+    pub kind: &'static str,
     pub pid: i32,
+    /// For a task: its loop's thread, if known.
     pub tid: Option<i32>,
-    pub address: String,
+    /// For a task: its address; null for a thread.
+    pub address: Option<String>,
     pub name: String,
 }
 
-fn task_ref(t: &TaskRef) -> JsonTaskRef {
-    JsonTaskRef {
-        pid: t.pid,
-        tid: t.tid,
-        address: hex(t.address),
-        name: t.name.clone(),
+fn json_member(m: &Member) -> JsonMember {
+    match m {
+        Member::Task {
+            pid,
+            tid,
+            address,
+            name,
+        } => JsonMember {
+            kind: "task",
+            pid: *pid,
+            tid: *tid,
+            address: Some(hex(*address)),
+            name: name.clone(),
+        },
+        Member::Thread { pid, tid, name } => JsonMember {
+            kind: "thread",
+            pid: *pid,
+            tid: Some(*tid),
+            address: None,
+            name: name.clone(),
+        },
     }
 }
 
 #[derive(Serialize)]
 pub struct JsonAwaitEdge {
-    /// `task_done` or `lock`.
+    /// `task_done`, `lock`, `executor`, `task_result` or `resource`.
     pub via: &'static str,
-    /// For `lock`: the asyncio.Lock's address and name.
-    pub lock: Option<String>,
-    pub lock_name: Option<String>,
+    /// For `lock` (an asyncio.Lock) and `resource` (what a thread waits for):
+    /// its address, name and (`resource`) kind.
+    pub address: Option<String>,
+    pub name: Option<String>,
+    pub resource_kind: Option<crate::runtimes::ResourceKind>,
     pub confidence: crate::runtimes::Confidence,
     pub evidence: String,
 }
 
 #[derive(Serialize)]
 pub struct JsonAwaitCycle {
-    pub tasks: Vec<JsonTaskRef>,
+    pub members: Vec<JsonMember>,
     pub edges: Vec<JsonAwaitEdge>,
     pub confidence: crate::runtimes::Confidence,
-    pub behind: Vec<JsonTaskRef>,
+    pub behind: Vec<JsonMember>,
     pub breaks_by_timeout: Option<String>,
 }
 
@@ -323,26 +380,34 @@ pub fn json_cycles(v: &Verdict) -> Vec<JsonAwaitCycle> {
     v.await_cycles
         .iter()
         .map(|c| JsonAwaitCycle {
-            tasks: c.tasks.iter().map(task_ref).collect(),
+            members: c.members.iter().map(json_member).collect(),
             edges: c
                 .edges
                 .iter()
                 .map(|e| {
-                    let (via, lock, lock_name) = match &e.via {
-                        AwaitVia::TaskDone => ("task_done", None, None),
-                        AwaitVia::Lock { lock, name } => ("lock", Some(hex(*lock)), name.clone()),
+                    let (via, address, name, resource_kind) = match &e.via {
+                        AwaitVia::TaskDone => ("task_done", None, None, None),
+                        AwaitVia::Lock { lock, name } => ("lock", Some(hex(*lock)), name.clone(), None),
+                        AwaitVia::Executor => ("executor", None, None, None),
+                        AwaitVia::TaskResult => ("task_result", None, None, None),
+                        AwaitVia::Resource {
+                            resource_kind,
+                            address,
+                            name,
+                        } => ("resource", Some(hex(*address)), name.clone(), Some(*resource_kind)),
                     };
                     JsonAwaitEdge {
                         via,
-                        lock,
-                        lock_name,
+                        address,
+                        name,
+                        resource_kind,
                         confidence: e.confidence,
                         evidence: e.evidence.clone(),
                     }
                 })
                 .collect(),
             confidence: c.confidence,
-            behind: c.behind.iter().map(task_ref).collect(),
+            behind: c.behind.iter().map(json_member).collect(),
             breaks_by_timeout: c.breaks_by_timeout.clone(),
         })
         .collect()
@@ -400,8 +465,12 @@ fn json_awaits(a: &Awaits) -> serde_json::Value {
     use serde_json::json;
     match a {
         Awaits::Task { task } => json!({"kind": "task", "task": hex(*task)}),
-        Awaits::Future { future, type_name } => {
-            json!({"kind": "future", "future": hex(*future), "type": type_name})
+        Awaits::Future {
+            future,
+            type_name,
+            chained_from,
+        } => {
+            json!({"kind": "future", "future": hex(*future), "type": type_name, "chained_from": chained_from.map(hex)})
         }
         Awaits::Primitive {
             primitive,

@@ -49,6 +49,28 @@ pub struct AsyncioState {
     pub orphan_tasks: Vec<Task>,
     /// Why the task graph is incomplete or missing, if it is.
     pub not_examined: Option<String>,
+    /// Waits between tasks and threads (filled by the thread analysis): a
+    /// task awaiting a pool thread's work, a thread waiting for a task's result.
+    pub links: Vec<CrossWait>,
+}
+
+/// A node of the graph of tasks and threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Node {
+    /// A task, by address.
+    Task(u64),
+    /// A thread, by host TID.
+    Thread(i32),
+}
+
+/// `from` waits for `to`, across the task and thread graphs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CrossWait {
+    pub from: Node,
+    pub to: Node,
+    pub confidence: Confidence,
+    pub evidence: String,
 }
 
 impl AsyncioState {
@@ -111,8 +133,14 @@ pub enum Awaits {
     /// Another task's completion (`await task`).
     Task { task: u64 },
     /// Futures built over tasks: `gather`, `TaskGroup`, `wait`; the awaited
-    /// tasks name this task in their `awaited_by`.
-    Future { future: u64, type_name: String },
+    /// tasks name this task in their `awaited_by`. `chained_from`: the
+    /// `concurrent.futures.Future` whose result it copies
+    /// (`run_in_executor`, `wrap_future`).
+    Future {
+        future: u64,
+        type_name: String,
+        chained_from: Option<u64>,
+    },
     /// An asyncio synchronization primitive's `acquire`/`wait`/`get`/`put`.
     Primitive {
         primitive: Primitive,
@@ -467,12 +495,39 @@ impl TaskReader<'_> {
             Some(t) if t.ends_with("Future") => Awaits::Future {
                 future: fut,
                 type_name: t,
+                chained_from: self.chained_from(fut),
             },
             Some(t) => Awaits::Other { what: t },
             None => Awaits::Other {
                 what: format!("{fut:#x}"),
             },
         }
+    }
+}
+
+impl TaskReader<'_> {
+    /// The `concurrent.futures.Future` an asyncio future copies its result
+    /// from: `_chain_future` gives the asyncio future a done-callback whose
+    /// closure holds the concurrent one (`source`).
+    fn chained_from(&self, fut: u64) -> Option<u64> {
+        let o = self.walker.obj;
+        let mut callbacks = Vec::new();
+        if let Ok(cb) = o.u64(fut + self.al.fut_callback0) {
+            callbacks.push(cb & !3);
+        }
+        if let Ok(list) = o.u64(fut + self.al.fut_callbacks) {
+            for item in super::loopfutures::list_items(self.walker, list & !3) {
+                match o.tuple(item) {
+                    Ok(pair) => callbacks.extend(pair.first().copied()),
+                    Err(_) => callbacks.push(item),
+                }
+            }
+        }
+        callbacks
+            .into_iter()
+            .filter(|&cb| cb != 0)
+            .flat_map(|cb| super::loopfutures::closure_values(self.walker, cb))
+            .find(|&v| o.type_name(v).as_deref() == Some("Future") && o.attr(v, "_condition").is_some())
     }
 }
 

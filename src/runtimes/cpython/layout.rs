@@ -1440,6 +1440,11 @@ pub struct AsyncioLayout {
     pub tstate_tasks_head: u64,
     /// `futureiterobject.future` (`await fut` suspends on this iterator): right after the object header.
     pub future_iter_future: u64,
+    /// `fut_callback0` and `fut_callbacks` (a list of `(callback, context)`
+    /// tuples). Supplements: FutureObj_HEAD starts `fut_loop, fut_callback0,
+    /// fut_context0, fut_callbacks` right after the object header (3.14, 3.15).
+    pub fut_callback0: u64,
+    pub fut_callbacks: u64,
 }
 
 /// Decode the `.AsyncioDebug` words; fails (instead of guessing) when a
@@ -1491,6 +1496,8 @@ pub fn asyncio_layout(words: &[u64], layout: &Layout) -> Result<AsyncioLayout, S
         tstate_running_task: within(11, tstate_size)?,
         tstate_tasks_head: within(12, tstate_size - 8)?,
         future_iter_future: layout.object.header,
+        fut_callback0: layout.object.header + 8,
+        fut_callbacks: layout.object.header + 24,
     })
 }
 

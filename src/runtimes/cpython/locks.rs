@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::acquires::explicit_locks;
-use super::asyncio::{self, AsyncioState};
+use super::asyncio::{self, AsyncioState, CrossWait, Node};
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::gil::{self, GilFutex, GilInfo};
 use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
@@ -119,7 +119,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         }
     }
 
-    let asyncio = read_asyncio(view, walker, runtime, &threads);
+    let mut asyncio = read_asyncio(view, walker, runtime, &threads);
     let ident_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
     let tstate_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
 
@@ -253,7 +253,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         .map(|t| (t.host_tid, &t.state))
         .collect();
     let pools = super::pools::find(walker, pid, &of_the_stop);
-    add_loop_future_waits(walker, pid, &of_the_stop, &mut findings, &threads);
+    add_loop_future_waits(walker, pid, &of_the_stop, &mut findings, &threads, &mut asyncio);
 
     let out_threads = threads
         .into_iter()
@@ -312,7 +312,9 @@ fn add_loop_future_waits(
     of_the_stop: &[(i32, &PyThreadState)],
     findings: &mut [ThreadFindings],
     threads: &[Analyzed],
+    asyncio: &mut Option<AsyncioState>,
 ) {
+    link_tasks_to_pool_workers(walker, of_the_stop, asyncio);
     let loops = super::loopfutures::running_loops(walker, of_the_stop);
     if loops.is_empty() {
         return;
@@ -329,9 +331,18 @@ fn add_loop_future_waits(
         if !pending {
             continue;
         }
-        let Some((lp, evidence)) = super::loopfutures::resolved_by(walker, future, &loops) else {
+        let Some(resolver) = super::loopfutures::resolved_by(walker, future, &loops) else {
             continue;
         };
+        let (lp, evidence) = (resolver.run_by, resolver.evidence.clone());
+        if let (Some(task), Some(a)) = (resolver.task, asyncio.as_mut()) {
+            a.links.push(CrossWait {
+                from: Node::Thread(tid),
+                to: Node::Task(task),
+                confidence: Confidence::Inferred,
+                evidence: format!("waits in Future.result() on {future:#x}: {evidence}"),
+            });
+        }
         if lp.tid == tid {
             continue;
         }
@@ -364,6 +375,43 @@ fn add_loop_future_waits(
     }
 }
 
+/// A task awaiting an asyncio future chained from a concurrent future that
+/// a pool worker runs (`loop.run_in_executor`) waits for that worker.
+fn link_tasks_to_pool_workers(
+    walker: &Walker,
+    of_the_stop: &[(i32, &PyThreadState)],
+    asyncio: &mut Option<AsyncioState>,
+) {
+    let Some(a) = asyncio.as_mut() else { return };
+    let running = super::pools::running_futures(walker, of_the_stop);
+    if running.is_empty() {
+        return;
+    }
+    let mut links = Vec::new();
+    for t in a.tasks() {
+        let asyncio::Awaits::Future {
+            future,
+            chained_from: Some(cf),
+            ..
+        } = &t.awaits
+        else {
+            continue;
+        };
+        if let Some(&(tid, _)) = running.iter().find(|(_, f)| f == cf) {
+            links.push(CrossWait {
+                from: Node::Task(t.address),
+                to: Node::Thread(tid),
+                confidence: Confidence::Exact,
+                evidence: format!(
+                    "awaits asyncio future {future:#x}, which copies the result of concurrent future {cf:#x} \
+                     (a done-callback closes over it), the work item pool thread {tid} runs (its _WorkItem.run frame)"
+                ),
+            });
+        }
+    }
+    a.links.extend(links);
+}
+
 /// The asyncio tasks of the main interpreter ([`super::asyncio`]); `None`
 /// when no thread runs an event loop and no task is pending. Without the
 /// `.AsyncioDebug` table (before 3.14, or a build without `_asyncio`) a
@@ -380,6 +428,7 @@ fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[An
             threads: Vec::new(),
             orphan_tasks: Vec::new(),
             not_examined: Some(why),
+            links: Vec::new(),
         })
     };
     let v = walker.layout.version;

@@ -50,19 +50,30 @@ fn is_run_forever(f: &PyFrame) -> bool {
     f.code.qualname == "BaseEventLoop.run_forever" && f.code.filename.ends_with("asyncio/base_events.py")
 }
 
+/// Who will resolve a concurrent future: the loop (and its thread), and,
+/// once the loop started the coroutine, the asyncio task whose result the
+/// future will copy.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    pub run_by: RunningLoop,
+    pub task: Option<u64>,
+    pub evidence: String,
+}
+
 /// The loop that will resolve the concurrent future `future`, if one will,
 /// and how that was seen.
-pub fn resolved_by(walker: &Walker, future: u64, loops: &[RunningLoop]) -> Option<(RunningLoop, String)> {
+pub fn resolved_by(walker: &Walker, future: u64, loops: &[RunningLoop]) -> Option<Resolver> {
     for l in loops {
         if queued_on(walker, l.address, future) {
-            return Some((
-                *l,
-                format!(
+            return Some(Resolver {
+                run_by: *l,
+                task: None,
+                evidence: format!(
                     "a callback over this future is queued on the event loop {:#x} (its _ready deque), which thread \
                      {} runs: run_coroutine_threadsafe hands the coroutine to that loop",
                     l.address, l.tid
                 ),
-            ));
+            });
         }
     }
     let o = walker.obj;
@@ -78,14 +89,15 @@ pub fn resolved_by(walker: &Walker, future: u64, loops: &[RunningLoop]) -> Optio
                 continue;
             };
             if let Some(l) = loops.iter().find(|l| l.address == lp) {
-                return Some((
-                    *l,
-                    format!(
+                return Some(Resolver {
+                    run_by: *l,
+                    task: ty.ends_with("Task").then_some(source),
+                    evidence: format!(
                         "the future is chained to {ty} {source:#x} of the event loop {:#x} (a done-callback closes over \
                          it), which thread {} runs",
                         l.address, l.tid
                     ),
-                ));
+                });
             }
         }
     }
@@ -115,7 +127,7 @@ fn queued_on(walker: &Walker, lp: u64, future: u64) -> bool {
 }
 
 /// The values of a Python function's closure cells.
-fn closure_values(walker: &Walker, func: u64) -> Vec<u64> {
+pub(super) fn closure_values(walker: &Walker, func: u64) -> Vec<u64> {
     let o = walker.obj;
     if !o.is_type(func, "function") {
         return Vec::new();
@@ -136,7 +148,7 @@ fn closure_values(walker: &Walker, func: u64) -> Vec<u64> {
 }
 
 /// The items of a `list` (at most [`MAX_READY`]).
-fn list_items(walker: &Walker, list: u64) -> Vec<u64> {
+pub(super) fn list_items(walker: &Walker, list: u64) -> Vec<u64> {
     let o = walker.obj;
     if !o.is_type(list, "list") {
         return Vec::new();

@@ -87,6 +87,17 @@ fn worker_of(walker: &Walker, l: &PoolObjectsLayout, tid: i32, t: &PyThreadState
     })
 }
 
+/// The future each pool worker is running (its `_WorkItem.run` frame's
+/// `self.future`), by host TID: whoever awaits that future waits for it.
+pub fn running_futures(walker: &Walker, threads: &[(i32, &PyThreadState)]) -> Vec<(i32, u64)> {
+    let l = pool_objects(walker.layout.version, walker.layout.object.header);
+    threads
+        .iter()
+        .filter_map(|&(tid, t)| worker_of(walker, &l, tid, t))
+        .filter_map(|w| w.running.map(|f| (w.tid, f)))
+        .collect()
+}
+
 /// The items of a `_queue.SimpleQueue`, oldest first (at most [`MAX_QUEUED`]).
 fn queue_items(walker: &Walker, l: &PoolObjectsLayout, q: u64) -> Option<Vec<u64>> {
     let o = walker.obj;
