@@ -210,6 +210,29 @@ pub struct ProcessFacts {
     pub unexamined: Option<String>,
     /// Its thread pools (CPython's ThreadPoolExecutor), for [`pools`].
     pub pools: Vec<crate::runtimes::TaskPool>,
+    /// By TID: the processes that alone can end a thread's wait for input
+    /// (the writers of the pipe it reads, the children it waits for), read
+    /// from /proc after the capture.
+    pub peers: BTreeMap<i32, Peers>,
+}
+
+/// The processes that can end a thread's wait on a pipe or a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peers {
+    /// What the thread waits on: `pipe:[123456] (fd 3)`, `child PID 4567`.
+    pub what: String,
+    /// Host PIDs, sorted.
+    pub pids: Vec<i32>,
+    pub kind: PeerKind,
+}
+
+/// How the peers end the wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerKind {
+    /// Any thread of them may write to the pipe (or close it: EOF).
+    Writers,
+    /// One of them must exit (or stop: `WUNTRACED`, not assumed).
+    Children,
 }
 
 /// A part of a process that lockdump could not examine, and why. It travels

@@ -567,6 +567,7 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
                     .join("; ")
             }),
             pools: ins.pools.clone(),
+            peers: peers_of(ins),
         })
         .collect();
     let threads = || {
@@ -601,6 +602,82 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     describe_waited_behind(inspections, &mut v);
     add_cross_process_holds(inspections);
     v
+}
+
+/// For each thread waiting for input that only known processes can give —
+/// reading a pipe, or waiting for a child — those processes (read from
+/// /proc now, after the capture). The asleep-for-good rule then asks
+/// whether any of them can still act.
+fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
+    use crate::syscalls::nr;
+    let pid = ins.snapshot.pid;
+    let mut out = std::collections::BTreeMap::new();
+    if ins.snapshot.no_stop && ins.snapshot.tracer.is_some() {
+        return out;
+    }
+    let mut pipes: std::collections::HashMap<i32, Option<(u64, Vec<i32>)>> = std::collections::HashMap::new();
+    let mut children: Option<Vec<i32>> = None;
+    // The target sees its own PID namespace: a PID argument is comparable
+    // with host PIDs only when it runs in ours.
+    let same_ns = ins.snapshot.ns_pid == pid;
+    for (t, f) in ins.snapshot.threads.iter().zip(&ins.findings) {
+        let (crate::runtimes::Sleep::Input { .. }, Some(sys)) = (&f.sleep, &t.syscall) else {
+            continue;
+        };
+        if sys.restarted {
+            continue;
+        }
+        let peers = match sys.nr {
+            nr::READ | nr::READV => {
+                let fd = sys.args[0] as i64 as i32;
+                let Some((inode, pids)) = pipes
+                    .entry(fd)
+                    .or_insert_with(|| proc::fds::pipe_writers(pid, fd))
+                    .clone()
+                else {
+                    continue;
+                };
+                graph::Peers {
+                    what: format!("pipe:[{inode}] (fd {fd})"),
+                    pids,
+                    kind: graph::PeerKind::Writers,
+                }
+            }
+            nr::WAIT4 | nr::WAITID => {
+                let all = children.get_or_insert_with(|| proc::fds::children(pid)).clone();
+                // wait4(pid > 0) / waitid(P_PID, id): that child; else any
+                // (a process group counts as all children: more to wait for).
+                let one = match sys.nr {
+                    nr::WAIT4 => Some(sys.args[0] as i64 as i32).filter(|&p| p > 0),
+                    _ => (sys.args[0] == 1).then_some(sys.args[1] as i64 as i32),
+                };
+                let pids = match one {
+                    Some(c) if same_ns && all.contains(&c) => vec![c],
+                    Some(_) if !same_ns => continue,
+                    Some(_) => continue, // not its child: the call fails at once
+                    None => all,
+                };
+                if pids.is_empty() {
+                    continue;
+                }
+                graph::Peers {
+                    what: match one {
+                        Some(c) => format!("child PID {c}"),
+                        None => format!("its children (PIDs {})", join_pids(&pids)),
+                    },
+                    pids,
+                    kind: graph::PeerKind::Children,
+                }
+            }
+            _ => continue,
+        };
+        out.insert(t.tid, peers);
+    }
+    out
+}
+
+fn join_pids(pids: &[i32]) -> String {
+    pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// A process's tasks with its threads' names and wait edges, for the

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Asleep, Leads, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
+use super::{Asleep, Leads, PeerKind, Peers, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
 use crate::runtimes::{Confidence, ResourceKind, Sleep, TaskPlace, ThreadFindings};
 
 /// Timed waits that end within this long break a cycle "by timeout"; a
@@ -69,9 +69,12 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
             return outside("in uninterruptible sleep (state D): the kernel ends it (I/O, a page fault)")
         }
         Sleep::Input { call } => {
-            return outside(format!(
-                "waiting for input in {call}: an fd, a signal or a child process can end it"
-            ))
+            return match facts.and_then(|p| p.peers.get(&t.id.1)) {
+                Some(peers) => input_from_peers(t, w, call, peers),
+                None => outside(format!(
+                    "waiting for input in {call}: an fd, a signal or a child process can end it"
+                )),
+            }
         }
         Sleep::Timer { call } => return outside(format!("sleeping for a set time ({call}): a timer ends it")),
         Sleep::Unknown { call } => {
@@ -164,6 +167,51 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
              handler can"
         )
     })
+}
+
+/// A read of a pipe, or a wait for children: only the processes in `peers`
+/// can end it (a writer writes or closes; a child exits), so it is for good
+/// when every one of them was inspected and none has a thread that can still
+/// run. A signal handler could end it too (EINTR), as for any wait.
+fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgement {
+    let facts = w.processes.get(&t.id.0);
+    if let Some(out) = peers.pids.iter().find(|p| !w.processes.contains_key(p)) {
+        return outside(format!(
+            "waiting in {call} on {}: PID {out}, which was not inspected, can end it (lockdump -p PID --tree \
+             inspects a process with its children)",
+            peers.what
+        ));
+    }
+    match facts.map(|p| &p.signals) {
+        Some(SignalWayOut::Handler { signals }) | Some(SignalWayOut::Python { signals }) => {
+            return outside(format!(
+                "waiting in {call} on {}: a signal handler ({signals}) may interrupt it",
+                peers.what
+            ))
+        }
+        _ => {}
+    }
+    for &p in &peers.pids {
+        if let Some(other) = w.awake_other(p, t.id) {
+            let role = match peers.kind {
+                PeerKind::Writers => "can still write to it",
+                PeerKind::Children => "can still run, so the child may exit",
+            };
+            return not_yet(format!(
+                "waiting in {call} on {}: thread {} of PID {p} {role}",
+                peers.what, other.1
+            ));
+        }
+    }
+    let role = match peers.kind {
+        PeerKind::Writers => "every process holding its write end",
+        PeerKind::Children => "every child it waits for",
+    };
+    Ok(format!(
+        "waiting in {call} on {}: {role} (PID {}) is asleep for good",
+        peers.what,
+        peers.pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+    ))
 }
 
 /// Apply [`asleep_for_good`] to every inspected thread until nothing changes,

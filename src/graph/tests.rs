@@ -407,6 +407,7 @@ fn large_random_graph_is_bounded() {
 fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict {
     let mut v = verdict(threads);
     let facts = [ProcessFacts {
+        peers: Default::default(),
         pid: PID,
         signals,
         unexamined: None,

@@ -34,6 +34,47 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
     Some(format!("fd {fd}: {what}"))
 }
 
+/// The pipe fd `fd` of `pid` reads, and every process holding a write end
+/// of it (`pid` itself included when it does): `None` unless it is a pipe.
+pub fn pipe_writers(pid: i32, fd: i32) -> Option<(u64, Vec<i32>)> {
+    let p = Process::new(pid).ok()?;
+    let FDTarget::Pipe(inode) = p.fd_from_fd(fd).ok()?.target else {
+        return None;
+    };
+    let all = procfs::process::all_processes().ok()?;
+    let mut pids = Vec::new();
+    for q in all.flatten().take(MAX_PROCESSES) {
+        let Ok(fds) = q.fd() else { continue };
+        let writes = fds.flatten().any(|f| {
+            matches!(f.target, FDTarget::Pipe(i) if i == inode)
+                && f.mode().contains(procfs::process::FDPermissions::WRITE)
+        });
+        if writes {
+            pids.push(q.pid);
+        }
+    }
+    pids.sort_unstable();
+    Some((inode, pids))
+}
+
+/// The child processes of `pid` (of all its threads), sorted.
+pub fn children(pid: i32) -> Vec<i32> {
+    let Ok(p) = Process::new(pid) else {
+        return Vec::new();
+    };
+    let Ok(tasks) = p.tasks() else {
+        return Vec::new();
+    };
+    let mut out: Vec<i32> = tasks
+        .flatten()
+        .flat_map(|t| t.children().unwrap_or_default())
+        .filter_map(|c| i32::try_from(c).ok())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// A socket from the process's own network namespace tables.
 fn socket(p: &Process, pid: i32, inode: u64) -> Option<String> {
     let tcp = p
