@@ -765,6 +765,75 @@ fn pi_cycle() {
     check_cycle2("pi_cycle", "pi_mutex", ["exact", "inferred"], "inferred");
 }
 
+/// A writer waits for an rwlock read-held by one reader, which waits for the
+/// writer's mutex. glibc records only the reader count: the reader is the
+/// one thread whose code on its stack read-locked the rwlock (inferred).
+#[test]
+fn rwlock_read_held_by_the_only_candidate_closes_a_cycle() {
+    let fx = start_c("rwlock_reader_cycle");
+    let run = lockdump_json(&[fx.pid()]);
+    let src = c_source("rwlock_reader_cycle.c");
+    let hops = [
+        Hop {
+            waiter: "writer",
+            target: lock("rw"),
+            kind: "rw_lock",
+            owner: "reader",
+            confidence: "inferred",
+            site: site("writer_main", src.clone(), "writer"),
+        },
+        Hop {
+            waiter: "reader",
+            target: lock("lock_m"),
+            kind: "mutex",
+            owner: "writer",
+            confidence: "exact",
+            site: site("reader_main", src.clone(), "reader"),
+        },
+    ];
+    check_cycle(&fx, &run, &hops, "inferred", &same_pid(&fx));
+    let w = &thread(&run.json, fx.tid("writer"))["blocked_on"];
+    let ev = w["evidence"].as_str().unwrap();
+    assert!(
+        ev.contains("held by 1 reader(s)")
+            && ev.contains(&format!("the only candidate: thread {}", fx.tid("reader")))
+            && ev.contains("read-locked it"),
+        "{ev}"
+    );
+}
+
+/// Two readers hold the rwlock: two candidates, no single owner, so no
+/// edge; the writer's wait names both, and the process is stuck (exit 1).
+#[test]
+fn rwlock_read_held_by_two_names_both_candidates() {
+    let fx = Fixture::spawn_blocked(c_fixture("rwlock_reader_cycle", Variant::Debug, &["two"]));
+    let run = lockdump_json(&[fx.pid()]);
+    assert_eq!(run.code(), Some(1));
+    assert_eq!(
+        run.json["verdict"]["kind"], "stuck",
+        "{}",
+        run.json["verdict"]["headline"]
+    );
+    let w = &thread(&run.json, fx.tid("writer"))["blocked_on"];
+    assert_eq!(w["confidence"], "unknown", "{w}");
+    assert_eq!(w["owner_tid"], Value::Null);
+    let ev = w["evidence"].as_str().unwrap();
+    assert!(
+        ev.contains("held by 2 reader(s)") && ev.contains("candidates: "),
+        "{ev}"
+    );
+    for r in ["reader", "reader2"] {
+        assert!(
+            ev.contains(&format!("thread {} is inside frame", fx.tid(r))),
+            "{r}: {ev}"
+        );
+    }
+    assert!(
+        !ev.contains(&format!("thread {} is inside", fx.tid("main"))),
+        "main is no candidate: {ev}"
+    );
+}
+
 #[test]
 fn rwlock_mutex_cycle_with_reader_blocked_behind() {
     let fx = start_c("rwlock_mutex_cycle");

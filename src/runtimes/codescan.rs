@@ -71,6 +71,8 @@ pub struct CodeScanner<'v, 'a> {
     targets: RefCell<HashMap<u64, Vec<(u64, u64)>>>,
     /// Function start -> its lock operations ([`lock_ops`]).
     ops: RefCell<HashMap<u64, FunctionOps>>,
+    /// Function start -> addresses its RIP-relative `lea`s load ([`rip_lea_targets`]).
+    leas: RefCell<HashMap<u64, Vec<(u64, u64, u8)>>>,
 }
 
 impl<'v, 'a> CodeScanner<'v, 'a> {
@@ -79,6 +81,7 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
             view,
             targets: RefCell::new(HashMap::new()),
             ops: RefCell::new(HashMap::new()),
+            leas: RefCell::new(HashMap::new()),
         }
     }
 
@@ -120,6 +123,87 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
             }
         }
         out
+    }
+
+    /// Every thread (not in `exclude`) with a function on its stack whose
+    /// code, before the point that frame resumes at, passes the address of
+    /// `lock` (RIP-relative, a static) as the first argument of a call to a
+    /// function whose name `callee` accepts: `lea lock(%rip), %rdi` then
+    /// `call f` (through the PLT or directly), how optimized code calls
+    /// `pthread_rwlock_rdlock(&lock)`. With the innermost such frame.
+    pub fn callers_with(&self, lock: u64, exclude: &[usize], callee: &dyn Fn(&str) -> bool) -> Vec<Acquirer> {
+        let calls = |at: u64| {
+            // `lea` is 7 bytes; a `call rel32` right after it.
+            let Ok(code) = self.view.memory.read_vec(at + 7, 5) else {
+                return false;
+            };
+            if code[0] != 0xE8 {
+                return false;
+            }
+            let rel = i32::from_le_bytes([code[1], code[2], code[3], code[4]]);
+            let target = (at + 12).wrapping_add(rel as i64 as u64);
+            let target = plt_target(self.view, target).unwrap_or(target);
+            self.view
+                .symbols
+                .symbol_at(target)
+                .is_some_and(|(name, off)| off == 0 && callee(&name))
+        };
+        self.referencers(lock, exclude, &|at, reg| reg == RDI && calls(at))
+    }
+
+    /// Every thread (not in `exclude`) with a function on its stack whose
+    /// code, before the point that frame resumes at, loads the address of
+    /// `lock` RIP-relatively into a register (`lea lock(%rip), %reg`) at an
+    /// instruction `keep` accepts, with the innermost such frame. Only locks
+    /// inside a loaded module (statics).
+    fn referencers(&self, lock: u64, exclude: &[usize], keep: &dyn Fn(u64, u8) -> bool) -> Vec<Acquirer> {
+        if self.view.symbols.module_at(lock).is_none() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (j, stack) in self.view.stacks.iter().enumerate() {
+            if exclude.contains(&j) || j >= self.view.snapshot.threads.len() {
+                continue;
+            }
+            let physical = stack
+                .frames
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !f.inlined && f.pc != 0)
+                .take(MAX_FRAMES);
+            for (k, f) in physical {
+                let Some(start) = f.offset.and_then(|o| f.pc.checked_sub(o)) else {
+                    continue;
+                };
+                let hit = self
+                    .leas_of(start)
+                    .iter()
+                    .find(|&&(t, at, reg)| t == lock && at < f.pc && keep(at, reg))
+                    .map(|&(_, at, _)| at);
+                if let Some(instruction) = hit {
+                    out.push(Acquirer {
+                        thread: j,
+                        frame: k,
+                        instruction,
+                    });
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The RIP-relative `lea` targets of the function starting at `start` (cached).
+    fn leas_of(&self, start: u64) -> Vec<(u64, u64, u8)> {
+        if let Some(t) = self.leas.borrow().get(&start) {
+            return t.clone();
+        }
+        let found = function_len(self.view, start)
+            .and_then(|len| self.view.memory.read_vec(start, len as usize).ok())
+            .map(|code| rip_lea_targets(&code, start))
+            .unwrap_or_default();
+        self.leas.borrow_mut().insert(start, found.clone());
+        found
     }
 
     /// The `lock cmpxchg` targets of the function starting at `start` (cached).
@@ -529,6 +613,53 @@ pub fn locked_cmpxchg_targets(code: &[u8], base: u64) -> Vec<(u64, u64)> {
         let target = end.wrapping_add(i32::from_le_bytes(disp) as i64 as u64);
         out.push((target, base.wrapping_add(i as u64)));
         i = op + 7;
+    }
+    out
+}
+
+/// The register number (x86 encoding, REX.R included) of `%rdi`.
+const RDI: u8 = 7;
+
+/// Where a PLT stub jumps: `[endbr64] [bnd] jmp *disp32(%rip)` reads the
+/// target from its GOT slot (resolved once the call has run).
+fn plt_target(view: &ProcessView<'_>, stub: u64) -> Option<u64> {
+    let code = view.memory.read_vec(stub, 16).ok()?;
+    let mut i = 0;
+    if code[..4] == [0xF3, 0x0F, 0x1E, 0xFA] {
+        i = 4;
+    }
+    if code[i] == 0xF2 {
+        i += 1;
+    }
+    if code[i..i + 2] != [0xFF, 0x25] {
+        return None;
+    }
+    let disp = i32::from_le_bytes(code[i + 2..i + 6].try_into().ok()?);
+    let slot = (stub + i as u64 + 6).wrapping_add(disp as i64 as u64);
+    view.memory.read_u64(slot).ok()
+}
+
+/// Every `lea disp32(%rip), %r64` in `code` (loaded at `base`), as (target
+/// address, instruction address, destination register). Encoding (Intel
+/// SDM, LEA): a REX.W prefix `48`-`4F` with W set, `8D`, a ModRM byte with
+/// mod = 00 and r/m = 101 (RIP-relative; reg the destination, REX.R its high
+/// bit), then the 32-bit displacement, relative to the end of the
+/// instruction. As with [`locked_cmpxchg_targets`], a false match inside
+/// another instruction only counts if its target is exactly the lock.
+pub fn rip_lea_targets(code: &[u8], base: u64) -> Vec<(u64, u64, u8)> {
+    let mut out = Vec::new();
+    let mut i = 0usize;
+    while i + 7 <= code.len() {
+        let rex = code[i];
+        if !(0x48..=0x4F).contains(&rex) || code[i + 1] != 0x8D || code[i + 2] & 0xC7 != 0x05 {
+            i += 1;
+            continue;
+        }
+        let disp = i32::from_le_bytes([code[i + 3], code[i + 4], code[i + 5], code[i + 6]]);
+        let end = base.wrapping_add((i + 7) as u64);
+        let reg = ((code[i + 2] >> 3) & 7) | ((rex & 0x04) << 1);
+        out.push((end.wrapping_add(disp as i64 as u64), base.wrapping_add(i as u64), reg));
+        i += 7;
     }
     out
 }

@@ -23,6 +23,7 @@ use self::layout::{
 };
 use super::futex::{self, FutexCmd, FutexWait, FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
 use super::owners::{self, ProcTaskTable, TaskTable};
+use super::stackscan;
 use super::{frames, syscalls, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::Stack;
 use crate::target::RegisterSource;
@@ -51,6 +52,7 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
     let n = view.snapshot.threads.len();
     let found: Vec<Option<Found>> = (0..n).map(|i| ctx.classify_thread(i)).collect();
     let found = refine_rwlock_owners(found);
+    let found = infer_rwlock_readers(view, found);
     let mut out: Vec<ThreadFindings> = (0..n)
         .map(|i| {
             let t = &view.snapshot.threads[i];
@@ -184,6 +186,8 @@ struct Found {
     /// Set for a `Thread` wait: the joined thread's name, used as the resource name.
     name: Option<String>,
     rw_role: Option<RwRole>,
+    /// For a writer blocked by readers: how many hold the rwlock.
+    readers: Option<u32>,
 }
 
 impl Found {
@@ -195,6 +199,7 @@ impl Found {
             how: how.into(),
             name: None,
             rw_role: None,
+            readers: None,
         }
     }
 }
@@ -554,6 +559,9 @@ impl<'v, 'a> Ctx<'v, 'a> {
             };
             let mut f = Found::new(ResourceKind::RwLock, base, owner, how);
             f.rw_role = Some(role);
+            if role == RwRole::WriterBehindReaders {
+                f.readers = Some(rw.reader_count());
+            }
             return Some(f);
         }
         None
@@ -788,6 +796,89 @@ fn refine_rwlock_owners(mut found: Vec<Option<Found>>) -> Vec<Option<Found>> {
                 evidence: "the primary writer: the only thread waiting on __wrphase_futex for readers to leave".into(),
             };
         }
+    }
+    found
+}
+
+/// glibc records how many threads hold an rwlock for reading, not which.
+/// For a writer waiting for readers, the candidates are the threads, other
+/// than those waiting on the same rwlock, whose stack or registers point to
+/// it or whose code on the stack loaded its address before the point it
+/// resumes at. One reader and exactly one candidate: that thread, inferred.
+/// Otherwise the candidates are named in the evidence and the owner stays
+/// unknown (no edge).
+fn infer_rwlock_readers(view: &ProcessView<'_>, mut found: Vec<Option<Found>>) -> Vec<Option<Found>> {
+    let waiting: Vec<(u64, usize)> = found
+        .iter()
+        .enumerate()
+        .filter_map(|(j, f)| {
+            f.as_ref()
+                .filter(|f| f.kind == ResourceKind::RwLock)
+                .map(|f| (f.object, j))
+        })
+        .collect();
+    let scanner = super::codescan::CodeScanner::new(view);
+    for f in found.iter_mut().flatten() {
+        let (Some(RwRole::WriterBehindReaders), Some(readers)) = (f.rw_role, f.readers) else {
+            continue;
+        };
+        let exclude: Vec<usize> = waiting
+            .iter()
+            .filter(|(o, _)| *o == f.object)
+            .map(|&(_, j)| j)
+            .collect();
+        let mut candidates: Vec<(usize, String)> = Vec::new();
+        match stackscan::infer_holder(view, f.object, &exclude) {
+            stackscan::Inference::One(j, refs) => {
+                candidates.push((j, refs.first().map(|r| r.describe(view)).unwrap_or_default()))
+            }
+            stackscan::Inference::Several(js) => candidates.extend(js.into_iter().map(|j| {
+                let tid = view.snapshot.threads[j].tid;
+                (
+                    j,
+                    format!("thread {tid} has a pointer to it on its stack or in a register"),
+                )
+            })),
+            stackscan::Inference::None => {}
+        }
+        let rdlock = |name: &str| {
+            let n = name.trim_start_matches('_');
+            n.starts_with("pthread_rwlock_") && n.contains("rdlock")
+        };
+        for a in scanner.callers_with(f.object, &exclude, &rdlock) {
+            if !candidates.iter().any(|(j, _)| *j == a.thread) {
+                let tid = view.snapshot.threads.get(a.thread).map_or(0, |t| t.tid);
+                let name = view
+                    .stacks
+                    .get(a.thread)
+                    .and_then(|s| s.frames.get(a.frame))
+                    .and_then(|fr| fr.function.as_deref())
+                    .unwrap_or("?");
+                candidates.push((
+                    a.thread,
+                    format!(
+                        "thread {tid} is inside frame #{} ({name}), whose code read-locked it (pthread_rwlock_*rdlock \
+                         on its address at {:#x})",
+                        a.frame, a.instruction
+                    ),
+                ));
+            }
+        }
+        candidates.sort_by_key(|(j, _)| *j);
+        let held = format!("held by {readers} reader(s); glibc does not record which threads hold read locks");
+        f.owner = match (readers, candidates.as_slice()) {
+            (1, [(j, why)]) => OwnerEvidence::Inferred {
+                index: *j,
+                evidence: format!("{held}; the only candidate: {why}"),
+            },
+            (_, []) => OwnerEvidence::Unknown(format!(
+                "{held}; no other thread's stack, registers or code on its stack refers to it"
+            )),
+            (_, cs) => OwnerEvidence::Unknown(format!(
+                "{held}; candidates: {}",
+                cs.iter().map(|(_, why)| why.as_str()).collect::<Vec<_>>().join("; ")
+            )),
+        };
     }
     found
 }
