@@ -230,6 +230,9 @@ pub enum Part {
     /// Locks of the Rust `parking_lot` crate: waiters queue in its global
     /// hash table and no owner is recorded.
     ParkingLot,
+    /// Memory a core file left out (and no mapped file supplied): whatever
+    /// the analysis needed there is unknown.
+    CoreMemory,
 }
 
 impl Part {
@@ -239,6 +242,7 @@ impl Part {
             Part::Python => "Python stacks and locks",
             Part::Go => "Go goroutines and their locks",
             Part::ParkingLot => "parking_lot locks",
+            Part::CoreMemory => "memory missing from the core file",
         }
     }
 }

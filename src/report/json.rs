@@ -8,7 +8,7 @@ use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
 use crate::syscalls;
 
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 #[derive(Serialize)]
 pub struct Syscall {
@@ -278,4 +278,21 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         }),
         leader_exited: s.leader_exited,
     }
+}
+
+/// `source` (schema 5): `{"kind": "live"}`, or for `--core`
+/// `{"kind": "core", "file", "pid", "signal", "written_at", "notes"}`,
+/// `notes` being the report's lines about what the core could not give.
+pub fn source(inspections: &[Inspection]) -> serde_json::Value {
+    let Some((ins, core)) = inspections.iter().find_map(|i| i.snapshot.core().map(|c| (i, c))) else {
+        return serde_json::json!({ "kind": "live" });
+    };
+    serde_json::json!({
+        "kind": "core",
+        "file": core.path.display().to_string(),
+        "pid": ins.snapshot.pid,
+        "signal": core.signal,
+        "written_at": core.written.map(crate::identity::rfc3339),
+        "notes": super::core_lines(core).into_iter().skip(1).collect::<Vec<_>>(),
+    })
 }
