@@ -340,7 +340,7 @@ fn check_blocked_behind(fx: &Fixture, doc: &Value, names: &[&str]) {
 /// The verdict, deadlock and edge objects have exactly the fields
 /// docs/json-schema.md documents for this schema version.
 fn check_documented_fields(doc: &Value) {
-    assert_eq!(doc["schema_version"], 4, "docs/json-schema.md documents version 4");
+    assert_eq!(doc["schema_version"], 5, "docs/json-schema.md documents version 5");
     let keys = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
