@@ -485,7 +485,7 @@ fn segments(core: &[u8]) -> ((usize, usize), (usize, usize)) {
         let (off, size) = (u64_at(ph + 8), u64_at(ph + 32));
         match kind {
             4 if note.is_none() => note = Some((off, size)),
-            1 if size > 0 && load.is_none_or(|(o, _)| o < off) => load = Some((off, size)),
+            1 if size > 0 && !load.is_some_and(|(o, _)| o >= off) => load = Some((off, size)),
             _ => {}
         }
     }
