@@ -268,7 +268,7 @@ impl CoreFile {
         if cut_loads > 0 {
             notes_out.push(format!(
                 "the core file is truncated: {} of its memory are missing (the file is {} bytes); \
-                 reads there fail and are counted below",
+                 reads there fail, and the report counts them under what was not examined",
                 human_bytes(cut_loads),
                 d.len()
             ));
@@ -467,8 +467,26 @@ impl CoreFile {
     }
 }
 
-impl Memory for CoreFile {
-    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+impl CoreFile {
+    /// The bytes from `addr` up to the first one the core cannot supply (at
+    /// most `len`), without counting that one as missing: for copies whose
+    /// extent is a bound, not a need (a thread's stack above SP).
+    pub fn read_prefix(&self, addr: u64, len: usize) -> Vec<u8> {
+        let mut out = vec![0u8; len];
+        let mut done = 0usize;
+        while done < len {
+            let at = addr + done as u64;
+            let n = ((0x1000 - (at & 0xfff)) as usize).min(len - done);
+            if self.read(at, &mut out[done..done + n], false).is_err() {
+                break;
+            }
+            done += n;
+        }
+        out.truncate(done);
+        out
+    }
+
+    fn read(&self, addr: u64, buf: &mut [u8], record: bool) -> Result<(), MemoryError> {
         let err = MemoryError { addr, len: buf.len() };
         if addr.checked_add(buf.len() as u64).is_none() {
             return Err(err);
@@ -489,7 +507,9 @@ impl Memory for CoreFile {
                 if rel < s.filesz {
                     // Dumped, but cut off the end of a truncated core: the
                     // file's pages may not be what the process had.
-                    self.record_missing(at, buf.len() - done);
+                    if record {
+                        self.record_missing(at, buf.len() - done);
+                    }
                     return Err(err);
                 }
             }
@@ -500,7 +520,7 @@ impl Memory for CoreFile {
             match self.read_from_file(at, &mut buf[done..done + limit]) {
                 Some(n) if n > 0 => done += n,
                 _ => {
-                    if seg.is_some() {
+                    if seg.is_some() && record {
                         self.record_missing(at, buf.len() - done);
                     }
                     return Err(err);
@@ -508,6 +528,12 @@ impl Memory for CoreFile {
             }
         }
         Ok(())
+    }
+}
+
+impl Memory for CoreFile {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        self.read(addr, buf, true)
     }
 }
 
@@ -522,5 +548,103 @@ fn human_bytes(n: u64) -> String {
         format!("{:.1} KiB", n as f64 / 1024.0)
     } else {
         format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn note(kind: u32, desc: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&5u32.to_le_bytes());
+        v.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+        v.extend_from_slice(&kind.to_le_bytes());
+        v.extend_from_slice(b"CORE\0\0\0\0");
+        v.extend_from_slice(desc);
+        while v.len() % 4 != 0 {
+            v.push(0);
+        }
+        v
+    }
+
+    /// A core with one thread (TID 7), a segment whose first page is in the
+    /// core and whose second the dumper left to `mapped`, and an anonymous
+    /// segment with no bytes at all.
+    fn tiny_core(dir: &Path, mapped: &Path, machine: u16) -> PathBuf {
+        let mut prstatus = vec![0u8; 336];
+        prstatus[32..36].copy_from_slice(&7u32.to_le_bytes());
+        let mut file = Vec::new();
+        for v in [1u64, 0x1000, 0x10000, 0x12000, 0] {
+            file.extend_from_slice(&v.to_le_bytes());
+        }
+        file.extend_from_slice(mapped.to_str().unwrap().as_bytes());
+        file.push(0);
+        let mut notes = note(notes::NT_PRSTATUS, &prstatus);
+        notes.extend(note(notes::NT_FILE, &file));
+        let phoff = 64u64;
+        let data = phoff + 3 * 56;
+        let load_data = data + notes.len() as u64;
+        let mut out = vec![0u8; 64];
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = 2;
+        out[5] = 1;
+        out[16..18].copy_from_slice(&ET_CORE.to_le_bytes());
+        out[18..20].copy_from_slice(&machine.to_le_bytes());
+        out[32..40].copy_from_slice(&phoff.to_le_bytes());
+        out[54..56].copy_from_slice(&56u16.to_le_bytes());
+        out[56..58].copy_from_slice(&3u16.to_le_bytes());
+        let ph = |kind: u32, off: u64, vaddr: u64, filesz: u64, memsz: u64| {
+            let mut p = vec![0u8; 56];
+            p[..4].copy_from_slice(&kind.to_le_bytes());
+            p[4..8].copy_from_slice(&6u32.to_le_bytes());
+            p[8..16].copy_from_slice(&off.to_le_bytes());
+            p[16..24].copy_from_slice(&vaddr.to_le_bytes());
+            p[32..40].copy_from_slice(&filesz.to_le_bytes());
+            p[40..48].copy_from_slice(&memsz.to_le_bytes());
+            p
+        };
+        out.extend(ph(PT_NOTE, data, 0, notes.len() as u64, 0));
+        out.extend(ph(PT_LOAD, load_data, 0x10000, 0x1000, 0x2000));
+        out.extend(ph(PT_LOAD, load_data + 0x1000, 0x20000, 0, 0x1000));
+        out.extend(notes);
+        out.extend(vec![0xaa; 0x1000]);
+        let path = dir.join(format!("core.{machine}"));
+        std::fs::write(&path, out).unwrap();
+        path
+    }
+
+    #[test]
+    fn memory_comes_from_the_core_then_the_mapped_file_and_nothing_is_invented() {
+        let dir = std::env::temp_dir().join(format!("lockdump-corefile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mapped = dir.join("mapped");
+        let mut bytes = vec![0x11u8; 0x1000];
+        bytes.extend(vec![0xbb; 0x1000]);
+        std::fs::write(&mapped, bytes).unwrap();
+        let core = CoreFile::open(&tiny_core(&dir, &mapped, EM_X86_64), Path::new("/"), None).unwrap();
+        assert_eq!(core.threads.iter().map(|t| t.tid).collect::<Vec<_>>(), vec![7]);
+        assert!(core.notes.is_empty(), "{:?}", core.notes);
+        // Across the end of the dumped page: core bytes, then the file's.
+        let mut buf = [0u8; 16];
+        core.read_exact(0x10ff8, &mut buf).unwrap();
+        assert_eq!(
+            buf,
+            [0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xaa, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb, 0xbb]
+        );
+        // Anonymous memory the core left out: an error, counted.
+        assert_eq!(core.read_u64(0x20010), Err(MemoryError { addr: 0x20010, len: 8 }));
+        // Outside every segment: an error, not counted (it is no memory).
+        assert!(core.read_u64(0x30000).is_err());
+        let missing = core.missing();
+        assert_eq!(missing.count, 1);
+        assert_eq!(missing.examples, vec![(0x20010, 8, "anonymous memory".to_string())]);
+        // Stack-style copies stop quietly where the core ends.
+        assert_eq!(core.read_prefix(0x11ff0, 0x100).len(), 0x10);
+        assert_eq!(core.missing().count, 1);
+        // Another architecture: one line naming it.
+        let err = CoreFile::open(&tiny_core(&dir, &mapped, 183), Path::new("/"), None).unwrap_err();
+        assert!(err.contains("another architecture (aarch64)"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::CoreFile;
 use crate::proc::MapEntry;
 use crate::target::capture::{stack_range, syscall_from_regs};
-use crate::target::{CopiedRegion, Memory, RegisterSource, RuntimeCopy, Snapshot, Source, ThreadSnapshot};
+use crate::target::{CopiedRegion, RegisterSource, RuntimeCopy, Snapshot, Source, ThreadSnapshot};
 
 /// The mappings as a core describes them: one per PT_LOAD segment, named by
 /// the NT_FILE entry that covers it; NT_FILE entries without a segment are
@@ -89,17 +89,11 @@ pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
         .iter()
         .map(|p| {
             let stack = stack_range(p.regs.rsp, &maps, stack_bytes)
-                .and_then(|(start, end)| {
-                    // As much as the core has from SP up (a truncated core
-                    // may hold only part of it).
-                    let mut len = (end - start) as usize;
-                    while len >= 256 {
-                        if let Ok(bytes) = core.read_vec(start, len) {
-                            return Some(CopiedRegion { start, bytes });
-                        }
-                        len /= 2;
-                    }
-                    None
+                // As much as the core has from SP up (a truncated core may
+                // hold only part of it).
+                .map(|(start, end)| CopiedRegion {
+                    start,
+                    bytes: core.read_prefix(start, (end - start) as usize),
                 })
                 .unwrap_or_default();
             ThreadSnapshot {
