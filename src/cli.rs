@@ -36,7 +36,8 @@ starvation (a thread waited the whole interval for a lock others kept taking)\n\
 lockdump run: CMD's own exit code (128+N if a signal N ended it), 124 if CMD\n\
 was still running at the run's timeout (its process tree was dumped), or\n\
 126/127 if CMD could not be run / was not found.",
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    override_usage = "lockdump [OPTIONS] --pid <PID>\n       lockdump [OPTIONS] --core <FILE>\n       lockdump [OPTIONS] <COMMAND>"
 )]
 pub struct Cli {
     /// Process to inspect; repeat to inspect several processes as one wait-for graph
