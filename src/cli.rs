@@ -47,12 +47,13 @@ pub struct Cli {
 
     /// Read an ELF core file (written by gcore or the kernel) instead of a
     /// live process: the same report, from the core's threads and memory,
-    /// and the files it mapped (under --sysroot).
+    /// and the files it mapped (under --sysroot). Repeat for processes that
+    /// share locks: their cores are one wait-for graph.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["pids", "tree", "no_stop", "watch"])]
-    pub core: Option<std::path::PathBuf>,
+    pub core: Vec<std::path::PathBuf>,
 
     /// With --core: the executable the core's process ran, when it is not
-    /// at the path the core names (under --sysroot).
+    /// at the path the core names (under --sysroot); for every core given.
     #[arg(long, value_name = "PATH", requires = "core", conflicts_with = "pids")]
     pub exe: Option<std::path::PathBuf>,
 
@@ -174,7 +175,7 @@ impl Cli {
                 format!("the subcommand '{sub}' cannot be used with '--pid <PID>'"),
             ));
         }
-        if let (Some(sub), true) = (matches.subcommand_name(), cli.core.is_some()) {
+        if let (Some(sub), false) = (matches.subcommand_name(), cli.core.is_empty()) {
             return Err(cmd.error(
                 ErrorKind::ArgumentConflict,
                 format!("the subcommand '{sub}' cannot be used with '--core <FILE>'"),
@@ -374,7 +375,9 @@ mod tests {
     #[test]
     fn core_takes_no_pid_and_no_live_only_option() {
         let cli = parse(&["--core", "c", "--exe", "e", "--sysroot", "/r"]).expect("core form");
-        assert_eq!(cli.core.as_deref(), Some(std::path::Path::new("c")));
+        assert_eq!(cli.core, vec![std::path::PathBuf::from("c")]);
+        let two = parse(&["--core", "a", "--core", "b"]).expect("two cores");
+        assert_eq!(two.core.len(), 2);
         assert!(cli.pids.is_empty());
         for args in [
             &["--core", "c", "-p", "1"][..],

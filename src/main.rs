@@ -106,10 +106,9 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
             Ok(out.1)
         }
         Some(Command::Run(args)) => run_watchdog(&args, &opts, &output),
-        None if cli.core.is_some() => {
-            let core = cli.core.as_deref().unwrap_or(std::path::Path::new(""));
+        None if !cli.core.is_empty() => {
             let sysroot = cli.sysroot.as_deref().unwrap_or(std::path::Path::new("/"));
-            let (text, code) = diagnose_core(core, sysroot, cli.exe.as_deref(), &opts, &output, &style)?;
+            let (text, code) = diagnose_core(&cli.core, sysroot, cli.exe.as_deref(), &opts, &output, &style)?;
             emit(&text);
             Ok(code)
         }
@@ -302,21 +301,47 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
     Ok(out)
 }
 
-/// `--core FILE`: the same pipeline from a core file's snapshot. A file
-/// that is not an x86_64 core, or holds no thread, is the one error (exit
-/// 2); everything else that is wrong with it becomes a note in the report.
+/// `--core FILE...`: the same pipeline from core files' snapshots, all of
+/// them one wait-for graph (each names the others' threads as owners of
+/// process-shared locks). A file that is not an x86_64 core, or holds no
+/// thread, is the one error (exit 2); everything else that is wrong with
+/// it becomes a note in the report.
 fn diagnose_core(
-    path: &std::path::Path,
+    paths: &[std::path::PathBuf],
     sysroot: &std::path::Path,
     exe: Option<&std::path::Path>,
     opts: &Options,
     output: &Output,
     style: &Style,
 ) -> Result<(String, i32), InspectError> {
-    let core = lockdump::corefile::CoreFile::open(path, sysroot, exe).map_err(InspectError::Core)?;
-    let written = core.written.unwrap_or_else(std::time::SystemTime::now);
+    use lockdump::corefile::CoreFile;
+    let mut cores: Vec<CoreFile> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let core = CoreFile::open(path, sysroot, exe).map_err(InspectError::Core)?;
+        if let Some(same) = cores.iter().find(|c| c.pid() == core.pid()) {
+            return Err(InspectError::Core(format!(
+                "{} and {} are both of PID {}: give one core per process",
+                same.path.display(),
+                path.display(),
+                core.pid()
+            )));
+        }
+        cores.push(core);
+    }
+    let all: Vec<(i32, i32)> = cores
+        .iter()
+        .flat_map(|c| c.threads.iter().map(move |t| (t.tid, c.pid())))
+        .collect();
+    for c in &mut cores {
+        let pid = c.pid();
+        c.set_peers(all.iter().copied().filter(|&(_, p)| p != pid).collect());
+    }
+    let written = cores[0].written.unwrap_or_else(std::time::SystemTime::now);
     let cache = ModuleCache::new();
-    let mut inspections = vec![inspect::inspect_core(std::sync::Arc::new(core), opts, &cache)];
+    let mut inspections: Vec<inspect::Inspection> = cores
+        .into_iter()
+        .map(|c| inspect::inspect_core(std::sync::Arc::new(c), opts, &cache))
+        .collect();
     let verdict = inspect::verdict(&mut inspections);
     let out = render(&inspections, &verdict, output, style, written)?;
     std::mem::forget((inspections, verdict, cache));

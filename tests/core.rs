@@ -92,15 +92,33 @@ fn verdict(out: &Output, doc: &Value) -> Verdict {
 }
 
 fn live(pid: i32) -> (Verdict, Value) {
-    let out = run_lockdump(&["--json", "-p", &pid.to_string()]);
+    live_of(&[pid])
+}
+
+fn live_of(pids: &[i32]) -> (Verdict, Value) {
+    let mut args = vec!["--json".to_string()];
+    for p in pids {
+        args.push("-p".into());
+        args.push(p.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run_lockdump(&args);
     let doc = json_of(&out, "live run");
     assert_eq!(doc["source"]["kind"], "live", "{}", doc["source"]);
     (verdict(&out, &doc), doc)
 }
 
 fn from_core(core: &Path, extra: &[&str]) -> (Verdict, Value, Output) {
-    let mut args = vec!["--json", "--core", core.to_str().unwrap()];
+    from_cores(&[core], extra)
+}
+
+fn from_cores(cores: &[&Path], extra: &[&str]) -> (Verdict, Value, Output) {
+    let mut args = vec!["--json"];
+    for c in cores {
+        args.extend(["--core", c.to_str().unwrap()]);
+    }
     args.extend_from_slice(extra);
+    let core = cores[0];
     let out = run_lockdump(&args);
     let doc = json_of(&out, &format!("--core {}", core.display()));
     (verdict(&out, &doc), doc, out)
@@ -120,8 +138,8 @@ fn check_same(label: &str, pid: i32, live: &Verdict, core: &Path) -> Value {
         "{label}: the core's verdict differs from the live one; stderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let src = &doc["source"];
-    assert_eq!(src["kind"], "core", "{label}: {src}");
+    assert_eq!(doc["source"]["kind"], "core", "{label}: {}", doc["source"]);
+    let src = &doc["source"]["cores"][0];
     assert_eq!(src["file"], core.to_str().unwrap(), "{label}: {src}");
     assert_eq!(src["pid"], pid, "{label}: {src}");
     assert_eq!(doc["pids"], serde_json::json!([pid]), "{label}");
@@ -334,7 +352,26 @@ fn gcore_of_one_pshared_process() {
             .contains(&fx.tid("child").to_string()),
         "the evidence names the owner TID the lock records: {b}"
     );
+    // Both processes' cores are one graph, as `-p PARENT -p CHILD` is live:
+    // the cycle across the two processes.
+    let child = fx.ready.pids["child"];
+    let (live2, _) = live_of(&[parent, child]);
+    assert_eq!(
+        (live2.kind.as_str(), live2.exit_code),
+        ("deadlock", Some(1)),
+        "{live2:?}"
+    );
+    let child_core = gcore(child);
+    let (v2, doc2, out) = from_cores(&[&core, &child_core], &[]);
+    eprintln!("[core] pshared gcores of both: live {live2:?} | cores {v2:?}");
+    assert_eq!(v2, live2, "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(doc2["pids"], serde_json::json!([parent, child]));
+    assert_eq!(doc2["source"]["cores"].as_array().map(Vec::len), Some(2));
+    // The same core twice is refused, in one line.
+    let c = core.to_str().unwrap();
+    check_refused(&["--core", c, "--core", c], "are both of PID");
     let _ = std::fs::remove_file(core);
+    let _ = std::fs::remove_file(child_core);
 }
 
 #[test]
@@ -386,7 +423,7 @@ fn kernel_cores_give_the_live_verdict() {
         let pid = fx.pid();
         let core = kernel_core(&mut fx, &pattern, pid);
         let doc = check_same("abba kernel core", pid, &live, &core);
-        assert_eq!(doc["source"]["signal"], libc::SIGABRT, "{}", doc["source"]);
+        assert_eq!(doc["source"]["cores"][0]["signal"], libc::SIGABRT, "{}", doc["source"]);
         // Cut in the middle of its memory (the kernel writes the notes
         // first): every thread is read, the missing memory is noted, and
         // what it took for the verdict says so or stands.
@@ -418,13 +455,26 @@ fn kernel_cores_give_the_live_verdict() {
         }
     }
     {
+        // Both processes dumped by the kernel (the child first: it dies
+        // with its parent), analyzed together.
         let mut fx = pshared();
-        let parent = fx.ready.pids["parent"];
-        let (live, _) = live(parent);
+        let (parent, child) = (fx.ready.pids["parent"], fx.ready.pids["child"]);
+        let (live, _) = live_of(&[parent, child]);
+        assert_eq!(live.kind, "deadlock", "{live:?}");
+        // SAFETY: kill(2) on the fixture's child, alive until it dumps.
+        assert_eq!(unsafe { libc::kill(child, libc::SIGABRT) }, 0);
+        let child_core = pattern.dir.join(format!("core.{child}"));
+        let deadline = Instant::now() + TIMEOUT;
+        // Dumped when it is a zombie (its parent, deadlocked, never reaps it).
+        let dead = || lockdump::proc::status(child).map_or(true, |s| matches!(s.state, 'Z' | 'X'));
+        while !dead() || !child_core.is_file() {
+            assert!(Instant::now() < deadline, "no kernel core of the child {child}");
+            std::thread::sleep(POLL);
+        }
         let core = kernel_core(&mut fx, &pattern, parent);
-        let (v, _, _) = from_core(&core, &[]);
-        eprintln!("[core] pshared kernel core: live {live:?} | core {v:?}");
-        assert_eq!((v.kind.as_str(), v.exit_code), (live.kind.as_str(), live.exit_code));
+        let (v, _, out) = from_cores(&[&core, &child_core], &[]);
+        eprintln!("[core] pshared kernel cores: live {live:?} | cores {v:?}");
+        assert_eq!(v, live, "{}", String::from_utf8_lossy(&out.stderr));
     }
     {
         let mut fx = python();
@@ -467,7 +517,7 @@ fn check_partial(args: &[&str], note: &str) -> Value {
     );
     assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
     let doc = json_of(&out, &format!("{args:?}"));
-    let notes = doc["source"]["notes"].to_string();
+    let notes = doc["source"]["cores"][0]["notes"].to_string();
     assert!(notes.contains(note), "{args:?}: want a note with {note:?}: {notes}");
     doc
 }
@@ -589,7 +639,7 @@ fn a_different_build_under_sysroot_is_not_used() {
     std::fs::create_dir_all(at.parent().unwrap()).unwrap();
     std::fs::copy(common::lockdump_bin(), &at).unwrap();
     let (v, doc, _) = from_core(&core, &["--sysroot", root.to_str().unwrap()]);
-    let notes = doc["source"]["notes"].to_string();
+    let notes = doc["source"]["cores"][0]["notes"].to_string();
     assert!(
         notes.contains(&format!("mapped file {}", exe.display())) && notes.contains("another build"),
         "{notes}"

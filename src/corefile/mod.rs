@@ -64,10 +64,26 @@ pub struct MissingReads {
     pub examples: Vec<(u64, usize, String)>,
 }
 
+/// The core's bytes: the file mapped, or (tests, fuzzers) a buffer.
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 /// An opened core file.
 pub struct CoreFile {
     pub path: PathBuf,
-    data: memmap2::Mmap,
+    data: Bytes,
     segments: Vec<Segment>,
     /// Every thread, in note order (the first is the one that dumped, for a
     /// kernel core).
@@ -87,6 +103,9 @@ pub struct CoreFile {
     pub notes: Vec<String>,
     /// The core file's modification time: when it was written.
     pub written: Option<std::time::SystemTime>,
+    /// The threads of the other cores analyzed with this one, as (TID,
+    /// PID): the owners a process-shared lock may name (`--core A --core B`).
+    peers: Vec<(i32, i32)>,
     opened: Mutex<HashMap<String, Option<Arc<memmap2::Mmap>>>>,
     checks: Mutex<HashMap<String, FileCheck>>,
     missing: Mutex<MissingReads>,
@@ -149,9 +168,31 @@ impl CoreFile {
                 "{shown}: not a regular file; give a core file written by gcore or the kernel"
             ));
         }
+        if meta.len() == 0 {
+            return Err(format!(
+                "{shown}: an empty file, not an ELF file; give a core file written by gcore or the kernel"
+            ));
+        }
         // SAFETY: read-only private mapping; a file truncated by someone
         // else while mapped would fault, which a core being analyzed is not.
         let data = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| format!("cannot map core file {shown}: {e}"))?;
+        Self::parse(path, Bytes::Mapped(data), meta.modified().ok(), sysroot, exe)
+    }
+
+    /// A core held in memory, named `path` in messages: for tests and
+    /// fuzzers, which mutate cores without writing them out.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>, sysroot: &Path, exe: Option<&Path>) -> Result<CoreFile, String> {
+        Self::parse(path, Bytes::Owned(bytes), None, sysroot, exe)
+    }
+
+    fn parse(
+        path: &Path,
+        data: Bytes,
+        written: Option<std::time::SystemTime>,
+        sysroot: &Path,
+        exe: Option<&Path>,
+    ) -> Result<CoreFile, String> {
+        let shown = path.display();
         let d: &[u8] = &data;
         if d.len() < 64 || &d[..4] != b"\x7fELF" {
             return Err(format!(
@@ -311,11 +352,31 @@ impl CoreFile {
             exe_override,
             exe_path,
             notes: notes_out,
-            written: meta.modified().ok(),
+            written,
+            peers: Vec::new(),
             opened: Mutex::new(HashMap::new()),
             checks: Mutex::new(HashMap::new()),
             missing: Mutex::new(MissingReads::default()),
         })
+    }
+
+    /// The PID the dumped process had (NT_PRPSINFO, else its first thread's TID).
+    pub fn pid(&self) -> i32 {
+        self.process
+            .as_ref()
+            .map(|p| p.pid)
+            .filter(|&p| p > 0)
+            .unwrap_or_else(|| self.threads.first().map_or(0, |t| t.tid))
+    }
+
+    /// Name the threads of the other cores analyzed together with this one.
+    pub fn set_peers(&mut self, peers: Vec<(i32, i32)>) {
+        self.peers = peers;
+    }
+
+    /// The process (among the other cores analyzed) that thread `tid` was in.
+    pub fn peer_process(&self, tid: i32) -> Option<i32> {
+        self.peers.iter().find(|(t, _)| *t == tid).map(|(_, p)| *p)
     }
 
     /// The PT_LOAD segments as (start, end, readable, writable, executable).

@@ -17,14 +17,16 @@ use crate::target::{CopiedRegion, RegisterSource, RuntimeCopy, Snapshot, Source,
 
 /// The mappings as a core describes them: one per PT_LOAD segment, named by
 /// the NT_FILE entry that covers it; NT_FILE entries without a segment are
-/// added (their pages can only come from the file). Files get a made-up
-/// inode (one per path, never 0) so that mappings of one file group
-/// together as in /proc/PID/maps; device and sharing are unknown (0, private).
+/// added (their pages can only come from the file). A core has no inodes:
+/// each path gets a made-up one (a hash, never 0), the same in every core,
+/// so that mappings of one file group together as in /proc/PID/maps.
+/// Sharing is unknown except for shared memory (a deleted `/dev/zero` or
+/// SysV segment), whose device number is made its start address: two
+/// cores' objects are one (the same `shared_key`) only where both
+/// processes map it at the same address, as after fork(), never merely
+/// because every shared anonymous mapping is called /dev/zero.
 pub fn maps(core: &CoreFile) -> Vec<MapEntry> {
-    let mut paths: Vec<&str> = core.files.iter().map(|f| f.path.as_str()).collect();
-    paths.sort_unstable();
-    paths.dedup();
-    let inode = |p: &str| paths.binary_search(&p).map_or(0, |i| i as u64 + 1);
+    let inode = |p: &str| path_id(p);
     let vdso = core
         .auxv
         .iter()
@@ -51,10 +53,13 @@ pub fn maps(core: &CoreFile) -> Vec<MapEntry> {
                 Some(p) => (p.to_string(), true),
                 None => (f.path.clone(), false),
             };
-            m.offset = f.offset + (start - f.start);
+            m.offset = f.offset.saturating_add(start - f.start);
             m.inode = inode(&f.path);
             // Shared anonymous memory is a deleted shmem file named /dev/zero.
             m.shared = deleted && (path == "/dev/zero" || path.starts_with("/SYSV"));
+            if m.shared {
+                (m.dev_major, m.dev_minor) = ((f.start >> 32) as u32, f.start as u32);
+            }
             m.path = path;
             m.deleted = deleted;
         } else if vdso == Some(start) {
@@ -72,18 +77,22 @@ pub fn maps(core: &CoreFile) -> Vec<MapEntry> {
     out
 }
 
+/// A stable stand-in for a path's inode: FNV-1a, never 0.
+fn path_id(path: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
 /// The snapshot of `core`: every thread of NT_PRSTATUS, with up to
 /// `stack_bytes` of its stack above SP kept as the live capture keeps it
 /// (stack scans read those copies).
 pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
     let started = Instant::now();
     let maps = maps(&core);
-    let pid = core
-        .process
-        .as_ref()
-        .map(|p| p.pid)
-        .filter(|&p| p > 0)
-        .unwrap_or_else(|| core.threads[0].tid);
+    let pid = core.pid();
     let threads: Vec<ThreadSnapshot> = core
         .threads
         .iter()

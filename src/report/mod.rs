@@ -81,7 +81,9 @@ pub fn core_lines(core: &crate::corefile::CoreFile) -> Vec<String> {
     paths.sort_unstable();
     paths.dedup();
     for p in paths {
-        if p.starts_with("/dev/") || p.starts_with("/SYSV") || p.starts_with("/memfd:") {
+        // Not files to look for: shared memory (/dev/zero, SysV), memfds.
+        let name = p.strip_prefix('/').unwrap_or(p);
+        if name.starts_with("dev/") || name.starts_with("SYSV") || name.starts_with("memfd:") {
             continue;
         }
         match core.check_file(p) {

@@ -97,13 +97,23 @@ pub fn owner_from_tid(
             dead: false,
         };
     }
-    if snapshot.core().is_some() && process_shared {
-        // A core holds one process: the owner of a process-shared lock may
-        // be a thread of another process that shared it, or gone.
-        return Owner::unknown(format!(
-            "{evidence}; TID {ns_tid} is not a thread of this process: a thread of another process sharing the \
-             lock, or one that exited (a core file holds only its own process)"
-        ));
+    if let (Some(core), true) = (snapshot.core(), process_shared) {
+        // A core holds one process: the owner of a process-shared lock is
+        // a thread of another core analyzed with it, or unknown (another
+        // process sharing the lock, or one that exited).
+        return match core.peer_process(ns_tid) {
+            Some(pid) => Owner {
+                tid: Some(ns_tid),
+                pid: Some(pid),
+                confidence,
+                evidence: format!("{evidence}; thread {ns_tid} of process {pid} (from its core file)"),
+                dead: false,
+            },
+            None => Owner::unknown(format!(
+                "{evidence}; TID {ns_tid} is not a thread of this process: a thread of another process sharing the \
+                 lock, or one that exited (a core file holds only its own process; give the others' cores too)"
+            )),
+        };
     }
     if !same_pid_namespace(snapshot) {
         // The TID is in a namespace our /proc does not show; we cannot tell
