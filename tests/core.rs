@@ -649,6 +649,17 @@ fn a_different_build_under_sysroot_is_not_used() {
     let frames = doc["threads"].to_string();
     assert!(!frames.contains("lockdump"), "{frames}");
     eprintln!("[core] abba under an empty sysroot: {v:?}");
+    // --exe is what is read for the executable: a copy of the right build
+    // elsewhere names its frames, another build is refused by build ID.
+    let moved = root.join("moved-abba");
+    std::fs::copy(&exe, &moved).unwrap();
+    let (_, doc, _) = from_core(&core, &["--exe", moved.to_str().unwrap()]);
+    assert_eq!(doc["source"]["cores"][0]["notes"], serde_json::json!([]));
+    assert!(doc["threads"].to_string().contains("t1_main"), "{}", doc["threads"]);
+    let (_, doc, _) = from_core(&core, &["--exe", at.to_str().unwrap()]);
+    let notes = doc["source"]["cores"][0]["notes"].to_string();
+    assert!(notes.contains("another build"), "{notes}");
+    assert!(!doc["threads"].to_string().contains("t1_main"), "{}", doc["threads"]);
     let _ = std::fs::remove_dir_all(root);
     let _ = std::fs::remove_file(core);
     let _ = Duration::ZERO;
