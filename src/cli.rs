@@ -36,13 +36,32 @@ starvation (a thread waited the whole interval for a lock others kept taking)\n\
 lockdump run: CMD's own exit code (128+N if a signal N ended it), 124 if CMD\n\
 was still running at the run's timeout (its process tree was dumped), or\n\
 126/127 if CMD could not be run / was not found.",
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    override_usage = "lockdump [OPTIONS] --pid <PID>\n       lockdump [OPTIONS] --core <FILE>\n       lockdump [OPTIONS] <COMMAND>"
 )]
 pub struct Cli {
     /// Process to inspect; repeat to inspect several processes as one wait-for graph
     /// (for locks shared between processes).
-    #[arg(short = 'p', long = "pid", value_name = "PID", required = true)]
+    #[arg(short = 'p', long = "pid", value_name = "PID", required_unless_present = "core")]
     pub pids: Vec<i32>,
+
+    /// Read an ELF core file (written by gcore or the kernel) instead of a
+    /// live process: the same report, from the core's threads and memory,
+    /// and the files it mapped (under --sysroot). Repeat for processes that
+    /// share locks: their cores are one wait-for graph.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pids", "tree", "no_stop", "watch"])]
+    pub core: Vec<std::path::PathBuf>,
+
+    /// With --core: the executable the core's process ran, when it is not
+    /// at the path the core names (under --sysroot); for every core given.
+    #[arg(long, value_name = "PATH", requires = "core", conflicts_with = "pids")]
+    pub exe: Option<std::path::PathBuf>,
+
+    /// With --core: the directory the core's mapped files (executable,
+    /// libraries) are found under, for a core from another machine or a
+    /// container (default /).
+    #[arg(long, value_name = "DIR", requires = "core", conflicts_with = "pids")]
+    pub sysroot: Option<std::path::PathBuf>,
 
     /// Also inspect every process descended from each PID (children,
     /// grandchildren, ...), all as one wait-for graph with one exit code.
@@ -154,6 +173,12 @@ impl Cli {
             return Err(cmd.error(
                 ErrorKind::ArgumentConflict,
                 format!("the subcommand '{sub}' cannot be used with '--pid <PID>'"),
+            ));
+        }
+        if let (Some(sub), false) = (matches.subcommand_name(), cli.core.is_empty()) {
+            return Err(cmd.error(
+                ErrorKind::ArgumentConflict,
+                format!("the subcommand '{sub}' cannot be used with '--core <FILE>'"),
             ));
         }
         Ok(cli)
@@ -345,5 +370,31 @@ mod tests {
             parse(&["demo", "--native", "--no-python"]).err().map(|e| e.kind()),
             Some(ErrorKind::ArgumentConflict)
         ));
+    }
+
+    #[test]
+    fn core_takes_no_pid_and_no_live_only_option() {
+        let cli = parse(&["--core", "c", "--exe", "e", "--sysroot", "/r"]).expect("core form");
+        assert_eq!(cli.core, vec![std::path::PathBuf::from("c")]);
+        let two = parse(&["--core", "a", "--core", "b"]).expect("two cores");
+        assert_eq!(two.core.len(), 2);
+        assert!(cli.pids.is_empty());
+        for args in [
+            &["--core", "c", "-p", "1"][..],
+            &["--core", "c", "--tree"][..],
+            &["--core", "c", "--no-stop"][..],
+            &["--core", "c", "--watch", "1s"][..],
+            &["--core", "c", "demo"][..],
+        ] {
+            assert_eq!(
+                parse(args).err().map(|e| e.kind()),
+                Some(ErrorKind::ArgumentConflict),
+                "{args:?}"
+            );
+        }
+        // --exe and --sysroot only mean something for a core.
+        for args in [&["-p", "1", "--exe", "e"][..], &["-p", "1", "--sysroot", "/"][..]] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
     }
 }

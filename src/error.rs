@@ -47,6 +47,10 @@ pub enum InspectError {
     },
     #[error("{0}")]
     Usage(String),
+    /// A core file that cannot be examined at all (not a core, another
+    /// architecture, no thread): the one line says which and what to give.
+    #[error("{0}")]
+    Core(String),
 }
 
 impl InspectError {

@@ -260,6 +260,9 @@ pub enum Part {
     ParkingLot,
     /// asyncio tasks: what each awaits and which asyncio locks it holds.
     Asyncio,
+    /// Memory a core file left out (and no mapped file supplied): whatever
+    /// the analysis needed there is unknown.
+    CoreMemory,
 }
 
 impl Part {
@@ -270,6 +273,7 @@ impl Part {
             Part::Go => "Go goroutines and their locks",
             Part::ParkingLot => "parking_lot locks",
             Part::Asyncio => "asyncio tasks",
+            Part::CoreMemory => "memory missing from the core file",
         }
     }
 }

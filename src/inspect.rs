@@ -112,6 +112,40 @@ pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snaps
     )
 }
 
+/// The pipeline for a core file: its snapshot, then [`analyze`] as for a
+/// live process. The core is one instant, so nothing needs confirming
+/// against a live process afterwards ([`verdict`] skips it).
+pub fn inspect_core(
+    core: std::sync::Arc<crate::corefile::CoreFile>,
+    opts: &Options,
+    cache: &ModuleCache,
+) -> Inspection {
+    let snapshot = crate::corefile::snapshot::snapshot(core.clone(), opts.capture.stack_bytes);
+    let mut ins = analyze(snapshot, opts, cache);
+    // Memory a verdict may have needed and the core does not hold: the
+    // analysis saw read errors there; say so (the verdict becomes
+    // incomplete unless a deadlock was found regardless).
+    let missing = core.missing();
+    if missing.count > 0 {
+        let examples: Vec<String> = missing
+            .examples
+            .iter()
+            .map(|(addr, len, what)| format!("{len} bytes at {addr:#x} ({what})"))
+            .collect();
+        ins.unexamined.push(Unexamined {
+            pid: ins.snapshot.pid,
+            part: Part::CoreMemory,
+            why: format!(
+                "{} read{} of memory the core does not hold and no mapped file supplied, e.g. {}",
+                missing.count,
+                if missing.count == 1 { "" } else { "s" },
+                examples.join(", ")
+            ),
+        });
+    }
+    ins
+}
+
 /// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
 pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspection {
     let started = Instant::now();
@@ -236,7 +270,9 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             });
             let shown = py.threads.iter().any(|pt| pt.tid == t.tid && !pt.frames.is_empty());
             if in_eval && !shown && python_stack_notes[i].is_none() {
-                python_stack_notes[i] = Some(cpython::stopcopy::not_reached(if snapshot.runtime_copy.made {
+                python_stack_notes[i] = Some(cpython::stopcopy::not_reached(if snapshot.core().is_some() {
+                    "the thread was in the eval loop, but its thread state had no Python frame in the core"
+                } else if snapshot.runtime_copy.made {
                     "the thread was in the eval loop, but its thread state had no Python frame when copied"
                 } else {
                     "the thread ended its request before it was read (Python state is read after the stop \
@@ -269,7 +305,15 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
     for (i, t) in snapshot.threads.iter().enumerate() {
         crate::runtimes::reentry::infer_self_deadlock(snapshot.pid, t.tid, &native[i], &mut findings[i]);
     }
-    let signals = signal_way_out(snapshot.pid, python.as_ref());
+    let signals = match snapshot.live() {
+        Some(live) => signal_way_out(live, python.as_ref()),
+        // A core records no signal dispositions: assume a handler, so that
+        // no thread is called asleep for good on that account (a cycle is
+        // a deadlock all the same).
+        None => SignalWayOut::Handler {
+            signals: "signals (a core file does not record signal handlers)".into(),
+        },
+    };
     let mut unexamined: Vec<Unexamined> = python_error
         .map(|why| Unexamined {
             pid: snapshot.pid,
@@ -324,8 +368,8 @@ const NOT_A_WAY_OUT: &[u32] = &[4, 7, 8, 11, 32, 33];
 /// own `default_int_handler` (it only raises KeyboardInterrupt) is not a
 /// way out; any other handler may be Python code that sets or releases
 /// anything. Unreadable status: assume a handler (never a false "stuck").
-fn signal_way_out(pid: i32, python: Option<&PythonProcess>) -> SignalWayOut {
-    let caught = match proc::status(pid) {
+fn signal_way_out(live: crate::target::Live, python: Option<&PythonProcess>) -> SignalWayOut {
+    let caught = match proc::status(live.pid) {
         Ok(s) => s.sig_cgt,
         Err(_) => {
             return SignalWayOut::Handler {
@@ -612,9 +656,10 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
     use crate::syscalls::nr;
     let pid = ins.snapshot.pid;
     let mut out = std::collections::BTreeMap::new();
-    if ins.snapshot.no_stop && ins.snapshot.tracer.is_some() {
+    // A core's PID is no process to look at.
+    let Some(live) = ins.snapshot.live() else {
         return out;
-    }
+    };
     let mut pipes: std::collections::HashMap<i32, Option<(u64, Vec<i32>)>> = std::collections::HashMap::new();
     let mut children: Option<Vec<i32>> = None;
     // The target sees its own PID namespace: a PID argument is comparable
@@ -632,7 +677,7 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
                 let fd = sys.args[0] as i64 as i32;
                 let Some((inode, pids)) = pipes
                     .entry(fd)
-                    .or_insert_with(|| proc::fds::pipe_writers(pid, fd))
+                    .or_insert_with(|| proc::fds::pipe_writers(live, fd))
                     .clone()
                 else {
                     continue;
@@ -644,7 +689,7 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
                 }
             }
             nr::WAIT4 | nr::WAITID => {
-                let all = children.get_or_insert_with(|| proc::fds::children(pid)).clone();
+                let all = children.get_or_insert_with(|| proc::fds::children(live)).clone();
                 // wait4(pid > 0) / waitid(P_PID, id): that child; else any
                 // (a process group counts as all children: more to wait for).
                 let one = match sys.nr {
@@ -741,11 +786,15 @@ fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
             continue;
         };
         let t = &ins.snapshot.threads[i];
+        let live = ins.snapshot.live();
         w.doing = Some(match (&t.syscall, t.running()) {
             (_, true) => "is running (on a CPU, or runnable)".to_string(),
             (Some(sys), _) => {
                 let mut s = format!("is in {}", crate::syscalls::describe(sys));
-                if let Some(fd) = crate::syscalls::waited_fd(sys).and_then(|fd| proc::fds::describe(pid, fd)) {
+                // What the fd is can only be asked of a live process.
+                let fd =
+                    live.and_then(|l| crate::syscalls::waited_fd(sys).and_then(|fd| proc::fds::describe(l.pid, fd)));
+                if let Some(fd) = fd {
                     s.push_str(&format!(" — {fd}"));
                 }
                 s
@@ -760,6 +809,9 @@ fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
 /// [`confirm_stuck`]) or the starvation is dropped.
 fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
     v.pool_starvations.retain(|s| {
+        if !is_live(inspections, s.pool.pid) {
+            return true; // a core is one instant: nothing moves
+        }
         let workers = graph::Stuck {
             pid: s.pool.pid,
             whole_process: false,
@@ -829,7 +881,9 @@ fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
         return;
     }
     let mut moved: Vec<(i32, i32)> = Vec::new();
-    for s in &v.stuck {
+    // A core is one instant: there is nothing to watch (and its PID may
+    // now be an unrelated live process).
+    for s in v.stuck.iter().filter(|s| is_live(inspections, s.pid)) {
         // A thread just let go by the capture may still be on its way back
         // into its wait (runnable on a loaded machine): a few windows, and
         // one in which nothing moved is enough.
@@ -859,6 +913,13 @@ fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
     }
 }
 
+/// Whether `pid` is an inspected live process (not a core file's).
+fn is_live(inspections: &[Inspection], pid: i32) -> bool {
+    inspections
+        .iter()
+        .any(|i| i.snapshot.pid == pid && i.snapshot.live().is_some())
+}
+
 /// Windows of [`STUCK_CONFIRM`] tried before a stuck verdict is dropped.
 const STUCK_CONFIRM_WINDOWS: usize = 5;
 
@@ -872,7 +933,14 @@ fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i3
         let status = proc::task_status(pid, tid).ok()?;
         Some((line, status.ctxt_switches, status.state == 'S'))
     };
-    let before: Vec<_> = s.threads.iter().map(|&(p, t)| look(p, t)).collect();
+    // Only threads of live processes can be looked at again.
+    let threads: Vec<(i32, i32)> = s
+        .threads
+        .iter()
+        .copied()
+        .filter(|&(p, _)| is_live(inspections, p))
+        .collect();
+    let before: Vec<_> = threads.iter().map(|&(p, t)| look(p, t)).collect();
     std::thread::sleep(STUCK_CONFIRM);
     let mut moved = Vec::new();
     if s.whole_process {
@@ -881,7 +949,7 @@ fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i3
             moved.push((s.pid, t));
         }
     }
-    for (&(pid, tid), b) in s.threads.iter().zip(&before) {
+    for (&(pid, tid), b) in threads.iter().zip(&before) {
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
@@ -924,6 +992,10 @@ fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
                 continue;
             };
             let no_stop = ins.snapshot.no_stop;
+            // Evidence from a core is all of one instant: nothing to confirm.
+            let Some(live) = ins.snapshot.live() else {
+                continue;
+            };
             let Some(w) = ins.findings[i].wait.as_mut() else {
                 continue;
             };
@@ -931,7 +1003,7 @@ fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
             if !read_after_capture {
                 continue;
             }
-            let Err(why) = wait_still_holds(pid, &ins.snapshot.threads[i], no_stop) else {
+            let Err(why) = wait_still_holds(live, &ins.snapshot.threads[i], no_stop) else {
                 continue;
             };
             w.owner = Owner::unknown(why);
@@ -974,7 +1046,8 @@ fn graph_of(inspections: &[Inspection]) -> Verdict {
 /// by the stop continues as `restart_syscall` with its arguments still in
 /// the registers. A thread seen between two waits (a signal handled, a
 /// timed wait renewed) gets a few more looks.
-fn wait_still_holds(pid: i32, t: &ThreadSnapshot, no_stop: bool) -> Result<(), &'static str> {
+fn wait_still_holds(live: crate::target::Live, t: &ThreadSnapshot, no_stop: bool) -> Result<(), &'static str> {
+    let pid = live.pid;
     const LEFT: &str = "the thread left this wait after the capture, so it was not stuck: the owner found afterwards \
                         is not trusted";
     const RAN: &str = "the thread ran after --no-stop sampled its wait (its wait and the lock's owner were not read \

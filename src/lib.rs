@@ -6,6 +6,7 @@
 //! [`graph`] finds the cycles; [`report`] prints text or JSON.
 
 pub mod cli;
+pub mod corefile;
 pub mod demo;
 pub mod error;
 pub mod graph;

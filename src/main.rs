@@ -106,6 +106,12 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
             Ok(out.1)
         }
         Some(Command::Run(args)) => run_watchdog(&args, &opts, &output),
+        None if !cli.core.is_empty() => {
+            let sysroot = cli.sysroot.as_deref().unwrap_or(std::path::Path::new("/"));
+            let (text, code) = diagnose_core(&cli.core, sysroot, cli.exe.as_deref(), &opts, &output, &style)?;
+            emit(&text);
+            Ok(code)
+        }
         None if cli.tree => {
             let mut pids: Vec<i32> = Vec::new();
             for &root in &cli.pids {
@@ -285,29 +291,89 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
     if let Some(d) = output.watch {
         verdict.watch = Some(lockdump::watch::watch(&inspections, &cache, d));
     }
-    let code = exit::of(verdict.kind());
-    let ctx = report::Context::read(&inspections, captured_at);
-    let out = if output.json {
-        report::render_json_with(&inspections, &verdict, &ctx)
-    } else if output.dot {
-        let headline = report::verdict::headline(&verdict, &Style::plain());
-        report::picture::render_dot(&inspections, &verdict, &headline)
-    } else {
-        report::render_text_with(&inspections, &verdict, style, &ctx)
-    };
-    if let Some(path) = &output.html {
-        let html = report::html(&inspections, &verdict, &ctx, code);
-        // Written before anything is printed: a report that could not be
-        // saved is an error (exit 2, nothing on stdout), not a silent loss.
-        std::fs::write(path, html)
-            .map_err(|e| InspectError::Usage(format!("cannot write the HTML report to {}: {e}", path.display())))?;
-    }
+    let out = render(&inspections, &verdict, output, style, captured_at)?;
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
     // for a 1000-thread pool) would only delay the exit.
     // The raised priority, if any, is kept until the process exits: writing
     // the report and exiting are what whoever waits for lockdump waits for.
     std::mem::forget((inspections, verdict, cache, raised));
+    Ok(out)
+}
+
+/// `--core FILE...`: the same pipeline from core files' snapshots, all of
+/// them one wait-for graph (each names the others' threads as owners of
+/// process-shared locks). A file that is not an x86_64 core, or holds no
+/// thread, is the one error (exit 2); everything else that is wrong with
+/// it becomes a note in the report.
+fn diagnose_core(
+    paths: &[std::path::PathBuf],
+    sysroot: &std::path::Path,
+    exe: Option<&std::path::Path>,
+    opts: &Options,
+    output: &Output,
+    style: &Style,
+) -> Result<(String, i32), InspectError> {
+    use lockdump::corefile::CoreFile;
+    let mut cores: Vec<CoreFile> = Vec::with_capacity(paths.len());
+    for path in paths {
+        let core = CoreFile::open(path, sysroot, exe).map_err(InspectError::Core)?;
+        if let Some(same) = cores.iter().find(|c| c.pid() == core.pid()) {
+            return Err(InspectError::Core(format!(
+                "{} and {} are both of PID {}: give one core per process",
+                same.path.display(),
+                path.display(),
+                core.pid()
+            )));
+        }
+        cores.push(core);
+    }
+    let all: Vec<(i32, i32)> = cores
+        .iter()
+        .flat_map(|c| c.threads.iter().map(move |t| (t.tid, c.pid())))
+        .collect();
+    for c in &mut cores {
+        let pid = c.pid();
+        c.set_peers(all.iter().copied().filter(|&(_, p)| p != pid).collect());
+    }
+    let written = cores[0].written.unwrap_or_else(std::time::SystemTime::now);
+    let cache = ModuleCache::new();
+    let mut inspections: Vec<inspect::Inspection> = cores
+        .into_iter()
+        .map(|c| inspect::inspect_core(std::sync::Arc::new(c), opts, &cache))
+        .collect();
+    let verdict = inspect::verdict(&mut inspections);
+    let out = render(&inspections, &verdict, output, style, written)?;
+    std::mem::forget((inspections, verdict, cache));
+    Ok(out)
+}
+
+/// The report in the requested form, and the exit code; the HTML file
+/// written first (an unsaved report is an error, not a silent loss).
+fn render(
+    inspections: &[inspect::Inspection],
+    verdict: &lockdump::graph::Verdict,
+    output: &Output,
+    style: &Style,
+    captured_at: std::time::SystemTime,
+) -> Result<(String, i32), InspectError> {
+    let code = exit::of(verdict.kind());
+    let ctx = report::Context::read(inspections, captured_at);
+    let out = if output.json {
+        report::render_json_with(inspections, verdict, &ctx)
+    } else if output.dot {
+        let headline = report::verdict::headline(verdict, &Style::plain());
+        report::picture::render_dot(inspections, verdict, &headline)
+    } else {
+        report::render_text_with(inspections, verdict, style, &ctx)
+    };
+    if let Some(path) = &output.html {
+        let html = report::html(inspections, verdict, &ctx, code);
+        // Written before anything is printed: a report that could not be
+        // saved is an error (exit 2, nothing on stdout), not a silent loss.
+        std::fs::write(path, html)
+            .map_err(|e| InspectError::Usage(format!("cannot write the HTML report to {}: {e}", path.display())))?;
+    }
     Ok((out, code))
 }
 

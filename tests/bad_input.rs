@@ -659,7 +659,7 @@ fn usage_errors_are_one_line_with_a_hint() {
     let cases: [(&[&str], &str); 5] = [
         (&["--bogus"], "lockdump: unexpected argument '--bogus' found (usage: lockdump [OPTIONS] --pid <PID>; `lockdump --help` lists every option)"),
         (&["-p", "abc"], "lockdump: invalid value 'abc' for '--pid <PID>': invalid digit found in string (`lockdump --help` lists every option)"),
-        (&[], "lockdump: the following required arguments were not provided: --pid <PID> (usage: lockdump --pid <PID>; `lockdump --help` lists every option)"),
+        (&[], "lockdump: the following required arguments were not provided: --pid <PID> (usage: lockdump [OPTIONS] --pid <PID>; `lockdump --help` lists every option)"),
         (&["-p", "1", "demo"], "lockdump: the subcommand 'demo' cannot be used with '--pid <PID>' (usage: lockdump [OPTIONS] --pid <PID>; `lockdump --help` lists every option)"),
         (&["--color", "purple", "-p", "1"], "lockdump: invalid value 'purple' for '--color <COLOR>' [possible values: auto, always, never] (`lockdump --help` lists every option)"),
     ];

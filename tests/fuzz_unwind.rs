@@ -49,7 +49,7 @@ fn load() -> Fixture {
         .collect::<Vec<_>>();
     let snapshot = Snapshot {
         pid: std::process::id() as i32,
-        mm_tid: std::process::id() as i32,
+        source: lockdump::target::Source::live(std::process::id() as i32, std::process::id() as i32),
         leader_exited: false,
         tracer: None,
         ns_pid: std::process::id() as i32,

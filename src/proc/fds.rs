@@ -36,8 +36,8 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
 
 /// The pipe fd `fd` of `pid` reads, and every process holding a write end
 /// of it (`pid` itself included when it does): `None` unless it is a pipe.
-pub fn pipe_writers(pid: i32, fd: i32) -> Option<(u64, Vec<i32>)> {
-    let p = Process::new(pid).ok()?;
+pub fn pipe_writers(live: crate::target::Live, fd: i32) -> Option<(u64, Vec<i32>)> {
+    let p = Process::new(live.pid).ok()?;
     let FDTarget::Pipe(inode) = p.fd_from_fd(fd).ok()?.target else {
         return None;
     };
@@ -57,9 +57,9 @@ pub fn pipe_writers(pid: i32, fd: i32) -> Option<(u64, Vec<i32>)> {
     Some((inode, pids))
 }
 
-/// The child processes of `pid` (of all its threads), sorted.
-pub fn children(pid: i32) -> Vec<i32> {
-    let Ok(p) = Process::new(pid) else {
+/// The child processes of a live process (of all its threads), sorted.
+pub fn children(live: crate::target::Live) -> Vec<i32> {
+    let Ok(p) = Process::new(live.pid) else {
         return Vec::new();
     };
     let Ok(tasks) = p.tasks() else {

@@ -26,6 +26,15 @@ impl MapEntry {
     pub fn contains(&self, addr: u64) -> bool {
         self.start <= addr && addr < self.end
     }
+    /// The path as a core's NT_FILE note names it (with the kernel's
+    /// ` (deleted)` suffix for a deleted file).
+    pub fn core_path(&self) -> String {
+        if self.deleted {
+            format!("{} (deleted)", self.path)
+        } else {
+            self.path.clone()
+        }
+    }
     /// A mapping of a real file (not anonymous, not a `[pseudo]` region).
     pub fn is_file(&self) -> bool {
         self.inode != 0 && self.path.starts_with('/')

@@ -282,3 +282,28 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         asyncio: super::asyncio::json_process(ins.asyncio.as_ref()),
     }
 }
+
+/// `source` (schema 5): `{"kind": "live"}`, or for `--core`
+/// `{"kind": "core", "cores": [{"file", "pid", "signal", "written_at",
+/// "notes"}]}`, one per core in the order given, `notes` being the
+/// report's lines about what that core could not give.
+pub fn source(inspections: &[Inspection]) -> serde_json::Value {
+    let cores: Vec<serde_json::Value> = inspections
+        .iter()
+        .filter_map(|i| i.snapshot.core().map(|c| (i, c)))
+        .map(|(ins, core)| {
+            serde_json::json!({
+                "file": core.path.display().to_string(),
+                "pid": ins.snapshot.pid,
+                "signal": core.signal,
+                "written_at": core.written.map(crate::identity::rfc3339),
+                "notes": super::core_lines(core).into_iter().skip(1).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    if cores.is_empty() {
+        serde_json::json!({ "kind": "live" })
+    } else {
+        serde_json::json!({ "kind": "core", "cores": cores })
+    }
+}

@@ -37,7 +37,12 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
     if ins.libc.name.is_some() {
         let _ = write!(line, " — libc: {}", ins.libc.describe());
     }
-    if s.leader_exited {
+    if let Some(core) = s.core() {
+        for l in core_lines(core) {
+            let _ = write!(line, "\n  {}", clean(&l));
+        }
+    }
+    if s.leader_exited && s.core().is_none() {
         let _ = write!(
             line,
             "\n  main thread {} has exited (pthread_exit); the other threads live on and are shown",
@@ -55,9 +60,61 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
     line
 }
 
+/// What the header says about a core file: which file, when and why it
+/// was written, and everything that keeps it from being read in full
+/// (truncation, files missing or of another build, memory left out).
+pub fn core_lines(core: &crate::corefile::CoreFile) -> Vec<String> {
+    use crate::corefile::FileCheck;
+    let mut out = vec![format!(
+        "from core file {}{}{}: a dead process, read as it was when dumped (no thread names, scheduler \
+         states or wait channels)",
+        core.path.display(),
+        core.written
+            .map(|t| format!(", written {}", rfc3339(t)))
+            .unwrap_or_default(),
+        core.signal
+            .filter(|&s| s > 0)
+            .map(|s| format!(" on signal {s}"))
+            .unwrap_or_default()
+    )];
+    out.extend(core.notes.iter().cloned());
+    let mut paths: Vec<&str> = core.files.iter().map(|f| f.path.as_str()).collect();
+    paths.sort_unstable();
+    paths.dedup();
+    for p in paths {
+        // Not files to look for: shared memory (/dev/zero, SysV), memfds.
+        let name = p.strip_prefix('/').unwrap_or(p);
+        if name.starts_with("dev/") || name.starts_with("SYSV") || name.starts_with("memfd:") {
+            continue;
+        }
+        match core.check_file(p) {
+            FileCheck::Missing(why) => out.push(format!(
+                "mapped file {p}: {why} (under --sysroot {}): its frames are unnamed and the pages the core left \
+                 out unread",
+                core.sysroot.display()
+            )),
+            FileCheck::Differs { core: c, file } => out.push(format!(
+                "mapped file {p}: {} is another build (build ID {file}, the core's {c}): not used, its frames are \
+                 unnamed",
+                core.local_path(p).display()
+            )),
+            FileCheck::Matches | FileCheck::Unchecked => {}
+        }
+    }
+    out
+}
+
 /// The footer: how long the target was paused and how long analysis took.
 pub fn process_footer(ins: &Inspection) -> String {
     let s = &ins.snapshot;
+    if s.core().is_some() {
+        return format!(
+            "PID {} (core file): read in {:.2} ms, analyzed in {:.2} ms.",
+            s.pid,
+            ms(s.capture_time),
+            ms(ins.analysis_time)
+        );
+    }
     if s.no_stop {
         return format!(
             "PID {}: never stopped (--no-stop): stacks may be partial. Captured in {:.2} ms, analyzed in {:.2} ms.",
@@ -113,7 +170,8 @@ impl Context {
             host: Host::read(),
             processes: inspections
                 .iter()
-                .map(|i| ProcessIdentity::read(i.snapshot.pid))
+                // A core's PID names no process here (or an unrelated one).
+                .filter_map(|i| i.snapshot.live().map(|l| ProcessIdentity::read(l.pid)))
                 .collect(),
         }
     }
@@ -253,6 +311,8 @@ pub fn render_json_with(inspections: &[Inspection], verdict: &Verdict, ctx: &Con
         "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
         "threads": inspections.iter().flat_map(|i| json::threads(i, verdict)).collect::<Vec<_>>(),
     });
+    // Schema 5: where the snapshot came from (a live process or a core file).
+    doc["source"] = json::source(inspections);
     // Schema 4: what --watch saw (null without it).
     doc["watch"] = serde_json::json!(verdict.watch);
     // Added within schema 3 (docs/json-schema.md): where the report comes from.

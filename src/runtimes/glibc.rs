@@ -22,7 +22,7 @@ use self::layout::{
     RWLOCK_WRITERS_FUTEX, RWLOCK_WRLOCKED, RWLOCK_WRPHASE, RWLOCK_WRPHASE_FUTEX,
 };
 use super::futex::{self, FutexCmd, FutexWait, FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
-use super::owners::{self, ProcTaskTable, TaskTable};
+use super::owners::{self, TaskTable};
 use super::stackscan;
 use super::{frames, syscalls, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::Stack;
@@ -38,7 +38,7 @@ const ROBUST_LIST_LIMIT: usize = 1024;
 /// naming the futex, so that another runtime (Rust std) can claim it; a thread
 /// in another blocking syscall gets `blocked_in` only.
 pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
-    analyze_with(view, &ProcTaskTable)
+    analyze_with(view, owners::task_table(view.snapshot))
 }
 
 /// [`analyze`] with an explicit table of tasks outside the snapshot (for owners

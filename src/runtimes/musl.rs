@@ -32,7 +32,7 @@ use self::layout::{
     PTHREAD_TID, RW_WAITERS, WAITER_BARRIER, WAITER_SLEEPING, WAITER_WAITING,
 };
 use super::futex::{self, FutexCmd, FutexWait};
-use super::owners::{self, ProcTaskTable, TaskTable};
+use super::owners::{self, TaskTable};
 use super::stackscan::{self, Inference};
 use super::{frames, syscalls, Confidence, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
 use crate::target::RegisterSource;
@@ -44,7 +44,7 @@ const MAX_WAITER_CHAIN: usize = 1024;
 /// `view.snapshot.threads`; like [`super::glibc::analyze`], an unrecognized
 /// blocking call is left in `blocked_in`.
 pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
-    analyze_with(view, &ProcTaskTable)
+    analyze_with(view, owners::task_table(view.snapshot))
 }
 
 /// [`analyze`] with an explicit table of tasks outside the snapshot.

@@ -8,7 +8,7 @@
 
 use super::futex;
 use super::libc::{self, LibcInfo};
-use super::owners::{self, ProcTaskTable, TaskTable};
+use super::owners::{self, TaskTable};
 use super::{frames, ResourceKind};
 use super::{glibc, musl, rust_std, Owner, ProcessView, ThreadFindings, Wait};
 use crate::stacks::Stack;
@@ -24,7 +24,7 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
 /// as before libc detection existed: glibc's readers check every field they
 /// rely on, and the report notes that the library was not identified).
 pub fn analyze_for(view: &ProcessView<'_>, libc: &LibcInfo) -> Vec<ThreadFindings> {
-    analyze_with_libc(view, &ProcTaskTable, libc)
+    analyze_with_libc(view, owners::task_table(view.snapshot), libc)
 }
 
 /// [`analyze`] with an explicit table of tasks outside the snapshot (glibc).

@@ -53,6 +53,16 @@ impl TaskTable for NoTasks {
     }
 }
 
+/// The task table for `snapshot`'s process: /proc for a live process;
+/// for a core file none (its PIDs name nothing on this machine now, and
+/// every thread it had is in the snapshot).
+pub fn task_table(snapshot: &Snapshot) -> &'static dyn TaskTable {
+    match snapshot.source {
+        crate::target::Source::Live(_) => &ProcTaskTable,
+        crate::target::Source::Core(_) => &NoTasks,
+    }
+}
+
 /// The target's TIDs are host TIDs: lockdump and the target share a PID
 /// namespace, so a TID read from a lock word can be looked up in our `/proc`.
 pub fn same_pid_namespace(snapshot: &Snapshot) -> bool {
@@ -85,6 +95,24 @@ pub fn owner_from_tid(
             confidence,
             evidence,
             dead: false,
+        };
+    }
+    if let (Some(core), true) = (snapshot.core(), process_shared) {
+        // A core holds one process: the owner of a process-shared lock is
+        // a thread of another core analyzed with it, or unknown (another
+        // process sharing the lock, or one that exited).
+        return match core.peer_process(ns_tid) {
+            Some(pid) => Owner {
+                tid: Some(ns_tid),
+                pid: Some(pid),
+                confidence,
+                evidence: format!("{evidence}; thread {ns_tid} of process {pid} (from its core file)"),
+                dead: false,
+            },
+            None => Owner::unknown(format!(
+                "{evidence}; TID {ns_tid} is not a thread of this process: a thread of another process sharing the \
+                 lock, or one that exited (a core file holds only its own process; give the others' cores too)"
+            )),
         };
     }
     if !same_pid_namespace(snapshot) {
@@ -252,7 +280,7 @@ pub(crate) mod testing {
     pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
         Snapshot {
             pid,
-            mm_tid: pid,
+            source: crate::target::Source::live(pid, pid),
             leader_exited: false,
             tracer: None,
             ns_pid: pid,

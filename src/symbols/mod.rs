@@ -89,7 +89,10 @@ pub struct ProcessSymbols {
 impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
-        let mut symbols = Self::load_maps(snapshot.mm_tid, &snapshot.maps, cache);
+        let mut symbols = match &snapshot.source {
+            crate::target::Source::Live(live) => Self::load_maps(live.mm_tid, &snapshot.maps, cache),
+            crate::target::Source::Core(core) => Self::load_core(core, &snapshot.maps, cache),
+        };
         if let Some(vdso) = load_vdso(snapshot) {
             symbols.modules.push(vdso);
             symbols.modules.sort_by_key(|m| m.start);
@@ -107,6 +110,43 @@ impl ProcessSymbols {
         for (first, maps) in file_groups(maps) {
             let shown = PathBuf::from(&first.path);
             let Some(module) = open_mapped(mm_tid, &root, first, &maps, |file| cache.load(file, &shown, &root)) else {
+                continue;
+            };
+            let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
+            let Some(bias) = module.load_bias(&offsets) else {
+                continue;
+            };
+            modules.push(MappedModule {
+                start: maps.iter().map(|m| m.start).min().unwrap_or(0),
+                end: maps.iter().map(|m| m.end).max().unwrap_or(0),
+                bias,
+                name: short_name(&shown),
+                module,
+            });
+        }
+        modules.sort_by_key(|m| m.start);
+        ProcessSymbols { modules }
+    }
+
+    /// Place the files a core's mappings name, as found under its sysroot
+    /// (the executable possibly replaced by `--exe`). A file that is missing
+    /// or a different build than the one mapped (build IDs differ) is left
+    /// out: its frames stay unnamed rather than named wrongly (the report
+    /// lists it, from [`crate::corefile::CoreFile::check_file`]).
+    pub fn load_core(core: &crate::corefile::CoreFile, maps: &[MapEntry], cache: &ModuleCache) -> Self {
+        use crate::corefile::FileCheck;
+        let mut modules = Vec::new();
+        for (first, maps) in file_groups(maps) {
+            let named = first.core_path();
+            if matches!(
+                core.check_file(&named),
+                FileCheck::Missing(_) | FileCheck::Differs { .. }
+            ) {
+                continue;
+            }
+            let shown = PathBuf::from(&first.path);
+            let local = core.local_path(&named);
+            let Some(module) = cache.load(&local, &shown, &core.sysroot) else {
                 continue;
             };
             let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
@@ -326,9 +366,7 @@ fn load_vdso(snapshot: &Snapshot) -> Option<MappedModule> {
     let base = snapshot.vdso_base()?;
     let map = snapshot.mapping(base)?;
     let len = (map.end - map.start).min(1 << 20) as usize;
-    let bytes = crate::target::ProcessMemory::new(snapshot.mm_tid)
-        .read_vec(map.start, len)
-        .ok()?;
+    let bytes = snapshot.memory().read_vec(map.start, len).ok()?;
     let data: &'static [u8] = Box::leak(bytes.into_boxed_slice());
     let module = ElfModule::parse(PathBuf::from("[vdso]"), data, |_, _| None).ok()?;
     let bias = module.load_bias(&[(map.start, 0)])?;

@@ -191,7 +191,7 @@ pub fn capture_with(
 
 /// Work a runtime analyzer does while every thread is stopped, after the
 /// registers, stacks and wait words are copied and before the detach: it
-/// reads the target (through the thread given, see [`Snapshot::mm_tid`]),
+/// reads the target (through the thread given, see [`super::Live::mm_tid`]),
 /// knowing the captured threads, and returns what it copied. It runs inside
 /// the pause, so it must bound its own time and bytes (CPython's does:
 /// `runtimes::cpython::stopcopy`). Not called under `--no-stop`.
@@ -270,7 +270,7 @@ pub fn capture_hooked(
     }
     Ok(Snapshot {
         pid,
-        mm_tid: mm,
+        source: super::Source::live(pid, mm),
         leader_exited: target.leader_exited,
         tracer: target.tracer,
         ns_pid,
@@ -301,7 +301,7 @@ fn after_preflight(pid: i32, what: &'static str, e: std::io::Error) -> InspectEr
 struct Preflight {
     /// The thread-group ID (a TID passed by the user means its process).
     pid: i32,
-    /// See [`Snapshot::mm_tid`].
+    /// See [`super::Live::mm_tid`].
     mm_tid: i32,
     leader_exited: bool,
     /// Only in `--no-stop` mode; the stopping mode refuses a traced process.
@@ -1045,7 +1045,7 @@ fn wait_loop(
 /// A thread interrupted inside a blocking syscall has `orig_rax` = the syscall
 /// number and `rax` = one of the kernel's internal restart codes (-512..-516),
 /// which tell us the syscall will be restarted when it resumes.
-fn syscall_from_regs(r: &Registers) -> Option<SyscallState> {
+pub(crate) fn syscall_from_regs(r: &Registers) -> Option<SyscallState> {
     let nr = r.orig_rax as i64;
     let rax = r.rax as i64;
     if nr < 0 || !(-516..=-512).contains(&rax) && rax != -(libc::EINTR as i64) {
@@ -1060,7 +1060,7 @@ fn syscall_from_regs(r: &Registers) -> Option<SyscallState> {
 
 /// The range of stack to copy for a thread: from below the red zone up to
 /// `stack_bytes` above SP, clipped to the stack's mapping.
-fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u64)> {
+pub(crate) fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u64)> {
     let i = maps.partition_point(|m| m.end <= sp);
     let m = maps.get(i).filter(|m| m.contains(sp) && m.readable)?;
     let start = sp.saturating_sub(RED_ZONE).max(m.start);

@@ -222,11 +222,10 @@ pub struct Tracer {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub pid: i32,
-    /// A live thread through which the process's memory and process-wide
-    /// /proc files (maps, auxv, root, map_files) are read: `pid` itself,
-    /// unless the main thread has exited (pthread_exit) and left a zombie
-    /// leader, whose mm and fs are gone while the other threads run on.
-    pub mm_tid: i32,
+    /// Where the snapshot came from: a live process (whose memory and /proc
+    /// files later stages may still read) or a core file (which has no
+    /// /proc and no live memory: its PID may now be an unrelated process).
+    pub source: Source,
     /// The main thread (TID `pid`) has exited; it is not among `threads`.
     pub leader_exited: bool,
     /// `--no-stop`: the debugger attached to the process, if any (the
@@ -254,6 +253,48 @@ pub struct Snapshot {
     /// Runtime state (CPython's thread states, frames and thread names)
     /// copied while the threads were stopped; see [`RuntimeCopy`].
     pub runtime_copy: RuntimeCopy,
+}
+
+/// The target a [`Snapshot`] was taken from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Live(Live),
+    Core(std::sync::Arc<crate::corefile::CoreFile>),
+}
+
+/// A live process: the only thing through which later stages may read
+/// /proc or the process's memory. A core's snapshot has none, so code that
+/// needs one cannot run on a core by mistake (its PID is not a process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub pid: i32,
+    /// A live thread through which the process's memory and process-wide
+    /// /proc files (maps, auxv, root, map_files) are read: `pid` itself,
+    /// unless the main thread has exited (pthread_exit) and left a zombie
+    /// leader, whose mm and fs are gone while the other threads run on.
+    pub mm_tid: i32,
+}
+
+impl Source {
+    /// A live process with `pid`, read through thread `mm_tid`.
+    pub fn live(pid: i32, mm_tid: i32) -> Source {
+        Source::Live(Live { pid, mm_tid })
+    }
+}
+
+/// The memory beneath a snapshot's copies: the live process, or the core.
+pub enum Backing<'a> {
+    Live(ProcessMemory),
+    Core(&'a crate::corefile::CoreFile),
+}
+
+impl Memory for Backing<'_> {
+    fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), MemoryError> {
+        match self {
+            Backing::Live(m) => m.read_exact(addr, buf),
+            Backing::Core(c) => c.read_exact(addr, buf),
+        }
+    }
 }
 
 /// Memory a runtime analyzer copied while every thread was stopped, so that
@@ -299,9 +340,23 @@ impl Snapshot {
             .find(|(k, _)| *k == crate::proc::AT_SYSINFO_EHDR)
             .map(|(_, v)| *v)
     }
+    /// The live process, if the snapshot is of one (not of a core file).
+    pub fn live(&self) -> Option<Live> {
+        match &self.source {
+            Source::Live(l) => Some(*l),
+            Source::Core(_) => None,
+        }
+    }
+    /// The core file, if the snapshot is of one.
+    pub fn core(&self) -> Option<&crate::corefile::CoreFile> {
+        match &self.source {
+            Source::Core(c) => Some(c),
+            Source::Live(_) => None,
+        }
+    }
     /// The process's memory as of the snapshot: copied stacks and wait words
-    /// over live memory.
-    pub fn memory(&self) -> SnapshotMemory<'_, ProcessMemory> {
+    /// over live memory, or the core's memory.
+    pub fn memory(&self) -> SnapshotMemory<'_, Backing<'_>> {
         SnapshotMemory::new(
             self.threads
                 .iter()
@@ -309,7 +364,10 @@ impl Snapshot {
                 .chain(&self.wait_memory)
                 .chain(&self.runtime_copy.regions)
                 .collect(),
-            ProcessMemory::new(self.mm_tid),
+            match &self.source {
+                Source::Live(l) => Backing::Live(ProcessMemory::new(l.mm_tid)),
+                Source::Core(c) => Backing::Core(c),
+            },
         )
     }
 }

@@ -84,7 +84,7 @@ fn snapshot(seed: u64) -> Snapshot {
         .collect();
     Snapshot {
         pid: 4242,
-        mm_tid: 4242,
+        source: crate::target::Source::live(4242, 4242),
         leader_exited: false,
         tracer: None,
         ns_pid: 4242,

@@ -97,11 +97,12 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             thread_objects.entry(ident).or_insert(t);
         }
         thread_objects.extend(naming::threading_active(walker, interp));
-        if naming::active_in_flux(walker, interp) {
+        // (Only a live process can be read again: a core is one instant.)
+        if let (true, Some(live)) = (naming::active_in_flux(walker, interp), view.snapshot.live()) {
             // Read again from the live process, where the change has
             // finished; only entries that are provably the same thread
             // (ident and TID) are taken.
-            let live_mem = crate::target::ProcessMemory::new(view.snapshot.pid);
+            let live_mem = crate::target::ProcessMemory::new(live.mm_tid);
             let live_obj = super::objects::Objects::new(&live_mem, layout);
             let live = Walker::new(&live_obj);
             let registry = naming::threading_active(&live, interp);

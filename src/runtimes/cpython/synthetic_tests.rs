@@ -323,7 +323,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
     };
     let snap = Snapshot {
         pid: 500,
-        mm_tid: 500,
+        source: crate::target::Source::live(500, 500),
         leader_exited: false,
         tracer: None,
         ns_pid: 500,
