@@ -364,6 +364,10 @@ fn before_314_an_event_loop_is_reported_as_not_examined() {
         let (code, json) = dump(fx.pid());
         assert_eq!(code, 3, "{}", json["verdict"]["headline"]);
         assert_eq!(json["verdict"]["kind"], "incomplete");
+        let lt = &json["processes"][0]["asyncio"]["threads"][0];
+        assert_eq!(lt["tid"], fx.tid("main"), "the loop's thread is named: {lt}");
+        assert_eq!(lt["running_coroutine"], Value::Null, "the loop waits for events: {lt}");
+        assert_eq!(lt["tasks"], serde_json::json!([]));
         let un = json["verdict"]["unexamined"].as_array().unwrap();
         assert!(
             un.iter().any(|u| u["part"] == "asyncio"
@@ -416,6 +420,15 @@ fn thread_and_event_loop_cycle_is_one_deadlock_on_every_interpreter() {
                 assert_eq!(e["site"]["line"], fx.ready.lines["worker"]);
             }
         }
+        // Every version names the loop's thread and the coroutine it is stepping.
+        let lt = &json["processes"][0]["asyncio"]["threads"][0];
+        assert_eq!(lt["tid"], main, "{lt}");
+        assert_eq!(
+            lt["running_coroutine"],
+            format!("main (asyncio_mixed_cycle.py:{})", fx.ready.lines["main"]),
+            "{lt}"
+        );
+        assert!(lt["loop_address"].is_string(), "{lt}");
         // The text report says the loop is blocked, on 3.14+ where its tasks are read.
         if py.label.starts_with("3.14") || py.label.starts_with("3.15") {
             let out = run_lockdump(&["-p", &fx.pid().to_string()]);

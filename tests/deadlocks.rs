@@ -1610,7 +1610,8 @@ fn healthy_timerfd_epoll_is_not_stuck() {
 
 #[test]
 fn healthy_waitpid_for_a_running_child_is_not_stuck() {
-    healthy_idle("waitpid", "waiting for input in wait4");
+    // Only the parent is inspected: its child, which may still exit, was not.
+    healthy_idle("waitpid", "waiting in wait4 on child PID");
 }
 
 // ---------------------------------------------------------------------------

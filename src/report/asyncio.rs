@@ -196,7 +196,8 @@ pub fn tasks_section(pid: i32, state: &AsyncioState, blocked: &dyn Fn(i32) -> Op
                 None => format!("Thread {} (no loop running)", t.tid),
             };
             let blocked = t.loop_address.and_then(|_| blocked(t.tid));
-            (head, &t.tasks, t.running_task, t.list_note.as_deref(), blocked)
+            let running = t.running_coroutine.as_deref();
+            (head, &t.tasks, t.running_task, t.list_note.as_deref(), blocked, running)
         })
         .chain((!state.orphan_tasks.is_empty()).then(|| {
             (
@@ -205,9 +206,30 @@ pub fn tasks_section(pid: i32, state: &AsyncioState, blocked: &dyn Fn(i32) -> Op
                 None,
                 None,
                 None,
+                None,
             )
         }));
-    for (head, tasks, running, note, blocked) in groups {
+    for (head, tasks, running, note, blocked, coroutine) in groups {
+        if state.not_examined.is_some() && tasks.is_empty() {
+            // Before 3.14: the loop and what it runs, not its tasks.
+            let _ = writeln!(
+                out,
+                "{}: its tasks were not read; {}",
+                style.bold(&head),
+                match coroutine {
+                    Some(c) => format!("it is running the coroutine {}", clean(c)),
+                    None => "it is waiting for events (no coroutine running)".to_string(),
+                }
+            );
+            if let Some(b) = blocked {
+                let _ = writeln!(
+                    out,
+                    "  {} its thread waits for {b}: none of its tasks can run until that wait ends",
+                    style.red("The loop is blocked:")
+                );
+            }
+            continue;
+        }
         let _ = writeln!(
             out,
             "{}: {} pending task{}{}",
@@ -426,6 +448,8 @@ pub struct JsonLoopThread {
     pub loop_address: Option<String>,
     pub loop_type: Option<String>,
     pub running_task: Option<String>,
+    /// The coroutine being stepped: `main (app.py:35)`, or null while the loop waits.
+    pub running_coroutine: Option<String>,
     pub tasks: Vec<JsonTask>,
     pub list_note: Option<String>,
 }
@@ -526,6 +550,7 @@ pub fn json_process(state: Option<&AsyncioState>) -> Option<JsonAsyncio> {
                 loop_address: t.loop_address.map(hex),
                 loop_type: t.loop_type.clone(),
                 running_task: t.running_task.map(hex),
+                running_coroutine: t.running_coroutine.clone(),
                 tasks: t.tasks.iter().map(json_task).collect(),
                 list_note: t.list_note.clone(),
             })

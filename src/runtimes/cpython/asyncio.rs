@@ -99,6 +99,10 @@ pub struct LoopThread {
     pub loop_type: Option<String>,
     /// The task whose step is executing right now (NULL while the loop waits for events).
     pub running_task: Option<u64>,
+    /// The coroutine the loop is stepping right now, from the thread's
+    /// Python frames (the frame `Handle._run` called): `main (app.py:35)`.
+    /// Read on every version, so before 3.14 too, where tasks are not.
+    pub running_coroutine: Option<String>,
     /// Pending tasks created on this thread, in creation order.
     pub tasks: Vec<Task>,
     /// The list ended early (corrupt link, or more than [`MAX_TASKS`]).
@@ -249,6 +253,7 @@ pub fn read(walker: &Walker, al: &AsyncioLayout, interp: u64, threads: &[(u64, i
             loop_address,
             loop_type: loop_address.and_then(|l| o.type_name(l)),
             running_task,
+            running_coroutine: None,
             tasks,
             list_note,
         });
@@ -689,6 +694,21 @@ fn python_frame(f: &PyFrame) -> Frame {
         cfa: 0,
         context: None,
     }
+}
+
+/// The coroutine an event loop's thread is stepping: the Python frame that
+/// `Handle._run` (asyncio/events.py) called, directly or through the C task
+/// step (frames are innermost first). `None` while the loop waits for events.
+pub fn running_coroutine(frames: &[PyFrame]) -> Option<String> {
+    let k = frames
+        .iter()
+        .position(|f| f.code.qualname == "Handle._run" && f.code.filename.ends_with("asyncio/events.py"))?;
+    let f = frames.get(k.checked_sub(1)?)?;
+    let file = f.code.filename.rsplit('/').next().unwrap_or(&f.code.filename);
+    Some(match f.line {
+        Some(l) => format!("{} ({file}:{l})", f.code.qualname),
+        None => format!("{} ({file})", f.code.qualname),
+    })
 }
 
 /// The frames of a thread run an event loop (`BaseEventLoop.run_forever`).

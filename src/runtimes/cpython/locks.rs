@@ -424,9 +424,30 @@ fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[An
         .filter(|t| asyncio::runs_event_loop(&t.state.frames))
         .map(|t| t.host_tid)
         .collect();
+    // Each loop thread's loop and running coroutine, from its frames (every version).
+    let of_threads: Vec<(i32, &PyThreadState)> = threads.iter().map(|t| (t.host_tid, &t.state)).collect();
+    let loops = super::loopfutures::running_loops(walker, &of_threads);
+    let loop_threads = || -> Vec<asyncio::LoopThread> {
+        threads
+            .iter()
+            .filter(|t| loop_tids.contains(&t.host_tid))
+            .map(|t| {
+                let address = loops.iter().find(|l| l.tid == t.host_tid).map(|l| l.address);
+                asyncio::LoopThread {
+                    tid: t.host_tid,
+                    loop_address: address,
+                    loop_type: address.and_then(|a| walker.obj.type_name(a)),
+                    running_task: None,
+                    running_coroutine: asyncio::running_coroutine(&t.state.frames),
+                    tasks: Vec::new(),
+                    list_note: None,
+                }
+            })
+            .collect()
+    };
     let unexamined = |why: String| {
         (!loop_tids.is_empty()).then(|| AsyncioState {
-            threads: Vec::new(),
+            threads: loop_threads(),
             orphan_tasks: Vec::new(),
             not_examined: Some(why),
             links: Vec::new(),
@@ -454,7 +475,12 @@ fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[An
         Err(e) => return unexamined(format!("the asyncio tasks were not examined: {e}")),
     };
     let pairs: Vec<(u64, i32)> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
-    let state = asyncio::read(walker, &al, interp, &pairs);
+    let mut state = asyncio::read(walker, &al, interp, &pairs);
+    for lt in &mut state.threads {
+        if let Some(t) = threads.iter().find(|t| t.host_tid == lt.tid) {
+            lt.running_coroutine = asyncio::running_coroutine(&t.state.frames);
+        }
+    }
     (!state.threads.is_empty() || !state.orphan_tasks.is_empty() || state.not_examined.is_some()).then_some(state)
 }
 
