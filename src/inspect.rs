@@ -817,7 +817,7 @@ fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
             whole_process: false,
             threads: s.workers.clone(),
         };
-        (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &workers).is_empty())
+        (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &[&workers])[0].is_empty())
     });
 }
 
@@ -880,22 +880,24 @@ fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
     if v.stuck.is_empty() {
         return;
     }
-    let mut moved: Vec<(i32, i32)> = Vec::new();
     // A core is one instant: there is nothing to watch (and its PID may
     // now be an unrelated live process).
-    for s in v.stuck.iter().filter(|s| is_live(inspections, s.pid)) {
-        // A thread just let go by the capture may still be on its way back
-        // into its wait (runnable on a loaded machine): a few windows, and
-        // one in which nothing moved is enough.
-        let mut last = Vec::new();
-        for _ in 0..STUCK_CONFIRM_WINDOWS {
-            last = moved_in_window(inspections, s);
-            if last.is_empty() {
-                break;
-            }
+    let mut pending: Vec<&graph::Stuck> = v.stuck.iter().filter(|s| is_live(inspections, s.pid)).collect();
+    // A thread just let go by the capture may still be on its way back into
+    // its wait (runnable on a loaded machine): a few windows, and one in
+    // which nothing of a process moved is enough for it. All processes of a
+    // tree share each window, so ten stuck processes cost one window, not ten.
+    let mut last: Vec<Vec<(i32, i32)>> = Vec::new();
+    for _ in 0..STUCK_CONFIRM_WINDOWS {
+        if pending.is_empty() {
+            break;
         }
-        moved.extend(last);
+        last = moved_in_window(inspections, &pending);
+        let still: Vec<usize> = (0..pending.len()).filter(|&k| !last[k].is_empty()).collect();
+        pending = still.iter().map(|&k| pending[k]).collect();
+        last = still.into_iter().map(|k| std::mem::take(&mut last[k])).collect();
     }
+    let moved: Vec<(i32, i32)> = last.into_iter().flatten().collect();
     if moved.is_empty() {
         return;
     }
@@ -923,9 +925,9 @@ fn is_live(inspections: &[Inspection], pid: i32) -> bool {
 /// Windows of [`STUCK_CONFIRM`] tried before a stuck verdict is dropped.
 const STUCK_CONFIRM_WINDOWS: usize = 5;
 
-/// The threads of `s` that ran or left their captured call during one
-/// window of [`STUCK_CONFIRM`] (and any thread that appeared).
-fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i32)> {
+/// For each of `stucks`, the threads that ran or left their captured call
+/// during one shared window of [`STUCK_CONFIRM`] (and any thread that appeared).
+fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<(i32, i32)>> {
     // A thread that was woken but has not run yet still shows its wait and
     // its old switch count: only a sleeping one (state S) is still.
     let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>, bool)> {
@@ -934,14 +936,36 @@ fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i3
         Some((line, status.ctxt_switches, status.state == 'S'))
     };
     // Only threads of live processes can be looked at again.
-    let threads: Vec<(i32, i32)> = s
-        .threads
+    let threads_of = |s: &graph::Stuck| -> Vec<(i32, i32)> {
+        s.threads
+            .iter()
+            .copied()
+            .filter(|&(p, _)| is_live(inspections, p))
+            .collect()
+    };
+    let before: Vec<Vec<_>> = stucks
         .iter()
-        .copied()
-        .filter(|&(p, _)| is_live(inspections, p))
+        .map(|s| threads_of(s).iter().map(|&(p, t)| look(p, t)).collect())
         .collect();
-    let before: Vec<_> = threads.iter().map(|&(p, t)| look(p, t)).collect();
     std::thread::sleep(STUCK_CONFIRM);
+    stucks
+        .iter()
+        .zip(&before)
+        .map(|(s, before)| moved_after(inspections, s, &threads_of(s), before, &look))
+        .collect()
+}
+
+/// Per thread's look: its syscall line, context switches, and whether it sleeps.
+type Look = Option<(Option<SyscallLine>, Option<u64>, bool)>;
+
+/// The threads of `s` whose look now differs from `before` (or that appeared).
+fn moved_after(
+    inspections: &[Inspection],
+    s: &graph::Stuck,
+    threads: &[(i32, i32)],
+    before: &[Look],
+    look: &dyn Fn(i32, i32) -> Look,
+) -> Vec<(i32, i32)> {
     let mut moved = Vec::new();
     if s.whole_process {
         let now = proc::tasks(s.pid).unwrap_or_default();
@@ -949,7 +973,7 @@ fn moved_in_window(inspections: &[Inspection], s: &graph::Stuck) -> Vec<(i32, i3
             moved.push((s.pid, t));
         }
     }
-    for (&(pid, tid), b) in threads.iter().zip(&before) {
+    for (&(pid, tid), b) in threads.iter().zip(before) {
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
