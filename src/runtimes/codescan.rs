@@ -89,40 +89,12 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
     /// acquires `lock` RIP-relatively, with the innermost such frame.
     /// Only locks inside a loaded module (statics) are looked for.
     pub fn acquirers(&self, lock: u64, exclude: &[usize]) -> Vec<Acquirer> {
-        if self.view.symbols.module_at(lock).is_none() {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        for (j, stack) in self.view.stacks.iter().enumerate() {
-            if exclude.contains(&j) || j >= self.view.snapshot.threads.len() {
-                continue;
-            }
-            let physical = stack
-                .frames
+        self.innermost_frames(lock, exclude, &|start, _| {
+            self.targets_of(start)
                 .iter()
-                .enumerate()
-                .filter(|(_, f)| !f.inlined && f.pc != 0)
-                .take(MAX_FRAMES);
-            for (k, f) in physical {
-                let Some(start) = f.offset.and_then(|o| f.pc.checked_sub(o)) else {
-                    continue;
-                };
-                let hit = self
-                    .targets_of(start)
-                    .iter()
-                    .find(|(t, _)| *t == lock)
-                    .map(|&(_, at)| at);
-                if let Some(instruction) = hit {
-                    out.push(Acquirer {
-                        thread: j,
-                        frame: k,
-                        instruction,
-                    });
-                    break;
-                }
-            }
-        }
-        out
+                .find(|(t, _)| *t == lock)
+                .map(|&(_, at)| at)
+        })
     }
 
     /// Every thread (not in `exclude`) with a function on its stack whose
@@ -148,15 +120,18 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
                 .symbol_at(target)
                 .is_some_and(|(name, off)| off == 0 && callee(&name))
         };
-        self.referencers(lock, exclude, &|at, reg| reg == RDI && calls(at))
+        self.innermost_frames(lock, exclude, &|start, pc| {
+            self.leas_of(start)
+                .iter()
+                .find(|&&(t, at, reg)| t == lock && at < pc && reg == RDI && calls(at))
+                .map(|&(_, at, _)| at)
+        })
     }
 
-    /// Every thread (not in `exclude`) with a function on its stack whose
-    /// code, before the point that frame resumes at, loads the address of
-    /// `lock` RIP-relatively into a register (`lea lock(%rip), %reg`) at an
-    /// instruction `keep` accepts, with the innermost such frame. Only locks
-    /// inside a loaded module (statics).
-    fn referencers(&self, lock: u64, exclude: &[usize], keep: &dyn Fn(u64, u8) -> bool) -> Vec<Acquirer> {
+    /// For every thread not in `exclude`, the innermost physical frame whose
+    /// function (by its start and the frame's pc) `hit` finds an instruction
+    /// in. Only locks inside a loaded module (statics) are looked for.
+    fn innermost_frames(&self, lock: u64, exclude: &[usize], hit: &dyn Fn(u64, u64) -> Option<u64>) -> Vec<Acquirer> {
         if self.view.symbols.module_at(lock).is_none() {
             return Vec::new();
         }
@@ -175,12 +150,7 @@ impl<'v, 'a> CodeScanner<'v, 'a> {
                 let Some(start) = f.offset.and_then(|o| f.pc.checked_sub(o)) else {
                     continue;
                 };
-                let hit = self
-                    .leas_of(start)
-                    .iter()
-                    .find(|&&(t, at, reg)| t == lock && at < f.pc && keep(at, reg))
-                    .map(|&(_, at, _)| at);
-                if let Some(instruction) = hit {
+                if let Some(instruction) = hit(start, f.pc) {
                     out.push(Acquirer {
                         thread: j,
                         frame: k,

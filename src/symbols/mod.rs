@@ -112,17 +112,7 @@ impl ProcessSymbols {
             let Some(module) = open_mapped(mm_tid, &root, first, &maps, |file| cache.load(file, &shown, &root)) else {
                 continue;
             };
-            let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
-            let Some(bias) = module.load_bias(&offsets) else {
-                continue;
-            };
-            modules.push(MappedModule {
-                start: maps.iter().map(|m| m.start).min().unwrap_or(0),
-                end: maps.iter().map(|m| m.end).max().unwrap_or(0),
-                bias,
-                name: short_name(&shown),
-                module,
-            });
+            modules.extend(place(module, &maps, &shown));
         }
         modules.sort_by_key(|m| m.start);
         ProcessSymbols { modules }
@@ -149,17 +139,7 @@ impl ProcessSymbols {
             let Some(module) = cache.load(&local, &shown, &core.sysroot) else {
                 continue;
             };
-            let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
-            let Some(bias) = module.load_bias(&offsets) else {
-                continue;
-            };
-            modules.push(MappedModule {
-                start: maps.iter().map(|m| m.start).min().unwrap_or(0),
-                end: maps.iter().map(|m| m.end).max().unwrap_or(0),
-                bias,
-                name: short_name(&shown),
-                module,
-            });
+            modules.extend(place(module, &maps, &shown));
         }
         modules.sort_by_key(|m| m.start);
         ProcessSymbols { modules }
@@ -376,5 +356,19 @@ fn load_vdso(snapshot: &Snapshot) -> Option<MappedModule> {
         bias,
         module: Arc::new(module),
         name: "[vdso]".into(),
+    })
+}
+
+/// A loaded file placed where its mappings are (`maps`, one file's): its
+/// extent and load bias; `None` when no mapping matches a PT_LOAD segment.
+fn place(module: std::sync::Arc<ElfModule>, maps: &[&MapEntry], shown: &std::path::Path) -> Option<MappedModule> {
+    let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
+    let bias = module.load_bias(&offsets)?;
+    Some(MappedModule {
+        start: maps.iter().map(|m| m.start).min().unwrap_or(0),
+        end: maps.iter().map(|m| m.end).max().unwrap_or(0),
+        bias,
+        name: short_name(shown),
+        module,
     })
 }

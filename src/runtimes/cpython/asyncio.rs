@@ -31,7 +31,7 @@ use super::holds::{function_qualname, live_stack};
 use super::layout::{self, AsyncioLayout, GenLayout};
 use super::naming;
 use crate::runtimes::{Confidence, SymbolLookup};
-use crate::stacks::{Frame, FrameKind};
+use crate::stacks::Frame;
 
 /// Upper bounds on what is walked: a corrupt list must not loop forever.
 pub const MAX_TASKS: usize = 65_536;
@@ -320,7 +320,7 @@ impl TaskReader<'_> {
         Some(Task {
             address: addr,
             name,
-            frames: chain.iter().rev().map(python_frame).collect(),
+            frames: chain.iter().rev().map(PyFrame::to_frame).collect(),
             awaits,
             awaited_by,
             holds: async_holds(self.walker, &chain),
@@ -677,22 +677,6 @@ fn drop_impossible_holds(state: &mut AsyncioState) {
         .chain(state.orphan_tasks.iter_mut())
     {
         t.holds.retain(|h| !shared.contains(&h.lock));
-    }
-}
-
-fn python_frame(f: &PyFrame) -> Frame {
-    Frame {
-        pc: 0,
-        kind: FrameKind::Python,
-        function: Some(f.code.qualname.as_str().into()),
-        offset: None,
-        module: Some(f.code.filename.as_str().into()),
-        file: Some(f.code.filename.as_str().into()),
-        line: f.line,
-        inlined: false,
-        how: Some("python"),
-        cfa: 0,
-        context: None,
     }
 }
 

@@ -63,6 +63,24 @@ pub struct PyFrame {
 }
 
 impl PyFrame {
+    /// The frame as the reports show it (kind Python: function = `co_qualname`,
+    /// file = `co_filename`, line).
+    pub fn to_frame(&self) -> crate::stacks::Frame {
+        crate::stacks::Frame {
+            pc: 0,
+            kind: crate::stacks::FrameKind::Python,
+            function: Some(self.code.qualname.as_str().into()),
+            offset: None,
+            module: Some(self.code.filename.as_str().into()),
+            file: Some(self.code.filename.as_str().into()),
+            line: self.line,
+            inlined: false,
+            how: Some("python"),
+            cfa: 0,
+            context: None,
+        }
+    }
+
     /// Address of `localsplus[i]`.
     pub fn slot_addr(&self, i: u32) -> u64 {
         self.localsplus + 8 * i as u64

@@ -657,19 +657,7 @@ fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, ho
     let mut eval_call = Vec::with_capacity(t.state.frames.len());
     let mut call = 0usize;
     for f in &t.state.frames {
-        frames.push(Frame {
-            pc: 0,
-            kind: FrameKind::Python,
-            function: Some(f.code.qualname.as_str().into()),
-            offset: None,
-            module: Some(f.code.filename.as_str().into()),
-            file: Some(f.code.filename.as_str().into()),
-            line: f.line,
-            inlined: false,
-            how: Some("python"),
-            cfa: 0,
-            context: None,
-        });
+        frames.push(f.to_frame());
         eval_call.push(call);
         if f.entry {
             call += 1;
