@@ -41,9 +41,10 @@ PYSTACK_VERSION=1.7.2
 require_root
 
 # --- Debian packages -------------------------------------------------------
-apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools graphviz chromium redis-server redis-tools golang-go
+apt_install_missing gdb elfutils build-essential python3.11 python3.11-venv musl-tools graphviz chromium redis-server redis-tools golang-go nodejs
 command -v go >/dev/null || die "go missing after installing golang-go (tests/unsupported_runtimes.rs builds fixtures/go/go_abba.go)"
 command -v redis-server >/dev/null || die "redis-server missing after installing redis-server (tests/smoke.rs runs it)"
+command -v node >/dev/null || die "node missing after installing nodejs (tests/smoke.rs inspects node with worker_threads)"
 command -v redis-benchmark >/dev/null || die "redis-benchmark missing after installing redis-tools (tests/smoke.rs loads redis with it)"
 command -v dot >/dev/null || die "dot missing after installing graphviz (tests/picture.rs renders --dot output)"
 command -v chromium >/dev/null || die "chromium missing after installing chromium (tests/picture.rs screenshots --html)"

@@ -4,7 +4,11 @@
 //!   this test on a random 127.0.0.1 port with no persistence, loaded by
 //!   redis-benchmark (4 connections, bounded request counts);
 //! - http.server's ThreadingHTTPServer under 4 local clients
-//!   (tests/common/load.rs).
+//!   (tests/common/load.rs);
+//! - node (Debian's nodejs) with four worker_threads echoing a message the
+//!   main thread sends every millisecond (fixtures/node_workers.js), dumped
+//!   100 times: issue 20's healthy control for a runtime lockdump does not
+//!   read (V8's threads wait in epoll and on condition variables).
 //!
 //! Each is inspected `LOCKDUMP_SMOKE_RUNS` times (default 50) in the
 //! stopping mode: every run exits 0 (no deadlock, nothing unexamined), the
@@ -36,7 +40,7 @@ fn tool(name: &str) -> String {
             return p;
         }
     }
-    panic!("{name} is missing: scripts/setup-tools.sh installs it (Debian packages redis-server, redis-tools)");
+    panic!("{name} is missing: scripts/setup-tools.sh installs it (Debian packages redis-server, redis-tools, nodejs)");
 }
 
 /// A child process killed and reaped on drop.
@@ -265,5 +269,35 @@ fn threading_http_server_under_load() {
             &errors[..errors.len().min(3)]
         ));
     }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn node_with_busy_worker_threads_is_never_a_hang() {
+    let node = tool("node");
+    let script = common::fixtures_dir().join("node_workers.js");
+    let fx = Fixture::spawn({
+        let mut c = Command::new(node);
+        c.arg(script);
+        c
+    });
+    let pid = fx.pid().to_string();
+    let mut problems = Vec::new();
+    let mut threads = 0;
+    for run in 0..runs().max(100) {
+        let out = run_lockdump(&["--json", "-p", &pid]);
+        if let Some(doc) = check_run(run, &out, &mut problems) {
+            threads = threads.max(doc["threads"].as_array().map_or(0, Vec::len));
+            if !doc["verdict"]["stuck"].as_array().is_some_and(Vec::is_empty) {
+                problems.push(format!("run {run}: stuck: {}", doc["verdict"]["stuck"]));
+            }
+        }
+    }
+    eprintln!(
+        "node worker_threads: {} runs, {threads} threads, {} problems",
+        runs().max(100),
+        problems.len()
+    );
+    assert!(threads >= 5, "node and its 4 workers: {threads} threads");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
