@@ -205,7 +205,10 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
     }
     if v.deadlocks.is_empty() {
         if v.unexamined.is_empty() {
-            return style.green("No deadlock found.");
+            return match waiting_behind_headline(v) {
+                Some(w) => format!("{} {}", style.green("No deadlock found;"), style.yellow(&w)),
+                None => style.green("No deadlock found."),
+            };
         }
         let parts: std::collections::BTreeSet<String> = v
             .unexamined
@@ -468,6 +471,33 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
 
 /// `Waiting behind thread 12 "reader": 4 threads wait for mutex m (0x...)
 /// that it holds: 13 "w1", ...; it is in read(fd 3) — fd 3: TCP ...`.
+/// The headline's words for the thread most others wait behind (issue
+/// 20.5): `3 threads wait behind thread 1234, which is in read(fd 3) — fd 3:
+/// TCP ...`, plus how many other such threads there are. Not a hang: the
+/// verdict stays "no deadlock".
+fn waiting_behind_headline(v: &Verdict) -> Option<String> {
+    let w = v.waiting_behind.first()?;
+    let n = w.waiters.len();
+    let mut s = format!(
+        "{n} thread{} wait{} behind thread {}",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "s" } else { "" },
+        w.thread.1
+    );
+    if let Some(d) = &w.doing {
+        let _ = write!(s, ", which {}", clean(d));
+    }
+    let more = v.waiting_behind.len() - 1;
+    if more > 0 {
+        let _ = write!(
+            s,
+            " (and {more} more thread{} others wait behind)",
+            if more == 1 { "" } else { "s" }
+        );
+    }
+    Some(s)
+}
+
 fn waiting_behind_section(v: &Verdict, idx: &Index, style: &Style) -> String {
     let mut out = String::new();
     for w in &v.waiting_behind {
