@@ -5,6 +5,8 @@
 //!   redis-benchmark (4 connections, bounded request counts);
 //! - http.server's ThreadingHTTPServer under 4 local clients
 //!   (tests/common/load.rs);
+//! - the same server idle, with four worker threads in `queue.Queue.get()`
+//!   (issue 20.7's healthy control), 100 dumps on every interpreter;
 //! - node (Debian's nodejs) with four worker_threads echoing a message the
 //!   main thread sends every millisecond (fixtures/node_workers.js), dumped
 //!   100 times: issue 20's healthy control for a runtime lockdump does not
@@ -300,4 +302,36 @@ fn node_with_busy_worker_threads_is_never_a_hang() {
     );
     assert!(threads >= 5, "node and its 4 workers: {threads} threads");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn idle_threading_http_server_with_queue_workers_is_never_stuck() {
+    common::for_each_python(|py| {
+        let fx = Fixture::spawn_blocked(python_fixture(&py.path, "loaded_http_server.py", &["idle-workers"]));
+        let pid = fx.pid().to_string();
+        let mut problems = Vec::new();
+        for run in 0..runs().max(100) {
+            let out = run_lockdump(&["--json", "-p", &pid]);
+            let Some(doc) = check_run(run, &out, &mut problems) else {
+                continue;
+            };
+            if !doc["verdict"]["stuck"].as_array().is_some_and(Vec::is_empty) {
+                problems.push(format!("run {run}: stuck: {}", doc["verdict"]["stuck"]));
+            }
+            for i in 0..4 {
+                let tid = fx.tid(&format!("worker-{i}"));
+                let Some(t) = doc["threads"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|t| t["tid"] == tid))
+                else {
+                    problems.push(format!("run {run}: no thread worker-{i}"));
+                    continue;
+                };
+                if t["blocked_on"]["kind"] != "py_queue" || t["asleep_for_good"] != false {
+                    problems.push(format!("run {run}: worker-{i}: {} / {}", t["blocked_on"], t["why"]));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    });
 }
