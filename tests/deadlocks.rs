@@ -1488,24 +1488,31 @@ fn fork_copied_locks_are_stuck_with_the_cause_named() {
 #[test]
 fn timed_cycle_is_a_deadlock_that_resolves_by_timeout() {
     let fx = start_c("timed_cycle");
+    let epoch_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    // lockdump computes the time left somewhere between these two instants
+    // (however long it takes on a loaded machine).
+    let before = epoch_ms();
     let run = lockdump_json(&[fx.pid()]);
+    let now = epoch_ms();
     record("timed_cycle", &run);
     assert_eq!(run.code(), Some(1), "{}", run.stderr());
     let d = &deadlocks(&run.json)[0];
     let mut cycle = tids(&d["threads"]);
     cycle.sort_unstable();
     assert_eq!(cycle, vec![fx.tid("t1"), fx.tid("t2")]);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
     let left = |who: &str| fx.ready.raw["deadline"][who].as_i64().expect("READY deadline") * 1000 - now;
     let ms = d["breaks_by_timeout_in_ms"].as_i64().expect("breaks_by_timeout_in_ms");
-    // The deadline is whole seconds from READY's clock; lockdump ran since.
+    // The deadline is whole seconds from READY's clock.
     assert!(
-        (left("t1") - 2000..=left("t1") + 1000).contains(&ms),
-        "{ms} vs {}",
-        left("t1")
+        (left("t1") - 2000..=left("t1") + (now - before) + 1000).contains(&ms),
+        "{ms} vs {} (lockdump ran {} ms)",
+        left("t1"),
+        now - before
     );
     for (who, lock) in [("t1", "lock_b"), ("sem_timed", "sem_t_never")] {
         let t = thread(&run.json, fx.tid(who));
@@ -1517,7 +1524,10 @@ fn timed_cycle_is_a_deadlock_that_resolves_by_timeout() {
             "{to}"
         );
         let in_ms = to["in_ms"].as_i64().unwrap();
-        assert!((left(who) - 2000..=left(who) + 1000).contains(&in_ms), "{who}: {to}");
+        assert!(
+            (left(who) - 2000..=left(who) + (now - before) + 1000).contains(&in_ms),
+            "{who}: {to}"
+        );
         assert!(to["text"].as_str().unwrap().starts_with("times out in "), "{to}");
         assert_eq!(t["asleep_for_good"], false, "{t}");
         assert!(
