@@ -660,7 +660,24 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
     let Some(live) = ins.snapshot.live() else {
         return out;
     };
-    let mut pipes: std::collections::HashMap<i32, Option<(u64, Vec<i32>)>> = std::collections::HashMap::new();
+    // Every fd a thread reads, looked up in one pass over the fd tables.
+    let read_fds: Vec<i32> = ins
+        .snapshot
+        .threads
+        .iter()
+        .zip(&ins.findings)
+        .filter(|(_, f)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
+        .filter_map(|(t, _)| {
+            t.syscall
+                .filter(|s| !s.restarted && matches!(s.nr, nr::READ | nr::READV))
+        })
+        .map(|s| s.args[0] as i64 as i32)
+        .collect();
+    let pipes = if read_fds.is_empty() {
+        Default::default()
+    } else {
+        proc::fds::pipe_writers(live, &read_fds)
+    };
     let mut children: Option<Vec<i32>> = None;
     // The target sees its own PID namespace: a PID argument is comparable
     // with host PIDs only when it runs in ours.
@@ -675,11 +692,7 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
         let peers = match sys.nr {
             nr::READ | nr::READV => {
                 let fd = sys.args[0] as i64 as i32;
-                let Some((inode, pids)) = pipes
-                    .entry(fd)
-                    .or_insert_with(|| proc::fds::pipe_writers(live, fd))
-                    .clone()
-                else {
+                let Some((inode, pids)) = pipes.get(&fd).cloned() else {
                     continue;
                 };
                 graph::Peers {

@@ -8,6 +8,8 @@
 //! thread others wait behind), never on the stop's hot path, which keeps
 //! its own parser (src/proc/parse.rs).
 
+use std::collections::HashMap;
+
 use procfs::process::{FDTarget, Process};
 
 /// Most processes scanned for the other end of a pipe or socket.
@@ -34,27 +36,46 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
     Some(format!("fd {fd}: {what}"))
 }
 
-/// The pipe fd `fd` of `pid` reads, and every process holding a write end
-/// of it (`pid` itself included when it does): `None` unless it is a pipe.
-pub fn pipe_writers(live: crate::target::Live, fd: i32) -> Option<(u64, Vec<i32>)> {
-    let p = Process::new(live.pid).ok()?;
-    let FDTarget::Pipe(inode) = p.fd_from_fd(fd).ok()?.target else {
-        return None;
+/// For each of `fds` of a live process that is a pipe: its inode and every
+/// process holding a write end of it (the process itself included when it
+/// does). One pass over every process's fd table serves them all.
+pub fn pipe_writers(live: crate::target::Live, fds: &[i32]) -> HashMap<i32, (u64, Vec<i32>)> {
+    let mut out = HashMap::new();
+    let Ok(p) = Process::new(live.pid) else {
+        return out;
     };
-    let all = procfs::process::all_processes().ok()?;
-    let mut pids = Vec::new();
-    for q in all.flatten().take(MAX_PROCESSES) {
-        let Ok(fds) = q.fd() else { continue };
-        let writes = fds.flatten().any(|f| {
-            matches!(f.target, FDTarget::Pipe(i) if i == inode)
-                && f.mode().contains(procfs::process::FDPermissions::WRITE)
-        });
-        if writes {
-            pids.push(q.pid);
+    let inodes: HashMap<i32, u64> = fds
+        .iter()
+        .filter_map(|&fd| match p.fd_from_fd(fd).ok()?.target {
+            FDTarget::Pipe(inode) => Some((fd, inode)),
+            _ => None,
+        })
+        .collect();
+    if inodes.is_empty() {
+        return out;
+    }
+    let wanted: std::collections::HashSet<u64> = inodes.values().copied().collect();
+    let mut writers: HashMap<u64, Vec<i32>> = HashMap::new();
+    if let Ok(all) = procfs::process::all_processes() {
+        for q in all.flatten().take(MAX_PROCESSES) {
+            let Ok(fds) = q.fd() else { continue };
+            let mut seen = std::collections::HashSet::new();
+            for f in fds.flatten() {
+                if let FDTarget::Pipe(i) = f.target {
+                    if wanted.contains(&i) && f.mode().contains(procfs::process::FDPermissions::WRITE) && seen.insert(i)
+                    {
+                        writers.entry(i).or_default().push(q.pid);
+                    }
+                }
+            }
         }
     }
-    pids.sort_unstable();
-    Some((inode, pids))
+    for (fd, inode) in inodes {
+        let mut pids = writers.get(&inode).cloned().unwrap_or_default();
+        pids.sort_unstable();
+        out.insert(fd, (inode, pids));
+    }
+    out
 }
 
 /// The child processes of a live process (of all its threads), sorted.
