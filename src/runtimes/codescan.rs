@@ -45,6 +45,12 @@ pub struct Acquirer {
 impl Acquirer {
     /// Evidence in words.
     pub fn describe(&self, view: &ProcessView<'_>) -> String {
+        self.describe_doing(view, "takes the lock (lock cmpxchg on its address")
+    }
+
+    /// Evidence in words, with what the frame's code does at the instruction
+    /// (`read-locked it (pthread_rwlock_*rdlock on its address`).
+    pub fn describe_doing(&self, view: &ProcessView<'_>, doing: &str) -> String {
         let tid = view.snapshot.threads.get(self.thread).map_or(0, |t| t.tid);
         let name = view
             .stacks
@@ -53,7 +59,7 @@ impl Acquirer {
             .and_then(|f| f.function.as_deref())
             .unwrap_or("?");
         format!(
-            "thread {tid} is inside frame #{} ({name}), whose code takes the lock (lock cmpxchg on its address at {:#x})",
+            "thread {tid} is inside frame #{} ({name}), whose code {doing} at {:#x})",
             self.frame, self.instruction
         )
     }

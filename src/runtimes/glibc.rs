@@ -847,21 +847,8 @@ fn infer_rwlock_readers(view: &ProcessView<'_>, mut found: Vec<Option<Found>>) -
         };
         for a in scanner.callers_with(f.object, &exclude, &rdlock) {
             if !candidates.iter().any(|(j, _)| *j == a.thread) {
-                let tid = view.snapshot.threads.get(a.thread).map_or(0, |t| t.tid);
-                let name = view
-                    .stacks
-                    .get(a.thread)
-                    .and_then(|s| s.frames.get(a.frame))
-                    .and_then(|fr| fr.function.as_deref())
-                    .unwrap_or("?");
-                candidates.push((
-                    a.thread,
-                    format!(
-                        "thread {tid} is inside frame #{} ({name}), whose code read-locked it (pthread_rwlock_*rdlock \
-                         on its address at {:#x})",
-                        a.frame, a.instruction
-                    ),
-                ));
+                let why = a.describe_doing(view, "read-locked it (pthread_rwlock_*rdlock on its address");
+                candidates.push((a.thread, why));
             }
         }
         candidates.sort_by_key(|(j, _)| *j);
