@@ -621,6 +621,7 @@ mod tests {
             nr,
             args,
             restarted: false,
+            entering: false,
         }
     }
 
@@ -702,6 +703,7 @@ mod tests {
         assert_eq!(describe(&sys(219, a)), "restart_syscall() (an interrupted timed wait)");
         let restarted = SyscallState {
             restarted: true,
+            entering: false,
             ..sys(219, a)
         };
         assert_eq!(describe(&restarted), "restart_syscall() (an interrupted timed wait)");

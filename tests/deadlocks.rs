@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use common::throttle::Throttle;
 use common::{c_fixture, fixtures_dir, marked_line, run_lockdump, rust_example, Fixture, Variant};
 use serde_json::Value;
 
@@ -541,13 +542,11 @@ fn mutex_headline(threads: usize, mutexes: usize) -> String {
 // C deadlocks
 // ---------------------------------------------------------------------------
 
-#[test]
-fn abba() {
-    let fx = start_c("abba");
-    let run = lockdump_json(&[fx.pid()]);
-    record("abba", &run);
+/// The AB-BA cycle of fixtures/c/abba.c: t1 holds lock_a and waits for
+/// lock_b, t2 the reverse.
+fn abba_hops() -> [Hop; 2] {
     let src = c_source("abba.c");
-    let hops = [
+    [
         Hop {
             waiter: "t1",
             target: lock("lock_b"),
@@ -562,9 +561,18 @@ fn abba() {
             kind: "mutex",
             owner: "t1",
             confidence: "exact",
-            site: site("t2_main", src.clone(), "t2"),
+            site: site("t2_main", src, "t2"),
         },
-    ];
+    ]
+}
+
+#[test]
+fn abba() {
+    let fx = start_c("abba");
+    let run = lockdump_json(&[fx.pid()]);
+    record("abba", &run);
+    let src = c_source("abba.c");
+    let hops = abba_hops();
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
     assert_eq!(run.json["verdict"]["headline"], mutex_headline(2, 2));
     check_blocked_behind(&fx, &run.json, &["main"]);
@@ -1598,6 +1606,82 @@ fn healthy_idle(mode: &str, woken_from_outside: &str) {
 #[test]
 fn healthy_daemon_in_sigwait_is_not_stuck() {
     healthy_idle("sigwait", "waiting for input in rt_sigtimedwait");
+}
+
+/// Most dumps a test below runs, and how many with a thread caught at its
+/// `syscall` instruction it waits for before it stops early.
+const RESUMED_MAX_ROUNDS: usize = 300;
+const RESUMED_WANTED: usize = 5;
+
+/// How many threads of `run` were stopped about to enter their call.
+fn entering_threads(run: &Run) -> usize {
+    run.json["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .filter(|t| t["syscall"]["entering"] == true)
+        .count()
+}
+
+/// Dumps `fx`, throttled (see common::throttle), again and again right after
+/// each other, checking each dump, until [`RESUMED_WANTED`] dumps caught a
+/// thread that the previous one let go still on its way back into its wait.
+/// Fails if none did: then the case was not exercised.
+fn dump_right_after_dumps(fx: &Fixture, check: impl Fn(usize, &Run)) {
+    let _throttle = Throttle::new(fx.pid());
+    let mut caught = 0;
+    let mut rounds = 0;
+    while rounds < RESUMED_MAX_ROUNDS && caught < RESUMED_WANTED {
+        let run = lockdump_json(&[fx.pid()]);
+        check(rounds, &run);
+        for t in run.json["threads"].as_array().expect("threads") {
+            assert_ne!(t["running"], true, "round {rounds}: an idle thread shown running: {t}");
+        }
+        caught += usize::from(entering_threads(&run) > 0);
+        rounds += 1;
+        assert!(fx_status(fx).is_none(), "round {rounds}: the fixture died");
+    }
+    assert!(
+        caught > 0,
+        "no dump of {rounds} caught a thread at its syscall instruction: the case was not exercised"
+    );
+    eprintln!("{caught} of {rounds} dumps caught a thread about to re-enter its wait");
+}
+
+/// Found by a CI run (the Python daemon control, round 91 of 100): a thread
+/// that a dump lets go re-enters the wait the stop interrupted only once it
+/// gets a CPU; until then it sits at its `syscall` instruction with the call's
+/// number in rax. The next dump, on a loaded machine, showed such threads
+/// "running": the AB-BA threads lost their waits ("No deadlock found", exit
+/// 0, on a real deadlock) and idle workers their condition variable. Every
+/// dump right after another must give the same exact cycle.
+#[test]
+fn abba_dumped_right_after_a_dump_is_the_same_deadlock() {
+    let fx = start_c("abba");
+    let hops = abba_hops();
+    dump_right_after_dumps(&fx, |round, run| {
+        if run.code() != Some(1) {
+            panic!("round {round}: exit {:?}: {}", run.code(), run.json["verdict"]);
+        }
+        check_cycle(&fx, run, &hops, "exact", &same_pid(&fx));
+    });
+}
+
+/// The healthy control of the case above: the idle daemon's workers keep
+/// their condition variable wait, main its sigwait, and nothing is stuck.
+#[test]
+fn idle_daemon_dumped_right_after_a_dump_is_the_same() {
+    let fx = Fixture::spawn(c_fixture("healthy_idle", Variant::Debug, &["sigwait"]));
+    fx.wait_blocked(&[fx.tid("main"), fx.tid("w0"), fx.tid("w1")]);
+    dump_right_after_dumps(&fx, |round, run| {
+        check_not_stuck(run);
+        for w in ["w0", "w1"] {
+            check_ownerless(&fx, &run.json, w, "cond_var", "idle_cond");
+        }
+        let main = thread(&run.json, fx.tid("main"));
+        let why = main["why"].as_str().unwrap_or_default();
+        assert!(why.contains("waiting for input in rt_sigtimedwait"), "round {round}: {main}");
+    });
 }
 
 #[test]

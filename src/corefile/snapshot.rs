@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::CoreFile;
 use crate::proc::MapEntry;
-use crate::target::capture::{stack_range, syscall_from_regs};
+use crate::target::capture::{find_entering_calls, stack_range, syscall_from_regs};
 use crate::target::{CopiedRegion, RegisterSource, RuntimeCopy, Snapshot, Source, ThreadSnapshot};
 
 /// The mappings as a core describes them: one per PT_LOAD segment, named by
@@ -93,7 +93,7 @@ pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
     let started = Instant::now();
     let maps = maps(&core);
     let pid = core.pid();
-    let threads: Vec<ThreadSnapshot> = core
+    let mut threads: Vec<ThreadSnapshot> = core
         .threads
         .iter()
         .map(|p| {
@@ -121,6 +121,8 @@ pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
             }
         })
         .collect();
+    // The code at each PC is in the core (or in its files, build ID checked).
+    find_entering_calls(&mut threads, core.as_ref());
     let exe = core
         .exe_override
         .clone()

@@ -18,6 +18,9 @@ pub struct Syscall {
     /// The rendering the text report shows: `futex(0x..., FUTEX_WAIT_PRIVATE, 2)`.
     pub text: String,
     pub restarted: bool,
+    /// Stopped at its `syscall` instruction, about to enter the call
+    /// ([`crate::target::SyscallState::entering`]).
+    pub entering: bool,
 }
 
 #[derive(Serialize)]
@@ -224,6 +227,7 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
                     args: sys.args,
                     text: syscalls::describe(sys),
                     restarted: sys.restarted,
+                    entering: sys.entering,
                 }),
                 frames: &stack.frames,
                 unwind_error: stack.error.as_deref(),

@@ -204,7 +204,10 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
     } else {
         futex_val(val)?
     };
-    if sys.restarted {
+    // A restarted call's number is gone, and a call about to be entered has
+    // not checked its word yet: either waits only if the word still holds
+    // what the call expects.
+    if sys.restarted || sys.entering {
         let plausible = if cmd.is_pi_lock() {
             current & FUTEX_TID_MASK != 0
         } else {
@@ -311,7 +314,7 @@ mod tests {
     }
 
     fn sys(nr: i64, args: [u64; 6], restarted: bool) -> SyscallState {
-        SyscallState { nr, args, restarted }
+        SyscallState { nr, args, restarted, entering: false }
     }
 
     #[test]
@@ -415,6 +418,21 @@ mod tests {
         assert!(decode(&sys(219, [0x1000, 393, 7, 0, 0, 0], true), &m).is_none());
         assert!(decode(&sys(219, [0x1000, 0x7ffc_0000, 3, 0, 0, 0], true), &m).is_none());
         assert!(decode(&sys(219, [1, 0, 0, 0, 0, 0], true), &m).is_none());
+    }
+
+    #[test]
+    fn entering_waits_only_if_the_word_still_matches() {
+        let m = mem_with(0x1000, &2u32.to_le_bytes());
+        let entering = |val: u64| SyscallState {
+            entering: true,
+            ..sys(202, [0x1000, 128, val, 0, 0, 0], false)
+        };
+        let w = decode(&entering(2), &m).unwrap();
+        assert_eq!((w.addr, w.expected, w.cmd), (0x1000, 2, FutexCmd::Wait));
+        // The word changed (the lock was released): the call returns at once.
+        assert!(decode(&entering(0), &m).is_none());
+        // Inside the call, the kernel already compared: no second check.
+        assert!(decode(&sys(202, [0x1000, 128, 0, 0, 0, 0], false), &m).is_some());
     }
 
     #[test]

@@ -274,6 +274,7 @@ pub(crate) mod testing {
             nr: 202,
             args: [addr, op, val, 0, 0, u32::MAX as u64],
             restarted: false,
+            entering: false,
         })
     }
 

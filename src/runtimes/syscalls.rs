@@ -8,7 +8,7 @@
 use super::futex::{self, Clocks, FutexCmd};
 use super::{Sleep, Timeout};
 use crate::syscalls::{self as table, kernel_name, nr};
-use crate::target::{Memory, SyscallState, ThreadSnapshot};
+use crate::target::{Memory, RegisterSource, SyscallState, ThreadSnapshot};
 
 /// Describe the syscall the thread is in, if it is one a thread may block in.
 /// The call itself is rendered as the thread header renders it
@@ -86,7 +86,12 @@ pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
     let Some(sys) = t.syscall else {
         return Sleep::Running;
     };
-    if t.state == 'R' && t.left_running.is_none() {
+    // Sampled without a stop, a runnable thread still shown in its call was
+    // woken and is leaving it. A stopped thread's registers are newer than
+    // its state (read before the stop): one runnable then may have entered
+    // a wait since, or be about to re-enter the wait an earlier stop
+    // interrupted (`SyscallState::entering`).
+    if t.state == 'R' && t.register_source == RegisterSource::ProcSyscall && t.left_running.is_none() {
         return Sleep::Running;
     }
     let call = || kernel_name(sys.nr).unwrap_or("?").to_string();
@@ -163,6 +168,7 @@ mod tests {
             nr: number,
             args,
             restarted: number == nr::RESTART_SYSCALL,
+            entering: false,
         }
     }
 

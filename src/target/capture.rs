@@ -739,6 +739,9 @@ fn stop_and_copy(
         });
     }
     threads.sort_unstable_by_key(|t| t.tid);
+    // Before the wait words are copied, so that those of threads about to
+    // enter a futex wait are copied too.
+    find_entering_calls(&mut threads, &super::ProcessMemory::new(mm_tid));
     let budget = stack_budget(opts.stack_bytes, threads.len());
     copy_stacks(mm_tid, &mut threads, maps, budget);
     let wait_memory = copy_wait_words(mm_tid, &threads, maps);
@@ -1055,7 +1058,58 @@ pub(crate) fn syscall_from_regs(r: &Registers) -> Option<SyscallState> {
         nr,
         args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
         restarted: nr == SYS_RESTART_SYSCALL,
+        entering: false,
     })
+}
+
+/// The x86_64 `syscall` instruction.
+const SYSCALL_INSN: [u8; 2] = [0x0f, 0x05];
+
+/// Whether a thread whose registers show no call in progress may be stopped
+/// right at its `syscall` instruction, about to enter call `rax`:
+/// - rewound by the kernel after an interrupted blocking call (`orig_rax` is
+///   the call, `rax` the same number again, or `restart_syscall` for a
+///   timed one): a thread an earlier dump or debugger let go is caught here
+///   until it gets a CPU, which on a loaded machine can take milliseconds;
+/// - preempted by an interrupt (`orig_rax` = -1) just before a futex call.
+///   Other calls are left "running": whether they would block is unknown.
+///
+/// Only the code bytes at `rip` (see [`syscall_entering`]) decide.
+fn may_be_entering(r: &Registers) -> bool {
+    let (nr, rax) = (r.orig_rax as i64, r.rax as i64);
+    (nr >= 0 && (rax == nr || rax == SYS_RESTART_SYSCALL)) || (nr == -1 && rax == crate::syscalls::nr::FUTEX)
+}
+
+/// The call a thread stopped at its `syscall` instruction is about to enter
+/// (see [`may_be_entering`] and [`SyscallState::entering`]); `code` holds
+/// the bytes at `rip`.
+pub(crate) fn syscall_entering(r: &Registers, code: [u8; 2]) -> Option<SyscallState> {
+    if !may_be_entering(r) || code != SYSCALL_INSN {
+        return None;
+    }
+    let nr = r.rax as i64;
+    Some(SyscallState {
+        nr,
+        args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+        restarted: nr == SYS_RESTART_SYSCALL,
+        entering: true,
+    })
+}
+
+/// Sets the call of every thread stopped at its `syscall` instruction
+/// (`entering`), reading the code at each candidate's `rip` once per address.
+pub(crate) fn find_entering_calls(threads: &mut [ThreadSnapshot], mem: &dyn super::Memory) {
+    let mut code: BTreeMap<u64, Option<[u8; 2]>> = BTreeMap::new();
+    for t in threads.iter_mut() {
+        if t.syscall.is_some() || t.register_source != RegisterSource::Ptrace || !may_be_entering(&t.regs) {
+            continue;
+        }
+        let bytes = *code.entry(t.regs.rip).or_insert_with(|| {
+            let mut b = [0u8; 2];
+            mem.read_exact(t.regs.rip, &mut b).ok().map(|()| b)
+        });
+        t.syscall = bytes.and_then(|b| syscall_entering(&t.regs, b));
+    }
 }
 
 /// The range of stack to copy for a thread: from below the red zone up to
@@ -1166,6 +1220,7 @@ fn registers_from_line(line: SyscallLine) -> (Registers, Option<SyscallState>, R
                 nr,
                 args,
                 restarted: nr == SYS_RESTART_SYSCALL,
+                entering: false,
             };
             (regs, Some(sys), RegisterSource::ProcSyscall)
         }
@@ -1257,6 +1312,34 @@ mod tests {
         r.orig_rax = 202;
         r.rax = 0; // returned normally; was not blocked in it
         assert!(syscall_from_regs(&r).is_none());
+    }
+
+    #[test]
+    fn syscall_about_to_be_entered() {
+        // Rewound by the kernel after an earlier stop: rax = orig_rax = 202,
+        // rip back on the `syscall` instruction.
+        let mut r = Registers {
+            orig_rax: 202,
+            rax: 202,
+            rdi: 0x1000,
+            rdx: 2,
+            ..Default::default()
+        };
+        assert_eq!(syscall_from_regs(&r), None);
+        let s = syscall_entering(&r, SYSCALL_INSN).unwrap();
+        assert_eq!((s.nr, s.args[0], s.args[2], s.entering, s.restarted), (202, 0x1000, 2, true, false));
+        // Not at a syscall instruction: it returned 202 from some call.
+        assert_eq!(syscall_entering(&r, [0x48, 0x3d]), None);
+        // A timed wait rewound to restart_syscall.
+        r.rax = 219;
+        assert!(syscall_entering(&r, SYSCALL_INSN).unwrap().restarted);
+        // Preempted in user space just before a futex call: entering; before
+        // any other call: left running (whether it would block is unknown).
+        r.orig_rax = u64::MAX;
+        r.rax = 202;
+        assert!(syscall_entering(&r, SYSCALL_INSN).is_some());
+        r.rax = 0;
+        assert_eq!(syscall_entering(&r, SYSCALL_INSN), None);
     }
 
     #[test]

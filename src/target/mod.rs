@@ -106,6 +106,14 @@ pub struct SyscallState {
     /// earlier stop. The original number is gone; the argument registers still
     /// hold the original arguments.
     pub restarted: bool,
+    /// The thread was stopped at its `syscall` instruction with the number in
+    /// `rax`, about to enter the call rather than inside it: resumed by an
+    /// earlier stop (the kernel rewinds an interrupted call to re-execute
+    /// it, so a thread a previous dump — or debugger — just let go is
+    /// caught here until it gets a CPU), or preempted just before the call.
+    /// It is in the call the moment it runs; a futex wait counts only if
+    /// its word still holds the expected value (else it would return at once).
+    pub entering: bool,
 }
 
 pub const SYS_RESTART_SYSCALL: i64 = crate::syscalls::nr::RESTART_SYSCALL;

@@ -18,6 +18,7 @@ pub mod load;
 pub mod procfs;
 pub mod python;
 pub mod source;
+pub mod throttle;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};

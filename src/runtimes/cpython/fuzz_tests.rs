@@ -74,6 +74,7 @@ fn snapshot(seed: u64) -> Snapshot {
                 nr: 202,
                 args: [BASE + ((r.next() % SIZE) & !3), 0x80 | ((r.next() % 2) * 9), 0, 0, 0, 0],
                 restarted: false,
+                entering: false,
             }),
             pending_signal: None,
             left_running: None,

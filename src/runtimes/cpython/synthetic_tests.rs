@@ -340,6 +340,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
                 nr: 202,
                 args: [futex, 0x189, 0, 0, 0, u32::MAX as u64],
                 restarted: false,
+                entering: false,
             }),
             pending_signal: None,
             left_running: None,

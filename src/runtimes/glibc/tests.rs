@@ -131,6 +131,7 @@ fn timedlock_and_restarted_wait() {
         nr: 219,
         args: [LOCK_A, 393, 2, 0x7ffd_0000, 0, u32::MAX as u64],
         restarted: true,
+        entering: false,
     });
     let snap = snapshot(
         PID,
@@ -533,6 +534,7 @@ fn other_syscalls_are_described() {
         nr: 0,
         args: [0; 6],
         restarted: false,
+        entering: false,
     });
     let snap = snapshot(PID, vec![thread(10, read, 0), thread(11, None, 0)], vec![]);
     let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
