@@ -1680,7 +1680,10 @@ fn idle_daemon_dumped_right_after_a_dump_is_the_same() {
         }
         let main = thread(&run.json, fx.tid("main"));
         let why = main["why"].as_str().unwrap_or_default();
-        assert!(why.contains("waiting for input in rt_sigtimedwait"), "round {round}: {main}");
+        assert!(
+            why.contains("waiting for input in rt_sigtimedwait"),
+            "round {round}: {main}"
+        );
     });
 }
 

@@ -314,7 +314,12 @@ mod tests {
     }
 
     fn sys(nr: i64, args: [u64; 6], restarted: bool) -> SyscallState {
-        SyscallState { nr, args, restarted, entering: false }
+        SyscallState {
+            nr,
+            args,
+            restarted,
+            entering: false,
+        }
     }
 
     #[test]

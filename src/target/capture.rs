@@ -1327,7 +1327,10 @@ mod tests {
         };
         assert_eq!(syscall_from_regs(&r), None);
         let s = syscall_entering(&r, SYSCALL_INSN).unwrap();
-        assert_eq!((s.nr, s.args[0], s.args[2], s.entering, s.restarted), (202, 0x1000, 2, true, false));
+        assert_eq!(
+            (s.nr, s.args[0], s.args[2], s.entering, s.restarted),
+            (202, 0x1000, 2, true, false)
+        );
         // Not at a syscall instruction: it returned 202 from some call.
         assert_eq!(syscall_entering(&r, [0x48, 0x3d]), None);
         // A timed wait rewound to restart_syscall.
