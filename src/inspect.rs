@@ -521,8 +521,11 @@ fn apply_python(
                 site_frame: py_site(w.site_frame),
                 ..w.clone()
             }),
+            // A native wait (a semaphore, a C extension's lock): its site
+            // is the program's frame, not the interpreter's or the
+            // standard library's code between them.
             (None, Some(w)) => Some(crate::runtimes::Wait {
-                site_frame: native_site(w.site_frame),
+                site_frame: native_site(w.site_frame).map(|k| cpython::program_site(&merged, k, &snapshot.exe)),
                 ..w
             }),
             (None, None) => None,

@@ -2290,3 +2290,107 @@ fn waiting_behind_a_thread_in_a_socket_read() {
         "{text}"
     );
 }
+
+// ---- C++ (issue 16.1: the frame that matters) ---------------------------
+
+fn cpp_source(name: &str) -> PathBuf {
+    fixtures_dir().join("cpp").join(name)
+}
+
+fn start_cpp(mode: &str) -> Fixture {
+    Fixture::spawn_blocked(common::cpp_fixture("cxx_waits", &[mode]))
+}
+
+/// A lock the READY line lists as `ready`, named `symbol` by lockdump.
+fn lock_named(ready: &'static str, symbol: &str) -> Target {
+    Target::Lock {
+        ready,
+        symbol: Some(symbol.to_string()),
+    }
+}
+
+/// The bank-transfer deadlock with `std::lock_guard<std::mutex>`: exact, and
+/// each thread waits in `transfer` at its line, not in libstdc++'s inlined
+/// `__gthread_mutex_lock` / `std::mutex::lock` / `std::lock_guard` frames.
+#[test]
+fn cpp_std_mutex_transfer_deadlock() {
+    let fx = start_cpp("mutex");
+    let run = lockdump_json(&[fx.pid()]);
+    record("cxx_waits mutex", &run);
+    let src = cpp_source("cxx_waits.cpp");
+    // std::mutex is the first member of Account: the lock has the global's name.
+    let hops = [
+        Hop {
+            waiter: "t1",
+            target: lock_named("mu_b", "account_b"),
+            kind: "mutex",
+            owner: "t2",
+            confidence: "exact",
+            site: site("transfer", src.clone(), "transfer"),
+        },
+        Hop {
+            waiter: "t2",
+            target: lock_named("mu_a", "account_a"),
+            kind: "mutex",
+            owner: "t1",
+            confidence: "exact",
+            site: site("transfer", src.clone(), "transfer"),
+        },
+    ];
+    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+    check_main_joins(&fx, &run.json, "t1", site("main", src, "main"));
+    let text = lockdump_text(fx.pid());
+    assert_eq!(text.code(), Some(1), "{}", text.stderr());
+    let out = text.stdout();
+    assert!(out.contains("      waiting in  transfer (cxx_waits.cpp:"), "{out}");
+    assert!(!out.contains("waiting in  __gthread"), "{out}");
+}
+
+/// `std::shared_mutex` (a glibc rwlock) held exclusively by t1, which waits
+/// for a `std::mutex` that t2 holds while it asks for a `std::shared_lock`:
+/// both owners exact (the rwlock records its writer), each thread waiting in
+/// its own function, not `__glibcxx_rwlock_rdlock` or `std::shared_lock`.
+#[test]
+fn cpp_shared_mutex_deadlock() {
+    let fx = start_cpp("shared_mutex");
+    let run = lockdump_json(&[fx.pid()]);
+    record("cxx_waits shared_mutex", &run);
+    let src = cpp_source("cxx_waits.cpp");
+    let hops = [
+        Hop {
+            waiter: "t1",
+            target: lock("journal"),
+            kind: "mutex",
+            owner: "t2",
+            confidence: "exact",
+            site: site("rebuild_table", src.clone(), "rebuild"),
+        },
+        Hop {
+            waiter: "t2",
+            target: lock("table"),
+            kind: "rw_lock",
+            owner: "t1",
+            confidence: "exact",
+            site: site("append_journal", src.clone(), "append"),
+        },
+    ];
+    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+    check_main_joins(&fx, &run.json, "t1", site("main", src, "main"));
+}
+
+/// A lost wakeup with `std::condition_variable::wait(lock, predicate)`: the
+/// process is stuck, and the worker waits in `wait_until_ready` at its line
+/// — the inlined `std::condition_variable::wait<...>` (which DWARF names
+/// just `wait<...>`) is library code, found by its header.
+#[test]
+fn cpp_condition_variable_lost_wakeup_is_stuck() {
+    let fx = start_cpp("condvar");
+    let run = lockdump_json(&[fx.pid()]);
+    record("cxx_waits condvar", &run);
+    check_stuck(&fx, &run, fx.pid(), &[]);
+    let src = cpp_source("cxx_waits.cpp");
+    check_ownerless(&fx, &run.json, "worker", "cond_var", "ready_cv");
+    let b = &thread(&run.json, fx.tid("worker"))["blocked_on"];
+    site("wait_until_ready", src.clone(), "worker").check(&b["site"], "worker's wait");
+    check_main_joins(&fx, &run.json, "worker", site("main", src, "main"));
+}

@@ -1689,3 +1689,29 @@ fn healthy_pools_are_never_starved() {
         });
     }
 }
+
+/// Issue 16.1: the frame that matters for multiprocessing's locks (POSIX
+/// semaphores taken in C). `with mp_lock:` runs SemLock.__enter__ in
+/// multiprocessing/synchronize.py before the C acquire; the wait is shown at
+/// the program's `with` line, and a direct `mp_sem.acquire()` at its line,
+/// on the sem_t each SemLock owns (`SemLock.handle`).
+#[test]
+fn multiprocessing_waits_are_at_the_programs_line() {
+    on_every_python(|py| {
+        let fx = blocked(py, "multiprocessing_waits.py");
+        let d = dump(&fx, &[]);
+        d.assert_no_deadlock();
+        for (name, sem) in [("with_waiter", "mp_lock_sem"), ("sem_waiter", "mp_sem_sem")] {
+            let b = &d.thread(tid(&fx, name))["blocked_on"];
+            if b["kind"] != "semaphore" || b["address"] != hex(fx.lock(sem)) {
+                d.fail(format_args!("{name}: expected a wait on semaphore {sem}: {b}"));
+            }
+            let line = ready_line(&fx, "multiprocessing_waits.py", name, name);
+            assert_at(&d, name, &b["site"], "multiprocessing_waits.py", line);
+            if b["site"]["function"] != name {
+                d.fail(format_args!("{name}: site function {}", b["site"]));
+            }
+        }
+        "ok".to_string()
+    });
+}

@@ -45,8 +45,9 @@ pub fn find_frame(stack: &Stack, pred: impl Fn(&str) -> bool) -> Option<(usize, 
         .find(|(_, f)| f.function.as_deref().map(base_name).is_some_and(&pred))
 }
 
-/// The frame belongs to the C library or to Rust's standard library: code
-/// that implements a lock rather than code that uses one.
+/// The frame belongs to the C library, the C++ standard library or Rust's
+/// standard library: code that implements a lock rather than code that
+/// uses one.
 pub fn is_runtime_internal(frame: &Frame) -> bool {
     if let Some(m) = frame.module.as_deref() {
         let file = module_file_name(m);
@@ -54,17 +55,50 @@ pub fn is_runtime_internal(frame: &Frame) -> bool {
             || file.starts_with("libpthread")
             || file.starts_with("ld-linux")
             || file.starts_with("ld-musl-")
+            || file.starts_with("libstdc++.so")
+            || file.starts_with("libc++.so")
+            || file.starts_with("libc++abi.so")
         {
             return true;
         }
     }
+    if frame.file.as_deref().is_some_and(is_cxx_library_header) {
+        return true;
+    }
     match frame.function.as_deref() {
         Some(f) => {
             let f = f.trim_start_matches('<');
-            f.starts_with("std::") || f.starts_with("core::") || f.starts_with("alloc::") || is_static_libc(f)
+            f.starts_with("std::")
+                || f.starts_with("core::")
+                || f.starts_with("alloc::")
+                || f.starts_with("__gnu_cxx::")
+                || f.starts_with("__gthread_")
+                || f.starts_with("__glibcxx_")
+                || is_static_libc(f)
         }
         None => false,
     }
+}
+
+/// A header of the C++ standard library (libstdc++'s
+/// `/usr/include/c++/12/shared_mutex`, `.../x86_64-linux-gnu/c++/12/bits/
+/// gthr-default.h`, libc++'s `.../include/c++/v1/__mutex/mutex.h`). Its
+/// functions are inlined into the program (`std::mutex::lock`,
+/// `__gthread_mutex_lock`), and DWARF names an inlined member function
+/// without its class (`wait<...>` for `std::condition_variable::wait`), so
+/// the header is the reliable sign.
+fn is_cxx_library_header(path: &str) -> bool {
+    let Some(i) = path.find("/include/") else {
+        return false;
+    };
+    let rest = &path[i + "/include/".len()..];
+    // `c++/VERSION/`, directly or under the target triplet's directory.
+    let versioned = |r: &str| {
+        r.strip_prefix("c++/")
+            .and_then(|r| r.split_once('/'))
+            .is_some_and(|(v, _)| v == "v1" || v.starts_with(|c: char| c.is_ascii_digit()))
+    };
+    versioned(rest) || rest.split_once('/').is_some_and(|(_, r)| versioned(r))
 }
 
 /// A C library function linked into the executable itself (static musl has
@@ -151,6 +185,19 @@ mod tests {
         ]);
         assert_eq!(site_frame(&r), Some(4));
         assert_eq!(site_frame(&Stack::default()), None);
+        // C++: libstdc++'s inline wrappers, by header (the inlined
+        // condition_variable::wait is named just `wait<...>`) and by name.
+        let mut cxx = stack(&[
+            ("___pthread_cond_wait", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ("wait<wait_until_ready()::<lambda()> >", "/tmp/cxx"),
+            ("__gthread_mutex_lock", "/tmp/cxx"),
+            ("wait_until_ready", "/tmp/cxx"),
+        ]);
+        cxx.frames[1].file = Some("/usr/include/c++/12/condition_variable".into());
+        cxx.frames[3].file = Some("/src/app/include/c++/waits.cpp".into());
+        assert_eq!(site_frame(&cxx), Some(3));
+        cxx.frames[3].file = Some("/usr/include/x86_64-linux-gnu/c++/12/bits/gthr-default.h".into());
+        assert_eq!(site_frame(&cxx), None);
         let found = find_frame(&s, |n| n == "pthread_mutex_lock").map(|(i, _)| i);
         assert_eq!(found, Some(1));
     }

@@ -161,6 +161,29 @@ pub fn build_shared_lib(name: &str) -> PathBuf {
     out
 }
 
+/// Build fixtures/cpp/NAME.cpp (which may include fixtures/c's headers)
+/// with `g++ -g -O2 -pthread` and return the path of the executable.
+pub fn build_cpp(name: &str) -> PathBuf {
+    let mut inputs = c_inputs(name);
+    inputs[0] = fixtures_dir().join("cpp").join(format!("{name}.cpp"));
+    let out = scratch_dir().join(format!("{name}-cpp"));
+    compile_with(
+        "g++",
+        &inputs,
+        &["-g", "-O2", "-pthread", "-Wall", "-Wextra"],
+        &out,
+        false,
+    );
+    out
+}
+
+/// A command that runs the C++ fixture NAME with `args`.
+pub fn cpp_fixture(name: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(build_cpp(name));
+    cmd.args(args);
+    cmd
+}
+
 /// A command that runs the C fixture NAME with `args`.
 pub fn c_fixture(name: &str, variant: Variant, args: &[&str]) -> Command {
     let mut cmd = Command::new(build_c(name, variant));

@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-pub use build::{build_c, build_shared_lib, c_fixture, rust_example, rust_example_with, RustBuild, Variant};
+pub use build::{
+    build_c, build_cpp, build_shared_lib, c_fixture, cpp_fixture, rust_example, rust_example_with, RustBuild, Variant,
+};
 pub use code::{branches_ending_at, has_branch, Branch};
 pub use fixture::{Fixture, Ready};
 pub use procfs::{

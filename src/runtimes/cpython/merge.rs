@@ -64,6 +64,49 @@ pub fn merge_stacks(native: &Stack, python: &PythonThread) -> Stack {
     }
 }
 
+/// The frame that matters for a native wait of a Python thread (issue 16.1):
+/// from `site` (the first frame outside the C library), outward past the
+/// interpreter's own code — native frames of the interpreter executable
+/// `exe`, libpython and its extension modules (`_multiprocessing`'s
+/// semaphore acquire) — and past Python frames of the standard library's
+/// synchronization modules (`SemLock.__enter__` of
+/// multiprocessing/synchronize.py, threading.py, queue.py,
+/// concurrent/futures), to the program's own frame. `site` itself when every
+/// frame outward is internal.
+pub fn program_site(merged: &Stack, site: usize, exe: &std::path::Path) -> usize {
+    merged
+        .frames
+        .iter()
+        .enumerate()
+        .skip(site)
+        .find(|(_, f)| !is_interpreter_internal(f, exe))
+        .map_or(site, |(k, _)| k)
+}
+
+fn is_interpreter_internal(f: &Frame, exe: &std::path::Path) -> bool {
+    if f.kind == crate::stacks::FrameKind::Python {
+        let Some(file) = f.file.as_deref() else {
+            return false;
+        };
+        if file.contains("/site-packages/") || file.contains("/dist-packages/") {
+            return false;
+        }
+        return file.ends_with("/threading.py")
+            || file.ends_with("/queue.py")
+            || file.contains("/multiprocessing/")
+            || file.contains("/concurrent/futures/");
+    }
+    if crate::runtimes::frames::is_runtime_internal(f) {
+        return true;
+    }
+    // Modules are named by file name: `python3.13`, `libpython3.13.so.1.0`,
+    // `_multiprocessing.cpython-313-x86_64-linux-gnu.so`.
+    f.module.as_deref().is_some_and(|m| {
+        let name = m.rsplit('/').next().unwrap_or(m);
+        exe.file_name().is_some_and(|e| e == name) || name.starts_with("libpython") || name.contains(".cpython-")
+    })
+}
+
 /// Index in a merged stack of the `python_index`-th Python frame (to map a
 /// `Wait::site_frame` from [`PythonThread::frames`] into the merged stack).
 pub fn merged_index(merged: &Stack, python_index: usize) -> Option<usize> {

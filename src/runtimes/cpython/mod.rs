@@ -52,7 +52,7 @@ use thiserror::Error;
 use crate::runtimes::{ProcessView, ThreadFindings};
 use crate::target::MemoryError;
 
-pub use merge::{merge_stacks, merged_index};
+pub use merge::{merge_stacks, merged_index, program_site};
 
 /// Why a CPython process could not be inspected.
 #[derive(Debug, Error)]
