@@ -101,10 +101,10 @@ fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
     use crate::runtimes::owners::NoTasks;
     use crate::runtimes::Confidence;
-    use crate::target::memory::{BufferMemory, CopiedRegion};
 
     #[test]
     fn glibc_rust_and_unknown_futexes_side_by_side() {

@@ -24,10 +24,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::capture::{Memory, Snapshot};
 use crate::proc::MapEntry;
 use crate::runtimes::SymbolLookup;
 use crate::stacks::Frame;
-use crate::target::{Memory, Snapshot};
 pub use elf::ElfModule;
 
 /// Identity of an opened file: the same bytes whatever path reached them.
@@ -90,8 +90,8 @@ impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
         let mut symbols = match &snapshot.source {
-            crate::target::Source::Live(live) => Self::load_maps(live.mm_tid, &snapshot.maps, cache),
-            crate::target::Source::Core(core) => Self::load_core(core, &snapshot.maps, cache),
+            crate::capture::Source::Live(live) => Self::load_maps(live.mm_tid, &snapshot.maps, cache),
+            crate::capture::Source::Core(core) => Self::load_core(core, &snapshot.maps, cache),
         };
         if let Some(vdso) = load_vdso(snapshot) {
             symbols.modules.push(vdso);
@@ -272,7 +272,7 @@ impl SymbolLookup for ProcessSymbols {
     fn live_guards(
         &self,
         ctx: &crate::stacks::FrameContext,
-        memory: &dyn crate::target::Memory,
+        memory: &dyn crate::capture::Memory,
     ) -> Option<Vec<guards::LiveGuard>> {
         guards::live_guards(self.module_for(ctx.probe)?, ctx, memory)
     }

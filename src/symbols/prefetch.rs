@@ -39,7 +39,7 @@ pub fn start(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         return;
     }
     let maps = maps.to_vec();
-    let _ = crate::target::signals::with_signals_blocked(|| {
+    let _ = crate::capture::signals::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("lockdump-dwarf".into())
             .spawn(move || run(pid, &maps, unless_cpython))
@@ -79,7 +79,7 @@ pub fn hurry() {
     STOP.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Ok(tid) = RUNNING.lock() {
         if *tid != 0 {
-            crate::target::priority::share_with(*tid);
+            crate::capture::priority::share_with(*tid);
         }
     }
 }
@@ -143,12 +143,12 @@ fn may_boost() -> bool {
 
 /// Give thread `tid` of this process the waiter's priority: a waiter needs
 /// what it is preparing. That is normal priority, or `SCHED_FIFO` while the
-/// waiter runs raised over a busy target (see `target::priority`): at
+/// waiter runs raised over a busy target (see `capture::priority`): at
 /// normal priority the thread would then wait behind every runnable thread
 /// of the target, and the waiter with it. Errors are ignored (the thread may
 /// have finished).
 pub(crate) fn boost(tid: i32) {
-    crate::target::priority::share_with(tid);
+    crate::capture::priority::share_with(tid);
 }
 
 /// A `sched_param` with `priority`. Built from zeroes rather than a struct

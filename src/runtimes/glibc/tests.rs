@@ -1,11 +1,11 @@
 //! glibc analyzer over hand-built memory images.
 
 use super::*;
+use crate::capture::memory::{BufferMemory, CopiedRegion};
+use crate::capture::{Snapshot, SyscallState};
 use crate::runtimes::frames::testing::stack;
 use crate::runtimes::owners::testing::{anon_map, futex, snapshot, thread, Symbols, Tasks};
 use crate::runtimes::owners::NoTasks;
-use crate::target::memory::{BufferMemory, CopiedRegion};
-use crate::target::{Snapshot, SyscallState};
 
 const BASE: u64 = 0x10000;
 const PID: i32 = 10;
