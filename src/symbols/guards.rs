@@ -23,7 +23,7 @@
 use gimli::constants::*;
 use gimli::{AttributeValue, EvaluationResult, Location, UnitOffset, UnitRef, Value};
 
-use super::elf::Reader;
+use super::file::Reader;
 use super::MappedModule;
 use crate::capture::Memory;
 use crate::stacks::FrameContext;

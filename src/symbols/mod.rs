@@ -12,7 +12,9 @@
 pub mod debuginfo;
 pub mod demangle;
 pub mod diskcache;
+pub mod dwarf;
 pub mod elf;
+pub mod file;
 pub mod guards;
 pub mod prefetch;
 pub mod sections;
@@ -29,6 +31,7 @@ use crate::proc::MapEntry;
 use crate::runtimes::SymbolLookup;
 use crate::stacks::Frame;
 pub use elf::ElfModule;
+use file::map_file;
 
 /// Identity of an opened file: the same bytes whatever path reached them.
 type FileKey = (u64, u64, u64, i64);
@@ -51,7 +54,7 @@ impl ModuleCache {
         if let Some(m) = self.modules.lock().ok()?.get(&key) {
             return m.clone();
         }
-        let module = elf::map_file(file).ok().and_then(|data| {
+        let module = map_file(file).ok().and_then(|data| {
             ElfModule::parse(shown.to_path_buf(), data, |id, link| {
                 debuginfo::find_debug_file(root, shown, id, link)
             })
