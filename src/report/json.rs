@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::labels::hex;
 use crate::inspect::Inspection;
 use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
@@ -193,10 +194,6 @@ pub struct Process<'a> {
 pub struct TracerJson<'a> {
     pub pid: i32,
     pub name: &'a str,
-}
-
-pub fn hex(v: u64) -> String {
-    format!("{v:#x}")
 }
 
 pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<Thread<'a>> {

@@ -308,8 +308,8 @@ pub fn holds_lines(ins: &Inspection, i: usize) -> String {
         let _ = writeln!(
             out,
             "  holds: {} — {}",
-            super::verdict::resource_label(&h.resource),
-            super::verdict::confidence_label(h.confidence)
+            super::labels::resource_label(&h.resource),
+            super::labels::confidence_label(h.confidence)
         );
     }
     out
