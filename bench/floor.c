@@ -16,7 +16,7 @@
  * one line per run, as JSON: {"threads": N, "pause_us": F, "bytes": B}.
  *
  * Runs under SCHED_FIFO (priority 1) when permitted, as lockdump's capture
- * does (src/target/priority.rs): on a target with more runnable threads than
+ * does (src/capture/priority.rs): on a target with more runnable threads than
  * CPUs, at normal priority the seizes and detaches wait behind them (2000
  * threads waking every 1 ms on 2 CPUs: a 2-50 s "floor"), and the figure
  * would measure the scheduler instead of ptrace.

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::capture::stop::{capture_hooked, CaptureOptions};
+use crate::capture::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::error::InspectError;
 use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
 use crate::proc::{self, SyscallLine};
@@ -12,8 +14,6 @@ use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::stacks::{FrameKind, Stack};
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
-use crate::target::capture::{capture_hooked, CaptureOptions};
-use crate::target::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::unwind::{Unwinder, Walk};
 
 /// Processes with at least this many threads get their DWARF prepared on a
@@ -368,7 +368,7 @@ const NOT_A_WAY_OUT: &[u32] = &[4, 7, 8, 11, 32, 33];
 /// own `default_int_handler` (it only raises KeyboardInterrupt) is not a
 /// way out; any other handler may be Python code that sets or releases
 /// anything. Unreadable status: assume a handler (never a false "stuck").
-fn signal_way_out(live: crate::target::Live, python: Option<&PythonProcess>) -> SignalWayOut {
+fn signal_way_out(live: crate::capture::Live, python: Option<&PythonProcess>) -> SignalWayOut {
     let caught = match proc::status(live.pid) {
         Ok(s) => s.sig_cgt,
         Err(_) => {
@@ -1086,7 +1086,7 @@ fn graph_of(inspections: &[Inspection]) -> Verdict {
 /// by the stop continues as `restart_syscall` with its arguments still in
 /// the registers. A thread seen between two waits (a signal handled, a
 /// timed wait renewed) gets a few more looks.
-fn wait_still_holds(live: crate::target::Live, t: &ThreadSnapshot, no_stop: bool) -> Result<(), &'static str> {
+fn wait_still_holds(live: crate::capture::Live, t: &ThreadSnapshot, no_stop: bool) -> Result<(), &'static str> {
     let pid = live.pid;
     const LEFT: &str = "the thread left this wait after the capture, so it was not stuck: the owner found afterwards \
                         is not trusted";
@@ -1115,7 +1115,7 @@ fn wait_still_holds(live: crate::target::Live, t: &ThreadSnapshot, no_stop: bool
     }
 }
 
-fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot, captured: crate::target::SyscallState) -> bool {
+fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot, captured: crate::capture::SyscallState) -> bool {
     for look in 0..5 {
         if look > 0 {
             std::thread::sleep(Duration::from_millis(2));

@@ -1,10 +1,11 @@
 //! lockdump: why is this process stuck?
 //!
-//! Pipeline (see docs/architecture.md): [`target`] captures a [`target::Snapshot`]
+//! Pipeline (see docs/architecture.md): [`capture`] takes a [`capture::Snapshot`]
 //! while the threads are stopped; [`unwind`] and [`symbols`] turn it into
 //! [`stacks::Stack`]s; [`runtimes`] say what each thread waits on and holds;
 //! [`graph`] finds the cycles; [`report`] prints text or JSON.
 
+pub mod capture;
 pub mod cli;
 pub mod corefile;
 pub mod demo;
@@ -18,7 +19,6 @@ pub mod runtimes;
 pub mod stacks;
 pub mod symbols;
 pub mod syscalls;
-pub mod target;
 pub mod tree;
 pub mod unwind;
 pub mod watch;

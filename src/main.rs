@@ -4,12 +4,12 @@
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 
+use lockdump::capture::stop::CaptureOptions;
 use lockdump::cli::{Cli, Command, RunArgs};
 use lockdump::error::{exit, InspectError};
 use lockdump::inspect::{self, Options};
 use lockdump::report::{self, style::Style};
 use lockdump::symbols::ModuleCache;
-use lockdump::target::capture::CaptureOptions;
 
 fn main() {
     tune_malloc();
@@ -244,22 +244,22 @@ struct Output {
 /// and the exit code; nothing is printed until everything succeeded.
 fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Result<(String, i32), InspectError> {
     let captured_at = std::time::SystemTime::now();
-    // Ahead of normal threads from here (lockdump::target::priority): on a
+    // Ahead of normal threads from here (lockdump::capture::priority): on a
     // CPU-bound target every preemption before the capture costs a round of
     // all the target's runnable threads. Raised here, not at startup:
     // `lockdump run` forks the command it watches first, and a child would
     // inherit SCHED_FIFO.
-    let raised = lockdump::target::priority::raise();
+    let raised = lockdump::capture::priority::raise();
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
     // Still raised (SCHED_FIFO, if permitted) for the analysis and the
     // rendering only if a target turned out to be CPU-bound: it takes every
     // CPU again as soon as it is resumed, and at normal priority the answer
-    // would come seconds later (lockdump::target::priority). Otherwise
+    // would come seconds later (lockdump::capture::priority). Otherwise
     // normal priority costs nothing, and is lowered to before the analysis.
     let mut raised = Some(raised);
     let mut busy = false;
-    let mut lower_unless_busy = |s: &lockdump::target::Snapshot, last: bool| {
+    let mut lower_unless_busy = |s: &lockdump::capture::Snapshot, last: bool| {
         busy |= s.cpu_bound();
         if last && !busy {
             raised = None;
@@ -268,7 +268,7 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
     if opts.capture.no_stop {
         // Every process sampled before any is analyzed: a cycle's lock words
         // must be read after all its threads were sampled (inspect::verdict).
-        let mut snapshots: Vec<lockdump::target::Snapshot> = Vec::with_capacity(pids.len());
+        let mut snapshots: Vec<lockdump::capture::Snapshot> = Vec::with_capacity(pids.len());
         for &pid in pids {
             if !snapshots.iter().any(|s| s.pid == pid) {
                 snapshots.push(inspect::capture(pid, opts)?);

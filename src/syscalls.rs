@@ -6,7 +6,7 @@
 //! descriptions ([`crate::runtimes::syscalls`]) and futex decoding take their
 //! numbers and names from here too.
 
-use crate::target::SyscallState;
+use crate::capture::SyscallState;
 
 struct Entry {
     nr: i64,

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use lockdump::capture::ProcessMemory;
 use lockdump::runtimes::cpython::{self, PythonProcess, PythonThread};
 use lockdump::runtimes::{Confidence, ProcessView, ResourceKind};
-use lockdump::target::ProcessMemory;
 use serde_json::Value;
 use support::{marker_line, Target};
 
@@ -101,7 +101,7 @@ fn inspect(pid: i32) -> PythonProcess {
     inspect_snapshot(pid, &support::snapshot_from_proc(pid))
 }
 
-fn inspect_snapshot(pid: i32, snap: &lockdump::target::Snapshot) -> PythonProcess {
+fn inspect_snapshot(pid: i32, snap: &lockdump::capture::Snapshot) -> PythonProcess {
     let syms = support::ProcSymbols::new(pid);
     let mem = ProcessMemory::new(pid);
     let view = ProcessView {
@@ -656,8 +656,8 @@ fn not_python() {
 /// reads and inspect again. Whatever the damage: no panic, bounded time.
 #[test]
 fn corrupted_interpreter_memory_never_panics() {
-    use lockdump::target::memory::BufferMemory;
-    use lockdump::target::{CopiedRegion, Memory};
+    use lockdump::capture::memory::BufferMemory;
+    use lockdump::capture::{CopiedRegion, Memory};
     use std::cell::RefCell;
     use std::collections::BTreeSet;
 
@@ -666,7 +666,7 @@ fn corrupted_interpreter_memory_never_panics() {
         pages: RefCell<BTreeSet<u64>>,
     }
     impl Memory for Touch<'_> {
-        fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), lockdump::target::MemoryError> {
+        fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), lockdump::capture::MemoryError> {
             self.pages.borrow_mut().insert(addr & !0xfff);
             self.inner.read_exact(addr, buf)
         }

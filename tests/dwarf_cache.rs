@@ -70,7 +70,7 @@ fn libc_build_id(pid: i32) -> String {
         .filter_map(|l| l.split_whitespace().nth(5))
         .find(|p| p.ends_with("/libc.so.6"))
         .expect("the fixture maps libc.so.6");
-    let data = lockdump::symbols::elf::map_file(Path::new(path)).expect("map libc");
+    let data = lockdump::symbols::file::map_file(Path::new(path)).expect("map libc");
     let module = lockdump::symbols::ElfModule::parse(path.into(), data, |_, _| None).expect("parse libc");
     let id = module.build_id.expect("libc has a build ID");
     id.iter().map(|b| format!("{b:02x}")).collect()

@@ -16,9 +16,9 @@ mod reliability_common;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use lockdump::capture::memory::BufferMemory;
+use lockdump::capture::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
 use lockdump::symbols::{ElfModule, MappedModule, ProcessSymbols};
-use lockdump::target::memory::BufferMemory;
-use lockdump::target::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
 use lockdump::unwind::Unwinder;
 use object::{Object, ObjectSection, ObjectSymbol};
 use proptest::prelude::*;

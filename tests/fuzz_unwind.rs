@@ -13,10 +13,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use lockdump::capture::memory::BufferMemory;
+use lockdump::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
 use lockdump::proc::parse::{parse_auxv, parse_maps};
 use lockdump::symbols::{ModuleCache, ProcessSymbols};
-use lockdump::target::memory::BufferMemory;
-use lockdump::target::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
 use lockdump::unwind::{Unwinder, MAX_FRAMES};
 use proptest::prelude::*;
 
@@ -49,7 +49,7 @@ fn load() -> Fixture {
         .collect::<Vec<_>>();
     let snapshot = Snapshot {
         pid: std::process::id() as i32,
-        source: lockdump::target::Source::live(std::process::id() as i32, std::process::id() as i32),
+        source: lockdump::capture::Source::live(std::process::id() as i32, std::process::id() as i32),
         leader_exited: false,
         tracer: None,
         ns_pid: std::process::id() as i32,

@@ -7,10 +7,10 @@ mod native_support;
 use native_support as common;
 
 use common::{analyze, capture, compile_c, index_of, wait_in_syscall, Fixture};
+use lockdump::capture::Snapshot;
 use lockdump::graph::{self, Leads};
 use lockdump::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
 use lockdump::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
-use lockdump::target::Snapshot;
 
 const SYS_FUTEX: i64 = 202;
 
@@ -229,7 +229,7 @@ fn every_lock_kind_with_exact_owner() {
     // The ptrace stop interrupted the timed wait: the kernel resumes it through
     // restart_syscall (219), whose argument registers still hold the futex call.
     let timed = fx.tid("w13");
-    wait_in_syscall(fx.pid, &[timed], lockdump::target::SYS_RESTART_SYSCALL);
+    wait_in_syscall(fx.pid, &[timed], lockdump::capture::SYS_RESTART_SYSCALL);
     let again = capture(fx.pid);
     let sys = again.thread(timed).and_then(|t| t.syscall).expect("syscall");
     assert!(sys.restarted);

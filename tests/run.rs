@@ -94,7 +94,7 @@ fn finished_command_passes_its_status_and_output_through() {
 
 /// The watched command runs at the priority it would have without
 /// lockdump: lockdump raises itself to SCHED_FIFO only for a dump
-/// (src/target/priority.rs), never before it forks the command, which would
+/// (src/capture/priority.rs), never before it forks the command, which would
 /// inherit it. Field 41 of /proc/PID/stat is the scheduling policy (0:
 /// SCHED_OTHER), proc(5).
 #[test]

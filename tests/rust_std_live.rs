@@ -17,7 +17,7 @@ fn run(
     mode: &str,
 ) -> (
     Fixture,
-    lockdump::target::Snapshot,
+    lockdump::capture::Snapshot,
     Vec<lockdump::runtimes::ThreadFindings>,
 ) {
     let exe = compile_rust("rust_locks");

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use crate::target::{Memory, MemoryError};
+use crate::capture::{Memory, MemoryError};
 use notes::{FileMapping, PrPsInfo, PrStatus};
 
 const ET_CORE: u16 = 4;

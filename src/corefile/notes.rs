@@ -10,7 +10,7 @@
 //! `arch/x86/include/asm/user_64.h`, NT_FILE's layout from
 //! `fill_files_note` in `fs/binfmt_elf.c`.
 
-use crate::target::Registers;
+use crate::capture::Registers;
 
 /// `NT_PRSTATUS`: one per thread.
 pub const NT_PRSTATUS: u32 = 1;

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::CoreFile;
+use crate::capture::stop::{find_entering_calls, stack_range, syscall_from_regs};
+use crate::capture::{CopiedRegion, RegisterSource, RuntimeCopy, Snapshot, Source, ThreadSnapshot};
 use crate::proc::MapEntry;
-use crate::target::capture::{find_entering_calls, stack_range, syscall_from_regs};
-use crate::target::{CopiedRegion, RegisterSource, RuntimeCopy, Snapshot, Source, ThreadSnapshot};
 
 /// The mappings as a core describes them: one per PT_LOAD segment, named by
 /// the NT_FILE entry that covers it; NT_FILE entries without a segment are

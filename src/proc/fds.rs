@@ -39,7 +39,7 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
 /// For each of `fds` of a live process that is a pipe: its inode and every
 /// process holding a write end of it (the process itself included when it
 /// does). One pass over every process's fd table serves them all.
-pub fn pipe_writers(live: crate::target::Live, fds: &[i32]) -> HashMap<i32, (u64, Vec<i32>)> {
+pub fn pipe_writers(live: crate::capture::Live, fds: &[i32]) -> HashMap<i32, (u64, Vec<i32>)> {
     let mut out = HashMap::new();
     let Ok(p) = Process::new(live.pid) else {
         return out;
@@ -79,7 +79,7 @@ pub fn pipe_writers(live: crate::target::Live, fds: &[i32]) -> HashMap<i32, (u64
 }
 
 /// The child processes of a live process (of all its threads), sorted.
-pub fn children(live: crate::target::Live) -> Vec<i32> {
+pub fn children(live: crate::capture::Live) -> Vec<i32> {
     let Ok(p) = Process::new(live.pid) else {
         return Vec::new();
     };

@@ -6,9 +6,8 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::json::hex;
+use super::labels::{confidence_label, hex, resource_label, site_label};
 use super::style::{clean, Style};
-use super::verdict::{confidence_label, site_label};
 use crate::graph::awaits::{AwaitCycle, AwaitEdge, AwaitVia, Member};
 use crate::graph::Verdict;
 use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, Task};
@@ -42,7 +41,7 @@ fn via_label(e: &AwaitEdge) -> String {
                 name: name.clone(),
                 shared_key: None,
             };
-            format!("waits for {}, held by", super::verdict::resource_label(&r))
+            format!("waits for {}, held by", resource_label(&r))
         }
     }
 }

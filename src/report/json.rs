@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use super::labels::hex;
 use crate::inspect::Inspection;
 use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
@@ -19,7 +20,7 @@ pub struct Syscall {
     pub text: String,
     pub restarted: bool,
     /// Stopped at its `syscall` instruction, about to enter the call
-    /// ([`crate::target::SyscallState::entering`]).
+    /// ([`crate::capture::SyscallState::entering`]).
     pub entering: bool,
 }
 
@@ -195,10 +196,6 @@ pub struct TracerJson<'a> {
     pub name: &'a str,
 }
 
-pub fn hex(v: u64) -> String {
-    format!("{v:#x}")
-}
-
 pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<Thread<'a>> {
     let s = &ins.snapshot;
     s.threads
@@ -250,7 +247,7 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
                     text: to.describe(),
                 }),
                 running: t.running(),
-                running_note: t.running().then_some(crate::target::RUNNING_NOTE),
+                running_note: t.running().then_some(crate::capture::RUNNING_NOTE),
                 python_name_note: ins.python_name_notes[i].as_deref(),
                 python_stack_note: ins.python_stack_notes[i].as_deref(),
                 pool_wait: super::pools::thread_wait(&ins.pools, t.tid),

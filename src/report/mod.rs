@@ -1,7 +1,9 @@
 //! Output: the human report and the versioned JSON document.
 
 pub mod asyncio;
+pub mod index;
 pub mod json;
+pub mod labels;
 pub mod picture;
 pub mod pools;
 pub mod style;
@@ -247,7 +249,7 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
                 ins.findings[i]
                     .wait
                     .as_ref()
-                    .map(|w| verdict::resource_label(&w.resource))
+                    .map(|w| labels::resource_label(&w.resource))
             };
             out.push_str(&asyncio::tasks_section(ins.snapshot.pid, a, &blocked, style));
             out.push('\n');

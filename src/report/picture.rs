@@ -18,8 +18,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+use super::labels::{kind_label, resource_label};
 use super::style::clean;
-use super::verdict::{kind_label, resource_label};
 use crate::graph::{resource_key, ResourceKey, ThreadId, Verdict};
 use crate::inspect::Inspection;
 use crate::runtimes::{Confidence, Resource, ResourceKind};

@@ -5,9 +5,9 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::json::hex;
+use super::index::Index;
+use super::labels::{hex, site_label};
 use super::style::{clean, Style};
-use super::verdict::Index;
 use crate::graph::{PoolStarvation, Verdict};
 use crate::runtimes::{TaskPlace, TaskPool, TaskWait};
 
@@ -79,7 +79,7 @@ pub fn section(n: usize, s: &PoolStarvation, idx: &Index, style: &Style) -> Stri
             task_label(w, &s.pool, idx)
         );
         if let Some(f) = idx.wait_site(t) {
-            let _ = writeln!(out, "      waiting in  {}", super::verdict::site_label(f));
+            let _ = writeln!(out, "      waiting in  {}", site_label(f));
         }
     }
     let _ = writeln!(

@@ -55,7 +55,7 @@ pub fn header(ins: &Inspection, i: usize, style: &Style) -> String {
     } else if let Some(sys) = &t.syscall {
         let _ = write!(s, ", in {}", syscalls::describe(sys));
     } else if t.running() {
-        let _ = write!(s, ", {}", crate::target::RUNNING_NOTE);
+        let _ = write!(s, ", {}", crate::capture::RUNNING_NOTE);
     }
     if !t.wchan.is_empty() {
         let _ = write!(s, " [{}]", clean(&t.wchan));
@@ -308,8 +308,8 @@ pub fn holds_lines(ins: &Inspection, i: usize) -> String {
         let _ = writeln!(
             out,
             "  holds: {} — {}",
-            super::verdict::resource_label(&h.resource),
-            super::verdict::confidence_label(h.confidence)
+            super::labels::resource_label(&h.resource),
+            super::labels::confidence_label(h.confidence)
         );
     }
     out

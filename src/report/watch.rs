@@ -4,8 +4,9 @@
 
 use std::fmt::Write;
 
+use super::index::Index;
+use super::labels::resource_label;
 use super::style::{clean, Style};
-use super::verdict::{resource_label, Index};
 use crate::graph::ThreadId;
 use crate::watch::Watched;
 

@@ -678,9 +678,9 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{cmpxchg, InModule};
     use super::*;
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{snapshot, thread, Symbols};
-    use crate::target::memory::{BufferMemory, CopiedRegion};
 
     #[test]
     fn decodes_rip_relative_lock_cmpxchg() {

@@ -9,7 +9,7 @@
 //!
 //! Numbers are from the kernel's `include/uapi/linux/futex.h`.
 
-use crate::target::{Memory, SyscallState};
+use crate::capture::{Memory, SyscallState};
 
 /// `futex` on x86_64.
 pub const SYS_FUTEX: i64 = crate::syscalls::nr::FUTEX;
@@ -302,7 +302,7 @@ pub fn decode_waitv(sys: &SyscallState, mem: &dyn Memory) -> Option<Vec<WaitvEnt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::memory::{BufferMemory, CopiedRegion};
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
 
     fn mem_with(addr: u64, bytes: &[u8]) -> BufferMemory {
         BufferMemory {

@@ -25,8 +25,8 @@ use super::futex::{self, FutexCmd, FutexWait, FUTEX_OWNER_DIED, FUTEX_TID_MASK, 
 use super::owners::{self, TaskTable};
 use super::stackscan;
 use super::{frames, syscalls, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
+use crate::capture::RegisterSource;
 use crate::stacks::Stack;
-use crate::target::RegisterSource;
 
 /// Upper bound on robust-list entries followed per thread.
 const ROBUST_LIST_LIMIT: usize = 1024;

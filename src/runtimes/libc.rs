@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use super::glibc::layout::PthreadLayout;
 use super::musl::layout as musl_layout;
-use crate::target::{Memory, RegisterSource, Snapshot};
+use crate::capture::{Memory, RegisterSource, Snapshot};
 
 /// A C library lockdump knows the layouts of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -168,8 +168,8 @@ pub fn detect(snapshot: &Snapshot, mem: &dyn Memory) -> LibcInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::owners::testing::{snapshot, thread};
-    use crate::target::memory::{BufferMemory, CopiedRegion};
 
     fn lib_map(path: &str) -> crate::proc::MapEntry {
         let mut m = crate::runtimes::owners::testing::anon_map(0x1000, 0x2000, false, 7);

@@ -217,7 +217,7 @@ pub trait SymbolLookup {
     fn live_guards(
         &self,
         _ctx: &crate::stacks::FrameContext,
-        _memory: &dyn crate::target::Memory,
+        _memory: &dyn crate::capture::Memory,
     ) -> Option<Vec<crate::symbols::guards::LiveGuard>> {
         None
     }
@@ -225,10 +225,10 @@ pub trait SymbolLookup {
 
 /// Everything a runtime analyzer may look at for one process.
 pub struct ProcessView<'a> {
-    pub snapshot: &'a crate::target::Snapshot,
+    pub snapshot: &'a crate::capture::Snapshot,
     /// Parallel to `snapshot.threads`.
     pub stacks: &'a [crate::stacks::Stack],
-    pub memory: &'a dyn crate::target::Memory,
+    pub memory: &'a dyn crate::capture::Memory,
     pub symbols: &'a dyn SymbolLookup,
 }
 

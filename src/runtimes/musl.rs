@@ -35,7 +35,7 @@ use super::futex::{self, FutexCmd, FutexWait};
 use super::owners::{self, TaskTable};
 use super::stackscan::{self, Inference};
 use super::{frames, syscalls, Confidence, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
-use crate::target::RegisterSource;
+use crate::capture::RegisterSource;
 
 /// Longest chain of condvar waiter nodes followed to find the list's ends.
 const MAX_WAITER_CHAIN: usize = 1024;

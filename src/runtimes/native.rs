@@ -101,10 +101,10 @@ fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
     use crate::runtimes::owners::NoTasks;
     use crate::runtimes::Confidence;
-    use crate::target::memory::{BufferMemory, CopiedRegion};
 
     #[test]
     fn glibc_rust_and_unknown_futexes_side_by_side() {
@@ -147,5 +147,107 @@ mod tests {
         );
         assert!(out.iter().all(|f| f.blocked_in.is_none()));
         assert_eq!(out[2].holds.len(), 1, "thread 3 holds the glibc mutex");
+    }
+
+    /// glibc's analyzer, then the native one (glibc's, Rust's and the stack
+    /// scan together), over memory and syscall arguments that are garbage.
+    #[test]
+    fn garbage_memory_and_arguments_never_panic() {
+        use crate::runtimes::frames::testing::stack;
+        // glibc's tests' memory image and PID.
+        const BASE: u64 = 0x10000;
+        const PID: i32 = 10;
+        // A small deterministic generator: memory and syscall arguments drawn from it.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..300 {
+            let mut img = vec![0u8; 0x10000];
+            for chunk in img.chunks_mut(8) {
+                let v = next();
+                // Bias toward small values and in-image pointers.
+                let v = match v % 4 {
+                    0 => v % 16,
+                    1 => BASE + (v % 0x10000),
+                    2 => v & 0xffff_ffff,
+                    _ => v,
+                };
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+            let ops = [0u64, 128, 9, 137, 393, 265, 6, 134, 13, 11, 1, 0xffff_ffff];
+            let threads = (0..4)
+                .map(|k| {
+                    let addr = (BASE + next() % 0x10000) & !3;
+                    let op = ops[(next() % ops.len() as u64) as usize];
+                    let val = next() % 8;
+                    let fs = match k {
+                        0 => BASE + (next() % 0xf000),
+                        1 => u64::MAX - (next() % 0x1000),
+                        _ => 0,
+                    };
+                    let mut t = thread(20 + k, futex(addr, op, val), fs);
+                    t.regs.rsp = if k == 2 { u64::MAX - 3 } else { next() };
+                    t
+                })
+                .collect();
+            let snap = snapshot(PID, threads, vec![]);
+            let names = [
+                "___pthread_mutex_lock",
+                "pthread_rwlock_rdlock",
+                "pthread_join",
+                "sem_wait",
+                "pthread_cond_wait",
+                "pthread_barrier_wait",
+            ];
+            let stacks: Vec<Stack> = (0..4)
+                .map(|k| {
+                    if round % 2 == 0 {
+                        stack(&[(names[(k + round) % names.len()], "libc.so.6")])
+                    } else {
+                        Stack::default()
+                    }
+                })
+                .collect();
+            let mem = BufferMemory {
+                regions: vec![CopiedRegion {
+                    start: BASE,
+                    bytes: img.clone(),
+                }],
+            };
+            let syms = Symbols::default();
+            let view = ProcessView {
+                snapshot: &snap,
+                stacks: &stacks,
+                memory: &mem,
+                symbols: &syms,
+            };
+            let out = glibc::analyze_with(&view, &NoTasks);
+            assert_eq!(out.len(), 4);
+            // The Rust analyzer and the stack scan over the same garbage, with garbage stacks.
+            let mut snap = snap;
+            for t in &mut snap.threads {
+                t.stack = CopiedRegion {
+                    start: t.regs.rsp.min(u64::MAX - 0x100) & !7,
+                    bytes: (0..32).flat_map(|_| (BASE + next() % 0x10000).to_le_bytes()).collect(),
+                };
+            }
+            let mem = BufferMemory {
+                regions: vec![CopiedRegion {
+                    start: BASE,
+                    bytes: img.clone(),
+                }],
+            };
+            let view = ProcessView {
+                snapshot: &snap,
+                stacks: &stacks,
+                memory: &mem,
+                symbols: &syms,
+            };
+            assert_eq!(analyze_with(&view, &NoTasks).len(), 4);
+        }
     }
 }

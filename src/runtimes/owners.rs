@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use super::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, SymbolLookup, ThreadFindings};
-use crate::target::Snapshot;
+use crate::capture::Snapshot;
 
 /// Looks up tasks outside the snapshot: which process a TID belongs to.
 ///
@@ -58,8 +58,8 @@ impl TaskTable for NoTasks {
 /// every thread it had is in the snapshot).
 pub fn task_table(snapshot: &Snapshot) -> &'static dyn TaskTable {
     match snapshot.source {
-        crate::target::Source::Live(_) => &ProcTaskTable,
-        crate::target::Source::Core(_) => &NoTasks,
+        crate::capture::Source::Live(_) => &ProcTaskTable,
+        crate::capture::Source::Core(_) => &NoTasks,
     }
 }
 
@@ -208,8 +208,8 @@ pub(crate) mod testing {
     //! Hand-built snapshots and symbol tables for analyzer unit tests.
 
     use super::*;
+    use crate::capture::{CopiedRegion, RegisterSource, Registers, SyscallState, ThreadSnapshot};
     use crate::proc::MapEntry;
-    use crate::target::{CopiedRegion, RegisterSource, Registers, SyscallState, ThreadSnapshot};
     use std::collections::HashMap;
     use std::time::Duration;
 
@@ -281,7 +281,7 @@ pub(crate) mod testing {
     pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
         Snapshot {
             pid,
-            source: crate::target::Source::live(pid, pid),
+            source: crate::capture::Source::live(pid, pid),
             leader_exited: false,
             tracer: None,
             ns_pid: pid,

@@ -422,10 +422,10 @@ fn infer_owner(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::capture::ThreadSnapshot;
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
-    use crate::target::memory::{BufferMemory, CopiedRegion};
-    use crate::target::ThreadSnapshot;
 
     const A: u64 = 0x5000;
     const B: u64 = 0x5008;

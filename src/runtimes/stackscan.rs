@@ -15,8 +15,8 @@
 //! candidate means "unknown".
 
 use super::ProcessView;
+use crate::capture::Registers;
 use crate::stacks::Stack;
-use crate::target::Registers;
 
 /// Bytes of one thread's copied stack scanned at most (the capture bounds it too).
 pub const MAX_SCAN_BYTES: usize = 8 << 20;
@@ -213,9 +213,9 @@ pub fn infer_holder(view: &ProcessView<'_>, lock: u64, exclude: &[usize]) -> Inf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{snapshot, thread, Symbols};
-    use crate::target::memory::{BufferMemory, CopiedRegion};
 
     fn stack_bytes(start: u64, words: &[u64]) -> CopiedRegion {
         CopiedRegion {

@@ -7,8 +7,8 @@
 
 use super::futex::{self, Clocks, FutexCmd};
 use super::{Sleep, Timeout};
+use crate::capture::{Memory, RegisterSource, SyscallState, ThreadSnapshot};
 use crate::syscalls::{self as table, kernel_name, nr};
-use crate::target::{Memory, RegisterSource, SyscallState, ThreadSnapshot};
 
 /// Describe the syscall the thread is in, if it is one a thread may block in.
 /// The call itself is rendered as the thread header renders it
@@ -161,7 +161,7 @@ pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::memory::BufferMemory;
+    use crate::capture::memory::BufferMemory;
 
     fn sys(number: i64, args: [u64; 6]) -> SyscallState {
         SyscallState {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::elf::map_file;
+use super::file::map_file;
 
 const DEBUG_DIR: &str = "/usr/lib/debug";
 

@@ -4,20 +4,18 @@
 //!
 //! Files are memory-mapped and the mapping is kept for the life of the process
 //! (`'static`), so gimli and addr2line can borrow from it without copying. A
-//! run loads tens of modules at most, each once (see [`super::cache`]); a
-//! file opened twice (by the prefetch thread and the symbolizer) is mapped
-//! once, and its [`FileId`] names it to the DWARF preparation it shares.
+//! run loads tens of modules at most, each once (see [`super::ModuleCache`]);
+//! files are mapped by [`super::file::map_file`], once each.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
 
-pub type Reader = gimli::EndianSlice<'static, gimli::RunTimeEndian>;
+use super::file::Reader;
+use super::tailcall::ModuleCallSites;
+use super::units::LazyContext;
 
 /// A PT_LOAD segment.
 #[derive(Debug, Clone, Copy)]
@@ -63,76 +61,12 @@ pub struct ElfModule {
     /// The file DWARF comes from (this one, or a separate debug file).
     pub debug_path: Option<PathBuf>,
     debug_data: Option<&'static [u8]>,
-    dwarf: OnceLock<Option<super::units::LazyContext>>,
+    dwarf: OnceLock<Option<LazyContext>>,
     /// `.debug_loc` and `.debug_loclists` (uncompressed), read on first use:
     /// only the search for live lock guards needs locals' locations.
     locations: OnceLock<(&'static [u8], &'static [u8])>,
     /// DWARF call sites, parsed per unit on demand (tail-call frames).
-    pub(crate) call_sites: super::tailcall::ModuleCallSites,
-}
-
-/// Which file, in which version, a mapping holds: a file replaced or
-/// rewritten since has another inode, size or modification time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FileId {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i128,
-}
-
-impl FileId {
-    fn of(meta: &std::fs::Metadata) -> FileId {
-        FileId {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-        }
-    }
-}
-
-/// Every file [`map_file`] mapped: by identity, and by the mapping's address.
-#[derive(Default)]
-struct Mappings {
-    by_id: HashMap<FileId, &'static [u8]>,
-    by_addr: HashMap<usize, FileId>,
-}
-
-fn mappings() -> &'static Mutex<Mappings> {
-    static M: OnceLock<Mutex<Mappings>> = OnceLock::new();
-    M.get_or_init(Default::default)
-}
-
-/// Map a file read-only and keep it mapped for the life of the process; a
-/// file already mapped (same [`FileId`]) gives the same bytes back.
-pub fn map_file(path: &Path) -> std::io::Result<&'static [u8]> {
-    let file = File::open(path)?;
-    let id = FileId::of(&file.metadata()?);
-    let mut known = mappings().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(&data) = known.by_id.get(&id) {
-        return Ok(data);
-    }
-    // SAFETY: read-only private mapping. If the file is truncated underneath
-    // us reads could fault; lockdump only maps installed binaries and debug
-    // files, and a `(deleted)` binary is read through /proc/PID/map_files,
-    // which pins the inode.
-    let map = unsafe { memmap2::Mmap::map(&file)? };
-    let data: &'static [u8] = Box::leak(Box::new(map));
-    if !data.is_empty() {
-        known.by_id.insert(id, data);
-        known.by_addr.insert(data.as_ptr() as usize, id);
-    }
-    Ok(data)
-}
-
-/// The file `data` is the whole mapping of, if [`map_file`] mapped it.
-/// Bytes from anywhere else (a buffer, the vdso's image) have no identity:
-/// two buffers with the same build ID may still differ.
-pub fn mapped_file(data: &[u8]) -> Option<FileId> {
-    let known = mappings().lock().unwrap_or_else(|e| e.into_inner());
-    let id = *known.by_addr.get(&(data.as_ptr() as usize))?;
-    (id.size == data.len() as u64).then_some(id)
+    pub(crate) call_sites: ModuleCallSites,
 }
 
 fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
@@ -311,11 +245,11 @@ impl ElfModule {
         self.debug_data.is_some()
     }
 
-    fn lazy_dwarf(&self) -> Option<&super::units::LazyContext> {
+    fn lazy_dwarf(&self) -> Option<&LazyContext> {
         self.dwarf
             .get_or_init(|| {
-                let prepared = super::sections::prepared(self.build_id.as_deref(), self.debug_data?)?;
-                Some(super::units::LazyContext::new(prepared))
+                let prepared = super::dwarf::prepared(self.build_id.as_deref(), self.debug_data?)?;
+                Some(LazyContext::new(prepared))
             })
             .as_ref()
     }
@@ -347,7 +281,7 @@ impl ElfModule {
 
     /// DWARF for file:line and inlined frames at link-time address `svma`,
     /// parsed on first use (sections prepared ahead by [`super::prefetch`],
-    /// see [`super::sections`]; units parsed as needed, see [`super::units`]).
+    /// see [`super::dwarf`]; units parsed as needed, see [`super::units`]).
     pub fn dwarf_at(&self, svma: u64) -> Option<&addr2line::Context<Reader>> {
         self.lazy_dwarf()?.at(svma)
     }
@@ -382,43 +316,5 @@ impl ElfModule {
             }
         }
         None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_is_mapped_once_and_only_its_mapping_has_an_identity() {
-        let dir = std::env::temp_dir().join(format!("lockdump-elf-map-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (a, b) = (dir.join("a"), dir.join("b"));
-        std::fs::write(&a, b"same bytes").unwrap();
-        std::fs::write(&b, b"same bytes").unwrap();
-        let first = map_file(&a).unwrap();
-        let again = map_file(&a).unwrap();
-        assert_eq!(first.as_ptr(), again.as_ptr(), "mapped twice");
-        let id = mapped_file(first).expect("a mapped file has an identity");
-        // Another file with equal contents is another file.
-        let other = map_file(&b).unwrap();
-        assert_ne!(mapped_file(other), Some(id));
-        // A copy, or part of the mapping, is not the file.
-        let copy = first.to_vec();
-        assert_eq!(mapped_file(&copy), None);
-        assert_eq!(mapped_file(&first[..4]), None);
-        // Rewritten in place (same size, later mtime): a new mapping.
-        std::fs::write(&a, b"SAME BYTES").unwrap();
-        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
-        std::fs::File::options()
-            .write(true)
-            .open(&a)
-            .unwrap()
-            .set_modified(t)
-            .unwrap();
-        let rewritten = map_file(&a).unwrap();
-        assert_eq!(rewritten, b"SAME BYTES");
-        assert_ne!(mapped_file(rewritten), Some(id));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,10 +23,10 @@
 use gimli::constants::*;
 use gimli::{AttributeValue, EvaluationResult, Location, UnitOffset, UnitRef, Value};
 
-use super::elf::Reader;
+use super::file::Reader;
 use super::MappedModule;
+use crate::capture::Memory;
 use crate::stacks::FrameContext;
-use crate::target::Memory;
 
 /// Most DIEs visited for one frame (a unit's tree is walked down the scopes covering the pc).
 const MAX_DIES: usize = 200_000;

@@ -12,7 +12,9 @@
 pub mod debuginfo;
 pub mod demangle;
 pub mod diskcache;
+pub mod dwarf;
 pub mod elf;
+pub mod file;
 pub mod guards;
 pub mod prefetch;
 pub mod sections;
@@ -24,11 +26,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::capture::{Memory, Snapshot};
 use crate::proc::MapEntry;
 use crate::runtimes::SymbolLookup;
 use crate::stacks::Frame;
-use crate::target::{Memory, Snapshot};
 pub use elf::ElfModule;
+use file::map_file;
 
 /// Identity of an opened file: the same bytes whatever path reached them.
 type FileKey = (u64, u64, u64, i64);
@@ -51,7 +54,7 @@ impl ModuleCache {
         if let Some(m) = self.modules.lock().ok()?.get(&key) {
             return m.clone();
         }
-        let module = elf::map_file(file).ok().and_then(|data| {
+        let module = map_file(file).ok().and_then(|data| {
             ElfModule::parse(shown.to_path_buf(), data, |id, link| {
                 debuginfo::find_debug_file(root, shown, id, link)
             })
@@ -90,8 +93,8 @@ impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
         let mut symbols = match &snapshot.source {
-            crate::target::Source::Live(live) => Self::load_maps(live.mm_tid, &snapshot.maps, cache),
-            crate::target::Source::Core(core) => Self::load_core(core, &snapshot.maps, cache),
+            crate::capture::Source::Live(live) => Self::load_maps(live.mm_tid, &snapshot.maps, cache),
+            crate::capture::Source::Core(core) => Self::load_core(core, &snapshot.maps, cache),
         };
         if let Some(vdso) = load_vdso(snapshot) {
             symbols.modules.push(vdso);
@@ -272,7 +275,7 @@ impl SymbolLookup for ProcessSymbols {
     fn live_guards(
         &self,
         ctx: &crate::stacks::FrameContext,
-        memory: &dyn crate::target::Memory,
+        memory: &dyn crate::capture::Memory,
     ) -> Option<Vec<guards::LiveGuard>> {
         guards::live_guards(self.module_for(ctx.probe)?, ctx, memory)
     }

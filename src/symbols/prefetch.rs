@@ -5,7 +5,7 @@
 //! sections, or mapping them from the disk cache, and indexing the units)
 //! takes up to ~25 ms for libc with libc6-dbg. So as soon as the
 //! target's memory map is read, a thread prepares the DWARF of every mapped
-//! file through [`super::sections::prepared`], the same call the symbolizer
+//! file through [`super::dwarf::prepared`], the same call the symbolizer
 //! makes: a file the thread has done is ready, one it is doing is waited
 //! for, one it has not reached is done by the symbolizer itself. Either way
 //! the result is the same; only when it is ready changes.
@@ -14,8 +14,7 @@
 //! wants, so it never delays the target's threads on their way into the
 //! ptrace stop (at normal priority it lengthened the pause by half on a
 //! 2-CPU machine). When the symbolizer needs a file the thread is still
-//! preparing, it gives the thread normal priority back ([`boost`]) and
-//! waits. Going back from `SCHED_IDLE` needs `CAP_SYS_NICE` (or an
+//! preparing, it gives the thread its own priority back and waits. Going back from `SCHED_IDLE` needs `CAP_SYS_NICE` (or an
 //! `RLIMIT_NICE` of 20), so without it no thread is started and
 //! symbolization prepares everything itself, as it would anyway.
 //!
@@ -27,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use object::{Object, ObjectSymbol};
 
-use super::{debuginfo, elf, file_groups, open_mapped, sections};
+use super::{debuginfo, dwarf, file, file_groups, open_mapped};
 use crate::proc::MapEntry;
 
 /// Start preparing the DWARF of the files mapped in `maps` of process `pid`.
@@ -39,7 +38,7 @@ pub fn start(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         return;
     }
     let maps = maps.to_vec();
-    let _ = crate::target::signals::with_signals_blocked(|| {
+    let _ = crate::capture::signals::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("lockdump-dwarf".into())
             .spawn(move || run(pid, &maps, unless_cpython))
@@ -79,7 +78,7 @@ pub fn hurry() {
     STOP.store(true, std::sync::atomic::Ordering::SeqCst);
     if let Ok(tid) = RUNNING.lock() {
         if *tid != 0 {
-            crate::target::priority::share_with(*tid);
+            crate::capture::priority::share_with(*tid);
         }
     }
 }
@@ -98,7 +97,7 @@ fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
     let root = PathBuf::from(format!("/proc/{pid}/root"));
     let mut targets = Vec::new();
     for (first, group) in file_groups(maps) {
-        let Some(data) = open_mapped(pid, &root, first, &group, |p| elf::map_file(p).ok()) else {
+        let Some(data) = open_mapped(pid, &root, first, &group, |p| file::map_file(p).ok()) else {
             continue;
         };
         let Ok(file) = object::File::parse(data) else { continue };
@@ -124,7 +123,7 @@ fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         // the previous file.
         // SAFETY: as above.
         unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) };
-        sections::prefetch(t.build_id.as_deref(), t.debug);
+        dwarf::prefetch(t.build_id.as_deref(), t.debug);
     }
 }
 
@@ -139,16 +138,6 @@ fn may_boost() -> bool {
     };
     // SAFETY: geteuid has no preconditions; getrlimit writes into `lim`.
     unsafe { libc::geteuid() == 0 || (libc::getrlimit(libc::RLIMIT_NICE, &mut lim) == 0 && lim.rlim_cur >= 20) }
-}
-
-/// Give thread `tid` of this process the waiter's priority: a waiter needs
-/// what it is preparing. That is normal priority, or `SCHED_FIFO` while the
-/// waiter runs raised over a busy target (see `target::priority`): at
-/// normal priority the thread would then wait behind every runnable thread
-/// of the target, and the waiter with it. Errors are ignored (the thread may
-/// have finished).
-pub(crate) fn boost(tid: i32) {
-    crate::target::priority::share_with(tid);
 }
 
 /// A `sched_param` with `priority`. Built from zeroes rather than a struct

@@ -1,36 +1,19 @@
-//! The DWARF sections symbolization reads, decompressed, once per debug file.
+//! The DWARF sections symbolization reads, decompressed, from one debug file.
 //!
 //! Distribution debug files (libc6-dbg's) compress their `.debug_*` sections
-//! with zlib, and inflating libc's took most of a native run's CPU. So:
-//!
-//! - Sections are prepared through one process-wide slot per debug file
-//!   (keyed by its [`FileId`]: device, inode, size, modification time; the
-//!   same bytes, since [`super::elf::map_file`] maps a file once): the prefetch thread
-//!   ([`super::prefetch`]), started as soon as the target's maps are read,
-//!   and the symbolizer share one preparation. Whoever comes first does it;
-//!   the symbolizer waits for the prefetch thread's, never the other way.
-//! - Compressed sections come from the on-disk cache ([`super::diskcache`])
-//!   when it holds them for this build ID and file, and are stored there otherwise.
-//! - Bytes that are not a mapped file (a buffer handed to
-//!   [`super::ElfModule::parse`]) are prepared for their module alone, and
-//!   never cached: a build ID says which build a file claims to be, not
-//!   that its bytes are intact, and a damaged copy must not stand in for
-//!   the real file (nor outlive its buffer).
-//! - The index of which unit covers which address (`.debug_aranges`, see
-//!   [`super::units`]) is built with the sections, so on the prefetch thread too.
-//!
-//! Whichever path prepared them, the bytes are the same, so the output is.
+//! with zlib, and inflating libc's took most of a native run's CPU. So
+//! compressed sections come from the on-disk cache ([`super::diskcache`])
+//! when it holds them for this build ID and file, and are stored there
+//! otherwise; only a mapped file ([`Origin`]) is cached. Who loads them, and
+//! how often, is [`super::dwarf`]'s business: this module only reads bytes.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use gimli::SectionId;
 use object::{Object, ObjectSection};
 
 use super::diskcache;
-use super::elf::{mapped_file, FileId, Reader};
-use super::units::UnitIndex;
+use super::file::{FileId, Reader};
 
 /// The sections read for file:line and inlined frames. Location lists,
 /// macros, name indexes, type units and CFI are not needed for those, and
@@ -75,44 +58,11 @@ impl DwarfSections {
     }
 }
 
-/// Sections ready for symbolization, and which unit covers which address.
-pub struct Prepared {
-    pub sections: DwarfSections,
-    pub index: Option<UnitIndex>,
-}
-
-/// Where one debug file's preparation stands.
-#[derive(Default)]
-enum State {
-    #[default]
-    NotStarted,
-    /// Thread `tid` is preparing it.
-    Busy {
-        tid: i32,
-    },
-    Done(Option<Arc<Prepared>>),
-}
-
-#[derive(Default)]
-struct Slot {
-    state: Mutex<State>,
-    done: Condvar,
-}
-
-/// Process-wide slots: debug file -> its preparation.
-type Registry = Mutex<HashMap<FileId, Arc<Slot>>>;
-
-fn slot(file: FileId) -> Option<Arc<Slot>> {
-    static REGISTRY: OnceLock<Registry> = OnceLock::new();
-    let mut map = REGISTRY.get_or_init(Default::default).lock().ok()?;
-    Some(map.entry(file).or_default().clone())
-}
-
 /// Where prepared sections may be shared and cached: a file lockdump mapped.
 #[derive(Clone, Copy)]
-struct Origin<'a> {
-    build_id: Option<&'a [u8]>,
-    file: FileId,
+pub(crate) struct Origin<'a> {
+    pub build_id: Option<&'a [u8]>,
+    pub file: FileId,
 }
 
 impl Origin<'_> {
@@ -125,85 +75,6 @@ impl Origin<'_> {
     }
 }
 
-fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
-}
-
-/// The prepared DWARF of the debug file `data` (the module itself or its
-/// separate debug file) whose module has `build_id`. If another thread is
-/// preparing the same file, it is given normal priority back (see
-/// [`prefetch`]) and waited for.
-pub fn prepared(build_id: Option<&[u8]>, data: &'static [u8]) -> Option<Arc<Prepared>> {
-    let Some(file) = mapped_file(data) else {
-        return prepare(None, data).map(Arc::new);
-    };
-    let origin = Some(Origin { build_id, file });
-    let Some(slot) = slot(file) else {
-        return prepare(origin, data).map(Arc::new);
-    };
-    let Ok(mut state) = slot.state.lock() else {
-        return prepare(origin, data).map(Arc::new);
-    };
-    loop {
-        match &mut *state {
-            State::Done(p) => return p.clone(),
-            State::Busy { tid } => {
-                super::prefetch::boost(*tid);
-                state = match slot.done.wait(state) {
-                    Ok(s) => s,
-                    Err(_) => return prepare(origin, data).map(Arc::new),
-                };
-            }
-            State::NotStarted => {
-                *state = State::Busy { tid: gettid() };
-                drop(state);
-                return finish(&slot, origin, data);
-            }
-        }
-    }
-}
-
-/// Prepare the file now unless some thread has started or finished it (for
-/// the prefetch thread: it never waits, and never does work twice).
-pub(crate) fn prefetch(build_id: Option<&[u8]>, data: &'static [u8]) {
-    let Some(file) = mapped_file(data) else { return };
-    let Some(slot) = slot(file) else { return };
-    {
-        let Ok(mut state) = slot.state.lock() else { return };
-        if !matches!(*state, State::NotStarted) {
-            return;
-        }
-        *state = State::Busy { tid: gettid() };
-    }
-    let _ = finish(&slot, Some(Origin { build_id, file }), data);
-}
-
-/// Prepare a file this thread marked busy, publish the result and wake the
-/// waiters. Should preparing panic, the slot is reset (not left busy), so
-/// a waiter prepares it itself instead of waiting forever.
-fn finish(slot: &Slot, origin: Option<Origin>, data: &'static [u8]) -> Option<Arc<Prepared>> {
-    struct Reset<'a>(&'a Slot, bool);
-    impl Drop for Reset<'_> {
-        fn drop(&mut self) {
-            if !self.1 {
-                if let Ok(mut s) = self.0.state.lock() {
-                    *s = State::NotStarted;
-                }
-                self.0.done.notify_all();
-            }
-        }
-    }
-    let mut reset = Reset(slot, false);
-    let p = prepare(origin, data).map(Arc::new);
-    if let Ok(mut s) = slot.state.lock() {
-        *s = State::Done(p.clone());
-        reset.1 = true;
-    }
-    slot.done.notify_all();
-    p
-}
-
 fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
     match data {
         Cow::Borrowed(b) => b,
@@ -211,10 +82,11 @@ fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
     }
 }
 
-/// Uncompressed sections are borrowed from the mapped file; compressed ones
-/// come from the disk cache, else are inflated (and then stored there, if
-/// they come from a file: `origin`).
-fn prepare(origin: Option<Origin>, data: &'static [u8]) -> Option<Prepared> {
+/// The [`LOADED`] sections of the ELF file `data`. Uncompressed sections are
+/// borrowed from the mapped file; compressed ones come from the disk cache,
+/// else are inflated (and then stored there, if they come from a file:
+/// `origin`).
+pub(crate) fn load(origin: Option<Origin>, data: &'static [u8]) -> Option<DwarfSections> {
     let file = object::File::parse(data).ok()?;
     let mut out: [&'static [u8]; LOADED.len()] = [&[]; LOADED.len()];
     // (index in LOADED, uncompressed size) of the compressed sections.
@@ -258,7 +130,5 @@ fn prepare(origin: Option<Origin>, data: &'static [u8]) -> Option<Prepared> {
             diskcache::store(key, &inflated);
         }
     }
-    let sections = DwarfSections { data: out };
-    let index = UnitIndex::new(&sections);
-    Some(Prepared { sections, index })
+    Some(DwarfSections { data: out })
 }

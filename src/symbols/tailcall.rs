@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use gimli::constants::*;
 use gimli::{AttributeValue, DebugInfoOffset, UnitOffset, UnitRef};
 
-use super::elf::Reader;
+use super::file::Reader;
 use super::{MappedModule, ProcessSymbols};
 
 /// Most tail calls on one path from the call site's target to the callee.

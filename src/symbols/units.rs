@@ -35,8 +35,14 @@ use std::rc::Rc;
 
 use std::sync::Arc;
 
-use super::elf::Reader;
-use super::sections::{DwarfSections, Prepared};
+use super::file::Reader;
+use super::sections::DwarfSections;
+
+/// Sections ready for symbolization, and which unit covers which address.
+pub struct Prepared {
+    pub sections: DwarfSections,
+    pub index: Option<UnitIndex>,
+}
 
 /// Contexts with some units masked built before the full one is.
 const MAX_PARTIAL: usize = 8;

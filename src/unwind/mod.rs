@@ -24,9 +24,9 @@ use gimli::{
 
 use std::collections::HashMap;
 
+use crate::capture::{Memory, RegisterSource, ThreadSnapshot};
 use crate::stacks::{Frame, FrameContext, Stack};
-use crate::symbols::{elf::Reader, tailcall::TailCalls, MappedModule, ProcessSymbols};
-use crate::target::{Memory, RegisterSource, ThreadSnapshot};
+use crate::symbols::{file::Reader, tailcall::TailCalls, MappedModule, ProcessSymbols};
 
 /// DWARF register number of the return address column on x86_64.
 const RA: u16 = 16;

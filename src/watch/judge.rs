@@ -24,10 +24,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::sample::{CodeRefs, Sample, WatchedLock};
 use super::{Livelock, Place, Starvation, ThreadWatch};
+use crate::capture::SYS_RESTART_SYSCALL;
 use crate::graph::ThreadId;
 use crate::proc::SyscallLine;
 use crate::runtimes::{Confidence, Resource, ResourceKind};
-use crate::target::SYS_RESTART_SYSCALL;
 
 /// Share of one CPU a thread must use over the watch to count as spinning.
 /// Low on purpose: on a loaded 2-CPU machine two GIL-sharing spinners were

@@ -245,7 +245,7 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) 
         let symbols = ProcessSymbols::load(snap, cache);
         let memory = snap.memory();
         let sym: &dyn SymbolLookup = &symbols;
-        find_runtime_in(sym, &crate::target::ProcessMemory::new(snap.pid))
+        find_runtime_in(sym, &crate::capture::ProcessMemory::new(snap.pid))
             .or_else(|_| find_runtime_in(sym, &memory))
             .ok()
             .flatten()

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::capture::{Memory, ProcessMemory};
 use crate::proc::{self, SyscallLine};
 use crate::runtimes::cpython::frames::{CodeCache, Walker};
 use crate::runtimes::cpython::layout::{Layout, LockLayout};
@@ -17,7 +18,6 @@ use crate::runtimes::cpython::objects::Objects;
 use crate::runtimes::cpython::reader::CachedMemory;
 use crate::runtimes::glibc::layout::{RwLockFields, RWLOCK_WRLOCKED};
 use crate::runtimes::{Resource, ResourceKind};
-use crate::target::{Memory, ProcessMemory};
 
 /// The innermost Python frame of a thread at one sample.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use lockdump::capture::stop::CaptureOptions;
+use lockdump::capture::Snapshot;
 use lockdump::proc::{self as lproc, SyscallLine};
 use lockdump::symbols::{ModuleCache, ProcessSymbols};
-use lockdump::target::capture::CaptureOptions;
-use lockdump::target::Snapshot;
 
 /// Generous: the machine is a loaded 2-core box.
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -181,11 +181,11 @@ pub fn wait_for_thread_count(pid: i32, n: usize) {
     }
 }
 
-/// lockdump's own capture (`lockdump::target::capture`, default options):
+/// lockdump's own capture (`lockdump::capture::stop`, default options):
 /// per-thread facts from /proc read before the stop, then registers, stack
 /// bytes and futex words copied during one brief ptrace stop.
 pub fn capture(pid: i32) -> Snapshot {
-    lockdump::target::capture::capture(pid, &CaptureOptions::default())
+    lockdump::capture::stop::capture(pid, &CaptureOptions::default())
         .unwrap_or_else(|e| panic!("capturing {pid}: {e} (run the tests as root or with ptrace permission)"))
 }
 

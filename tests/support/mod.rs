@@ -11,11 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use lockdump::capture::stop::{capture, CaptureOptions};
+use lockdump::capture::Snapshot;
 use lockdump::proc;
 use lockdump::runtimes::SymbolLookup;
 use lockdump::symbols::{ModuleCache, ProcessSymbols};
-use lockdump::target::capture::{capture, CaptureOptions};
-use lockdump::target::Snapshot;
 
 /// Generous timeout for anything a loaded 2-core machine must reach.
 pub const TIMEOUT: Duration = Duration::from_secs(60);

@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_313, PYENV_3130_DEBUG_OFFSETS};
+use crate::capture::memory::BufferMemory;
+use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
 use crate::runtimes::{ProcessView, SymbolLookup};
-use crate::target::memory::BufferMemory;
-use crate::target::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
 
 const BASE: u64 = 0x10_0000;
 const SIZE: u64 = 256 * 1024;
@@ -85,7 +85,7 @@ fn snapshot(seed: u64) -> Snapshot {
         .collect();
     Snapshot {
         pid: 4242,
-        source: crate::target::Source::live(4242, 4242),
+        source: crate::capture::Source::live(4242, 4242),
         leader_exited: false,
         tracer: None,
         ns_pid: 4242,

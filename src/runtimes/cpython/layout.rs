@@ -20,7 +20,8 @@
 //! 3.13.0 builds with gdb (`ptype /o`).
 //!
 //! Opcode numbers and inline cache sizes, needed to read a frame's bytecode,
-//! are in [`opcodes`] (tables generated from each interpreter).
+//! are tables generated from each interpreter (`opcode_tables.rs`, data
+//! only, in the vocabulary of [`opcodes`]), picked by [`opcode_table`].
 
 use std::collections::HashMap;
 
@@ -28,10 +29,23 @@ use std::collections::HashMap;
 mod opcode_tables;
 pub mod opcodes;
 
-pub use opcodes::{opcode_table, Op, OpcodeTable, Role};
+pub use opcodes::{Op, OpcodeTable, Role};
 
 /// CPython version as (major, minor, micro).
 pub type Version = (u8, u8, u8);
+
+/// The table for a CPython version, if one was generated for it.
+pub fn opcode_table(version: Version) -> Option<&'static OpcodeTable> {
+    use opcode_tables::*;
+    match (version.0, version.1) {
+        (3, 11) => Some(&OPCODES_3_11),
+        (3, 12) => Some(&OPCODES_3_12),
+        (3, 13) => Some(&OPCODES_3_13),
+        (3, 14) => Some(&OPCODES_3_14),
+        (3, 15) => Some(&OPCODES_3_15),
+        _ => None,
+    }
+}
 
 /// Which minor versions have a layout here.
 pub fn supported(version: Version) -> bool {

@@ -28,9 +28,9 @@ use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
 use super::layout::{LockLayout, RLockLayout, PYMUTEX_LOCKED};
 use super::naming::{self, is_sync_library, ThreadObject};
 use super::{stopcopy, CpythonError, GilState, PythonProcess, PythonThread};
+use crate::capture::ThreadSnapshot;
 use crate::runtimes::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::{Frame, FrameKind};
-use crate::target::ThreadSnapshot;
 
 /// How many innermost frames are searched for the lock being acquired.
 const CANDIDATE_FRAMES: usize = 2;
@@ -102,7 +102,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             // Read again from the live process, where the change has
             // finished; only entries that are provably the same thread
             // (ident and TID) are taken.
-            let live_mem = crate::target::ProcessMemory::new(live.mm_tid);
+            let live_mem = crate::capture::ProcessMemory::new(live.mm_tid);
             let live_obj = super::objects::Objects::new(&live_mem, layout);
             let live = Walker::new(&live_obj);
             let registry = naming::threading_active(&live, interp);

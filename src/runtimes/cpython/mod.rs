@@ -49,8 +49,8 @@ mod synthetic_tests;
 use serde::Serialize;
 use thiserror::Error;
 
+use crate::capture::MemoryError;
 use crate::runtimes::{ProcessView, ThreadFindings};
-use crate::target::MemoryError;
 
 pub use merge::{merge_stacks, merged_index, program_site};
 

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use super::layout::{InstanceDictLayout, Layout, LongLayout, UnicodeStateBits, DICT_KEYS_GENERAL};
 use super::layout::{UNICODE_STATE_BITFIELD, UNICODE_STATE_BYTE_INTERNED};
 use super::CpythonError;
-use crate::target::Memory;
+use crate::capture::Memory;
 
 /// Longest string decoded (code points); longer ones are truncated.
 pub const MAX_STR_CHARS: u64 = 4096;

@@ -8,7 +8,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::target::{Memory, MemoryError};
+use crate::capture::{Memory, MemoryError};
 
 const PAGE: u64 = 0x1000;
 /// At most this many pages (64 MiB) are kept; beyond that the cache starts over.
@@ -61,7 +61,7 @@ impl CachedMemory<'_> {
 
     /// Every readable page read so far, as copied regions (runs of adjacent
     /// pages merged), sorted and disjoint.
-    pub fn into_regions(self) -> Vec<crate::target::CopiedRegion> {
+    pub fn into_regions(self) -> Vec<crate::capture::CopiedRegion> {
         let mut pages: Vec<(u64, Box<[u8]>)> = self
             .pages
             .into_inner()
@@ -69,11 +69,11 @@ impl CachedMemory<'_> {
             .filter_map(|(n, b)| Some((n, b?)))
             .collect();
         pages.sort_unstable_by_key(|(n, _)| *n);
-        let mut out: Vec<crate::target::CopiedRegion> = Vec::new();
+        let mut out: Vec<crate::capture::CopiedRegion> = Vec::new();
         for (n, bytes) in pages {
             match out.last_mut() {
                 Some(r) if r.end() == n * PAGE => r.bytes.extend_from_slice(&bytes),
-                _ => out.push(crate::target::CopiedRegion {
+                _ => out.push(crate::capture::CopiedRegion {
                     start: n * PAGE,
                     bytes: bytes.into_vec(),
                 }),
@@ -111,8 +111,8 @@ impl Memory for CachedMemory<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::memory::BufferMemory;
-    use crate::target::CopiedRegion;
+    use crate::capture::memory::BufferMemory;
+    use crate::capture::CopiedRegion;
 
     #[test]
     fn reads_across_pages_and_falls_back() {

@@ -9,8 +9,8 @@
 
 use super::layout::{self, DebugOffsets, Layout, Version};
 use super::CpythonError;
+use crate::capture::Memory;
 use crate::runtimes::{ProcessView, SymbolLookup};
-use crate::target::Memory;
 
 /// The runtime state of the target and the layout that describes it.
 #[derive(Debug, Clone)]

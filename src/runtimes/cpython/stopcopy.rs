@@ -14,7 +14,7 @@
 //!   each frame chain with its code objects (names, line tables), each
 //!   frame's locals and value stack, `threading._active` and `_limbo` with
 //!   each thread's name, the GIL. Every page it touched is kept;
-//! - after the stop, the analysis reads through [`crate::target::Snapshot::memory`],
+//! - after the stop, the analysis reads through [`crate::capture::Snapshot::memory`],
 //!   which serves those pages from the copy: it sees the instant of the stop
 //!   wherever the walk went, and live memory only beyond (objects named for
 //!   locks, bytecode replayed for explicit `acquire()`s).
@@ -31,9 +31,9 @@ use super::layout::Layout;
 use super::objects::Objects;
 use super::reader::CachedMemory;
 use super::{gil, naming, runtime};
+use crate::capture::{Memory, ProcessMemory, RuntimeCopy, ThreadSnapshot};
 use crate::proc::MapEntry;
 use crate::symbols::{ModuleCache, ProcessSymbols};
-use crate::target::{Memory, ProcessMemory, RuntimeCopy, ThreadSnapshot};
 
 /// Most pages (4 KiB) copied during the stop: 32 MiB.
 pub const MAX_PAGES: usize = 8192;

@@ -15,9 +15,9 @@
 use std::time::Duration;
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314, DEBUG_OFFSETS_315};
+use crate::capture::memory::BufferMemory;
+use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
 use crate::runtimes::{Confidence, ProcessView, ResourceKind, SymbolLookup};
-use crate::target::memory::BufferMemory;
-use crate::target::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
 
 const BASE: u64 = 0x7000_0000;
 
@@ -323,7 +323,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
     };
     let snap = Snapshot {
         pid: 500,
-        source: crate::target::Source::live(500, 500),
+        source: crate::capture::Source::live(500, 500),
         leader_exited: false,
         tracer: None,
         ns_pid: 500,

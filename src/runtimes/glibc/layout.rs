@@ -13,8 +13,8 @@
 //! Each reader returns `None` when the bytes are not a self-consistent object
 //! of that type, so the caller can try the next interpretation.
 
+use crate::capture::Memory;
 use crate::runtimes::SymbolLookup;
-use crate::target::Memory;
 
 /// `PTHREAD_MUTEX_KIND_MASK_NP` and the flag bits of `__kind` (nptl/pthreadP.h).
 pub const MUTEX_KIND_MASK: i32 = 3;
@@ -399,7 +399,7 @@ pub fn robust_list(mem: &dyn Memory, layout: &PthreadLayout, fs_base: u64, limit
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::memory::{BufferMemory, CopiedRegion};
+    use crate::capture::memory::{BufferMemory, CopiedRegion};
 
     pub fn mutex_bytes(lock: u32, owner: i32, kind: i32) -> Vec<u8> {
         let mut b = vec![0u8; 40];

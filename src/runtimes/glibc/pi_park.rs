@@ -23,10 +23,10 @@
 
 use super::layout::MutexFields;
 use super::{frames, hint_for, Ctx, Found, Hint, OwnerEvidence};
+use crate::capture::RegisterSource;
 use crate::runtimes::futex::{self, FutexCmd, FutexWait, FUTEX_TID_MASK};
 use crate::runtimes::stackscan;
 use crate::runtimes::ResourceKind;
-use crate::target::RegisterSource;
 
 /// Bytes of the waiter's stack searched at most (the lock function's frame is far smaller).
 const SCAN_BYTES: u64 = 4096;

@@ -1,11 +1,11 @@
 //! glibc analyzer over hand-built memory images.
 
 use super::*;
+use crate::capture::memory::{BufferMemory, CopiedRegion};
+use crate::capture::{Snapshot, SyscallState};
 use crate::runtimes::frames::testing::stack;
 use crate::runtimes::owners::testing::{anon_map, futex, snapshot, thread, Symbols, Tasks};
 use crate::runtimes::owners::NoTasks;
-use crate::target::memory::{BufferMemory, CopiedRegion};
-use crate::target::{Snapshot, SyscallState};
 
 const BASE: u64 = 0x10000;
 const PID: i32 = 10;
@@ -541,85 +541,6 @@ fn other_syscalls_are_described() {
     assert_eq!(out[0].blocked_in.as_deref(), Some("read(fd 0)"));
     assert!(out[0].wait.is_none());
     assert!(out[1].wait.is_none() && out[1].blocked_in.is_none());
-}
-
-#[test]
-fn garbage_memory_and_arguments_never_panic() {
-    // A small deterministic generator: memory and syscall arguments drawn from it.
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    for round in 0..300 {
-        let mut img = Image::new();
-        for chunk in img.0.chunks_mut(8) {
-            let v = next();
-            // Bias toward small values and in-image pointers.
-            let v = match v % 4 {
-                0 => v % 16,
-                1 => BASE + (v % 0x10000),
-                2 => v & 0xffff_ffff,
-                _ => v,
-            };
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
-        let ops = [0u64, 128, 9, 137, 393, 265, 6, 134, 13, 11, 1, 0xffff_ffff];
-        let threads = (0..4)
-            .map(|k| {
-                let addr = (BASE + next() % 0x10000) & !3;
-                let op = ops[(next() % ops.len() as u64) as usize];
-                let val = next() % 8;
-                let fs = match k {
-                    0 => BASE + (next() % 0xf000),
-                    1 => u64::MAX - (next() % 0x1000),
-                    _ => 0,
-                };
-                let mut t = thread(20 + k, futex(addr, op, val), fs);
-                t.regs.rsp = if k == 2 { u64::MAX - 3 } else { next() };
-                t
-            })
-            .collect();
-        let snap = snapshot(PID, threads, vec![]);
-        let names = [
-            "___pthread_mutex_lock",
-            "pthread_rwlock_rdlock",
-            "pthread_join",
-            "sem_wait",
-            "pthread_cond_wait",
-            "pthread_barrier_wait",
-        ];
-        let stacks: Vec<Stack> = (0..4)
-            .map(|k| {
-                if round % 2 == 0 {
-                    stack(&[(names[(k + round) % names.len()], "libc.so.6")])
-                } else {
-                    Stack::default()
-                }
-            })
-            .collect();
-        let out = run(&snap, &img, &Symbols::default(), &stacks, &NoTasks);
-        assert_eq!(out.len(), 4);
-        // The Rust analyzer and the stack scan over the same garbage, with garbage stacks.
-        let mut snap = snap;
-        for t in &mut snap.threads {
-            t.stack = CopiedRegion {
-                start: t.regs.rsp.min(u64::MAX - 0x100) & !7,
-                bytes: (0..32).flat_map(|_| (BASE + next() % 0x10000).to_le_bytes()).collect(),
-            };
-        }
-        let mem = img.memory();
-        let syms = Symbols::default();
-        let view = ProcessView {
-            snapshot: &snap,
-            stacks: &stacks,
-            memory: &mem,
-            symbols: &syms,
-        };
-        assert_eq!(crate::runtimes::native::analyze_with(&view, &NoTasks).len(), 4);
-    }
 }
 
 /// pi_cycle: t1 (10) sleeps in FUTEX_LOCK_PI on lock_b, owned by t2 (11);

@@ -23,7 +23,7 @@
 //! Each reader returns `None` when the bytes are not a self-consistent
 //! object of that type, so the caller can try the next interpretation.
 
-use crate::target::Memory;
+use crate::capture::Memory;
 
 fn u32_at(b: &[u8], off: usize) -> u32 {
     b.get(off..off + 4)

@@ -1,9 +1,9 @@
 //! musl waits from hand-built memory laid out as musl 1.2.3 lays it out.
 
 use super::*;
+use crate::capture::memory::{BufferMemory, CopiedRegion};
 use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
 use crate::runtimes::owners::NoTasks;
-use crate::target::memory::{BufferMemory, CopiedRegion};
 
 const M: u64 = 0x40_e240; // a mutex
 const N: u64 = 0x40_e280; // another
@@ -21,7 +21,7 @@ fn mutex(type_: u32, lock: u32, waiters: u32, linked: bool) -> Vec<u8> {
     b
 }
 
-fn view_of<'a>(snap: &'a crate::target::Snapshot, mem: &'a BufferMemory, syms: &'a Symbols) -> ProcessView<'a> {
+fn view_of<'a>(snap: &'a crate::capture::Snapshot, mem: &'a BufferMemory, syms: &'a Symbols) -> ProcessView<'a> {
     ProcessView {
         snapshot: snap,
         stacks: &[],

@@ -10,8 +10,10 @@
 //! (scripts/gen-opcodes.py) and checked against every tested interpreter
 //! (tests/opcode_tables.rs): 3.11 to 3.15. A newer version has no table,
 //! so bytecode evidence is simply not used there.
-
-use super::Version;
+//!
+//! This module is the tables' vocabulary and nothing else: the generated
+//! tables (`opcode_tables.rs`, data only) are written in it, and the code
+//! that picks one ([`super::opcode_table`]) sits above both.
 
 /// What an instruction means to the acquire()/release() scan; everything the
 /// scan does not follow is `Other`.
@@ -62,17 +64,4 @@ pub struct OpcodeTable {
     /// `LOAD_ATTR`'s name index is `oparg >> attr_shift` (0 in 3.11, 1 after).
     pub attr_shift: u32,
     pub ops: [Op; 256],
-}
-
-/// The table for a CPython version, if one was generated for it.
-pub fn opcode_table(version: Version) -> Option<&'static OpcodeTable> {
-    use super::opcode_tables::*;
-    match (version.0, version.1) {
-        (3, 11) => Some(&OPCODES_3_11),
-        (3, 12) => Some(&OPCODES_3_12),
-        (3, 13) => Some(&OPCODES_3_13),
-        (3, 14) => Some(&OPCODES_3_14),
-        (3, 15) => Some(&OPCODES_3_15),
-        _ => None,
-    }
 }

@@ -4,11 +4,11 @@
 //! The [`Snapshot`] is plain data. Unwinding, symbolization and lock analysis
 //! all run on it after the target has been resumed.
 
-pub mod capture;
 pub mod freezer;
 pub mod memory;
 pub mod priority;
 pub mod signals;
+pub mod stop;
 
 use std::path::PathBuf;
 use std::time::Duration;
