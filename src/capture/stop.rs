@@ -695,31 +695,10 @@ fn stop_and_copy(
     // Registers (of the threads left running: SP and PC from /proc), then
     // all stacks in one batched read.
     let mut threads = Vec::with_capacity(stopped.len());
-    for &(tid, pending) in &stopped {
-        let Ok(raw) = ptrace::getregs(Pid::from_raw(tid)) else {
-            continue;
-        };
-        let regs = Registers::from_user_regs(&raw);
+    // A thread as /proc described it before the stop, with its registers.
+    let described = |tid: i32, regs: Registers, syscall: Option<SyscallState>, register_source: RegisterSource| {
         let info = infos.get(&tid);
-        threads.push(ThreadSnapshot {
-            tid,
-            name: info.map(|i| i.name.clone()).unwrap_or_default(),
-            state: info.map(|i| i.state).unwrap_or('?'),
-            wchan: info.map(|i| i.wchan.clone()).unwrap_or_default(),
-            syscall: syscall_from_regs(&regs),
-            regs,
-            register_source: RegisterSource::Ptrace,
-            pending_signal: pending,
-            left_running: None,
-            stack: CopiedRegion::default(),
-            ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
-            switches: None,
-        });
-    }
-    for (&tid, u) in &left {
-        let (regs, syscall, register_source) = registers_from_line(u.line);
-        let info = infos.get(&tid);
-        threads.push(ThreadSnapshot {
+        ThreadSnapshot {
             tid,
             name: info.map(|i| i.name.clone()).unwrap_or_default(),
             state: info.map(|i| i.state).unwrap_or('?'),
@@ -728,14 +707,31 @@ fn stop_and_copy(
             regs,
             register_source,
             pending_signal: None,
+            left_running: None,
+            stack: CopiedRegion::default(),
+            ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
+            switches: None,
+        }
+    };
+    for &(tid, pending) in &stopped {
+        let Ok(raw) = ptrace::getregs(Pid::from_raw(tid)) else {
+            continue;
+        };
+        let regs = Registers::from_user_regs(&raw);
+        threads.push(ThreadSnapshot {
+            pending_signal: pending,
+            ..described(tid, regs, syscall_from_regs(&regs), RegisterSource::Ptrace)
+        });
+    }
+    for (&tid, u) in &left {
+        let (regs, syscall, register_source) = registers_from_line(u.line);
+        threads.push(ThreadSnapshot {
             left_running: Some(LeftRunning {
                 call: u.hazard.call,
                 if_socket_timeout: u.hazard.if_socket_timeout,
                 stack_consistent: false,
             }),
-            stack: CopiedRegion::default(),
-            ns_tid: info.map(|i| i.ns_tid).unwrap_or(tid),
-            switches: None,
+            ..described(tid, regs, syscall, register_source)
         });
     }
     threads.sort_unstable_by_key(|t| t.tid);
