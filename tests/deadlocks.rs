@@ -1608,6 +1608,19 @@ fn healthy_daemon_in_sigwait_is_not_stuck() {
     healthy_idle("sigwait", "waiting for input in rt_sigtimedwait");
 }
 
+/// Issue 16.1: glibc linked statically. Its lock code is in the executable
+/// (`__lll_lock_wait`, `pthread_mutex_lock`), with no libc module to tell it
+/// apart: the same exact cycle as the dynamic build, and each thread waits in
+/// its own function at its line, not in `__lll_lock_wait`.
+#[test]
+fn abba_with_static_glibc() {
+    let fx = Fixture::spawn_blocked(c_fixture("abba", Variant::GlibcStatic, &[]));
+    let run = lockdump_json(&[fx.pid()]);
+    record("abba glibc-static", &run);
+    check_cycle(&fx, &run, &abba_hops(), "exact", &same_pid(&fx));
+    check_main_joins(&fx, &run.json, "t1", site("main", c_source("abba.c"), "main"));
+}
+
 /// Most dumps a test below runs, and how many with a thread caught at its
 /// `syscall` instruction it waits for before it stops early.
 const RESUMED_MAX_ROUNDS: usize = 300;

@@ -106,7 +106,25 @@ fn is_cxx_library_header(path: &str) -> bool {
 /// wait and syscall helpers (`__timedwait`, `__syscall_cp`'s `sccp`, ...).
 fn is_static_libc(name: &str) -> bool {
     let n = base_name(name);
-    n.starts_with("pthread_")
+    // glibc's internal functions in a static executable (`__lll_lock_wait`,
+    // `__futex_abstimed_wait_common`, `__new_sem_wait_slow64`,
+    // `__GI___pthread_cond_wait`): names with a leading `__`, which C
+    // reserves for the implementation, so no program's own function.
+    let glibc_internal = name.starts_with("__")
+        && [
+            "lll_",
+            "futex_",
+            "new_sem_",
+            "GI_",
+            "pthread_",
+            "sem_",
+            "libc_",
+            "syscall_cancel",
+        ]
+        .iter()
+        .any(|p| n.starts_with(p));
+    glibc_internal
+        || n.starts_with("pthread_")
         || n.starts_with("timedwait")
         || n.starts_with("futexwait")
         || n.starts_with("syscall_cp")
@@ -185,6 +203,16 @@ mod tests {
         ]);
         assert_eq!(site_frame(&r), Some(4));
         assert_eq!(site_frame(&Stack::default()), None);
+        // Static glibc: its internals are in the executable, known by name.
+        let st = stack(&[
+            ("__lll_lock_wait", "/tmp/abba-static"),
+            ("pthread_mutex_lock", "/tmp/abba-static"),
+            ("t1_main", "/tmp/abba-static"),
+        ]);
+        assert_eq!(site_frame(&st), Some(2));
+        // A program's own function that merely starts like one is not.
+        let own = stack(&[("lll_lock_wait", "/tmp/app"), ("futex_wait_for_job", "/tmp/app")]);
+        assert_eq!(site_frame(&own), Some(0));
         // C++: libstdc++'s inline wrappers, by header (the inlined
         // condition_variable::wait is named just `wait<...>`) and by name.
         let mut cxx = stack(&[

@@ -21,6 +21,10 @@ pub enum Variant {
     /// `cc -O2 -pthread`, then `strip`: no .symtab, no DWARF; only .dynsym
     /// and .eh_frame remain.
     Stripped,
+    /// `cc -static -g -O2 -pthread`: glibc linked into the executable
+    /// (libc.a has symbols but no DWARF); no libc module to recognize its
+    /// functions by.
+    GlibcStatic,
     /// `musl-gcc -static -g -O2 -pthread` (Debian's musl-tools): musl linked
     /// into the executable, with symbols and DWARF for the fixture's code
     /// (Debian's libc.a has neither DWARF nor unwind tables).
@@ -112,6 +116,11 @@ pub fn build_c(name: &str, variant: Variant) -> PathBuf {
             format!("{name}-stripped"),
             &["-O2", "-pthread", "-Wall", "-Wextra"],
             true,
+        ),
+        Variant::GlibcStatic => (
+            format!("{name}-glibc-static"),
+            &["-static", "-g", "-O2", "-pthread", "-Wall", "-Wextra"],
+            false,
         ),
         Variant::MuslStatic | Variant::MuslStaticStripped => return build_musl(name, &inputs, variant),
     };
