@@ -1690,21 +1690,29 @@ fn healthy_pools_are_never_starved() {
     }
 }
 
-/// Issue 16.1: the frame that matters for multiprocessing's locks (POSIX
-/// semaphores taken in C). `with mp_lock:` runs SemLock.__enter__ in
+/// multiprocessing's locks (POSIX semaphores taken in C). Issue 16.1, the
+/// frame that matters: `with mp_lock:` runs SemLock.__enter__ in
 /// multiprocessing/synchronize.py before the C acquire; the wait is shown at
-/// the program's `with` line, and a direct `mp_sem.acquire()` at its line,
-/// on the sem_t each SemLock owns (`SemLock.handle`).
+/// the program's `with` line, and a direct `mp_sem.acquire()` at its line.
+/// The Lock's owner is the thread its SemLock records (count 1, last_tid):
+/// exact; the counting Semaphore has none.
 #[test]
-fn multiprocessing_waits_are_at_the_programs_line() {
+fn multiprocessing_waits_name_the_lock_its_owner_and_the_programs_line() {
     on_every_python(|py| {
-        let fx = blocked(py, "multiprocessing_waits.py");
+        let fx = Fixture::spawn_blocked(python_fixture(&py.path, "multiprocessing_waits.py", &["waits"]));
         let d = dump(&fx, &[]);
         d.assert_no_deadlock();
-        for (name, sem) in [("with_waiter", "mp_lock_sem"), ("sem_waiter", "mp_sem_sem")] {
+        let holder = tid(&fx, "holder");
+        for (name, lock, kind, owner) in [
+            ("with_waiter", "mp_lock", "py_mp_lock", Value::from(holder)),
+            ("sem_waiter", "mp_sem", "semaphore", Value::Null),
+        ] {
             let b = &d.thread(tid(&fx, name))["blocked_on"];
-            if b["kind"] != "semaphore" || b["address"] != hex(fx.lock(sem)) {
-                d.fail(format_args!("{name}: expected a wait on semaphore {sem}: {b}"));
+            let sem = format!("{lock}_sem");
+            if b["kind"] != kind || b["address"] != hex(fx.lock(&sem)) || b["name"] != lock || b["owner_tid"] != owner {
+                d.fail(format_args!(
+                    "{name}: expected a wait on {kind} {lock} ({sem}) owned by {owner}: {b}"
+                ));
             }
             let line = ready_line(&fx, "multiprocessing_waits.py", name, name);
             assert_at(&d, name, &b["site"], "multiprocessing_waits.py", line);
@@ -1712,6 +1720,48 @@ fn multiprocessing_waits_are_at_the_programs_line() {
                 d.fail(format_args!("{name}: site function {}", b["site"]));
             }
         }
+        let b = &d.thread(tid(&fx, "with_waiter"))["blocked_on"];
+        assert_eq!(b["confidence"], "exact", "{b}");
+        let holds = d.thread(holder)["holds"].clone();
+        let held: Vec<&Value> = holds.as_array().into_iter().flatten().map(|h| &h["name"]).collect();
+        if !held.contains(&&Value::from("mp_lock")) {
+            d.fail(format_args!("holder must hold mp_lock: {holds}"));
+        }
+        "ok".to_string()
+    });
+}
+
+/// AB-BA between a multiprocessing.Lock and a multiprocessing.RLock (held
+/// twice) in threads of one process: a deadlock, both owners exact from the
+/// SemLocks, each thread at its own line.
+#[test]
+fn multiprocessing_lock_cycle_is_a_deadlock() {
+    on_every_python(|py| {
+        let fx = Fixture::spawn_blocked(python_fixture(&py.path, "multiprocessing_waits.py", &["abba"]));
+        let d = dump(&fx, &[]);
+        let (t1, t2) = (tid(&fx, "t1"), tid(&fx, "t2"));
+        if d.code != 1 || d.deadlocks().len() != 1 {
+            d.fail(format_args!("expected one deadlock (exit 1): {}", d.json["verdict"]));
+        }
+        for (waiter, lock, owner) in [("t1", "rlock_b", t2), ("t2", "lock_a", t1)] {
+            let b = &d.thread(tid(&fx, waiter))["blocked_on"];
+            let sem = format!("{lock}_sem");
+            if b["kind"] != "py_mp_lock"
+                || b["address"] != hex(fx.lock(&sem))
+                || b["name"] != lock
+                || b["owner_tid"] != owner
+                || b["confidence"] != "exact"
+            {
+                d.fail(format_args!("{waiter}: expected {lock} held by {owner} (exact): {b}"));
+            }
+            let line = ready_line(&fx, "multiprocessing_waits.py", waiter, waiter);
+            assert_at(&d, waiter, &b["site"], "multiprocessing_waits.py", line);
+        }
+        let mut members = d.deadlocks()[0]["threads"].as_array().cloned().unwrap_or_default();
+        members.sort_by_key(|v| v.as_i64());
+        let mut want = vec![Value::from(t1), Value::from(t2)];
+        want.sort_by_key(|v| v.as_i64());
+        assert_eq!(members, want, "{}", d.json["deadlocks"]);
         "ok".to_string()
     });
 }

@@ -38,6 +38,7 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
         ResourceKind::PySemaphore => "Python Semaphore",
         ResourceKind::PyEvent => "Python Event",
         ResourceKind::PyQueue => "Python Queue",
+        ResourceKind::PyMpLock => "multiprocessing lock",
         ResourceKind::PyFuture => "Python future",
         ResourceKind::Gil => "GIL",
         ResourceKind::Syscall => "system call",

@@ -112,6 +112,7 @@ fn noun(kind: ResourceKind) -> (&'static str, &'static str) {
         K::Barrier => ("barrier", "barriers"),
         K::PyCondition => ("Python Condition", "Python Conditions"),
         K::PySemaphore => ("Python Semaphore", "Python Semaphores"),
+        K::PyMpLock => ("multiprocessing lock", "multiprocessing locks"),
         K::PyEvent => ("Python Event", "Python Events"),
         K::PyQueue => ("Python Queue", "Python Queues"),
         K::PyFuture => ("future of an event loop", "futures of event loops"),

@@ -50,6 +50,10 @@ pub enum ResourceKind {
     PySemaphore,
     PyEvent,
     PyQueue,
+    /// A `multiprocessing.Lock` or `RLock`: a POSIX semaphore whose owner
+    /// the SemLock object records ([`cpython::semlocks`]). A counting
+    /// `multiprocessing.Semaphore` stays a [`ResourceKind::Semaphore`].
+    PyMpLock,
     /// A `concurrent.futures.Future` that only an asyncio event loop will
     /// resolve (`run_coroutine_threadsafe`): its "owner" is the loop's thread.
     PyFuture,

@@ -161,6 +161,8 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         condition_waits[i] = cond;
     }
 
+    add_semlock_waits(walker, view, &threads, &ident_to_tid, &mut findings);
+
     // A thread waiting in Condition.wait has released the condition's lock,
     // even though its caller's `with cond:` block is still open.
     for (i, h) in held.iter_mut().enumerate() {
@@ -302,6 +304,87 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         pools,
         asyncio,
     })
+}
+
+/// Threads in `sem_wait` on a multiprocessing lock's semaphore
+/// ([`super::semlocks`]): the wait gets the lock's Python name and, when
+/// the SemLock records one in this process, its owner (exact), who holds it.
+fn add_semlock_waits(
+    walker: &Walker,
+    view: &ProcessView,
+    threads: &[Analyzed],
+    ident_to_tid: &HashMap<u64, i32>,
+    findings: &mut [ThreadFindings],
+) {
+    let pid = view.snapshot.pid;
+    for (i, t) in threads.iter().enumerate() {
+        let Some(sem) = t.futex.filter(|_| findings[i].wait.is_none()) else {
+            continue;
+        };
+        // The waiter's own frames first: they name the lock best.
+        let frames = t.state.frames.iter().chain(
+            threads
+                .iter()
+                .filter(|o| o.host_tid != t.host_tid)
+                .flat_map(|o| &o.state.frames),
+        );
+        let Some((lock, name)) = super::semlocks::find(walker, frames, sem) else {
+            continue;
+        };
+        let kind = if lock.is_lock() {
+            ResourceKind::PyMpLock
+        } else {
+            ResourceKind::Semaphore
+        };
+        let mut resource = crate::runtimes::owners::resource_at(view, kind, sem);
+        resource.name = name.or(resource.name);
+        let what = lock.what();
+        let owner = match lock.holder_ident() {
+            Some(ident) => match ident_to_tid.get(&ident) {
+                Some(&tid) => Owner {
+                    tid: Some(tid),
+                    pid: Some(pid),
+                    confidence: Confidence::Exact,
+                    evidence: format!(
+                        "{what}'s SemLock: count = {}, last_tid = {ident:#x} (thread {tid})",
+                        lock.count
+                    ),
+                    dead: false,
+                },
+                None => Owner::unknown(format!(
+                    "{what}'s SemLock: count = {}, last_tid = {ident:#x}, which is no thread of this process now",
+                    lock.count
+                )),
+            },
+            None if lock.count == 0 => Owner::unknown(format!(
+                "{what}'s SemLock: count = 0 here: not held in this process (held by another process sharing it)"
+            )),
+            None => Owner::unknown(format!(
+                "{what} with {} holders: a semaphore has no single owner",
+                lock.count
+            )),
+        };
+        if let Some(j) = owner.tid.and_then(|tid| threads.iter().position(|o| o.host_tid == tid)) {
+            findings[j].holds.push(Hold {
+                resource: resource.clone(),
+                confidence: Confidence::Exact,
+                evidence: owner.evidence.clone(),
+                site_frame: None,
+            });
+        }
+        // The program's frame: past multiprocessing's own (SemLock.__enter__).
+        let site = t
+            .state
+            .frames
+            .iter()
+            .position(|f| !f.code.filename.contains("/multiprocessing/"));
+        findings[i].wait = Some(Wait {
+            resource,
+            owner,
+            how: format!("{what}.acquire"),
+            site_frame: site,
+        });
+    }
 }
 
 /// A thread in `concurrent.futures.Future.result()` on a pending future
@@ -618,6 +701,7 @@ fn distrust_stale_gil_holders(threads: &[Analyzed], findings: &mut [ThreadFindin
                 | ResourceKind::PyRLock
                 | ResourceKind::PyCondition
                 | ResourceKind::PySemaphore
+                | ResourceKind::PyMpLock
                 | ResourceKind::PyEvent
                 | ResourceKind::PyQueue
                 | ResourceKind::Barrier

@@ -38,6 +38,7 @@ pub mod objects;
 pub mod pools;
 pub mod reader;
 pub mod runtime;
+pub mod semlocks;
 pub mod signals;
 pub mod stopcopy;
 

@@ -154,8 +154,12 @@ pub fn module_dict(walker: &Walker, interp: u64, name: &str) -> Option<u64> {
 pub fn is_sync_library(file: &str) -> bool {
     let mut parts = file.rsplit('/');
     let base = parts.next().unwrap_or(file);
-    let asyncio = parts.next() == Some("asyncio");
-    base == "threading.py" || base == "queue.py" || asyncio && matches!(base, "locks.py" | "queues.py" | "tasks.py")
+    let dir = parts.next();
+    let asyncio = dir == Some("asyncio");
+    base == "threading.py"
+        || base == "queue.py"
+        || asyncio && matches!(base, "locks.py" | "queues.py" | "tasks.py")
+        || dir == Some("multiprocessing") && base == "synchronize.py"
 }
 
 /// The value of each fast local of a frame (dereferencing cells), with its name.
