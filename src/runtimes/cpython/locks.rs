@@ -317,20 +317,24 @@ fn add_semlock_waits(
     findings: &mut [ThreadFindings],
 ) {
     let pid = view.snapshot.pid;
-    for (i, t) in threads.iter().enumerate() {
-        let Some(sem) = t.futex.filter(|_| findings[i].wait.is_none()) else {
+    let waiting: Vec<(usize, u64)> = threads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| t.futex.filter(|_| findings[i].wait.is_none()).map(|f| (i, f)))
+        .collect();
+    if waiting.is_empty() {
+        return;
+    }
+    let all_frames = || threads.iter().flat_map(|t| &t.state.frames);
+    let semlocks = super::semlocks::visible(walker, all_frames());
+    for (i, sem) in waiting {
+        let t = &threads[i];
+        let Some(lock) = semlocks.get(&sem) else {
             continue;
         };
-        // The waiter's own frames first: they name the lock best.
-        let frames = t.state.frames.iter().chain(
-            threads
-                .iter()
-                .filter(|o| o.host_tid != t.host_tid)
-                .flat_map(|o| &o.state.frames),
-        );
-        let Some((lock, name)) = super::semlocks::find(walker, frames, sem) else {
-            continue;
-        };
+        // The waiter's own frames name the lock best.
+        let name = naming::name_object(walker, &t.state, lock.object)
+            .or_else(|| naming::name_object_in(walker, all_frames(), lock.object));
         let kind = if lock.is_lock() {
             ResourceKind::PyMpLock
         } else {

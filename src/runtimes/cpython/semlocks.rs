@@ -17,6 +17,8 @@
 //! by the thread `last_tid`: exact. A lock shared with another process and
 //! held there has `count` 0 here: its owner stays unknown.
 
+use std::collections::{HashMap, HashSet};
+
 use super::frames::{PyFrame, Walker};
 use super::naming;
 
@@ -88,30 +90,24 @@ fn semlock_of(walker: &Walker, obj: u64) -> Option<SemLock> {
     })
 }
 
-/// The SemLock whose semaphore is `handle`, among the objects the frames
-/// can see (their locals, then their modules' globals), with its name there
-/// (`mp_lock`, `self.lock`).
-pub fn find<'f>(
-    walker: &Walker,
-    frames: impl Iterator<Item = &'f PyFrame> + Clone,
-    handle: u64,
-) -> Option<(SemLock, Option<String>)> {
-    let matches = |v: u64| semlock_of(walker, v).filter(|s| s.handle == handle);
-    let found = frames
-        .clone()
-        .flat_map(|f| naming::frame_locals(walker, f))
-        .find_map(|(_, v)| matches(v))
-        .or_else(|| {
-            let mut searched = Vec::new();
-            frames.clone().find_map(|f| {
-                if searched.contains(&f.globals) {
-                    return None;
-                }
-                searched.push(f.globals);
-                let items = walker.obj.dict_items(f.globals).ok()?;
-                items.iter().take(MAX_GLOBALS).find_map(|&(_, v)| matches(v))
-            })
-        })?;
-    let name = naming::name_object_in(walker, frames, found.object);
-    Some((found, name))
+/// Every SemLock the frames can see (their locals, their modules' globals,
+/// and such objects' `_semlock`), by the address of its semaphore. One pass
+/// over all the frames, however many threads wait.
+pub fn visible<'f>(walker: &Walker, frames: impl Iterator<Item = &'f PyFrame>) -> HashMap<u64, SemLock> {
+    let mut out = HashMap::new();
+    let mut searched_globals = HashSet::new();
+    for f in frames {
+        let mut values: Vec<u64> = naming::frame_locals(walker, f).into_iter().map(|(_, v)| v).collect();
+        if searched_globals.insert(f.globals) {
+            if let Ok(items) = walker.obj.dict_items(f.globals) {
+                values.extend(items.iter().take(MAX_GLOBALS).map(|&(_, v)| v));
+            }
+        }
+        for v in values {
+            if let Some(s) = semlock_of(walker, v) {
+                out.entry(s.handle).or_insert(s);
+            }
+        }
+    }
+    out
 }
