@@ -599,6 +599,7 @@ fn apply_python(
 /// trusted (it becomes unknown, with that reason) and the graph is built
 /// again.
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
+    own_shared_mp_locks(inspections);
     let mut v = confirmed_graph(inspections);
     v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
     let facts: Vec<ProcessFacts> = inspections
@@ -842,6 +843,49 @@ fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
 /// process's waits, so it did not list the lock among what it holds. Added
 /// after the verdict (which does not use holds across processes), for the
 /// reports' per-thread `holds`.
+/// A `multiprocessing` lock shared by several inspected processes has one
+/// semaphore in one shared mapping, and a SemLock object in each process:
+/// the holder's process records the holder (`cpython::semlocks`), the
+/// waiter's sees count 0. The waiter's wait gets the holder that another
+/// process's hold on the same mapping names.
+fn own_shared_mp_locks(inspections: &mut [Inspection]) {
+    let mut owners: Vec<(usize, usize, crate::runtimes::Owner)> = Vec::new();
+    for (a, ins) in inspections.iter().enumerate() {
+        for (i, f) in ins.findings.iter().enumerate() {
+            let Some(w) = &f.wait else { continue };
+            let Some(key) = w.resource.shared_key else { continue };
+            if w.resource.kind != ResourceKind::PyMpLock || w.owner.tid.is_some() {
+                continue;
+            }
+            let held = inspections
+                .iter()
+                .filter(|b| b.snapshot.pid != ins.snapshot.pid)
+                .find_map(|b| {
+                    b.findings.iter().zip(&b.snapshot.threads).find_map(|(g, t)| {
+                        g.holds
+                            .iter()
+                            .find(|h| h.resource.kind == ResourceKind::PyMpLock && h.resource.shared_key == Some(key))
+                            .map(|h| crate::runtimes::Owner {
+                                tid: Some(t.tid),
+                                pid: Some(b.snapshot.pid),
+                                confidence: h.confidence,
+                                evidence: format!("{} in PID {}", h.evidence, b.snapshot.pid),
+                                dead: false,
+                            })
+                    })
+                });
+            if let Some(o) = held {
+                owners.push((a, i, o));
+            }
+        }
+    }
+    for (a, i, o) in owners {
+        if let Some(w) = inspections[a].findings[i].wait.as_mut() {
+            w.owner = o;
+        }
+    }
+}
+
 fn add_cross_process_holds(inspections: &mut [Inspection]) {
     let mut found: Vec<(usize, usize, crate::runtimes::Hold)> = Vec::new();
     for ins in inspections.iter() {
@@ -1039,7 +1083,13 @@ fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
             let Some(w) = ins.findings[i].wait.as_mut() else {
                 continue;
             };
-            let read_after_capture = no_stop || matches!(w.resource.kind, ResourceKind::PyLock | ResourceKind::PyRLock);
+            // Python lock state (and a multiprocessing lock's SemLock) is
+            // read after the threads were let go.
+            let read_after_capture = no_stop
+                || matches!(
+                    w.resource.kind,
+                    ResourceKind::PyLock | ResourceKind::PyRLock | ResourceKind::PyMpLock
+                );
             if !read_after_capture {
                 continue;
             }

@@ -1765,3 +1765,44 @@ fn multiprocessing_lock_cycle_is_a_deadlock() {
         "ok".to_string()
     });
 }
+
+/// A multiprocessing.Lock cycle between a process and its forked child:
+/// each process's SemLock records only its own holder, and the waiter's
+/// sees count 0; dumped with `--tree`, the two are matched through the
+/// shared semaphore mapping: one deadlock across the processes, exact.
+#[test]
+fn multiprocessing_lock_cycle_across_processes() {
+    on_every_python(|py| {
+        let fx = Fixture::spawn_blocked(python_fixture(&py.path, "multiprocessing_waits.py", &["across"]));
+        let (parent, child) = (fx.ready.pids["parent"], fx.ready.pids["child"]);
+        assert_eq!(fx.tid("child"), child);
+        let d = dump(&fx, &["--tree"]);
+        let t1 = tid(&fx, "t1");
+        if d.code != 1 || d.deadlocks().len() != 1 {
+            d.fail(format_args!("expected one deadlock (exit 1): {}", d.json["verdict"]));
+        }
+        for (waiter, lock, owner, owner_pid) in [("t1", "lock_b", child, child), ("child", "lock_a", t1, parent)] {
+            let b = &d.thread(tid(&fx, waiter))["blocked_on"];
+            let sem = format!("{lock}_sem");
+            if b["kind"] != "py_mp_lock"
+                || b["address"] != hex(fx.lock(&sem))
+                || b["name"] != lock
+                || b["owner_tid"] != owner
+                || b["owner_pid"] != owner_pid
+                || b["confidence"] != "exact"
+            {
+                d.fail(format_args!(
+                    "{waiter}: expected {lock} held by {owner} of PID {owner_pid} (exact): {b}"
+                ));
+            }
+            let line = ready_line(
+                &fx,
+                "multiprocessing_waits.py",
+                waiter,
+                if waiter == "t1" { "t1_across" } else { waiter },
+            );
+            assert_at(&d, waiter, &b["site"], "multiprocessing_waits.py", line);
+        }
+        "ok".to_string()
+    });
+}

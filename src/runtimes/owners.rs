@@ -356,10 +356,11 @@ pub fn holds_from_waits(snap: &Snapshot, out: &[ThreadFindings]) -> Vec<(usize, 
 pub fn merge_holds(out: &mut [ThreadFindings], holds: Vec<(usize, Hold)>) {
     for (j, h) in holds {
         let list = &mut out[j].holds;
-        match list
-            .iter_mut()
-            .find(|x| x.resource.address == h.resource.address && x.resource.pid == h.resource.pid)
-        {
+        match list.iter_mut().find(|x| {
+            x.resource.address == h.resource.address && x.resource.pid == h.resource.pid
+                    // The same object mapped into two processes.
+                    || x.resource.shared_key.is_some() && x.resource.shared_key == h.resource.shared_key
+        }) {
             Some(existing) if h.confidence < existing.confidence => *existing = h,
             Some(_) => {}
             None => list.push(h),

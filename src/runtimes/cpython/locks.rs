@@ -327,6 +327,41 @@ fn add_semlock_waits(
     }
     let all_frames = || threads.iter().flat_map(|t| &t.state.frames);
     let semlocks = super::semlocks::visible(walker, all_frames());
+    let resource_of = |lock: &super::semlocks::SemLock, name: Option<String>| {
+        let kind = if lock.is_lock() {
+            ResourceKind::PyMpLock
+        } else {
+            ResourceKind::Semaphore
+        };
+        let mut r = crate::runtimes::owners::resource_at(view, kind, lock.handle);
+        r.name = name.or(r.name);
+        r
+    };
+    // Every lock held here, waited on here or not: a thread of another
+    // process may wait for it (a lock shared with a child process), and
+    // `inspect` matches the two through the shared mapping.
+    let mut holders: HashMap<u64, (i32, String)> = HashMap::new();
+    for lock in semlocks.values() {
+        let Some(ident) = lock.holder_ident() else { continue };
+        let Some(&tid) = ident_to_tid.get(&ident) else { continue };
+        let Some(j) = threads.iter().position(|o| o.host_tid == tid) else {
+            continue;
+        };
+        let evidence = format!(
+            "{}'s SemLock: count = {}, last_tid = {ident:#x} (thread {tid})",
+            lock.what(),
+            lock.count
+        );
+        let name = naming::name_object(walker, &threads[j].state, lock.object)
+            .or_else(|| naming::name_object_in(walker, all_frames(), lock.object));
+        findings[j].holds.push(Hold {
+            resource: resource_of(lock, name),
+            confidence: Confidence::Exact,
+            evidence: evidence.clone(),
+            site_frame: None,
+        });
+        holders.insert(lock.handle, (tid, evidence));
+    }
     for (i, sem) in waiting {
         let t = &threads[i];
         let Some(lock) = semlocks.get(&sem) else {
@@ -335,47 +370,27 @@ fn add_semlock_waits(
         // The waiter's own frames name the lock best.
         let name = naming::name_object(walker, &t.state, lock.object)
             .or_else(|| naming::name_object_in(walker, all_frames(), lock.object));
-        let kind = if lock.is_lock() {
-            ResourceKind::PyMpLock
-        } else {
-            ResourceKind::Semaphore
-        };
-        let mut resource = crate::runtimes::owners::resource_at(view, kind, sem);
-        resource.name = name.or(resource.name);
         let what = lock.what();
-        let owner = match lock.holder_ident() {
-            Some(ident) => match ident_to_tid.get(&ident) {
-                Some(&tid) => Owner {
-                    tid: Some(tid),
-                    pid: Some(pid),
-                    confidence: Confidence::Exact,
-                    evidence: format!(
-                        "{what}'s SemLock: count = {}, last_tid = {ident:#x} (thread {tid})",
-                        lock.count
-                    ),
-                    dead: false,
-                },
-                None => Owner::unknown(format!(
-                    "{what}'s SemLock: count = {}, last_tid = {ident:#x}, which is no thread of this process now",
-                    lock.count
-                )),
+        let owner = match (lock.holder_ident(), holders.get(&sem)) {
+            (_, Some((tid, evidence))) => Owner {
+                tid: Some(*tid),
+                pid: Some(pid),
+                confidence: Confidence::Exact,
+                evidence: evidence.clone(),
+                dead: false,
             },
-            None if lock.count == 0 => Owner::unknown(format!(
+            (Some(ident), None) => Owner::unknown(format!(
+                "{what}'s SemLock: count = {}, last_tid = {ident:#x}, which is no thread of this process now",
+                lock.count
+            )),
+            (None, _) if lock.count == 0 => Owner::unknown(format!(
                 "{what}'s SemLock: count = 0 here: not held in this process (held by another process sharing it)"
             )),
-            None => Owner::unknown(format!(
+            (None, _) => Owner::unknown(format!(
                 "{what} with {} holders: a semaphore has no single owner",
                 lock.count
             )),
         };
-        if let Some(j) = owner.tid.and_then(|tid| threads.iter().position(|o| o.host_tid == tid)) {
-            findings[j].holds.push(Hold {
-                resource: resource.clone(),
-                confidence: Confidence::Exact,
-                evidence: owner.evidence.clone(),
-                site_frame: None,
-            });
-        }
         // The program's frame: past multiprocessing's own (SemLock.__enter__).
         let site = t
             .state
@@ -383,7 +398,7 @@ fn add_semlock_waits(
             .iter()
             .position(|f| !f.code.filename.contains("/multiprocessing/"));
         findings[i].wait = Some(Wait {
-            resource,
+            resource: resource_of(lock, name),
             owner,
             how: format!("{what}.acquire"),
             site_frame: site,
