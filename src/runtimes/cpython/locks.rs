@@ -341,12 +341,20 @@ fn add_semlock_waits(
     // process may wait for it (a lock shared with a child process), and
     // `inspect` matches the two through the shared mapping.
     let mut holders: HashMap<u64, (i32, String)> = HashMap::new();
+    let mut stale: HashMap<u64, i32> = HashMap::new();
     for lock in semlocks.values() {
         let Some(ident) = lock.holder_ident() else { continue };
         let Some(&tid) = ident_to_tid.get(&ident) else { continue };
         let Some(j) = threads.iter().position(|o| o.host_tid == tid) else {
             continue;
         };
+        // The SemLock is read after the threads were let go: a holder the
+        // stop caught waiting for this very lock has taken it since (a
+        // thread waiting for a Lock or RLock does not hold it). Not a hold.
+        if threads[j].futex == Some(lock.handle) {
+            stale.insert(lock.handle, tid);
+            continue;
+        }
         let evidence = format!(
             "{}'s SemLock: count = {}, last_tid = {ident:#x} (thread {tid})",
             lock.what(),
@@ -379,6 +387,11 @@ fn add_semlock_waits(
                 evidence: evidence.clone(),
                 dead: false,
             },
+            (Some(_), None) if stale.contains_key(&sem) => Owner::unknown(format!(
+                "{what}'s SemLock names thread {}, which the stop caught waiting for it: read after the stop, it \
+                 changed since",
+                stale[&sem]
+            )),
             (Some(ident), None) => Owner::unknown(format!(
                 "{what}'s SemLock: count = {}, last_tid = {ident:#x}, which is no thread of this process now",
                 lock.count
