@@ -1731,6 +1731,26 @@ fn multiprocessing_waits_name_the_lock_its_owner_and_the_programs_line() {
     });
 }
 
+/// `waiter` waits for the multiprocessing lock READY calls `lock` (at the
+/// address of its sem_t, `{lock}_sem`), held by `owner` (TID, PID), exact, at
+/// the line marked `marker`.
+fn check_mp_lock_wait(d: &Dump, fx: &Fixture, waiter: &str, marker: &str, lock: &str, owner: (i32, i32)) {
+    let b = &d.thread(tid(fx, waiter))["blocked_on"];
+    let sem = format!("{lock}_sem");
+    if b["kind"] != "py_mp_lock"
+        || b["address"] != hex(fx.lock(&sem))
+        || b["name"] != lock
+        || (&b["owner_tid"], &b["owner_pid"]) != (&Value::from(owner.0), &Value::from(owner.1))
+        || b["confidence"] != "exact"
+    {
+        d.fail(format_args!(
+            "{waiter}: expected {lock} held by {owner:?} (TID, PID), exact: {b}"
+        ));
+    }
+    let line = ready_line(fx, "multiprocessing_waits.py", waiter, marker);
+    assert_at(d, waiter, &b["site"], "multiprocessing_waits.py", line);
+}
+
 /// AB-BA between a multiprocessing.Lock and a multiprocessing.RLock (held
 /// twice) in threads of one process: a deadlock, both owners exact from the
 /// SemLocks, each thread at its own line.
@@ -1744,18 +1764,7 @@ fn multiprocessing_lock_cycle_is_a_deadlock() {
             d.fail(format_args!("expected one deadlock (exit 1): {}", d.json["verdict"]));
         }
         for (waiter, lock, owner) in [("t1", "rlock_b", t2), ("t2", "lock_a", t1)] {
-            let b = &d.thread(tid(&fx, waiter))["blocked_on"];
-            let sem = format!("{lock}_sem");
-            if b["kind"] != "py_mp_lock"
-                || b["address"] != hex(fx.lock(&sem))
-                || b["name"] != lock
-                || b["owner_tid"] != owner
-                || b["confidence"] != "exact"
-            {
-                d.fail(format_args!("{waiter}: expected {lock} held by {owner} (exact): {b}"));
-            }
-            let line = ready_line(&fx, "multiprocessing_waits.py", waiter, waiter);
-            assert_at(&d, waiter, &b["site"], "multiprocessing_waits.py", line);
+            check_mp_lock_wait(&d, &fx, waiter, waiter, lock, (owner, fx.pid()));
         }
         let mut members = d.deadlocks()[0]["threads"].as_array().cloned().unwrap_or_default();
         members.sort_by_key(|v| v.as_i64());
@@ -1781,27 +1790,11 @@ fn multiprocessing_lock_cycle_across_processes() {
         if d.code != 1 || d.deadlocks().len() != 1 {
             d.fail(format_args!("expected one deadlock (exit 1): {}", d.json["verdict"]));
         }
-        for (waiter, lock, owner, owner_pid) in [("t1", "lock_b", child, child), ("child", "lock_a", t1, parent)] {
-            let b = &d.thread(tid(&fx, waiter))["blocked_on"];
-            let sem = format!("{lock}_sem");
-            if b["kind"] != "py_mp_lock"
-                || b["address"] != hex(fx.lock(&sem))
-                || b["name"] != lock
-                || b["owner_tid"] != owner
-                || b["owner_pid"] != owner_pid
-                || b["confidence"] != "exact"
-            {
-                d.fail(format_args!(
-                    "{waiter}: expected {lock} held by {owner} of PID {owner_pid} (exact): {b}"
-                ));
-            }
-            let line = ready_line(
-                &fx,
-                "multiprocessing_waits.py",
-                waiter,
-                if waiter == "t1" { "t1_across" } else { waiter },
-            );
-            assert_at(&d, waiter, &b["site"], "multiprocessing_waits.py", line);
+        for (waiter, marker, lock, owner) in [
+            ("t1", "t1_across", "lock_b", (child, child)),
+            ("child", "child", "lock_a", (t1, parent)),
+        ] {
+            check_mp_lock_wait(&d, &fx, waiter, marker, lock, owner);
         }
         "ok".to_string()
     });
