@@ -62,16 +62,22 @@ impl SemLock {
     }
 }
 
+/// The C type's `tp_name` (exactly: a Python class that merely ends in
+/// "SemLock" has no such fields).
+fn is_semlock_type(name: &str) -> bool {
+    name == "_multiprocessing.SemLock"
+}
+
 /// The SemLock `obj` is, or wraps (`obj._semlock`).
 fn semlock_of(walker: &Walker, obj: u64) -> Option<SemLock> {
     let o = walker.obj;
-    let (object, sem) = if o.type_name(obj).is_some_and(|n| n.ends_with("SemLock")) {
+    let (object, sem) = if o.type_name(obj).is_some_and(|n| is_semlock_type(&n)) {
         (obj, obj)
     } else {
         let sem = o.attr(obj, "_semlock")?;
         (obj, sem)
     };
-    if !o.type_name(sem).is_some_and(|n| n.ends_with("SemLock")) {
+    if !o.type_name(sem).is_some_and(|n| is_semlock_type(&n)) {
         return None;
     }
     // The fields follow the object header, which ends after ob_type.
