@@ -85,16 +85,13 @@ pub fn program_site(merged: &Stack, site: usize, exe: &std::path::Path) -> usize
 
 fn is_interpreter_internal(f: &Frame, exe: &std::path::Path) -> bool {
     if f.kind == crate::stacks::FrameKind::Python {
-        let Some(file) = f.file.as_deref() else {
-            return false;
-        };
-        if file.contains("/site-packages/") || file.contains("/dist-packages/") {
-            return false;
-        }
-        return file.ends_with("/threading.py")
-            || file.ends_with("/queue.py")
-            || file.contains("/multiprocessing/")
-            || file.contains("/concurrent/futures/");
+        // threading.py, queue.py (and the other files naming searches
+        // last), multiprocessing and concurrent.futures.
+        return f.file.as_deref().is_some_and(|file| {
+            super::naming::is_sync_library(file)
+                || file.contains("/multiprocessing/")
+                || file.contains("/concurrent/futures/")
+        });
     }
     if crate::runtimes::frames::is_runtime_internal(f) {
         return true;
