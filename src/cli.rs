@@ -109,8 +109,17 @@ pub struct Cli {
     /// After the first snapshot, watch the process for DURATION (2s, 500ms;
     /// a plain number is seconds) without stopping it, sampling every thread
     /// every 25 ms: how long each wait stays unchanged, which threads spin
-    /// and where, probable livelocks and starvation (exit 4).
-    #[arg(long, global = true, value_name = "DURATION", value_parser = crate::watchdog::parse_duration)]
+    /// and where, probable livelocks and starvation (exit 4). Each deadlock
+    /// is confirmed or not: its threads stayed in their waits and never woke
+    /// (`--confirm` is the same option). `lockdump run` confirms for 2 s by
+    /// default; 0 turns it off.
+    #[arg(
+        long,
+        visible_alias = "confirm",
+        global = true,
+        value_name = "DURATION",
+        value_parser = crate::watchdog::parse_duration
+    )]
     pub watch: Option<std::time::Duration>,
 
     /// Bytes of each thread's stack copied while it is stopped.

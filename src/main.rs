@@ -171,7 +171,7 @@ fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, 
             json: output.json,
             dot: false,
             html: output.html.clone(),
-            watch: output.watch,
+            watch: confirm_for(&reason, output.watch),
             all_threads: output.all_threads,
         };
         match diagnose_members(pids, opts, &report, &style) {
@@ -189,6 +189,26 @@ fn run_watchdog(args: &RunArgs, opts: &Options, output: &Output) -> Result<i32, 
         }
     })
 }
+
+/// How long `lockdump run` confirms a hang before it reports it: what the
+/// user gave (`--confirm 0` turns it off), else [`RUN_CONFIRM`], except for
+/// a dump on a termination signal: the job is being killed, and a report
+/// now beats a confirmed one too late.
+fn confirm_for(
+    reason: &lockdump::watchdog::DumpReason,
+    asked: Option<std::time::Duration>,
+) -> Option<std::time::Duration> {
+    use lockdump::watchdog::DumpReason;
+    match (asked, reason) {
+        (Some(d), _) => Some(d),
+        (None, DumpReason::Signal(s)) if *s != libc::SIGUSR1 && *s != libc::SIGUSR2 => None,
+        (None, _) => Some(RUN_CONFIRM),
+    }
+}
+
+/// `lockdump run`'s default `--confirm`: long enough to see a deadlock's
+/// threads never wake, short beside a CI job's timeout.
+const RUN_CONFIRM: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A tree's members: like [`diagnose`], but a member that exits before or
 /// while it is inspected is left out (it is not part of the hang); an error
@@ -288,8 +308,10 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
         inspections.push(inspect::analyze(snapshot, opts, &cache));
     }
     let mut verdict = inspect::verdict(&mut inspections);
-    if let Some(d) = output.watch {
-        verdict.watch = Some(lockdump::watch::watch(&inspections, &cache, d));
+    if let Some(d) = output.watch.filter(|d| !d.is_zero()) {
+        let mut watched = lockdump::watch::watch(&inspections, &cache, d);
+        lockdump::watch::confirm_cycles(&mut watched, &verdict.deadlocks);
+        verdict.watch = Some(watched);
     }
     let out = render(&inspections, &verdict, output, style, captured_at)?;
     // The process exits right after printing: freeing every frame of every

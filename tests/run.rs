@@ -198,6 +198,11 @@ fn timeout_report_says_what_happened_and_keep_leaves_the_tree() {
         "{text}"
     );
     assert!(text.contains("Found 1 deadlock (2 threads, 2 mutexes)"), "{text}");
+    // Confirmed before it is reported (the default --confirm 2s).
+    assert!(
+        text.contains("  Confirmed: every thread stayed in its wait for ≥ 2.0 s and never woke"),
+        "{text}"
+    );
     // --keep: the fixture lives on (re-parented once lockdump exited).
     let left = running(&abba);
     assert_eq!(left.len(), 1, "--keep must leave the tree running: {left:?}");

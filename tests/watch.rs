@@ -3,8 +3,9 @@
 //! exact threads, locks and lines; healthy busy programs stay quiet over
 //! repeated watches. Watches are 1–1.5 s to keep the suite fast. The course
 //! programs run on CPython 3.13 (pyenv), 3.14 (Debian sid) and 3.13t; the C
-//! fixtures are a glibc rwlock writer starved by overlapping readers and a
-//! spin-wait on a flag nobody sets.
+//! fixtures are a glibc rwlock writer starved by overlapping readers, a
+//! priority-inheritance mutex two real-time threads hand to each other past
+//! a third, and a spin-wait on a flag nobody sets.
 
 mod common;
 
@@ -249,6 +250,79 @@ fn an_rwlock_whose_writer_gets_its_turn_is_never_starvation() {
     );
 }
 
+/// The victim's and the greedy threads' counters in `mutex_starve`.
+fn mutex_starve_counts(fx: &Fixture) -> (u64, u64) {
+    let read = |key| {
+        let b = common::read_mem(fx.pid(), fx.ready.address("progress", key), 8).unwrap();
+        u64::from_ne_bytes(b.try_into().unwrap())
+    };
+    (read("wins"), read("handoffs"))
+}
+
+/// A priority-inheritance mutex that two SCHED_FIFO threads pass to each
+/// other: the kernel hands it to the highest-priority waiter, so the
+/// normal-priority `victim` is never even woken. Exact owner changes; the
+/// fixture's own counters show the truth (the victim never got `table`).
+#[test]
+fn a_mutex_passed_between_two_threads_starves_the_third() {
+    let fx = Fixture::spawn(c_fixture("mutex_starve", Variant::Debug, &["starve"]));
+    fx.wait_blocked(&[fx.tid("victim"), fx.tid("main")]);
+    let (wins0, handoffs0) = mutex_starve_counts(&fx);
+    let (code, doc) = watch_json(&fx, "1.5");
+    let (wins1, handoffs1) = mutex_starve_counts(&fx);
+    let w = &doc["watch"];
+    assert_eq!(wins1, wins0, "the fixture let the victim in");
+    assert!(handoffs1 >= handoffs0 + 100, "{handoffs0} → {handoffs1} handovers");
+    assert_eq!(
+        (code, doc["verdict"]["kind"].as_str()),
+        (4, Some("starvation")),
+        "{w:#}"
+    );
+    assert_eq!(w["livelocks"].as_array().map(|a| a.len()), Some(0), "{w:#}");
+    assert_eq!(w["starvations"].as_array().map(|a| a.len()), Some(1), "{w:#}");
+    let s = &w["starvations"][0];
+    assert_eq!(s["resource"]["kind"], "pi_mutex", "{s:#}");
+    assert_eq!(s["resource"]["name"], "table", "{s:#}");
+    assert_eq!(s["resource"]["address"].as_u64(), Some(fx.lock("table")), "{s:#}");
+    assert_eq!(tids(&s["waiters"]), named(&fx, &["victim"]), "{s:#}");
+    assert_eq!(tids(&s["kept_by"]), named(&fx, &["g1", "g2"]), "{s:#}");
+    assert_eq!(s["confidence"], "exact");
+    assert!(s["waited_ms"].as_u64().unwrap() >= 1400, "{s:#}");
+    let evidence = s["evidence"].as_str().unwrap();
+    let (g1, g2) = (fx.tid("g1"), fx.tid("g2"));
+    assert!(
+        evidence.contains(&format!("between 2 owners ({}, {})", g1.min(g2), g1.max(g2))),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains(&format!("thread {} never woke", fx.tid("victim"))),
+        "{evidence}"
+    );
+    let headline = doc["verdict"]["headline"].as_str().unwrap();
+    assert!(headline.starts_with("Starvation: 1 thread waited"), "{headline}");
+    let victim = thread(w, fx.tid("victim"));
+    assert_eq!(victim["never_woke"], true, "{victim:#}");
+    // They sleep holding it, or wait for it: not spinners.
+    for name in ["g1", "g2"] {
+        assert_eq!(thread(w, fx.tid(name))["spinning"], false, "{name}: {w:#}");
+    }
+}
+
+/// The same mutex taken 1 ms in 5 by each greedy thread: the victim gets
+/// its turn many times a second.
+#[test]
+fn a_mutex_everyone_gets_is_never_starvation() {
+    let fx = Fixture::spawn(c_fixture("mutex_starve", Variant::Debug, &["healthy"]));
+    let (wins, _) = mutex_starve_counts(&fx);
+    stays_quiet(&fx, "1");
+    let (after, _) = mutex_starve_counts(&fx);
+    assert!(
+        after >= wins + 1000,
+        "victim took `table` {} times over 100 watches",
+        after - wins
+    );
+}
+
 /// A default (reader-preferring) glibc rwlock read-locked without a break by
 /// three overlapping readers: the writer waits the whole watch.
 #[test]
@@ -439,4 +513,91 @@ fn summary_table_is_sorted_by_blocked_for() {
         assert!(rows[at].1.starts_with("≥ 1."), "{:?}\n{text}", rows[at]);
         assert!(readers.iter().all(|&r| r > at), "writer {w} after a reader:\n{text}");
     }
+}
+
+/// `--confirm` (the same option as `--watch`) proves a deadlock stable:
+/// both threads of the AB-BA stayed in their waits for the whole interval
+/// and never woke. Text and JSON say so.
+#[test]
+fn confirm_proves_a_deadlock_stable() {
+    let fx = Fixture::spawn(c_fixture("abba", Variant::Debug, &[]));
+    fx.wait_blocked(&[fx.tid("t1"), fx.tid("t2")]);
+    let pid = fx.pid().to_string();
+    let (code, doc) = {
+        let out = run_lockdump(&["-p", &pid, "--confirm", "1", "--json"]);
+        (
+            out.status.code(),
+            serde_json::from_slice::<Value>(&out.stdout).expect("JSON"),
+        )
+    };
+    assert_eq!(code, Some(1), "{}", doc["verdict"]);
+    let cycles = &doc["watch"]["cycles"];
+    assert_eq!(
+        cycles,
+        &serde_json::json!([{
+            "deadlock": 0, "stayed": true, "never_woke": true,
+            "watched_ms": doc["watch"]["span_ms"], "left": [], "woke": []
+        }]),
+        "{:#}",
+        doc["watch"]
+    );
+    let members: BTreeSet<i64> = doc["deadlocks"][0]["threads"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .collect();
+    assert_eq!(members, named(&fx, &["t1", "t2"]), "{}", doc["deadlocks"]);
+    let out = run_lockdump(&["-p", &pid, "--confirm", "1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Deadlock #1"))
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        block.contains(&"  Confirmed: every thread stayed in its wait for ≥ 1.0 s and never woke"),
+        "{text}"
+    );
+}
+
+/// A cycle that ends during the interval is not confirmed: t1's timed
+/// lock gives up after 4 s (`live`: t1 lets go of lock_a and the process
+/// goes on), so both threads leave their waits.
+#[test]
+fn confirm_does_not_confirm_a_cycle_that_ends() {
+    let fx = Fixture::spawn(c_fixture("timed_cycle", Variant::Debug, &["4", "900", "live"]));
+    fx.wait_blocked(&[fx.tid("t1"), fx.tid("t2")]);
+    let pid = fx.pid().to_string();
+    let out = run_lockdump(&["-p", &pid, "--confirm", "8", "--json"]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let cycles = doc["watch"]["cycles"].as_array().expect("cycles");
+    assert_eq!(cycles.len(), 1, "{:#}", doc["watch"]);
+    let c = &cycles[0];
+    assert_eq!(
+        (c["stayed"].as_bool(), c["never_woke"].as_bool()),
+        (Some(false), Some(false)),
+        "{c:#}"
+    );
+    assert_eq!(
+        tids(&Value::Array(
+            c["left"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["thread"].clone())
+                .collect()
+        )),
+        named(&fx, &["t1", "t2"]),
+        "{c:#}"
+    );
+    for l in c["left"].as_array().unwrap() {
+        assert_eq!(l["ended"], false, "{c:#}");
+        let after = l["after_ms"].as_u64().unwrap();
+        assert!(after < 4000, "left after the timeout at the latest: {c:#}");
+    }
+    // The process lives on: t1 and t2 now sit in pause().
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let text = String::from_utf8_lossy(&run_lockdump(&["-p", &pid]).stdout).into_owned();
+    assert!(text.starts_with("No deadlock found"), "{text}");
 }

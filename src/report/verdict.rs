@@ -230,6 +230,43 @@ fn waits_for(inspections: &[Inspection], t: ThreadId) -> Option<String> {
     }
 }
 
+/// What `--confirm` (`--watch`) saw of a cycle's threads.
+fn confirmation(c: &crate::watch::CycleSeen, idx: &Index, style: &Style) -> String {
+    let over = format!("{:.1} s", c.watched_ms as f64 / 1000.0);
+    if c.never_woke {
+        return format!(
+            "{} every thread stayed in its wait for ≥ {over} and never woke",
+            style.green("Confirmed:")
+        );
+    }
+    if c.stayed {
+        let woke: Vec<String> = c.woke.iter().map(|t| idx.name(*t)).collect();
+        return format!(
+            "{} every thread stayed in its wait for ≥ {over} ({} woke and went back to it)",
+            style.green("Confirmed:"),
+            woke.join(", ")
+        );
+    }
+    let left: Vec<String> = c
+        .left
+        .iter()
+        .map(|l| {
+            let after = format!("{:.1} s", l.after_ms as f64 / 1000.0);
+            if l.ended {
+                format!("{} was in its wait until it ended, after {after}", idx.name(l.thread))
+            } else {
+                format!("{} left its wait after {after}", idx.name(l.thread))
+            }
+        })
+        .collect();
+    let why = if c.left.iter().all(|l| l.ended) {
+        "watched for less than asked"
+    } else {
+        "the cycle did not last (a timed wait ended, or the snapshot saw locks change hands)"
+    };
+    format!("{} {}: {why}", style.yellow("Not confirmed:"), left.join(", "))
+}
+
 /// One deadlock in jstack's style.
 fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> String {
     let mut out = String::new();
@@ -286,6 +323,13 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
                 None => String::new(),
             }
         );
+    }
+    if let Some(c) = v
+        .watch
+        .as_ref()
+        .and_then(|w| w.cycles.iter().find(|c| c.deadlock == n - 1))
+    {
+        let _ = writeln!(out, "  {}", confirmation(c, idx, style));
     }
     if let Some(Some(ms)) = v.breaks_by_timeout_ms.get(n - 1) {
         let to = crate::runtimes::Timeout {

@@ -49,6 +49,89 @@ pub struct Watched {
     pub threads: Vec<ThreadWatch>,
     pub livelocks: Vec<Livelock>,
     pub starvations: Vec<Starvation>,
+    /// Each lock cycle of the verdict, looked at again over the watch
+    /// (`--confirm`): parallel to the verdict's `deadlocks`. Filled by
+    /// [`confirm_cycles`] once the verdict and the watch both exist.
+    pub cycles: Vec<CycleSeen>,
+}
+
+/// A deadlock over the watch: did its threads stay in their waits?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CycleSeen {
+    /// Index into the verdict's `deadlocks`.
+    pub deadlock: usize,
+    /// Every thread of the cycle was in its captured wait at every sample.
+    pub stayed: bool,
+    /// ... and none of them woke meanwhile (context switches unchanged).
+    pub never_woke: bool,
+    /// From the first to the last sample.
+    pub watched_ms: u64,
+    /// Threads of the cycle that were seen out of their wait, with when.
+    pub left: Vec<LeftWait>,
+    /// Threads of the cycle that stayed but woke (a signal, a spurious
+    /// wake-up) and went back.
+    pub woke: Vec<ThreadId>,
+}
+
+/// A thread seen out of the wait it was captured in, or gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeftWait {
+    pub thread: ThreadId,
+    /// How long it was seen in the wait before that.
+    pub after_ms: u64,
+    /// It was in the wait at every sample, but the samples ended early:
+    /// the thread or its process ended.
+    pub ended: bool,
+}
+
+/// Look at each cycle of `deadlocks` through the watch: a deadlock whose
+/// threads all stayed in their waits for the whole watch without waking is
+/// proven stable rather than sampled once; one whose thread left did not
+/// last (a timed wait ended, or the snapshot caught locks changing hands).
+pub fn confirm_cycles(w: &mut Watched, deadlocks: &[crate::graph::Deadlock]) {
+    w.cycles = deadlocks
+        .iter()
+        .enumerate()
+        .map(|(k, d)| {
+            let seen: Vec<Option<&ThreadWatch>> = d
+                .threads
+                .iter()
+                .map(|id| w.threads.iter().find(|t| t.thread == *id))
+                .collect();
+            // The last sample comes at or after the asked interval; one
+            // that came two periods earlier means the samples stopped.
+            let full = w.asked_ms.saturating_sub(2 * EVERY.as_millis() as u64);
+            let left: Vec<LeftWait> = d
+                .threads
+                .iter()
+                .zip(&seen)
+                .filter_map(|(id, t)| {
+                    let after_ms = t.and_then(|t| t.blocked_for_ms).unwrap_or(0);
+                    let whole = t.is_some_and(|t| t.blocked_whole_watch);
+                    (!whole || after_ms < full).then_some(LeftWait {
+                        thread: *id,
+                        after_ms,
+                        ended: whole,
+                    })
+                })
+                .collect();
+            let woke: Vec<ThreadId> = d
+                .threads
+                .iter()
+                .zip(&seen)
+                .filter(|(_, t)| t.is_some_and(|t| t.blocked_whole_watch && !t.never_woke))
+                .map(|(id, _)| *id)
+                .collect();
+            CycleSeen {
+                deadlock: k,
+                stayed: left.is_empty(),
+                never_woke: left.is_empty() && woke.is_empty(),
+                watched_ms: w.span_ms,
+                left,
+                woke,
+            }
+        })
+        .collect();
 }
 
 /// One place a thread was seen at, and in how many samples.
