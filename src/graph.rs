@@ -216,7 +216,7 @@ pub struct ProcessFacts {
     pub peers: BTreeMap<i32, Peers>,
 }
 
-/// The processes that can end a thread's wait on a pipe or a child.
+/// The processes that can end a thread's wait on a pipe, a Unix socket or a child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Peers {
     /// What the thread waits on: `pipe:[123456] (fd 3)`, `child PID 4567`.
@@ -231,6 +231,9 @@ pub struct Peers {
 pub enum PeerKind {
     /// Any thread of them may write to the pipe (or close it: EOF).
     Writers,
+    /// Any thread of them may send on the peer of a connected Unix socket
+    /// (or close it).
+    SocketPeers,
     /// One of them must exit (or stop: `WUNTRACED`, not assumed).
     Children,
 }

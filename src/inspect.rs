@@ -671,16 +671,13 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
         .iter()
         .zip(&ins.findings)
         .filter(|(_, f)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
-        .filter_map(|(t, _)| {
-            t.syscall
-                .filter(|s| !s.restarted && matches!(s.nr, nr::READ | nr::READV))
-        })
+        .filter_map(|(t, _)| t.syscall.filter(|s| !s.restarted && reads_fd(s.nr)))
         .map(|s| s.args[0] as i64 as i32)
         .collect();
-    let pipes = if read_fds.is_empty() {
+    let ends = if read_fds.is_empty() {
         Default::default()
     } else {
-        proc::fds::pipe_writers(live, &read_fds)
+        proc::fds::other_ends(live, &read_fds)
     };
     let mut children: Option<Vec<i32>> = None;
     // The target sees its own PID namespace: a PID argument is comparable
@@ -694,15 +691,18 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
             continue;
         }
         let peers = match sys.nr {
-            nr::READ | nr::READV => {
+            n if reads_fd(n) => {
                 let fd = sys.args[0] as i64 as i32;
-                let Some((inode, pids)) = pipes.get(&fd).cloned() else {
+                let Some((end, pids)) = ends.get(&fd).cloned() else {
                     continue;
                 };
                 graph::Peers {
-                    what: format!("pipe:[{inode}] (fd {fd})"),
+                    what: format!("{} (fd {fd})", end.describe()),
                     pids,
-                    kind: graph::PeerKind::Writers,
+                    kind: match end {
+                        proc::fds::OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
+                        proc::fds::OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
+                    },
                 }
             }
             nr::WAIT4 | nr::WAITID => {
@@ -736,6 +736,13 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
         out.insert(t.tid, peers);
     }
     out
+}
+
+/// Calls that wait for data on their first argument, an fd: on a pipe or
+/// a connected Unix socket, only the holders of the other end can send it.
+fn reads_fd(n: i64) -> bool {
+    use crate::syscalls::nr;
+    matches!(n, nr::READ | nr::READV | nr::RECVFROM | nr::RECVMSG)
 }
 
 fn join_pids(pids: &[i32]) -> String {

@@ -1,5 +1,5 @@
-//! Hangs across processes that are not lock cycles: a pipe each side reads
-//! while only the other could write, and a parent waiting for a child that
+//! Hangs across processes that are not lock cycles: a pipe (or a connected
+//! Unix socket) each side reads while only the other could write, and a parent waiting for a child that
 //! can never exit. With `--tree` both ends are inspected and the verdict is
 //! `stuck` (exit 1); without it the other end was not looked at, so the
 //! wait may still end and nothing is claimed (exit 0). A healthy tree (a
@@ -52,7 +52,19 @@ fn stuck_pids(doc: &Value) -> Vec<i64> {
 
 #[test]
 fn pipe_read_by_both_sides_is_stuck_with_tree() {
-    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &["cycle"]));
+    read_by_both_sides("cycle", "pipe:[", "every process holding its write end");
+}
+
+/// The same with connected Unix sockets: the peer socket's holders, found
+/// through the kernel's sock_diag (the parent waits in recvfrom).
+#[test]
+fn unix_socket_read_by_both_sides_is_stuck_with_tree() {
+    read_by_both_sides("sockcycle", "Unix socket:[", "every process holding the other end");
+}
+
+/// Parent and child each read a channel (MODE) only the other writes.
+fn read_by_both_sides(mode: &str, channel: &str, holders: &str) {
+    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &[mode]));
     let (parent, child) = (fx.tid("parent"), fx.tid("child"));
     fx.wait_blocked(&[parent, child]);
     let (code, doc) = dump(parent, true);
@@ -66,7 +78,7 @@ fn pipe_read_by_both_sides_is_stuck_with_tree() {
         assert_eq!(t["asleep_for_good"], true, "{t}");
         let why = t["why"].as_str().unwrap();
         assert!(
-            why.contains("pipe:[") && why.contains(&format!("every process holding its write end (PID {other})")),
+            why.contains(channel) && why.contains(&format!("{holders} (PID {other})")),
             "{why}"
         );
     }
@@ -110,7 +122,17 @@ fn parent_waiting_for_a_deadlocked_child_is_stuck() {
 /// whose waited-for child sleeps: nothing stuck, exit 0 every time.
 #[test]
 fn healthy_pipe_and_child_waits_are_never_stuck() {
-    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &["healthy"]));
+    never_stuck("healthy");
+}
+
+/// The same over a Unix socket whose peer sends every 10 ms.
+#[test]
+fn healthy_unix_socket_and_child_waits_are_never_stuck() {
+    never_stuck("sockhealthy");
+}
+
+fn never_stuck(mode: &str) {
+    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &[mode]));
     let (parent, waiter) = (fx.tid("parent"), fx.tid("waiter"));
     fx.wait_blocked(&[waiter]);
     for run in 0..100 {

@@ -195,6 +195,7 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
         if let Some(other) = w.awake_other(p, t.id) {
             let role = match peers.kind {
                 PeerKind::Writers => "can still write to it",
+                PeerKind::SocketPeers => "can still send on the other end",
                 PeerKind::Children => "can still run, so the child may exit",
             };
             return not_yet(format!(
@@ -205,6 +206,7 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
     }
     let role = match peers.kind {
         PeerKind::Writers => "every process holding its write end",
+        PeerKind::SocketPeers => "every process holding the other end",
         PeerKind::Children => "every child it waits for",
     };
     Ok(format!(

@@ -36,46 +36,158 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
     Some(format!("fd {fd}: {what}"))
 }
 
-/// For each of `fds` of a live process that is a pipe: its inode and every
-/// process holding a write end of it (the process itself included when it
-/// does). One pass over every process's fd table serves them all.
-pub fn pipe_writers(live: crate::capture::Live, fds: &[i32]) -> HashMap<i32, (u64, Vec<i32>)> {
+/// What a read on an fd waits for: data only the holders of the other end
+/// can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OtherEnd {
+    /// A pipe (both ends are one inode): the write ends.
+    PipeWriters(u64),
+    /// A connected Unix socket (its own inode, its peer's inode): the fds
+    /// of the peer socket.
+    UnixPeer(u64, u64),
+}
+
+impl OtherEnd {
+    /// `pipe:[123]`, `Unix socket:[124] (peer socket:[125])`.
+    pub fn describe(self) -> String {
+        match self {
+            OtherEnd::PipeWriters(i) => format!("pipe:[{i}]"),
+            OtherEnd::UnixPeer(me, peer) => format!("Unix socket:[{me}] (peer socket:[{peer}])"),
+        }
+    }
+}
+
+/// For each of `fds` of a live process that is a pipe or a connected Unix
+/// socket: what it is and every process holding the other end (a pipe's
+/// write ends, the peer socket), the process itself included when it does.
+/// One pass over every process's fd table serves them all.
+pub fn other_ends(live: crate::capture::Live, fds: &[i32]) -> HashMap<i32, (OtherEnd, Vec<i32>)> {
     let mut out = HashMap::new();
     let Ok(p) = Process::new(live.pid) else {
         return out;
     };
-    let inodes: HashMap<i32, u64> = fds
+    let ends: HashMap<i32, OtherEnd> = fds
         .iter()
         .filter_map(|&fd| match p.fd_from_fd(fd).ok()?.target {
-            FDTarget::Pipe(inode) => Some((fd, inode)),
+            FDTarget::Pipe(inode) => Some((fd, OtherEnd::PipeWriters(inode))),
+            FDTarget::Socket(inode) => Some((fd, OtherEnd::UnixPeer(inode, unix_peer(inode)?))),
             _ => None,
         })
         .collect();
-    if inodes.is_empty() {
+    if ends.is_empty() {
         return out;
     }
-    let wanted: std::collections::HashSet<u64> = inodes.values().copied().collect();
-    let mut writers: HashMap<u64, Vec<i32>> = HashMap::new();
+    let wanted: std::collections::HashSet<OtherEnd> = ends.values().copied().collect();
+    let mut holders: HashMap<OtherEnd, Vec<i32>> = HashMap::new();
     if let Ok(all) = procfs::process::all_processes() {
         for q in all.flatten().take(MAX_PROCESSES) {
             let Ok(fds) = q.fd() else { continue };
             let mut seen = std::collections::HashSet::new();
             for f in fds.flatten() {
-                if let FDTarget::Pipe(i) = f.target {
-                    if wanted.contains(&i) && f.mode().contains(procfs::process::FDPermissions::WRITE) && seen.insert(i)
-                    {
-                        writers.entry(i).or_default().push(q.pid);
+                let writes = f.mode().contains(procfs::process::FDPermissions::WRITE);
+                for end in &wanted {
+                    let holds = match (end, &f.target) {
+                        (OtherEnd::PipeWriters(i), FDTarget::Pipe(j)) => i == j && writes,
+                        (OtherEnd::UnixPeer(_, peer), FDTarget::Socket(j)) => peer == j,
+                        _ => false,
+                    };
+                    if holds && seen.insert(*end) {
+                        holders.entry(*end).or_default().push(q.pid);
                     }
                 }
             }
         }
     }
-    for (fd, inode) in inodes {
-        let mut pids = writers.get(&inode).cloned().unwrap_or_default();
+    for (fd, end) in ends {
+        let mut pids = holders.get(&end).cloned().unwrap_or_default();
         pids.sort_unstable();
-        out.insert(fd, (inode, pids));
+        out.insert(fd, (end, pids));
     }
     out
+}
+
+/// The inode of the socket at the other end of the connected Unix socket
+/// `inode`, asked of the kernel's sock_diag netlink interface (the peer is
+/// in no /proc file). Only sockets of lockdump's own network namespace are
+/// found. Layouts: linux/netlink.h (nlmsghdr), linux/sock_diag.h
+/// (SOCK_DIAG_BY_FAMILY), linux/unix_diag.h (unix_diag_req, unix_diag_msg,
+/// UDIAG_SHOW_PEER, UNIX_DIAG_PEER), linux/rtnetlink.h (rtattr).
+pub fn unix_peer(inode: u64) -> Option<u64> {
+    const NETLINK_SOCK_DIAG: i32 = 4;
+    const SOCK_DIAG_BY_FAMILY: u16 = 20;
+    const NLM_F_REQUEST: u16 = 1;
+    const NLMSG_ERROR: u16 = 2;
+    const UDIAG_SHOW_PEER: u32 = 4;
+    const UNIX_DIAG_PEER: u16 = 2;
+    let ino = u32::try_from(inode).ok()?;
+    // nlmsghdr (16 bytes) + unix_diag_req (24 bytes).
+    let mut req = [0u8; 40];
+    req[0..4].copy_from_slice(&40u32.to_ne_bytes());
+    req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+    req[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes()); // seq
+    req[16] = libc::AF_UNIX as u8;
+    req[20..24].copy_from_slice(&u32::MAX.to_ne_bytes()); // every state
+    req[24..28].copy_from_slice(&ino.to_ne_bytes());
+    req[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_ne_bytes());
+    req[32..40].copy_from_slice(&[0xff; 8]); // no cookie
+                                             // SAFETY: plain socket calls on a socket this function owns and closes;
+                                             // the buffers outlive the calls that use them.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_SOCK_DIAG,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let fd = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let timeout = libc::timeval { tv_sec: 1, tv_usec: 0 };
+        libc::setsockopt(
+            raw,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&timeout as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as u32,
+        );
+        let mut kernel: libc::sockaddr_nl = std::mem::zeroed();
+        kernel.nl_family = libc::AF_NETLINK as u16;
+        let sent = libc::sendto(
+            raw,
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+        );
+        if sent != req.len() as isize {
+            return None;
+        }
+        let mut buf = [0u8; 4096];
+        let n = libc::recv(raw, buf.as_mut_ptr().cast(), buf.len(), 0);
+        let reply = buf.get(..usize::try_from(n).ok()?)?;
+        let u16_at = |o: usize| Some(u16::from_ne_bytes(reply.get(o..o + 2)?.try_into().ok()?));
+        let u32_at = |o: usize| Some(u32::from_ne_bytes(reply.get(o..o + 4)?.try_into().ok()?));
+        let len = (u32_at(0)? as usize).min(reply.len());
+        if u16_at(4)? == NLMSG_ERROR || u32_at(16 + 4)? != ino {
+            return None;
+        }
+        // Attributes after the 16-byte unix_diag_msg, each 4-aligned.
+        let mut at = 32;
+        while at + 4 <= len {
+            let (alen, kind) = (u16_at(at)? as usize, u16_at(at + 2)?);
+            if alen < 4 {
+                return None;
+            }
+            if kind == UNIX_DIAG_PEER && alen >= 8 {
+                return u32_at(at + 4).map(u64::from).filter(|&p| p != 0);
+            }
+            at += (alen + 3) & !3;
+        }
+        None
+    }
 }
 
 /// The child processes of a live process (of all its threads), sorted.
