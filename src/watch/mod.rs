@@ -340,3 +340,79 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) 
     let glibc = ins.libc.name != Some(Libc::Musl);
     (Sampler::new(snap.pid, ns_to_host, python, locks, glibc), waits)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Deadlock;
+
+    fn thread(tid: i32, blocked_for_ms: u64, whole: bool, never_woke: bool) -> ThreadWatch {
+        ThreadWatch {
+            thread: (7, tid),
+            cpu_ms: 0,
+            cpu_share_pct: 0,
+            longest_without_cpu_ms: 0,
+            spinning: false,
+            places: Vec::new(),
+            backoff: Vec::new(),
+            waits_for: None,
+            blocked_for_ms: Some(blocked_for_ms),
+            blocked_whole_watch: whole,
+            never_woke,
+        }
+    }
+
+    fn cycle_of(threads: Vec<ThreadWatch>) -> CycleSeen {
+        let mut w = Watched {
+            asked_ms: 2000,
+            span_ms: 2010,
+            threads,
+            ..Default::default()
+        };
+        let d = Deadlock {
+            threads: vec![(7, 1), (7, 2)],
+            resources: Vec::new(),
+            edges: Vec::new(),
+            confidence: Confidence::Exact,
+        };
+        confirm_cycles(&mut w, &[d]);
+        w.cycles.remove(0)
+    }
+
+    #[test]
+    fn a_cycle_whose_threads_never_moved_is_confirmed() {
+        let c = cycle_of(vec![thread(1, 2010, true, true), thread(2, 2010, true, true)]);
+        assert!(
+            c.stayed && c.never_woke && c.left.is_empty() && c.woke.is_empty(),
+            "{c:?}"
+        );
+    }
+
+    #[test]
+    fn a_thread_that_woke_and_went_back_is_named() {
+        let c = cycle_of(vec![thread(1, 2010, true, false), thread(2, 2010, true, true)]);
+        assert!(c.stayed && !c.never_woke, "{c:?}");
+        assert_eq!(c.woke, vec![(7, 1)]);
+    }
+
+    #[test]
+    fn a_thread_that_left_or_ended_is_not_confirmed() {
+        let c = cycle_of(vec![thread(1, 400, false, false), thread(2, 900, true, true)]);
+        assert!(!c.stayed && !c.never_woke, "{c:?}");
+        assert_eq!(
+            c.left,
+            vec![
+                LeftWait {
+                    thread: (7, 1),
+                    after_ms: 400,
+                    ended: false
+                },
+                LeftWait {
+                    thread: (7, 2),
+                    after_ms: 900,
+                    ended: true
+                }
+            ]
+        );
+    }
+}
