@@ -79,6 +79,20 @@ pub struct BlockedBehind {
     pub leads_to: Leads,
 }
 
+/// A thread outside every cycle that waits for input or a child only
+/// processes of a deadlock (or processes themselves behind one) could
+/// provide, and is asleep for good: a parent in `waitpid` for a child whose
+/// threads are deadlocked, a reader of a pipe only that child writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessBehind {
+    pub thread: ThreadId,
+    /// What it waits on: `child PID 4567`, `pipe:[123] (fd 3)`.
+    pub waits_on: String,
+    /// The processes that alone could end its wait.
+    pub pids: Vec<i32>,
+    pub leads_to: Leads,
+}
+
 /// A thread not itself waiting for an owned lock (running, sleeping, in
 /// I/O, or in a wait with no owner) while others wait, directly or through a
 /// chain of owned locks, for locks it holds: the thread everyone waits
@@ -120,6 +134,9 @@ pub struct OwnerlessWait {
 pub struct Verdict {
     pub deadlocks: Vec<Deadlock>,
     pub blocked_behind: Vec<BlockedBehind>,
+    /// Threads behind a deadlock through other processes ([`ProcessBehind`]).
+    /// Filled by [`settle`].
+    pub blocked_behind_processes: Vec<ProcessBehind>,
     pub orphaned: Vec<Orphaned>,
     /// Waits on objects that have no owner (condvar, semaphore, barrier, event, queue).
     pub no_owner_waits: Vec<OwnerlessWait>,
@@ -571,6 +588,7 @@ impl WaitGraph {
             await_cycles: Vec::new(),
             deadlocks,
             blocked_behind,
+            blocked_behind_processes: Vec::new(),
             orphaned,
             no_owner_waits: no_owner,
             unknown_owner_waits: unknown_owner,

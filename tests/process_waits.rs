@@ -116,6 +116,29 @@ fn parent_waiting_for_a_deadlocked_child_is_stuck() {
         "{}",
         doc["verdict"]["stuck"]
     );
+    // Shown behind the child's deadlock, in JSON and under the cycle.
+    assert_eq!(
+        doc["verdict"]["blocked_behind_processes"],
+        serde_json::json!([{
+            "pid": parent, "tid": parent, "waits_on": format!("child PID {child}"),
+            "pids": [child], "deadlock": 0
+        }])
+    );
+    let out = common::run_lockdump(&["-p", &parent.to_string(), "--tree"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = format!("  Blocked behind it: thread {parent} \"");
+    let behind = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Deadlock #1"))
+        .take_while(|l| !l.is_empty())
+        .find(|l| l.starts_with(&line))
+        .unwrap_or_else(|| panic!("no {line:?} under the deadlock: {text}"));
+    assert!(
+        behind.ends_with(&format!(
+            "(waits on child PID {child}, which only PID {child} could end: held up by this deadlock)"
+        )),
+        "{behind}"
+    );
 }
 
 /// Control: 100 dumps of a tree whose pipe writer sleeps between writes and

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Asleep, Leads, PeerKind, Peers, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
+use super::{Asleep, Leads, PeerKind, Peers, ProcessBehind, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
 use crate::runtimes::{Confidence, ResourceKind, Sleep, TaskPlace, ThreadFindings};
 
 /// Timed waits that end within this long break a cycle "by timeout"; a
@@ -169,6 +169,42 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
     })
 }
 
+/// Threads asleep for good on input only processes of a deadlock can give,
+/// directly or through other such threads: each deadlock's processes start
+/// its set, and a process one of whose threads is found behind it joins it.
+fn behind_processes(v: &Verdict, w: &World) -> Vec<ProcessBehind> {
+    let in_cycle: BTreeSet<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
+    let mut out: Vec<ProcessBehind> = Vec::new();
+    for (k, d) in v.deadlocks.iter().enumerate() {
+        let mut pids: BTreeSet<i32> = d.threads.iter().map(|t| t.0).collect();
+        loop {
+            let found: Vec<ProcessBehind> = w
+                .asleep
+                .iter()
+                .filter(|t| !in_cycle.contains(t) && !out.iter().any(|b| b.thread == **t))
+                .filter_map(|t| {
+                    let peers = w.processes.get(&t.0)?.peers.get(&t.1)?;
+                    (!peers.pids.is_empty() && peers.pids.iter().all(|p| pids.contains(p) && *p != t.0)).then(|| {
+                        ProcessBehind {
+                            thread: *t,
+                            waits_on: peers.what.clone(),
+                            pids: peers.pids.clone(),
+                            leads_to: Leads::Deadlock(k),
+                        }
+                    })
+                })
+                .collect();
+            if found.is_empty() {
+                break;
+            }
+            pids.extend(found.iter().map(|b| b.thread.0));
+            out.extend(found);
+        }
+    }
+    out.sort_by_key(|b| b.thread);
+    out
+}
+
 /// A read of a pipe, or a wait for children: only the processes in `peers`
 /// can end it (a writer writes or closes; a child exits), so it is for good
 /// when every one of them was inspected and none has a thread that can still
@@ -326,6 +362,7 @@ pub fn settle<'a>(
         }
     }
     v.stuck = stuck;
+    v.blocked_behind_processes = behind_processes(v, &w);
     v.breaks_by_timeout_ms = v
         .deadlocks
         .iter()

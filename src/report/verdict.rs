@@ -354,6 +354,19 @@ fn deadlock(n: usize, d: &Deadlock, v: &Verdict, idx: &Index, style: &Style) -> 
         let what = first.map(|e| resource_label(&e.resource)).unwrap_or_default();
         let _ = writeln!(out, "  Blocked behind it: {} (waits for {what})", idx.name(b.thread));
     }
+    for b in v
+        .blocked_behind_processes
+        .iter()
+        .filter(|b| b.leads_to == Leads::Deadlock(n - 1))
+    {
+        let _ = writeln!(
+            out,
+            "  Blocked behind it: {} (waits on {}, which only PID {} could end: held up by this deadlock)",
+            idx.name(b.thread),
+            clean(&b.waits_on),
+            b.pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
     out
 }
 
@@ -799,6 +812,10 @@ pub struct JsonVerdict {
     pub deadlocks: usize,
     pub orphaned_locks: usize,
     pub blocked_behind: Vec<i32>,
+    /// Threads behind a deadlock through other processes (a parent waiting
+    /// for a deadlocked child, a reader of a pipe only it writes): optional
+    /// within version 5.
+    pub blocked_behind_processes: Vec<JsonProcessBehind>,
     pub all_blocked: bool,
     pub cycles_truncated: bool,
     pub headline: String,
@@ -828,6 +845,18 @@ pub struct JsonWaitingBehind {
 }
 
 #[derive(Serialize)]
+pub struct JsonProcessBehind {
+    pub pid: i32,
+    pub tid: i32,
+    /// `child PID 4567`, `pipe:[123] (fd 3)`.
+    pub waits_on: String,
+    /// The processes that alone could end the wait.
+    pub pids: Vec<i32>,
+    /// Index into `deadlocks`.
+    pub deadlock: usize,
+}
+
+#[derive(Serialize)]
 pub struct JsonStuck {
     pub pid: i32,
     /// Every thread of the process is asleep for good.
@@ -846,6 +875,20 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
         deadlocks: v.deadlocks.len(),
         orphaned_locks: v.orphaned.len(),
         blocked_behind: v.blocked_behind.iter().map(|b| b.thread.1).collect(),
+        blocked_behind_processes: v
+            .blocked_behind_processes
+            .iter()
+            .filter_map(|b| match b.leads_to {
+                Leads::Deadlock(k) => Some(JsonProcessBehind {
+                    pid: b.thread.0,
+                    tid: b.thread.1,
+                    waits_on: b.waits_on.clone(),
+                    pids: b.pids.clone(),
+                    deadlock: k,
+                }),
+                Leads::Orphaned(_) => None,
+            })
+            .collect(),
         all_blocked: v.all_blocked,
         cycles_truncated: v.cycles_truncated,
         headline: headline(v, &Style::plain()),
