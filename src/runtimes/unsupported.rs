@@ -9,11 +9,13 @@
 //!   it, so lockdump's view of the threads says nothing about it.
 //! - parking_lot (Rust): symbols of `parking_lot_core`. Its locks park
 //!   waiters through a global hash table keyed by the lock's address, each on
-//!   a futex word of its own thread, and record no owner.
+//!   a futex word of its own thread; [`super::parking_lot`] reads the table.
+//!   Threads asleep on a futex that nothing attributed (the table's symbol
+//!   is missing, or a thread is not found parked in it) are not examined.
 //!
 //! Each becomes an [`Unexamined`] part, with what to do instead.
 
-use super::{ProcessView, ResourceKind, ThreadFindings};
+use super::{parking_lot, ProcessView, ResourceKind, ThreadFindings};
 use crate::graph::{Part, Unexamined};
 
 /// What this process runs that lockdump cannot examine.
@@ -42,35 +44,35 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
         });
     }
     if let Some(module) = view.symbols.has_symbol_containing("parking_lot_core") {
-        // Threads in a wait lockdump did not attribute (a bare futex), or whose frames name parking_lot.
+        // Threads asleep on a futex no analyzer attributed: parking_lot's
+        // analyzer resolves the threads it finds parked in the hash table
+        // (and its own bucket locks); what is left is unexplained.
         let waiters: Vec<String> = view
             .snapshot
             .threads
             .iter()
             .enumerate()
             .filter(|(i, _)| {
-                let in_parking_lot = view.stacks.get(*i).is_some_and(|s| {
-                    s.frames
-                        .iter()
-                        .any(|f| f.function.as_deref().is_some_and(|n| n.contains("parking_lot")))
-                });
-                let bare_futex = findings
+                findings
                     .get(*i)
                     .and_then(|f| f.wait.as_ref())
-                    .is_some_and(|w| w.resource.kind == ResourceKind::Futex);
-                in_parking_lot || bare_futex
+                    .is_some_and(|w| w.resource.kind == ResourceKind::Futex && w.how != parking_lot::WORD_LOCK_HOW)
             })
             .map(|(_, t)| t.tid.to_string())
             .collect();
         if !waiters.is_empty() {
             let short = crate::runtimes::owners::module_file_name(&module).to_string();
+            let table = if view.symbols.symbol_with_prefix(parking_lot::HASHTABLE_SYMBOL).is_some() {
+                "lockdump read parking_lot_core's hash table but found no parked lock for them"
+            } else {
+                "lockdump found no symbol for parking_lot_core's hash table (parking_lot_core::parking_lot::HASHTABLE), where parked threads record the lock they wait for"
+            };
             out.push(Unexamined {
                 pid,
                 part: Part::ParkingLot,
                 why: format!(
-                    "{short} uses the parking_lot crate, whose locks record no owner and queue waiters in its own hash \
-                     table, which lockdump does not read; threads waiting where lockdump cannot tell on what: {} \
-                     (parking_lot's `deadlock_detection` feature finds its cycles from inside the program)",
+                    "{short} uses the parking_lot crate, and threads sleep on futexes lockdump cannot attribute: {} \
+                     ({table}; parking_lot's `deadlock_detection` feature finds its cycles from inside the program)",
                     waiters.join(", ")
                 ),
             });
