@@ -98,12 +98,15 @@ pub fn merge(a: ThreadFindings, b: ThreadFindings) -> ThreadFindings {
     }
 }
 
+/// The owner evidence of a futex wait no analyzer recognized.
+pub const UNRECOGNIZED: &str = "a futex whose owner protocol lockdump does not know";
+
 fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option<Wait> {
     let t = view.snapshot.threads.get(i)?;
     let w = futex::decode(&t.syscall?, view.memory)?;
     Some(Wait {
         resource: owners::resource_at(view, ResourceKind::Futex, w.addr),
-        owner: Owner::unknown("a futex whose owner protocol lockdump does not know"),
+        owner: Owner::unknown(UNRECOGNIZED),
         how: w.describe(),
         site_frame: frames::site_frame(stack),
     })

@@ -221,11 +221,27 @@ fn solve(view: &ProcessView<'_>, table: &Table, futex_words: &[u64]) -> Result<H
             .iter()
             .filter_map(|&w| Some((w.checked_sub(futex_off)?, w)))
             .collect();
-        // Buckets whose head or tail is one of these ThreadData.
-        let starts: Vec<(usize, u64)> = words.iter().filter(|(_, v)| bases.contains_key(v)).copied().collect();
-        if starts.is_empty() {
+        // Where in a bucket one of these ThreadData is linked (queue_head,
+        // queue_tail); every bucket's queue is walked from those words (a
+        // queue may start with a thread not asleep yet).
+        let per_bucket = BUCKET_SIZE as usize / 8;
+        let mut slots: Vec<usize> = words
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, w))| bases.contains_key(w))
+            .map(|(k, _)| k % per_bucket)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        if slots.is_empty() {
             continue;
         }
+        let starts: Vec<(usize, u64)> = words
+            .iter()
+            .enumerate()
+            .filter(|(k, (_, w))| *w != 0 && slots.contains(&(k % per_bucket)))
+            .map(|(_, &bw)| bw)
+            .collect();
         for next_off in (0..THREAD_DATA_SPAN).step_by(8) {
             if next_off < futex_off + 4 && futex_off < next_off + 8 {
                 continue;
@@ -365,6 +381,16 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
             });
         }
     }
+    // ThreadParker::park loops while its word is non-zero: a parked thread
+    // whose word an unparker has cleared returns as soon as it runs.
+    for i in 0..n {
+        if out[i].is_none() && hints[i].is_some() && parks[i].is_some_and(|w| w.current == 0) {
+            out[i] = Some(ThreadFindings {
+                blocked_in: Some("being unparked (parking_lot: its futex word is already cleared)".into()),
+                ..Default::default()
+            });
+        }
+    }
     let Some(table_ptr) = view.symbols.symbol_with_prefix(HASHTABLE_SYMBOL) else {
         return out;
     };
@@ -381,9 +407,22 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
         .filter(|&i| out[i].is_none())
         .filter_map(|i| parks[i].map(|w| w.addr))
         .collect();
-    let Ok(parked) = solve(view, &table, &words) else {
-        return out;
-    };
+    // Nothing found (an error) leaves every waiter to the check below.
+    let parked = solve(view, &table, &words).unwrap_or_default();
+    // A thread changing the table (dequeuing threads to wake them, or
+    // rehashing it), caught while it holds a bucket lock: a parked thread
+    // missing from the queues may be one it has taken out.
+    let changer = (0..n).find(|&j| {
+        parks[j].is_none()
+            && stack(j).frames.iter().any(|f| {
+                f.function.as_deref().is_some_and(|name| {
+                    let name = frames::base_name(name);
+                    name.starts_with("parking_lot_core::parking_lot::unpark_")
+                        || name.starts_with("parking_lot_core::parking_lot::grow_hashtable")
+                        || name.starts_with("parking_lot_core::parking_lot::rehash_bucket_into")
+                })
+            })
+    });
 
     let mut found: Vec<Option<Found>> = vec![None; n];
     for i in 0..n {
@@ -392,10 +431,12 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
             continue;
         }
         let Some(p) = parked.get(&w.addr) else {
-            if w.current == 0 && !parked.is_empty() {
-                // Dequeued by an unparker, which clears the word before the wake-up.
+            if let (Some(j), Some(_)) = (changer, hints[i]) {
                 out[i] = Some(ThreadFindings {
-                    blocked_in: Some("being unparked (parking_lot: its futex word is already cleared)".into()),
+                    blocked_in: Some(format!(
+                        "being unparked: not queued in parking_lot's hash table while thread {} is changing it",
+                        view.snapshot.threads[j].tid
+                    )),
                     ..Default::default()
                 });
             }
@@ -685,6 +726,133 @@ fn infer_owner(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    }
+}
+
+/// Copying the hash table while the target is stopped.
+///
+/// Under contention the table changes all the time: read after the target
+/// resumed, it no longer matches the futex waits captured during the stop
+/// (a thread captured asleep has been woken and queued again elsewhere).
+/// So the table, the queued `ThreadData` and what they point to (the lock
+/// words among them) are copied during the stop, like CPython's state
+/// (`cpython::stopcopy`), and the analysis reads that copy.
+pub mod stopcopy {
+    use std::collections::HashSet;
+    use std::time::Instant;
+
+    use super::{BUCKET_SIZE, HASHTABLE_SYMBOL, THREAD_DATA_SPAN};
+    use crate::capture::{CopiedRegion, Memory, ProcessMemory, RuntimeCopy};
+    use crate::proc::MapEntry;
+    use crate::runtimes::SymbolLookup;
+    use crate::symbols::{ModuleCache, ProcessSymbols};
+
+    /// Most buckets copied (64 bytes each: 1 MiB).
+    const MAX_COPY_BUCKETS: u64 = 1 << 14;
+    /// Most 64-byte windows copied around the pointers found.
+    const MAX_WINDOWS: usize = 4096;
+    /// Pointers followed from the buckets: ThreadData, the next ones and the lock words.
+    const DEPTH: usize = 6;
+
+    /// Where the table's pointer is, found before the stop.
+    pub struct Prepared {
+        hashtable: u64,
+        /// Writable mappings (start, end): where ThreadData, tables and locks live.
+        writable: Vec<(u64, u64)>,
+    }
+
+    /// The address of `HASHTABLE` in a process that links parking_lot_core (with its symbols).
+    pub fn prepare(mm_tid: i32, maps: &[MapEntry], cache: &ModuleCache) -> Option<Prepared> {
+        let symbols = ProcessSymbols::load_maps(mm_tid, maps, cache);
+        let hashtable = symbols.symbol_with_prefix(HASHTABLE_SYMBOL)?;
+        let writable = maps
+            .iter()
+            .filter(|m| m.readable && m.writable)
+            .map(|m| (m.start, m.end))
+            .collect();
+        Some(Prepared { hashtable, writable })
+    }
+
+    /// Copy the table and what it points to (bounded in bytes).
+    pub fn copy(prep: &Prepared, mm_tid: i32) -> RuntimeCopy {
+        let started = Instant::now();
+        let mem = ProcessMemory::new(mm_tid);
+        let mut regions: Vec<CopiedRegion> = Vec::new();
+        let take = |start: u64, len: usize, regions: &mut Vec<CopiedRegion>| -> Option<Vec<u8>> {
+            let bytes = mem.read_vec(start, len).ok()?;
+            regions.push(CopiedRegion {
+                start,
+                bytes: bytes.clone(),
+            });
+            Some(bytes)
+        };
+        let mut out = RuntimeCopy {
+            made: false,
+            ..Default::default()
+        };
+        let Some(ptr) = take(prep.hashtable, 8, &mut regions) else {
+            return out;
+        };
+        let table = u64::from_le_bytes(ptr[..8].try_into().unwrap_or([0; 8]));
+        let Some(head) = (table != 0).then(|| take(table, 32, &mut regions)).flatten() else {
+            out.regions = regions;
+            return out;
+        };
+        // Every (pointer, length) reading of the table head whose length is a
+        // bucket count: the analysis decides which is the table.
+        let in_writable = |v: u64| prep.writable.iter().any(|&(s, e)| s <= v && v < e);
+        let mut frontier: Vec<u64> = Vec::new();
+        for off in [0usize, 8, 16] {
+            let word = |o: usize| u64::from_le_bytes(head[o..o + 8].try_into().unwrap_or([0; 8]));
+            let (p, len) = (word(off), word(off + 8));
+            if (4..=MAX_COPY_BUCKETS).contains(&len) && len.is_power_of_two() && p % BUCKET_SIZE == 0 && in_writable(p)
+            {
+                if let Some(b) = take(p, (len * BUCKET_SIZE) as usize, &mut regions) {
+                    frontier.extend(
+                        b.chunks_exact(8)
+                            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+                    );
+                }
+            }
+        }
+        let mut seen: HashSet<u64> = HashSet::new();
+        for _ in 0..DEPTH {
+            let mut next = Vec::new();
+            for v in frontier.drain(..) {
+                let start = v & !7;
+                if v == 0 || !in_writable(start) || !seen.insert(start) || seen.len() > MAX_WINDOWS {
+                    continue;
+                }
+                if let Some(b) = take(start, THREAD_DATA_SPAN as usize, &mut regions) {
+                    next.extend(
+                        b.chunks_exact(8)
+                            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8]))),
+                    );
+                }
+            }
+            frontier = next;
+        }
+        // Sorted and disjoint, as the snapshot wants its copied regions.
+        regions.sort_by_key(|r| r.start);
+        let mut merged: Vec<CopiedRegion> = Vec::new();
+        for r in regions {
+            match merged.last_mut() {
+                Some(last) if r.start <= last.start + last.bytes.len() as u64 => {
+                    let end = r.start + r.bytes.len() as u64;
+                    let last_end = last.start + last.bytes.len() as u64;
+                    if end > last_end {
+                        let skip = (last_end - r.start) as usize;
+                        last.bytes.extend_from_slice(&r.bytes[skip..]);
+                    }
+                }
+                _ => merged.push(r),
+            }
+        }
+        // `made` speaks of CPython's copy (its thread states); this is not one.
+        out.made = false;
+        out.regions = merged;
+        out.took = started.elapsed();
+        out
     }
 }
 

@@ -15,7 +15,7 @@
 //!
 //! Each becomes an [`Unexamined`] part, with what to do instead.
 
-use super::{parking_lot, ProcessView, ResourceKind, ThreadFindings};
+use super::{native, parking_lot, ProcessView, ResourceKind, ThreadFindings};
 use crate::graph::{Part, Unexamined};
 
 /// What this process runs that lockdump cannot examine.
@@ -44,22 +44,21 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
         });
     }
     if let Some(module) = view.symbols.has_symbol_containing("parking_lot_core") {
-        // Threads asleep on a futex no analyzer attributed: parking_lot's
-        // analyzer resolves the threads it finds parked in the hash table
-        // (and its own bucket locks); what is left is unexplained.
-        let waiters: Vec<String> = view
-            .snapshot
-            .threads
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| {
-                findings
-                    .get(*i)
-                    .and_then(|f| f.wait.as_ref())
-                    .is_some_and(|w| w.resource.kind == ResourceKind::Futex && w.how != parking_lot::WORD_LOCK_HOW)
-            })
-            .map(|(_, t)| t.tid.to_string())
-            .collect();
+        // Threads asleep on a futex no analyzer attributed (std's park, a
+        // glibc lock, parking_lot's own bucket locks and the threads found
+        // parked in its hash table are attributed): what is left is unexplained.
+        let waiters: Vec<String> =
+            view.snapshot
+                .threads
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| {
+                    findings.get(*i).and_then(|f| f.wait.as_ref()).is_some_and(|w| {
+                        w.resource.kind == ResourceKind::Futex && w.owner.evidence == native::UNRECOGNIZED
+                    })
+                })
+                .map(|(_, t)| t.tid.to_string())
+                .collect();
         if !waiters.is_empty() {
             let short = crate::runtimes::owners::module_file_name(&module).to_string();
             let table = if view.symbols.symbol_with_prefix(parking_lot::HASHTABLE_SYMBOL).is_some() {
