@@ -43,7 +43,12 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
             ),
         });
     }
-    if let Some(module) = view.symbols.has_symbol_containing("parking_lot_core") {
+    let parking_lot_module = view
+        .symbols
+        .has_symbol_containing("parking_lot_core")
+        .map(|m| (m, false))
+        .or_else(|| stripped_parking_lot(view, findings).map(|m| (m, true)));
+    if let Some((module, stripped)) = parking_lot_module {
         // Threads asleep on a futex no analyzer attributed (std's park, a
         // glibc lock, parking_lot's own bucket locks and the threads found
         // parked in its hash table are attributed): what is left is unexplained.
@@ -61,7 +66,11 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
                 .collect();
         if !waiters.is_empty() {
             let short = crate::runtimes::owners::module_file_name(&module).to_string();
-            let table = if view.symbols.symbol_with_prefix(parking_lot::HASHTABLE_SYMBOL).is_some() {
+            let table = if stripped {
+                "its symbols are stripped (parking_lot_core's source paths in its .rodata name the crate): lockdump \
+                 finds parking_lot_core's hash table (parking_lot_core::parking_lot::HASHTABLE), where parked threads \
+                 record the lock they wait for, only through its symbol"
+            } else if view.symbols.symbol_with_prefix(parking_lot::HASHTABLE_SYMBOL).is_some() {
                 "lockdump read parking_lot_core's hash table but found no parked lock for them"
             } else {
                 "lockdump found no symbol for parking_lot_core's hash table (parking_lot_core::parking_lot::HASHTABLE), where parked threads record the lock they wait for"
@@ -78,4 +87,28 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
         }
     }
     out
+}
+
+/// A stripped executable (no symbol names parking_lot_core) in which a
+/// thread sleeps the way parking_lot parks (`FUTEX_WAIT_PRIVATE` with 1) on
+/// a futex nothing attributed, and whose `.rodata` holds parking_lot_core's
+/// source paths (panic locations survive `strip`): the module's path.
+fn stripped_parking_lot(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Option<String> {
+    let parked_like = findings.iter().filter_map(|f| f.wait.as_ref()).any(|w| {
+        w.resource.kind == ResourceKind::Futex
+            && w.owner.evidence == native::UNRECOGNIZED
+            && w.how.ends_with(", FUTEX_WAIT_PRIVATE, 1)")
+    });
+    if !parked_like {
+        return None;
+    }
+    let (addr, size) = view.symbols.section(".rodata")?;
+    // Bounded: a large program's .rodata is read once, only in this case.
+    let bytes = view.memory.read_vec(addr, size.min(64 << 20) as usize).ok()?;
+    let needle = b"parking_lot_core";
+    bytes
+        .windows(needle.len())
+        .any(|w| w == needle)
+        .then(|| view.symbols.module_at(addr))
+        .flatten()
 }
