@@ -857,4 +857,31 @@ mod tests {
         assert_eq!(ops[1].2.resolve(&regs), None);
         assert_eq!(ops[0].2.describe(), "[rbx+0x10]");
     }
+
+    #[test]
+    fn parking_lot_byte_cmpxchg_takes_or_releases_by_its_expected_constant() {
+        // As rustc 1.95 compiles parking_lot's RawMutex::lock and unlock on a static:
+        // mov $1,%cl; xor %eax,%eax; lock cmpxchg %cl,X(%rip)   (take: 0 -> 1)
+        // xor %ecx,%ecx; mov $1,%al; lock cmpxchg %cl,X(%rip)   (release: 1 -> 0)
+        // mov $8,%eax; lock cmpxchg %rcx,(%rbx) (REX.W)        (RwLock write unlock)
+        // lock cmpxchg %cl,(%rbx) with %al loaded from memory    (unknown: skipped)
+        let code = [
+            0xB1, 0x01, 0x31, 0xC0, 0xF0, 0x0F, 0xB0, 0x0D, 0x00, 0x10, 0x00, 0x00, // 0x100
+            0x31, 0xC9, 0xB0, 0x01, 0xF0, 0x0F, 0xB0, 0x0D, 0xF4, 0x0F, 0x00, 0x00, // 0x10c
+            0xB8, 0x08, 0x00, 0x00, 0x00, 0xF0, 0x48, 0x0F, 0xB1, 0x0B, // 0x118
+            0x8A, 0x03, 0xF0, 0x0F, 0xB0, 0x0B, // 0x122
+        ];
+        let ops = lock_ops(&code, 0x100);
+        assert_eq!(
+            ops,
+            vec![
+                (0x104, LockOp::Acquire, Operand::Rip(0x10c + 0x1000)),
+                (0x110, LockOp::Release, Operand::Rip(0x118 + 0xff4)),
+                (0x11d, LockOp::Release, Operand::Base { reg: 3, disp: 0 }),
+            ]
+        );
+        assert_eq!(expected_constant(&[0x31, 0xC9, 0xB0, 0x01]), Some(1));
+        assert_eq!(expected_constant(&[0xB1, 0x01, 0x31, 0xC0]), Some(0));
+        assert_eq!(expected_constant(&[0x8A, 0x03]), None);
+    }
 }
