@@ -94,6 +94,10 @@ pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snaps
     // are gone, and Python is then read after the stop as before.)
     let want_python = opts.python && !opts.capture.no_stop;
     let prepared: std::cell::RefCell<Option<cpython::stopcopy::Prepared>> = std::cell::RefCell::new(None);
+    // parking_lot's hash table is copied during the stop too (see
+    // runtimes::parking_lot::stopcopy), for a process that is not Python.
+    let parking: std::cell::RefCell<Option<crate::runtimes::parking_lot::stopcopy::Prepared>> =
+        std::cell::RefCell::new(None);
     capture_hooked(
         pid,
         &opts.capture,
@@ -104,10 +108,14 @@ pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snaps
             if want_python {
                 *prepared.borrow_mut() = cpython::stopcopy::prepare(pid, maps, cache);
             }
+            if !opts.capture.no_stop && prepared.borrow().is_none() {
+                *parking.borrow_mut() = crate::runtimes::parking_lot::stopcopy::prepare(pid, maps, cache);
+            }
         },
-        &mut |mm_tid, threads| match prepared.borrow().as_ref() {
-            Some(p) => cpython::stopcopy::copy(p, mm_tid, threads),
-            None => Default::default(),
+        &mut |mm_tid, threads| match (prepared.borrow().as_ref(), parking.borrow().as_ref()) {
+            (Some(p), _) => cpython::stopcopy::copy(p, mm_tid, threads),
+            (None, Some(p)) => crate::runtimes::parking_lot::stopcopy::copy(p, mm_tid),
+            (None, None) => Default::default(),
         },
     )
 }

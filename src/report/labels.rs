@@ -27,6 +27,8 @@ pub fn kind_label(kind: ResourceKind) -> &'static str {
         ResourceKind::Thread => "thread exit (join)",
         ResourceKind::RustMutex => "Rust Mutex",
         ResourceKind::RustRwLock => "Rust RwLock",
+        ResourceKind::ParkingLotMutex => "parking_lot Mutex",
+        ResourceKind::ParkingLotRwLock => "parking_lot RwLock",
         ResourceKind::CondVar => "condition variable",
         ResourceKind::Semaphore => "semaphore",
         ResourceKind::Barrier => "barrier",

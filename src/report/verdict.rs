@@ -105,6 +105,7 @@ fn noun(kind: ResourceKind) -> (&'static str, &'static str) {
         K::RwLock => ("rwlock", "rwlocks"),
         K::Thread => ("thread join", "thread joins"),
         K::RustMutex | K::RustRwLock => ("Rust lock", "Rust locks"),
+        K::ParkingLotMutex | K::ParkingLotRwLock => ("parking_lot lock", "parking_lot locks"),
         K::PyLock | K::PyRLock => ("Python lock", "Python locks"),
         K::Gil => ("GIL", "GILs"),
         K::CondVar => ("condition variable", "condition variables"),

@@ -317,6 +317,22 @@ pub fn lock_ops(code: &[u8], base: u64) -> Vec<(u64, LockOp, Operand)> {
             _ => 0,
         };
         let (op, opcode_len, imm) = match (code.get(p), code.get(p + 1)) {
+            // parking_lot's RawMutex (a byte): `compare_exchange(0, LOCKED)`
+            // takes it, `compare_exchange(LOCKED, 0)` releases it; only the
+            // expected value (`%al`, set just before) tells them apart.
+            (Some(0x0F), Some(0xB0)) if locked => match expected_constant(&code[..i]) {
+                Some(0) => (LockOp::Acquire, 2, 0),
+                Some(_) => (LockOp::Release, 2, 0),
+                None => continue,
+            },
+            // A 64-bit word from a non-zero constant (parking_lot's RawRwLock
+            // write unlock, `compare_exchange(WRITER_BIT, 0)`) releases; std's
+            // locks are 32-bit words and never released by a cmpxchg.
+            (Some(0x0F), Some(0xB1))
+                if locked && rex & 8 != 0 && matches!(expected_constant(&code[..i]), Some(v) if v != 0) =>
+            {
+                (LockOp::Release, 2, 0)
+            }
             (Some(0x0F), Some(0xB1)) if locked => (LockOp::Acquire, 2, 0),
             (Some(0x0F), Some(0xC1)) if locked => (LockOp::Release, 2, 0),
             (Some(0x87), _) => (LockOp::Release, 1, 0),
@@ -337,6 +353,51 @@ pub fn lock_ops(code: &[u8], base: u64) -> Vec<(u64, LockOp, Operand)> {
         out.push((at, op, operand));
     }
     out
+}
+
+/// The constant a `cmpxchg` starting right after `before` compares with:
+/// the last write of an immediate to `%al`/`%eax`/`%rax` (`mov $imm,%al`,
+/// `mov $imm,%eax`, `mov $imm,%rax`, `xor %eax,%eax`) in the few bytes
+/// before it, or `None` (the expected value comes from elsewhere).
+pub fn expected_constant(before: &[u8]) -> Option<u64> {
+    let window = &before[before.len().saturating_sub(12)..];
+    let mut found: Option<(usize, u64)> = None;
+    for k in 0..window.len() {
+        let rest = &window[k..];
+        let hit = match rest {
+            [0xB0, v] => Some(u64::from(*v)),
+            [0x31 | 0x33, 0xC0] => Some(0),
+            [0xB8, a, b, c, d] => Some(u64::from(u32::from_le_bytes([*a, *b, *c, *d]))),
+            [0x48, 0xC7, 0xC0, a, b, c, d] => Some(i32::from_le_bytes([*a, *b, *c, *d]) as i64 as u64),
+            _ => None,
+        };
+        // Only an instruction that ends where the next one starts: the
+        // pattern must reach the end of the window, or be followed by one
+        // more short register instruction (2 bytes: `mov $1,%cl`, `xor %ecx,%ecx`).
+        let len = match rest.first() {
+            Some(0xB0) => 2,
+            Some(0x31 | 0x33) => 2,
+            Some(0xB8) => 5,
+            _ => 7,
+        };
+        if let Some(v) = hit.filter(|_| rest.len() == len) {
+            found = Some((k, v));
+        } else if rest.len() == len + 2 {
+            let head = &rest[..len];
+            let tail = &rest[len..];
+            let short_reg_op = matches!(tail, [0xB1..=0xB7, _] | [0x31 | 0x33, 0xC9..=0xFF]);
+            let v = match head {
+                [0xB0, v] => Some(u64::from(*v)),
+                [0x31 | 0x33, 0xC0] => Some(0),
+                [0xB8, a, b, c, d] => Some(u64::from(u32::from_le_bytes([*a, *b, *c, *d]))),
+                _ => None,
+            };
+            if let (Some(v), true) = (v, short_reg_op) {
+                found = Some((k, v));
+            }
+        }
+    }
+    found.map(|(_, v)| v)
 }
 
 /// Every 64-bit register-to-register `mov` in `code` (loaded at `base`), as
@@ -795,5 +856,32 @@ mod tests {
         assert_eq!(ops[0].2.resolve(&regs), Some(0x9010));
         assert_eq!(ops[1].2.resolve(&regs), None);
         assert_eq!(ops[0].2.describe(), "[rbx+0x10]");
+    }
+
+    #[test]
+    fn parking_lot_byte_cmpxchg_takes_or_releases_by_its_expected_constant() {
+        // As rustc 1.95 compiles parking_lot's RawMutex::lock and unlock on a static:
+        // mov $1,%cl; xor %eax,%eax; lock cmpxchg %cl,X(%rip)   (take: 0 -> 1)
+        // xor %ecx,%ecx; mov $1,%al; lock cmpxchg %cl,X(%rip)   (release: 1 -> 0)
+        // mov $8,%eax; lock cmpxchg %rcx,(%rbx) (REX.W)        (RwLock write unlock)
+        // lock cmpxchg %cl,(%rbx) with %al loaded from memory    (unknown: skipped)
+        let code = [
+            0xB1, 0x01, 0x31, 0xC0, 0xF0, 0x0F, 0xB0, 0x0D, 0x00, 0x10, 0x00, 0x00, // 0x100
+            0x31, 0xC9, 0xB0, 0x01, 0xF0, 0x0F, 0xB0, 0x0D, 0xF4, 0x0F, 0x00, 0x00, // 0x10c
+            0xB8, 0x08, 0x00, 0x00, 0x00, 0xF0, 0x48, 0x0F, 0xB1, 0x0B, // 0x118
+            0x8A, 0x03, 0xF0, 0x0F, 0xB0, 0x0B, // 0x122
+        ];
+        let ops = lock_ops(&code, 0x100);
+        assert_eq!(
+            ops,
+            vec![
+                (0x104, LockOp::Acquire, Operand::Rip(0x10c + 0x1000)),
+                (0x110, LockOp::Release, Operand::Rip(0x118 + 0xff4)),
+                (0x11d, LockOp::Release, Operand::Base { reg: 3, disp: 0 }),
+            ]
+        );
+        assert_eq!(expected_constant(&[0x31, 0xC9, 0xB0, 0x01]), Some(1));
+        assert_eq!(expected_constant(&[0xB1, 0x01, 0x31, 0xC0]), Some(0));
+        assert_eq!(expected_constant(&[0x8A, 0x03]), None);
     }
 }

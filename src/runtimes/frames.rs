@@ -45,9 +45,10 @@ pub fn find_frame(stack: &Stack, pred: impl Fn(&str) -> bool) -> Option<(usize, 
         .find(|(_, f)| f.function.as_deref().map(base_name).is_some_and(&pred))
 }
 
-/// The frame belongs to the C library, the C++ standard library or Rust's
-/// standard library: code that implements a lock rather than code that
-/// uses one.
+/// The frame belongs to the C library, the C++ standard library, Rust's
+/// standard library or the `parking_lot` crates (`parking_lot`,
+/// `parking_lot_core`, `lock_api`): code that implements a lock rather than
+/// code that uses one.
 pub fn is_runtime_internal(frame: &Frame) -> bool {
     if let Some(m) = frame.module.as_deref() {
         let file = module_file_name(m);
@@ -71,6 +72,9 @@ pub fn is_runtime_internal(frame: &Frame) -> bool {
             f.starts_with("std::")
                 || f.starts_with("core::")
                 || f.starts_with("alloc::")
+                || f.starts_with("parking_lot::")
+                || f.starts_with("parking_lot_core::")
+                || f.starts_with("lock_api::")
                 || f.starts_with("__gnu_cxx::")
                 || f.starts_with("__gthread_")
                 || f.starts_with("__glibcxx_")

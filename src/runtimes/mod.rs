@@ -36,6 +36,11 @@ pub enum ResourceKind {
     Thread,
     RustMutex,
     RustRwLock,
+    /// A `parking_lot::Mutex` (crates.io `parking_lot`): the address is its
+    /// `RawMutex` state byte, the key its waiters park on; no owner recorded.
+    ParkingLotMutex,
+    /// A `parking_lot::RwLock`: the address is its `RawRwLock` state word.
+    ParkingLotRwLock,
     CondVar,
     Semaphore,
     Barrier,
@@ -212,6 +217,11 @@ pub trait SymbolLookup {
     fn section(&self, name: &str) -> Option<(u64, u64)>;
     /// Path of the module mapped at `addr`, if any.
     fn module_at(&self, addr: u64) -> Option<String>;
+    /// Address of the first symbol whose (mangled) ELF name starts with
+    /// `prefix` (a Rust static named without its hash: `_ZN…HASHTABLE17h`).
+    fn symbol_with_prefix(&self, _prefix: &str) -> Option<u64> {
+        None
+    }
     /// The path of a module with a symbol whose (mangled) name contains `part`.
     fn has_symbol_containing(&self, _part: &str) -> Option<String> {
         None
@@ -325,6 +335,7 @@ pub mod libc;
 pub mod musl;
 pub mod native;
 pub mod owners;
+pub mod parking_lot;
 pub mod reentry;
 pub mod rust_std;
 pub mod stackscan;

@@ -10,7 +10,7 @@ use super::futex;
 use super::libc::{self, LibcInfo};
 use super::owners::{self, TaskTable};
 use super::{frames, ResourceKind};
-use super::{glibc, musl, rust_std, Owner, ProcessView, ThreadFindings, Wait};
+use super::{glibc, musl, parking_lot, rust_std, Owner, ProcessView, ThreadFindings, Wait};
 use crate::stacks::Stack;
 
 /// glibc and Rust std findings for every thread, parallel to `view.snapshot.threads`.
@@ -39,12 +39,23 @@ fn analyze_with_libc(view: &ProcessView<'_>, tasks: &dyn TaskTable, libc: &LibcI
         glibc::analyze_with(view, tasks)
     };
     let r = rust_std::analyze(view);
+    let pl = parking_lot::analyze(view);
     let empty = Stack::default();
     g.into_iter()
         .zip(r)
+        .zip(pl)
         .enumerate()
-        .map(|(i, (g, r))| {
+        .map(|(i, ((g, r), pl))| {
             let mut merged = merge(g, r);
+            if let Some(pl) = pl {
+                // A parked thread's futex word is its own: parking_lot's
+                // reading of it wins over a bare futex.
+                let claimed = pl.blocked_in.is_some();
+                merged = merge(pl, merged);
+                if claimed {
+                    return merged;
+                }
+            }
             if merged.wait.is_none() {
                 merged.wait = unrecognized_futex(view, i, view.stacks.get(i).unwrap_or(&empty));
                 if merged.wait.is_some() {
@@ -87,12 +98,15 @@ pub fn merge(a: ThreadFindings, b: ThreadFindings) -> ThreadFindings {
     }
 }
 
+/// The owner evidence of a futex wait no analyzer recognized.
+pub const UNRECOGNIZED: &str = "a futex whose owner protocol lockdump does not know";
+
 fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option<Wait> {
     let t = view.snapshot.threads.get(i)?;
     let w = futex::decode(&t.syscall?, view.memory)?;
     Some(Wait {
         resource: owners::resource_at(view, ResourceKind::Futex, w.addr),
-        owner: Owner::unknown("a futex whose owner protocol lockdump does not know"),
+        owner: Owner::unknown(UNRECOGNIZED),
         how: w.describe(),
         site_frame: frames::site_frame(stack),
     })

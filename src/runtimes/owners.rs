@@ -221,6 +221,9 @@ pub(crate) mod testing {
         fn symbol_address(&self, name: &str) -> Option<u64> {
             self.0.iter().find(|s| s.0 == name).map(|s| s.1)
         }
+        fn symbol_with_prefix(&self, prefix: &str) -> Option<u64> {
+            self.0.iter().find(|s| s.0.starts_with(prefix)).map(|s| s.1)
+        }
         fn symbol_at(&self, addr: u64) -> Option<(String, u64)> {
             self.0
                 .iter()

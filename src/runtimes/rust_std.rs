@@ -358,12 +358,51 @@ fn infer_owner(
     }
 
     // 2. Code already run by a frame that has not returned.
+    let by_code = code_holders(view, code, i, f.lock, &others_waiting);
+    match by_code.as_slice() {
+        [(j, h)] => {
+            let tid = view.snapshot.threads[*j].tid;
+            owner(
+                *j,
+                format!(
+                    "std locks record no owner; thread {tid} is in {}, whose code took the lock (lock cmpxchg at {:#x} on {}) before the point it resumes at, and has not released it since",
+                    frame_name(view, *j, h.frame),
+                    h.instruction,
+                    h.operand.describe()
+                ),
+            )
+        }
+        [] => Owner::unknown(
+            "std locks record no owner; no thread has a live guard of it (DWARF locals) or code that took it and has not returned",
+        ),
+        several => {
+            let js: Vec<usize> = several.iter().map(|(j, _)| *j).collect();
+            Owner::unknown(format!(
+                "std locks record no owner; several threads run code that took it: {}",
+                tids(&js)
+            ))
+        }
+    }
+}
+
+/// Threads whose frames' code took `lock` before the point they resume at
+/// and did not release it (see [`infer_owner`], evidence 2); the waiter `i`
+/// counts only for a second acquisition. `others_waiting(j)`: thread `j`
+/// waits for the same lock (and so does not hold it). Shared with
+/// [`super::parking_lot`].
+pub(super) fn code_holders(
+    view: &ProcessView<'_>,
+    code: &CodeScanner<'_, '_>,
+    i: usize,
+    lock: u64,
+    others_waiting: &dyn Fn(usize) -> bool,
+) -> Vec<(usize, CodeHold)> {
     let mut by_code: Vec<(usize, CodeHold)> = Vec::new();
     for j in 0..view.snapshot.threads.len() {
         if others_waiting(j) {
             continue;
         }
-        let holds = code.holds_in(j, f.lock);
+        let holds = code.holds_in(j, lock);
         let found = if j == i {
             // The waiter's own frames show the attempt it waits in: std's
             // slow path (which retries, in a loop, on the lock it keeps in a
@@ -393,30 +432,7 @@ fn infer_owner(
             by_code.push((j, h));
         }
     }
-    match by_code.as_slice() {
-        [(j, h)] => {
-            let tid = view.snapshot.threads[*j].tid;
-            owner(
-                *j,
-                format!(
-                    "std locks record no owner; thread {tid} is in {}, whose code took the lock (lock cmpxchg at {:#x} on {}) before the point it resumes at, and has not released it since",
-                    frame_name(view, *j, h.frame),
-                    h.instruction,
-                    h.operand.describe()
-                ),
-            )
-        }
-        [] => Owner::unknown(
-            "std locks record no owner; no thread has a live guard of it (DWARF locals) or code that took it and has not returned",
-        ),
-        several => {
-            let js: Vec<usize> = several.iter().map(|(j, _)| *j).collect();
-            Owner::unknown(format!(
-                "std locks record no owner; several threads run code that took it: {}",
-                tids(&js)
-            ))
-        }
-    }
+    by_code
 }
 
 #[cfg(test)]

@@ -218,6 +218,11 @@ impl ElfModule {
         self.symbols.iter().any(|s| s.name.contains(part))
     }
 
+    /// Link-time address of the first symbol whose name starts with `prefix`.
+    pub fn symbol_with_prefix(&self, prefix: &str) -> Option<u64> {
+        self.symbols.iter().find(|s| s.name.starts_with(prefix)).map(|s| s.addr)
+    }
+
     /// Link-time address of a symbol by exact name.
     pub fn symbol_address(&self, name: &str) -> Option<u64> {
         self.symbols.iter().find(|s| s.name == name).map(|s| s.addr)

@@ -59,6 +59,10 @@ pub struct LiveGuard {
     pub lock: u64,
     /// The local's name in the source.
     pub variable: String,
+    /// A `lock_api` guard (the `parking_lot` crate's locks): `lock` is the
+    /// address of the raw lock inside the `lock_api::Mutex`/`RwLock` (the
+    /// parking key), not of the object the guard points to.
+    pub lock_api: bool,
     /// Where its pointer was read: `register rbx`, `stack 0x7ffd...`.
     pub place: String,
 }
@@ -92,7 +96,8 @@ pub fn live_guards(m: &MappedModule, ctx: &FrameContext, mem: &dyn Memory) -> Op
         if lock != 0 {
             out.push(LiveGuard {
                 kind,
-                lock,
+                lock: lock.wrapping_add(local.adjust),
+                lock_api: local.lock_api,
                 variable: local.name,
                 place,
             });
@@ -107,6 +112,9 @@ struct Local {
     /// The guard kind and the byte offset of its pointer field, if its type is a guard.
     kind: Option<GuardKind>,
     field: u64,
+    /// Added to the pointer read: the `raw` field's offset in a `lock_api` lock.
+    adjust: u64,
+    lock_api: bool,
     location: Option<AttributeValue<Reader>>,
     /// `DW_AT_frame_base` of the subprogram it belongs to.
     frame_base: Option<AttributeValue<Reader>>,
@@ -166,13 +174,15 @@ impl<'u> Walk<'u> {
                         self.described = true;
                     }
                     let (name, ty) = self.name_and_type(entry);
-                    let (kind, field) = ty
+                    let (kind, field, adjust) = ty
                         .and_then(|t| self.guard_type(t))
-                        .map_or((None, 0), |(k, f)| (Some(k), f));
+                        .map_or((None, 0, None), |(k, f, a)| (Some(k), f, a));
                     self.locals.push(Local {
                         name: name.unwrap_or_else(|| "?".into()),
                         kind,
                         field,
+                        adjust: adjust.unwrap_or(0),
+                        lock_api: adjust.is_some(),
                         location,
                         frame_base,
                     });
@@ -211,23 +221,47 @@ impl<'u> Walk<'u> {
         (name, ty)
     }
 
-    /// For a std guard type: its kind and the offset of its pointer to the lock.
-    fn guard_type(&self, ty: UnitOffset) -> Option<(GuardKind, u64)> {
+    /// For a guard type: its kind, the offset of its pointer to the lock, and
+    /// for a `lock_api` guard (parking_lot's `MutexGuard<RawMutex, T>`,
+    /// `RwLock{Read,Write}Guard<RawRwLock, T>`: lock_api-0.4 src/mutex.rs,
+    /// src/rwlock.rs) the offset of the `raw` lock inside the object its
+    /// pointer (`mutex`, `rwlock`) points to: `lock_api::Mutex` is not
+    /// `repr(C)`, and rustc places `raw` (one byte for parking_lot's
+    /// `RawMutex`) after a wider `T`, so the offset comes from the DWARF.
+    fn guard_type(&self, ty: UnitOffset) -> Option<(GuardKind, u64, Option<u64>)> {
         let e = self.unit.entry(ty).ok()?;
         if e.tag() != DW_TAG_structure_type {
             return None;
         }
         let name = self.unit.attr_string(e.attr_value(DW_AT_name)?).ok()?;
         let name = String::from_utf8_lossy(&name);
-        let (kind, field) = if name.starts_with("MutexGuard<") {
-            (GuardKind::Mutex, "lock")
+        let (kind, std_field, api_field) = if name.starts_with("MutexGuard<") {
+            (GuardKind::Mutex, "lock", "mutex")
         } else if name.starts_with("RwLockWriteGuard<") {
-            (GuardKind::RwWrite, "lock")
+            (GuardKind::RwWrite, "lock", "rwlock")
         } else if name.starts_with("RwLockReadGuard<") {
-            (GuardKind::RwRead, "inner_lock")
+            (GuardKind::RwRead, "inner_lock", "rwlock")
         } else {
             return None;
         };
+        if let Some((offset, _)) = self.member(ty, std_field) {
+            return Some((kind, offset, None));
+        }
+        // lock_api: `mutex: &'a Mutex<R, T>` -> the pointee's `raw` member.
+        let (offset, field_ty) = self.member(ty, api_field)?;
+        let pointer = self.unit.entry(field_ty?).ok()?;
+        if pointer.tag() != DW_TAG_pointer_type && pointer.tag() != DW_TAG_reference_type {
+            return None;
+        }
+        let Some(AttributeValue::UnitRef(target)) = pointer.attr_value(DW_AT_type) else {
+            return None;
+        };
+        let (raw, _) = self.member(target, "raw")?;
+        Some((kind, offset, Some(raw)))
+    }
+
+    /// The byte offset and type of the member `field` of the structure at `ty`.
+    fn member(&self, ty: UnitOffset, field: &str) -> Option<(u64, Option<UnitOffset>)> {
         let mut tree = self.unit.entries_tree(Some(ty)).ok()?;
         let root = tree.root().ok()?;
         let mut members = root.children();
@@ -241,7 +275,11 @@ impl<'u> Walk<'u> {
             };
             if &*n == field.as_bytes() {
                 let offset = m.attr_value(DW_AT_data_member_location)?.udata_value()?;
-                return Some((kind, offset));
+                let ty = match m.attr_value(DW_AT_type) {
+                    Some(AttributeValue::UnitRef(t)) => Some(t),
+                    _ => None,
+                };
+                return Some((offset, ty));
             }
         }
         None

@@ -266,6 +266,11 @@ impl SymbolLookup for ProcessSymbols {
     fn module_at(&self, addr: u64) -> Option<String> {
         self.module_for(addr).map(|m| m.module.path.display().to_string())
     }
+    fn symbol_with_prefix(&self, prefix: &str) -> Option<u64> {
+        self.modules
+            .iter()
+            .find_map(|m| m.module.symbol_with_prefix(prefix).map(|a| a.wrapping_add(m.bias)))
+    }
     fn has_symbol_containing(&self, part: &str) -> Option<String> {
         self.modules
             .iter()
