@@ -631,7 +631,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
         if g != COND_G_SIGNALS && g != COND_G_SIGNALS + 4 {
             return None;
         }
-        let mutex = match owners::name_at(self.view.symbols, c.mutex) {
+        let mutex = match owners::object_name(self.view, c.mutex) {
             Some(name) => format!("{name} at {:#x}", c.mutex),
             None => format!("{:#x}", c.mutex),
         };

@@ -20,6 +20,7 @@ pub mod prefetch;
 pub mod sections;
 pub mod tailcall;
 pub mod units;
+pub mod varnames;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -271,6 +272,12 @@ impl SymbolLookup for ProcessSymbols {
             .iter()
             .find(|m| m.module.has_symbol_containing(part))
             .map(|m| m.module.path.display().to_string())
+    }
+    fn source_name(&self, addr: u64, memory: &dyn Memory) -> Option<String> {
+        match self.module_for(addr) {
+            Some(m) => varnames::global_path(m, addr),
+            None => varnames::heap_path(self.modules.iter(), addr, memory),
+        }
     }
     fn live_guards(
         &self,
