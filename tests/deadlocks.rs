@@ -2414,8 +2414,10 @@ fn cpp_condition_variable_lost_wakeup_is_stuck() {
 /// Locks that only DWARF names by their source path: a member of an array
 /// element inside a global struct, a member of an array element, an element
 /// of a two-dimensional array, and a heap object's member through a global
-/// pointer. The heap lock reached only through a pointer inside another
-/// heap object (t5's) has no name: lockdump follows no chains of pointers.
+/// pointer; a heap object's member through a pointer parameter of a frame
+/// (t7's `take(acct)`). The heap lock reached only through a pointer inside
+/// another heap object (t5's) has no name: lockdump follows no chains of
+/// pointers.
 #[test]
 fn dwarf_names_source_paths() {
     let fx = start_c("dwarf_names");
@@ -2440,7 +2442,7 @@ fn dwarf_names_source_paths() {
         hop("t4", "bank_3", "bank.accounts[3].lock", "t1", "t4"),
     ];
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    check_blocked_behind(&fx, &run.json, &["main", "t5"]);
+    check_blocked_behind(&fx, &run.json, &["main", "t5", "t6", "t7"]);
     let b = &thread(&run.json, fx.tid("t5"))["blocked_on"];
     assert_eq!(b["address"], hex(fx.lock("hidden")), "{b}");
     assert_eq!(
@@ -2449,6 +2451,12 @@ fn dwarf_names_source_paths() {
         "a pointer inside a heap object is not followed: {b}"
     );
     assert_eq!(b["owner_tid"], fx.tid("t4"), "{b}");
+    // No global points to the vault; take()'s parameter `acct` does.
+    let b = &thread(&run.json, fx.tid("t7"))["blocked_on"];
+    assert_eq!(b["address"], hex(fx.lock("vault")), "{b}");
+    assert_eq!(b["name"], "acct->lock", "{b}");
+    assert_eq!(b["owner_tid"], fx.tid("t6"), "{b}");
+    site("take", src.clone(), "t7").check(&b["site"], "t7's wait");
     // The text keeps the address beside the name.
     let text = lockdump_text(fx.pid());
     assert_eq!(text.code(), Some(1), "{}", text.stderr());
@@ -2458,6 +2466,7 @@ fn dwarf_names_source_paths() {
         ("acct_h", "account_h->lock"),
         ("grid_12", "grid[1][2]"),
         ("bank_3", "bank.accounts[3].lock"),
+        ("vault", "acct->lock"),
     ] {
         let want = format!("waits for mutex {name} ({:#x})", fx.lock(ready));
         assert!(out.contains(&want), "{want:?} in {out}");
@@ -2487,6 +2496,8 @@ fn dwarf_names_without_dwarf_keep_symbol_offsets() {
         ("t3", "grid_12", Some("grid+0xc8")),
         ("t4", "bank_3", Some("bank+0x98")),
         ("t5", "hidden", None),
+        ("t6", "bank_3", Some("bank+0x98")),
+        ("t7", "vault", None),
     ] {
         let b = &thread(&run.json, fx.tid(waiter))["blocked_on"];
         assert_eq!(b["address"], hex(fx.lock(ready)), "{waiter}: {b}");

@@ -288,6 +288,8 @@ fn c_dwarf_names() {
             ("t3", M("grid_12", "t4")),
             ("t4", M("bank_3", "t1")),
             ("t5", M("hidden", "t4")),
+            ("t6", M("bank_3", "t1")),
+            ("t7", M("vault", "t6")),
             ("main", JOIN("t1")),
         ],
     );

@@ -218,9 +218,15 @@ pub trait SymbolLookup {
     }
     /// The object at `addr` as the program's source names it, from DWARF:
     /// `forks[1].m` in a global array, `account_a->lock` on the heap through
-    /// a global pointer (see [`crate::symbols::varnames`]); `None` without
+    /// a global pointer or a pointer local of a frame in `stacks` (see
+    /// [`crate::symbols::varnames`]); `None` without
     /// DWARF or when nothing names it that way.
-    fn source_name(&self, _addr: u64, _memory: &dyn crate::capture::Memory) -> Option<String> {
+    fn source_name(
+        &self,
+        _addr: u64,
+        _memory: &dyn crate::capture::Memory,
+        _stacks: &[crate::stacks::Stack],
+    ) -> Option<String> {
         None
     }
     /// The std lock guards live in a frame, from its DWARF locals; `None`

@@ -192,7 +192,7 @@ pub fn shared_key(snapshot: &Snapshot, addr: u64) -> Option<(u64, u64, u64)> {
 /// else the data symbol covering it ([`name_at`]: `forks+0x28`).
 pub fn object_name(view: &ProcessView<'_>, addr: u64) -> Option<String> {
     view.symbols
-        .source_name(addr, view.memory)
+        .source_name(addr, view.memory, view.stacks)
         .or_else(|| name_at(view.symbols, addr))
 }
 

@@ -273,10 +273,11 @@ impl SymbolLookup for ProcessSymbols {
             .find(|m| m.module.has_symbol_containing(part))
             .map(|m| m.module.path.display().to_string())
     }
-    fn source_name(&self, addr: u64, memory: &dyn Memory) -> Option<String> {
+    fn source_name(&self, addr: u64, memory: &dyn Memory, stacks: &[crate::stacks::Stack]) -> Option<String> {
         match self.module_for(addr) {
             Some(m) => varnames::global_path(m, addr),
-            None => varnames::heap_path(self.modules.iter(), addr, memory),
+            None => varnames::heap_path(self.modules.iter(), addr, memory)
+                .or_else(|| varnames::local_path(|a| self.module_for(a), stacks, addr, memory)),
         }
     }
     fn live_guards(

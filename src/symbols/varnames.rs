@@ -16,8 +16,12 @@
 //!
 //! A heap object is named through a global pointer of the executable when
 //! that pointer's value is the start of an object of its pointee type which
-//! contains the address: `account_a->lock`. Nothing else is tried (no
-//! chains of pointers, no containers, no guesses from sizes alone).
+//! contains the address: `account_a->lock`; failing that, through a pointer
+//! local or parameter in scope in a frame of a thread of the process (the
+//! executable's C and C++ frames, at most [`MAX_FRAMES`] of them, read as
+//! [`super::guards`] reads guards), to a struct with the lock as a member:
+//! `from->lock`. Nothing else is tried (no chains of
+//! pointers, no containers, no guesses from sizes alone).
 //!
 //! The path stops where it would become ambiguous or implementation detail:
 //! at a union (which member is meant is unknown), at a member with a name
@@ -45,6 +49,8 @@ const MAX_INDEX_DIES: usize = 2_000_000;
 const MAX_LIBRARY_INFO: usize = 1 << 20;
 /// Most steps down a path (members and array elements).
 const MAX_DEPTH: usize = 32;
+/// Most frames whose locals are read to name one heap object.
+const MAX_FRAMES: usize = 256;
 /// Most global pointers read to name one heap object.
 const MAX_POINTERS: usize = 4096;
 
@@ -229,13 +235,85 @@ pub fn heap_path<'a>(modules: impl Iterator<Item = &'a MappedModule>, addr: u64,
             let Some((name, _)) = var_name_and_type(&unit, var.die) else {
                 continue;
             };
-            let rest = types.path(String::new(), pointee, addr - p);
-            return Some(match rest.strip_prefix('.') {
-                Some(member) => format!("{name}->{member}"),
-                // The pointee itself: `*lockp`; past its start: `(*lockp)+0x8`.
-                None if rest.is_empty() => format!("*{name}"),
-                None => format!("(*{name}){rest}"),
-            });
+            return Some(through_pointer(&name, types.path(String::new(), pointee, addr - p)));
+        }
+    }
+    None
+}
+
+/// `name->member` for the path `rest` inside what pointer `name` points
+/// to: `*name` for the pointee itself, `(*name)+0x8` past its start.
+fn through_pointer(name: &str, rest: String) -> String {
+    match rest.strip_prefix('.') {
+        Some(member) => format!("{name}->{member}"),
+        None if rest.is_empty() => format!("*{name}"),
+        None => format!("(*{name}){rest}"),
+    }
+}
+
+/// The source path of a heap object at `addr` through a pointer local (or
+/// parameter) in scope in a frame of `stacks` (threads in order, innermost
+/// frame first), in a C or C++ unit of an executable: `from->lock`, never
+/// `*m` (a pointer to the lock itself). At most [`MAX_FRAMES`] frames with
+/// DWARF are read.
+pub fn local_path<'a>(
+    module_for: impl Fn(u64) -> Option<&'a MappedModule>,
+    stacks: &[crate::stacks::Stack],
+    addr: u64,
+    mem: &dyn Memory,
+) -> Option<String> {
+    let mut frames = 0usize;
+    let mut last: Option<*const crate::stacks::FrameContext> = None;
+    for stack in stacks {
+        for f in &stack.frames {
+            // Inlined frames share their physical frame's context: read it once.
+            let Some(ctx) = &f.context else { continue };
+            if last == Some(std::sync::Arc::as_ptr(ctx)) {
+                continue;
+            }
+            last = Some(std::sync::Arc::as_ptr(ctx));
+            // The program's own frames: a library's locals are its
+            // implementation (glibc's `mutex` parameter in pthread_mutex_lock).
+            let Some(m) = module_for(ctx.probe).filter(|m| m.module.is_executable && m.module.has_debug_info()) else {
+                continue;
+            };
+            frames += 1;
+            if frames > MAX_FRAMES {
+                return None;
+            }
+            let svma = ctx.probe.wrapping_sub(m.bias);
+            let Some(unit) = m.module.dwarf_unit_at(svma) else {
+                continue;
+            };
+            let c_family = unit
+                .entries_tree(None)
+                .ok()
+                .and_then(|mut t| t.root().ok().map(|r| is_c_family(r.entry())));
+            if c_family != Some(true) {
+                continue;
+            }
+            let Some(locals) = super::guards::locals_at(unit, svma) else {
+                continue;
+            };
+            let lists = m.module.location_lists();
+            let types = Types { unit };
+            for local in &locals {
+                let Some(pointee) = local.ty.and_then(|t| types.pointee(t)) else {
+                    continue;
+                };
+                let Some((p, _)) = super::guards::read_pointer(&unit, &lists, local, svma, m.bias, ctx, mem) else {
+                    continue;
+                };
+                if p == 0 || addr < p || types.size(pointee).is_none_or(|s| addr - p >= s) {
+                    continue;
+                }
+                // Only through a member: a pointer to the lock itself
+                // (`pthread_mutex_t *m`) says nothing the address does not.
+                let rest = types.path(String::new(), pointee, addr - p);
+                if rest.starts_with('.') {
+                    return Some(through_pointer(&local.name, rest));
+                }
+            }
         }
     }
     None
