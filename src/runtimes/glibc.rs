@@ -724,10 +724,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
 
     fn to_wait(&self, i: usize, f: &Found) -> Wait {
         let snap = self.view.snapshot;
-        let mut resource = owners::resource_at(self.view, f.kind, f.object);
-        if f.name.is_some() {
-            resource.name = f.name.clone();
-        }
+        let resource = owners::resource_named(self.view, f.kind, f.object, f.name.clone());
         let owner = match &f.owner {
             OwnerEvidence::Tid {
                 ns_tid,

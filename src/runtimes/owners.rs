@@ -198,11 +198,17 @@ pub fn object_name(view: &ProcessView<'_>, addr: u64) -> Option<String> {
 
 /// A [`Resource`] for the object at `addr` in the viewed process.
 pub fn resource_at(view: &ProcessView<'_>, kind: ResourceKind, addr: u64) -> Resource {
+    resource_named(view, kind, addr, None)
+}
+
+/// [`resource_at`] with the name a runtime already knows (a Python
+/// variable's), looking one up only when it knows none.
+pub fn resource_named(view: &ProcessView<'_>, kind: ResourceKind, addr: u64, name: Option<String>) -> Resource {
     Resource {
         kind,
         address: addr,
         pid: view.snapshot.pid,
-        name: object_name(view, addr),
+        name: name.or_else(|| object_name(view, addr)),
         shared_key: shared_key(view.snapshot, addr),
     }
 }
