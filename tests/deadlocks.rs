@@ -1322,7 +1322,8 @@ fn healthy_safe_signal_handler_over_malloc_is_never_a_deadlock() {
 
 /// Two processes deadlock on PROCESS_SHARED mutexes in a MAP_SHARED mapping:
 /// `-p PARENT -p CHILD` gives one cycle spanning both PIDs. The mutexes live
-/// in anonymous shared memory that no symbol covers, so they have no name.
+/// in anonymous shared memory that no symbol covers; DWARF names them
+/// through the global pointer to that memory (before: no name).
 #[test]
 fn pshared_cycle_across_two_processes() {
     let fx = start_c("pshared_cycle");
@@ -1331,11 +1332,14 @@ fn pshared_cycle_across_two_processes() {
     let run = lockdump_json(&[parent, child]);
     record("pshared_cycle", &run);
     let src = c_source("pshared_cycle.c");
-    let unnamed = |ready| Target::Lock { ready, symbol: None };
+    let named = |ready: &'static str| Target::Lock {
+        ready,
+        symbol: Some(format!("shared_locks->{ready}")),
+    };
     let hops = [
         Hop {
             waiter: "parent",
-            target: unnamed("lock_b"),
+            target: named("lock_b"),
             kind: "mutex",
             owner: "child",
             confidence: "exact",
@@ -1343,7 +1347,7 @@ fn pshared_cycle_across_two_processes() {
         },
         Hop {
             waiter: "child",
-            target: unnamed("lock_a"),
+            target: named("lock_a"),
             kind: "mutex",
             owner: "parent",
             confidence: "exact",
