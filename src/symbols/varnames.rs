@@ -49,9 +49,9 @@ const MAX_INDEX_DIES: usize = 2_000_000;
 const MAX_LIBRARY_INFO: usize = 1 << 20;
 /// Most steps down a path (members and array elements).
 const MAX_DEPTH: usize = 32;
-/// Most frames whose locals are read to name one heap object.
+/// Most frames whose pointer locals are read (once per process).
 const MAX_FRAMES: usize = 256;
-/// Most global pointers read to name one heap object.
+/// Most global pointers read (once per process).
 const MAX_POINTERS: usize = 4096;
 
 /// A global variable at a fixed address.
@@ -205,38 +205,96 @@ pub fn global_path(m: &MappedModule, addr: u64) -> Option<String> {
     Some(types.path(name, ty, off))
 }
 
-/// The source path of a heap object at `addr` through a global pointer of
-/// an executable module among `modules`: `account_a->lock`, `*lockp`.
-pub fn heap_path<'a>(modules: impl Iterator<Item = &'a MappedModule>, addr: u64, mem: &dyn Memory) -> Option<String> {
+/// A pointer that can name heap objects: a global of an executable, or a
+/// local of one of its frames, whose type points to a struct, class or union.
+#[derive(Debug, Clone)]
+pub struct Root {
+    /// The pointer's value.
+    value: u64,
+    /// Size of what it points to.
+    size: u64,
+    /// The variable's name.
+    name: String,
+    /// Index of its module in the process's modules.
+    module: usize,
+    /// `.debug_info` offset of its unit, and the pointee type in it.
+    unit: usize,
+    pointee: UnitOffset,
+    /// A frame's local: names only through a member (`acct->lock`, never `*m`).
+    local: bool,
+}
+
+/// Every pointer that may name a heap object of this process, read once
+/// (the first heap lock to name pays for all): the executables' pointer
+/// globals (at most [`MAX_POINTERS`] read), then the pointer locals in
+/// scope in the executables' C/C++ frames of `stacks` (threads in order,
+/// innermost frame first, at most [`MAX_FRAMES`] frames read). Globals come
+/// first: a lock reachable both ways is named through the global.
+pub fn heap_roots(modules: &[MappedModule], stacks: &[crate::stacks::Stack], mem: &dyn Memory) -> Vec<Root> {
+    let mut roots = Vec::new();
     let mut reads = 0usize;
-    for m in modules.filter(|m| m.module.is_executable) {
+    for (index, m) in modules.iter().enumerate() {
+        if !m.module.is_executable {
+            continue;
+        }
         let Some((lazy, g)) = globals(m) else { continue };
         for var in &g.vars {
             let Some(unit) = lazy.unit_at_offset(var.unit) else {
                 continue;
             };
             let types = Types { unit };
-            let Some(ty) = var_type(&unit, var.die) else { continue };
-            let Some(pointee) = types.pointee(ty) else { continue };
-            if reads >= MAX_POINTERS {
-                return None;
-            }
-            reads += 1;
-            let Ok(p) = mem.read_u64(var.addr.wrapping_add(m.bias)) else {
+            let Some(pointee) = var_type(&unit, var.die).and_then(|t| types.pointee(t)) else {
                 continue;
             };
-            if p == 0 || addr < p {
-                continue;
-            }
             let Some(size) = types.size(pointee) else { continue };
-            if addr - p >= size {
-                continue;
+            if reads >= MAX_POINTERS {
+                break;
             }
+            reads += 1;
+            let Ok(value) = mem.read_u64(var.addr.wrapping_add(m.bias)) else {
+                continue;
+            };
             let Some((name, _)) = var_name_and_type(&unit, var.die) else {
                 continue;
             };
-            return Some(through_pointer(&name, types.path(String::new(), pointee, addr - p)));
+            if value != 0 {
+                roots.push(Root {
+                    value,
+                    size,
+                    name,
+                    module: index,
+                    unit: var.unit,
+                    pointee,
+                    local: false,
+                });
+            }
         }
+    }
+    local_roots(modules, stacks, mem, &mut roots);
+    roots
+}
+
+/// The source path of a heap object at `addr` through one of `roots`:
+/// `account_a->lock`, `*lockp` (a global pointer to the lock itself),
+/// `acct->lock` (a frame's local).
+pub fn heap_path(modules: &[MappedModule], roots: &[Root], addr: u64) -> Option<String> {
+    for r in roots {
+        if addr < r.value || addr - r.value >= r.size {
+            continue;
+        }
+        let Some(lazy) = modules.get(r.module).and_then(|m| m.module.lazy_context()) else {
+            continue;
+        };
+        let Some(unit) = lazy.unit_at_offset(r.unit) else {
+            continue;
+        };
+        let rest = Types { unit }.path(String::new(), r.pointee, addr - r.value);
+        // A local pointer to the lock itself (`pthread_mutex_t *m`) says
+        // nothing the address does not; a global's name does.
+        if r.local && !rest.starts_with('.') {
+            continue;
+        }
+        return Some(through_pointer(&r.name, rest));
     }
     None
 }
@@ -251,17 +309,12 @@ fn through_pointer(name: &str, rest: String) -> String {
     }
 }
 
-/// The source path of a heap object at `addr` through a pointer local (or
-/// parameter) in scope in a frame of `stacks` (threads in order, innermost
-/// frame first), in a C or C++ unit of an executable: `from->lock`, never
-/// `*m` (a pointer to the lock itself). At most [`MAX_FRAMES`] frames with
-/// DWARF are read.
-pub fn local_path<'a>(
-    module_for: impl Fn(u64) -> Option<&'a MappedModule>,
-    stacks: &[crate::stacks::Stack],
-    addr: u64,
-    mem: &dyn Memory,
-) -> Option<String> {
+/// Add the pointer locals and parameters in scope in the frames of
+/// `stacks` that are the executables' C or C++ code (a library's locals
+/// are its implementation: glibc's `mutex` parameter in
+/// pthread_mutex_lock), at most [`MAX_FRAMES`] frames with DWARF.
+fn local_roots(modules: &[MappedModule], stacks: &[crate::stacks::Stack], mem: &dyn Memory, out: &mut Vec<Root>) {
+    let module_for = |addr: u64| modules.iter().position(|m| m.contains(addr));
     let mut frames = 0usize;
     let mut last: Option<*const crate::stacks::FrameContext> = None;
     for stack in stacks {
@@ -272,17 +325,20 @@ pub fn local_path<'a>(
                 continue;
             }
             last = Some(std::sync::Arc::as_ptr(ctx));
-            // The program's own frames: a library's locals are its
-            // implementation (glibc's `mutex` parameter in pthread_mutex_lock).
-            let Some(m) = module_for(ctx.probe).filter(|m| m.module.is_executable && m.module.has_debug_info()) else {
+            let Some(index) = module_for(ctx.probe) else { continue };
+            let m = &modules[index];
+            if !m.module.is_executable || !m.module.has_debug_info() {
                 continue;
-            };
+            }
             frames += 1;
             if frames > MAX_FRAMES {
-                return None;
+                return;
             }
             let svma = ctx.probe.wrapping_sub(m.bias);
             let Some(unit) = m.module.dwarf_unit_at(svma) else {
+                continue;
+            };
+            let Some(unit_off) = unit.header.debug_info_offset().map(|o| o.0) else {
                 continue;
             };
             let c_family = unit
@@ -301,22 +357,24 @@ pub fn local_path<'a>(
                 let Some(pointee) = local.ty.and_then(|t| types.pointee(t)) else {
                     continue;
                 };
-                let Some((p, _)) = super::guards::read_pointer(&unit, &lists, local, svma, m.bias, ctx, mem) else {
+                let Some(size) = types.size(pointee) else { continue };
+                let Some((value, _)) = super::guards::read_pointer(&unit, &lists, local, svma, m.bias, ctx, mem) else {
                     continue;
                 };
-                if p == 0 || addr < p || types.size(pointee).is_none_or(|s| addr - p >= s) {
-                    continue;
-                }
-                // Only through a member: a pointer to the lock itself
-                // (`pthread_mutex_t *m`) says nothing the address does not.
-                let rest = types.path(String::new(), pointee, addr - p);
-                if rest.starts_with('.') {
-                    return Some(through_pointer(&local.name, rest));
+                if value != 0 {
+                    out.push(Root {
+                        value,
+                        size,
+                        name: local.name.clone(),
+                        module: index,
+                        unit: unit_off,
+                        pointee,
+                        local: true,
+                    });
                 }
             }
         }
     }
-    None
 }
 
 fn attr_str(unit: &UnitRef<'_, Reader>, v: AttributeValue<Reader>) -> Option<String> {
