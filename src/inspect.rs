@@ -183,6 +183,8 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         .map(|t| unwinder.walk(t, &symbols, &memory))
         .collect();
     unwinder.set_dwarf(!lazy_dwarf);
+    // Lock names from DWARF too wait for the stacks that are printed.
+    symbols.set_dwarf_names(!lazy_dwarf);
     if !lazy_dwarf {
         symbols.prepare_dwarf(&frame_addresses(walks.iter()));
     }
@@ -231,6 +233,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         if !redo.is_empty() {
             symbols.prepare_dwarf(&frame_addresses(redo.iter().map(|&i| &walks[i])));
             unwinder.set_dwarf(true);
+            symbols.set_dwarf_names(true);
             for &i in &redo {
                 native[i] = unwinder.name(&walks[i], &symbols);
                 explain_short_stack(&mut native[i], &snapshot.threads[i], snapshot.tracer.as_ref());

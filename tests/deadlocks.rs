@@ -341,7 +341,7 @@ fn check_blocked_behind(fx: &Fixture, doc: &Value, names: &[&str]) {
 /// The verdict, deadlock and edge objects have exactly the fields
 /// docs/json-schema.md documents for this schema version.
 fn check_documented_fields(doc: &Value) {
-    assert_eq!(doc["schema_version"], 5, "docs/json-schema.md documents version 5");
+    assert_eq!(doc["schema_version"], 6, "docs/json-schema.md documents version 6");
     let keys = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
@@ -1322,7 +1322,8 @@ fn healthy_safe_signal_handler_over_malloc_is_never_a_deadlock() {
 
 /// Two processes deadlock on PROCESS_SHARED mutexes in a MAP_SHARED mapping:
 /// `-p PARENT -p CHILD` gives one cycle spanning both PIDs. The mutexes live
-/// in anonymous shared memory that no symbol covers, so they have no name.
+/// in anonymous shared memory that no symbol covers; DWARF names them
+/// through the global pointer to that memory (before: no name).
 #[test]
 fn pshared_cycle_across_two_processes() {
     let fx = start_c("pshared_cycle");
@@ -1331,11 +1332,14 @@ fn pshared_cycle_across_two_processes() {
     let run = lockdump_json(&[parent, child]);
     record("pshared_cycle", &run);
     let src = c_source("pshared_cycle.c");
-    let unnamed = |ready| Target::Lock { ready, symbol: None };
+    let named = |ready: &'static str| Target::Lock {
+        ready,
+        symbol: Some(format!("shared_locks->{ready}")),
+    };
     let hops = [
         Hop {
             waiter: "parent",
-            target: unnamed("lock_b"),
+            target: named("lock_b"),
             kind: "mutex",
             owner: "child",
             confidence: "exact",
@@ -1343,7 +1347,7 @@ fn pshared_cycle_across_two_processes() {
         },
         Hop {
             waiter: "child",
-            target: unnamed("lock_a"),
+            target: named("lock_a"),
             kind: "mutex",
             owner: "parent",
             confidence: "exact",
@@ -2331,11 +2335,12 @@ fn cpp_std_mutex_transfer_deadlock() {
     let run = lockdump_json(&[fx.pid()]);
     record("cxx_waits mutex", &run);
     let src = cpp_source("cxx_waits.cpp");
-    // std::mutex is the first member of Account: the lock has the global's name.
+    // std::mutex is the first member of Account: DWARF names the member
+    // (the ELF symbol alone said `account_b`, the whole Account).
     let hops = [
         Hop {
             waiter: "t1",
-            target: lock_named("mu_b", "account_b"),
+            target: lock_named("mu_b", "account_b.mu"),
             kind: "mutex",
             owner: "t2",
             confidence: "exact",
@@ -2343,7 +2348,7 @@ fn cpp_std_mutex_transfer_deadlock() {
         },
         Hop {
             waiter: "t2",
-            target: lock_named("mu_a", "account_a"),
+            target: lock_named("mu_a", "account_a.mu"),
             kind: "mutex",
             owner: "t1",
             confidence: "exact",
@@ -2406,4 +2411,133 @@ fn cpp_condition_variable_lost_wakeup_is_stuck() {
     let b = &thread(&run.json, fx.tid("worker"))["blocked_on"];
     site("wait_until_ready", src.clone(), "worker").check(&b["site"], "worker's wait");
     check_main_joins(&fx, &run.json, "worker", site("main", src, "main"));
+}
+
+// ---- Names from DWARF (issue 16.2) ---------------------------------------
+
+/// Locks that only DWARF names by their source path: a member of an array
+/// element inside a global struct, a member of an array element, an element
+/// of a two-dimensional array, and a heap object's member through a global
+/// pointer; a heap object's member through a pointer parameter of a frame
+/// (t7's `take(acct)`). The heap lock reached only through a pointer inside
+/// another heap object (t5's) has no name: lockdump follows no chains of
+/// pointers.
+#[test]
+fn dwarf_names_source_paths() {
+    let fx = start_c("dwarf_names");
+    let run = lockdump_json(&[fx.pid()]);
+    record("dwarf_names", &run);
+    let src = c_source("dwarf_names.c");
+    let hop = |waiter, ready, name: &str, owner, marker| Hop {
+        waiter,
+        target: Target::Lock {
+            ready,
+            symbol: Some(name.to_string()),
+        },
+        kind: "mutex",
+        owner,
+        confidence: "exact",
+        site: site(&format!("{waiter}_main"), src.clone(), marker),
+    };
+    let hops = [
+        hop("t1", "fork_1", "forks[1].m", "t2", "t1"),
+        hop("t2", "acct_h", "account_h->lock", "t3", "t2"),
+        hop("t3", "grid_12", "grid[1][2]", "t4", "t3"),
+        hop("t4", "bank_3", "bank.accounts[3].lock", "t1", "t4"),
+    ];
+    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+    check_blocked_behind(&fx, &run.json, &["main", "t5", "t6", "t7"]);
+    let b = &thread(&run.json, fx.tid("t5"))["blocked_on"];
+    assert_eq!(b["address"], hex(fx.lock("hidden")), "{b}");
+    assert_eq!(
+        b["name"],
+        Value::Null,
+        "a pointer inside a heap object is not followed: {b}"
+    );
+    assert_eq!(b["owner_tid"], fx.tid("t4"), "{b}");
+    // No global points to the vault; take()'s parameter `acct` does.
+    let b = &thread(&run.json, fx.tid("t7"))["blocked_on"];
+    assert_eq!(b["address"], hex(fx.lock("vault")), "{b}");
+    assert_eq!(b["name"], "acct->lock", "{b}");
+    assert_eq!(b["owner_tid"], fx.tid("t6"), "{b}");
+    site("take", src.clone(), "t7").check(&b["site"], "t7's wait");
+    // The text keeps the address beside the name.
+    let text = lockdump_text(fx.pid());
+    assert_eq!(text.code(), Some(1), "{}", text.stderr());
+    let out = text.stdout();
+    for (ready, name) in [
+        ("fork_1", "forks[1].m"),
+        ("acct_h", "account_h->lock"),
+        ("grid_12", "grid[1][2]"),
+        ("bank_3", "bank.accounts[3].lock"),
+        ("vault", "acct->lock"),
+    ] {
+        let want = format!("waits for mutex {name} ({:#x})", fx.lock(ready));
+        assert!(out.contains(&want), "{want:?} in {out}");
+    }
+    assert!(
+        out.contains(&format!("waits for mutex {:#x}", fx.lock("hidden"))),
+        "{out}"
+    );
+}
+
+/// Without DWARF (symbols only) the same locks keep the ELF symbol and
+/// offset, and the heap ones have no name.
+#[test]
+fn dwarf_names_without_dwarf_keep_symbol_offsets() {
+    let fx = Fixture::spawn_blocked(c_fixture("dwarf_names", Variant::NoDwarf, &[]));
+    let run = lockdump_json(&[fx.pid()]);
+    assert_eq!(run.code(), Some(1), "{}", run.stderr());
+    let global = |g| fx.ready.address("globals", g);
+    // x86_64 layouts: struct bank {char *; struct account {pthread_mutex_t (40); long} [4]},
+    // struct fork {int; pthread_mutex_t} (48 bytes), pthread_mutex_t grid[2][3].
+    assert_eq!(fx.lock("bank_3") - global("bank"), 8 + 3 * 48);
+    assert_eq!(fx.lock("fork_1") - global("forks"), 48 + 8);
+    assert_eq!(fx.lock("grid_12") - global("grid"), (3 + 2) * 40);
+    for (waiter, ready, name) in [
+        ("t1", "fork_1", Some("forks+0x38")),
+        ("t2", "acct_h", None),
+        ("t3", "grid_12", Some("grid+0xc8")),
+        ("t4", "bank_3", Some("bank+0x98")),
+        ("t5", "hidden", None),
+        ("t6", "bank_3", Some("bank+0x98")),
+        ("t7", "vault", None),
+    ] {
+        let b = &thread(&run.json, fx.tid(waiter))["blocked_on"];
+        assert_eq!(b["address"], hex(fx.lock(ready)), "{waiter}: {b}");
+        assert_eq!(b["name"].as_str(), name, "{waiter}: {b}");
+    }
+}
+
+fn start_cpp_fixture(name: &str) -> Fixture {
+    Fixture::spawn_blocked(common::cpp_fixture(name, &[]))
+}
+
+/// C++: a `std::mutex` member of a global object in a namespace
+/// (`shop::bank.mu_`), a static member (`shop::Bank::registry_mu_`, the
+/// demangled name), an element of a base class's member array
+/// (`ledger.lines_[1]`), a heap object's member through a global pointer
+/// (`bank_h->mu_`); never the inside of libstdc++'s types (`._M_mutex`).
+#[test]
+fn cpp_dwarf_names() {
+    let fx = start_cpp_fixture("cxx_names");
+    let run = lockdump_json(&[fx.pid()]);
+    record("cxx_names", &run);
+    let src = cpp_source("cxx_names.cpp");
+    let hop = |waiter, ready, name: &str, owner| Hop {
+        waiter,
+        target: lock_named(ready, name),
+        kind: "mutex",
+        owner,
+        confidence: "exact",
+        site: site("run", src.clone(), "want"),
+    };
+    let hops = [
+        hop("t1", "registry_mu", "shop::Bank::registry_mu_", "t2"),
+        hop("t2", "heap_mu", "bank_h->mu_", "t3"),
+        hop("t3", "line_1", "ledger.lines_[1]", "t4"),
+        hop("t4", "bank_mu", "shop::bank.mu_", "t1"),
+    ];
+    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+    check_main_joins(&fx, &run.json, "t1", site("main", src, "main"));
 }

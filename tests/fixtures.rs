@@ -278,6 +278,24 @@ fn c_philosophers() {
 }
 
 #[test]
+fn c_dwarf_names() {
+    c_deadlock(
+        "dwarf_names",
+        Variant::Debug,
+        &[
+            ("t1", M("fork_1", "t2")),
+            ("t2", M("acct_h", "t3")),
+            ("t3", M("grid_12", "t4")),
+            ("t4", M("bank_3", "t1")),
+            ("t5", M("hidden", "t4")),
+            ("t6", M("bank_3", "t1")),
+            ("t7", M("vault", "t6")),
+            ("main", JOIN("t1")),
+        ],
+    );
+}
+
+#[test]
 fn c_self_deadlock() {
     c_deadlock(
         "self_deadlock",

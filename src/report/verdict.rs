@@ -814,8 +814,7 @@ pub struct JsonVerdict {
     pub orphaned_locks: usize,
     pub blocked_behind: Vec<i32>,
     /// Threads behind a deadlock through other processes (a parent waiting
-    /// for a deadlocked child, a reader of a pipe only it writes): optional
-    /// within version 5.
+    /// for a deadlocked child, a reader of a pipe only it writes); version 6.
     pub blocked_behind_processes: Vec<JsonProcessBehind>,
     pub all_blocked: bool,
     pub cycles_truncated: bool,

@@ -631,7 +631,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
         if g != COND_G_SIGNALS && g != COND_G_SIGNALS + 4 {
             return None;
         }
-        let mutex = match owners::name_at(self.view.symbols, c.mutex) {
+        let mutex = match owners::object_name(self.view, c.mutex) {
             Some(name) => format!("{name} at {:#x}", c.mutex),
             None => format!("{:#x}", c.mutex),
         };
@@ -724,10 +724,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
 
     fn to_wait(&self, i: usize, f: &Found) -> Wait {
         let snap = self.view.snapshot;
-        let mut resource = owners::resource_at(self.view, f.kind, f.object);
-        if f.name.is_some() {
-            resource.name = f.name.clone();
-        }
+        let resource = owners::resource_named(self.view, f.kind, f.object, f.name.clone());
         let owner = match &f.owner {
             OwnerEvidence::Tid {
                 ns_tid,

@@ -226,6 +226,19 @@ pub trait SymbolLookup {
     fn has_symbol_containing(&self, _part: &str) -> Option<String> {
         None
     }
+    /// The object at `addr` as the program's source names it, from DWARF:
+    /// `forks[1].m` in a global array, `account_a->lock` on the heap through
+    /// a global pointer or a pointer local of a frame in `stacks` (see
+    /// [`crate::symbols::varnames`]); `None` without
+    /// DWARF or when nothing names it that way.
+    fn source_name(
+        &self,
+        _addr: u64,
+        _memory: &dyn crate::capture::Memory,
+        _stacks: &[crate::stacks::Stack],
+    ) -> Option<String> {
+        None
+    }
     /// The std lock guards live in a frame, from its DWARF locals; `None`
     /// when no DWARF describes the frame's locals (see [`crate::symbols::guards`]).
     fn live_guards(

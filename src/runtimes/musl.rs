@@ -383,10 +383,7 @@ fn cond_shared(view: &ProcessView<'_>, w: &FutexWait) -> Option<Found> {
 
 fn to_wait(view: &ProcessView<'_>, tasks: &dyn TaskTable, i: usize, f: &Found, all: &[Option<Found>]) -> Wait {
     let snap = view.snapshot;
-    let mut resource = owners::resource_at(view, f.kind, f.object);
-    if f.name.is_some() {
-        resource.name = f.name.clone();
-    }
+    let resource = owners::resource_named(view, f.kind, f.object, f.name.clone());
     let owner = match &f.owner {
         OwnerEvidence::Tid {
             ns_tid,

@@ -187,13 +187,28 @@ pub fn shared_key(snapshot: &Snapshot, addr: u64) -> Option<(u64, u64, u64)> {
     Some((dev, m.inode, m.offset.checked_add(addr - m.start)?))
 }
 
+/// The name of the object at `addr` in the viewed process: its source
+/// path from DWARF when there is one (`forks[1].m`, `account_a->lock`),
+/// else the data symbol covering it ([`name_at`]: `forks+0x28`).
+pub fn object_name(view: &ProcessView<'_>, addr: u64) -> Option<String> {
+    view.symbols
+        .source_name(addr, view.memory, view.stacks)
+        .or_else(|| name_at(view.symbols, addr))
+}
+
 /// A [`Resource`] for the object at `addr` in the viewed process.
 pub fn resource_at(view: &ProcessView<'_>, kind: ResourceKind, addr: u64) -> Resource {
+    resource_named(view, kind, addr, None)
+}
+
+/// [`resource_at`] with the name a runtime already knows (a Python
+/// variable's), looking one up only when it knows none.
+pub fn resource_named(view: &ProcessView<'_>, kind: ResourceKind, addr: u64, name: Option<String>) -> Resource {
     Resource {
         kind,
         address: addr,
         pid: view.snapshot.pid,
-        name: name_at(view.symbols, addr),
+        name: name.or_else(|| object_name(view, addr)),
         shared_key: shared_key(view.snapshot, addr),
     }
 }

@@ -67,6 +67,11 @@ pub struct ElfModule {
     locations: OnceLock<(&'static [u8], &'static [u8])>,
     /// DWARF call sites, parsed per unit on demand (tail-call frames).
     pub(crate) call_sites: ModuleCallSites,
+    /// The C and C++ global variables DWARF describes, indexed on first use
+    /// (naming locks by their source path, see [`super::varnames`]).
+    pub(crate) globals: OnceLock<Option<super::varnames::Globals>>,
+    /// An executable (`ET_EXEC`, or a PIE with an interpreter), not a library.
+    pub is_executable: bool,
 }
 
 fn leak(data: Cow<'static, [u8]>) -> &'static [u8] {
@@ -82,6 +87,24 @@ fn section(file: &object::File<'static>, name: &str) -> Option<SectionData> {
     Some(SectionData {
         addr: s.address(),
         data: leak(data),
+    })
+}
+
+/// A position-independent executable: `DF_1_PIE` in `DT_FLAGS_1` (a shared
+/// library may have an interpreter too, as glibc's libc.so.6 does).
+fn is_pie(file: &object::File<'static>) -> bool {
+    const DT_FLAGS_1: u64 = 0x6fff_fffb;
+    const DF_1_PIE: u64 = 0x0800_0000;
+    let Some(data) = file.section_by_name(".dynamic").and_then(|s| s.data().ok()) else {
+        return false;
+    };
+    if !file.is_64() || !file.is_little_endian() {
+        return false;
+    }
+    data.chunks_exact(16).any(|e| {
+        let tag = u64::from_le_bytes(e[0..8].try_into().unwrap_or_default());
+        let val = u64::from_le_bytes(e[8..16].try_into().unwrap_or_default());
+        tag == DT_FLAGS_1 && val & DF_1_PIE != 0
     })
 }
 
@@ -136,6 +159,7 @@ impl ElfModule {
         let mut symbols = Vec::new();
         collect_symbols(&file, &mut symbols);
         let has_dwarf = file.section_by_name(".debug_info").is_some();
+        let is_executable = file.kind() == object::ObjectKind::Executable || is_pie(&file);
         let (debug_path, debug_data) = if has_dwarf {
             (Some(path.clone()), Some(data))
         } else {
@@ -195,6 +219,8 @@ impl ElfModule {
             dwarf: OnceLock::new(),
             locations: OnceLock::new(),
             call_sites: Default::default(),
+            globals: OnceLock::new(),
+            is_executable,
         })
     }
 
@@ -257,6 +283,11 @@ impl ElfModule {
                 Some(LazyContext::new(prepared))
             })
             .as_ref()
+    }
+
+    /// The module's DWARF (sections prepared, units parsed on demand).
+    pub(crate) fn lazy_context(&self) -> Option<&LazyContext> {
+        self.lazy_dwarf()
     }
 
     /// The location lists of the debug file (empty sections if it has none).

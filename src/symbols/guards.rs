@@ -74,21 +74,9 @@ pub fn live_guards(m: &MappedModule, ctx: &FrameContext, mem: &dyn Memory) -> Op
     let svma = ctx.probe.wrapping_sub(m.bias);
     let unit = m.module.dwarf_unit_at(svma)?;
     let lists = m.module.location_lists();
-    let mut tree = unit.entries_tree(None).ok()?;
-    let root = tree.root().ok()?;
-    let mut walk = Walk {
-        unit,
-        svma,
-        visited: 0,
-        locals: Vec::new(),
-        described: false,
-    };
-    walk.scope(root, None, false).ok()?;
-    if !walk.described {
-        return None;
-    }
+    let locals = locals_at(unit, svma)?;
     let mut out = Vec::new();
-    for local in walk.locals {
+    for local in locals {
         let Some(kind) = local.kind else { continue };
         let Some((lock, place)) = read_pointer(&unit, &lists, &local, svma, m.bias, ctx, mem) else {
             continue;
@@ -107,8 +95,10 @@ pub fn live_guards(m: &MappedModule, ctx: &FrameContext, mem: &dyn Memory) -> Op
 }
 
 /// A local in scope at the pc.
-struct Local {
-    name: String,
+pub(super) struct Local {
+    pub(super) name: String,
+    /// Its type, if DWARF gives one.
+    pub(super) ty: Option<UnitOffset>,
     /// The guard kind and the byte offset of its pointer field, if its type is a guard.
     kind: Option<GuardKind>,
     field: u64,
@@ -179,6 +169,7 @@ impl<'u> Walk<'u> {
                         .map_or((None, 0, None), |(k, f, a)| (Some(k), f, a));
                     self.locals.push(Local {
                         name: name.unwrap_or_else(|| "?".into()),
+                        ty,
                         kind,
                         field,
                         adjust: adjust.unwrap_or(0),
@@ -286,8 +277,26 @@ impl<'u> Walk<'u> {
     }
 }
 
-/// The guard's pointer field, read where the local's location says at the frame's pc.
-fn read_pointer(
+/// The locals in scope at link-time address `svma` in `unit`; `None` when
+/// the DWARF describes no locals there (see [`live_guards`]).
+pub(super) fn locals_at<'u>(unit: UnitRef<'u, Reader>, svma: u64) -> Option<Vec<Local>> {
+    let mut tree = unit.entries_tree(None).ok()?;
+    let root = tree.root().ok()?;
+    let mut walk = Walk {
+        unit,
+        svma,
+        visited: 0,
+        locals: Vec::new(),
+        described: false,
+    };
+    walk.scope(root, None, false).ok()?;
+    walk.described.then_some(walk.locals)
+}
+
+/// A pointer-sized value of a local (at byte `local.field` of it: for a
+/// guard its pointer field, for a pointer local 0, its value), read where
+/// the local's location says at the frame's pc; with where it was read.
+pub(super) fn read_pointer(
     unit: &UnitRef<'_, Reader>,
     lists: &gimli::LocationLists<Reader>,
     local: &Local,

@@ -20,6 +20,7 @@ pub mod prefetch;
 pub mod sections;
 pub mod tailcall;
 pub mod units;
+pub mod varnames;
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -87,6 +88,12 @@ impl MappedModule {
 /// All modules of one process.
 pub struct ProcessSymbols {
     modules: Vec<MappedModule>,
+    /// The pointers that name heap objects, read on the first heap lock to
+    /// name (one snapshot's: a ProcessSymbols is loaded per snapshot).
+    heap_roots: std::sync::OnceLock<Vec<varnames::Root>>,
+    /// Whether locks are named from DWARF ([`SymbolLookup::source_name`]);
+    /// off while a Python process's stacks are named from ELF symbols only.
+    dwarf_names: std::sync::atomic::AtomicBool,
 }
 
 impl ProcessSymbols {
@@ -118,7 +125,11 @@ impl ProcessSymbols {
             modules.extend(place(module, &maps, &shown));
         }
         modules.sort_by_key(|m| m.start);
-        ProcessSymbols { modules }
+        ProcessSymbols {
+            modules,
+            heap_roots: Default::default(),
+            dwarf_names: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     /// Place the files a core's mappings name, as found under its sysroot
@@ -145,7 +156,11 @@ impl ProcessSymbols {
             modules.extend(place(module, &maps, &shown));
         }
         modules.sort_by_key(|m| m.start);
-        ProcessSymbols { modules }
+        ProcessSymbols {
+            modules,
+            heap_roots: Default::default(),
+            dwarf_names: std::sync::atomic::AtomicBool::new(true),
+        }
     }
 
     /// Modules placed by the caller instead of found in a snapshot's maps:
@@ -153,7 +168,16 @@ impl ProcessSymbols {
     /// deliberately corrupted modules.
     pub fn from_modules(mut modules: Vec<MappedModule>) -> Self {
         modules.sort_by_key(|m| m.start);
-        ProcessSymbols { modules }
+        ProcessSymbols {
+            modules,
+            heap_roots: Default::default(),
+            dwarf_names: std::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Name locks from DWARF (on by default), or from ELF symbols only.
+    pub fn set_dwarf_names(&self, on: bool) {
+        self.dwarf_names.store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn modules(&self) -> &[MappedModule] {
@@ -276,6 +300,20 @@ impl SymbolLookup for ProcessSymbols {
             .iter()
             .find(|m| m.module.has_symbol_containing(part))
             .map(|m| m.module.path.display().to_string())
+    }
+    fn source_name(&self, addr: u64, memory: &dyn Memory, stacks: &[crate::stacks::Stack]) -> Option<String> {
+        if !self.dwarf_names.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
+        match self.module_for(addr) {
+            Some(m) => varnames::global_path(m, addr),
+            None => {
+                let roots = self
+                    .heap_roots
+                    .get_or_init(|| varnames::heap_roots(&self.modules, stacks, memory));
+                varnames::heap_path(&self.modules, roots, addr)
+            }
+        }
     }
     fn live_guards(
         &self,

@@ -307,6 +307,17 @@ impl LazyContext {
                 found.header.debug_info_offset()?.0
             }
         };
+        self.unit_at_offset(offset)
+    }
+
+    /// The sections of every unit, unmasked (for walks over all units, such
+    /// as the index of global variables in [`super::varnames`]).
+    pub fn dwarf(&self) -> &gimli::Dwarf<Reader> {
+        &self.dwarf
+    }
+
+    /// The unit at `.debug_info` offset `offset`, read by itself and kept.
+    pub fn unit_at_offset(&self, offset: usize) -> Option<gimli::UnitRef<'_, Reader>> {
         let mut units = self.units.borrow_mut();
         let unit: *const gimli::Unit<Reader> = match units.entry(offset) {
             std::collections::hash_map::Entry::Occupied(e) => Rc::as_ptr(e.get()),

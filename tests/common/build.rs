@@ -21,6 +21,9 @@ pub enum Variant {
     /// `cc -O2 -pthread`, then `strip`: no .symtab, no DWARF; only .dynsym
     /// and .eh_frame remain.
     Stripped,
+    /// `cc -O2 -pthread`, not stripped: ELF symbols (.symtab) but no DWARF
+    /// (what lockdump names without debug info: `forks+0x28`).
+    NoDwarf,
     /// `cc -static -g -O2 -pthread`: glibc linked into the executable
     /// (libc.a has symbols but no DWARF); no libc module to recognize its
     /// functions by.
@@ -116,6 +119,11 @@ pub fn build_c(name: &str, variant: Variant) -> PathBuf {
             format!("{name}-stripped"),
             &["-O2", "-pthread", "-Wall", "-Wextra"],
             true,
+        ),
+        Variant::NoDwarf => (
+            format!("{name}-nodwarf"),
+            &["-O2", "-pthread", "-Wall", "-Wextra"],
+            false,
         ),
         Variant::GlibcStatic => (
             format!("{name}-glibc-static"),

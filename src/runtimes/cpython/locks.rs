@@ -333,9 +333,9 @@ fn add_semlock_waits(
         } else {
             ResourceKind::Semaphore
         };
-        let mut r = crate::runtimes::owners::resource_at(view, kind, lock.handle);
-        r.name = name.or(r.name);
-        r
+        // The Python name first: the native one (a DWARF path, a symbol)
+        // is looked up only without it.
+        crate::runtimes::owners::resource_named(view, kind, lock.handle, name)
     };
     // Every lock held here, waited on here or not: a thread of another
     // process may wait for it (a lock shared with a child process), and
