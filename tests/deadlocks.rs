@@ -364,6 +364,7 @@ fn check_documented_fields(doc: &Value) {
             "deadlocks",
             "orphaned_locks",
             "blocked_behind",
+            "blocked_behind_processes",
             "all_blocked",
             "cycles_truncated",
             "headline",
