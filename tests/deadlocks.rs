@@ -18,7 +18,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::throttle::Throttle;
-use common::{c_fixture, fixtures_dir, marked_line, run_lockdump, rust_example, Fixture, Variant};
+use common::{c_fixture, fixtures_dir, marked_line, run_lockdump, rust_example, tid_ranges, Fixture, Variant};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------
@@ -952,27 +952,6 @@ fn join_cycle() {
         .position(|l| l.starts_with(&format!("Thread {} \"t1\" state S", fx.tid("t1"))))
         .unwrap_or_else(|| panic!("no entry for t1:\n{out}"));
     assert!(lines[t1 + 1].starts_with("    #0 "), "t1 holds nothing: {out}");
-}
-
-/// `101–140, 142`: what the folded header lists (runs of three or more as ranges).
-fn tid_ranges(tids: &[i32]) -> String {
-    let mut t = tids.to_vec();
-    t.sort_unstable();
-    let mut parts = Vec::new();
-    let mut k = 0;
-    while k < t.len() {
-        let mut e = k;
-        while e + 1 < t.len() && t[e + 1] == t[e] + 1 {
-            e += 1;
-        }
-        if e - k >= 2 {
-            parts.push(format!("{}–{}", t[k], t[e]));
-        } else {
-            parts.extend(t[k..=e].iter().map(|x| x.to_string()));
-        }
-        k = e + 1;
-    }
-    parts.join(", ")
 }
 
 /// The rows of the summary table (the box-drawn table before the stacks),

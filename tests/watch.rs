@@ -601,3 +601,31 @@ fn confirm_does_not_confirm_a_cycle_that_ends() {
     let text = String::from_utf8_lossy(&run_lockdump(&["-p", &pid]).stdout).into_owned();
     assert!(text.starts_with("No deadlock found"), "{text}");
 }
+
+/// An idle pool beside a deadlock: its 40 "Blocked for" lines fold into
+/// one (same wait, same outcome), as the thread list folds; `--all-threads`
+/// lists each.
+#[test]
+fn blocked_for_lines_of_an_idle_pool_are_folded() {
+    let fx = Fixture::spawn(c_fixture("pool_abba", Variant::Debug, &[]));
+    let pool: Vec<i32> = (0..40).map(|k| fx.tid(&format!("pool-{k}"))).collect();
+    fx.wait_blocked(&[fx.tid("t1"), fx.tid("t2"), pool[39]]);
+    let pid = fx.pid().to_string();
+    let out = run_lockdump(&["-p", &pid, "--confirm", "1", "--color", "never"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  Blocked for: ")).collect();
+    let folded = format!(
+        "  Blocked for: 40 threads \"pool-*\" (TIDs {}) on condition variable pool_cond ({:#x}): blocked ≥ 1.0 s, never woke",
+        common::tid_ranges(&pool),
+        fx.lock("pool_cond")
+    );
+    assert!(lines.contains(&folded.as_str()), "{text}");
+    assert_eq!(lines.len(), 4, "main, the pool, t1, t2: {text}");
+    let out = run_lockdump(&["-p", &pid, "--confirm", "0.5", "--all-threads", "--color", "never"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("  Blocked for: ")).count(),
+        43,
+        "{text}"
+    );
+}

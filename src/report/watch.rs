@@ -123,6 +123,9 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
         );
     }
     // GIL waits last 5 ms at a time by design: not a wait worth timing.
+    // Threads of one process with the same wait and the same outcome (an
+    // idle pool) make one line unless --all-threads.
+    let mut lines: Vec<(i32, String, String, Vec<ThreadId>)> = Vec::new();
     for t in &w.threads {
         let Some(r) = t
             .waits_for
@@ -141,13 +144,37 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
         } else {
             format!("left its wait after {}", secs(ms))
         };
+        let label = resource_label(r);
+        match lines
+            .iter_mut()
+            .find(|(pid, l, h, _)| !style.all_threads && *pid == t.thread.0 && *l == label && *h == how)
+        {
+            Some((.., members)) => members.push(t.thread),
+            None => lines.push((t.thread.0, label, how, vec![t.thread])),
+        }
+    }
+    for (_, label, how, members) in lines {
+        if members.len() < FOLD_AT {
+            for t in members {
+                let _ = writeln!(out, "  Blocked for: {} on {label}: {how}", idx.short(t));
+            }
+            continue;
+        }
+        let names: Vec<String> = members.iter().map(|&t| idx.plain_name(t)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let tids: Vec<i32> = members.iter().map(|t| t.1).collect();
         let _ = writeln!(
             out,
-            "  Blocked for: {} on {}: {how}",
-            idx.short(t.thread),
-            resource_label(r)
+            "  Blocked for: {} threads {} (TIDs {}) on {label}: {how}",
+            members.len(),
+            super::threads::name_pattern(&names),
+            super::threads::tid_ranges(&tids)
         );
     }
     out.push('\n');
     out
 }
+
+/// Threads with the same wait and outcome folded into one "Blocked for"
+/// line from this many on (fewer are listed by name).
+const FOLD_AT: usize = 3;

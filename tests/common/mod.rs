@@ -118,3 +118,24 @@ pub fn wait_until<T: std::fmt::Debug>(what: &str, mut probe: impl FnMut() -> T, 
         std::thread::sleep(POLL);
     }
 }
+
+/// `101–140, 142`: what the folded header lists (runs of three or more as ranges).
+pub fn tid_ranges(tids: &[i32]) -> String {
+    let mut t = tids.to_vec();
+    t.sort_unstable();
+    let mut parts = Vec::new();
+    let mut k = 0;
+    while k < t.len() {
+        let mut e = k;
+        while e + 1 < t.len() && t[e + 1] == t[e] + 1 {
+            e += 1;
+        }
+        if e - k >= 2 {
+            parts.push(format!("{}–{}", t[k], t[e]));
+        } else {
+            parts.extend(t[k..=e].iter().map(|x| x.to_string()));
+        }
+        k = e + 1;
+    }
+    parts.join(", ")
+}
