@@ -252,6 +252,19 @@ fn target_in_another_root_filesystem_seen_from_the_host() {
         ns.fx.lock("lock_b"),
     );
     assert_eq!(doc["processes"][0]["libc"]["name"], "glibc");
+    // sid's glibc (2.43): main's pthread_join is still a wait for t1 (issue
+    // 16.3), found through the joined thread's tid field, not a bare futex.
+    let join = &thread(&doc, ns.host("main"))["blocked_on"];
+    assert_eq!(
+        (&join["kind"], &join["name"], &join["owner_tid"], &join["confidence"]),
+        (
+            &Value::from("thread"),
+            &Value::from("t1"),
+            &Value::from(ns.host("t1")),
+            &Value::from("exact")
+        ),
+        "{join}"
+    );
     // Symbolized from sid's copy of the fixture (/proc/PID/root): the wait site has a line.
     let site = &thread(&doc, ns.host("t1"))["blocked_on"]["site"];
     assert_eq!(site["function"], "t1_main", "{site}");

@@ -88,6 +88,17 @@ enum Hint {
     Barrier,
 }
 
+/// Where glibc 2.43 keeps a thread's join state (`struct pthread.joinstate`),
+/// measured on Debian sid's libc6 2.43-7: the joined thread's `fs_base` +
+/// 0x628 is the futex its joiner sleeps on (FUTEX_WAIT_BITSET, shared).
+const JOINSTATE_OFFSETS: [u64; 1] = [0x628];
+/// The join states are small (joinable, detached, exiting, exited).
+const JOINSTATE_MAX: u32 = 3;
+/// Bound on an offset into `struct pthread` (its `tid` is at 0x2d0 on
+/// 2.36, its join state at 0x628 on 2.43; the descriptor is smaller than a
+/// page).
+const PTHREAD_DESCRIPTOR_MAX: u64 = 0x1000;
+
 fn hint_for(name: &str) -> Option<Hint> {
     let has = |s: &str| name.contains(s);
     Some(if name.starts_with("pthread_mutex_") && has("lock") && !has("unlock") {
@@ -575,6 +586,9 @@ impl<'v, 'a> Ctx<'v, 'a> {
         if !matches!(w.cmd, FutexCmd::WaitBitset | FutexCmd::Wait) || w.private {
             return None;
         }
+        if let Some(f) = self.join_state(i, w, strict, call) {
+            return Some(f);
+        }
         let tid = w.expected as i32;
         if tid <= 0 {
             return None;
@@ -617,6 +631,47 @@ impl<'v, 'a> Ctx<'v, 'a> {
             None => format!("thread {tid}"),
         });
         Some(f)
+    }
+
+    /// Newer glibc (2.43, Debian sid) no longer sleeps in pthread_join on the
+    /// joined thread's `tid` but on its `struct pthread.joinstate`, with the
+    /// state as the expected value (2 while the thread runs, joinable). The
+    /// futex is then inside the joined thread's descriptor, which names it.
+    /// `strict` (no glibc names on the stack): only at the offset measured
+    /// on 2.43 ([`JOINSTATE_OFFSETS`]); with pthread_join on the stack, at
+    /// any offset past `tid` within the descriptor.
+    fn join_state(&self, i: usize, w: &FutexWait, strict: bool, call: &str) -> Option<Found> {
+        if w.expected > JOINSTATE_MAX || w.current != w.expected {
+            return None;
+        }
+        let (j, off) = (0..self.view.snapshot.threads.len()).find_map(|j| {
+            let off = w.addr.checked_sub(self.fs_base(j)?)?;
+            let fits = if strict {
+                JOINSTATE_OFFSETS.contains(&off)
+            } else {
+                off > self.layout.tid && off < PTHREAD_DESCRIPTOR_MAX
+            };
+            (j != i && fits).then_some((j, off))
+        })?;
+        let t = &self.view.snapshot.threads[j];
+        Some(Found::new(
+            ResourceKind::Thread,
+            w.addr,
+            OwnerEvidence::Tid {
+                ns_tid: t.ns_tid,
+                shared: false,
+                evidence: format!(
+                    "the futex is in thread {}'s descriptor (struct pthread + {off:#x}, its join state) and holds \
+                     {}: it has not exited",
+                    t.ns_tid, w.expected
+                ),
+            },
+            call,
+        ))
+        .map(|mut f| {
+            f.name = Some(t.name.clone());
+            f
+        })
     }
 
     /// pthread_cond_wait pushes a cleanup buffer naming the condvar and the
