@@ -89,6 +89,28 @@ fn read_by_both_sides(mode: &str, channel: &str, holders: &str) {
     assert!(why.contains(&format!("PID {child}, which was not inspected")), "{why}");
 }
 
+/// Within one process: two threads each read a pipe whose write end only
+/// their own process holds, and nothing else runs. Stuck without --tree.
+#[test]
+fn pipes_read_by_two_threads_of_one_process_are_stuck() {
+    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &["threads"]));
+    let (a, b) = (fx.tid("reader_a"), fx.tid("reader_b"));
+    fx.wait_blocked(&[fx.tid("main"), a, b]);
+    let (code, doc) = dump(fx.pid(), false);
+    assert_eq!(code, 1, "{}", doc["verdict"]["headline"]);
+    assert_eq!(doc["verdict"]["kind"], "stuck");
+    assert_eq!(stuck_pids(&doc), vec![fx.pid() as i64]);
+    for tid in [a, b] {
+        let t = thread(&doc, tid);
+        assert_eq!(t["asleep_for_good"], true, "{t}");
+        let why = t["why"].as_str().unwrap();
+        assert!(
+            why.contains("pipe:[") && why.contains(&format!("every process holding its write end (PID {})", fx.pid())),
+            "{why}"
+        );
+    }
+}
+
 #[test]
 fn parent_waiting_for_a_deadlocked_child_is_stuck() {
     let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &["wait"]));
