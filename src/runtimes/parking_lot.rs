@@ -598,16 +598,6 @@ fn live_guards(view: &ProcessView<'_>) -> Vec<Vec<(usize, LiveGuard)>> {
         .collect()
 }
 
-fn frame_name(view: &ProcessView<'_>, j: usize, k: usize) -> String {
-    let name = view
-        .stacks
-        .get(j)
-        .and_then(|s| s.frames.get(k))
-        .and_then(|f| f.function.as_deref())
-        .unwrap_or("??");
-    format!("frame #{k} ({name})")
-}
-
 /// The holder of a parking_lot lock, inferred the way Rust std's are
 /// ([`super::rust_std`]): a thread with a live guard of the lock of the kind
 /// that blocks this wait (a write guard, or for a writer behind readers a
@@ -681,7 +671,7 @@ fn infer_owner(
                     g.kind.type_name(),
                     g.variable,
                     g.place,
-                    frame_name(view, *j, *k)
+                    rust_std::frame_name(view, *j, *k)
                 ),
                 dead: false,
             };
@@ -708,7 +698,7 @@ fn infer_owner(
                 confidence: Confidence::Inferred,
                 evidence: format!(
                     "parking_lot locks record no owner; thread {tid} is in {}, whose code took the lock (lock cmpxchg at {:#x} on {}) before the point it resumes at, and has not released it since{state_note}",
-                    frame_name(view, *j, h.frame),
+                    rust_std::frame_name(view, *j, h.frame),
                     h.instruction,
                     h.operand.describe()
                 ),

@@ -262,8 +262,9 @@ impl Guards {
     }
 }
 
-fn frame_name(view: &ProcessView<'_>, j: usize, k: usize) -> String {
-    // The physical frame's function (the one whose code and locals are meant).
+/// `frame #3 (abba::t1)`: the physical frame's function (the one whose code
+/// and locals are meant), for owner evidence (also parking_lot's).
+pub(super) fn frame_name(view: &ProcessView<'_>, j: usize, k: usize) -> String {
     let name = view
         .stacks
         .get(j)
