@@ -159,6 +159,35 @@ pub fn owner_from_tid(
     }
 }
 
+/// For a lock whose owner was *inferred* (Rust std, parking_lot: the lock
+/// records none): the hold to list on that owner's thread, index and all,
+/// with the evidence and who waits. Nothing for an exact or unknown owner
+/// (an exact one is listed by the runtime that read it).
+pub fn inferred_hold(
+    view: &ProcessView<'_>,
+    waiter: usize,
+    owner: &Owner,
+    resource: &Resource,
+) -> Option<(usize, Hold)> {
+    if owner.confidence != Confidence::Inferred {
+        return None;
+    }
+    let tid = owner.tid?;
+    let j = view.snapshot.threads.iter().position(|t| t.tid == tid)?;
+    Some((
+        j,
+        Hold {
+            resource: resource.clone(),
+            confidence: Confidence::Inferred,
+            evidence: format!(
+                "{} (thread {} waits for it)",
+                owner.evidence, view.snapshot.threads[waiter].tid
+            ),
+            site_frame: None,
+        },
+    ))
+}
+
 /// A user-facing name for the object at `addr`: the data symbol covering it
 /// (`lock_a`, or `forks+0x28` inside an array). Mangled Rust names
 /// (`_ZN4abba6LOCK_A17h…E`, `_RNv…`) are demangled without the hash.

@@ -464,25 +464,7 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
         resource.name = resource
             .name
             .map(|full| full.split('+').next().unwrap_or(&full).to_string());
-        if owner.confidence == Confidence::Inferred {
-            if let Some(j) = owner
-                .tid
-                .and_then(|tid| view.snapshot.threads.iter().position(|t| t.tid == tid))
-            {
-                holds.push((
-                    j,
-                    Hold {
-                        resource: resource.clone(),
-                        confidence: Confidence::Inferred,
-                        evidence: format!(
-                            "{} (thread {} waits for it)",
-                            owner.evidence, view.snapshot.threads[i].tid
-                        ),
-                        site_frame: None,
-                    },
-                ));
-            }
-        }
+        holds.extend(owners::inferred_hold(view, i, &owner, &resource));
         out[i] = Some(ThreadFindings {
             wait: Some(Wait {
                 resource,
@@ -517,6 +499,15 @@ fn classify(view: &ProcessView<'_>, hint: Option<Hint>, key: u64) -> Option<Foun
         })
     };
     let rw_state = |addr: u64| view.memory.read_u64(addr).ok();
+    let writer_behind_readers = |lock| {
+        found(
+            ResourceKind::ParkingLotRwLock,
+            lock,
+            "parking_lot::RwLock::write (holds the writer bit, waits for the readers to leave)",
+            None,
+            Hint::RwWriteForReaders,
+        )
+    };
     match hint {
         Some(Hint::Mutex) => {
             view.memory.read_u8(key).ok()?;
@@ -531,13 +522,7 @@ fn classify(view: &ProcessView<'_>, hint: Option<Hint>, key: u64) -> Option<Foun
         Some(Hint::RwWriteForReaders) => {
             let lock = key.checked_sub(1)?;
             (rw_state(lock)? & RW_WRITER_PARKED != 0).then_some(())?;
-            found(
-                ResourceKind::ParkingLotRwLock,
-                lock,
-                "parking_lot::RwLock::write (holds the writer bit, waits for the readers to leave)",
-                None,
-                Hint::RwWriteForReaders,
-            )
+            writer_behind_readers(lock)
         }
         Some(h @ (Hint::RwWrite | Hint::RwRead | Hint::RwUpgradable)) => {
             (rw_state(key)? & RW_PARKED != 0).then_some(())?;
@@ -567,13 +552,7 @@ fn classify(view: &ProcessView<'_>, hint: Option<Hint>, key: u64) -> Option<Foun
         None if key % 2 == 1 => {
             let lock = key - 1;
             (rw_state(lock)? & (RW_WRITER | RW_WRITER_PARKED) == RW_WRITER | RW_WRITER_PARKED).then_some(())?;
-            found(
-                ResourceKind::ParkingLotRwLock,
-                lock,
-                "parking_lot::RwLock::write (holds the writer bit, waits for the readers to leave)",
-                None,
-                Hint::RwWriteForReaders,
-            )
+            writer_behind_readers(lock)
         }
         _ => None,
     }

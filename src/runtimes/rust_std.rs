@@ -200,25 +200,7 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
             None => infer_owner(view, &code, &guards, i, f, &found),
         };
         let resource = owners::resource_at(view, f.kind, f.lock);
-        if owner.confidence == Confidence::Inferred {
-            if let Some(j) = owner
-                .tid
-                .and_then(|tid| view.snapshot.threads.iter().position(|t| t.tid == tid))
-            {
-                holds.push((
-                    j,
-                    Hold {
-                        resource: resource.clone(),
-                        confidence: Confidence::Inferred,
-                        evidence: format!(
-                            "{} (thread {} waits for it)",
-                            owner.evidence, view.snapshot.threads[i].tid
-                        ),
-                        site_frame: None,
-                    },
-                ));
-            }
-        }
+        holds.extend(owners::inferred_hold(view, i, &owner, &resource));
         out[i].wait = Some(Wait {
             resource,
             owner,
