@@ -148,8 +148,10 @@ pub mod exit {
     pub const DEADLOCK: i32 = 1;
     /// Could not inspect (bad PID, permissions, target vanished, usage error).
     pub const CANNOT_INSPECT: i32 = 2;
-    /// `lockdump run`: CMD was still running at the timeout (its tree was dumped).
-    pub const TIMED_OUT: i32 = crate::watchdog::TIMED_OUT;
+    /// `lockdump run`: CMD was still running at the timeout (its tree was
+    /// dumped); GNU timeout's code, distinct from any code CMD's own death
+    /// produces.
+    pub const TIMED_OUT: i32 = 124;
     /// Inspected, no deadlock among what was examined, but part of a target
     /// could not be examined (e.g. a CPython whose layout is not understood).
     pub const INCOMPLETE: i32 = 3;
@@ -158,15 +160,4 @@ pub mod exit {
     /// may yet get out (a livelock is inferred, a starvation can end when
     /// the load changes), but a CI job wants to fail on it.
     pub const NO_PROGRESS: i32 = 4;
-
-    /// The exit code of a verdict.
-    pub fn of(kind: crate::graph::VerdictKind) -> i32 {
-        use crate::graph::VerdictKind;
-        match kind {
-            VerdictKind::Deadlock | VerdictKind::Stuck => DEADLOCK,
-            VerdictKind::Livelock | VerdictKind::Starvation => NO_PROGRESS,
-            VerdictKind::Incomplete => INCOMPLETE,
-            VerdictKind::NoHangFound => OK,
-        }
-    }
 }

@@ -22,6 +22,7 @@ use crate::runtimes::{Confidence, Resource, ThreadFindings};
 mod asleep;
 pub mod awaits;
 pub mod pools;
+pub mod watched;
 pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
 pub use awaits::{await_cycles, AwaitCycle};
 pub use pools::{starvations, PoolStarvation};
@@ -163,7 +164,7 @@ pub struct Verdict {
     /// What `--watch` saw over its interval (filled by the pipeline after
     /// the graph): blocked-for times, spinning threads, probable livelocks
     /// and starvations. `None` without `--watch`.
-    pub watch: Option<crate::watch::Watched>,
+    pub watch: Option<watched::Watched>,
     /// Threads others wait behind that are not in a cycle ([`WaitingBehind`]),
     /// most waiters first.
     pub waiting_behind: Vec<WaitingBehind>,
@@ -255,48 +256,7 @@ pub enum PeerKind {
     Children,
 }
 
-/// A part of a process that lockdump could not examine, and why. It travels
-/// with the verdict to the report and the exit code: "no deadlock" is only
-/// said of what was looked at.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Unexamined {
-    pub pid: i32,
-    pub part: Part,
-    /// Why, in words (the analysis' own error).
-    pub why: String,
-}
-
-/// What was not examined.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Part {
-    /// The CPython interpreter: Python stacks, thread names, Python locks and their owners.
-    Python,
-    /// Go's runtime: goroutines and what they wait for (`sync.Mutex`,
-    /// channels) live in Go's scheduler, not in OS threads' futex waits.
-    Go,
-    /// Locks of the Rust `parking_lot` crate: waiters queue in its global
-    /// hash table and no owner is recorded.
-    ParkingLot,
-    /// asyncio tasks: what each awaits and which asyncio locks it holds.
-    Asyncio,
-    /// Memory a core file left out (and no mapped file supplied): whatever
-    /// the analysis needed there is unknown.
-    CoreMemory,
-}
-
-impl Part {
-    /// What the report says was left out.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Part::Python => "Python stacks and locks",
-            Part::Go => "Go goroutines and their locks",
-            Part::ParkingLot => "parking_lot locks",
-            Part::Asyncio => "asyncio tasks",
-            Part::CoreMemory => "memory missing from the core file",
-        }
-    }
-}
+pub use crate::runtimes::{Part, Unexamined};
 
 /// The kinds of verdict, most severe first; the exit code follows from the kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -310,7 +270,7 @@ pub enum VerdictKind {
     Stuck,
     /// No deadlock, nothing stuck, but over `--watch` two or more threads
     /// spun in the same loop while the lock it names never changed hands
-    /// (see [`crate::watch::judge`]).
+    /// (see `crate::watch::judge`).
     Livelock,
     /// No deadlock, nothing stuck, no livelock, but over `--watch` a thread
     /// waited the whole interval for a lock others kept taking.
@@ -320,6 +280,19 @@ pub enum VerdictKind {
     Incomplete,
     /// Everything was examined and no hang was found.
     NoHangFound,
+}
+
+impl VerdictKind {
+    /// The exit code of a verdict ([`crate::error::exit`]).
+    pub fn exit_code(self) -> i32 {
+        use crate::error::exit;
+        match self {
+            VerdictKind::Deadlock | VerdictKind::Stuck => exit::DEADLOCK,
+            VerdictKind::Livelock | VerdictKind::Starvation => exit::NO_PROGRESS,
+            VerdictKind::Incomplete => exit::INCOMPLETE,
+            VerdictKind::NoHangFound => exit::OK,
+        }
+    }
 }
 
 impl Verdict {

@@ -124,11 +124,11 @@ pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snaps
 /// live process. The core is one instant, so nothing needs confirming
 /// against a live process afterwards ([`verdict`] skips it).
 pub fn inspect_core(
-    core: std::sync::Arc<crate::corefile::CoreFile>,
+    core: std::sync::Arc<crate::capture::corefile::CoreFile>,
     opts: &Options,
     cache: &ModuleCache,
 ) -> Inspection {
-    let snapshot = crate::corefile::snapshot::snapshot(core.clone(), opts.capture.stack_bytes);
+    let snapshot = crate::capture::corefile::snapshot::snapshot(core.clone(), opts.capture.stack_bytes);
     let mut ins = analyze(snapshot, opts, cache);
     // Memory a verdict may have needed and the core does not hold: the
     // analysis saw read errors there; say so (the verdict becomes

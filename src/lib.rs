@@ -7,12 +7,12 @@
 
 pub mod capture;
 pub mod cli;
-pub mod corefile;
 pub mod demo;
 pub mod error;
 pub mod graph;
 pub mod identity;
 pub mod inspect;
+pub mod printable;
 pub mod proc;
 pub mod report;
 pub mod runtimes;

@@ -336,7 +336,7 @@ fn diagnose_core(
     output: &Output,
     style: &Style,
 ) -> Result<(String, i32), InspectError> {
-    use lockdump::corefile::CoreFile;
+    use lockdump::capture::corefile::CoreFile;
     let mut cores: Vec<CoreFile> = Vec::with_capacity(paths.len());
     for path in paths {
         let core = CoreFile::open(path, sysroot, exe).map_err(InspectError::Core)?;
@@ -379,7 +379,7 @@ fn render(
     style: &Style,
     captured_at: std::time::SystemTime,
 ) -> Result<(String, i32), InspectError> {
-    let code = exit::of(verdict.kind());
+    let code = verdict.kind().exit_code();
     let ctx = report::Context::read(inspections, captured_at);
     let out = if output.json {
         report::render_json_with(inspections, verdict, &ctx)

@@ -6,8 +6,6 @@
 //! descriptions ([`crate::runtimes::syscalls`]) and futex decoding take their
 //! numbers and names from here too.
 
-use crate::capture::SyscallState;
-
 struct Entry {
     nr: i64,
     name: &'static str,
@@ -515,6 +513,28 @@ pub fn futex_text(addr: u64, op: u64, val: u32) -> String {
 /// `fcntl` commands that wait for a record lock.
 pub const F_SETLKW: u64 = 7;
 pub const F_OFD_SETLKW: u64 = 38;
+
+/// The system call a thread was blocked in when it was stopped (decoded
+/// from its registers by the capture, `crate::capture::stop`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallState {
+    /// Syscall number as the kernel reported it (`orig_rax`).
+    pub nr: i64,
+    /// The six argument registers (rdi, rsi, rdx, r10, r8, r9).
+    pub args: [u64; 6],
+    /// The thread is in `restart_syscall` (219): a timed wait interrupted by an
+    /// earlier stop. The original number is gone; the argument registers still
+    /// hold the original arguments.
+    pub restarted: bool,
+    /// The thread was stopped at its `syscall` instruction with the number in
+    /// `rax`, about to enter the call rather than inside it: resumed by an
+    /// earlier stop (the kernel rewinds an interrupted call to re-execute
+    /// it, so a thread a previous dump — or debugger — just let go is
+    /// caught here until it gets a CPU), or preempted just before the call.
+    /// It is in the call the moment it runs; a futex wait counts only if
+    /// its word still holds the expected value (else it would return at once).
+    pub entering: bool,
+}
 
 /// The one rendering of a call and its arguments, used by the thread header,
 /// the summary table (through [`crate::runtimes::syscalls::describe`], which

@@ -29,7 +29,7 @@ use crate::error::InspectError;
 use crate::tree;
 
 /// The exit code when CMD was still running at the timeout (GNU timeout's).
-pub const TIMED_OUT: i32 = 124;
+pub use crate::error::exit::TIMED_OUT;
 
 /// How `run` watches its command.
 #[derive(Debug, Clone)]

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use common::{c_fixture, unique_path, Fixture, Variant};
-use lockdump::corefile::CoreFile;
+use lockdump::capture::corefile::CoreFile;
 use lockdump::inspect::{self, Options};
 use lockdump::symbols::ModuleCache;
 use proptest::prelude::*;

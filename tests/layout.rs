@@ -17,13 +17,12 @@
 //! modules count like any other: a test of one module that reaches into its
 //! caller is a loop too.
 //!
-//! Not checked yet: the crate root's own children (`capture`, `symbols`,
-//! `runtimes`, `graph`, `report`, ...). They should form the pipeline of
-//! docs/architecture.md with every use pointing down it, but today they are
-//! still one loop (e.g. `capture` names `corefile::CoreFile`, which uses
-//! `capture::Memory`; `symbols` uses `runtimes::SymbolLookup`): they are
-//! listed in `no_new_module_joins_the_crate_level_loop`, which keeps others
-//! out of that loop. Nor is `src/main.rs`, the binary.
+//! The crate root's own children (`capture`, `symbols`, `runtimes`,
+//! `graph`, `report`, ...) obey the same rule, and more: they form the
+//! pipeline of docs/architecture.md's module tree, and each may use only
+//! the modules listed above it there
+//! (`crate_modules_use_only_those_above_them_in_the_architecture`). Not
+//! checked: `src/main.rs`, the binary, which wires them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -469,16 +468,17 @@ fn src() -> PathBuf {
 }
 
 #[test]
-fn no_module_below_the_crate_root_imports_one_that_imports_it_back() {
+fn no_module_imports_one_that_imports_it_back() {
     let edges = sibling_edges(&src());
     assert!(
         edges.contains_key(&vec!["symbols".to_string()]),
         "no edges found: the parser is broken"
     );
     let mut found = Vec::new();
-    for (parent, graph) in edges.iter().filter(|(p, _)| !p.is_empty()) {
+    for (parent, graph) in &edges {
         for comp in loops(graph) {
-            found.push(format!("  in crate::{}: {}", parent.join("::"), describe(graph, &comp)));
+            let name = if parent.is_empty() { "crate".to_string() } else { format!("crate::{}", parent.join("::")) };
+            found.push(format!("  in {name}: {}", describe(graph, &comp)));
         }
     }
     assert!(
@@ -488,41 +488,60 @@ fn no_module_below_the_crate_root_imports_one_that_imports_it_back() {
     );
 }
 
-/// The crate-level modules are not yet one-directional (see the module
-/// doc). Until they are, no other crate-level module may join their loop:
-/// a new top-level module, or one of the few outside it today, that gets
-/// into it fails here. Take a module off [`IN_A_LOOP`] when it leaves.
-#[test]
-fn no_new_module_joins_the_crate_level_loop() {
-    const IN_A_LOOP: [&str; 15] = [
-        "capture", "cli", "corefile", "error", "graph", "inspect", "proc", "report", "runtimes", "symbols", "syscalls",
-        "tree", "unwind", "watch", "watchdog",
-    ];
-    let edges = sibling_edges(&src());
-    let root = &edges[&Vec::new()];
-    let comps = loops(root);
-    let mut joined = Vec::new();
-    for comp in &comps {
-        let new: Vec<String> = comp
-            .iter()
-            .map(|m| m.join("::"))
-            .filter(|m| !IN_A_LOOP.contains(&m.as_str()))
-            .collect();
-        if let Some(first) = comp.iter().find(|m| !IN_A_LOOP.contains(&m.join("::").as_str())) {
-            // Start the loop shown at a module that joined.
-            let mut from_new = vec![first.clone()];
-            from_new.extend(comp.iter().filter(|m| *m != first).cloned());
-            joined.push(format!("{} joined: {}", new.join(", "), describe(root, &from_new)));
+/// The crate-level modules in the order docs/architecture.md's module tree
+/// lists them: the lines of its code block that start with two spaces and a
+/// name ending in `.rs` or `/` (`  capture/ ...`, `  graph.rs, graph/ ...`).
+fn architecture_order() -> Vec<String> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md")).unwrap();
+    let section = doc.split("## Module tree").nth(1).expect("docs/architecture.md has a '## Module tree' section");
+    let block = section.split("```").nth(1).expect("the module tree is a code block");
+    let mut out = Vec::new();
+    for line in block.lines() {
+        let Some(rest) = line.strip_prefix("  ").filter(|r| !r.starts_with(' ')) else {
+            continue;
+        };
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let after = &rest[name.len()..];
+        if !name.is_empty() && (after.starts_with(".rs") || after.starts_with('/')) && !out.contains(&name) {
+            out.push(name);
         }
     }
-    let members: BTreeSet<String> = comps.iter().flatten().map(|m| m.join("::")).collect();
-    for m in IN_A_LOOP.iter().filter(|m| !members.contains(**m)) {
-        eprintln!("note: {m} is in no crate-level loop any more: take it off IN_A_LOOP");
+    out
+}
+
+/// Every crate-level module uses only the modules docs/architecture.md
+/// lists above it, so the tree there reads top-down as the pipeline (and
+/// every module of `src/` is listed).
+#[test]
+fn crate_modules_use_only_those_above_them_in_the_architecture() {
+    let order = architecture_order();
+    let pos = |m: &str| order.iter().position(|o| o == m);
+    let mods = modules(&src());
+    let mut missing: Vec<String> = mods
+        .keys()
+        .filter(|m| m.len() == 1)
+        .map(|m| m[0].clone())
+        .filter(|m| pos(m).is_none())
+        .collect();
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "crate-level modules missing from docs/architecture.md's module tree: {missing:?} (found there: {order:?})"
+    );
+    let edges = sibling_edges(&src());
+    let mut upward = Vec::new();
+    for (a, targets) in &edges[&Vec::new()] {
+        for (b, evidence) in targets {
+            let (pa, pb) = (pos(&a[0]).unwrap(), pos(&b[0]).unwrap());
+            if pb >= pa {
+                upward.push(format!("{} uses {}, listed below it: {evidence}", a[0], b[0]));
+            }
+        }
     }
     assert!(
-        joined.is_empty(),
-        "a crate-level module joined the import loop (modules: {IN_A_LOOP:?}):\n  {}",
-        joined.join("\n  ")
+        upward.is_empty(),
+        "uses that point up the pipeline (move the shared item down, or the module in the tree):\n  {}",
+        upward.join("\n  ")
     );
 }
 

@@ -1,9 +1,11 @@
 //! Capture: everything lockdump copies out of a live process while its threads
-//! are stopped, and the read-only memory view used afterwards.
+//! are stopped ([`stop`]), or reads from a core file ([`corefile`]), and the
+//! read-only memory view used afterwards.
 //!
-//! The [`Snapshot`] is plain data. Unwinding, symbolization and lock analysis
+//! The [`Snapshot`] is plain data, the same from either source. Unwinding, symbolization and lock analysis
 //! all run on it after the target has been resumed.
 
+pub mod corefile;
 pub mod freezer;
 pub mod memory;
 pub mod priority;
@@ -95,26 +97,7 @@ impl Registers {
     }
 }
 
-/// The system call a thread was blocked in when it was stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SyscallState {
-    /// Syscall number as the kernel reported it (`orig_rax`).
-    pub nr: i64,
-    /// The six argument registers (rdi, rsi, rdx, r10, r8, r9).
-    pub args: [u64; 6],
-    /// The thread is in `restart_syscall` (219): a timed wait interrupted by an
-    /// earlier stop. The original number is gone; the argument registers still
-    /// hold the original arguments.
-    pub restarted: bool,
-    /// The thread was stopped at its `syscall` instruction with the number in
-    /// `rax`, about to enter the call rather than inside it: resumed by an
-    /// earlier stop (the kernel rewinds an interrupted call to re-execute
-    /// it, so a thread a previous dump — or debugger — just let go is
-    /// caught here until it gets a CPU), or preempted just before the call.
-    /// It is in the call the moment it runs; a futex wait counts only if
-    /// its word still holds the expected value (else it would return at once).
-    pub entering: bool,
-}
+pub use crate::syscalls::SyscallState;
 
 pub const SYS_RESTART_SYSCALL: i64 = crate::syscalls::nr::RESTART_SYSCALL;
 
@@ -267,21 +250,10 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub enum Source {
     Live(Live),
-    Core(std::sync::Arc<crate::corefile::CoreFile>),
+    Core(std::sync::Arc<corefile::CoreFile>),
 }
 
-/// A live process: the only thing through which later stages may read
-/// /proc or the process's memory. A core's snapshot has none, so code that
-/// needs one cannot run on a core by mistake (its PID is not a process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Live {
-    pub pid: i32,
-    /// A live thread through which the process's memory and process-wide
-    /// /proc files (maps, auxv, root, map_files) are read: `pid` itself,
-    /// unless the main thread has exited (pthread_exit) and left a zombie
-    /// leader, whose mm and fs are gone while the other threads run on.
-    pub mm_tid: i32,
-}
+pub use crate::proc::Live;
 
 impl Source {
     /// A live process with `pid`, read through thread `mm_tid`.
@@ -293,7 +265,7 @@ impl Source {
 /// The memory beneath a snapshot's copies: the live process, or the core.
 pub enum Backing<'a> {
     Live(ProcessMemory),
-    Core(&'a crate::corefile::CoreFile),
+    Core(&'a corefile::CoreFile),
 }
 
 impl Memory for Backing<'_> {
@@ -356,7 +328,7 @@ impl Snapshot {
         }
     }
     /// The core file, if the snapshot is of one.
-    pub fn core(&self) -> Option<&crate::corefile::CoreFile> {
+    pub fn core(&self) -> Option<&corefile::CoreFile> {
         match &self.source {
             Source::Core(c) => Some(c),
             Source::Live(_) => None,

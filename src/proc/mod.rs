@@ -13,6 +13,26 @@ use std::path::PathBuf;
 
 pub use parse::{MapEntry, Stat, Status, SyscallLine};
 
+/// A live process: the only thing through which later stages may read
+/// /proc or the process's memory. A core's snapshot has none, so code that
+/// needs one cannot run on a core by mistake (its PID is not a process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Live {
+    pub pid: i32,
+    /// A live thread through which the process's memory and process-wide
+    /// /proc files (maps, auxv, root, map_files) are read: `pid` itself,
+    /// unless the main thread has exited (pthread_exit) and left a zombie
+    /// leader, whose mm and fs are gone while the other threads run on.
+    pub mm_tid: i32,
+}
+
+
+/// `root` + absolute `path`, without letting `path` escape to the host
+/// root (`/proc/PID/root` of a container, a core's `--sysroot`).
+pub fn join_under(root: &std::path::Path, path: &std::path::Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
 pub fn pid_dir(pid: i32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}"))
 }

@@ -65,8 +65,8 @@ pub fn process_header(ins: &Inspection, style: &Style) -> String {
 /// What the header says about a core file: which file, when and why it
 /// was written, and everything that keeps it from being read in full
 /// (truncation, files missing or of another build, memory left out).
-pub fn core_lines(core: &crate::corefile::CoreFile) -> Vec<String> {
-    use crate::corefile::FileCheck;
+pub fn core_lines(core: &crate::capture::corefile::CoreFile) -> Vec<String> {
+    use crate::capture::corefile::FileCheck;
     let mut out = vec![format!(
         "from core file {}{}{}: a dead process, read as it was when dumped (no thread names, scheduler \
          states or wait channels)",

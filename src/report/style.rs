@@ -1,6 +1,13 @@
 //! Terminal styling and sanitizing of strings that come from the target.
 
-use std::fmt::Write;
+/// `--color`: when the text report uses ANSI colors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// Color when stdout is a terminal and NO_COLOR is unset.
+    Auto,
+    Always,
+    Never,
+}
 
 /// How to render the text report: ANSI colors, and whether threads with
 /// identical stacks and waits are folded into one entry (the default) or
@@ -13,12 +20,12 @@ pub struct Style {
 
 impl Style {
     /// Color only on a terminal, and never when NO_COLOR is set (https://no-color.org).
-    pub fn detect(choice: crate::cli::ColorChoice) -> Style {
+    pub fn detect(choice: ColorChoice) -> Style {
         use std::io::IsTerminal;
         let color = match choice {
-            crate::cli::ColorChoice::Always => true,
-            crate::cli::ColorChoice::Never => false,
-            crate::cli::ColorChoice::Auto => {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
                 std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty()) && std::io::stdout().is_terminal()
             }
         };
@@ -64,44 +71,7 @@ impl Style {
     }
 }
 
-/// Make a target-supplied string (thread name, path, Python identifier) safe
-/// to print on a terminal: control characters become `\xNN` escapes, so a
-/// hostile target cannot move the cursor or change colors.
-pub fn clean(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() {
-            let _ = write!(out, "\\x{:02x}", c as u32);
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// A target-supplied name (thread name, Python thread name) as the text
-/// report shows it between double quotes: control characters as `\xNN`
-/// (as [`clean`]), and `"` and `\` escaped with a backslash, so a name
-/// cannot end its quotes early or pass for an escape.
-pub fn escape_name(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `"name"`, escaped by [`escape_name`].
-pub fn quoted(s: &str) -> String {
-    format!("\"{}\"", escape_name(s))
-}
+pub use crate::printable::{clean, escape_name, quoted};
 
 #[cfg(test)]
 mod tests {

@@ -868,7 +868,7 @@ pub struct JsonStuck {
 pub fn json_verdict(v: &Verdict) -> JsonVerdict {
     JsonVerdict {
         kind: v.kind(),
-        exit_code: crate::error::exit::of(v.kind()),
+        exit_code: v.kind().exit_code(),
         complete: v.unexamined.is_empty(),
         unexamined: v.unexamined.clone(),
         deadlock: !v.deadlocks.is_empty() || !v.pool_starvations.is_empty() || !v.await_cycles.is_empty(),

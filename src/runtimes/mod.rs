@@ -205,48 +205,48 @@ pub enum TaskPlace {
     RunBy { tid: i32 },
 }
 
-/// Symbol and section lookups over every module mapped in the target.
-/// Addresses are runtime (relocated) addresses in the target.
-pub trait SymbolLookup {
-    /// Address of the first symbol with this exact ELF name (`lock_a`,
-    /// `_PyRuntime`) in any module, searching `.dynsym` then `.symtab`.
-    fn symbol_address(&self, name: &str) -> Option<u64>;
-    /// The symbol covering `addr` (function or data object) and the offset into it.
-    fn symbol_at(&self, addr: u64) -> Option<(String, u64)>;
-    /// Address and size of a named ELF section (`.PyRuntime`) in any module.
-    fn section(&self, name: &str) -> Option<(u64, u64)>;
-    /// Path of the module mapped at `addr`, if any.
-    fn module_at(&self, addr: u64) -> Option<String>;
-    /// Address of the first symbol whose (mangled) ELF name starts with
-    /// `prefix` (a Rust static named without its hash: `_ZN…HASHTABLE17h`).
-    fn symbol_with_prefix(&self, _prefix: &str) -> Option<u64> {
-        None
-    }
-    /// The path of a module with a symbol whose (mangled) name contains `part`.
-    fn has_symbol_containing(&self, _part: &str) -> Option<String> {
-        None
-    }
-    /// The object at `addr` as the program's source names it, from DWARF:
-    /// `forks[1].m` in a global array, `account_a->lock` on the heap through
-    /// a global pointer or a pointer local of a frame in `stacks` (see
-    /// [`crate::symbols::varnames`]); `None` without
-    /// DWARF or when nothing names it that way.
-    fn source_name(
-        &self,
-        _addr: u64,
-        _memory: &dyn crate::capture::Memory,
-        _stacks: &[crate::stacks::Stack],
-    ) -> Option<String> {
-        None
-    }
-    /// The std lock guards live in a frame, from its DWARF locals; `None`
-    /// when no DWARF describes the frame's locals (see [`crate::symbols::guards`]).
-    fn live_guards(
-        &self,
-        _ctx: &crate::stacks::FrameContext,
-        _memory: &dyn crate::capture::Memory,
-    ) -> Option<Vec<crate::symbols::guards::LiveGuard>> {
-        None
+pub use crate::symbols::SymbolLookup;
+
+/// A part of a process that lockdump could not examine, and why. It travels
+/// with the verdict to the report and the exit code: "no deadlock" is only
+/// said of what was looked at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Unexamined {
+    pub pid: i32,
+    pub part: Part,
+    /// Why, in words (the analysis' own error).
+    pub why: String,
+}
+
+/// What was not examined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Part {
+    /// The CPython interpreter: Python stacks, thread names, Python locks and their owners.
+    Python,
+    /// Go's runtime: goroutines and what they wait for (`sync.Mutex`,
+    /// channels) live in Go's scheduler, not in OS threads' futex waits.
+    Go,
+    /// Locks of the Rust `parking_lot` crate: waiters queue in its global
+    /// hash table and no owner is recorded.
+    ParkingLot,
+    /// asyncio tasks: what each awaits and which asyncio locks it holds.
+    Asyncio,
+    /// Memory a core file left out (and no mapped file supplied): whatever
+    /// the analysis needed there is unknown.
+    CoreMemory,
+}
+
+impl Part {
+    /// What the report says was left out.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Part::Python => "Python stacks and locks",
+            Part::Go => "Go goroutines and their locks",
+            Part::ParkingLot => "parking_lot locks",
+            Part::Asyncio => "asyncio tasks",
+            Part::CoreMemory => "memory missing from the core file",
+        }
     }
 }
 

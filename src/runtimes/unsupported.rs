@@ -16,7 +16,7 @@
 //! Each becomes an [`Unexamined`] part, with what to do instead.
 
 use super::{native, parking_lot, ProcessView, ResourceKind, ThreadFindings};
-use crate::graph::{Part, Unexamined};
+use super::{Part, Unexamined};
 
 /// What this process runs that lockdump cannot examine.
 pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexamined> {

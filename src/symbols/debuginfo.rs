@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use super::file::map_file;
+use crate::proc::join_under;
 
 const DEBUG_DIR: &str = "/usr/lib/debug";
 
@@ -57,11 +58,6 @@ pub fn find_debug_file(
         }
     }
     None
-}
-
-/// `root` + absolute `path`, without letting `path` escape to the host root.
-pub fn join_under(root: &Path, path: &Path) -> PathBuf {
-    root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
 fn has_dwarf_or_symtab(data: &[u8]) -> bool {

@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex};
 
 use crate::capture::{Memory, Snapshot};
 use crate::proc::MapEntry;
-use crate::runtimes::SymbolLookup;
 use crate::stacks::Frame;
 pub use elf::ElfModule;
 use file::map_file;
@@ -136,9 +135,9 @@ impl ProcessSymbols {
     /// (the executable possibly replaced by `--exe`). A file that is missing
     /// or a different build than the one mapped (build IDs differ) is left
     /// out: its frames stay unnamed rather than named wrongly (the report
-    /// lists it, from [`crate::corefile::CoreFile::check_file`]).
-    pub fn load_core(core: &crate::corefile::CoreFile, maps: &[MapEntry], cache: &ModuleCache) -> Self {
-        use crate::corefile::FileCheck;
+    /// lists it, from [`crate::capture::corefile::CoreFile::check_file`]).
+    pub fn load_core(core: &crate::capture::corefile::CoreFile, maps: &[MapEntry], cache: &ModuleCache) -> Self {
+        use crate::capture::corefile::FileCheck;
         let mut modules = Vec::new();
         for (first, maps) in file_groups(maps) {
             let named = first.core_path();
@@ -271,6 +270,51 @@ impl ProcessSymbols {
     }
 }
 
+/// Symbol and section lookups over every module mapped in the target.
+/// Addresses are runtime (relocated) addresses in the target.
+pub trait SymbolLookup {
+    /// Address of the first symbol with this exact ELF name (`lock_a`,
+    /// `_PyRuntime`) in any module, searching `.dynsym` then `.symtab`.
+    fn symbol_address(&self, name: &str) -> Option<u64>;
+    /// The symbol covering `addr` (function or data object) and the offset into it.
+    fn symbol_at(&self, addr: u64) -> Option<(String, u64)>;
+    /// Address and size of a named ELF section (`.PyRuntime`) in any module.
+    fn section(&self, name: &str) -> Option<(u64, u64)>;
+    /// Path of the module mapped at `addr`, if any.
+    fn module_at(&self, addr: u64) -> Option<String>;
+    /// Address of the first symbol whose (mangled) ELF name starts with
+    /// `prefix` (a Rust static named without its hash: `_ZN…HASHTABLE17h`).
+    fn symbol_with_prefix(&self, _prefix: &str) -> Option<u64> {
+        None
+    }
+    /// The path of a module with a symbol whose (mangled) name contains `part`.
+    fn has_symbol_containing(&self, _part: &str) -> Option<String> {
+        None
+    }
+    /// The object at `addr` as the program's source names it, from DWARF:
+    /// `forks[1].m` in a global array, `account_a->lock` on the heap through
+    /// a global pointer or a pointer local of a frame in `stacks` (see
+    /// [`varnames`]); `None` without
+    /// DWARF or when nothing names it that way.
+    fn source_name(
+        &self,
+        _addr: u64,
+        _memory: &dyn crate::capture::Memory,
+        _stacks: &[crate::stacks::Stack],
+    ) -> Option<String> {
+        None
+    }
+    /// The std lock guards live in a frame, from its DWARF locals; `None`
+    /// when no DWARF describes the frame's locals (see [`guards`]).
+    fn live_guards(
+        &self,
+        _ctx: &crate::stacks::FrameContext,
+        _memory: &dyn crate::capture::Memory,
+    ) -> Option<Vec<guards::LiveGuard>> {
+        None
+    }
+}
+
 impl SymbolLookup for ProcessSymbols {
     fn symbol_address(&self, name: &str) -> Option<u64> {
         self.modules
@@ -358,7 +402,7 @@ pub(crate) fn open_mapped<T>(
     mut open: impl FnMut(&Path) -> Option<T>,
 ) -> Option<T> {
     let shown = Path::new(&first.path);
-    let in_root = debuginfo::join_under(root, shown);
+    let in_root = crate::proc::join_under(root, shown);
     if !first.deleted {
         if let Ok(meta) = std::fs::metadata(&in_root) {
             if meta.ino() == first.inode {

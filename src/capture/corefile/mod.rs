@@ -400,7 +400,7 @@ impl CoreFile {
                 return x.clone();
             }
         }
-        crate::symbols::debuginfo::join_under(&self.sysroot, Path::new(path))
+        crate::proc::join_under(&self.sysroot, Path::new(path))
     }
 
     /// Whether the file at [`Self::local_path`] is the one the process
