@@ -8,7 +8,7 @@ use crate::capture::stop::{capture_hooked, CaptureOptions};
 use crate::capture::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
 use crate::error::InspectError;
 use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
-use crate::proc::{self, SyscallLine};
+use crate::proc::SyscallLine;
 use crate::runtimes::cpython::{self, PythonProcess};
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, Hold, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
@@ -103,18 +103,19 @@ pub fn capture_in(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Snaps
         &opts.capture,
         |maps, threads| {
             if threads >= PREFETCH_MIN_THREADS {
-                prefetch::start(pid, maps, opts.python && !opts.native)
+                prefetch::start(crate::live::Live::process(pid), maps, opts.python && !opts.native)
             }
             if want_python {
-                *prepared.borrow_mut() = cpython::stopcopy::prepare(pid, maps, cache);
+                *prepared.borrow_mut() = cpython::stopcopy::prepare(crate::live::Live::process(pid), maps, cache);
             }
             if !opts.capture.no_stop && prepared.borrow().is_none() {
-                *parking.borrow_mut() = crate::runtimes::parking_lot::stopcopy::prepare(pid, maps, cache);
+                *parking.borrow_mut() =
+                    crate::runtimes::parking_lot::stopcopy::prepare(crate::live::Live::process(pid), maps, cache);
             }
         },
         &mut |mm_tid, threads| match (prepared.borrow().as_ref(), parking.borrow().as_ref()) {
-            (Some(p), _) => cpython::stopcopy::copy(p, mm_tid, threads),
-            (None, Some(p)) => crate::runtimes::parking_lot::stopcopy::copy(p, mm_tid),
+            (Some(p), _) => cpython::stopcopy::copy(p, crate::live::Live { pid, mm_tid }, threads),
+            (None, Some(p)) => crate::runtimes::parking_lot::stopcopy::copy(p, crate::live::Live { pid, mm_tid }),
             (None, None) => Default::default(),
         },
     )
@@ -380,7 +381,7 @@ const NOT_A_WAY_OUT: &[u32] = &[4, 7, 8, 11, 32, 33];
 /// way out; any other handler may be Python code that sets or releases
 /// anything. Unreadable status: assume a handler (never a false "stuck").
 fn signal_way_out(live: crate::capture::Live, python: Option<&PythonProcess>) -> SignalWayOut {
-    let caught = match proc::status(live.pid) {
+    let caught = match live.status() {
         Ok(s) => s.sig_cgt,
         Err(_) => {
             return SignalWayOut::Handler {
@@ -606,7 +607,7 @@ fn apply_python(
 /// and owner field is read later, while the threads run (under contention a
 /// thread sampled waiting for a lock owns it a moment later: a "self-
 /// deadlock"). A thread caught in a cycle cannot move, so each member is
-/// checked against [`wait_still_holds`]; the owner of one that moved is not
+/// checked against [`crate::capture::recheck::wait_still_holds`]; the owner of one that moved is not
 /// trusted (it becomes unknown, with that reason) and the graph is built
 /// again.
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
@@ -688,7 +689,7 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
     let ends = if read_fds.is_empty() {
         Default::default()
     } else {
-        proc::fds::other_ends(live, &read_fds)
+        crate::live::fds::other_ends(live, &read_fds)
     };
     let mut children: Option<Vec<i32>> = None;
     // The target sees its own PID namespace: a PID argument is comparable
@@ -711,13 +712,13 @@ fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
                     what: format!("{} (fd {fd})", end.describe()),
                     pids,
                     kind: match end {
-                        proc::fds::OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
-                        proc::fds::OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
+                        crate::live::fds::OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
+                        crate::live::fds::OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
                     },
                 }
             }
             nr::WAIT4 | nr::WAITID => {
-                let all = children.get_or_insert_with(|| proc::fds::children(live)).clone();
+                let all = children.get_or_insert_with(|| crate::live::fds::children(live)).clone();
                 // wait4(pid > 0) / waitid(P_PID, id): that child; else any
                 // (a process group counts as all children: more to wait for).
                 let one = match sys.nr {
@@ -828,7 +829,7 @@ fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
                 let mut s = format!("is in {}", crate::syscalls::describe(sys));
                 // What the fd is can only be asked of a live process.
                 let fd =
-                    live.and_then(|l| crate::syscalls::waited_fd(sys).and_then(|fd| proc::fds::describe(l.pid, fd)));
+                    live.and_then(|l| crate::syscalls::waited_fd(sys).and_then(|fd| l.fd_description(fd)));
                 if let Some(fd) = fd {
                     s.push_str(&format!(" — {fd}"));
                 }
@@ -1009,8 +1010,9 @@ fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<
     // A thread that was woken but has not run yet still shows its wait and
     // its old switch count: only a sleeping one (state S) is still.
     let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>, bool)> {
-        let line = proc::syscall(pid, tid).ok();
-        let status = proc::task_status(pid, tid).ok()?;
+        let live = crate::live::Live::process(pid);
+        let line = live.thread_syscall(tid).ok();
+        let status = live.thread_status(tid).ok()?;
         Some((line, status.ctxt_switches, status.state == 'S'))
     };
     // Only threads of live processes can be looked at again.
@@ -1046,7 +1048,7 @@ fn moved_after(
 ) -> Vec<(i32, i32)> {
     let mut moved = Vec::new();
     if s.whole_process {
-        let now = proc::tasks(s.pid).unwrap_or_default();
+        let now = crate::live::Live::process(s.pid).threads().unwrap_or_default();
         if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
             moved.push((s.pid, t));
         }
@@ -1111,7 +1113,7 @@ fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
             if !read_after_capture {
                 continue;
             }
-            let Err(why) = wait_still_holds(live, &ins.snapshot.threads[i], no_stop) else {
+            let Err(why) = crate::capture::recheck::wait_still_holds(live, &ins.snapshot.threads[i], no_stop) else {
                 continue;
             };
             w.owner = Owner::unknown(why);
@@ -1132,72 +1134,4 @@ fn graph_of(inspections: &[Inspection]) -> Verdict {
             .zip(&ins.findings)
             .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
     }))
-}
-
-/// Whether a cycle member's captured wait still holds now, and so held
-/// through everything read since its capture; `Err` says why not.
-///
-/// Sampled without a stop (`no_stop`): the thread must be in the
-/// same system call with the same arguments, stack and instruction pointers
-/// (a valid /proc/TID/syscall line means the kernel saw it off CPU), and
-/// have the same count of context switches as when sampled. Off CPU at both
-/// looks with no switch between, it did not run in between: it neither left
-/// its wait nor took or released anything, so every owner read meanwhile
-/// agrees with its wait. (A thread that took the lock and came back to wait
-/// on it at the same place shows the same syscall line, but not the same
-/// count.) A thread stopped by its debugger (state t) passes: it cannot run
-/// either. One look; a thread that ran is not stuck.
-///
-/// After a stop (the stop itself switches contexts, so no count helps):
-/// the thread must still be blocked in the system call (same number, same
-/// first argument: the futex) it was captured in. A timed wait interrupted
-/// by the stop continues as `restart_syscall` with its arguments still in
-/// the registers. A thread seen between two waits (a signal handled, a
-/// timed wait renewed) gets a few more looks.
-fn wait_still_holds(live: crate::capture::Live, t: &ThreadSnapshot, no_stop: bool) -> Result<(), &'static str> {
-    let pid = live.pid;
-    const LEFT: &str = "the thread left this wait after the capture, so it was not stuck: the owner found afterwards \
-                        is not trusted";
-    const RAN: &str = "the thread ran after --no-stop sampled its wait (its wait and the lock's owner were not read \
-                       at one instant), so it was not stuck: the owner is not trusted";
-    let Some(captured) = t.syscall else {
-        return Err(LEFT);
-    };
-    if no_stop {
-        let Some(switches) = t.switches else {
-            return Err(RAN);
-        };
-        let same_line = matches!(
-            proc::syscall(pid, t.tid),
-            Ok(SyscallLine::InSyscall { nr, args, sp, pc })
-                if nr == captured.nr && args == captured.args && sp == t.regs.rsp && pc == t.regs.rip
-        );
-        // The count after the syscall line: see above.
-        let same_count = proc::task_status(pid, t.tid).is_ok_and(|s| s.ctxt_switches == Some(switches));
-        return if same_line && same_count { Ok(()) } else { Err(RAN) };
-    }
-    if still_in_captured_syscall(pid, t, captured) {
-        Ok(())
-    } else {
-        Err(LEFT)
-    }
-}
-
-fn still_in_captured_syscall(pid: i32, t: &ThreadSnapshot, captured: crate::capture::SyscallState) -> bool {
-    for look in 0..5 {
-        if look > 0 {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        match proc::syscall(pid, t.tid) {
-            Ok(SyscallLine::InSyscall { nr, args, .. }) => {
-                let same_call = nr == captured.nr || nr == SYS_RESTART_SYSCALL || captured.restarted;
-                if same_call && args[0] == captured.args[0] {
-                    return true;
-                }
-            }
-            Ok(_) => {}
-            Err(_) => return false, // gone
-        }
-    }
-    false
 }

@@ -116,7 +116,7 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
             let mut pids: Vec<i32> = Vec::new();
             for &root in &cli.pids {
                 lockdump::proc::stat(root).map_err(|_| InspectError::NoSuchProcess(root))?;
-                for p in lockdump::tree::members(root) {
+                for p in lockdump::live::tree::members(root) {
                     if !pids.contains(&p) {
                         pids.push(p);
                     }

@@ -26,7 +26,7 @@ use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::error::InspectError;
-use crate::tree;
+use crate::live::tree;
 
 /// The exit code when CMD was still running at the timeout (GNU timeout's).
 pub use crate::error::exit::TIMED_OUT;

@@ -656,7 +656,7 @@ fn not_python() {
 /// reads and inspect again. Whatever the damage: no panic, bounded time.
 #[test]
 fn corrupted_interpreter_memory_never_panics() {
-    use lockdump::capture::memory::BufferMemory;
+    use lockdump::memory::BufferMemory;
     use lockdump::capture::{CopiedRegion, Memory};
     use std::cell::RefCell;
     use std::collections::BTreeSet;

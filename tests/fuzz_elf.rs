@@ -16,7 +16,7 @@ mod reliability_common;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use lockdump::capture::memory::BufferMemory;
+use lockdump::memory::BufferMemory;
 use lockdump::capture::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
 use lockdump::symbols::{ElfModule, MappedModule, ProcessSymbols};
 use lockdump::unwind::Unwinder;

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lockdump::capture::memory::BufferMemory;
+use lockdump::memory::BufferMemory;
 use lockdump::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
 use lockdump::proc::parse::{parse_auxv, parse_maps};
 use lockdump::symbols::{ModuleCache, ProcessSymbols};

@@ -63,6 +63,11 @@ fn modules(src: &Path) -> BTreeMap<ModPath, PathBuf> {
 /// The source with comments, string and char literals replaced by spaces
 /// (newlines kept, so line numbers still hold).
 fn blank(src: &str) -> String {
+    blank_but(src, false)
+}
+
+/// [`blank`], keeping string literals when `keep_strings`.
+fn blank_but(src: &str, keep_strings: bool) -> String {
     let b = src.as_bytes();
     let mut out = b.to_vec();
     let mut i = 0;
@@ -114,14 +119,18 @@ fn blank(src: &str) -> String {
                 .collect();
             let end = b[j + 1..].windows(close.len()).position(|w| w == close.as_slice());
             let end = end.map_or(b.len(), |k| j + 1 + k + close.len());
-            blank_range(&mut out, start, end);
+            if !keep_strings {
+                blank_range(&mut out, start, end);
+            }
             i = end;
         } else if b[i] == b'"' {
             let mut j = i + 1;
             while j < b.len() && b[j] != b'"' {
                 j += if b[j] == b'\\' { 2 } else { 1 };
             }
-            blank_range(&mut out, i, j + 1);
+            if !keep_strings {
+                blank_range(&mut out, i, j + 1);
+            }
             i = j + 1;
         } else if b[i] == b'\'' {
             // A char literal ('a', '\n', '\u{1F600}'), not a lifetime ('a).
@@ -542,6 +551,122 @@ fn crate_modules_use_only_those_above_them_in_the_architecture() {
         upward.is_empty(),
         "uses that point up the pipeline (move the shared item down, or the module in the tree):\n  {}",
         upward.join("\n  ")
+    );
+}
+
+/// The modules that may read /proc or the live process's memory
+/// themselves, and why. Every other module of the library (the stages after
+/// capture: symbols, unwinding, the runtimes, the graph, the pipeline, the
+/// watch, the report) asks the target: the snapshot's source, or the
+/// `Live` the snapshot of a live process carries (`crate::live`), whose
+/// methods are the only way to the running process. So a stage cannot read
+/// the host's /proc for a core file's PID, which may name an unrelated
+/// process by now (issue 24).
+const MAY_READ_THE_LIVE_PROCESS: [(&str, &str); 6] = [
+    ("proc", "the /proc readers"),
+    ("live", "the live target: every question asked of a running process after its capture"),
+    ("capture", "the capture: it reads /proc and the memory while the threads are stopped, and re-checks a captured wait"),
+    ("error", "explains why attaching to a PID failed (ptrace scope, dumpability, owner) before any capture"),
+    ("watchdog", "`lockdump run`: reaps and waits for the processes of its own command"),
+    ("demo", "`lockdump demo`: waits until its own child is in its deadlock"),
+];
+
+/// What reads /proc or live memory directly, in code (comments ignored):
+/// a string that starts with a /proc path, `ProcessMemory` or `process_vm_readv`,
+/// or a call of one of `crate::proc`'s readers (`proc::status(..)`, also
+/// through `use crate::proc::{status}`). `join_under` (a path helper) and
+/// the pure parsers (`proc::parse`) read nothing.
+fn live_reads(text: &str) -> Vec<(usize, String)> {
+    let code = blank(text);
+    let with_strings = blank_but(text, true);
+    let line = |off: usize| text[..off].matches('\n').count() + 1;
+    let mut out = Vec::new();
+    for (k, _) in with_strings.match_indices("\"/proc") {
+        // A string literal that starts with a /proc path (a message that
+        // mentions one, "SigCgt in /proc/PID/status", reads nothing).
+        if code.as_bytes()[k] == b' ' {
+            out.push((line(k), "a /proc path".to_string()));
+        }
+    }
+    for name in ["ProcessMemory", "process_vm_readv"] {
+        for (k, _) in code.match_indices(name) {
+            let before = code[..k].chars().next_back();
+            let after = code[k + name.len()..].chars().next();
+            let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ident(before) && !ident(after) {
+                out.push((line(k), name.to_string()));
+            }
+        }
+    }
+    let toks = tokens(&code);
+    let is_reader = |f: &str| f.starts_with(|c: char| c.is_ascii_lowercase()) && f != "join_under" && f != "parse";
+    for w in toks.windows(4) {
+        if let [(at, Tok::Ident(m)), (_, Tok::Sep), (_, Tok::Ident(f)), (_, next)] = w {
+            let called = matches!(next, Tok::Other) && code[w[3].0..].starts_with('(');
+            if m == "proc" && is_reader(f) && called {
+                out.push((line(*at), format!("proc::{f}(..)")));
+            }
+        }
+    }
+    for n in named_paths(text) {
+        if let [c, p, f] = n.path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            if c == "crate" && p == "proc" && is_reader(f) && f != "self" {
+                out.push((n.line, format!("crate::proc::{f}")));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Only the live target reads /proc or the live process (issue 24): every
+/// other module asks the snapshot's source or its `Live`.
+#[test]
+fn only_the_live_target_reads_the_live_process() {
+    let allowed: Vec<&str> = MAY_READ_THE_LIVE_PROCESS.iter().map(|(m, _)| *m).collect();
+    let mut found = Vec::new();
+    let mut checked = 0;
+    for (module, file) in modules(&src()) {
+        if module.first().is_some_and(|m| allowed.contains(&m.as_str())) {
+            continue;
+        }
+        checked += 1;
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, what) in live_reads(&text) {
+            let rel = file.strip_prefix(src().parent().unwrap()).unwrap_or(&file);
+            found.push(format!("{}:{line}: {what}", rel.display()));
+        }
+    }
+    assert!(checked > 50, "only {checked} files checked: the module walk is broken");
+    assert!(
+        found.is_empty(),
+        "modules outside the live target read /proc or live memory themselves (ask the snapshot's source or its \
+         `Live` instead; the modules that may: {allowed:?}):\n  {}",
+        found.join("\n  ")
+    );
+}
+
+/// The scan sees each way of reading the live process, and nothing in
+/// comments or in a path helper.
+#[test]
+fn live_reads_are_found_in_code_only() {
+    let src = r#"
+// proc::status(1) in a comment, "/proc" too
+use crate::proc::{stat, MapEntry};
+fn f(pid: i32) {
+    let _ = proc::task_status(pid, 1);
+    let _ = crate::proc::join_under(a, b);
+    let p = format!("/proc/{pid}/maps");
+    let m = ProcessMemory::new(pid);
+    let why = "SigCgt in /proc/PID/status";
+    let n = MyProcessMemory::new(pid);
+}
+"#;
+    let got: Vec<String> = live_reads(src).into_iter().map(|(l, w)| format!("{l}: {w}")).collect();
+    assert_eq!(
+        got,
+        ["3: crate::proc::stat", "5: proc::task_status(..)", "7: a /proc path", "8: ProcessMemory"]
     );
 }
 

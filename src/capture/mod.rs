@@ -7,8 +7,8 @@
 
 pub mod corefile;
 pub mod freezer;
-pub mod memory;
 pub mod priority;
+pub mod recheck;
 pub mod signals;
 pub mod stop;
 
@@ -16,7 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::proc::MapEntry;
-pub use memory::{CopiedRegion, Memory, MemoryError, ProcessMemory, SnapshotMemory};
+pub use crate::live::{Live, ProcessMemory};
+pub use crate::memory::{CopiedRegion, Memory, MemoryError, SnapshotMemory};
 
 /// x86_64 general-purpose registers of a stopped thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -252,8 +253,6 @@ pub enum Source {
     Live(Live),
     Core(std::sync::Arc<corefile::CoreFile>),
 }
-
-pub use crate::proc::Live;
 
 impl Source {
     /// A live process with `pid`, read through thread `mm_tid`.

@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use super::memory::CopiedRegion;
+use crate::memory::CopiedRegion;
 use super::signals::DeferSignals;
 use super::{
     LeftRunning, RegisterSource, Registers, RuntimeCopy, Snapshot, SyscallState, ThreadSnapshot, Tracer,

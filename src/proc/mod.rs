@@ -3,8 +3,10 @@
 //! Thin I/O wrappers around the pure parsers in [`parse`]. Nothing here needs
 //! the target stopped; callers decide when to read (before the stop for
 //! per-thread state and wchan, so they describe the thread, not the ptrace stop).
+//! Only the capture and the live target (`crate::live`) call these: a stage
+//! after capture asks the snapshot's source instead, which a core file
+//! answers too (tests/layout.rs checks it).
 
-pub mod fds;
 pub mod parse;
 
 use std::fs;
@@ -12,20 +14,6 @@ use std::io;
 use std::path::PathBuf;
 
 pub use parse::{MapEntry, Stat, Status, SyscallLine};
-
-/// A live process: the only thing through which later stages may read
-/// /proc or the process's memory. A core's snapshot has none, so code that
-/// needs one cannot run on a core by mistake (its PID is not a process).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Live {
-    pub pid: i32,
-    /// A live thread through which the process's memory and process-wide
-    /// /proc files (maps, auxv, root, map_files) are read: `pid` itself,
-    /// unless the main thread has exited (pthread_exit) and left a zombie
-    /// leader, whose mm and fs are gone while the other threads run on.
-    pub mm_tid: i32,
-}
-
 
 /// `root` + absolute `path`, without letting `path` escape to the host
 /// root (`/proc/PID/root` of a container, a core's `--sysroot`).

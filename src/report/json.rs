@@ -297,7 +297,7 @@ pub fn source(inspections: &[Inspection]) -> serde_json::Value {
                 "file": core.path.display().to_string(),
                 "pid": ins.snapshot.pid,
                 "signal": core.signal,
-                "written_at": core.written.map(crate::identity::rfc3339),
+                "written_at": core.written.map(crate::live::identity::rfc3339),
                 "notes": super::core_lines(core).into_iter().skip(1).collect::<Vec<_>>(),
             })
         })

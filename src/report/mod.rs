@@ -14,7 +14,7 @@ pub mod watch;
 use std::fmt::Write;
 
 use crate::graph::Verdict;
-use crate::identity::{rfc3339, Host, ProcessIdentity};
+use crate::live::identity::{rfc3339, Host, ProcessIdentity};
 use crate::inspect::Inspection;
 use style::{clean, Style};
 

@@ -739,7 +739,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::{cmpxchg, InModule};
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{snapshot, thread, Symbols};
 

@@ -302,7 +302,7 @@ pub fn decode_waitv(sys: &SyscallState, mem: &dyn Memory) -> Option<Vec<WaitvEnt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
 
     fn mem_with(addr: u64, bytes: &[u8]) -> BufferMemory {
         BufferMemory {

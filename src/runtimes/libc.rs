@@ -168,7 +168,7 @@ pub fn detect(snapshot: &Snapshot, mem: &dyn Memory) -> LibcInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::owners::testing::{snapshot, thread};
 
     fn lib_map(path: &str) -> crate::proc::MapEntry {

@@ -115,7 +115,7 @@ fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
     use crate::runtimes::owners::NoTasks;
     use crate::runtimes::Confidence;

@@ -25,21 +25,17 @@ pub trait TaskTable {
     }
 }
 
-/// [`TaskTable`] over `/proc/TID/status` (works for any thread, not only group leaders).
+/// [`TaskTable`] of this host now, asked of the live target (`/proc/TID/status`:
+/// works for any thread, not only group leaders).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcTaskTable;
 
 impl TaskTable for ProcTaskTable {
     fn tgid_of(&self, tid: i32) -> Option<i32> {
-        if tid <= 0 {
-            return None;
-        }
-        let status = crate::proc::status(tid).ok()?;
-        // A zombie thread group still has a status file but no threads that can unlock.
-        (status.state != 'Z' && status.state != 'X').then_some(status.tgid)
+        crate::live::thread_group_of(tid)
     }
     fn parent_of(&self, pid: i32) -> Option<i32> {
-        crate::proc::status(pid).ok().map(|s| s.ppid).filter(|&p| p > 0)
+        crate::live::parent_of(pid)
     }
 }
 

@@ -711,7 +711,8 @@ pub mod stopcopy {
     use std::time::Instant;
 
     use super::{BUCKET_SIZE, HASHTABLE_SYMBOL, THREAD_DATA_SPAN};
-    use crate::capture::{CopiedRegion, Memory, ProcessMemory, RuntimeCopy};
+    use crate::capture::{CopiedRegion, Memory, RuntimeCopy};
+    use crate::live::Live;
     use crate::proc::MapEntry;
     use crate::runtimes::SymbolLookup;
     use crate::symbols::{ModuleCache, ProcessSymbols};
@@ -731,8 +732,8 @@ pub mod stopcopy {
     }
 
     /// The address of `HASHTABLE` in a process that links parking_lot_core (with its symbols).
-    pub fn prepare(mm_tid: i32, maps: &[MapEntry], cache: &ModuleCache) -> Option<Prepared> {
-        let symbols = ProcessSymbols::load_maps(mm_tid, maps, cache);
+    pub fn prepare(live: Live, maps: &[MapEntry], cache: &ModuleCache) -> Option<Prepared> {
+        let symbols = ProcessSymbols::load_maps(live, maps, cache);
         let hashtable = symbols.symbol_with_prefix(HASHTABLE_SYMBOL)?;
         let writable = maps
             .iter()
@@ -743,9 +744,9 @@ pub mod stopcopy {
     }
 
     /// Copy the table and what it points to (bounded in bytes).
-    pub fn copy(prep: &Prepared, mm_tid: i32) -> RuntimeCopy {
+    pub fn copy(prep: &Prepared, live: Live) -> RuntimeCopy {
         let started = Instant::now();
-        let mem = ProcessMemory::new(mm_tid);
+        let mem = live.memory();
         let mut regions: Vec<CopiedRegion> = Vec::new();
         let take = |start: u64, len: usize, regions: &mut Vec<CopiedRegion>| -> Option<Vec<u8>> {
             let bytes = mem.read_vec(start, len).ok()?;
@@ -828,7 +829,7 @@ pub mod stopcopy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
 

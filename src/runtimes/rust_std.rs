@@ -421,7 +421,7 @@ pub(super) fn code_holders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::capture::ThreadSnapshot;
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};

@@ -213,7 +213,7 @@ pub fn infer_holder(view: &ProcessView<'_>, lock: u64, exclude: &[usize]) -> Inf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{snapshot, thread, Symbols};
 

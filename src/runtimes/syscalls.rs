@@ -161,7 +161,7 @@ pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::BufferMemory;
+    use crate::memory::BufferMemory;
 
     fn sys(number: i64, args: [u64; 6]) -> SyscallState {
         SyscallState {

@@ -99,8 +99,8 @@ mod tests {
     #[test]
     fn join_stays_under_root() {
         assert_eq!(
-            join_under(Path::new("/proc/1/root"), Path::new("/usr/lib/x")),
-            PathBuf::from("/proc/1/root/usr/lib/x")
+            join_under(Path::new("/srv/image"), Path::new("/usr/lib/x")),
+            PathBuf::from("/srv/image/usr/lib/x")
         );
     }
 }

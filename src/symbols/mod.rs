@@ -99,7 +99,7 @@ impl ProcessSymbols {
     /// Place every file-backed mapping (and the vdso) of the snapshot.
     pub fn load(snapshot: &Snapshot, cache: &ModuleCache) -> Self {
         let mut symbols = match &snapshot.source {
-            crate::capture::Source::Live(live) => Self::load_maps(live.mm_tid, &snapshot.maps, cache),
+            crate::capture::Source::Live(live) => Self::load_maps(*live, &snapshot.maps, cache),
             crate::capture::Source::Core(core) => Self::load_core(core, &snapshot.maps, cache),
         };
         if let Some(vdso) = load_vdso(snapshot) {
@@ -113,12 +113,12 @@ impl ProcessSymbols {
     /// files are reached through thread `mm_tid`), without the vdso: what
     /// can be known before a snapshot exists (the files are parsed once per
     /// run through `cache`, so a later [`ProcessSymbols::load`] reuses them).
-    pub fn load_maps(mm_tid: i32, maps: &[crate::proc::MapEntry], cache: &ModuleCache) -> Self {
-        let root = PathBuf::from(format!("/proc/{mm_tid}/root"));
+    pub fn load_maps(live: crate::live::Live, maps: &[crate::proc::MapEntry], cache: &ModuleCache) -> Self {
+        let root = live.root_dir();
         let mut modules = Vec::new();
         for (first, maps) in file_groups(maps) {
             let shown = PathBuf::from(&first.path);
-            let Some(module) = open_mapped(mm_tid, &root, first, &maps, |file| cache.load(file, &shown, &root)) else {
+            let Some(module) = open_mapped(live, &root, first, &maps, |file| cache.load(file, &shown, &root)) else {
                 continue;
             };
             modules.extend(place(module, &maps, &shown));
@@ -395,7 +395,7 @@ pub(crate) fn file_groups(all: &[MapEntry]) -> Vec<(&MapEntry, Vec<&MapEntry>)> 
 /// path (inside its mount namespace) when it is still the same inode, else
 /// the kernel's handle on the mapped inode (`map_files`, works for deleted files).
 pub(crate) fn open_mapped<T>(
-    pid: i32,
+    live: crate::live::Live,
     root: &Path,
     first: &MapEntry,
     maps: &[&MapEntry],
@@ -413,7 +413,7 @@ pub(crate) fn open_mapped<T>(
         }
     }
     for m in maps {
-        let p = PathBuf::from(format!("/proc/{pid}/map_files/{:x}-{:x}", m.start, m.end));
+        let p = live.mapped_file(m.start, m.end);
         if let Some(module) = open(&p) {
             return Some(module);
         }

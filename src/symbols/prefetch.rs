@@ -22,7 +22,7 @@
 //! signal, so that the SIGALRM and termination signals capture relies on
 //! reach the capturing thread.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use object::{Object, ObjectSymbol};
 
@@ -33,7 +33,7 @@ use crate::proc::MapEntry;
 /// With `unless_cpython`, nothing is prepared if a mapped file holds the
 /// CPython runtime: such targets name most native frames from ELF symbols
 /// only (see `inspect`), so their DWARF is mostly not needed.
-pub fn start(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
+pub fn start(live: crate::live::Live, maps: &[MapEntry], unless_cpython: bool) {
     if !may_boost() {
         return;
     }
@@ -41,7 +41,7 @@ pub fn start(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
     let _ = crate::capture::signals::with_signals_blocked(|| {
         std::thread::Builder::new()
             .name("lockdump-dwarf".into())
-            .spawn(move || run(pid, &maps, unless_cpython))
+            .spawn(move || run(live, &maps, unless_cpython))
     });
 }
 
@@ -83,7 +83,7 @@ pub fn hurry() {
     }
 }
 
-fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
+fn run(live: crate::live::Live, maps: &[MapEntry], unless_cpython: bool) {
     let idle = sched_param(0);
     // SAFETY: plain syscall on this thread (0) with a valid parameter.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &idle) } != 0 {
@@ -94,10 +94,10 @@ fn run(pid: i32, maps: &[MapEntry], unless_cpython: bool) {
         *tid = unsafe { libc::gettid() };
     }
     let _running = Running;
-    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    let root = live.root_dir();
     let mut targets = Vec::new();
     for (first, group) in file_groups(maps) {
-        let Some(data) = open_mapped(pid, &root, first, &group, |p| file::map_file(p).ok()) else {
+        let Some(data) = open_mapped(live, &root, first, &group, |p| file::map_file(p).ok()) else {
             continue;
         };
         let Ok(file) = object::File::parse(data) else { continue };

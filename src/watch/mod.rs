@@ -88,7 +88,7 @@ pub fn confirm_cycles(w: &mut Watched, deadlocks: &[crate::graph::Deadlock]) {
 /// Watch every inspected process for `duration`. The target is never
 /// stopped; a process that exits ends its part of the watch.
 pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration) -> Watched {
-    let mut samplers: Vec<(Sampler, Vec<CapturedWait>)> = inspections.iter().map(|ins| setup(ins, cache)).collect();
+    let mut samplers: Vec<(Sampler, Vec<CapturedWait>)> = inspections.iter().filter_map(|ins| setup(ins, cache)).collect();
     settle(&samplers);
     let t0 = Instant::now();
     let mut samples: Vec<Vec<sample::Sample>> = vec![Vec::new(); samplers.len()];
@@ -97,7 +97,7 @@ pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration
     loop {
         let look = Instant::now();
         for (k, (s, _)) in samplers.iter_mut().enumerate() {
-            if crate::proc::stat(s.pid).is_ok_and(|st| st.state != 'Z') {
+            if s.live().is_alive() {
                 let sample = s.take(t0);
                 cost_us += sample.cost_us;
                 samples[k].push(sample);
@@ -161,8 +161,8 @@ fn settle(samplers: &[(Sampler, Vec<CapturedWait>)]) {
     for (s, waits) in samplers {
         for w in waits {
             while Instant::now() < until
-                && crate::proc::task_stat(s.pid, w.tid).is_ok_and(|st| st.state != 'Z')
-                && !judge::in_wait(&crate::proc::syscall(s.pid, w.tid).ok(), w)
+                && s.live().thread_stat(w.tid).is_ok_and(|st| st.state != 'Z')
+                && !judge::in_wait(&s.live().thread_syscall(w.tid).ok(), w)
             {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -170,9 +170,11 @@ fn settle(samplers: &[(Sampler, Vec<CapturedWait>)]) {
     }
 }
 
-/// The sampler for one process and the waits of its first snapshot.
-fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) {
+/// The sampler for one process and the waits of its first snapshot;
+/// `None` for a core file (one instant: nothing to watch).
+fn setup(ins: &Inspection, cache: &ModuleCache) -> Option<(Sampler, Vec<CapturedWait>)> {
     let snap = &ins.snapshot;
+    let live = snap.live()?;
     let mut locks: Vec<WatchedLock> = Vec::new();
     let mut add = |r: &Resource| -> usize {
         match locks
@@ -212,7 +214,7 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) 
         let symbols = ProcessSymbols::load(snap, cache);
         let memory = snap.memory();
         let sym: &dyn SymbolLookup = &symbols;
-        find_runtime_in(sym, &crate::capture::ProcessMemory::new(snap.pid))
+        find_runtime_in(sym, &live.memory())
             .or_else(|_| find_runtime_in(sym, &memory))
             .ok()
             .flatten()
@@ -222,7 +224,7 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> (Sampler, Vec<CapturedWait>) 
     };
     let ns_to_host: HashMap<i32, i32> = snap.threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
     let glibc = ins.libc.name != Some(Libc::Musl);
-    (Sampler::new(snap.pid, ns_to_host, python, locks, glibc), waits)
+    Some((Sampler::new(live, ns_to_host, python, locks, glibc), waits))
 }
 
 #[cfg(test)]

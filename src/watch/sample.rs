@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::capture::{Memory, ProcessMemory};
-use crate::proc::{self, SyscallLine};
+use crate::capture::Memory;
+use crate::live::Live;
+use crate::proc::SyscallLine;
 use crate::runtimes::cpython::frames::{CodeCache, Walker};
 use crate::runtimes::cpython::layout::{Layout, LockLayout};
 use crate::runtimes::cpython::locks::{lock_is_locked, rlock_state};
@@ -93,6 +94,8 @@ pub struct CodeRefs {
 /// CPython layout, the code objects read, the locks to watch.
 pub struct Sampler {
     pub pid: i32,
+    /// The process, asked for its threads, their state and its memory.
+    live: Live,
     /// Host TIDs in the target's namespace order, for Python's native ids.
     ns_to_host: HashMap<i32, i32>,
     python: Option<(u64, Layout)>,
@@ -108,7 +111,7 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(
-        pid: i32,
+        live: Live,
         ns_to_host: HashMap<i32, i32>,
         python: Option<(u64, Layout)>,
         locks: Vec<WatchedLock>,
@@ -117,25 +120,31 @@ impl Sampler {
         // SAFETY: sysconf has no preconditions.
         let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         Sampler {
-            pid,
+            pid: live.pid,
+            live,
             ns_to_host,
             python,
             codes: CodeCache::new(),
             code_refs: HashMap::new(),
             locks,
             glibc,
-            schedstat: proc::task_cpu_ns(pid, pid).is_some(),
+            schedstat: live.thread_cpu_ns(live.pid).is_some(),
             clk_tck: if tck > 0 { tck as u64 } else { 100 },
         }
+    }
+
+    /// The process sampled.
+    pub fn live(&self) -> Live {
+        self.live
     }
 
     /// Take one sample. `t0` is the start of the watch.
     pub fn take(&mut self, t0: Instant) -> Sample {
         let started = Instant::now();
         let at_ms = started.duration_since(t0).as_secs_f64() * 1000.0;
-        let tids = proc::tasks(self.pid).unwrap_or_default();
+        let tids = self.live.threads().unwrap_or_default();
         let mut threads: Vec<ThreadSample> = tids.iter().filter_map(|&tid| self.thread(tid)).collect();
-        let mem = ProcessMemory::new(self.pid);
+        let mem = self.live.memory();
         if let Some((runtime, layout)) = self.python.clone() {
             let places = self.python_places(&mem, runtime, &layout);
             for t in &mut threads {
@@ -152,9 +161,9 @@ impl Sampler {
     }
 
     fn thread(&self, tid: i32) -> Option<ThreadSample> {
-        let stat = proc::task_stat(self.pid, tid).ok()?;
+        let stat = self.live.thread_stat(tid).ok()?;
         let cpu_ns = if self.schedstat {
-            proc::task_cpu_ns(self.pid, tid)
+            self.live.thread_cpu_ns(tid)
         } else {
             Some(stat.cpu_ticks * 1_000_000_000 / self.clk_tck)
         };
@@ -162,8 +171,8 @@ impl Sampler {
             tid,
             state: stat.state,
             cpu_ns,
-            switches: proc::task_status(self.pid, tid).ok().and_then(|s| s.ctxt_switches),
-            syscall: proc::syscall(self.pid, tid).ok(),
+            switches: self.live.thread_status(tid).ok().and_then(|s| s.ctxt_switches),
+            syscall: self.live.thread_syscall(tid).ok(),
             py: None,
         })
     }
@@ -172,7 +181,7 @@ impl Sampler {
     /// from live memory with the same walker the analysis uses. Frames are
     /// read while the thread runs: a torn read gives a wrong or no place for
     /// that sample, which only blurs the histogram.
-    fn python_places(&mut self, mem: &ProcessMemory, runtime: u64, layout: &Layout) -> HashMap<i32, PyPlace> {
+    fn python_places(&mut self, mem: &impl Memory, runtime: u64, layout: &Layout) -> HashMap<i32, PyPlace> {
         let cached = CachedMemory::new(mem);
         let obj = Objects::new(&cached, layout);
         let walker = Walker::with_codes(&obj, std::mem::take(&mut self.codes));
@@ -240,7 +249,7 @@ impl Sampler {
         out
     }
 
-    fn read_locks(&self, mem: &ProcessMemory) -> Vec<LockSample> {
+    fn read_locks(&self, mem: &impl Memory) -> Vec<LockSample> {
         let py = self.python.as_ref().map(|(_, l)| l);
         let cached = py.map(|_| CachedMemory::new(mem));
         let obj = py.zip(cached.as_ref()).map(|(l, c)| Objects::new(c, l));

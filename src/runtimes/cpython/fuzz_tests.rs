@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_313, PYENV_3130_DEBUG_OFFSETS};
-use crate::capture::memory::BufferMemory;
+use crate::memory::BufferMemory;
 use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
 use crate::runtimes::{ProcessView, SymbolLookup};
 

@@ -102,7 +102,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             // Read again from the live process, where the change has
             // finished; only entries that are provably the same thread
             // (ident and TID) are taken.
-            let live_mem = crate::capture::ProcessMemory::new(live.mm_tid);
+            let live_mem = live.memory();
             let live_obj = super::objects::Objects::new(&live_mem, layout);
             let live = Walker::new(&live_obj);
             let registry = naming::threading_active(&live, interp);

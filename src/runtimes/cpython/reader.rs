@@ -111,7 +111,7 @@ impl Memory for CachedMemory<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::BufferMemory;
+    use crate::memory::BufferMemory;
     use crate::capture::CopiedRegion;
 
     #[test]

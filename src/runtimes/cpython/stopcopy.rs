@@ -31,7 +31,8 @@ use super::layout::Layout;
 use super::objects::Objects;
 use super::reader::CachedMemory;
 use super::{gil, naming, runtime};
-use crate::capture::{Memory, ProcessMemory, RuntimeCopy, ThreadSnapshot};
+use crate::capture::{Memory, RuntimeCopy, ThreadSnapshot};
+use crate::live::Live;
 use crate::proc::MapEntry;
 use crate::symbols::{ModuleCache, ProcessSymbols};
 
@@ -56,9 +57,9 @@ pub struct Prepared {
 /// Find `_PyRuntime` and its layout from the mapped files and static data,
 /// before anything is stopped. `None`: not CPython, or not understood (the
 /// analysis after the stop then reads live and says why where it must).
-pub fn prepare(mm_tid: i32, maps: &[MapEntry], cache: &ModuleCache) -> Option<Prepared> {
-    let symbols = ProcessSymbols::load_maps(mm_tid, maps, cache);
-    let memory = ProcessMemory::new(mm_tid);
+pub fn prepare(live: Live, maps: &[MapEntry], cache: &ModuleCache) -> Option<Prepared> {
+    let symbols = ProcessSymbols::load_maps(live, maps, cache);
+    let memory = live.memory();
     let found = runtime::find_runtime_in(&symbols, &memory).ok()??;
     Some(Prepared {
         runtime: found.address,
@@ -72,10 +73,10 @@ pub fn not_reached(why: &str) -> String {
 }
 
 /// Copy, while every thread is stopped, the memory the Python walk reads.
-pub fn copy(prep: &Prepared, mm_tid: i32, threads: &[ThreadSnapshot]) -> RuntimeCopy {
+pub fn copy(prep: &Prepared, live: Live, threads: &[ThreadSnapshot]) -> RuntimeCopy {
     let started = Instant::now();
-    let live = ProcessMemory::new(mm_tid);
-    let cached = CachedMemory::new(&live);
+    let memory = live.memory();
+    let cached = CachedMemory::new(&memory);
     let ns_to_host: HashMap<i32, i32> = threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
     let mut complete = Vec::new();
     let mut incomplete = None;

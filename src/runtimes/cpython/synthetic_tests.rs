@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314, DEBUG_OFFSETS_315};
-use crate::capture::memory::BufferMemory;
+use crate::memory::BufferMemory;
 use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
 use crate::runtimes::{Confidence, ProcessView, ResourceKind, SymbolLookup};
 

@@ -399,7 +399,7 @@ pub fn robust_list(mem: &dyn Memory, layout: &PthreadLayout, fs_base: u64, limit
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capture::memory::{BufferMemory, CopiedRegion};
+    use crate::memory::{BufferMemory, CopiedRegion};
 
     pub fn mutex_bytes(lock: u32, owner: i32, kind: i32) -> Vec<u8> {
         let mut b = vec![0u8; 40];

@@ -1,7 +1,7 @@
 //! glibc analyzer over hand-built memory images.
 
 use super::*;
-use crate::capture::memory::{BufferMemory, CopiedRegion};
+use crate::memory::{BufferMemory, CopiedRegion};
 use crate::capture::{Snapshot, SyscallState};
 use crate::runtimes::frames::testing::stack;
 use crate::runtimes::owners::testing::{anon_map, futex, snapshot, thread, Symbols, Tasks};

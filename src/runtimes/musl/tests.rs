@@ -1,7 +1,7 @@
 //! musl waits from hand-built memory laid out as musl 1.2.3 lays it out.
 
 use super::*;
-use crate::capture::memory::{BufferMemory, CopiedRegion};
+use crate::memory::{BufferMemory, CopiedRegion};
 use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
 use crate::runtimes::owners::NoTasks;
 

@@ -61,7 +61,7 @@ impl OtherEnd {
 /// socket: what it is and every process holding the other end (a pipe's
 /// write ends, the peer socket), the process itself included when it does.
 /// One pass over every process's fd table serves them all.
-pub fn other_ends(live: crate::proc::Live, fds: &[i32]) -> HashMap<i32, (OtherEnd, Vec<i32>)> {
+pub fn other_ends(live: crate::live::Live, fds: &[i32]) -> HashMap<i32, (OtherEnd, Vec<i32>)> {
     let mut out = HashMap::new();
     let Ok(p) = Process::new(live.pid) else {
         return out;
@@ -191,7 +191,7 @@ pub fn unix_peer(inode: u64) -> Option<u64> {
 }
 
 /// The child processes of a live process (of all its threads), sorted.
-pub fn children(live: crate::proc::Live) -> Vec<i32> {
+pub fn children(live: crate::live::Live) -> Vec<i32> {
     let Ok(p) = Process::new(live.pid) else {
         return Vec::new();
     };
