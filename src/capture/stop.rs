@@ -823,9 +823,15 @@ fn stop_and_copy(
     let wait_memory = copy_wait_words(mm_tid, &threads, maps);
     // Issue 22: a runtime's own state (CPython's thread states, frames and
     // thread names) is copied here too, while nothing can change it, so that
-    // it describes the same instant as the stacks. Cut to stay disjoint from
-    // the stacks and wait words (same instant, so nothing is lost).
+    // it describes the same instant as the stacks.
     let mut runtime_copy = while_stopped(mm_tid, &threads);
+
+    att.detach_all();
+    let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
+    // Cut to stay disjoint from the stacks and wait words (same instant, so
+    // nothing is lost). Only copies are touched: after the detach, where it
+    // costs no pause (1000 Python threads: ~2100 regions against ~1000
+    // stacks, ~33 ms inside the pause when each region sorted every stack).
     if !runtime_copy.regions.is_empty() {
         let taken: Vec<(u64, u64)> = threads
             .iter()
@@ -834,9 +840,6 @@ fn stop_and_copy(
             .collect();
         runtime_copy.regions = cut_regions(std::mem::take(&mut runtime_copy.regions), &taken);
     }
-
-    att.detach_all();
-    let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
     if let Some(sig) = signals.received() {
         return Err(InspectError::Interrupted(sig));
     }
@@ -864,11 +867,33 @@ fn stop_and_copy(
 }
 
 /// `regions` (sorted by start, disjoint) less the `taken` ranges: the bytes
-/// of each region outside every taken range, as new regions.
+/// of each region outside every taken range, as new regions. A region no
+/// taken range overlaps is kept as it is (not copied).
 fn cut_regions(regions: Vec<CopiedRegion>, taken: &[(u64, u64)]) -> Vec<CopiedRegion> {
+    // Sorted and merged once, so each region finds the taken ranges it
+    // overlaps by a binary search (ends are then increasing too).
+    let mut sorted: Vec<(u64, u64)> = taken.iter().copied().filter(|(s, e)| s < e).collect();
+    sorted.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+    for (s, e) in sorted {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
     let mut out = Vec::with_capacity(regions.len());
     for r in regions {
-        for (s, e) in disjoint_windows(vec![(r.start, r.end())], taken) {
+        let first = merged.partition_point(|&(_, e)| e <= r.start);
+        let overlapping: Vec<(u64, u64)> = merged[first..]
+            .iter()
+            .copied()
+            .take_while(|&(s, _)| s < r.end())
+            .collect();
+        if overlapping.is_empty() {
+            out.push(r);
+            continue;
+        }
+        for (s, e) in disjoint_windows(vec![(r.start, r.end())], &overlapping) {
             if let Some(bytes) = r.slice(s, (e - s) as usize) {
                 out.push(CopiedRegion {
                     start: s,
@@ -1364,6 +1389,26 @@ fn sample_without_stopping(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_regions_keeps_only_bytes_outside_the_taken_ranges() {
+        let region = |start: u64, len: u64| CopiedRegion {
+            start,
+            bytes: (start..start + len).map(|a| a as u8).collect(),
+        };
+        let regions = vec![region(0x1000, 0x1000), region(0x3000, 0x1000), region(0x5000, 0x1000)];
+        // Unsorted, overlapping and empty taken ranges; none touches 0x3000.
+        let taken = [(0x5800, 0x5900), (0x1100, 0x1200), (0x1180, 0x1300), (0x4000, 0x5100), (0x1f00, 0x1f00)];
+        let out = cut_regions(regions, &taken);
+        let spans: Vec<(u64, u64)> = out.iter().map(|r| (r.start, r.end())).collect();
+        assert_eq!(
+            spans,
+            [(0x1000, 0x1100), (0x1300, 0x2000), (0x3000, 0x4000), (0x5100, 0x5800), (0x5900, 0x6000)]
+        );
+        for r in &out {
+            assert!(r.bytes.iter().enumerate().all(|(i, &b)| b == (r.start + i as u64) as u8));
+        }
+    }
 
     #[test]
     fn syscall_decoding_from_registers() {
