@@ -483,8 +483,10 @@ const MAX_READERS: usize = 4;
 /// the stop to the stop (see [`ThreadInfo::unmoved`]), and how many
 /// descriptors below the soft `RLIMIT_NOFILE` are left to everything else
 /// (the symbol prefetch thread opens files meanwhile). Threads past the
-/// bound are read by path during the stop, as before.
-const KEEP_OPEN_MAX: usize = 1 << 16;
+/// bound are read by path during the stop, as before. Each kept file holds
+/// a page of kernel memory (its seq_file buffer) until the capture ends:
+/// 4096 files are 16 MiB.
+const KEEP_OPEN_MAX: usize = 4096;
 const KEEP_OPEN_RESERVE: u64 = 512;
 
 /// How many descriptors [`thread_infos`] may keep open.
