@@ -1400,15 +1400,31 @@ mod tests {
         };
         let regions = vec![region(0x1000, 0x1000), region(0x3000, 0x1000), region(0x5000, 0x1000)];
         // Unsorted, overlapping and empty taken ranges; none touches 0x3000.
-        let taken = [(0x5800, 0x5900), (0x1100, 0x1200), (0x1180, 0x1300), (0x4000, 0x5100), (0x1f00, 0x1f00)];
+        let taken = [
+            (0x5800, 0x5900),
+            (0x1100, 0x1200),
+            (0x1180, 0x1300),
+            (0x4000, 0x5100),
+            (0x1f00, 0x1f00),
+        ];
         let out = cut_regions(regions, &taken);
         let spans: Vec<(u64, u64)> = out.iter().map(|r| (r.start, r.end())).collect();
         assert_eq!(
             spans,
-            [(0x1000, 0x1100), (0x1300, 0x2000), (0x3000, 0x4000), (0x5100, 0x5800), (0x5900, 0x6000)]
+            [
+                (0x1000, 0x1100),
+                (0x1300, 0x2000),
+                (0x3000, 0x4000),
+                (0x5100, 0x5800),
+                (0x5900, 0x6000)
+            ]
         );
         for r in &out {
-            assert!(r.bytes.iter().enumerate().all(|(i, &b)| b == (r.start + i as u64) as u8));
+            assert!(r
+                .bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (r.start + i as u64) as u8));
         }
     }
 
