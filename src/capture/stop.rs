@@ -85,6 +85,17 @@ struct ThreadInfo {
     /// again; if it is unchanged, this verdict (which may have needed a look
     /// at a descriptor) is reused, keeping that look out of the pause.
     syscall: Option<(SyscallLine, Option<Hazard>)>,
+    /// `/proc/TID/schedstat` as read just before that syscall line, and the
+    /// file kept open: if it reads the same right before the interrupt, the
+    /// thread has not been on a CPU since (its third field counts the times
+    /// it was switched in), so it still sits in the call of `syscall` and
+    /// that verdict holds without reading the line again. That read, of
+    /// `/proc/TID/syscall`, waits on the run queue of the CPU the thread last
+    /// ran on, which during a stop is busy taking the threads already
+    /// interrupted into their stops: ~6 µs a thread inside the pause
+    /// (bench/README). `None` past [`KEEP_OPEN_MAX`] descriptors, or when
+    /// the kernel keeps no such counts (all zero).
+    unmoved: Option<(std::fs::File, Box<str>)>,
 }
 
 /// Why a thread must not be stopped: its call fails with EINTR on a stop.
@@ -142,8 +153,24 @@ const LEAVE_LOOKS: usize = 3;
 /// the interrupt) and, if its call would fail with EINTR on a stop, read its
 /// context-switch count and the line again, so that the same two reads after
 /// the stack copy can prove the thread did not run meanwhile.
+/// A thread whose `/proc/TID/schedstat` is unchanged since the read before
+/// the stop skips the re-read (see [`ThreadInfo::unmoved`]).
 /// `None`: stop it as usual (including when it exited: seizing then fails).
 fn leave_running(files: &mut TaskFiles, pid: i32, tid: i32, info: Option<&ThreadInfo>) -> Option<Unstopped> {
+    // Off CPU in a call a stop does not break when its line was read before
+    // the stop, and not switched in since: stop it. (A line of "running"
+    // proves nothing here: the thread may have entered a call since without
+    // being switched in again.)
+    if let Some(ThreadInfo {
+        unmoved: Some((file, before)),
+        syscall: Some((line, None)),
+        ..
+    }) = info
+    {
+        if *line != SyscallLine::Running && files.read_again(file).is_ok_and(|now| *now == **before) {
+            return None;
+        }
+    }
     let read_line = |files: &mut TaskFiles| proc::parse::parse_syscall(&files.read(tid, "syscall").ok()?);
     let mut line = read_line(files)?;
     let mut hazard = match info.and_then(|i| i.syscall) {
@@ -405,7 +432,12 @@ impl TaskFiles {
     /// The text of /proc/PID/task/TID/NAME. Thread names are bytes, not
     /// necessarily UTF-8: invalid sequences become U+FFFD, as everywhere else.
     fn read(&mut self, tid: i32, name: &str) -> std::io::Result<std::borrow::Cow<'_, str>> {
-        use std::io::Read;
+        let file = self.open_file(tid, name)?;
+        self.read_again(&file)
+    }
+
+    /// /proc/PID/task/TID/NAME, opened for [`TaskFiles::read_again`].
+    fn open_file(&self, tid: i32, name: &str) -> std::io::Result<std::fs::File> {
         use std::os::fd::{AsRawFd, FromRawFd};
         let path = std::ffi::CString::new(format!("{tid}/{name}")).map_err(std::io::Error::other)?;
         // SAFETY: a NUL-terminated path and a directory fd that outlives the call.
@@ -414,10 +446,17 @@ impl TaskFiles {
             return Err(std::io::Error::last_os_error());
         }
         // SAFETY: `fd` was just opened and is owned by nothing else.
-        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+    }
+
+    /// The whole text of an open /proc file, read from its start: a seq file
+    /// read at offset 0 is generated afresh, so a descriptor kept open gives
+    /// the file's current content on every call.
+    fn read_again(&mut self, file: &std::fs::File) -> std::io::Result<std::borrow::Cow<'_, str>> {
+        use std::os::unix::fs::FileExt;
         let mut filled = 0;
         loop {
-            match file.read(&mut self.buf[filled..]) {
+            match file.read_at(&mut self.buf[filled..], filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -440,6 +479,28 @@ impl TaskFiles {
 const TIDS_PER_READER: usize = 128;
 /// Most reader threads, the capturing thread included.
 const MAX_READERS: usize = 4;
+/// Most `/proc/TID/schedstat` descriptors kept open from the reads before
+/// the stop to the stop (see [`ThreadInfo::unmoved`]), and how many
+/// descriptors below the soft `RLIMIT_NOFILE` are left to everything else
+/// (the symbol prefetch thread opens files meanwhile). Threads past the
+/// bound are read by path during the stop, as before. Each kept file holds
+/// a page of kernel memory (its seq_file buffer) until the capture ends:
+/// 4096 files are 16 MiB.
+const KEEP_OPEN_MAX: usize = 4096;
+const KEEP_OPEN_RESERVE: u64 = 512;
+
+/// How many descriptors [`thread_infos`] may keep open.
+fn keep_open_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    (lim.rlim_cur.saturating_sub(KEEP_OPEN_RESERVE)).min(KEEP_OPEN_MAX as u64) as usize
+}
 
 /// The [`ThreadInfo`] of every thread of `tids` still alive, read through
 /// `files` and, for a large process, helper threads. Each thread's reads are independent syscalls (~20 µs of kernel
@@ -454,10 +515,12 @@ fn thread_infos(
     in_pid_namespace: bool,
     stopping: bool,
 ) -> BTreeMap<i32, ThreadInfo> {
+    let budget = std::sync::atomic::AtomicUsize::new(if stopping { keep_open_budget() } else { 0 });
+    let budget = &budget;
     let read = |files: &mut TaskFiles, chunk: &[i32]| -> Vec<(i32, ThreadInfo)> {
         chunk
             .iter()
-            .filter_map(|&tid| Some((tid, thread_info(files, pid, tid, in_pid_namespace, stopping)?)))
+            .filter_map(|&tid| Some((tid, thread_info(files, pid, tid, in_pid_namespace, stopping, budget)?)))
             .collect()
     };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -492,6 +555,7 @@ fn thread_info(
     tid: i32,
     in_pid_namespace: bool,
     stopping: bool,
+    keep_open: &std::sync::atomic::AtomicUsize,
 ) -> Option<ThreadInfo> {
     // A thread that exits between listing and reading is simply skipped.
     // One read gives both the name and the state (`comm` is inside `stat`).
@@ -513,12 +577,29 @@ fn thread_info(
     // Only a stopping capture needs it, and only for sleeping threads: a
     // thread in uninterruptible sleep (D) is not woken by a stop, and one
     // that runs is looked at again right before its interrupt anyway.
+    let mut unmoved = None;
     let syscall = if stopping && stat.state == 'S' {
-        files
+        use std::sync::atomic::Ordering::Relaxed;
+        // schedstat first, then the line (see `ThreadInfo::unmoved`).
+        if keep_open.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1)).is_ok() {
+            unmoved = files.open_file(tid, "schedstat").ok().and_then(|f| {
+                let text: Box<str> = files.read_again(&f).ok()?.into();
+                // All zero: schedstats off (or never ran): proves nothing.
+                (text.split_whitespace().nth(2)? != "0").then_some((f, text))
+            });
+            if unmoved.is_none() {
+                keep_open.fetch_add(1, Relaxed);
+            }
+        }
+        let parsed = files
             .read(tid, "syscall")
             .ok()
             .and_then(|t| proc::parse::parse_syscall(&t))
-            .map(|line| (line, stop_hazard(pid, &line)))
+            .map(|line| (line, stop_hazard(pid, &line)));
+        if parsed.is_none() {
+            unmoved = None;
+        }
+        parsed
     } else {
         None
     };
@@ -528,6 +609,7 @@ fn thread_info(
         wchan,
         ns_tid,
         syscall,
+        unmoved,
     })
 }
 
@@ -673,7 +755,7 @@ fn stop_and_copy(
             if let std::collections::btree_map::Entry::Vacant(slot) = infos.entry(tid) {
                 // Created during the attach: its /proc facts are read now (it is
                 // about to be stopped, so its state may already show the stop).
-                if let Some(info) = thread_info(files, pid, tid, in_pid_namespace, true) {
+                if let Some(info) = thread_info(files, pid, tid, in_pid_namespace, true, &Default::default()) {
                     slot.insert(info);
                 }
             }
@@ -743,9 +825,15 @@ fn stop_and_copy(
     let wait_memory = copy_wait_words(mm_tid, &threads, maps);
     // Issue 22: a runtime's own state (CPython's thread states, frames and
     // thread names) is copied here too, while nothing can change it, so that
-    // it describes the same instant as the stacks. Cut to stay disjoint from
-    // the stacks and wait words (same instant, so nothing is lost).
+    // it describes the same instant as the stacks.
     let mut runtime_copy = while_stopped(mm_tid, &threads);
+
+    att.detach_all();
+    let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
+    // Cut to stay disjoint from the stacks and wait words (same instant, so
+    // nothing is lost). Only copies are touched: after the detach, where it
+    // costs no pause (1000 Python threads: ~2100 regions against ~1000
+    // stacks, ~33 ms inside the pause when each region sorted every stack).
     if !runtime_copy.regions.is_empty() {
         let taken: Vec<(u64, u64)> = threads
             .iter()
@@ -754,9 +842,6 @@ fn stop_and_copy(
             .collect();
         runtime_copy.regions = cut_regions(std::mem::take(&mut runtime_copy.regions), &taken);
     }
-
-    att.detach_all();
-    let pause = att.first_stop.map(|t| t.elapsed()).unwrap_or_default();
     if let Some(sig) = signals.received() {
         return Err(InspectError::Interrupted(sig));
     }
@@ -784,11 +869,33 @@ fn stop_and_copy(
 }
 
 /// `regions` (sorted by start, disjoint) less the `taken` ranges: the bytes
-/// of each region outside every taken range, as new regions.
+/// of each region outside every taken range, as new regions. A region no
+/// taken range overlaps is kept as it is (not copied).
 fn cut_regions(regions: Vec<CopiedRegion>, taken: &[(u64, u64)]) -> Vec<CopiedRegion> {
+    // Sorted and merged once, so each region finds the taken ranges it
+    // overlaps by a binary search (ends are then increasing too).
+    let mut sorted: Vec<(u64, u64)> = taken.iter().copied().filter(|(s, e)| s < e).collect();
+    sorted.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+    for (s, e) in sorted {
+        match merged.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => merged.push((s, e)),
+        }
+    }
     let mut out = Vec::with_capacity(regions.len());
     for r in regions {
-        for (s, e) in disjoint_windows(vec![(r.start, r.end())], taken) {
+        let first = merged.partition_point(|&(_, e)| e <= r.start);
+        let overlapping: Vec<(u64, u64)> = merged[first..]
+            .iter()
+            .copied()
+            .take_while(|&(s, _)| s < r.end())
+            .collect();
+        if overlapping.is_empty() {
+            out.push(r);
+            continue;
+        }
+        for (s, e) in disjoint_windows(vec![(r.start, r.end())], &overlapping) {
             if let Some(bytes) = r.slice(s, (e - s) as usize) {
                 out.push(CopiedRegion {
                     start: s,
@@ -1284,6 +1391,42 @@ fn sample_without_stopping(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cut_regions_keeps_only_bytes_outside_the_taken_ranges() {
+        let region = |start: u64, len: u64| CopiedRegion {
+            start,
+            bytes: (start..start + len).map(|a| a as u8).collect(),
+        };
+        let regions = vec![region(0x1000, 0x1000), region(0x3000, 0x1000), region(0x5000, 0x1000)];
+        // Unsorted, overlapping and empty taken ranges; none touches 0x3000.
+        let taken = [
+            (0x5800, 0x5900),
+            (0x1100, 0x1200),
+            (0x1180, 0x1300),
+            (0x4000, 0x5100),
+            (0x1f00, 0x1f00),
+        ];
+        let out = cut_regions(regions, &taken);
+        let spans: Vec<(u64, u64)> = out.iter().map(|r| (r.start, r.end())).collect();
+        assert_eq!(
+            spans,
+            [
+                (0x1000, 0x1100),
+                (0x1300, 0x2000),
+                (0x3000, 0x4000),
+                (0x5100, 0x5800),
+                (0x5900, 0x6000)
+            ]
+        );
+        for r in &out {
+            assert!(r
+                .bytes
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (r.start + i as u64) as u8));
+        }
+    }
 
     #[test]
     fn syscall_decoding_from_registers() {
