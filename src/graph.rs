@@ -200,24 +200,7 @@ pub struct Stuck {
     pub threads: Vec<ThreadId>,
 }
 
-/// What signals can do for the sleeping threads of a process.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum SignalWayOut {
-    /// No handler that could end a wait: every signal only ends the process
-    /// (default dispositions, CPython's default SIGINT handler) or is ignored.
-    #[default]
-    None,
-    /// C handlers are installed (`SigCgt`): a handler may post a semaphore
-    /// or set what an ownerless wait waits for (`sem_post` is
-    /// async-signal-safe). Releasing a lock or ending a thread from a
-    /// handler is not, so owned-lock waits and joins are not affected.
-    Handler { signals: String },
-    /// Python-level handlers (or a SIGINT handler lockdump could not prove
-    /// to be CPython's default): they run as bytecode in the main thread and
-    /// may release or set anything.
-    Python { signals: String },
-}
+pub use crate::runtimes::signals::SignalWayOut;
 
 /// What the verdict needs to know about one inspected process besides its threads' findings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

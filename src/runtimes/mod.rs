@@ -351,6 +351,44 @@ pub mod owners;
 pub mod parking_lot;
 pub mod reentry;
 pub mod rust_std;
+pub mod signals;
 pub mod stackscan;
 pub mod syscalls;
 pub mod unsupported;
+
+/// The last word on each thread's findings, after every runtime spoke: a
+/// thread that was running is waiting for nothing, a sleep is measured,
+/// and a signal handler waiting on a lock its own interrupted frames hold
+/// is a self-deadlock.
+pub fn finish(
+    snapshot: &crate::capture::Snapshot,
+    native: &[crate::stacks::Stack],
+    memory: &dyn crate::capture::Memory,
+    clocks: &futex::Clocks,
+    findings: &mut [ThreadFindings],
+) {
+    // A thread that was executing when captured is not waiting for anything,
+    // whatever its stack passes through (a Python thread running inside
+    // take_gil, a loop polling a lock): its stack is a sample, and the report
+    // says so instead of describing it as blocked.
+    // One exception: a GIL waiter whose native stack is inside take_gil
+    // keeps its GIL wait even when caught outside the condvar's futex (it
+    // loops there until it gets the GIL). Without it the GIL deadlocks of
+    // tests/python.rs (native_flag_merges_frames_at_eval_calls) went
+    // unreported on 3.11-debian and 3.14. Its header still says running.
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        if t.running() {
+            if f.wait.as_ref().is_some_and(|w| w.resource.kind != ResourceKind::Gil) {
+                f.wait = None;
+            }
+            f.blocked_in = None;
+        }
+    }
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        f.sleep = syscalls::sleep(t, memory, clocks);
+    }
+    // A handler waiting on a glibc lock its own interrupted frames hold.
+    for (i, t) in snapshot.threads.iter().enumerate() {
+        reentry::infer_self_deadlock(snapshot.pid, t.tid, &native[i], &mut findings[i]);
+    }
+}

@@ -36,6 +36,7 @@ pub mod merge;
 pub mod naming;
 pub mod objects;
 pub mod pools;
+pub mod precedence;
 pub mod reader;
 pub mod runtime;
 pub mod semlocks;

@@ -1,0 +1,268 @@
+//! What the graph needs from each process beyond its threads' findings:
+//! the processes that could end a pipe, socket or child wait (asked of the
+//! live target), asyncio awaits, what a waited-behind thread is doing, and
+//! the multiprocessing locks shared across processes.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// For each thread waiting for input that only known processes can give —
+/// reading a pipe, or waiting for a child — those processes (read from
+/// /proc now, after the capture). The asleep-for-good rule then asks
+/// whether any of them can still act.
+pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
+    use crate::syscalls::nr;
+    let pid = ins.snapshot.pid;
+    let mut out = std::collections::BTreeMap::new();
+    // A core's PID is no process to look at.
+    let Some(live) = ins.snapshot.live() else {
+        return out;
+    };
+    // Every fd a thread reads, looked up in one pass over the fd tables.
+    let read_fds: Vec<i32> = ins
+        .snapshot
+        .threads
+        .iter()
+        .zip(&ins.findings)
+        .filter(|(_, f)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
+        .filter_map(|(t, _)| t.syscall.filter(|s| !s.restarted && reads_fd(s.nr)))
+        .map(|s| s.args[0] as i64 as i32)
+        .collect();
+    let ends = if read_fds.is_empty() {
+        Default::default()
+    } else {
+        crate::live::fds::other_ends(live, &read_fds)
+    };
+    let mut children: Option<Vec<i32>> = None;
+    // The target sees its own PID namespace: a PID argument is comparable
+    // with host PIDs only when it runs in ours.
+    let same_ns = ins.snapshot.ns_pid == pid;
+    for (t, f) in ins.snapshot.threads.iter().zip(&ins.findings) {
+        let (crate::runtimes::Sleep::Input { .. }, Some(sys)) = (&f.sleep, &t.syscall) else {
+            continue;
+        };
+        if sys.restarted {
+            continue;
+        }
+        let peers = match sys.nr {
+            n if reads_fd(n) => {
+                let fd = sys.args[0] as i64 as i32;
+                let Some((end, pids)) = ends.get(&fd).cloned() else {
+                    continue;
+                };
+                graph::Peers {
+                    what: format!("{} (fd {fd})", end.describe()),
+                    pids,
+                    kind: match end {
+                        crate::live::fds::OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
+                        crate::live::fds::OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
+                    },
+                }
+            }
+            nr::WAIT4 | nr::WAITID => {
+                let all = children.get_or_insert_with(|| crate::live::fds::children(live)).clone();
+                // wait4(pid > 0) / waitid(P_PID, id): that child; else any
+                // (a process group counts as all children: more to wait for).
+                let one = match sys.nr {
+                    nr::WAIT4 => Some(sys.args[0] as i64 as i32).filter(|&p| p > 0),
+                    _ => (sys.args[0] == 1).then_some(sys.args[1] as i64 as i32),
+                };
+                let pids = match one {
+                    Some(c) if same_ns && all.contains(&c) => vec![c],
+                    Some(_) if !same_ns => continue,
+                    Some(_) => continue, // not its child: the call fails at once
+                    None => all,
+                };
+                if pids.is_empty() {
+                    continue;
+                }
+                graph::Peers {
+                    what: match one {
+                        Some(c) => format!("child PID {c}"),
+                        None => format!("its children (PIDs {})", join_pids(&pids)),
+                    },
+                    pids,
+                    kind: graph::PeerKind::Children,
+                }
+            }
+            _ => continue,
+        };
+        out.insert(t.tid, peers);
+    }
+    out
+}
+
+/// Calls that wait for data on their first argument, an fd: on a pipe or
+/// a connected Unix socket, only the holders of the other end can send it.
+pub(super) fn reads_fd(n: i64) -> bool {
+    use crate::syscalls::nr;
+    matches!(n, nr::READ | nr::READV | nr::RECVFROM | nr::RECVMSG)
+}
+
+pub(super) fn join_pids(pids: &[i32]) -> String {
+    pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A process's tasks with its threads' names and wait edges, for the
+/// cycles through tasks and threads ([`graph::awaits`]).
+pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessAwaits<'_>> {
+    use graph::awaits::AwaitVia;
+    let state = ins.asyncio.as_ref()?;
+    let pid = ins.snapshot.pid;
+    let mut thread_names = std::collections::HashMap::new();
+    let mut thread_edges = Vec::new();
+    let mut thread_timeouts = std::collections::HashMap::new();
+    for (i, t) in ins.snapshot.threads.iter().enumerate() {
+        let name = ins
+            .python_names
+            .get(i)
+            .cloned()
+            .flatten()
+            .unwrap_or_else(|| t.name.clone());
+        thread_names.insert(t.tid, name);
+        let f = &ins.findings[i];
+        if let crate::runtimes::Sleep::Futex { timed: true, .. } = f.sleep {
+            thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
+        }
+        let Some(w) = &f.wait else { continue };
+        let (Some(owner), false) = (w.owner.tid, w.owner.confidence == crate::runtimes::Confidence::Unknown) else {
+            continue;
+        };
+        if w.owner.pid.is_some_and(|p| p != pid) {
+            continue;
+        }
+        thread_edges.push((
+            t.tid,
+            owner,
+            AwaitVia::Resource {
+                resource_kind: w.resource.kind,
+                address: w.resource.address,
+                name: w.resource.name.clone(),
+            },
+            w.owner.confidence,
+            w.owner.evidence.clone(),
+        ));
+    }
+    Some(graph::awaits::ProcessAwaits {
+        pid,
+        state,
+        thread_names,
+        thread_edges,
+        thread_timeouts,
+    })
+}
+
+/// What each thread others wait behind is doing, with the fd it waits on
+/// described (a socket by its addresses and the process at the other end).
+pub(super) fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
+    for w in &mut v.waiting_behind {
+        let (pid, tid) = w.thread;
+        let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
+            continue;
+        };
+        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+            continue;
+        };
+        let t = &ins.snapshot.threads[i];
+        let live = ins.snapshot.live();
+        w.doing = Some(match (&t.syscall, t.running()) {
+            (_, true) => "is running (on a CPU, or runnable)".to_string(),
+            (Some(sys), _) => {
+                let mut s = format!("is in {}", crate::syscalls::describe(sys));
+                // What the fd is can only be asked of a live process.
+                let fd =
+                    live.and_then(|l| crate::syscalls::waited_fd(sys).and_then(|fd| l.fd_description(fd)));
+                if let Some(fd) = fd {
+                    s.push_str(&format!(" — {fd}"));
+                }
+                s
+            }
+            (None, _) => format!("is in state {}", t.state),
+        });
+    }
+}
+
+/// A lock in shared memory waited for by a thread of one inspected process
+/// and owned by a thread of another: the owner's findings only saw its own
+/// process's waits, so it did not list the lock among what it holds. Added
+/// after the verdict (which does not use holds across processes), for the
+/// reports' per-thread `holds`.
+/// A `multiprocessing` lock shared by several inspected processes has one
+/// semaphore in one shared mapping, and a SemLock object in each process:
+/// the holder's process records the holder (`cpython::semlocks`), the
+/// waiter's sees count 0. The waiter's wait gets the holder that another
+/// process's hold on the same mapping names.
+pub(super) fn own_shared_mp_locks(inspections: &mut [Inspection]) {
+    let mut owners: Vec<(usize, usize, crate::runtimes::Owner)> = Vec::new();
+    for (a, ins) in inspections.iter().enumerate() {
+        for (i, f) in ins.findings.iter().enumerate() {
+            let Some(w) = &f.wait else { continue };
+            let Some(key) = w.resource.shared_key else { continue };
+            if w.resource.kind != ResourceKind::PyMpLock || w.owner.tid.is_some() {
+                continue;
+            }
+            let held = inspections
+                .iter()
+                .filter(|b| b.snapshot.pid != ins.snapshot.pid)
+                .find_map(|b| {
+                    b.findings.iter().zip(&b.snapshot.threads).find_map(|(g, t)| {
+                        g.holds
+                            .iter()
+                            .find(|h| h.resource.kind == ResourceKind::PyMpLock && h.resource.shared_key == Some(key))
+                            .map(|h| crate::runtimes::Owner {
+                                tid: Some(t.tid),
+                                pid: Some(b.snapshot.pid),
+                                confidence: h.confidence,
+                                evidence: format!("{} in PID {}", h.evidence, b.snapshot.pid),
+                                dead: false,
+                            })
+                    })
+                });
+            if let Some(o) = held {
+                owners.push((a, i, o));
+            }
+        }
+    }
+    for (a, i, o) in owners {
+        if let Some(w) = inspections[a].findings[i].wait.as_mut() {
+            w.owner = o;
+        }
+    }
+}
+
+pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
+    let mut found: Vec<(usize, usize, crate::runtimes::Hold)> = Vec::new();
+    for ins in inspections.iter() {
+        for (i, f) in ins.findings.iter().enumerate() {
+            let Some(w) = &f.wait else { continue };
+            let (Some(opid), Some(otid)) = (w.owner.pid, w.owner.tid) else {
+                continue;
+            };
+            if w.owner.dead || opid == ins.snapshot.pid {
+                continue;
+            }
+            let Some(k) = inspections.iter().position(|x| x.snapshot.pid == opid) else {
+                continue;
+            };
+            let Some(j) = inspections[k].snapshot.threads.iter().position(|t| t.tid == otid) else {
+                continue;
+            };
+            found.push((
+                k,
+                j,
+                crate::runtimes::Hold {
+                    resource: w.resource.clone(),
+                    confidence: w.owner.confidence,
+                    evidence: format!(
+                        "{} (thread {} of PID {} waits for it)",
+                        w.owner.evidence, ins.snapshot.threads[i].tid, ins.snapshot.pid
+                    ),
+                    site_frame: None,
+                },
+            ));
+        }
+    }
+    for (k, j, h) in found {
+        crate::runtimes::owners::merge_holds(&mut inspections[k].findings, vec![(j, h)]);
+    }
+}
