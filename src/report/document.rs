@@ -3,9 +3,11 @@
 //! `--watch` saw) and where and when the capture was made. `--json` is
 //! `serde_json` of it, so the JSON schema (docs/json-schema.md, checked
 //! against this type by `tests/json_schema.rs`) and the type cannot drift
-//! apart. The text report's verdict and thread sections read the threads
-//! (names, stacks, waits with their timeouts, holds) from it, and the
-//! verdict it carries.
+//! apart. The text report's verdict and thread sections, and the DOT/HTML
+//! picture, read the threads (names, stacks, waits with their timeouts,
+//! holds) and processes from it, and the verdict it carries; the text's
+//! process headers and footers and asyncio's task lists still read the
+//! inspections.
 //!
 //! Each part keeps its own module's type (`json::Thread`,
 //! `verdict::JsonVerdict`, `pools::JsonPoolStarvation`, ...); this file
