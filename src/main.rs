@@ -381,16 +381,17 @@ fn render(
 ) -> Result<(String, i32), InspectError> {
     let code = verdict.kind().exit_code();
     let ctx = report::Context::read(inspections, captured_at);
+    // One document, built once; every output renders it.
+    let doc = report::document::Report::build(inspections, verdict, &ctx);
     let out = if output.json {
-        report::render_json_with(inspections, verdict, &ctx)
+        doc.to_json()
     } else if output.dot {
-        let headline = report::verdict::headline(verdict, &Style::plain());
-        report::picture::render_dot(inspections, verdict, &headline)
+        report::dot(&doc)
     } else {
-        report::render_text_with(inspections, verdict, style, &ctx)
+        report::text(&doc, inspections, style, &ctx)
     };
-    if let Some(path) = &output.html {
-        let html = report::html(inspections, verdict, &ctx, code);
+    let html = output.html.as_ref().map(|_| report::html(&doc, inspections, &ctx, code));
+    if let (Some(path), Some(html)) = (&output.html, html) {
         // Written before anything is printed: a report that could not be
         // saved is an error (exit 2, nothing on stdout), not a silent loss.
         std::fs::write(path, html)

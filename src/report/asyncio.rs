@@ -461,7 +461,7 @@ pub struct JsonTask {
     pub frames: Vec<JsonTaskFrame>,
     /// `{kind: task|future|primitive|sleep|not_suspended|other, ...}` with
     /// addresses as hex strings.
-    pub awaits: serde_json::Value,
+    pub awaits: JsonAwaits,
     /// Addresses of the tasks and futures that await this task.
     pub awaited_by: Vec<String>,
     pub holds: Vec<JsonTaskHold>,
@@ -484,26 +484,63 @@ pub struct JsonTaskHold {
     pub evidence: String,
 }
 
-fn json_awaits(a: &Awaits) -> serde_json::Value {
-    use serde_json::json;
+/// `awaits` of a task: what its innermost coroutine is suspended on,
+/// tagged by `kind`, with addresses as hex strings.
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JsonAwaits {
+    Task {
+        task: String,
+    },
+    Future {
+        future: String,
+        #[serde(rename = "type")]
+        type_name: String,
+        chained_from: Option<String>,
+    },
+    Primitive {
+        primitive: crate::runtimes::cpython::asyncio::Primitive,
+        address: String,
+        name: Option<String>,
+        how: String,
+    },
+    Sleep {
+        seconds: Option<f64>,
+    },
+    NotSuspended {
+        why: String,
+    },
+    Other {
+        what: String,
+    },
+}
+
+fn json_awaits(a: &Awaits) -> JsonAwaits {
     match a {
-        Awaits::Task { task } => json!({"kind": "task", "task": hex(*task)}),
+        Awaits::Task { task } => JsonAwaits::Task { task: hex(*task) },
         Awaits::Future {
             future,
             type_name,
             chained_from,
-        } => {
-            json!({"kind": "future", "future": hex(*future), "type": type_name, "chained_from": chained_from.map(hex)})
-        }
+        } => JsonAwaits::Future {
+            future: hex(*future),
+            type_name: type_name.clone(),
+            chained_from: chained_from.map(hex),
+        },
         Awaits::Primitive {
             primitive,
             address,
             name,
             how,
-        } => json!({"kind": "primitive", "primitive": primitive, "address": hex(*address), "name": name, "how": how}),
-        Awaits::Sleep { seconds } => json!({"kind": "sleep", "seconds": seconds}),
-        Awaits::NotSuspended { why } => json!({"kind": "not_suspended", "why": why}),
-        Awaits::Other { what } => json!({"kind": "other", "what": what}),
+        } => JsonAwaits::Primitive {
+            primitive: *primitive,
+            address: hex(*address),
+            name: name.clone(),
+            how: how.clone(),
+        },
+        Awaits::Sleep { seconds } => JsonAwaits::Sleep { seconds: *seconds },
+        Awaits::NotSuspended { why } => JsonAwaits::NotSuspended { why: why.clone() },
+        Awaits::Other { what } => JsonAwaits::Other { what: what.clone() },
     }
 }
 
@@ -564,5 +601,47 @@ fn capitalize(s: &str) -> String {
     match c.next() {
         Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
         None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtimes::cpython::asyncio::Primitive;
+
+    /// `awaits` keeps the shape schema 5 published (docs/json-schema.md,
+    /// "asyncio"): the tag `kind` first, addresses in hex, `type` for a future.
+    #[test]
+    fn awaits_serialize_as_published() {
+        let cases = [
+            (Awaits::Task { task: 0x10 }, r#"{"kind":"task","task":"0x10"}"#),
+            (
+                Awaits::Future {
+                    future: 0x20,
+                    type_name: "_GatheringFuture".into(),
+                    chained_from: Some(0x30),
+                },
+                r#"{"kind":"future","future":"0x20","type":"_GatheringFuture","chained_from":"0x30"}"#,
+            ),
+            (
+                Awaits::Primitive {
+                    primitive: Primitive::Lock,
+                    address: 0x40,
+                    name: None,
+                    how: "Lock.acquire".into(),
+                },
+                r#"{"kind":"primitive","primitive":"lock","address":"0x40","name":null,"how":"Lock.acquire"}"#,
+            ),
+            (Awaits::Sleep { seconds: Some(1.5) }, r#"{"kind":"sleep","seconds":1.5}"#),
+            (Awaits::Sleep { seconds: None }, r#"{"kind":"sleep","seconds":null}"#),
+            (
+                Awaits::NotSuspended { why: "running".into() },
+                r#"{"kind":"not_suspended","why":"running"}"#,
+            ),
+            (Awaits::Other { what: "x".into() }, r#"{"kind":"other","what":"x"}"#),
+        ];
+        for (a, want) in cases {
+            assert_eq!(serde_json::to_string(&json_awaits(&a)).unwrap(), want);
+        }
     }
 }

@@ -45,6 +45,13 @@ impl Site {
 /// `threads[].blocked_on`.
 #[derive(Serialize)]
 pub struct BlockedOn {
+    /// The resource, for the text report's words (`mutex lock_a (0x…)`).
+    #[serde(skip)]
+    pub resource: crate::runtimes::Resource,
+    /// The index in the thread's `frames` of the frame that called the lock
+    /// function (the text report's "waiting in").
+    #[serde(skip)]
+    pub site_frame: Option<usize>,
     pub kind: ResourceKind,
     pub address: String,
     pub name: Option<String>,
@@ -63,6 +70,8 @@ pub struct BlockedOn {
 impl BlockedOn {
     pub fn new(w: &Wait, frames: &[Frame]) -> Self {
         BlockedOn {
+            resource: w.resource.clone(),
+            site_frame: w.site_frame,
             kind: w.resource.kind,
             address: hex(w.resource.address),
             name: w.resource.name.clone(),
@@ -79,6 +88,12 @@ impl BlockedOn {
 
 #[derive(Serialize)]
 pub struct Held {
+    /// The resource, for the text report's words (`mutex lock_a (0x…)`).
+    #[serde(skip)]
+    pub resource: crate::runtimes::Resource,
+    /// The index in the thread's `frames` of the frame holding it, if known.
+    #[serde(skip)]
+    pub site_frame: Option<usize>,
     pub kind: ResourceKind,
     pub address: String,
     pub name: Option<String>,
@@ -90,6 +105,8 @@ pub struct Held {
 impl Held {
     pub fn new(h: &Hold, frames: &[Frame]) -> Self {
         Held {
+            resource: h.resource.clone(),
+            site_frame: h.site_frame,
             kind: h.resource.kind,
             address: hex(h.resource.address),
             name: h.resource.name.clone(),
@@ -141,7 +158,10 @@ pub struct Thread<'a> {
     pub python_stack_note: Option<&'a str>,
     /// The thread pool task (a future of a ThreadPoolExecutor) the thread
     /// waits for, with where that task is (version 4).
-    pub pool_wait: Option<super::pools::JsonPoolWait>,
+    pub pool_wait: Option<JsonPoolWait>,
+    /// A signal that arrived during the capture and was re-delivered (text only).
+    #[serde(skip)]
+    pub pending_signal: Option<i32>,
 }
 
 #[derive(Serialize)]
@@ -188,6 +208,10 @@ pub struct Process<'a> {
     pub leader_exited: bool,
     /// Its asyncio event loops and tasks (schema 5; null when it runs none).
     pub asyncio: Option<super::asyncio::JsonAsyncio>,
+    /// Inode of its PID namespace (added within 3; null for a core).
+    pub pid_ns: Option<u64>,
+    /// The container its cgroup names (added within 3).
+    pub container: Option<&'a crate::live::identity::Container>,
 }
 
 #[derive(Serialize)]
@@ -250,13 +274,16 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
                 running_note: t.running().then_some(crate::capture::RUNNING_NOTE),
                 python_name_note: ins.python_name_notes[i].as_deref(),
                 python_stack_note: ins.python_stack_notes[i].as_deref(),
-                pool_wait: super::pools::thread_wait(&ins.pools, t.tid),
+                pool_wait: thread_wait(&ins.pools, t.tid),
+                pending_signal: t.pending_signal,
             }
         })
         .collect()
 }
 
-pub fn process(ins: &Inspection) -> Process<'_> {
+/// `processes[]`: `id` is the process's identity read at the capture
+/// (none for a core).
+pub fn process<'a>(ins: &'a Inspection, id: Option<&'a crate::live::identity::ProcessIdentity>) -> Process<'a> {
     let s = &ins.snapshot;
     Process {
         pid: s.pid,
@@ -281,30 +308,56 @@ pub fn process(ins: &Inspection) -> Process<'_> {
         }),
         leader_exited: s.leader_exited,
         asyncio: super::asyncio::json_process(ins.asyncio.as_ref()),
+        pid_ns: id.and_then(|i| i.pid_ns),
+        container: id.and_then(|i| i.container.as_ref()),
     }
 }
 
-/// `source` (schema 5): `{"kind": "live"}`, or for `--core`
-/// `{"kind": "core", "cores": [{"file", "pid", "signal", "written_at",
-/// "notes"}]}`, one per core in the order given, `notes` being the
-/// report's lines about what that core could not give.
-pub fn source(inspections: &[Inspection]) -> serde_json::Value {
-    let cores: Vec<serde_json::Value> = inspections
-        .iter()
-        .filter_map(|i| i.snapshot.core().map(|c| (i, c)))
-        .map(|(ins, core)| {
-            serde_json::json!({
-                "file": core.path.display().to_string(),
-                "pid": ins.snapshot.pid,
-                "signal": core.signal,
-                "written_at": core.written.map(crate::live::identity::rfc3339),
-                "notes": super::core_lines(core).into_iter().skip(1).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    if cores.is_empty() {
-        serde_json::json!({ "kind": "live" })
-    } else {
-        serde_json::json!({ "kind": "core", "cores": cores })
+/// A wait for a pool task (`waits[]`, `blocked_behind[]`, and `threads[].pool_wait`).
+#[derive(Serialize)]
+pub struct JsonTaskWait {
+    pub tid: i32,
+    pub future: String,
+    pub future_name: Option<String>,
+    /// `PENDING` (not yet taken) or `RUNNING`.
+    pub state: String,
+    /// Index in the work queue (0: next), when still queued.
+    pub queued_position: Option<usize>,
+    /// The worker running it, when it runs.
+    pub run_by_tid: Option<i32>,
+}
+
+impl JsonTaskWait {
+    pub fn new(w: &crate::runtimes::TaskWait) -> Self {
+        let (queued_position, run_by_tid) = match w.place {
+            crate::runtimes::TaskPlace::Queued { position } => (Some(position), None),
+            crate::runtimes::TaskPlace::RunBy { tid } => (None, Some(tid)),
+        };
+        JsonTaskWait {
+            tid: w.tid,
+            future: hex(w.future),
+            future_name: w.future_name.clone(),
+            state: w.state.clone(),
+            queued_position,
+            run_by_tid,
+        }
     }
+}
+
+/// `threads[].pool_wait`: the pool task a thread waits for, if any (schema 4).
+pub fn thread_wait(pools: &[crate::runtimes::TaskPool], tid: i32) -> Option<JsonPoolWait> {
+    pools.iter().find_map(|p| {
+        let w = p.waits.iter().find(|w| w.tid == tid)?;
+        Some(JsonPoolWait {
+            executor: hex(p.address),
+            wait: JsonTaskWait::new(w),
+        })
+    })
+}
+
+#[derive(Serialize)]
+pub struct JsonPoolWait {
+    pub executor: String,
+    #[serde(flatten)]
+    pub wait: JsonTaskWait,
 }

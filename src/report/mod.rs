@@ -1,12 +1,14 @@
 //! Output: the human report and the versioned JSON document.
 
 pub mod asyncio;
+pub mod document;
 pub mod index;
 pub mod json;
 pub mod labels;
 pub mod picture;
 pub mod pools;
 pub mod style;
+pub mod thread_section;
 pub mod threads;
 pub mod verdict;
 pub mod watch;
@@ -16,6 +18,7 @@ use std::fmt::Write;
 use crate::graph::Verdict;
 use crate::live::identity::{rfc3339, Host, ProcessIdentity};
 use crate::inspect::Inspection;
+use document::Report;
 use style::{clean, Style};
 
 /// The process line that opens a process's section.
@@ -220,8 +223,15 @@ pub fn render_text(inspections: &[Inspection], verdict: &Verdict, style: &Style)
 
 /// [`render_text`] with the identity read at capture time.
 pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &Style, ctx: &Context) -> String {
+    text(&Report::build(inspections, verdict, ctx), inspections, style, ctx)
+}
+
+/// The text report of `report`: its verdict and its threads; the process
+/// headers and footers, and asyncio's tasks, still from `inspections` (the
+/// ones it was built from).
+pub fn text(report: &Report, inspections: &[Inspection], style: &Style, ctx: &Context) -> String {
     let mut out = String::new();
-    out.push_str(&verdict::text(inspections, verdict, style));
+    out.push_str(&verdict::text(&report.threads, report.processes.len(), report.graph, style));
     for ins in inspections {
         // A C library that could not be identified: say which layouts were assumed.
         if ins.libc.name.is_none() {
@@ -237,21 +247,19 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
         }
     }
     for ins in inspections {
+        let pid = ins.snapshot.pid;
         let _ = writeln!(out, "{}", process_header(ins, style));
         if let Some(line) = namespace_line(ins, ctx) {
             let _ = writeln!(out, "{line}");
         }
         out.push('\n');
-        out.push_str(&threads::all_threads(ins, verdict, style));
+        out.push_str(&thread_section::all_threads(report, pid, style));
         if let Some(a) = &ins.asyncio {
             let blocked = |tid: i32| {
-                let i = ins.snapshot.threads.iter().position(|t| t.tid == tid)?;
-                ins.findings[i]
-                    .wait
-                    .as_ref()
-                    .map(|w| labels::resource_label(&w.resource))
+                let t = report.threads_of(pid).find(|t| t.tid == tid)?;
+                t.blocked_on.as_ref().map(|w| labels::resource_label(&w.resource))
             };
-            out.push_str(&asyncio::tasks_section(ins.snapshot.pid, a, &blocked, style));
+            out.push_str(&asyncio::tasks_section(pid, a, &blocked, style));
             out.push('\n');
         }
     }
@@ -261,23 +269,24 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
     out
 }
 
-/// The self-contained HTML report (`--html`): headline, facts (host, time,
-/// processes, exit code), the graph as SVG, the uncolored text report.
-pub fn html(inspections: &[Inspection], verdict: &Verdict, ctx: &Context, exit_code: i32) -> String {
-    let headline = verdict::headline(verdict, &Style::plain());
-    let text = render_text_with(inspections, verdict, &Style::plain(), ctx);
+/// The self-contained HTML report (`--html`) of `report`: headline, facts
+/// (host, time, processes, exit code), the graph as SVG, the uncolored
+/// text report.
+pub fn html(report: &Report, inspections: &[Inspection], ctx: &Context, exit_code: i32) -> String {
+    let headline = verdict::headline(report.graph, &Style::plain());
+    let text = text(report, inspections, &Style::plain(), ctx);
     let mut facts = vec![
         ("exit code".to_string(), exit_code.to_string()),
-        ("captured at".to_string(), rfc3339(ctx.captured_at)),
+        ("captured at".to_string(), report.captured_at.clone()),
         (
             "host".to_string(),
             format!(
                 "{} (boot {})",
-                ctx.host.name.as_deref().unwrap_or("?"),
-                ctx.host.boot_id.as_deref().unwrap_or("?")
+                report.host.name.as_deref().unwrap_or("?"),
+                report.host.boot_id.as_deref().unwrap_or("?")
             ),
         ),
-        ("lockdump".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("lockdump".to_string(), report.lockdump_version.to_string()),
     ];
     for ins in inspections {
         facts.push((
@@ -288,10 +297,15 @@ pub fn html(inspections: &[Inspection], verdict: &Verdict, ctx: &Context, exit_c
             facts.push((format!("PID {} runs in", ins.snapshot.pid), line.trim().to_string()));
         }
     }
-    picture::render_html(inspections, verdict, &headline, &facts, &text)
+    picture::render_html(report, &headline, &facts, &text)
 }
 
-/// The whole JSON document (one line, newline-terminated).
+/// The wait-for graph of `report` as Graphviz DOT (`--dot`).
+pub fn dot(report: &Report) -> String {
+    picture::render_dot(report, &verdict::headline(report.graph, &Style::plain()))
+}
+
+/// The whole JSON document (pretty, newline-terminated).
 pub fn render_json(inspections: &[Inspection], verdict: &Verdict) -> String {
     render_json_with(
         inspections,
@@ -300,34 +314,8 @@ pub fn render_json(inspections: &[Inspection], verdict: &Verdict) -> String {
     )
 }
 
-/// [`render_json`] with the identity read at capture time.
+/// [`render_json`] with the identity read at capture time: the
+/// [`Report`], serialized.
 pub fn render_json_with(inspections: &[Inspection], verdict: &Verdict, ctx: &Context) -> String {
-    let mut doc = serde_json::json!({
-        "schema_version": json::SCHEMA_VERSION,
-        "lockdump_version": env!("CARGO_PKG_VERSION"),
-        "pid": inspections.first().map(|i| i.snapshot.pid),
-        "pids": inspections.iter().map(|i| i.snapshot.pid).collect::<Vec<_>>(),
-        "pause_us": inspections.iter().map(|i| i.snapshot.pause.as_micros() as u64).sum::<u64>(),
-        "verdict": verdict::json_verdict(verdict),
-        "deadlocks": verdict::json_deadlocks(inspections, verdict),
-        "processes": inspections.iter().map(json::process).collect::<Vec<_>>(),
-        "threads": inspections.iter().flat_map(|i| json::threads(i, verdict)).collect::<Vec<_>>(),
-    });
-    // Schema 5: where the snapshot came from (a live process or a core file).
-    doc["source"] = json::source(inspections);
-    // Schema 4: what --watch saw (null without it).
-    doc["watch"] = serde_json::json!(verdict.watch);
-    // Added within schema 3 (docs/json-schema.md): where the report comes from.
-    doc["host"] = serde_json::json!(ctx.host);
-    doc["captured_at"] = serde_json::json!(rfc3339(ctx.captured_at));
-    if let Some(procs) = doc["processes"].as_array_mut() {
-        for p in procs {
-            let id = p["pid"].as_i64().and_then(|pid| ctx.process(pid as i32));
-            p["pid_ns"] = serde_json::json!(id.and_then(|i| i.pid_ns));
-            p["container"] = serde_json::json!(id.and_then(|i| i.container.as_ref()));
-        }
-    }
-    let mut s = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
-    s.push('\n');
-    s
+    Report::build(inspections, verdict, ctx).to_json()
 }

@@ -1,5 +1,7 @@
 //! The wait-for graph as a picture: Graphviz DOT (`--dot`) and a
-//! self-contained HTML report with the graph as inline SVG (`--html FILE`).
+//! self-contained HTML report with the graph as inline SVG (`--html FILE`),
+//! drawn from the [`Report`]: its threads' waits and owners, its processes,
+//! and the cycles of the verdict it carries.
 //!
 //! Nodes are threads (labelled with their name, host TID, namespace TID where
 //! it differs, and Python name), the objects they wait for (labelled like the
@@ -20,8 +22,9 @@ use std::fmt::Write;
 
 use super::labels::{kind_label, resource_label};
 use super::style::clean;
-use crate::graph::{resource_key, ResourceKey, ThreadId, Verdict};
-use crate::inspect::Inspection;
+use super::document::Report;
+use super::json::Thread;
+use crate::graph::{resource_key, ResourceKey, ThreadId};
 use crate::runtimes::{Confidence, Resource, ResourceKind};
 
 /// At least this many waiters of one object (outside cycles) become one node.
@@ -68,13 +71,12 @@ fn thread_id((pid, tid): ThreadId) -> String {
 }
 
 /// A thread's label: name, TIDs, Python name.
-fn thread_label(ins: &Inspection, i: usize) -> String {
-    let t = &ins.snapshot.threads[i];
-    let mut s = format!("{}\nTID {}", clean(&t.name), t.tid);
+fn thread_label(t: &Thread) -> String {
+    let mut s = format!("{}\nTID {}", clean(t.name), t.tid);
     if t.ns_tid != t.tid {
         let _ = write!(s, " (ns TID {})", t.ns_tid);
     }
-    if let Some(py) = ins.python_names.get(i).and_then(|n| n.as_deref()) {
+    if let Some(py) = t.python_name {
         let _ = write!(s, "\nPython \"{}\"", clean(py));
     }
     s
@@ -87,7 +89,8 @@ fn resource_text(r: &Resource) -> String {
     }
 }
 
-fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture {
+fn build(report: &Report, title: &str) -> Picture {
+    let verdict = report.graph;
     // What the cycles are made of.
     let mut cycle_threads: BTreeSet<ThreadId> = BTreeSet::new();
     let mut cycle_resources: BTreeSet<ResourceKey> = BTreeSet::new();
@@ -105,34 +108,30 @@ fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture 
     // Every wait on an object (not a plain blocking syscall), by object.
     struct Waiter<'a> {
         id: ThreadId,
-        ins: &'a Inspection,
-        index: usize,
+        thread: &'a Thread<'a>,
     }
     let mut waits: BTreeMap<ResourceKey, (Resource, Vec<Waiter>)> = BTreeMap::new();
     // Object -> its owner, with confidence, or the TID of an exited owner.
     let mut owners: BTreeMap<ResourceKey, (Option<ThreadId>, Confidence, Option<i32>)> = BTreeMap::new();
-    for ins in inspections {
-        for (i, t) in ins.snapshot.threads.iter().enumerate() {
-            let Some(w) = &ins.findings[i].wait else { continue };
-            if w.resource.kind == ResourceKind::Syscall {
-                continue;
-            }
-            let k = resource_key(&w.resource);
-            waits
-                .entry(k)
-                .or_insert_with(|| (w.resource.clone(), Vec::new()))
-                .1
-                .push(Waiter {
-                    id: (ins.snapshot.pid, t.tid),
-                    ins,
-                    index: i,
-                });
-            if let (Some(tid), Some(pid)) = (w.owner.tid, w.owner.pid) {
-                if w.owner.dead {
-                    owners.entry(k).or_insert((None, w.owner.confidence, Some(tid)));
-                } else {
-                    owners.entry(k).or_insert((Some((pid, tid)), w.owner.confidence, None));
-                }
+    for t in &report.threads {
+        let Some(w) = &t.blocked_on else { continue };
+        if w.resource.kind == ResourceKind::Syscall {
+            continue;
+        }
+        let k = resource_key(&w.resource);
+        waits
+            .entry(k)
+            .or_insert_with(|| (w.resource.clone(), Vec::new()))
+            .1
+            .push(Waiter {
+                id: (t.pid, t.tid),
+                thread: t,
+            });
+        if let (Some(tid), Some(pid)) = (w.owner_tid, w.owner_pid) {
+            if w.owner_exited {
+                owners.entry(k).or_insert((None, w.confidence, Some(tid)));
+            } else {
+                owners.entry(k).or_insert((Some((pid, tid)), w.confidence, None));
             }
         }
     }
@@ -140,17 +139,13 @@ fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture 
 
     let mut pic = Picture {
         title: title.to_string(),
-        processes: inspections
+        processes: report
+            .processes
             .iter()
-            .map(|ins| {
-                let s = &ins.snapshot;
-                let cmd = s
-                    .cmdline
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| s.exe.display().to_string());
+            .map(|p| {
+                let cmd = p.cmdline.first().cloned().unwrap_or_else(|| p.exe.clone());
                 let cmd = cmd.rsplit('/').next().unwrap_or("").to_string();
-                (s.pid, format!("PID {} {}", s.pid, clean(&cmd)))
+                (p.pid, format!("PID {} {}", p.pid, clean(&cmd)))
             })
             .collect(),
         threads: Vec::new(),
@@ -158,17 +153,13 @@ fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture 
         arrows: Vec::new(),
     };
     let mut shown: BTreeSet<ThreadId> = BTreeSet::new();
-    let locate = |id: ThreadId| -> Option<(&Inspection, usize)> {
-        let ins = inspections.iter().find(|i| i.snapshot.pid == id.0)?;
-        let i = ins.snapshot.threads.iter().position(|t| t.tid == id.1)?;
-        Some((ins, i))
-    };
+    let locate = |id: ThreadId| report.threads_of(id.0).find(|t| t.tid == id.1);
     let mut show = |pic: &mut Picture, id: ThreadId| {
         if !shown.insert(id) {
             return;
         }
         let label = match locate(id) {
-            Some((ins, i)) => thread_label(ins, i),
+            Some(t) => thread_label(t),
             None => format!("TID {} of PID {}\n(not inspected)", id.1, id.0),
         };
         pic.threads.push(ThreadNode {
@@ -218,7 +209,7 @@ fn build(inspections: &[Inspection], verdict: &Verdict, title: &str) -> Picture 
             }
             let names: BTreeSet<&str> = fold
                 .iter()
-                .map(|w| w.ins.snapshot.threads[w.index].name.as_str())
+                .map(|w| w.thread.name)
                 .collect();
             let mut shown_names: Vec<String> = names.iter().take(4).map(|n| clean(n)).collect();
             if names.len() > 4 {
@@ -364,14 +355,14 @@ impl Picture {
 }
 
 /// The wait-for graph as Graphviz DOT (`--dot`).
-pub fn render_dot(inspections: &[Inspection], verdict: &Verdict, headline: &str) -> String {
-    build(inspections, verdict, headline).dot(true)
+pub fn render_dot(report: &Report, headline: &str) -> String {
+    build(report, headline).dot(true)
 }
 
 /// The graph as an SVG document laid out in-process (layout-rs), or `None`
 /// when there is nothing to draw (no thread waits for an object).
-pub fn render_svg(inspections: &[Inspection], verdict: &Verdict, headline: &str) -> Option<String> {
-    let pic = build(inspections, verdict, headline);
+pub fn render_svg(report: &Report, headline: &str) -> Option<String> {
+    let pic = build(report, headline);
     if pic.threads.is_empty() && pic.resources.is_empty() {
         return None;
     }
@@ -408,14 +399,13 @@ fn html_escape(s: &str) -> String {
 /// One self-contained HTML file (`--html FILE`): the verdict, the graph as
 /// inline SVG and the text report. No script, no external resource.
 pub fn render_html(
-    inspections: &[Inspection],
-    verdict: &Verdict,
+    report: &Report,
     headline: &str,
     facts: &[(String, String)],
     text_report: &str,
 ) -> String {
-    let svg = render_svg(inspections, verdict, headline);
-    let deadlock = !verdict.deadlocks.is_empty();
+    let svg = render_svg(report, headline);
+    let deadlock = !report.graph.deadlocks.is_empty();
     let mut out = String::new();
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
     let _ = writeln!(out, "<title>lockdump: {}</title>", html_escape(headline));

@@ -9,6 +9,7 @@ use super::index::Index;
 use super::labels::{hex, site_label};
 use super::style::{clean, Style};
 use crate::graph::{PoolStarvation, Verdict};
+use super::json::JsonTaskWait;
 use crate::runtimes::{TaskPlace, TaskPool, TaskWait};
 
 /// `ThreadPoolExecutor executor (0x7f..., threads ThreadPoolExecutor-0_*)`.
@@ -129,37 +130,6 @@ pub struct JsonPoolStarvation {
     pub text: String,
 }
 
-/// A wait for a pool task (`waits[]`, `blocked_behind[]`, and `threads[].pool_wait`).
-#[derive(Serialize)]
-pub struct JsonTaskWait {
-    pub tid: i32,
-    pub future: String,
-    pub future_name: Option<String>,
-    /// `PENDING` (not yet taken) or `RUNNING`.
-    pub state: String,
-    /// Index in the work queue (0: next), when still queued.
-    pub queued_position: Option<usize>,
-    /// The worker running it, when it runs.
-    pub run_by_tid: Option<i32>,
-}
-
-impl JsonTaskWait {
-    pub fn new(w: &TaskWait) -> Self {
-        let (queued_position, run_by_tid) = match w.place {
-            TaskPlace::Queued { position } => (Some(position), None),
-            TaskPlace::RunBy { tid } => (None, Some(tid)),
-        };
-        JsonTaskWait {
-            tid: w.tid,
-            future: hex(w.future),
-            future_name: w.future_name.clone(),
-            state: w.state.clone(),
-            queued_position,
-            run_by_tid,
-        }
-    }
-}
-
 pub fn json(v: &Verdict) -> Vec<JsonPoolStarvation> {
     v.pool_starvations
         .iter()
@@ -177,22 +147,4 @@ pub fn json(v: &Verdict) -> Vec<JsonPoolStarvation> {
             text: headline_part(s),
         })
         .collect()
-}
-
-/// `threads[].pool_wait`: the pool task a thread waits for, if any (schema 4).
-pub fn thread_wait(pools: &[TaskPool], tid: i32) -> Option<JsonPoolWait> {
-    pools.iter().find_map(|p| {
-        let w = p.waits.iter().find(|w| w.tid == tid)?;
-        Some(JsonPoolWait {
-            executor: hex(p.address),
-            wait: JsonTaskWait::new(w),
-        })
-    })
-}
-
-#[derive(Serialize)]
-pub struct JsonPoolWait {
-    pub executor: String,
-    #[serde(flatten)]
-    pub wait: JsonTaskWait,
 }

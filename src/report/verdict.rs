@@ -9,11 +9,10 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Cell, ContentArrangement, Table};
 use serde::Serialize;
 
 use super::index::Index;
-use super::json::Site;
+use super::json::{Site, Thread};
 use super::labels::{confidence_label, hex, resource_label, site_label};
 use super::style::{clean, Style};
 use crate::graph::{Deadlock, Edge, Leads, ThreadId, Verdict};
-use crate::inspect::Inspection;
 use crate::runtimes::{Confidence, ResourceKind};
 
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
@@ -148,7 +147,7 @@ fn stuck_headline(v: &Verdict) -> String {
 
 /// The stuck processes and threads: each thread, what it waits for, and
 /// why nothing can end the wait.
-fn stuck_section(v: &Verdict, idx: &Index, inspections: &[Inspection], style: &Style) -> String {
+fn stuck_section(v: &Verdict, idx: &Index, style: &Style) -> String {
     let mut out = String::new();
     for s in &v.stuck {
         let title = if s.whole_process {
@@ -161,7 +160,7 @@ fn stuck_section(v: &Verdict, idx: &Index, inspections: &[Inspection], style: &S
             .threads
             .iter()
             .map(|&t| {
-                let what = waits_for(inspections, t).unwrap_or_else(|| "something".into());
+                let what = waits_for(idx, t).unwrap_or_else(|| "something".into());
                 let why = v
                     .asleep
                     .binary_search_by_key(&t, |a| a.thread)
@@ -221,13 +220,11 @@ fn stuck_section(v: &Verdict, idx: &Index, inspections: &[Inspection], style: &S
 }
 
 /// What thread `t` waits for, as the report names it.
-fn waits_for(inspections: &[Inspection], t: ThreadId) -> Option<String> {
-    let ins = inspections.iter().find(|i| i.snapshot.pid == t.0)?;
-    let i = ins.snapshot.threads.iter().position(|x| x.tid == t.1)?;
-    let f = &ins.findings[i];
-    match &f.wait {
+fn waits_for(idx: &Index, t: ThreadId) -> Option<String> {
+    let t = idx.thread(t)?;
+    match &t.blocked_on {
         Some(w) => Some(resource_label(&w.resource)),
-        None => f.blocked_in.as_deref().map(clean),
+        None => t.blocked_in.map(clean),
     }
 }
 
@@ -471,9 +468,10 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// Everything the verdict says, as text, before the thread stacks.
-pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
-    let idx = Index::new(inspections);
+/// Everything the verdict says, as text, before the thread stacks: from
+/// the verdict and the report's `threads` (of `processes` processes).
+pub fn text(threads: &[Thread], processes: usize, v: &Verdict, style: &Style) -> String {
+    let idx = Index::new(threads);
     let mut out = String::new();
     let _ = writeln!(out, "{}\n", headline(v, style));
     for u in &v.unexamined {
@@ -508,7 +506,7 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if v.cycles_truncated {
         let _ = writeln!(out, "{}\n", style.yellow("(more cycles exist than are listed)"));
     }
-    out.push_str(&stuck_section(v, &idx, inspections, style));
+    out.push_str(&stuck_section(v, &idx, style));
     for o in &v.orphaned {
         let owner = o
             .owner_tid
@@ -562,7 +560,7 @@ pub fn text(inspections: &[Inspection], v: &Verdict, style: &Style) -> String {
     if let Some(w) = &v.watch {
         out.push_str(&super::watch::section(w, &idx, style));
     }
-    out.push_str(&summary_table(inspections, v, &idx, style));
+    out.push_str(&summary_table(threads, processes, v, &idx, style));
     out
 }
 
@@ -586,13 +584,13 @@ struct Row {
 /// deadlocks first, in cycle order. Unless `--all-threads`, at least three
 /// threads of one process with the same wait, no owner, no held lock and
 /// the same waiting site share one row (`40 threads`).
-fn summary_table(inspections: &[Inspection], v: &Verdict, idx: &Index, style: &Style) -> String {
+fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index, style: &Style) -> String {
     let watch = v.watch.as_ref();
     let mut table = Table::new();
     table
         .load_style(UTF8_BORDERS_ONLY)
         .set_content_arrangement(ContentArrangement::Disabled);
-    let multi = inspections.len() > 1;
+    let multi = processes > 1;
     let mut header = vec!["TID", "name", "waits for", "held by", "confidence", "waiting in"];
     if multi {
         header.insert(0, "PID");
@@ -603,69 +601,59 @@ fn summary_table(inspections: &[Inspection], v: &Verdict, idx: &Index, style: &S
     table.set_header(header);
     let in_cycle: Vec<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
     let mut rows: Vec<Row> = Vec::new();
-    for ins in inspections {
-        for (i, t) in ins.snapshot.threads.iter().enumerate() {
-            let f = &ins.findings[i];
-            let id = (ins.snapshot.pid, t.tid);
-            let timeout = f
-                .sleep
-                .timeout()
-                .map(|to| format!(" ({})", to.describe()))
-                .unwrap_or_default();
-            let (what, owner, conf) = match &f.wait {
-                Some(w) => (
-                    resource_label(&w.resource) + &timeout,
-                    match (w.owner.tid, w.owner.dead) {
-                        (Some(tid), true) => format!("{tid} (exited)"),
-                        (Some(tid), false) if w.owner.pid.is_some_and(|p| p != id.0) => {
-                            format!("{tid} (PID {})", w.owner.pid.unwrap_or(0))
-                        }
-                        (Some(tid), false) => tid.to_string(),
-                        (None, _) if w.resource.kind.has_owner() => "unknown".into(),
-                        (None, _) => "—".into(),
-                    },
-                    if w.owner.tid.is_some() {
-                        confidence_label(w.owner.confidence)
-                    } else {
-                        ""
-                    },
-                ),
-                None => match &f.blocked_in {
-                    Some(b) => (format!("({})", clean(b)), String::new(), ""),
-                    None => continue,
+    for t in threads {
+        let id = (t.pid, t.tid);
+        let timeout = t.timeout.as_ref().map(|to| format!(" ({})", to.text)).unwrap_or_default();
+        let (what, owner, conf) = match &t.blocked_on {
+            Some(w) => (
+                resource_label(&w.resource) + &timeout,
+                match (w.owner_tid, w.owner_exited) {
+                    (Some(tid), true) => format!("{tid} (exited)"),
+                    (Some(tid), false) if w.owner_pid.is_some_and(|p| p != id.0) => {
+                        format!("{tid} (PID {})", w.owner_pid.unwrap_or(0))
+                    }
+                    (Some(tid), false) => tid.to_string(),
+                    (None, _) if w.kind.has_owner() => "unknown".into(),
+                    (None, _) => "—".into(),
                 },
-            };
-            let name = match ins.python_names[i].as_deref() {
-                Some(py) => py.to_string(),
-                None => t.name.clone(),
-            };
-            let site = idx.wait_site(id).map(site_label).unwrap_or_default();
-            let foldable = (owner == "—" || owner.is_empty()) && f.holds.is_empty() && !in_cycle.contains(&id);
-            // Under --watch: how long the wait was seen unchanged.
-            let seen = watch.and_then(|w| w.threads.iter().find(|t| t.thread == id));
-            let blocked_ms = seen.and_then(|t| t.blocked_for_ms).unwrap_or(0);
-            let blocked_for = match seen {
-                Some(t) if t.blocked_for_ms.is_some() => {
-                    format!(
-                        "{}{:.1} s",
-                        if t.blocked_whole_watch { "≥ " } else { "" },
-                        blocked_ms as f64 / 1000.0
-                    )
-                }
-                _ => String::new(),
-            };
-            rows.push(Row {
-                blocked_ms,
-                blocked_for,
-                id,
-                name,
-                what,
-                owner,
-                conf,
-                site,
-                foldable,
-            });
-        }
+                if w.owner_tid.is_some() {
+                    confidence_label(w.confidence)
+                } else {
+                    ""
+                },
+            ),
+            None => match t.blocked_in {
+                Some(b) => (format!("({})", clean(b)), String::new(), ""),
+                None => continue,
+            },
+        };
+        let name = t.python_name.unwrap_or(t.name).to_string();
+        let site = idx.wait_site(id).map(site_label).unwrap_or_default();
+        let foldable = (owner == "—" || owner.is_empty()) && t.holds.is_empty() && !in_cycle.contains(&id);
+        // Under --watch: how long the wait was seen unchanged.
+        let seen = watch.and_then(|w| w.threads.iter().find(|t| t.thread == id));
+        let blocked_ms = seen.and_then(|t| t.blocked_for_ms).unwrap_or(0);
+        let blocked_for = match seen {
+            Some(t) if t.blocked_for_ms.is_some() => {
+                format!(
+                    "{}{:.1} s",
+                    if t.blocked_whole_watch { "≥ " } else { "" },
+                    blocked_ms as f64 / 1000.0
+                )
+            }
+            _ => String::new(),
+        };
+        rows.push(Row {
+            blocked_ms,
+            blocked_for,
+            id,
+            name,
+            what,
+            owner,
+            conf,
+            site,
+            foldable,
+        });
     }
     if rows.is_empty() {
         return String::new();
@@ -781,8 +769,8 @@ fn json_edge(e: &Edge, idx: &Index) -> JsonEdge {
     }
 }
 
-pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlock> {
-    let idx = Index::new(inspections);
+/// `deadlocks[]`: `idx` indexes the report's threads (for the wait sites).
+pub fn json_deadlocks(idx: &Index, v: &Verdict) -> Vec<JsonDeadlock> {
     v.deadlocks
         .iter()
         .enumerate()
@@ -791,10 +779,10 @@ pub fn json_deadlocks(inspections: &[Inspection], v: &Verdict) -> Vec<JsonDeadlo
             pids: d.threads.iter().map(|t| t.0).collect(),
             resources: d.resources.iter().map(|r| hex(r.address)).collect(),
             resource_names: d.resources.iter().map(|r| r.name.clone()).collect(),
-            edges: d.edges.iter().map(|e| json_edge(e, &idx)).collect(),
+            edges: d.edges.iter().map(|e| json_edge(e, idx)).collect(),
             confidence: d.confidence,
             breaks_by_timeout_in_ms: v.breaks_by_timeout_ms.get(k).copied().flatten(),
-            signal_handler: signal_reentry(d, &idx),
+            signal_handler: signal_reentry(d, idx),
         })
         .collect()
 }
