@@ -28,12 +28,12 @@ use serde_json::Value;
 
 /// `lockdump --json -p PID [-p PID...]` on the live processes, timed.
 fn lockdump_json(pids: &[i32]) -> Dump {
-    common::dump(TargetKind::Live, pids, &[])
+    common::dump(TargetKind::Live, pids, &[]).expect_verdict()
 }
 
 /// Dump the fixture as `kind` and print its table row (see [`record`]).
 fn dumped(fx: &Fixture, fixture: &str, kind: TargetKind) -> Dump {
-    let run = common::dump(kind, &[fx.pid()], &[]);
+    let run = common::dump(kind, &[fx.pid()], &[]).expect_verdict();
     record(fixture, &run);
     run
 }
