@@ -417,7 +417,17 @@ impl Fixture {
             .map(|&t| (tgid_of(t).unwrap_or_else(|e| self.fail(format_args!("thread {t} is gone: {e}"))), t))
             .collect();
         let blocked = |s: &ThreadSample| s.is_blocked().then(|| s.clone());
-        if let Err(e) = wait_threads(|| threads.clone(), blocked, STABLE_FOR) {
+        // A thread that exited will never block: fail at once, not after
+        // the timeout.
+        let listed = || {
+            for &(pid, tid) in &threads {
+                if let Err(e) = sample_thread(pid, tid) {
+                    self.fail(format_args!("cannot sample thread {tid}: {e}"));
+                }
+            }
+            threads.clone()
+        };
+        if let Err(e) = wait_threads(listed, blocked, STABLE_FOR) {
             self.fail(format_args!("threads not all blocked: {e}"));
         }
     }
