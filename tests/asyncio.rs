@@ -51,16 +51,8 @@ fn each(pythons: &[&Interpreter], check: impl Fn(&Interpreter)) {
 }
 
 fn dump(pid: i32) -> (i32, Value) {
-    let out = run_lockdump(&["-p", &pid.to_string(), "--json"]);
-    let code = out.status.code().expect("lockdump exit code");
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "lockdump (exit {code}) printed no JSON ({e}): {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, json)
+    let d = common::dump(common::TargetKind::Live, &[pid], &[]);
+    (d.code().expect("lockdump exit code"), d.json)
 }
 
 fn hex(v: &Value) -> u64 {

@@ -6,13 +6,13 @@
 //! never panic, never show another file's symbols, and never let the target
 //! write to the user's terminal.
 
-mod reliability_common;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use reliability_common::*;
+use common::reliability::*;
 use serde_json::Value;
 
 /// A hostile target must not make lockdump slow either.
@@ -61,7 +61,7 @@ fn assert_left_running(t: &mut Target, context: &str) {
 fn lying_stacks_end_with_a_marked_error_not_a_hang() {
     let (mut t, pid) = Target::start(Command::new(fixture("smash")), None);
     wait_all_blocked(pid, 6);
-    let r = run_lockdump(&["-p", &pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("smash --json");
     let doc = r.json();
 
@@ -111,12 +111,12 @@ fn lying_stacks_end_with_a_marked_error_not_a_hang() {
     }
 
     // Without stopping (only SP and PC from /proc, stacks read live).
-    let r = run_lockdump(&["-p", &pid.to_string(), "--json", "--no-stop"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--json", "--no-stop"], BOUNDED);
     r.assert_ok("smash --no-stop");
     assert_eq!(threads(&r.json()).len(), 6);
 
     // The frame limit is the user's to choose.
-    let r = run_lockdump(&["-p", &pid.to_string(), "--json", "--max-frames", "40"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--json", "--max-frames", "40"], BOUNDED);
     r.assert_ok("--max-frames 40");
     let deep = thread_named(&r.json(), "deep-chain").clone();
     assert_eq!(deep["frames"].as_array().unwrap().len(), 40);
@@ -126,7 +126,7 @@ fn lying_stacks_end_with_a_marked_error_not_a_hang() {
     // repeated dumps (its threads would crash if resumed wrongly: their
     // stacks are garbage).
     for run in 0..10 {
-        let r = run_lockdump(&["-p", &pid.to_string()], BOUNDED);
+        let r = run_bounded(&["-p", &pid.to_string()], BOUNDED);
         r.assert_ok(&format!("smash text run {run}"));
         assert!(r.stdout.contains("(unwinding stopped: "), "{}", r.stdout);
         assert!(r.stdout.contains("... (more frames not shown: --max-frames)"));
@@ -154,7 +154,7 @@ fn deleted_binary_still_symbolizes_through_map_files() {
     std::fs::remove_file(&exe).unwrap();
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", t.pid)).unwrap();
     assert!(maps.contains("busy-deleted (deleted)"), "{maps}");
-    let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("deleted binary");
     let doc = r.json();
     let workers = threads(&doc)
@@ -205,7 +205,7 @@ fn replaced_binary_never_shows_the_new_files_symbols() {
     let exe = private_copy(&fixture("busy"), &dir, "busy-replaced");
     let mut t = Target::counting(&exe, &dir, &["3", "20"]);
     replace_by_rename(&exe, &fixture("churn"));
-    let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("replaced binary");
     let doc = r.json();
     assert_only_original_symbols(&doc, "busy-replaced", &fixture("busy"), "churn.c");
@@ -227,7 +227,7 @@ fn replaced_binary_as_unprivileged_user_shows_no_wrong_symbols() {
     cmd.arg(&counters).args(["3", "20"]);
     let (mut t, _) = Target::start(cmd, Some(counters));
     replace_by_rename(&exe, &fixture("churn"));
-    let mut c = as_test_user(Path::new(lockdump_bin()));
+    let mut c = as_test_user(&lockdump_bin());
     c.args(["-p", &t.pid.to_string(), "--json"]);
     let out = c.output().expect("setpriv");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -267,7 +267,7 @@ fn library_replaced_by_garbage_after_loading_still_symbolizes() {
     let junk: Vec<u8> = (0..20000).map(|_| rng.next() as u8).collect();
     std::fs::write(&garbage, junk).unwrap();
     std::fs::rename(&garbage, &lib).unwrap();
-    let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("garbage library");
     let doc = r.json();
     let f = functions(thread_named(&doc, "in-lib"));
@@ -352,7 +352,7 @@ fn corrupt_dwarf_cfi_and_symbols_in_a_mapped_library() {
                 }
             });
             let ctx = format!("variant {i} {sections:?} round {round}");
-            let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
+            let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
             r.assert_ok(&ctx);
             let doc = r.json();
             let in_lib = thread_named(&doc, "in-lib");
@@ -369,7 +369,7 @@ fn corrupt_dwarf_cfi_and_symbols_in_a_mapped_library() {
                 );
             }
             // The text report too (it renders names and paths from the bad file).
-            let r = run_lockdump(&["-p", &t.pid.to_string()], BOUNDED);
+            let r = run_bounded(&["-p", &t.pid.to_string()], BOUNDED);
             r.assert_ok(&ctx);
             assert_left_running(&mut t, &ctx);
         }
@@ -403,7 +403,7 @@ fn python_with_scribbled_thread_and_frame_lists() {
         let mut a = vec!["-p".to_string(), pid.to_string()];
         a.extend(args.iter().map(|s| s.to_string()));
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let r = run_lockdump(&a, BOUNDED);
+        let r = run_bounded(&a, BOUNDED);
         let ctx = format!("scribbled python {args:?}");
         r.assert_no_panic(&ctx);
         match r.code() {
@@ -423,7 +423,7 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
     let mut cmd = Command::new(fixture("evilname"));
     cmd.arg("normal").arg("\x1b[2Jcleared");
     let (mut t, pid) = Target::start(cmd, None);
-    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
     r.assert_ok("escapes (text)");
     for c in r.stdout.chars() {
         assert!(
@@ -446,7 +446,7 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
     );
 
     // JSON: escaped by the JSON encoder, exact after decoding.
-    let r = run_lockdump(&["-p", &pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("escapes (json)");
     assert!(
         !r.stdout.bytes().any(|b| b < 0x20 && b != b'\n'),
@@ -479,8 +479,8 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
             })
             .count()
     };
-    wait_until("all 5 threads in pause()", || in_pause() == 5);
-    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never", "--all-threads"], BOUNDED);
+    wait_for("all 5 threads in pause()", || in_pause() == 5);
+    let r = run_bounded(&["-p", &pid.to_string(), "--color", "never", "--all-threads"], BOUNDED);
     r.assert_ok("escapes (--all-threads)");
     for (name, shown) in [
         ("a\"b\\c", r#""a\"b\\c""#),
@@ -501,7 +501,7 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
         .map(|n| tid_of(n))
         .collect();
     tids.sort_unstable();
-    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--color", "never"], BOUNDED);
     r.assert_ok("escapes (folded)");
     let names = concat!(
         r#""\x1b[31mevil", "\x07\x08\x0d\x7f", "caf"#,
@@ -540,7 +540,7 @@ fn terminal_escapes_in_target_strings_are_neutralized() {
 
     // Colors: --color always paints (only lockdump's own SGR codes, the
     // names stay escaped); --color never does not.
-    let r = run_lockdump(&["-p", &pid.to_string(), "--color", "always"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--color", "always"], BOUNDED);
     r.assert_ok("escapes (color)");
     assert!(
         r.stdout.contains("\x1b[1;31mFound") || r.stdout.contains("\x1b[1m"),
@@ -624,7 +624,7 @@ fn process_named_with_invalid_utf8_is_inspected() {
     let mut cmd = Command::new(fixture("evilname"));
     cmd.arg("bad-main");
     let (mut t, pid) = Target::start(cmd, None);
-    let r = run_lockdump(&["-p", &pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("invalid UTF-8 process name");
     let doc = r.json();
     assert_eq!(threads(&doc).len(), 5);
@@ -644,7 +644,7 @@ fn library_at_a_non_utf8_path_is_inspected() {
     cmd.arg(&lib);
     let (mut t, _) = Target::start(cmd, None);
     wait_all_blocked(t.pid, 2);
-    let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
+    let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], BOUNDED);
     r.assert_ok("non-UTF-8 library path");
     let doc = r.json();
     let in_lib = thread_named(&doc, "in-lib");

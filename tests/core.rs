@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{c_fixture, run_lockdump, unique_path, Fixture, Variant, POLL, TIMEOUT};
+use common::{c_fixture, gcore, json_of, run_lockdump, unique_path, Fixture, Variant, POLL, TIMEOUT};
 use serde_json::Value;
 
 /// The interpreter of the Python fixture (tests/python.rs runs every one;
@@ -31,17 +31,6 @@ const PYTHON: &str = "/root/.pyenv/versions/3.12.1/bin/python3.12";
 // ---------------------------------------------------------------------------
 // Running lockdump and comparing verdicts
 // ---------------------------------------------------------------------------
-
-fn json_of(out: &Output, what: &str) -> Value {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "{what}: invalid JSON ({e}), exit {:?}, stderr:\n{}\nstdout:\n{stdout}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
 
 /// What must agree between a live run and a core: verdict kind, exit code,
 /// each cycle's TIDs and lock addresses (sorted), and the exact edges.
@@ -151,26 +140,6 @@ fn check_same(label: &str, pid: i32, live: &Verdict, core: &Path) -> Value {
 // ---------------------------------------------------------------------------
 // Writing cores
 // ---------------------------------------------------------------------------
-
-/// `gcore -o PREFIX PID`: gdb attaches, writes PREFIX.PID, detaches.
-fn gcore(pid: i32) -> PathBuf {
-    let prefix = unique_path("gcore");
-    let out = Command::new("gcore")
-        .arg("-o")
-        .arg(&prefix)
-        .arg(pid.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run gcore (gdb; scripts/setup-tools.sh installs it): {e}"));
-    let core = PathBuf::from(format!("{}.{pid}", prefix.display()));
-    assert!(
-        out.status.success() && core.is_file(),
-        "gcore {pid} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    core
-}
 
 /// A fixture command whose process may dump core (RLIMIT_CORE unlimited).
 fn dumpable(mut cmd: Command) -> Command {

@@ -10,7 +10,7 @@
 //! stripped /usr/bin/python3.11 [LOCKDUMP_PYTHON311_DEBIAN], and a
 //! free-threaded 3.13t [LOCKDUMP_PYTHON313T].
 
-mod support;
+mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,9 @@ use lockdump::capture::ProcessMemory;
 use lockdump::runtimes::cpython::{self, PythonProcess, PythonThread};
 use lockdump::runtimes::{Confidence, ProcessView, ResourceKind};
 use serde_json::Value;
-use support::{marker_line, Target};
+use common::inproc::{snapshot_from_proc, ProcSymbols};
+use common::wait::wait_futex_waits;
+use common::{mark_comment_line as marker_line, Process};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python").join(name)
@@ -88,21 +90,21 @@ fn interpreter(which: &str) -> String {
 }
 
 /// Start a fixture, wait for its facts and READY, then for its threads to settle.
-fn start_fixture(python: &str, script: &Path, args: &[&str]) -> (Target, Value) {
-    let mut all = vec![script.to_str().unwrap()];
-    all.extend_from_slice(args);
-    let mut t = Target::spawn(python, &all);
+fn start_fixture(python: &str, script: &Path, args: &[&str]) -> (Process, Value) {
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(script).args(args);
+    let mut t = Process::spawn(cmd);
     let lines = t.wait_for_line("READY");
     let facts: Value = serde_json::from_str(lines.last().expect("facts line")).expect("facts JSON");
     (t, facts)
 }
 
 fn inspect(pid: i32) -> PythonProcess {
-    inspect_snapshot(pid, &support::snapshot_from_proc(pid))
+    inspect_snapshot(pid, &snapshot_from_proc(pid))
 }
 
 fn inspect_snapshot(pid: i32, snap: &lockdump::capture::Snapshot) -> PythonProcess {
-    let syms = support::ProcSymbols::new(pid);
+    let syms = ProcSymbols::new(pid);
     let mem = ProcessMemory::new(pid);
     let view = ProcessView {
         snapshot: snap,
@@ -152,7 +154,7 @@ fn frame_line(t: &PythonThread, function: &str) -> (usize, Option<u32>) {
 fn check_locks_fixture(python: &str) {
     let script = fixture("cpython_locks.py");
     let (target, facts) = start_fixture(python, &script, &[]);
-    support::wait_all_blocked(target.pid());
+    wait_futex_waits(target.pid(), |_| true);
     let p = inspect(target.pid());
     let mark = |m: &str| Some(marker_line(&script, m));
     let tid_of = |name: &str| -> i32 {
@@ -436,21 +438,14 @@ fn check_gil_fixture(python: &str) {
         .chain([u(&facts["main"]) as i32])
         .collect();
     // The hog sits in pause() holding the GIL; everyone else sleeps in take_gil.
-    let deadline = Instant::now() + support::TIMEOUT;
-    while !std::fs::read_to_string(format!("/proc/{}/task/{hog}/syscall", target.pid()))
-        .unwrap_or_default()
-        .starts_with("34 ")
-    {
-        assert!(Instant::now() < deadline, "gil-hog never reached pause()");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    support::wait_blocked(target.pid(), |tid| tid != hog);
+    common::wait::wait_in_syscall(target.pid(), &[hog], common::SYS_PAUSE);
+    wait_futex_waits(target.pid(), |tid| tid != hog);
     // GIL waits are timed (the switch interval): a waiter can be caught
     // between two waits, outside any syscall. Without a native stack lockdump
     // only sees the futex, so take a snapshot in which every waiter sleeps.
-    let deadline = Instant::now() + support::TIMEOUT;
+    let deadline = Instant::now() + common::TIMEOUT;
     let snap = loop {
-        let snap = support::snapshot_from_proc(target.pid());
+        let snap = snapshot_from_proc(target.pid());
         let asleep = |tid: i32| snap.thread(tid).and_then(|t| t.syscall).is_some_and(|s| s.nr == 202);
         if waiters.iter().all(|&t| asleep(t)) {
             break snap;
@@ -511,7 +506,7 @@ fn check_gil_fixture(python: &str) {
     let mut take_gil = lockdump::stacks::Frame::native(0x1000, 0x2000);
     take_gil.function = Some("take_gil".into());
     stacks[i].frames.push(take_gil);
-    let syms = support::ProcSymbols::new(target.pid());
+    let syms = ProcSymbols::new(target.pid());
     let mem = ProcessMemory::new(target.pid());
     let view = ProcessView {
         snapshot: &between,
@@ -562,9 +557,9 @@ fn gil_python311_debian_stripped() {
 fn check_many_threads(python: &str) {
     let script = fixture("cpython_many.py");
     let (target, facts) = start_fixture(python, &script, &["100"]);
-    support::wait_all_blocked(target.pid());
-    let snap = support::snapshot_from_proc(target.pid());
-    let syms = support::ProcSymbols::new(target.pid());
+    wait_futex_waits(target.pid(), |_| true);
+    let snap = snapshot_from_proc(target.pid());
+    let syms = ProcSymbols::new(target.pid());
     let mem = ProcessMemory::new(target.pid());
     let view = ProcessView {
         snapshot: &snap,
@@ -623,19 +618,18 @@ fn many_threads_python315() {
 /// A C program is not a CPython process: `Ok(None)`, quickly.
 #[test]
 fn not_python() {
-    let mut t = Target::spawn("/bin/sh", &["-c", "echo READY; exec sleep 600"]);
+    let mut sh = std::process::Command::new("/bin/sh");
+    sh.args(["-c", "echo READY; exec sleep 600"]);
+    let mut t = Process::spawn(sh);
     t.wait_for_line("READY");
     // `exec sleep` replaces the shell; wait until the image is sleep's.
-    let deadline = Instant::now() + support::TIMEOUT;
-    while !std::fs::read_link(format!("/proc/{}/exe", t.pid()))
-        .map(|p| p.to_string_lossy().contains("sleep"))
-        .unwrap_or(false)
-    {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let snap = support::snapshot_from_proc(t.pid());
-    let syms = support::ProcSymbols::new(t.pid());
+    common::wait_for("the shell's image to become sleep's", || {
+        std::fs::read_link(format!("/proc/{}/exe", t.pid()))
+            .map(|p| p.to_string_lossy().contains("sleep"))
+            .unwrap_or(false)
+    });
+    let snap = snapshot_from_proc(t.pid());
+    let syms = ProcSymbols::new(t.pid());
     let mem = ProcessMemory::new(t.pid());
     let view = ProcessView {
         snapshot: &snap,
@@ -674,9 +668,9 @@ fn corrupted_interpreter_memory_never_panics() {
 
     let python = interpreter("3.12");
     let (target, _facts) = start_fixture(&python, &fixture("cpython_locks.py"), &[]);
-    support::wait_all_blocked(target.pid());
-    let snap = support::snapshot_from_proc(target.pid());
-    let syms = support::ProcSymbols::new(target.pid());
+    wait_futex_waits(target.pid(), |_| true);
+    let snap = snapshot_from_proc(target.pid());
+    let syms = ProcSymbols::new(target.pid());
     let live = ProcessMemory::new(target.pid());
     let mut image = BufferMemory::default();
     for m in snap
@@ -770,7 +764,7 @@ fn corrupted_interpreter_memory_never_panics() {
 fn check_seed_logging(python: &str) {
     let script = fixture("cpython_seed_logging.py");
     let (target, facts) = start_fixture(python, &script, &[]);
-    support::wait_all_blocked(target.pid());
+    wait_futex_waits(target.pid(), |_| true);
     let p = inspect(target.pid());
     let (t1, t2) = (u(&facts["t1"]) as i32, u(&facts["t2"]) as i32);
     let thread = |tid: i32| p.threads.iter().find(|t| t.tid == tid).unwrap();
@@ -843,17 +837,9 @@ fn seed_logging_python313t() {
 fn pid_namespace_python312() {
     let python = interpreter("3.12");
     let script = fixture("cpython_locks.py");
-    let mut t = Target::spawn(
-        "unshare",
-        &[
-            "--pid",
-            "--fork",
-            "--mount-proc",
-            "--kill-child",
-            &python,
-            script.to_str().unwrap(),
-        ],
-    );
+    let mut unshare = std::process::Command::new("unshare");
+    unshare.args(["--pid", "--fork", "--mount-proc", "--kill-child", &python, script.to_str().unwrap()]);
+    let mut t = Process::spawn(unshare);
     let lines = t.wait_for_line("READY");
     let facts: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
     let children = std::fs::read_to_string(format!("/proc/{}/task/{}/children", t.pid(), t.pid())).unwrap();
@@ -863,8 +849,8 @@ fn pid_namespace_python312() {
         .expect("python child")
         .parse()
         .unwrap();
-    support::wait_all_blocked(pid);
-    let snap = support::snapshot_from_proc(pid);
+    wait_futex_waits(pid, |_| true);
+    let snap = snapshot_from_proc(pid);
     assert_eq!(snap.ns_pid, 1, "python is PID 1 of its namespace");
     let host = |ns: u64| snap.host_tid(ns as i32).expect("thread in snapshot");
     let p = inspect_snapshot(pid, &snap);

@@ -14,65 +14,37 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use common::throttle::Throttle;
-use common::{c_fixture, fixtures_dir, marked_line, run_lockdump, rust_example, tid_ranges, Fixture, Variant};
+use common::{
+    c_fixture, fixtures_dir, marked_line, run_lockdump, rust_example, tid_ranges, Dump, Fixture, TargetKind, Variant,
+};
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------
 // Running lockdump
 // ---------------------------------------------------------------------------
 
-/// One lockdump run: its output, parsed JSON (when `--json`), and wall time.
-struct Run {
-    out: Output,
-    json: Value,
-    elapsed: Duration,
+/// `lockdump --json -p PID [-p PID...]` on the live processes, timed.
+fn lockdump_json(pids: &[i32]) -> Dump {
+    common::dump(TargetKind::Live, pids, &[]).expect_verdict()
 }
 
-impl Run {
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.out.stderr).into_owned()
-    }
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.out.stdout).into_owned()
-    }
-}
-
-/// `lockdump --json -p PID [-p PID...]`, timed.
-fn lockdump_json(pids: &[i32]) -> Run {
-    let mut args = vec!["--json".to_string()];
-    for p in pids {
-        args.push("-p".into());
-        args.push(p.to_string());
-    }
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let started = Instant::now();
-    let out = run_lockdump(&args);
-    let elapsed = started.elapsed();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "lockdump {args:?} could not inspect ({:?}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("lockdump {args:?} printed invalid JSON ({e}):\n{stdout}"));
-    Run { out, json, elapsed }
+/// Dump the fixture as `kind` and print its table row (see [`record`]).
+fn dumped(fx: &Fixture, fixture: &str, kind: TargetKind) -> Dump {
+    let run = common::dump(kind, &[fx.pid()], &[]).expect_verdict();
+    record(fixture, &run);
+    run
 }
 
 /// `lockdump --color never -p PID` (the text report), timed.
-fn lockdump_text(pid: i32) -> Run {
+fn lockdump_text(pid: i32) -> Dump {
     let started = Instant::now();
     let out = run_lockdump(&["--color", "never", "-p", &pid.to_string()]);
     let elapsed = started.elapsed();
-    Run {
+    Dump {
+        kind: TargetKind::Live,
         out,
         json: Value::Null,
         elapsed,
@@ -81,7 +53,7 @@ fn lockdump_text(pid: i32) -> Run {
 
 /// The table row for the final report: fixture, verdict, cycle TIDs, lock
 /// names, confidence and lockdump's wall time.
-fn record(fixture: &str, run: &Run) {
+fn record(fixture: &str, run: &Dump) {
     let j = &run.json;
     let cycles: Vec<String> = j["deadlocks"]
         .as_array()
@@ -100,8 +72,12 @@ fn record(fixture: &str, run: &Run) {
         })
         .unwrap_or_default();
     let orphaned = j["verdict"]["orphaned_locks"].as_u64().unwrap_or(0);
+    let from = match run.kind {
+        TargetKind::Live => "",
+        TargetKind::Core => " (gcore)",
+    };
     eprintln!(
-        "[deadlocks] {fixture} | exit {:?}, {}{} | cycles {} | locks {} | confidence {} | lockdump {:.0} ms",
+        "[deadlocks] {fixture}{from} | exit {:?}, {}{} | cycles {} | locks {} | confidence {} | lockdump {:.0} ms",
         run.code(),
         j["verdict"]["headline"].as_str().unwrap_or("?"),
         if orphaned > 0 {
@@ -256,7 +232,7 @@ fn check_blocked_on(fx: &Fixture, doc: &Value, hop: &Hop, owner_pid: i32) {
             assert_eq!(b["address"], hex(fx.lock(ready)), "{what}: {b}");
             assert_eq!(b["name"].as_str(), symbol.as_deref(), "{what}: {b}");
         }
-        Target::Join(joined) => assert_eq!(b["name"], *joined, "{what}: {b}"),
+        Target::Join(joined) => assert_eq!(b["name"], joined_name(doc, joined), "{what}: {b}"),
     }
     assert_eq!(b["owner_tid"], fx.tid(hop.owner), "{what}: {b}");
     assert_eq!(b["owner_pid"], owner_pid, "{what}: {b}");
@@ -268,7 +244,7 @@ fn check_blocked_on(fx: &Fixture, doc: &Value, hop: &Hop, owner_pid: i32) {
 /// Check that `doc` reports exactly one deadlock whose cycle is `hops` (in
 /// this order, up to rotation) with `confidence`, and that every waiter's
 /// `blocked_on` says the same. `pid_of` gives each thread's process.
-fn check_cycle(fx: &Fixture, run: &Run, hops: &[Hop], confidence: &str, pid_of: &dyn Fn(&str) -> i32) {
+fn check_cycle(fx: &Fixture, run: &Dump, hops: &[Hop], confidence: &str, pid_of: &dyn Fn(&str) -> i32) {
     let doc = &run.json;
     assert_eq!(
         run.code(),
@@ -317,7 +293,11 @@ fn check_cycle(fx: &Fixture, run: &Run, hops: &[Hop], confidence: &str, pid_of: 
                 assert_eq!(e["name"].as_str(), symbol.as_deref(), "{what}: name of {ready}: {e}");
             }
             Target::Join(joined) => {
-                assert_eq!(e["name"], *joined, "{what}: the joined thread's name: {e}");
+                assert_eq!(
+                    e["name"],
+                    joined_name(doc, joined),
+                    "{what}: the joined thread's name: {e}"
+                );
                 assert!(
                     e["address"].as_str().is_some_and(|a| a.starts_with("0x")),
                     "{what}: {e}"
@@ -415,11 +395,23 @@ fn check_documented_fields(doc: &Value) {
     );
 }
 
+/// The name a wait for the exit of the thread READY calls `joined` gives
+/// it: that thread's name, which a core does not record (docs/json-schema.md,
+/// version 5: "for cores, threads have empty names"). From a core it is
+/// empty; the owner TID the callers also check still says which thread.
+fn joined_name<'a>(doc: &Value, joined: &'a str) -> &'a str {
+    if doc["source"]["kind"] == "core" {
+        ""
+    } else {
+        joined
+    }
+}
+
 /// main joins the READY thread `joined` (exact edge, not in any cycle).
 fn check_main_joins(fx: &Fixture, doc: &Value, joined: &str, site: Site) {
     let b = &thread(doc, fx.tid("main"))["blocked_on"];
     assert_eq!(b["kind"], "thread", "main's wait: {b}");
-    assert_eq!(b["name"], joined, "main's wait: {b}");
+    assert_eq!(b["name"], joined_name(doc, joined), "main's wait: {b}");
     assert_eq!(b["owner_tid"], fx.tid(joined), "main's wait: {b}");
     assert_eq!(b["owner_pid"], fx.pid(), "main's wait: {b}");
     assert_eq!(b["confidence"], "exact", "main's wait: {b}");
@@ -427,7 +419,7 @@ fn check_main_joins(fx: &Fixture, doc: &Value, joined: &str, site: Site) {
 }
 
 /// No deadlock: exit 0, an empty `deadlocks`, the "No deadlock" headline.
-fn check_no_deadlock(run: &Run) {
+fn check_no_deadlock(run: &Dump) {
     let doc = &run.json;
     assert_eq!(
         run.code(),
@@ -449,7 +441,7 @@ fn check_no_deadlock(run: &Run) {
 /// Stuck (issue 20): exit 1, no cycle, `verdict.kind` "stuck", the whole
 /// process listed with exactly the READY threads `names` (all of them, when
 /// `names` is empty), each `asleep_for_good` with its reason.
-fn check_stuck(fx: &Fixture, run: &Run, pid: i32, names: &[&str]) {
+fn check_stuck(fx: &Fixture, run: &Dump, pid: i32, names: &[&str]) {
     let doc = &run.json;
     let v = &doc["verdict"];
     assert_eq!(run.code(), Some(1), "a stuck process exits 1; stderr: {}", run.stderr());
@@ -495,7 +487,7 @@ fn check_stuck(fx: &Fixture, run: &Run, pid: i32, names: &[&str]) {
 }
 
 /// Not stuck: exit 0, every thread judged, none asleep for good.
-fn check_not_stuck(run: &Run) {
+fn check_not_stuck(run: &Dump) {
     check_no_deadlock(run);
     let v = &run.json["verdict"];
     assert_eq!(v["kind"], "no_hang_found", "{v}");
@@ -570,8 +562,7 @@ fn abba_hops() -> [Hop; 2] {
 #[test]
 fn abba() {
     let fx = start_c("abba");
-    let run = lockdump_json(&[fx.pid()]);
-    record("abba", &run);
+    let run = dumped(&fx, "abba", TargetKind::Live);
     let src = c_source("abba.c");
     let hops = abba_hops();
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
@@ -657,99 +648,130 @@ fn abba() {
     );
 }
 
+/// The AB-BA cycle read from a gcore of the fixture: what the live run's
+/// JSON says (tests `abba` above), from the core.
+#[test]
+fn abba_from_a_core() {
+    let fx = start_c("abba");
+    let run = dumped(&fx, "abba", TargetKind::Core);
+    let src = c_source("abba.c");
+    check_cycle(&fx, &run, &abba_hops(), "exact", &same_pid(&fx));
+    assert_eq!(run.json["verdict"]["headline"], mutex_headline(2, 2));
+    check_blocked_behind(&fx, &run.json, &["main"]);
+    check_main_joins(&fx, &run.json, "t1", site("main", src, "main"));
+    check_documented_fields(&run.json);
+    for (holder, held) in [("t1", "lock_a"), ("t2", "lock_b")] {
+        let holds = thread(&run.json, fx.tid(holder))["holds"].as_array().unwrap().clone();
+        assert!(
+            holds
+                .iter()
+                .any(|h| h["address"] == hex(fx.lock(held)) && h["name"] == held && h["confidence"] == "exact"),
+            "{holder} holds {held}: {holds:?}"
+        );
+    }
+}
+
 #[test]
 fn ring3() {
     let fx = start_c("ring3");
-    let run = lockdump_json(&[fx.pid()]);
-    record("ring3", &run);
-    let s = site("ring_member", c_source("ring3.c"), "wait");
-    let hop = |waiter, target: &'static str, owner| Hop {
-        waiter,
-        target: lock(target),
-        kind: "mutex",
-        owner,
-        confidence: "exact",
-        site: s.clone(),
-    };
-    let hops = [
-        hop("t1", "lock_b", "t2"),
-        hop("t2", "lock_c", "t3"),
-        hop("t3", "lock_a", "t1"),
-    ];
-    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    assert_eq!(run.json["verdict"]["headline"], mutex_headline(3, 3));
-    check_blocked_behind(&fx, &run.json, &["main"]);
+    for kind in TargetKind::BOTH {
+        let run = dumped(&fx, "ring3", kind);
+        let s = site("ring_member", c_source("ring3.c"), "wait");
+        let hop = |waiter, target: &'static str, owner| Hop {
+            waiter,
+            target: lock(target),
+            kind: "mutex",
+            owner,
+            confidence: "exact",
+            site: s.clone(),
+        };
+        let hops = [
+            hop("t1", "lock_b", "t2"),
+            hop("t2", "lock_c", "t3"),
+            hop("t3", "lock_a", "t1"),
+        ];
+        check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+        assert_eq!(run.json["verdict"]["headline"], mutex_headline(3, 3));
+        check_blocked_behind(&fx, &run.json, &["main"]);
+    }
 }
 
 #[test]
 fn philosophers() {
     let fx = start_c("philosophers");
-    let run = lockdump_json(&[fx.pid()]);
-    record("philosophers", &run);
-    let s = site("philosopher", c_source("philosophers.c"), "wait");
-    const PHIL: [&str; 5] = ["phil_0", "phil_1", "phil_2", "phil_3", "phil_4"];
-    const FORK: [&str; 5] = ["fork_0", "fork_1", "fork_2", "fork_3", "fork_4"];
-    let hops: Vec<Hop> = (0..5)
-        .map(|i| Hop {
-            waiter: PHIL[i],
-            target: lock(FORK[(i + 1) % 5]),
-            kind: "mutex",
-            owner: PHIL[(i + 1) % 5],
-            confidence: "exact",
-            site: s.clone(),
-        })
-        .collect();
-    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    assert_eq!(run.json["verdict"]["headline"], mutex_headline(5, 5));
-    check_blocked_behind(&fx, &run.json, &["main"]);
+    for kind in TargetKind::BOTH {
+        let run = dumped(&fx, "philosophers", kind);
+        let s = site("philosopher", c_source("philosophers.c"), "wait");
+        const PHIL: [&str; 5] = ["phil_0", "phil_1", "phil_2", "phil_3", "phil_4"];
+        const FORK: [&str; 5] = ["fork_0", "fork_1", "fork_2", "fork_3", "fork_4"];
+        let hops: Vec<Hop> = (0..5)
+            .map(|i| Hop {
+                waiter: PHIL[i],
+                target: lock(FORK[(i + 1) % 5]),
+                kind: "mutex",
+                owner: PHIL[(i + 1) % 5],
+                confidence: "exact",
+                site: s.clone(),
+            })
+            .collect();
+        check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+        assert_eq!(run.json["verdict"]["headline"], mutex_headline(5, 5));
+        check_blocked_behind(&fx, &run.json, &["main"]);
+    }
 }
 
 #[test]
 fn self_deadlock_is_a_cycle_of_one() {
     let fx = start_c("self_deadlock");
-    let run = lockdump_json(&[fx.pid()]);
-    record("self_deadlock", &run);
-    let hops = [Hop {
-        waiter: "t1",
-        target: lock("lock_self"),
-        kind: "mutex",
-        owner: "t1",
-        confidence: "exact",
-        site: site("take_again", c_source("self_deadlock.c"), "t1"),
-    }];
-    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    assert_eq!(run.json["verdict"]["headline"], mutex_headline(1, 1));
-    check_blocked_behind(&fx, &run.json, &["main"]);
+    for kind in TargetKind::BOTH {
+        let run = dumped(&fx, "self_deadlock", kind);
+        let hops = [Hop {
+            waiter: "t1",
+            target: lock("lock_self"),
+            kind: "mutex",
+            owner: "t1",
+            confidence: "exact",
+            site: site("take_again", c_source("self_deadlock.c"), "t1"),
+        }];
+        check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+        assert_eq!(run.json["verdict"]["headline"], mutex_headline(1, 1));
+        check_blocked_behind(&fx, &run.json, &["main"]);
+    }
 }
 
-/// The AB-BA shape of cycle2.h with mutexes of `kind` (the JSON kind).
+/// The AB-BA shape of cycle2.h with mutexes of `kind` (the JSON kind),
+/// checked on the live process and then on a gcore of it: the same cycle
+/// (TIDs in order, lock addresses and names, edge kinds and confidence,
+/// sites), the same headline, exit code 1, main blocked behind it and
+/// joining t1.
 fn check_cycle2(fixture: &str, kind: &'static str, confidence: [&'static str; 2], cycle_confidence: &str) {
     let fx = start_c(fixture);
-    let run = lockdump_json(&[fx.pid()]);
-    record(fixture, &run);
-    let s = site("cycle2_lock", c_source("cycle2.h"), "lock");
-    let hops = [
-        Hop {
-            waiter: "t1",
-            target: lock("lock_b"),
-            kind,
-            owner: "t2",
-            confidence: confidence[0],
-            site: s.clone(),
-        },
-        Hop {
-            waiter: "t2",
-            target: lock("lock_a"),
-            kind,
-            owner: "t1",
-            confidence: confidence[1],
-            site: s.clone(),
-        },
-    ];
-    check_cycle(&fx, &run, &hops, cycle_confidence, &same_pid(&fx));
-    assert_eq!(run.json["verdict"]["headline"], mutex_headline(2, 2));
-    check_blocked_behind(&fx, &run.json, &["main"]);
-    check_main_joins(&fx, &run.json, "t1", site("cycle2_run", c_source("cycle2.h"), "join"));
+    for target in TargetKind::BOTH {
+        let run = dumped(&fx, fixture, target);
+        let s = site("cycle2_lock", c_source("cycle2.h"), "lock");
+        let hops = [
+            Hop {
+                waiter: "t1",
+                target: lock("lock_b"),
+                kind,
+                owner: "t2",
+                confidence: confidence[0],
+                site: s.clone(),
+            },
+            Hop {
+                waiter: "t2",
+                target: lock("lock_a"),
+                kind,
+                owner: "t1",
+                confidence: confidence[1],
+                site: s.clone(),
+            },
+        ];
+        check_cycle(&fx, &run, &hops, cycle_confidence, &same_pid(&fx));
+        assert_eq!(run.json["verdict"]["headline"], mutex_headline(2, 2), "{target:?}");
+        check_blocked_behind(&fx, &run.json, &["main"]);
+        check_main_joins(&fx, &run.json, "t1", site("cycle2_run", c_source("cycle2.h"), "join"));
+    }
 }
 
 #[test]
@@ -851,8 +873,7 @@ fn rwlock_read_held_by_two_names_both_candidates() {
 #[test]
 fn rwlock_mutex_cycle_with_reader_blocked_behind() {
     let fx = start_c("rwlock_mutex_cycle");
-    let run = lockdump_json(&[fx.pid()]);
-    record("rwlock_mutex_cycle", &run);
+    let run = dumped(&fx, "rwlock_mutex_cycle", TargetKind::Live);
     let src = c_source("rwlock_mutex_cycle.c");
     let hops = [
         Hop {
@@ -904,34 +925,35 @@ fn rwlock_mutex_cycle_with_reader_blocked_behind() {
 #[test]
 fn join_cycle() {
     let fx = start_c("join_cycle");
-    let run = lockdump_json(&[fx.pid()]);
-    record("join_cycle", &run);
-    let src = c_source("join_cycle.c");
-    let hops = [
-        Hop {
-            waiter: "main",
-            target: Target::Join("t1"),
-            kind: "thread",
-            owner: "t1",
-            confidence: "exact",
-            site: site("main", src.clone(), "main"),
-        },
-        Hop {
-            waiter: "t1",
-            target: lock("lock_m"),
-            kind: "mutex",
-            owner: "main",
-            confidence: "exact",
-            site: site("t1_main", src.clone(), "t1"),
-        },
-    ];
-    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
-    check_blocked_behind(&fx, &run.json, &[]);
-    // A join is not a lock: the headline counts each kind (issue 16.3).
-    assert_eq!(
-        run.json["verdict"]["headline"],
-        "Found 1 deadlock (2 threads, 1 mutex, 1 thread join)"
-    );
+    for kind in TargetKind::BOTH {
+        let run = dumped(&fx, "join_cycle", kind);
+        let src = c_source("join_cycle.c");
+        let hops = [
+            Hop {
+                waiter: "main",
+                target: Target::Join("t1"),
+                kind: "thread",
+                owner: "t1",
+                confidence: "exact",
+                site: site("main", src.clone(), "main"),
+            },
+            Hop {
+                waiter: "t1",
+                target: lock("lock_m"),
+                kind: "mutex",
+                owner: "main",
+                confidence: "exact",
+                site: site("t1_main", src.clone(), "t1"),
+            },
+        ];
+        check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+        check_blocked_behind(&fx, &run.json, &[]);
+        // A join is not a lock: the headline counts each kind (issue 16.3).
+        assert_eq!(
+            run.json["verdict"]["headline"],
+            "Found 1 deadlock (2 threads, 1 mutex, 1 thread join)"
+        );
+    }
     let text = lockdump_text(fx.pid());
     assert_eq!(text.code(), Some(1), "{}", text.stderr());
     assert_eq!(
@@ -980,8 +1002,7 @@ fn table_rows(out: &str) -> Vec<Vec<String>> {
 #[test]
 fn idle_pool_is_folded_beside_a_deadlock() {
     let fx = start_c("pool_abba");
-    let run = lockdump_json(&[fx.pid()]);
-    record("pool_abba", &run);
+    let run = dumped(&fx, "pool_abba", TargetKind::Live);
     assert_eq!(run.json["verdict"]["headline"], mutex_headline(2, 2));
     let pool: Vec<i32> = (0..40).map(|k| fx.tid(&format!("pool-{k}"))).collect();
     // JSON is not folded: every thread is listed.
@@ -1112,8 +1133,7 @@ fn idle_pool_is_folded_beside_a_deadlock() {
 #[test]
 fn signal_abba_second_lock_in_a_signal_handler() {
     let fx = start_c("signal_abba");
-    let run = lockdump_json(&[fx.pid()]);
-    record("signal_abba", &run);
+    let run = dumped(&fx, "signal_abba", TargetKind::Live);
     let src = c_source("signal_abba.c");
     let hops = [
         Hop {
@@ -1162,8 +1182,7 @@ fn signal_handler_reentering_malloc_is_an_inferred_self_deadlock() {
         .sample("main")
         .futex()
         .unwrap_or_else(|| fx.fail("main is not in a futex wait"));
-    let run = lockdump_json(&[fx.pid()]);
-    record("signal_malloc", &run);
+    let run = dumped(&fx, "signal_malloc", TargetKind::Live);
     let doc = &run.json;
     assert_eq!(run.out.status.code(), Some(1), "{}", doc["verdict"]);
     assert_eq!(doc["verdict"]["kind"], "deadlock");
@@ -1244,8 +1263,7 @@ fn signal_handler_reentering_malloc_is_an_inferred_self_deadlock() {
 #[test]
 fn signal_handler_relocking_a_held_mutex_is_an_exact_self_deadlock() {
     let fx = start_c("signal_self_mutex");
-    let run = lockdump_json(&[fx.pid()]);
-    record("signal_self_mutex", &run);
+    let run = dumped(&fx, "signal_self_mutex", TargetKind::Live);
     let doc = &run.json;
     let t1 = fx.tid("t1");
     assert_eq!(run.out.status.code(), Some(1), "{}", doc["verdict"]);
@@ -1367,8 +1385,7 @@ fn pshared_cycle_across_two_processes() {
 fn orphaned_mutex_is_stuck() {
     let fx = start_c("orphaned_mutex");
     let leaver = fx.ready.raw["exited"]["leaver"].as_i64().expect("READY exited.leaver") as i32;
-    let run = lockdump_json(&[fx.pid()]);
-    record("orphaned_mutex", &run);
+    let run = dumped(&fx, "orphaned_mutex", TargetKind::Live);
     check_stuck(&fx, &run, fx.pid(), &[]);
     assert_eq!(run.json["verdict"]["orphaned_locks"], 1, "{}", run.json["verdict"]);
     let t1 = thread(&run.json, fx.tid("t1"));
@@ -1599,8 +1616,7 @@ fn healthy_daemon_in_sigwait_is_not_stuck() {
 #[test]
 fn abba_with_static_glibc() {
     let fx = Fixture::spawn_blocked(c_fixture("abba", Variant::GlibcStatic, &[]));
-    let run = lockdump_json(&[fx.pid()]);
-    record("abba glibc-static", &run);
+    let run = dumped(&fx, "abba glibc-static", TargetKind::Live);
     check_cycle(&fx, &run, &abba_hops(), "exact", &same_pid(&fx));
     check_main_joins(&fx, &run.json, "t1", site("main", c_source("abba.c"), "main"));
 }
@@ -1611,7 +1627,7 @@ const RESUMED_MAX_ROUNDS: usize = 300;
 const RESUMED_WANTED: usize = 5;
 
 /// How many threads of `run` were stopped about to enter their call.
-fn entering_threads(run: &Run) -> usize {
+fn entering_threads(run: &Dump) -> usize {
     run.json["threads"]
         .as_array()
         .expect("threads")
@@ -1624,7 +1640,7 @@ fn entering_threads(run: &Run) -> usize {
 /// each other, checking each dump, until [`RESUMED_WANTED`] dumps caught a
 /// thread that the previous one let go still on its way back into its wait.
 /// Fails if none did: then the case was not exercised.
-fn dump_right_after_dumps(fx: &Fixture, check: impl Fn(usize, &Run)) {
+fn dump_right_after_dumps(fx: &Fixture, check: impl Fn(usize, &Dump)) {
     let _throttle = Throttle::new(fx.pid());
     let mut caught = 0;
     let mut rounds = 0;
@@ -1720,48 +1736,48 @@ fn healthy_waitpid_for_a_running_child_is_not_stuck() {
 #[test]
 fn rust_abba() {
     let fx = start_rust("rust_abba");
-    let run = lockdump_json(&[fx.pid()]);
-    record("rust_abba", &run);
-    let src = rust_source("rust_abba.rs");
-    let sym = |s: &str| Some(format!("rust_abba::{s}"));
-    let hops = [
-        Hop {
-            waiter: "t1",
-            target: Target::Lock {
-                ready: "lock_b",
-                symbol: sym("LOCK_B"),
+    for kind in TargetKind::BOTH {
+        let run = dumped(&fx, "rust_abba", kind);
+        let src = rust_source("rust_abba.rs");
+        let sym = |s: &str| Some(format!("rust_abba::{s}"));
+        let hops = [
+            Hop {
+                waiter: "t1",
+                target: Target::Lock {
+                    ready: "lock_b",
+                    symbol: sym("LOCK_B"),
+                },
+                kind: "rust_mutex",
+                owner: "t2",
+                confidence: "inferred",
+                site: site("rust_abba::main::{{closure}}", src.clone(), "t1"),
             },
-            kind: "rust_mutex",
-            owner: "t2",
-            confidence: "inferred",
-            site: site("rust_abba::main::{{closure}}", src.clone(), "t1"),
-        },
-        Hop {
-            waiter: "t2",
-            target: Target::Lock {
-                ready: "lock_a",
-                symbol: sym("LOCK_A"),
+            Hop {
+                waiter: "t2",
+                target: Target::Lock {
+                    ready: "lock_a",
+                    symbol: sym("LOCK_A"),
+                },
+                kind: "rust_mutex",
+                owner: "t1",
+                confidence: "inferred",
+                site: site("rust_abba::main::{{closure}}", src.clone(), "t2"),
             },
-            kind: "rust_mutex",
-            owner: "t1",
-            confidence: "inferred",
-            site: site("rust_abba::main::{{closure}}", src.clone(), "t2"),
-        },
-    ];
-    check_cycle(&fx, &run, &hops, "inferred", &same_pid(&fx));
-    assert_eq!(
-        run.json["verdict"]["headline"],
-        "Found 1 deadlock (2 threads, 2 Rust locks)"
-    );
-    check_blocked_behind(&fx, &run.json, &["main"]);
-    check_main_joins(&fx, &run.json, "t1", site("rust_abba::main", src.clone(), "main"));
+        ];
+        check_cycle(&fx, &run, &hops, "inferred", &same_pid(&fx));
+        assert_eq!(
+            run.json["verdict"]["headline"],
+            "Found 1 deadlock (2 threads, 2 Rust locks)"
+        );
+        check_blocked_behind(&fx, &run.json, &["main"]);
+        check_main_joins(&fx, &run.json, "t1", site("rust_abba::main", src.clone(), "main"));
+    }
 }
 
 #[test]
 fn rust_rwlock_cycle() {
     let fx = start_rust("rust_rwlock_cycle");
-    let run = lockdump_json(&[fx.pid()]);
-    record("rust_rwlock_cycle", &run);
+    let run = dumped(&fx, "rust_rwlock_cycle", TargetKind::Live);
     let src = rust_source("rust_rwlock_cycle.rs");
     let sym = |s: &str| Some(format!("rust_rwlock_cycle::{s}"));
     let hops = [
@@ -1801,8 +1817,7 @@ fn rust_rwlock_cycle() {
 #[test]
 fn rust_join_cycle() {
     let fx = start_rust("rust_join");
-    let run = lockdump_json(&[fx.pid()]);
-    record("rust_join", &run);
+    let run = dumped(&fx, "rust_join", TargetKind::Live);
     let src = rust_source("rust_join.rs");
     let hops = [
         Hop {
@@ -1839,8 +1854,7 @@ fn rust_join_cycle() {
 #[test]
 fn rust_idle_condvar_has_no_owner() {
     let fx = start_rust("rust_idle");
-    let run = lockdump_json(&[fx.pid()]);
-    record("rust_idle", &run);
+    let run = dumped(&fx, "rust_idle", TargetKind::Live);
     // Nothing can signal CV and main joins cv0: stuck (issue 20). Rust std's
     // SIGSEGV/SIGBUS stack-overflow handlers are no way out.
     check_stuck(&fx, &run, fx.pid(), &[]);
@@ -1914,8 +1928,7 @@ fn fx_status(fx: &Fixture) -> Option<String> {
 #[test]
 fn condvar_wait_has_no_owner() {
     let fx = start_c("condvar_wait");
-    let run = lockdump_json(&[fx.pid()]);
-    record("condvar_wait", &run);
+    let run = dumped(&fx, "condvar_wait", TargetKind::Live);
     // Nothing can wake the waiters and main joins one of them: stuck (issue 20).
     check_stuck(&fx, &run, fx.pid(), &[]);
     for w in ["cw0", "cw1"] {
@@ -1934,8 +1947,7 @@ fn condvar_wait_has_no_owner() {
 #[test]
 fn sem_wait_has_no_owner() {
     let fx = start_c("sem_wait");
-    let run = lockdump_json(&[fx.pid()]);
-    record("sem_wait", &run);
+    let run = dumped(&fx, "sem_wait", TargetKind::Live);
     // Nothing can wake the waiters and main joins one of them: stuck (issue 20).
     check_stuck(&fx, &run, fx.pid(), &[]);
     for w in ["sw0", "sw1"] {
@@ -1946,8 +1958,7 @@ fn sem_wait_has_no_owner() {
 #[test]
 fn barrier_wait_has_no_owner() {
     let fx = start_c("barrier_wait");
-    let run = lockdump_json(&[fx.pid()]);
-    record("barrier_wait", &run);
+    let run = dumped(&fx, "barrier_wait", TargetKind::Live);
     // Nothing can wake the waiters and main joins one of them: stuck (issue 20).
     check_stuck(&fx, &run, fx.pid(), &[]);
     for w in ["bw0", "bw1"] {
@@ -1958,8 +1969,7 @@ fn barrier_wait_has_no_owner() {
 #[test]
 fn long_sleep_is_not_a_lock_wait() {
     let fx = start_c("long_sleep");
-    let run = lockdump_json(&[fx.pid()]);
-    record("long_sleep", &run);
+    let run = dumped(&fx, "long_sleep", TargetKind::Live);
     check_no_deadlock(&run);
     let sleeper = thread(&run.json, fx.tid("sleeper"));
     assert_eq!(sleeper["blocked_on"], Value::Null, "{sleeper}");
@@ -1979,8 +1989,7 @@ fn long_sleep_is_not_a_lock_wait() {
 #[test]
 fn threads_idle_wait_on_a_condvar() {
     let fx = start_c("threads_idle");
-    let run = lockdump_json(&[fx.pid()]);
-    record("threads_idle", &run);
+    let run = dumped(&fx, "threads_idle", TargetKind::Live);
     // Nothing can wake the waiters and main joins one of them: stuck (issue 20).
     check_stuck(&fx, &run, fx.pid(), &[]);
     for w in ["w0", "w1", "w2", "w3"] {
@@ -1993,8 +2002,7 @@ fn threads_idle_wait_on_a_condvar() {
 #[test]
 fn nested_calls_wait_on_a_held_lock_without_a_cycle() {
     let fx = start_c("nested_calls");
-    let run = lockdump_json(&[fx.pid()]);
-    record("nested_calls", &run);
+    let run = dumped(&fx, "nested_calls", TargetKind::Live);
     check_no_deadlock(&run);
     for w in ["chain_a", "chain_b", "chain_r"] {
         let b = &thread(&run.json, fx.tid(w))["blocked_on"];
@@ -2012,8 +2020,7 @@ fn nested_calls_wait_on_a_held_lock_without_a_cycle() {
 #[test]
 fn signal_handler_waits_without_a_cycle() {
     let fx = start_c("signal_handler");
-    let run = lockdump_json(&[fx.pid()]);
-    record("signal_handler", &run);
+    let run = dumped(&fx, "signal_handler", TargetKind::Live);
     check_no_deadlock(&run);
     let b = &thread(&run.json, fx.tid("sig_lock"))["blocked_on"];
     assert_eq!(b["kind"], "mutex", "{b}");
@@ -2073,8 +2080,7 @@ fn running_threads_are_marked_running() {
 #[test]
 fn seed_concurrent_is_healthy() {
     let fx = start_c("seed_concurrent");
-    let run = lockdump_json(&[fx.pid()]);
-    record("seed_concurrent", &run);
+    let run = dumped(&fx, "seed_concurrent", TargetKind::Live);
     check_no_deadlock(&run);
     let main = &thread(&run.json, fx.tid("main"))["blocked_on"];
     assert_eq!(
@@ -2136,7 +2142,8 @@ fn demo_finds_its_deadlock_and_cleans_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("demo JSON ({e}): {stdout}"));
-    let run = Run {
+    let run = Dump {
+        kind: TargetKind::Live,
         out,
         json: doc,
         elapsed,
@@ -2312,8 +2319,7 @@ fn lock_named(ready: &'static str, symbol: &str) -> Target {
 #[test]
 fn cpp_std_mutex_transfer_deadlock() {
     let fx = start_cpp("mutex");
-    let run = lockdump_json(&[fx.pid()]);
-    record("cxx_waits mutex", &run);
+    let run = dumped(&fx, "cxx_waits mutex", TargetKind::Live);
     let src = cpp_source("cxx_waits.cpp");
     // std::mutex is the first member of Account: DWARF names the member
     // (the ELF symbol alone said `account_b`, the whole Account).
@@ -2351,8 +2357,7 @@ fn cpp_std_mutex_transfer_deadlock() {
 #[test]
 fn cpp_shared_mutex_deadlock() {
     let fx = start_cpp("shared_mutex");
-    let run = lockdump_json(&[fx.pid()]);
-    record("cxx_waits shared_mutex", &run);
+    let run = dumped(&fx, "cxx_waits shared_mutex", TargetKind::Live);
     let src = cpp_source("cxx_waits.cpp");
     let hops = [
         Hop {
@@ -2383,8 +2388,7 @@ fn cpp_shared_mutex_deadlock() {
 #[test]
 fn cpp_condition_variable_lost_wakeup_is_stuck() {
     let fx = start_cpp("condvar");
-    let run = lockdump_json(&[fx.pid()]);
-    record("cxx_waits condvar", &run);
+    let run = dumped(&fx, "cxx_waits condvar", TargetKind::Live);
     check_stuck(&fx, &run, fx.pid(), &[]);
     let src = cpp_source("cxx_waits.cpp");
     check_ownerless(&fx, &run.json, "worker", "cond_var", "ready_cv");
@@ -2405,8 +2409,7 @@ fn cpp_condition_variable_lost_wakeup_is_stuck() {
 #[test]
 fn dwarf_names_source_paths() {
     let fx = start_c("dwarf_names");
-    let run = lockdump_json(&[fx.pid()]);
-    record("dwarf_names", &run);
+    let run = dumped(&fx, "dwarf_names", TargetKind::Live);
     let src = c_source("dwarf_names.c");
     let hop = |waiter, ready, name: &str, owner, marker| Hop {
         waiter,
@@ -2501,8 +2504,7 @@ fn start_cpp_fixture(name: &str) -> Fixture {
 #[test]
 fn cpp_dwarf_names() {
     let fx = start_cpp_fixture("cxx_names");
-    let run = lockdump_json(&[fx.pid()]);
-    record("cxx_names", &run);
+    let run = dumped(&fx, "cxx_names", TargetKind::Live);
     let src = cpp_source("cxx_names.cpp");
     let hop = |waiter, ready, name: &str, owner| Hop {
         waiter,

@@ -1,12 +1,12 @@
 //! Targets lockdump cannot or must not inspect get one clear line and exit
 //! code 2, quickly, and are left exactly as they were.
 
-mod reliability_common;
+mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use reliability_common::*;
+use common::reliability::*;
 
 /// Error paths must answer promptly, not after a timeout.
 const QUICK: Duration = Duration::from_secs(10);
@@ -20,8 +20,8 @@ fn stopped_target_gets_a_clear_error_and_stays_stopped() {
     let dir = TempDir::new("ep-stopped");
     let mut t = busy(&dir, "4");
     kill(t.pid, libc::SIGSTOP);
-    wait_until("target group-stopped", || health(t.pid).iter().all(|h| h.state == 'T'));
-    let r = run_lockdump(&["-p", &t.pid.to_string()], QUICK);
+    wait_for("target group-stopped", || health(t.pid).iter().all(|h| h.state == 'T'));
+    let r = run_bounded(&["-p", &t.pid.to_string()], QUICK);
     r.assert_error("stopped target", &format!("PID {} is stopped (state T", t.pid));
     // Still stopped (lockdump did not resume what someone else stopped), not traced.
     assert!(health(t.pid).iter().all(|h| h.state == 'T' && h.tracer == 0));
@@ -39,8 +39,8 @@ fn target_traced_by_strace_names_strace() {
         .spawn()
         .expect("running strace: install it (apt-get install strace)");
     let spid = strace.id() as i32;
-    wait_until("strace attached", || tracer_of(t.pid) == spid);
-    let r = run_lockdump(&["-p", &t.pid.to_string()], QUICK);
+    wait_for("strace attached", || tracer_pid(t.pid) == spid);
+    let r = run_bounded(&["-p", &t.pid.to_string()], QUICK);
     r.assert_error("traced by strace", &format!("already traced by PID {spid} (strace)"));
     kill(spid, libc::SIGINT); // strace detaches on SIGINT (then dies of it)
     strace.wait().expect("wait strace");
@@ -70,15 +70,15 @@ fn target_seized_by_another_tracer_names_it() {
         })
         .unwrap();
     let tracer = ready_rx.recv().unwrap();
-    assert_eq!(tracer_of(pid), tracer);
-    let r = run_lockdump(&["-p", &pid.to_string()], QUICK);
+    assert_eq!(tracer_pid(pid), tracer);
+    let r = run_bounded(&["-p", &pid.to_string()], QUICK);
     r.assert_error(
         "seized by a test thread",
         &format!("already traced by PID {tracer} (ld-seizer)"),
     );
     done_tx.send(()).unwrap();
     seizer.join().unwrap();
-    wait_until("the seizing thread's exit released the target", || tracer_of(pid) == 0);
+    wait_for("the seizing thread's exit released the target", || tracer_pid(pid) == 0);
     assert_unharmed(&mut t, "after the other tracer left", 0);
 }
 
@@ -86,7 +86,7 @@ fn target_seized_by_another_tracer_names_it() {
 fn zombie_gets_a_clear_error() {
     let (_parent, zombie) = Target::start(Command::new(fixture("zombie")), None);
     assert_eq!(task_health(zombie, zombie).map(|h| h.state), Some('Z'));
-    let r = run_lockdump(&["-p", &zombie.to_string()], QUICK);
+    let r = run_bounded(&["-p", &zombie.to_string()], QUICK);
     r.assert_error("zombie", &format!("PID {zombie} is a zombie"));
 }
 
@@ -114,7 +114,7 @@ fn kernel_thread_gets_a_clear_error() {
             .find(|&p| is_kthread(p))
             .expect("no kernel thread visible in /proc (PID namespace without kthreads?): run this test on the host or in a container that shares the host PID namespace")
     };
-    let r = run_lockdump(&["-p", &kthread.to_string()], QUICK);
+    let r = run_bounded(&["-p", &kthread.to_string()], QUICK);
     r.assert_error("kernel thread", &format!("PID {kthread} is a kernel thread"));
 }
 
@@ -129,10 +129,10 @@ fn nonexistent_pid_gets_a_clear_error() {
         .rev()
         .find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
         .unwrap();
-    let r = run_lockdump(&["-p", &missing.to_string()], QUICK);
+    let r = run_bounded(&["-p", &missing.to_string()], QUICK);
     r.assert_error("nonexistent", &format!("no process with PID {missing}"));
     for bad in ["0", "-5"] {
-        let r = run_lockdump(&["-p", bad], QUICK);
+        let r = run_bounded(&["-p", bad], QUICK);
         r.assert_no_panic(bad);
         assert_eq!(r.code(), Some(2), "-p {bad}: {r:?}");
     }
@@ -146,7 +146,7 @@ fn target_exiting_mid_dump_is_reported_not_garbled() {
     // target (its analysis afterwards no longer needs the target).
     let window_us = {
         let t = busy(&dir, "200");
-        let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], PATIENCE);
+        let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], TIMEOUT);
         r.assert_ok("calibration");
         let analysis = r.json()["processes"][0]["analysis_us"].as_u64().expect("analysis_us");
         (r.elapsed.as_micros() as u64).saturating_sub(analysis).max(1000)
@@ -155,7 +155,7 @@ fn target_exiting_mid_dump_is_reported_not_garbled() {
     for run in 0..30 {
         let delay = rng.below(window_us).to_string();
         let t = Target::counting(&fixture("busy"), &dir, &["200", "20", &delay]);
-        let r = run_lockdump(&["-p", &t.pid.to_string()], PATIENCE);
+        let r = run_bounded(&["-p", &t.pid.to_string()], TIMEOUT);
         let ctx = format!("run {run} (exit after {delay} µs)");
         r.assert_no_panic(&ctx);
         match r.code() {
@@ -202,7 +202,7 @@ fn unprivileged_user_gets_permission_error_for_root_process() {
     let dir = TempDir::new("ep-unpriv-root");
     let mut t = busy(&dir, "4"); // runs as root
     let r = {
-        let mut c = as_test_user(std::path::Path::new(lockdump_bin()));
+        let mut c = as_test_user(&lockdump_bin());
         c.args(["-p", &t.pid.to_string()]);
         run_cmd(c)
     };
@@ -221,7 +221,7 @@ fn unprivileged_user_can_inspect_its_own_process_where_ptrace_scope_allows() {
     let mut cmd = as_test_user(&fixture("busy"));
     cmd.arg(&counters).args(["4", "20"]);
     let (mut t, _) = Target::start(cmd, Some(counters));
-    let mut c = as_test_user(std::path::Path::new(lockdump_bin()));
+    let mut c = as_test_user(&lockdump_bin());
     c.args(["-p", &t.pid.to_string(), "--json"]);
     let r = run_cmd(c);
     match ptrace_scope() {
@@ -280,10 +280,10 @@ fn frozen_cgroup_stop_times_out_with_the_cause_and_the_way_out() {
     let mut t = busy(&dir, "2");
     let frozen = Freezer::new(&format!("lockdump-test-{}", t.pid), t.pid);
     frozen.set(true);
-    wait_until("every thread frozen (state D)", || {
+    wait_for("every thread frozen (state D)", || {
         health(t.pid).iter().all(|h| h.state == 'D')
     });
-    let r = run_lockdump(&["--stop-timeout", "1", "-p", &t.pid.to_string()], QUICK);
+    let r = run_bounded(&["--stop-timeout", "1", "-p", &t.pid.to_string()], QUICK);
     r.assert_error(
         "frozen cgroup",
         &format!(
@@ -391,7 +391,7 @@ fn non_dumpable_process_of_the_same_user_names_the_real_cause() {
     std::io::BufRead::read_line(&mut out, &mut line).unwrap();
     assert_eq!(line.trim(), "READY");
     let pid = child.id() as i32;
-    let mut c = as_test_user(std::path::Path::new(lockdump_bin()));
+    let mut c = as_test_user(&lockdump_bin());
     c.args(["-p", &pid.to_string()]);
     let r = run_cmd(c);
     let _ = child.kill();

@@ -7,11 +7,11 @@
 //! first thread, waits a random 0..W µs (W = 1.5 × the pause measured on the
 //! same target) before injecting. The seed is printed (RELIAB_SEED repeats it).
 
-mod reliability_common;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use reliability_common::*;
+use common::reliability::*;
 
 /// Threads in the big target: enough that stopping them takes milliseconds.
 const MANY: &str = "500";
@@ -22,7 +22,7 @@ const PERIOD: &str = "50";
 fn measure_pause_us(pid: i32) -> u64 {
     let mut v: Vec<u64> = (0..3)
         .map(|_| {
-            let r = run_lockdump(&["-p", &pid.to_string(), "--json"], PATIENCE);
+            let r = run_bounded(&["-p", &pid.to_string(), "--json"], TIMEOUT);
             r.assert_ok("calibration");
             r.json()["pause_us"].as_u64().expect("pause_us")
         })
@@ -42,14 +42,14 @@ fn during_capture(pid: i32, rng: &mut Rng, window_us: u64, inject: impl FnOnce(O
     let ld = ld_run.pid;
     let mut exited = false;
     loop {
-        if tracer_of(pid) == ld {
+        if tracer_pid(pid) == ld {
             break;
         }
         if ld_run.exited() {
             exited = true;
             break;
         }
-        if ld_run.elapsed() > PATIENCE {
+        if ld_run.elapsed() > TIMEOUT {
             let show = |f: &str| std::fs::read_to_string(format!("/proc/{ld}/{f}")).unwrap_or_default();
             panic!(
                 "lockdump {ld} never attached to {pid}: lockdump wchan {:?} syscall {:?} stack {:?}; target {:?}",
@@ -69,12 +69,12 @@ fn during_capture(pid: i32, rng: &mut Rng, window_us: u64, inject: impl FnOnce(O
         }
         // lockdump is our unreaped child (try_wait saw it running), so its
         // PID cannot have been reused even if it has just exited.
-        in_capture = tracer_of(pid) == ld;
+        in_capture = tracer_pid(pid) == ld;
         inject(Some(ld));
     } else {
         inject(None);
     }
-    (ld_run.finish(PATIENCE), in_capture)
+    (ld_run.finish(TIMEOUT), in_capture)
 }
 
 fn busy_target(dir: &TempDir, threads: &str) -> Target {
@@ -157,7 +157,7 @@ fn threads_created_and_exiting_during_capture() {
     let mut t = Target::counting(&fixture("churn"), &dir, &["20"]);
     let first = t.progress().events;
     for run in 0..50 {
-        let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], PATIENCE);
+        let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], TIMEOUT);
         let ctx = format!("churn run {run}");
         r.assert_ok(&ctx);
         let threads = r.json()["threads"].as_array().expect("threads").len();
@@ -181,7 +181,7 @@ fn no_thread_that_lived_through_the_capture_is_missed() {
     for run in 0..40 {
         let ctx = format!("churn completeness run {run}");
         let before = tids(t.pid);
-        let r = run_lockdump(&["-p", &t.pid.to_string(), "--json"], PATIENCE);
+        let r = run_bounded(&["-p", &t.pid.to_string(), "--json"], TIMEOUT);
         let after = tids(t.pid);
         r.assert_ok(&ctx);
         let doc = r.json();
@@ -210,7 +210,7 @@ fn fork_and_exec_during_capture() {
     let mut t = Target::counting(&fixture("forker"), &dir, &["10"]);
     let first = t.progress().events;
     for run in 0..30 {
-        let r = run_lockdump(&["-p", &t.pid.to_string()], PATIENCE);
+        let r = run_bounded(&["-p", &t.pid.to_string()], TIMEOUT);
         let ctx = format!("fork run {run}");
         r.assert_ok(&ctx);
         assert_unharmed(&mut t, &ctx, 0);
@@ -239,7 +239,7 @@ fn sigusr1_sent_during_capture_is_delivered_exactly_once() {
         }
         // One signal at a time: standard signals do not queue, so a second
         // SIGUSR1 sent before the first is handled could merge with it.
-        wait_until(&format!("{ctx}: handler counted {sent}"), || t.progress().usr1 >= sent);
+        wait_for(&format!("{ctx}: handler counted {sent}"), || t.progress().usr1 >= sent);
         assert_eq!(t.progress().usr1, sent, "{ctx}: delivered more signals than sent");
         assert_unharmed(&mut t, &ctx, 0);
     }
@@ -269,7 +269,7 @@ fn sigstop_during_capture_stops_the_target_as_asked() {
             during += 1;
         }
         // Stopped because the test asked for it, and by nobody else: no tracer.
-        wait_until(&format!("{ctx}: target group-stopped"), || all_group_stopped(pid));
+        wait_for(&format!("{ctx}: target group-stopped"), || all_group_stopped(pid));
         let frozen = t.progress();
         std::thread::sleep(Duration::from_millis(120)); // > 2 counting periods
         assert_eq!(
@@ -314,8 +314,8 @@ fn two_lockdumps_at_once_one_wins_and_the_other_names_it() {
         let a = Running::spawn(&["-p", &pid, "--json"]);
         let b = Running::spawn(&["-p", &pid, "--json"]);
         let (a_pid, b_pid) = (a.pid, b.pid);
-        let ra = a.finish(PATIENCE);
-        let rb = b.finish(PATIENCE);
+        let ra = a.finish(TIMEOUT);
+        let rb = b.finish(TIMEOUT);
         let ctx = format!("pair {run}");
         for (r, other) in [(&ra, b_pid), (&rb, a_pid)] {
             r.assert_no_panic(&ctx);
@@ -423,7 +423,7 @@ fn demo_child_dies_with_a_sigkilled_lockdump() {
         grandchild: None,
     };
     let stderr_text = || std::fs::read_to_string(dir.path().join("stderr")).unwrap_or_default();
-    wait_until("lockdump demo blocks writing its report to stdout", || {
+    wait_for("lockdump demo blocks writing its report to stdout", || {
         assert!(
             run.process.try_wait().expect("try_wait").is_none(),
             "lockdump demo exited early: {}",
@@ -469,7 +469,7 @@ fn demo_child_dies_with_a_sigkilled_lockdump() {
     );
     // Gone, or a zombie waiting for its new parent to reap it (a container's
     // PID 1 may never do so): either way it no longer runs.
-    wait_until(&format!("demo child {child} dies after lockdump was SIGKILLed"), || {
+    wait_for(&format!("demo child {child} dies after lockdump was SIGKILLed"), || {
         state_and_start(child).map_or(true, |(st, s)| st == 'Z' || s != start)
     });
 }
@@ -493,7 +493,7 @@ fn demo_child_whose_lockdump_is_already_gone_exits() {
         grandchild: None,
     };
     let mut status = None;
-    wait_until("the orphaned demo child exits", || {
+    wait_for("the orphaned demo child exits", || {
         status = run.process.try_wait().expect("try_wait");
         status.is_some()
     });

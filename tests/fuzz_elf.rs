@@ -11,7 +11,7 @@
 // MappedModule (lockdump's type) holds an Arc<ElfModule>, which is not Sync.
 #![allow(clippy::arc_with_non_send_sync)]
 
-mod reliability_common;
+mod common;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -56,8 +56,8 @@ fn bases() -> &'static [Base; 2] {
     static B: OnceLock<[Base; 2]> = OnceLock::new();
     B.get_or_init(|| {
         [
-            base(reliability_common::shared_lib("corruptlib")),
-            base(reliability_common::fixture("busy")),
+            base(common::reliability::shared_lib("corruptlib")),
+            base(common::reliability::fixture("busy")),
         ]
     })
 }

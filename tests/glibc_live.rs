@@ -3,16 +3,17 @@
 //! addresses it created; the test asserts that lockdump finds exactly those,
 //! from a snapshot with no unwound stacks (memory and futex arguments only).
 
-mod native_support;
-use native_support as common;
+mod common;
 
-use common::{analyze, capture, compile_c, index_of, wait_in_syscall, Fixture};
+use common::build::native_c;
+use common::inproc::{analyze, capture, index_of, KvFixture};
+use common::wait::wait_in_syscall;
+use common::SYS_FUTEX;
 use lockdump::capture::Snapshot;
 use lockdump::graph::{self, Leads};
 use lockdump::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
 use lockdump::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
 
-const SYS_FUTEX: i64 = 202;
 
 fn wait_of<'a>(snap: &Snapshot, out: &'a [ThreadFindings], tid: i32) -> &'a Wait {
     out[index_of(snap, tid)]
@@ -27,8 +28,8 @@ fn verdict(snap: &Snapshot, out: &[ThreadFindings]) -> graph::Verdict {
 
 #[test]
 fn every_lock_kind_with_exact_owner() {
-    let exe = compile_c("kinds");
-    let fx = Fixture::start(&exe, &[]);
+    let exe = native_c("kinds");
+    let fx = KvFixture::start(&exe, &[]);
     let waiters: Vec<i32> = (1..=14).map(|k| fx.tid(&format!("w{k}"))).collect();
     let (main, holder) = (fx.tid("main"), fx.tid("holder"));
     wait_in_syscall(fx.pid, &waiters, SYS_FUTEX);
@@ -38,7 +39,7 @@ fn every_lock_kind_with_exact_owner() {
     let out = analyze(&snap);
 
     // struct pthread's tid offset comes from libc's own _thread_db descriptor.
-    let syms = common::symbols(&snap);
+    let syms = common::inproc::symbols(&snap);
     let layout = PthreadLayout::discover(&syms, &snap.memory());
     assert_eq!(layout.source, LayoutSource::ThreadDb);
     assert_eq!((layout.tid, layout.robust_head, layout.cleanup), (0x2d0, 0x2e0, 0x2f8));
@@ -243,9 +244,9 @@ fn every_lock_kind_with_exact_owner() {
 }
 
 /// Start a fixture, wait until `tids` sleep in futex waits, capture and analyze.
-fn run_blocked(name: &str, keys: &[&str]) -> (Fixture, Snapshot, Vec<ThreadFindings>) {
-    let exe = compile_c(name);
-    let fx = Fixture::start(&exe, &[]);
+fn run_blocked(name: &str, keys: &[&str]) -> (KvFixture, Snapshot, Vec<ThreadFindings>) {
+    let exe = native_c(name);
+    let fx = KvFixture::start(&exe, &[]);
     let tids: Vec<i32> = keys.iter().map(|k| fx.tid(k)).collect();
     wait_in_syscall(fx.pid, &tids, SYS_FUTEX);
     let snap = capture(fx.pid);
@@ -397,8 +398,8 @@ fn five_philosophers_cycle_over_a_fork_array() {
 
 #[test]
 fn two_processes_deadlock_on_process_shared_mutexes() {
-    let exe = compile_c("pshared_pair");
-    let fx = Fixture::start(&exe, &[]);
+    let exe = native_c("pshared_pair");
+    let fx = KvFixture::start(&exe, &[]);
     let (parent, child) = (fx.tid("parent"), fx.tid("child"));
     wait_in_syscall(parent, &[parent], SYS_FUTEX);
     wait_in_syscall(child, &[child], SYS_FUTEX);

@@ -8,19 +8,12 @@
 
 mod common;
 
-use common::{c_fixture, run_lockdump, Fixture, Variant};
+use common::{c_fixture, run_lockdump, Fixture, TargetKind, Variant};
 use serde_json::Value;
 
 fn json(pid: i32) -> (Option<i32>, Value) {
-    let out = run_lockdump(&["--json", "-p", &pid.to_string()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let doc = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "invalid JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code(), doc)
+    let d = common::dump(TargetKind::Live, &[pid], &[]);
+    (d.code(), d.json)
 }
 
 fn thread(doc: &Value, tid: i32) -> &Value {

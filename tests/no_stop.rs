@@ -13,13 +13,7 @@ use common::{c_fixture, run_lockdump, Fixture, Variant};
 use serde_json::Value;
 
 fn json(out: &Output, what: &str) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{what}: stdout is not JSON ({e}); exit {:?}\nstderr:\n{}",
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    common::json_of(out, what)
 }
 
 /// Every cycle of the document, each as its TIDs sorted.

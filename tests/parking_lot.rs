@@ -44,11 +44,9 @@ fn exe(name: &str, build: Build) -> PathBuf {
 }
 
 fn lockdump_json(pid: i32) -> (Option<i32>, Value, String) {
-    let out = run_lockdump(&["--json", "-p", &pid.to_string()]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("invalid JSON ({e}): {stdout}\n{stderr}"));
-    (out.status.code(), json, stderr)
+    let d = common::dump(common::TargetKind::Live, &[pid], &[]);
+    let stderr = d.stderr();
+    (d.code(), d.json, stderr)
 }
 
 fn blocked_on(json: &Value, tid: i32) -> &Value {

@@ -8,25 +8,13 @@
 
 mod common;
 
-use common::{c_fixture, run_lockdump, Fixture, Variant};
+use common::{c_fixture, Fixture, Variant};
 use serde_json::Value;
 
 fn dump(pid: i32, tree: bool) -> (i32, Value) {
-    let pid = pid.to_string();
-    let mut args = vec!["-p", pid.as_str(), "--json"];
-    if tree {
-        args.push("--tree");
-    }
-    let out = run_lockdump(&args);
-    let code = out.status.code().expect("exit code");
-    let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (code, json)
+    let extra: &[&str] = if tree { &["--tree"] } else { &[] };
+    let d = common::dump(common::TargetKind::Live, &[pid], extra);
+    (d.code().expect("exit code"), d.json)
 }
 
 fn thread<'a>(doc: &'a Value, tid: i32) -> &'a Value {

@@ -35,21 +35,11 @@ struct Dump {
 
 /// Run lockdump on the fixture with `--json` and `extra` arguments.
 fn dump(fx: &Fixture, extra: &[&str]) -> Dump {
-    let pid = fx.pid().to_string();
-    let mut args = vec!["-p", pid.as_str(), "--json"];
-    args.extend_from_slice(extra);
-    let out = run_lockdump(&args);
-    let code = out
-        .status
+    let d = common::dump(common::TargetKind::Live, &[fx.pid()], extra);
+    let code = d
         .code()
-        .unwrap_or_else(|| panic!("lockdump {args:?} died: {:?}", out.status));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "lockdump {args:?} (exit {code}) did not print JSON ({e}):\n{stdout}\nstderr:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+        .unwrap_or_else(|| panic!("lockdump {extra:?} on {} died: {:?}", fx.pid(), d.out.status));
+    let json = d.json;
     let brief = brief(&json);
     Dump { code, json, brief }
 }

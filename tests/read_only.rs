@@ -4,14 +4,14 @@
 //! of a quiescent target are identical before and after 100 dumps) and a
 //! source scan (no API that can write a tracee exists anywhere in src/).
 
-mod reliability_common;
+mod common;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::process::Command;
 
-use reliability_common::*;
+use common::reliability::*;
 
 /// FNV-1a over a region's bytes: a cheap fingerprint, enough to notice any change.
 fn fnv1a(bytes: &[u8], mut h: u64) -> u64 {
@@ -111,7 +111,7 @@ fn memory_and_registers_identical_after_100_dumps() {
         let mut args = vec!["-p".to_string(), pid.to_string()];
         args.extend(modes[run % 3].iter().map(|s| s.to_string()));
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let r = run_lockdump(&args, PATIENCE);
+        let r = run_bounded(&args, TIMEOUT);
         r.assert_ok(&format!("dump {run}"));
         assert_eq!(
             diff(&before, &writable_memory(pid)),
@@ -124,7 +124,7 @@ fn memory_and_registers_identical_after_100_dumps() {
     // The fingerprint does notice a change: the fixture's SIGUSR1 handler
     // increments one global (and uses the stack).
     kill(pid, libc::SIGUSR1);
-    wait_until("the handler's write shows in the fingerprint", || {
+    wait_for("the handler's write shows in the fingerprint", || {
         !diff(&before, &writable_memory(pid)).is_empty()
     });
     drop(t);

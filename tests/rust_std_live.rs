@@ -4,24 +4,25 @@
 //! has run: no DWARF locals here), and the resulting deadlock is reported
 //! with Inferred confidence, never Exact.
 
-mod native_support;
-use native_support as common;
+mod common;
 
-use common::{analyze_with_stacks, capture, compile_rust, index_of, wait_for_thread_count, wait_in_syscall, Fixture};
+use common::build::native_rust;
+use common::inproc::{analyze_with_stacks, capture, index_of, KvFixture};
+use common::wait::{wait_for_thread_count, wait_in_syscall};
+use common::SYS_FUTEX;
 use lockdump::graph;
 use lockdump::runtimes::{Confidence, ResourceKind};
 
-const SYS_FUTEX: i64 = 202;
 
 fn run(
     mode: &str,
 ) -> (
-    Fixture,
+    KvFixture,
     lockdump::capture::Snapshot,
     Vec<lockdump::runtimes::ThreadFindings>,
 ) {
-    let exe = compile_rust("rust_locks");
-    let fx = Fixture::start(&exe, &[mode]);
+    let exe = native_rust("rust_locks");
+    let fx = KvFixture::start(&exe, &[mode]);
     let tids = [fx.tid("main"), fx.tid("t1"), fx.tid("t2")];
     // The reporter thread exits after READY; until then main may be joining it rather than t1.
     wait_for_thread_count(fx.pid, 3);
@@ -87,8 +88,8 @@ fn arc_mutex_abba_is_an_inferred_deadlock() {
 /// guard (its `lock cmpxchg` on the lock, through a callee-saved register).
 #[test]
 fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
-    let exe = compile_rust("rust_locks");
-    let fx = Fixture::start(&exe, &["arc"]);
+    let exe = native_rust("rust_locks");
+    let fx = KvFixture::start(&exe, &["arc"]);
     let tids = [fx.tid("main"), fx.tid("t1"), fx.tid("t2")];
     wait_for_thread_count(fx.pid, 3);
     wait_in_syscall(fx.pid, &tids, SYS_FUTEX);

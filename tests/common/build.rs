@@ -75,9 +75,13 @@ fn run_tool(mut cmd: Command, what: &str) {
 
 /// The C sources of fixtures/c: the fixture plus every shared header.
 fn c_inputs(name: &str) -> Vec<PathBuf> {
-    let dir = fixtures_dir().join("c");
+    c_inputs_in(&fixtures_dir().join("c"), name)
+}
+
+/// `DIR/NAME.c` plus every header in DIR.
+fn c_inputs_in(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut inputs = vec![dir.join(format!("{name}.c"))];
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
+    let entries = std::fs::read_dir(dir).unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()));
     for entry in entries.flatten() {
         if entry.path().extension().is_some_and(|x| x == "h") {
             inputs.push(entry.path());
@@ -191,6 +195,56 @@ pub fn build_cpp(name: &str) -> PathBuf {
         &out,
         false,
     );
+    out
+}
+
+/// The directory under [`scratch_dir`] for outputs of one group of sources
+/// (their names may repeat fixtures/c's: fixtures/reliability has a busy.c).
+fn scratch_subdir(name: &str) -> PathBuf {
+    let dir = scratch_dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// The reliability fixtures (fixtures/reliability/NAME.c with its
+/// progress.h), compiled with `cc -O1 -g -pthread -fno-omit-frame-pointer
+/// -Wall` plus `extra`, to `out_name`.
+fn build_reliability(name: &str, out_name: &str, extra: &[&str]) -> PathBuf {
+    let inputs = c_inputs_in(&fixtures_dir().join("reliability"), name);
+    let mut flags = vec!["-O1", "-g", "-pthread", "-fno-omit-frame-pointer", "-Wall"];
+    flags.extend_from_slice(extra);
+    let out = scratch_subdir("reliability").join(out_name);
+    compile(&inputs, &flags, &out, false);
+    out
+}
+
+/// The executable built from fixtures/reliability/NAME.c.
+pub fn reliability_fixture(name: &str) -> PathBuf {
+    let extra: &[&str] = if name == "dlhost" { &["-ldl"] } else { &[] };
+    build_reliability(name, name, extra)
+}
+
+/// The shared library `libNAME.so` built from fixtures/reliability/NAME.c.
+pub fn reliability_shared_lib(name: &str) -> PathBuf {
+    build_reliability(name, &format!("lib{name}.so"), &["-shared", "-fPIC"])
+}
+
+/// tests/data/native/NAME.c (the analyzer tests' own fixtures, which print
+/// `READY key=value ...`) compiled with `cc -O2 -pthread`.
+pub fn native_c(name: &str) -> PathBuf {
+    let inputs = [super::manifest_dir().join("tests/data/native").join(format!("{name}.c"))];
+    let out = scratch_subdir("native").join(name);
+    compile(&inputs, &["-O2", "-pthread"], &out, false);
+    out
+}
+
+/// tests/data/native/NAME.rs compiled with `rustc -O --edition 2021` (the
+/// toolchain running the tests, or `$RUSTC`).
+pub fn native_rust(name: &str) -> PathBuf {
+    let inputs = [super::manifest_dir().join("tests/data/native").join(format!("{name}.rs"))];
+    let out = scratch_subdir("native").join(name);
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    compile_with(&rustc, &inputs, &["-O", "--edition", "2021"], &out, false);
     out
 }
 

@@ -11,13 +11,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::procfs::{sample_thread, tgid_of, ThreadSample};
+use super::wait::{wait_threads, STABLE_FOR};
 use super::{POLL, TIMEOUT};
-
-/// How long every awaited thread must look exactly the same (same syscall
-/// and arguments, no context switch) before it counts as blocked for good.
-/// A thread that only passes through a sleep (a GIL hand-off, a retry loop)
-/// changes within this time.
-pub const STABLE_FOR: Duration = Duration::from_millis(200);
 
 /// The parsed READY line.
 #[derive(Debug, Clone)]
@@ -123,9 +118,9 @@ impl Ready {
 }
 
 /// Collects a pipe in the background.
-type Sink = Arc<Mutex<Vec<u8>>>;
+pub(super) type Sink = Arc<Mutex<Vec<u8>>>;
 
-fn drain<R: Read + Send + 'static>(mut from: R, into: Sink) -> JoinHandle<()> {
+pub(super) fn drain<R: Read + Send + 'static>(mut from: R, into: Sink) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         while let Ok(n) = from.read(&mut buf) {
@@ -139,7 +134,7 @@ fn drain<R: Read + Send + 'static>(mut from: R, into: Sink) -> JoinHandle<()> {
     })
 }
 
-fn text(sink: &Sink) -> String {
+pub(super) fn text(sink: &Sink) -> String {
     String::from_utf8_lossy(&sink.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
 }
 
@@ -153,30 +148,28 @@ fn kill_group(child: &Child) {
     }
 }
 
-/// A running fixture. Dropping it kills (SIGKILL) its process group and every
-/// PID its READY line listed, and reaps it.
-pub struct Fixture {
+/// A spawned process of any kind (a fixture, `sh -c`, `unshare`, a program
+/// run as another user): its own process group, dead with the thread that
+/// spawned it (PR_SET_PDEATHSIG), stdout read line by line and stderr
+/// collected in the background (so it never blocks on a full pipe), and
+/// killed with its whole group and reaped on drop. [`Fixture`] is one whose
+/// READY line is JSON; [`super::reliability::Target`] and
+/// [`super::inproc::KvFixture`] wait for other READY lines.
+pub struct Process {
     /// What to call it in messages (the command line).
     pub label: String,
-    pub ready: Ready,
     child: Child,
-    /// Lines printed to stdout before READY.
-    pub before_ready: Vec<String>,
-    after_ready: Sink,
+    /// stdout, one line at a time (each with its newline, if it had one).
+    lines: Mutex<mpsc::Receiver<String>>,
+    /// stdout lines taken off `lines` by [`Process::stdout_so_far`].
+    taken: Mutex<String>,
     stderr: Sink,
 }
 
-impl Fixture {
-    /// Start `cmd` and wait (up to 60 s) for its READY line. The threads may
-    /// still be on their way into their blocking calls: use
-    /// [`Fixture::wait_all_blocked`] / [`Fixture::wait_blocked`] (or
-    /// [`Fixture::spawn_blocked`]) before looking at them.
-    ///
-    /// The fixture gets its own process group (so drop can kill it with its
-    /// children) and dies with the thread that spawned it (PR_SET_PDEATHSIG),
-    /// so an interrupted test run leaves no deadlocked processes behind:
-    /// keep a Fixture on the thread that created it.
-    pub fn spawn(mut cmd: Command) -> Fixture {
+impl Process {
+    /// Start `cmd` (stdin from /dev/null). Keep the Process on the thread
+    /// that created it: the process dies with that thread.
+    pub fn spawn(mut cmd: Command) -> Process {
         let label = format!("{cmd:?}");
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -194,14 +187,9 @@ impl Fixture {
         }
         let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
         let stderr: Sink = Arc::default();
-        let after_ready: Sink = Arc::default();
-        let stderr_thread = drain(child.stderr.take().expect("piped stderr"), stderr.clone());
-
-        // Lines go through a channel until READY; after it the same thread
-        // keeps draining stdout so the fixture never blocks on a full pipe.
+        drain(child.stderr.take().expect("piped stderr"), stderr.clone());
         let (tx, rx) = mpsc::channel::<String>();
         let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let rest = after_ready.clone();
         std::thread::spawn(move || {
             let mut line = Vec::new();
             loop {
@@ -210,48 +198,149 @@ impl Fixture {
                     Ok(0) | Err(_) => return,
                     Ok(_) => {}
                 }
-                let s = String::from_utf8_lossy(&line).trim_end_matches('\n').to_string();
-                let is_ready = s.starts_with("READY ");
-                if tx.send(s).is_err() || is_ready {
-                    break;
-                }
+                // Keep reading after the receiver is gone: the process must
+                // never block on a full pipe.
+                let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
             }
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            rest.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(&buf);
         });
+        Process {
+            label,
+            child,
+            lines: Mutex::new(rx),
+            taken: Mutex::default(),
+            stderr,
+        }
+    }
 
-        let deadline = Instant::now() + TIMEOUT;
-        let mut before_ready = Vec::new();
-        let failure = loop {
-            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) => match line.strip_prefix("READY ") {
-                    Some(json) => match Ready::parse(json) {
-                        Ok(ready) => {
-                            return Fixture {
-                                label,
-                                ready,
-                                child,
-                                before_ready,
-                                after_ready,
-                                stderr,
-                            }
-                        }
-                        Err(e) => break format!("bad READY line ({e}): {line}"),
-                    },
-                    None => before_ready.push(line),
-                },
-                Err(RecvTimeoutError::Timeout) => break format!("no READY line within {TIMEOUT:?}"),
-                Err(RecvTimeoutError::Disconnected) => break "stdout closed without a READY line".to_string(),
+    /// Read stdout (up to [`TIMEOUT`] in all) until a line for which `pred`
+    /// holds; return the lines before it and the line (without newlines).
+    /// Panics, with the exit status and stderr, when no such line comes.
+    pub fn wait_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> (Vec<String>, String) {
+        match self.try_wait_line(pred) {
+            Ok(found) => found,
+            Err((before, why)) => {
+                let status = self.child.try_wait().ok().flatten();
+                panic!(
+                    "{}: {why} {what}\nexit status: {status:?}\nstdout so far:\n{}\nstderr:\n{}",
+                    self.label,
+                    before.join("\n"),
+                    self.stderr()
+                );
             }
+        }
+    }
+
+    /// [`Process::wait_line`] without the panic: on failure, the lines read
+    /// and why it failed.
+    fn try_wait_line(&mut self, pred: impl Fn(&str) -> bool) -> Result<(Vec<String>, String), (Vec<String>, String)> {
+        let deadline = Instant::now() + TIMEOUT;
+        let rx = self.lines.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut before = Vec::new();
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(raw) => {
+                    let line = raw.trim_end_matches('\n').to_string();
+                    if pred(&line) {
+                        return Ok((before, line));
+                    }
+                    before.push(line);
+                }
+                Err(RecvTimeoutError::Timeout) => return Err((before, format!("no line within {TIMEOUT:?}:"))),
+                Err(RecvTimeoutError::Disconnected) => return Err((before, "stdout closed without".to_string())),
+            }
+        }
+    }
+
+    /// Read stdout until the line equal to `marker`; return the lines before it.
+    pub fn wait_for_line(&mut self, marker: &str) -> Vec<String> {
+        self.wait_line(&format!("{marker:?}"), |l| l == marker).0
+    }
+
+    /// Everything on stdout not yet read by [`Process::wait_line`], as far
+    /// as it has been written.
+    pub fn stdout_so_far(&self) -> String {
+        let rx = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        while let Ok(line) = rx.try_recv() {
+            taken.push_str(&line);
+        }
+        taken.clone()
+    }
+
+    /// PID of the process spawned.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        text(&self.stderr)
+    }
+
+    /// The exit status, if it has exited (it is not reaped before drop, so
+    /// until then its PID stays its own, a zombie at worst).
+    pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Kill the process group and reap the process; its exit status.
+    pub fn kill_and_reap(&mut self) -> Option<ExitStatus> {
+        kill_group(&self.child);
+        self.child.wait().ok()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill_and_reap();
+    }
+}
+
+/// A running fixture that printed a JSON READY line. Dropping it kills
+/// (SIGKILL) its process group and every PID its READY line listed, and
+/// reaps it.
+pub struct Fixture {
+    /// What to call it in messages (the command line).
+    pub label: String,
+    pub ready: Ready,
+    process: Process,
+    /// Lines printed to stdout before READY.
+    pub before_ready: Vec<String>,
+}
+
+impl Fixture {
+    /// Start `cmd` and wait (up to 60 s) for its READY line. The threads may
+    /// still be on their way into their blocking calls: use
+    /// [`Fixture::wait_all_blocked`] / [`Fixture::wait_blocked`] (or
+    /// [`Fixture::spawn_blocked`]) before looking at them.
+    ///
+    /// The fixture gets its own process group (so drop can kill it with its
+    /// children) and dies with the thread that spawned it (PR_SET_PDEATHSIG),
+    /// so an interrupted test run leaves no deadlocked processes behind:
+    /// keep a Fixture on the thread that created it.
+    pub fn spawn(cmd: Command) -> Fixture {
+        let mut process = Process::spawn(cmd);
+        let label = process.label.clone();
+        let failure = match process.try_wait_line(|l| l.starts_with("READY ")) {
+            Ok((before_ready, line)) => match Ready::parse(&line["READY ".len()..]) {
+                Ok(ready) => {
+                    return Fixture {
+                        label,
+                        ready,
+                        process,
+                        before_ready,
+                    }
+                }
+                Err(e) => (before_ready, format!("bad READY line ({e}): {line}")),
+            },
+            Err((before, why)) => (before, format!("{why} a READY line")),
         };
-        kill_group(&child);
-        let status = child.wait().ok();
-        let _ = stderr_thread.join();
+        let status = process.kill_and_reap();
         panic!(
-            "fixture {label}: {failure}\nexit status: {status:?}\nstdout before READY:\n{}\nstderr:\n{}",
-            before_ready.join("\n"),
-            text(&stderr)
+            "fixture {label}: {}\nexit status: {status:?}\nstdout before READY:\n{}\nstderr:\n{}",
+            failure.1,
+            failure.0.join("\n"),
+            process.stderr()
         );
     }
 
@@ -265,7 +354,7 @@ impl Fixture {
     /// PID of the process spawned (READY's PID differs when it is a
     /// wrapper such as `unshare --fork`, or in another PID namespace).
     pub fn child_pid(&self) -> i32 {
-        self.child.id() as i32
+        self.process.pid()
     }
 
     /// PID that printed READY.
@@ -283,17 +372,17 @@ impl Fixture {
 
     /// Everything the fixture wrote to stderr so far.
     pub fn stderr(&self) -> String {
-        text(&self.stderr)
+        self.process.stderr()
     }
 
     /// Everything the fixture wrote to stdout after the READY line so far.
     pub fn stdout_after_ready(&self) -> String {
-        text(&self.after_ready)
+        self.process.stdout_so_far()
     }
 
     /// The fixture's exit status, if it has exited.
     pub fn try_exit_status(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.process.try_exit_status()
     }
 
     /// Panic with `msg` plus the fixture's stderr.
@@ -323,41 +412,23 @@ impl Fixture {
     /// sleeps (state S or D) in a system call and has stayed exactly so (same
     /// syscall and arguments, no context switch) for [`STABLE_FOR`].
     pub fn wait_blocked(&self, tids: &[i32]) {
-        let pids: Vec<i32> = tids
+        let threads: Vec<(i32, i32)> = tids
             .iter()
-            .map(|&t| tgid_of(t).unwrap_or_else(|e| self.fail(format_args!("thread {t} is gone: {e}"))))
+            .map(|&t| (tgid_of(t).unwrap_or_else(|e| self.fail(format_args!("thread {t} is gone: {e}"))), t))
             .collect();
-        // Per thread: the sample its current unchanged streak started with.
-        let mut streak: Vec<Option<(ThreadSample, Instant)>> = vec![None; tids.len()];
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let now = Instant::now();
-            let mut all_stable = true;
-            for (i, (&tid, &pid)) in tids.iter().zip(&pids).enumerate() {
-                let s = sample_thread(pid, tid)
-                    .unwrap_or_else(|e| self.fail(format_args!("cannot sample thread {tid}: {e}")));
-                let keep = matches!(&streak[i], Some((first, _)) if *first == s);
-                if !keep {
-                    streak[i] = s.is_blocked().then_some((s, now));
+        let blocked = |s: &ThreadSample| s.is_blocked().then(|| s.clone());
+        // A thread that exited will never block: fail at once, not after
+        // the timeout.
+        let listed = || {
+            for &(pid, tid) in &threads {
+                if let Err(e) = sample_thread(pid, tid) {
+                    self.fail(format_args!("cannot sample thread {tid}: {e}"));
                 }
-                let stable = matches!(&streak[i], Some((_, since)) if now.duration_since(*since) >= STABLE_FOR);
-                all_stable &= stable;
             }
-            if all_stable {
-                return;
-            }
-            if now > deadline {
-                let report: Vec<String> = tids
-                    .iter()
-                    .zip(&pids)
-                    .map(|(&t, &p)| format!("  {t}: {:?}", sample_thread(p, t)))
-                    .collect();
-                self.fail(format_args!(
-                    "threads not all blocked after {TIMEOUT:?}:\n{}",
-                    report.join("\n")
-                ));
-            }
-            std::thread::sleep(POLL);
+            threads.clone()
+        };
+        if let Err(e) = wait_threads(listed, blocked, STABLE_FOR) {
+            self.fail(format_args!("threads not all blocked: {e}"));
         }
     }
 
@@ -383,14 +454,13 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        kill_group(&self.child);
         for &pid in self.ready.pids.values() {
             // SAFETY: kill(2) on PIDs this fixture reported as its own.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
-        let _ = self.child.wait();
+        // Then `process` drops: its group is killed and it is reaped.
     }
 }
 

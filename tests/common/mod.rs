@@ -1,6 +1,15 @@
-//! Shared harness for the integration tests: build the fixture programs,
+//! The one harness for the integration tests: build the fixture programs,
 //! start them, wait for their READY line and for their threads to block, read
-//! /proc, run lockdump, and clean up (kill and reap) whatever was started.
+//! /proc, run lockdump on the live process or on a core of it, and clean up
+//! (kill and reap) whatever was started.
+//!
+//! One job per module: `build` (compiling fixtures), `fixture` (a spawned
+//! [`Process`], and a [`Fixture`] with a JSON READY line), `wait` (every
+//! poll-until-true wait), `procfs` (reading /proc), `dump` (`lockdump
+//! --json` live or on a core: [`TargetKind`]), `inproc` (capture and
+//! analysis through the library), `reliability` (the reliability fixtures
+//! and their health checks), `python` (the interpreters), `source` (line
+//! markers), `code` (reading machine code), `load` and `throttle`.
 //!
 //! Every wait polls a condition with a 60 s deadline, and every failure says
 //! what was expected, what was seen and what the fixture wrote to stderr: the
@@ -13,12 +22,16 @@
 
 pub mod build;
 pub mod code;
+pub mod dump;
 pub mod fixture;
+pub mod inproc;
 pub mod load;
 pub mod procfs;
 pub mod python;
+pub mod reliability;
 pub mod source;
 pub mod throttle;
+pub mod wait;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -28,13 +41,16 @@ pub use build::{
     build_c, build_cpp, build_shared_lib, c_fixture, cpp_fixture, rust_example, rust_example_with, RustBuild, Variant,
 };
 pub use code::{branches_ending_at, has_branch, Branch};
-pub use fixture::{Fixture, Ready};
+pub use dump::{dump, gcore, json_of, lockdump_json, Dump, TargetKind};
+pub use fixture::{Fixture, Process, Ready};
 pub use procfs::{
     blocked_signals, mapping_containing, process_state, read_mem, read_progress_u64s, read_u32, sample_thread,
-    task_exists, tgid_of, tracer_pid, Futex, ThreadSample, SYS_CLOCK_NANOSLEEP, SYS_FUTEX, SYS_NANOSLEEP, SYS_PAUSE,
+    task_exists, tgid_of, tids, tracer_pid, Futex, ThreadSample, SYS_CLOCK_NANOSLEEP, SYS_FUTEX, SYS_NANOSLEEP,
+    SYS_PAUSE,
 };
 pub use python::{for_each_python, python_fixture, python_interpreters, python_source, Interpreter};
-pub use source::marked_line;
+pub use source::{mark_comment_line, marked_line};
+pub use wait::{wait_for, wait_until, STABLE_FOR};
 
 /// Deadline for every wait (READY, blocked threads, lockdump runs).
 pub const TIMEOUT: Duration = Duration::from_secs(60);
@@ -101,22 +117,6 @@ pub fn run_lockdump(args: &[&str]) -> Output {
     let mut cmd = Command::new(lockdump_bin());
     cmd.args(args);
     fixture::output_with_timeout(cmd, TIMEOUT)
-}
-
-/// Poll `cond` every [`POLL`] until it holds; panic after [`TIMEOUT`] with
-/// `what` and the last value `probe` returned.
-pub fn wait_until<T: std::fmt::Debug>(what: &str, mut probe: impl FnMut() -> T, cond: impl Fn(&T) -> bool) -> T {
-    let deadline = std::time::Instant::now() + TIMEOUT;
-    loop {
-        let v = probe();
-        if cond(&v) {
-            return v;
-        }
-        if std::time::Instant::now() > deadline {
-            panic!("timed out after {TIMEOUT:?} waiting for {what}; last seen: {v:?}");
-        }
-        std::thread::sleep(POLL);
-    }
 }
 
 /// `101–140, 142`: what the folded header lists (runs of three or more as ranges).

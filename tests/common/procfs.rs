@@ -126,6 +126,11 @@ pub fn tgid_of(tid: i32) -> io::Result<i32> {
     parse_field(&std::fs::read_to_string(&path)?, "Tgid", &path)
 }
 
+/// The TIDs of PID's threads, sorted (none when it is gone).
+pub fn tids(pid: i32) -> Vec<i32> {
+    lockdump::proc::tasks(pid).unwrap_or_default()
+}
+
 /// Whether TID is (still) a thread of PID.
 pub fn task_exists(pid: i32, tid: i32) -> bool {
     task_dir(pid, tid).exists()

@@ -28,3 +28,12 @@ pub fn marked_line(path: &Path, key: &str) -> u32 {
         many => panic!("{marker} appears on lines {many:?} of {}", path.display()),
     }
 }
+
+/// The 1-based line of `path` that ends with the comment `# MARK:NAME` (the
+/// marker of tests/cpython.rs's Python fixtures). Panics when none does.
+pub fn mark_comment_line(path: &Path, name: &str) -> u32 {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let needle = format!("# MARK:{name}");
+    let found = text.lines().position(|l| l.trim_end().ends_with(&needle));
+    found.unwrap_or_else(|| panic!("no marker {needle} in {}", path.display())) as u32 + 1
+}

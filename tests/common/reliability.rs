@@ -1,87 +1,34 @@
-//! Small harness for the reliability tests: build the C fixtures in
-//! `fixtures/reliability/`, run them (READY line, kill-on-drop), run lockdump
-//! with a deadline, read a target's health from /proc and its progress
-//! counters from the file it maps.
+//! The reliability fixtures (fixtures/reliability/) and their health
+//! checks: a [`Target`] started from one (READY line with a PID, killed and
+//! reaped on drop), the progress counters a counting fixture maps, whether
+//! lockdump left a target unharmed (no stop, no tracer, no stray signal,
+//! every counter advancing), lockdump runs that must finish in bounded time
+//! ([`run_bounded`], [`Running`]), the seeded random generator, and the
+//! unprivileged test user.
 //!
-//! Kept deliberately small; it is to be folded into the main test harness.
+//! Use with `use common::reliability::*;` (plus what else the test needs
+//! from `common`).
 
-#![allow(dead_code)] // each test binary uses a different subset
-
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long to wait for anything that should happen "soon" on a loaded machine.
-pub const PATIENCE: Duration = Duration::from_secs(60);
+pub use super::build::{reliability_fixture as fixture, reliability_shared_lib as shared_lib};
+pub use super::fixture::Process;
+pub use super::wait::{wait_for, wait_n_threads_sleeping as wait_all_blocked};
+pub use super::procfs::{tids, tracer_pid};
+pub use super::{lockdump_bin, TIMEOUT};
 
-pub fn lockdump_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_lockdump")
-}
-
-fn src_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/reliability")
-}
-
-fn out_dir() -> PathBuf {
-    let d = Path::new(env!("CARGO_TARGET_TMPDIR")).join("reliability");
-    std::fs::create_dir_all(&d).expect("create fixture output dir");
-    d
-}
-
-/// Compile once per test binary; concurrent tests share the result.
-fn compile(name: &str, out_name: &str, extra: &[&str]) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
-    let built = BUILT.get_or_init(Default::default);
-    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(p) = built.get(out_name) {
-        return p.clone();
-    }
-    let src = src_dir().join(format!("{name}.c"));
-    let out = out_dir().join(out_name);
-    // Build to a private name, then rename: another test binary may be
-    // running an older copy of the same fixture.
-    let tmp = out_dir().join(format!("{out_name}.{}.tmp", std::process::id()));
-    let status = Command::new("cc")
-        .args(["-O1", "-g", "-pthread", "-fno-omit-frame-pointer", "-Wall"])
-        .args(extra)
-        .arg("-o")
-        .arg(&tmp)
-        .arg(&src)
-        .status()
-        .unwrap_or_else(|e| {
-            panic!(
-                "running cc for {}: {e}: install a C compiler (apt-get install gcc)",
-                src.display()
-            )
-        });
-    assert!(status.success(), "compiling {} failed", src.display());
-    std::fs::rename(&tmp, &out).expect("rename fixture");
-    built.insert(out_name.to_string(), out.clone());
-    out
-}
-
-/// The executable built from `fixtures/reliability/NAME.c`.
-pub fn fixture(name: &str) -> PathBuf {
-    let extra: &[&str] = if name == "dlhost" { &["-ldl"] } else { &[] };
-    compile(name, name, extra)
-}
-
-/// The shared library built from `fixtures/reliability/NAME.c`.
-pub fn shared_lib(name: &str) -> PathBuf {
-    compile(name, &format!("lib{name}.so"), &["-shared", "-fPIC"])
-}
-
-/// A fresh directory under the cargo tmp dir, removed on drop.
+/// A fresh directory in the scratch directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = out_dir().join(format!("{tag}-{}-{n}", std::process::id()));
+        let p = super::scratch_dir().join(format!("{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)
@@ -97,37 +44,24 @@ impl Drop for TempDir {
     }
 }
 
-/// A running fixture. Killed (SIGKILL) and reaped when dropped.
+/// A running reliability fixture. Killed (SIGKILL, with its process group)
+/// and reaped when dropped.
 pub struct Target {
-    pub child: Child,
+    pub process: Process,
     pub pid: i32,
     /// The counters file, for fixtures that count progress.
     pub counters: Option<PathBuf>,
-    lines: mpsc::Receiver<String>,
 }
 
 impl Target {
     /// Start `cmd` and wait for its `READY <pid>` line (the pid it prints is
     /// the one returned in `ready_pid`, e.g. a zombie child's).
-    pub fn start(mut cmd: Command, counters: Option<PathBuf>) -> (Target, i32) {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).stdin(Stdio::null());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
-        let pid = child.id() as i32;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+    pub fn start(cmd: Command, counters: Option<PathBuf>) -> (Target, i32) {
+        let process = Process::spawn(cmd);
         let mut t = Target {
-            child,
-            pid,
+            pid: process.pid(),
+            process,
             counters,
-            lines: rx,
         };
         let ready = t.expect_line("READY ");
         let ready_pid = ready
@@ -138,23 +72,9 @@ impl Target {
         (t, ready_pid)
     }
 
-    /// Wait (up to [`PATIENCE`]) for a line starting with `prefix`.
+    /// Wait (up to [`TIMEOUT`]) for a line starting with `prefix`.
     pub fn expect_line(&mut self, prefix: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) if l.starts_with(prefix) => return l,
-                Ok(_) => continue,
-                Err(_) => {
-                    let st = self.child.try_wait();
-                    panic!(
-                        "fixture {} printed no {prefix:?} line within {PATIENCE:?} (status {st:?})",
-                        self.pid
-                    );
-                }
-            }
-        }
+        self.process.wait_line(&format!("a line starting {prefix:?}"), |l| l.starts_with(prefix)).1
     }
 
     /// A counting fixture: `busy`, `churn` or `forker` with these arguments
@@ -172,18 +92,9 @@ impl Target {
 
     /// The fixture has not exited (it is our child, so a zombie is visible here).
     pub fn assert_alive(&mut self) {
-        match self.child.try_wait() {
-            Ok(None) => {}
-            other => panic!("target {} is dead: {other:?}", self.pid),
+        if let Some(status) = self.process.try_exit_status() {
+            panic!("target {} is dead: {status:?}\nstderr:\n{}", self.pid, self.process.stderr());
         }
-    }
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.pid, libc::SIGKILL) };
-        let _ = self.child.wait();
     }
 }
 
@@ -248,21 +159,9 @@ pub fn task_health(pid: i32, tid: i32) -> Option<TaskHealth> {
     })
 }
 
-pub fn tids(pid: i32) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|d| d.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect())
-        .unwrap_or_default();
-    v.sort_unstable();
-    v
-}
-
 /// Every live thread's health (threads that exit while being read are skipped).
 pub fn health(pid: i32) -> Vec<TaskHealth> {
     tids(pid).into_iter().filter_map(|t| task_health(pid, t)).collect()
-}
-
-pub fn tracer_of(pid: i32) -> i32 {
-    task_health(pid, pid).map(|h| h.tracer).unwrap_or(0)
 }
 
 /// Assert lockdump left no trace on a counting target: no thread stopped or
@@ -299,23 +198,11 @@ pub fn assert_unharmed(t: &mut Target, context: &str, allowed_pending: u64) {
             h.shd_pnd
         );
     }
-    wait_until(&format!("{context}: every counter of {} advances", t.pid), || {
+    wait_for(&format!("{context}: every counter of {} advances", t.pid), || {
         let now = t.progress();
         now.slots.iter().zip(&before.slots).all(|(a, b)| a > b)
     });
     t.assert_alive();
-}
-
-/// Poll `cond` every millisecond until it holds; panic after [`PATIENCE`].
-pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {PATIENCE:?} waiting until {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 /// How a lockdump run ended.
@@ -382,7 +269,7 @@ pub struct Running {
     err: std::thread::JoinHandle<String>,
 }
 
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+fn drain_all(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut s = String::new();
         let _ = r.read_to_string(&mut s);
@@ -394,8 +281,8 @@ impl Running {
     pub fn spawn(args: &[&str]) -> Running {
         let started = Instant::now();
         let mut child = lockdump_cmd(args).spawn().expect("spawn lockdump");
-        let out = drain(child.stdout.take().expect("piped stdout"));
-        let err = drain(child.stderr.take().expect("piped stderr"));
+        let out = drain_all(child.stdout.take().expect("piped stdout"));
+        let err = drain_all(child.stderr.take().expect("piped stderr"));
         Running {
             pid: child.id() as i32,
             child,
@@ -445,8 +332,10 @@ pub fn lockdump_cmd(args: &[&str]) -> Command {
     c
 }
 
-/// Run lockdump to completion (at most `limit`).
-pub fn run_lockdump(args: &[&str], limit: Duration) -> Run {
+/// Run lockdump to completion, failing if it runs longer than `limit` (the
+/// bound these tests assert; [`super::run_lockdump`] only guards against a
+/// hang).
+pub fn run_bounded(args: &[&str], limit: Duration) -> Run {
     Running::spawn(args).finish(limit)
 }
 
@@ -488,21 +377,6 @@ pub fn kill(pid: i32, sig: i32) {
     // SAFETY: plain kill(2).
     let r = unsafe { libc::kill(pid, sig) };
     assert_eq!(r, 0, "kill({pid}, {sig}): {}", std::io::Error::last_os_error());
-}
-
-/// Wait until every thread of `pid` is blocked in the kernel (state S or D,
-/// not running): the fixture has reached its steady state.
-pub fn wait_all_blocked(pid: i32, nthreads: usize) {
-    wait_until(&format!("all {nthreads} threads of {pid} block"), || {
-        let ts = tids(pid);
-        ts.len() == nthreads
-            && ts.iter().all(|&t| {
-                std::fs::read_to_string(format!("/proc/{pid}/task/{t}/syscall"))
-                    .map(|s| !s.starts_with("running"))
-                    .unwrap_or(false)
-                    && task_health(pid, t).is_some_and(|h| h.state == 'S')
-            })
-    });
 }
 
 /// The unprivileged account the security tests run lockdump as (created on
