@@ -390,7 +390,10 @@ fn render(
     } else {
         report::text(&doc, inspections, style, &ctx)
     };
-    let html = output.html.as_ref().map(|_| report::html(&doc, inspections, &ctx, code));
+    let html = output
+        .html
+        .as_ref()
+        .map(|_| report::html(&doc, inspections, &ctx, code));
     if let (Some(path), Some(html)) = (&output.html, html) {
         // Written before anything is printed: a report that could not be
         // saved is an error (exit 2, nothing on stdout), not a silent loss.

@@ -16,13 +16,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::inproc::{snapshot_from_proc, ProcSymbols};
+use common::wait::wait_futex_waits;
+use common::{mark_comment_line as marker_line, Process};
 use lockdump::capture::ProcessMemory;
 use lockdump::runtimes::cpython::{self, PythonProcess, PythonThread};
 use lockdump::runtimes::{Confidence, ProcessView, ResourceKind};
 use serde_json::Value;
-use common::inproc::{snapshot_from_proc, ProcSymbols};
-use common::wait::wait_futex_waits;
-use common::{mark_comment_line as marker_line, Process};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/python").join(name)
@@ -650,8 +650,8 @@ fn not_python() {
 /// reads and inspect again. Whatever the damage: no panic, bounded time.
 #[test]
 fn corrupted_interpreter_memory_never_panics() {
-    use lockdump::memory::BufferMemory;
     use lockdump::capture::{CopiedRegion, Memory};
+    use lockdump::memory::BufferMemory;
     use std::cell::RefCell;
     use std::collections::BTreeSet;
 
@@ -838,7 +838,14 @@ fn pid_namespace_python312() {
     let python = interpreter("3.12");
     let script = fixture("cpython_locks.py");
     let mut unshare = std::process::Command::new("unshare");
-    unshare.args(["--pid", "--fork", "--mount-proc", "--kill-child", &python, script.to_str().unwrap()]);
+    unshare.args([
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "--kill-child",
+        &python,
+        script.to_str().unwrap(),
+    ]);
     let mut t = Process::spawn(unshare);
     let lines = t.wait_for_line("READY");
     let facts: Value = serde_json::from_str(lines.last().unwrap()).unwrap();

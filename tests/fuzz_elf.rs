@@ -16,8 +16,8 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use lockdump::memory::BufferMemory;
 use lockdump::capture::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
+use lockdump::memory::BufferMemory;
 use lockdump::symbols::{ElfModule, MappedModule, ProcessSymbols};
 use lockdump::unwind::Unwinder;
 use object::{Object, ObjectSection, ObjectSymbol};

@@ -13,8 +13,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lockdump::memory::BufferMemory;
 use lockdump::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
+use lockdump::memory::BufferMemory;
 use lockdump::proc::parse::{parse_auxv, parse_maps};
 use lockdump::symbols::{ModuleCache, ProcessSymbols};
 use lockdump::unwind::{Unwinder, MAX_FRAMES};

@@ -14,7 +14,6 @@ use lockdump::graph::{self, Leads};
 use lockdump::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
 use lockdump::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
 
-
 fn wait_of<'a>(snap: &Snapshot, out: &'a [ThreadFindings], tid: i32) -> &'a Wait {
     out[index_of(snap, tid)]
         .wait

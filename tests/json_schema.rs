@@ -365,7 +365,9 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
             if strict {
                 for f in &sec.table {
                     if !obj.contains_key(f) {
-                        problems.push(format!("section {title:?} lists `{f}`, which `{path}` does not serialize"));
+                        problems.push(format!(
+                            "section {title:?} lists `{f}`, which `{path}` does not serialize"
+                        ));
                     }
                 }
             }

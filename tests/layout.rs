@@ -486,7 +486,11 @@ fn no_module_imports_one_that_imports_it_back() {
     let mut found = Vec::new();
     for (parent, graph) in &edges {
         for comp in loops(graph) {
-            let name = if parent.is_empty() { "crate".to_string() } else { format!("crate::{}", parent.join("::")) };
+            let name = if parent.is_empty() {
+                "crate".to_string()
+            } else {
+                format!("crate::{}", parent.join("::"))
+            };
             found.push(format!("  in {name}: {}", describe(graph, &comp)));
         }
     }
@@ -502,14 +506,20 @@ fn no_module_imports_one_that_imports_it_back() {
 /// name ending in `.rs` or `/` (`  capture/ ...`, `  graph.rs, graph/ ...`).
 fn architecture_order() -> Vec<String> {
     let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/architecture.md")).unwrap();
-    let section = doc.split("## Module tree").nth(1).expect("docs/architecture.md has a '## Module tree' section");
+    let section = doc
+        .split("## Module tree")
+        .nth(1)
+        .expect("docs/architecture.md has a '## Module tree' section");
     let block = section.split("```").nth(1).expect("the module tree is a code block");
     let mut out = Vec::new();
     for line in block.lines() {
         let Some(rest) = line.strip_prefix("  ").filter(|r| !r.starts_with(' ')) else {
             continue;
         };
-        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
         let after = &rest[name.len()..];
         if !name.is_empty() && (after.starts_with(".rs") || after.starts_with('/')) && !out.contains(&name) {
             out.push(name);
@@ -564,10 +574,22 @@ fn crate_modules_use_only_those_above_them_in_the_architecture() {
 /// process by now (issue 24).
 const MAY_READ_THE_LIVE_PROCESS: [(&str, &str); 6] = [
     ("proc", "the /proc readers"),
-    ("live", "the live target: every question asked of a running process after its capture"),
-    ("capture", "the capture: it reads /proc and the memory while the threads are stopped, and re-checks a captured wait"),
-    ("error", "explains why attaching to a PID failed (ptrace scope, dumpability, owner) before any capture"),
-    ("watchdog", "`lockdump run`: reaps and waits for the processes of its own command"),
+    (
+        "live",
+        "the live target: every question asked of a running process after its capture",
+    ),
+    (
+        "capture",
+        "the capture: it reads /proc and the memory while the threads are stopped, and re-checks a captured wait",
+    ),
+    (
+        "error",
+        "explains why attaching to a PID failed (ptrace scope, dumpability, owner) before any capture",
+    ),
+    (
+        "watchdog",
+        "`lockdump run`: reaps and waits for the processes of its own command",
+    ),
     ("demo", "`lockdump demo`: waits until its own child is in its deadlock"),
 ];
 
@@ -666,7 +688,12 @@ fn f(pid: i32) {
     let got: Vec<String> = live_reads(src).into_iter().map(|(l, w)| format!("{l}: {w}")).collect();
     assert_eq!(
         got,
-        ["3: crate::proc::stat", "5: proc::task_status(..)", "7: a /proc path", "8: ProcessMemory"]
+        [
+            "3: crate::proc::stat",
+            "5: proc::task_status(..)",
+            "7: a /proc path",
+            "8: ProcessMemory"
+        ]
     );
 }
 

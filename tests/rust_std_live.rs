@@ -13,7 +13,6 @@ use common::SYS_FUTEX;
 use lockdump::graph;
 use lockdump::runtimes::{Confidence, ResourceKind};
 
-
 fn run(
     mode: &str,
 ) -> (

@@ -15,9 +15,9 @@ pub mod stop;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::proc::MapEntry;
 pub use crate::live::{Live, ProcessMemory};
 pub use crate::memory::{CopiedRegion, Memory, MemoryError, SnapshotMemory};
+use crate::proc::MapEntry;
 
 /// x86_64 general-purpose registers of a stopped thread.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

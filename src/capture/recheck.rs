@@ -46,7 +46,9 @@ pub fn wait_still_holds(live: Live, t: &ThreadSnapshot, no_stop: bool) -> Result
                 if nr == captured.nr && args == captured.args && sp == t.regs.rsp && pc == t.regs.rip
         );
         // The count after the syscall line: see above.
-        let same_count = live.thread_status(t.tid).is_ok_and(|s| s.ctxt_switches == Some(switches));
+        let same_count = live
+            .thread_status(t.tid)
+            .is_ok_and(|s| s.ctxt_switches == Some(switches));
         return if same_line && same_count { Ok(()) } else { Err(RAN) };
     }
     if still_in_captured_syscall(live, t, captured) {

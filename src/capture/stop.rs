@@ -22,13 +22,13 @@ use nix::sys::signal::Signal;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::memory::CopiedRegion;
 use super::signals::DeferSignals;
 use super::{
     LeftRunning, RegisterSource, Registers, RuntimeCopy, Snapshot, SyscallState, ThreadSnapshot, Tracer,
     SYS_RESTART_SYSCALL,
 };
 use crate::error::{permission_denied, InspectError};
+use crate::memory::CopiedRegion;
 use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
 use crate::syscalls::OnStop;
 

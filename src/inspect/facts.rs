@@ -170,8 +170,7 @@ pub(super) fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict
             (Some(sys), _) => {
                 let mut s = format!("is in {}", crate::syscalls::describe(sys));
                 // What the fd is can only be asked of a live process.
-                let fd =
-                    live.and_then(|l| crate::syscalls::waited_fd(sys).and_then(|fd| l.fd_description(fd)));
+                let fd = live.and_then(|l| crate::syscalls::waited_fd(sys).and_then(|fd| l.fd_description(fd)));
                 if let Some(fd) = fd {
                     s.push_str(&format!(" — {fd}"));
                 }

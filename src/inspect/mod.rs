@@ -19,8 +19,8 @@ use crate::unwind::{Unwinder, Walk};
 mod confirm;
 mod facts;
 
-use confirm::{confirm_starvations, confirm_stuck, confirmed_graph};
 pub use confirm::STUCK_CONFIRM;
+use confirm::{confirm_starvations, confirm_stuck, confirmed_graph};
 use facts::{add_cross_process_holds, describe_waited_behind, own_shared_mp_locks, peers_of, process_awaits};
 
 /// Processes with at least this many threads get their DWARF prepared on a

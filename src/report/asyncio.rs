@@ -632,7 +632,10 @@ mod tests {
                 },
                 r#"{"kind":"primitive","primitive":"lock","address":"0x40","name":null,"how":"Lock.acquire"}"#,
             ),
-            (Awaits::Sleep { seconds: Some(1.5) }, r#"{"kind":"sleep","seconds":1.5}"#),
+            (
+                Awaits::Sleep { seconds: Some(1.5) },
+                r#"{"kind":"sleep","seconds":1.5}"#,
+            ),
             (Awaits::Sleep { seconds: None }, r#"{"kind":"sleep","seconds":null}"#),
             (
                 Awaits::NotSuspended { why: "running".into() },

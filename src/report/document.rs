@@ -20,8 +20,8 @@ use super::json::{self, Process, Thread};
 use super::verdict::{JsonDeadlock, JsonVerdict};
 use super::Context;
 use crate::graph::Verdict;
-use crate::live::identity::{rfc3339, Host};
 use crate::inspect::Inspection;
+use crate::live::identity::{rfc3339, Host};
 use crate::watch::Watched;
 
 /// The whole report, as `--json` writes it (schema [`json::SCHEMA_VERSION`]).

@@ -70,9 +70,9 @@ impl<'a> Index<'a> {
     /// Holds no lock and waits for nothing with a known owner: may be
     /// folded with threads like it.
     pub fn holds_nothing_waits_for_no_owner(&self, id: ThreadId) -> bool {
-        self.threads.get(&id).is_some_and(|t| {
-            t.holds.is_empty() && t.blocked_on.as_ref().map_or(true, |w| w.owner_tid.is_none())
-        })
+        self.threads
+            .get(&id)
+            .is_some_and(|t| t.holds.is_empty() && t.blocked_on.as_ref().map_or(true, |w| w.owner_tid.is_none()))
     }
 
     pub(super) fn frames(&self, id: ThreadId) -> &'a [Frame] {

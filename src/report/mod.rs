@@ -16,8 +16,8 @@ pub mod watch;
 use std::fmt::Write;
 
 use crate::graph::Verdict;
-use crate::live::identity::{rfc3339, Host, ProcessIdentity};
 use crate::inspect::Inspection;
+use crate::live::identity::{rfc3339, Host, ProcessIdentity};
 use document::Report;
 use style::{clean, Style};
 
@@ -231,7 +231,12 @@ pub fn render_text_with(inspections: &[Inspection], verdict: &Verdict, style: &S
 /// ones it was built from).
 pub fn text(report: &Report, inspections: &[Inspection], style: &Style, ctx: &Context) -> String {
     let mut out = String::new();
-    out.push_str(&verdict::text(&report.threads, report.processes.len(), report.graph, style));
+    out.push_str(&verdict::text(
+        &report.threads,
+        report.processes.len(),
+        report.graph,
+        style,
+    ));
     for ins in inspections {
         // A C library that could not be identified: say which layouts were assumed.
         if ins.libc.name.is_none() {

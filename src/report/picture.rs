@@ -20,10 +20,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-use super::labels::{kind_label, resource_label};
-use super::style::clean;
 use super::document::Report;
 use super::json::Thread;
+use super::labels::{kind_label, resource_label};
+use super::style::clean;
 use crate::graph::{resource_key, ResourceKey, ThreadId};
 use crate::runtimes::{Confidence, Resource, ResourceKind};
 
@@ -207,10 +207,7 @@ fn build(report: &Report, title: &str) -> Picture {
             if fold.len() > 6 {
                 tids.push("…".into());
             }
-            let names: BTreeSet<&str> = fold
-                .iter()
-                .map(|w| w.thread.name)
-                .collect();
+            let names: BTreeSet<&str> = fold.iter().map(|w| w.thread.name).collect();
             let mut shown_names: Vec<String> = names.iter().take(4).map(|n| clean(n)).collect();
             if names.len() > 4 {
                 shown_names.push("…".into());
@@ -398,12 +395,7 @@ fn html_escape(s: &str) -> String {
 
 /// One self-contained HTML file (`--html FILE`): the verdict, the graph as
 /// inline SVG and the text report. No script, no external resource.
-pub fn render_html(
-    report: &Report,
-    headline: &str,
-    facts: &[(String, String)],
-    text_report: &str,
-) -> String {
+pub fn render_html(report: &Report, headline: &str, facts: &[(String, String)], text_report: &str) -> String {
     let svg = render_svg(report, headline);
     let deadlock = !report.graph.deadlocks.is_empty();
     let mut out = String::new();

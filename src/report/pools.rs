@@ -6,10 +6,10 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use super::index::Index;
+use super::json::JsonTaskWait;
 use super::labels::{hex, site_label};
 use super::style::{clean, Style};
 use crate::graph::{PoolStarvation, Verdict};
-use super::json::JsonTaskWait;
 use crate::runtimes::{TaskPlace, TaskPool, TaskWait};
 
 /// `ThreadPoolExecutor executor (0x7f..., threads ThreadPoolExecutor-0_*)`.

@@ -208,4 +208,3 @@ pub fn all_threads(report: &Report, pid: i32, style: &Style) -> String {
     }
     out
 }
-

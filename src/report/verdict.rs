@@ -603,7 +603,11 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
     let mut rows: Vec<Row> = Vec::new();
     for t in threads {
         let id = (t.pid, t.tid);
-        let timeout = t.timeout.as_ref().map(|to| format!(" ({})", to.text)).unwrap_or_default();
+        let timeout = t
+            .timeout
+            .as_ref()
+            .map(|to| format!(" ({})", to.text))
+            .unwrap_or_default();
         let (what, owner, conf) = match &t.blocked_on {
             Some(w) => (
                 resource_label(&w.resource) + &timeout,

@@ -421,8 +421,8 @@ pub(super) fn code_holders(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::capture::ThreadSnapshot;
+    use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
 

@@ -18,7 +18,6 @@ pub mod sample;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-
 use crate::graph::ThreadId;
 use crate::inspect::Inspection;
 use crate::runtimes::cpython::runtime::find_runtime_in;
@@ -88,7 +87,8 @@ pub fn confirm_cycles(w: &mut Watched, deadlocks: &[crate::graph::Deadlock]) {
 /// Watch every inspected process for `duration`. The target is never
 /// stopped; a process that exits ends its part of the watch.
 pub fn watch(inspections: &[Inspection], cache: &ModuleCache, duration: Duration) -> Watched {
-    let mut samplers: Vec<(Sampler, Vec<CapturedWait>)> = inspections.iter().filter_map(|ins| setup(ins, cache)).collect();
+    let mut samplers: Vec<(Sampler, Vec<CapturedWait>)> =
+        inspections.iter().filter_map(|ins| setup(ins, cache)).collect();
     settle(&samplers);
     let t0 = Instant::now();
     let mut samples: Vec<Vec<sample::Sample>> = vec![Vec::new(); samplers.len()];

@@ -232,7 +232,9 @@ pub fn reliability_shared_lib(name: &str) -> PathBuf {
 /// tests/data/native/NAME.c (the analyzer tests' own fixtures, which print
 /// `READY key=value ...`) compiled with `cc -O2 -pthread`.
 pub fn native_c(name: &str) -> PathBuf {
-    let inputs = [super::manifest_dir().join("tests/data/native").join(format!("{name}.c"))];
+    let inputs = [super::manifest_dir()
+        .join("tests/data/native")
+        .join(format!("{name}.c"))];
     let out = scratch_subdir("native").join(name);
     compile(&inputs, &["-O2", "-pthread"], &out, false);
     out
@@ -241,7 +243,9 @@ pub fn native_c(name: &str) -> PathBuf {
 /// tests/data/native/NAME.rs compiled with `rustc -O --edition 2021` (the
 /// toolchain running the tests, or `$RUSTC`).
 pub fn native_rust(name: &str) -> PathBuf {
-    let inputs = [super::manifest_dir().join("tests/data/native").join(format!("{name}.rs"))];
+    let inputs = [super::manifest_dir()
+        .join("tests/data/native")
+        .join(format!("{name}.rs"))];
     let out = scratch_subdir("native").join(name);
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     compile_with(&rustc, &inputs, &["-O", "--edition", "2021"], &out, false);

@@ -117,7 +117,12 @@ pub fn dump(kind: TargetKind, pids: &[i32], extra: &[&str]) -> Dump {
     args.extend(extra.iter().map(|s| s.to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let d = lockdump_json(&args, kind);
-    assert_eq!(d.json["source"]["kind"], kind.name(), "lockdump {args:?}: {}", d.json["source"]);
+    assert_eq!(
+        d.json["source"]["kind"],
+        kind.name(),
+        "lockdump {args:?}: {}",
+        d.json["source"]
+    );
     d
 }
 

@@ -414,7 +414,12 @@ impl Fixture {
     pub fn wait_blocked(&self, tids: &[i32]) {
         let threads: Vec<(i32, i32)> = tids
             .iter()
-            .map(|&t| (tgid_of(t).unwrap_or_else(|e| self.fail(format_args!("thread {t} is gone: {e}"))), t))
+            .map(|&t| {
+                (
+                    tgid_of(t).unwrap_or_else(|e| self.fail(format_args!("thread {t} is gone: {e}"))),
+                    t,
+                )
+            })
             .collect();
         let blocked = |s: &ThreadSample| s.is_blocked().then(|| s.clone());
         // A thread that exited will never block: fail at once, not after

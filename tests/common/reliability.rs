@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 pub use super::build::{reliability_fixture as fixture, reliability_shared_lib as shared_lib};
 pub use super::fixture::Process;
-pub use super::wait::{wait_for, wait_n_threads_sleeping as wait_all_blocked};
 pub use super::procfs::{tids, tracer_pid};
+pub use super::wait::{wait_for, wait_n_threads_sleeping as wait_all_blocked};
 pub use super::{lockdump_bin, TIMEOUT};
 
 /// A fresh directory in the scratch directory, removed on drop.
@@ -74,7 +74,9 @@ impl Target {
 
     /// Wait (up to [`TIMEOUT`]) for a line starting with `prefix`.
     pub fn expect_line(&mut self, prefix: &str) -> String {
-        self.process.wait_line(&format!("a line starting {prefix:?}"), |l| l.starts_with(prefix)).1
+        self.process
+            .wait_line(&format!("a line starting {prefix:?}"), |l| l.starts_with(prefix))
+            .1
     }
 
     /// A counting fixture: `busy`, `churn` or `forker` with these arguments
@@ -93,7 +95,11 @@ impl Target {
     /// The fixture has not exited (it is our child, so a zombie is visible here).
     pub fn assert_alive(&mut self) {
         if let Some(status) = self.process.try_exit_status() {
-            panic!("target {} is dead: {status:?}\nstderr:\n{}", self.pid, self.process.stderr());
+            panic!(
+                "target {} is dead: {status:?}\nstderr:\n{}",
+                self.pid,
+                self.process.stderr()
+            );
         }
     }
 }

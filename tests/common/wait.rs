@@ -66,7 +66,8 @@ pub fn wait_threads<K: PartialEq + Debug>(
                     None => streak.remove(&(pid, tid)),
                 };
             }
-            all_stable &= matches!(streak.get(&(pid, tid)), Some((_, since)) if now.duration_since(*since) >= stable_for);
+            all_stable &=
+                matches!(streak.get(&(pid, tid)), Some((_, since)) if now.duration_since(*since) >= stable_for);
             last.push(format!("  {pid}/{tid}: {sample:?}"));
         }
         if all_stable {
@@ -75,7 +76,11 @@ pub fn wait_threads<K: PartialEq + Debug>(
         if now > deadline {
             return Err(format!(
                 "threads not all settled (each for {stable_for:?}) after {TIMEOUT:?}; last seen:\n{}",
-                if last.is_empty() { "  (no threads listed)".to_string() } else { last.join("\n") }
+                if last.is_empty() {
+                    "  (no threads listed)".to_string()
+                } else {
+                    last.join("\n")
+                }
             ));
         }
         std::thread::sleep(POLL);

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_313, PYENV_3130_DEBUG_OFFSETS};
-use crate::memory::BufferMemory;
 use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
+use crate::memory::BufferMemory;
 use crate::runtimes::{ProcessView, SymbolLookup};
 
 const BASE: u64 = 0x10_0000;

@@ -151,7 +151,15 @@ pub fn show(
     let mut python_name_notes = vec![None; snapshot.threads.len()];
     let mut python_stack_notes: Vec<Option<String>> = vec![None; snapshot.threads.len()];
     if let Some(py) = python {
-        apply(py, snapshot, native, show_native, &mut stacks, findings, &mut python_names);
+        apply(
+            py,
+            snapshot,
+            native,
+            show_native,
+            &mut stacks,
+            findings,
+            &mut python_names,
+        );
         for pt in &py.threads {
             if let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) {
                 python_name_notes[i] = pt.name_note.clone();

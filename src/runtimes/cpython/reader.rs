@@ -111,8 +111,8 @@ impl Memory for CachedMemory<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::BufferMemory;
     use crate::capture::CopiedRegion;
+    use crate::memory::BufferMemory;
 
     #[test]
     fn reads_across_pages_and_falls_back() {

@@ -15,8 +15,8 @@
 use std::time::Duration;
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314, DEBUG_OFFSETS_315};
-use crate::memory::BufferMemory;
 use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
+use crate::memory::BufferMemory;
 use crate::runtimes::{Confidence, ProcessView, ResourceKind, SymbolLookup};
 
 const BASE: u64 = 0x7000_0000;

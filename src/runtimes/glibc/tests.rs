@@ -1,8 +1,8 @@
 //! glibc analyzer over hand-built memory images.
 
 use super::*;
-use crate::memory::{BufferMemory, CopiedRegion};
 use crate::capture::{Snapshot, SyscallState};
+use crate::memory::{BufferMemory, CopiedRegion};
 use crate::runtimes::frames::testing::stack;
 use crate::runtimes::owners::testing::{anon_map, futex, snapshot, thread, Symbols, Tasks};
 use crate::runtimes::owners::NoTasks;
