@@ -4,8 +4,13 @@
 //! before it is reported, through `Live` and `capture::recheck`. A core
 //! file is one instant: its threads are never looked at again.
 
-#[allow(unused_imports)]
-use super::*;
+use std::time::Duration;
+
+use super::Inspection;
+use crate::capture::SYS_RESTART_SYSCALL;
+use crate::graph::{self, Verdict};
+use crate::proc::SyscallLine;
+use crate::runtimes::{Owner, ResourceKind};
 
 /// A starved pool rests on one instant too, and its futures and queue are
 /// read after the threads were let go: its workers must stay still (as for

@@ -3,8 +3,9 @@
 //! live target), asyncio awaits, what a waited-behind thread is doing, and
 //! the multiprocessing locks shared across processes.
 
-#[allow(unused_imports)]
-use super::*;
+use super::Inspection;
+use crate::graph::{self, Verdict};
+use crate::runtimes::ResourceKind;
 
 /// For each thread waiting for input that only known processes can give —
 /// reading a pipe, or waiting for a child — those processes (read from

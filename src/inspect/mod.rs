@@ -5,13 +5,12 @@
 use std::time::{Duration, Instant};
 
 use crate::capture::stop::{capture_hooked, CaptureOptions};
-use crate::capture::{RegisterSource, Snapshot, ThreadSnapshot, Tracer, SYS_RESTART_SYSCALL};
+use crate::capture::{RegisterSource, Snapshot, ThreadSnapshot, Tracer};
 use crate::error::InspectError;
 use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
-use crate::proc::SyscallLine;
 use crate::runtimes::cpython;
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
-use crate::runtimes::{native, Owner, ProcessView, ResourceKind, SymbolLookup, ThreadFindings};
+use crate::runtimes::{native, ProcessView, SymbolLookup, ThreadFindings};
 use crate::stacks::Stack;
 use crate::symbols::{prefetch, ModuleCache, ProcessSymbols};
 use crate::unwind::{Unwinder, Walk};
