@@ -1997,6 +1997,44 @@ fn threads_idle_wait_on_a_condvar() {
     }
 }
 
+/// A stuck process with more threads than lockdump may keep descriptors
+/// open for: the confirmation window keeps each thread's status file open
+/// between its two looks (`live::Looks`) only within a budget below
+/// RLIMIT_NOFILE, and reads the rest by path. Without the budget the looks
+/// past the limit failed (EMFILE), read as threads that moved, and the
+/// stuck verdict of a 10,000-thread process became "no hang found". Here
+/// 256 descriptors leave none to keep (512 are reserved) for 301 threads.
+#[test]
+fn stuck_holds_with_fewer_descriptors_than_threads() {
+    use std::os::unix::process::CommandExt;
+    let fx = Fixture::spawn_blocked(c_fixture("threads_idle", Variant::Debug, &["300"]));
+    let mut cmd = std::process::Command::new(common::lockdump_bin());
+    cmd.args(["--json", "-p", &fx.pid().to_string()]);
+    // SAFETY: only setrlimit between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let started = Instant::now();
+    let out = common::fixture::output_with_timeout(cmd, common::TIMEOUT);
+    let json = common::json_of(&out, "lockdump --json with 256 descriptors");
+    let run = Dump {
+        kind: TargetKind::Live,
+        out,
+        json,
+        elapsed: started.elapsed(),
+    };
+    check_stuck(&fx, &run, fx.pid(), &[]);
+}
+
 /// Three call chains wait for lock_nested, which main holds while it sits
 /// in pause(): waits with an exact owner that is not waiting for anything.
 #[test]

@@ -301,8 +301,22 @@ impl Snapshot {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         self.threads.iter().filter(|t| t.state == 'R').count() > cpus
     }
+    /// Thread `tid`. A live capture's threads are sorted by TID (a binary
+    /// search: owners are looked up for every waiting thread, and a linear
+    /// scan made that quadratic in a 10,000-thread process); a core's come
+    /// in its notes' order, so a miss falls back to a scan.
     pub fn thread(&self, tid: i32) -> Option<&ThreadSnapshot> {
-        self.threads.iter().find(|t| t.tid == tid)
+        match self.threads.binary_search_by_key(&tid, |t| t.tid) {
+            Ok(i) => Some(&self.threads[i]),
+            Err(_) => self.threads.iter().find(|t| t.tid == tid),
+        }
+    }
+    /// The index of thread `tid` in `threads` (see [`Snapshot::thread`]).
+    pub fn thread_index(&self, tid: i32) -> Option<usize> {
+        match self.threads.binary_search_by_key(&tid, |t| t.tid) {
+            Ok(i) => Some(i),
+            Err(_) => self.threads.iter().position(|t| t.tid == tid),
+        }
     }
     /// Map a TID as the target sees it (its PID namespace) to the host TID.
     pub fn host_tid(&self, ns_tid: i32) -> Option<i32> {
@@ -310,8 +324,7 @@ impl Snapshot {
     }
     /// The mapping that contains `addr`.
     pub fn mapping(&self, addr: u64) -> Option<&MapEntry> {
-        let i = self.maps.partition_point(|m| m.end <= addr);
-        self.maps.get(i).filter(|m| m.contains(addr))
+        MapEntry::find(&self.maps, addr)
     }
     pub fn vdso_base(&self) -> Option<u64> {
         self.auxv

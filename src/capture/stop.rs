@@ -29,6 +29,7 @@ use super::{
 };
 use crate::error::{permission_denied, InspectError};
 use crate::memory::CopiedRegion;
+use crate::proc::task_files::{keep_open_budget, TaskFiles};
 use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
 use crate::syscalls::OnStop;
 
@@ -93,7 +94,7 @@ struct ThreadInfo {
     /// `/proc/TID/syscall`, waits on the run queue of the CPU the thread last
     /// ran on, which during a stop is busy taking the threads already
     /// interrupted into their stops: ~6 µs a thread inside the pause
-    /// (bench/README). `None` past [`KEEP_OPEN_MAX`] descriptors, or when
+    /// (bench/README). `None` past `task_files::KEEP_OPEN_MAX` descriptors, or when
     /// the kernel keeps no such counts (all zero).
     unmoved: Option<(std::fs::File, Box<str>)>,
 }
@@ -289,7 +290,7 @@ pub fn capture_hooked(
     // re-read the map only if some thread's SP is not covered.
     if threads
         .iter()
-        .any(|t| t.regs.rsp != 0 && !maps.iter().any(|m| m.contains(t.regs.rsp)))
+        .any(|t| t.regs.rsp != 0 && MapEntry::find(&maps, t.regs.rsp).is_none())
     {
         if let Ok(m) = proc::maps(mm) {
             maps = m;
@@ -403,105 +404,11 @@ fn already_traced(pid: i32, tracer: i32) -> InspectError {
     }
 }
 
-/// Reads the per-thread /proc files capture needs before the stop.
-///
-/// A pool of thousands of threads means thousands of these reads on the
-/// critical path (they were a quarter of lockdump's time on 1000 threads), so
-/// each is one `openat` relative to an open /proc/PID/task (no walk of the
-/// full path) and one `read` into a reused buffer, where
-/// `fs::read_to_string` adds an `fstat`, a 32-byte probe read and a final
-/// empty read. `stat` and `wchan` are single-record seq files: a read shorter
-/// than the buffer has returned all of it.
-struct TaskFiles {
-    dir: std::fs::File,
-    buf: Vec<u8>,
-}
-
-/// Largest /proc file read through [`TaskFiles`] (a `stat` line is < 1 KiB).
-const TASK_FILE_MAX: usize = 64 * 1024;
-
-impl TaskFiles {
-    fn open(pid: i32) -> Option<TaskFiles> {
-        let dir = std::fs::File::open(format!("/proc/{pid}/task")).ok()?;
-        Some(TaskFiles {
-            dir,
-            buf: vec![0; 4096],
-        })
-    }
-
-    /// The text of /proc/PID/task/TID/NAME. Thread names are bytes, not
-    /// necessarily UTF-8: invalid sequences become U+FFFD, as everywhere else.
-    fn read(&mut self, tid: i32, name: &str) -> std::io::Result<std::borrow::Cow<'_, str>> {
-        let file = self.open_file(tid, name)?;
-        self.read_again(&file)
-    }
-
-    /// /proc/PID/task/TID/NAME, opened for [`TaskFiles::read_again`].
-    fn open_file(&self, tid: i32, name: &str) -> std::io::Result<std::fs::File> {
-        use std::os::fd::{AsRawFd, FromRawFd};
-        let path = std::ffi::CString::new(format!("{tid}/{name}")).map_err(std::io::Error::other)?;
-        // SAFETY: a NUL-terminated path and a directory fd that outlives the call.
-        let fd = unsafe { libc::openat(self.dir.as_raw_fd(), path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        Ok(unsafe { std::fs::File::from_raw_fd(fd) })
-    }
-
-    /// The whole text of an open /proc file, read from its start: a seq file
-    /// read at offset 0 is generated afresh, so a descriptor kept open gives
-    /// the file's current content on every call.
-    fn read_again(&mut self, file: &std::fs::File) -> std::io::Result<std::borrow::Cow<'_, str>> {
-        use std::os::unix::fs::FileExt;
-        let mut filled = 0;
-        loop {
-            match file.read_at(&mut self.buf[filled..], filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            if filled < self.buf.len() {
-                break;
-            }
-            if self.buf.len() >= TASK_FILE_MAX {
-                return Err(std::io::Error::other("unexpectedly large /proc file"));
-            }
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        Ok(String::from_utf8_lossy(&self.buf[..filled]))
-    }
-}
-
 /// Most threads one reader of [`thread_infos`] handles (more readers start
 /// only for larger processes: starting one costs about as much as 5 reads).
 const TIDS_PER_READER: usize = 128;
 /// Most reader threads, the capturing thread included.
 const MAX_READERS: usize = 4;
-/// Most `/proc/TID/schedstat` descriptors kept open from the reads before
-/// the stop to the stop (see [`ThreadInfo::unmoved`]), and how many
-/// descriptors below the soft `RLIMIT_NOFILE` are left to everything else
-/// (the symbol prefetch thread opens files meanwhile). Threads past the
-/// bound are read by path during the stop, as before. Each kept file holds
-/// a page of kernel memory (its seq_file buffer) until the capture ends:
-/// 4096 files are 16 MiB.
-const KEEP_OPEN_MAX: usize = 4096;
-const KEEP_OPEN_RESERVE: u64 = 512;
-
-/// How many descriptors [`thread_infos`] may keep open.
-fn keep_open_budget() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct passed.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return 0;
-    }
-    (lim.rlim_cur.saturating_sub(KEEP_OPEN_RESERVE)).min(KEEP_OPEN_MAX as u64) as usize
-}
-
 /// The [`ThreadInfo`] of every thread of `tids` still alive, read through
 /// `files` and, for a large process, helper threads. Each thread's reads are independent syscalls (~20 µs of kernel
 /// time for `stat` and `wchan`, the largest part of capture before the stop
@@ -927,8 +834,7 @@ fn copy_wait_words(pid: i32, threads: &[ThreadSnapshot], maps: &[MapEntry]) -> V
         .filter(|s| s.nr == crate::syscalls::nr::FUTEX || s.nr == SYS_RESTART_SYSCALL)
         .filter_map(|s| {
             let addr = s.args[0];
-            let i = maps.partition_point(|m| m.end <= addr);
-            let m = maps.get(i).filter(|m| m.contains(addr) && m.readable)?;
+            let m = MapEntry::find(maps, addr).filter(|m| m.readable)?;
             let start = (addr.saturating_sub(WAIT_WINDOW) & !7).max(m.start);
             let end = addr.saturating_add(WAIT_WINDOW).min(m.end);
             (end > start).then_some((start, end))
@@ -1055,6 +961,7 @@ fn wait_loop(
     pending: &mut usize,
     timeout: Duration,
 ) -> Result<(), InspectError> {
+    let mut searched_from = i32::MIN;
     while *pending > 0 {
         if let Some(sig) = signals.received() {
             return Err(InspectError::Interrupted(sig));
@@ -1098,11 +1005,17 @@ fn wait_loop(
         }
         // Wait for a specific thread: the kernel finds it directly, whereas
         // waiting for any tracee scans all of them (quadratic for big pools).
+        // A thread never returns to Stopping within one wait, so the search
+        // resumes where the last one ended (from the start, it was
+        // quadratic here too: a tenth of the pause at 10,000 threads).
         let next = att
             .tracees
-            .iter()
+            .range(searched_from..)
             .find(|(_, s)| **s == Tracee::Stopping)
             .map(|(t, _)| Pid::from_raw(*t));
+        if let Some(p) = next {
+            searched_from = p.as_raw();
+        }
         let status = waitpid(next, Some(WaitPidFlag::__WALL));
         let (tid, new_state) = match status {
             Err(Errno::EINTR) => continue,
@@ -1218,8 +1131,7 @@ pub(crate) fn find_entering_calls(threads: &mut [ThreadSnapshot], mem: &dyn supe
 /// The range of stack to copy for a thread: from below the red zone up to
 /// `stack_bytes` above SP, clipped to the stack's mapping.
 pub(crate) fn stack_range(sp: u64, maps: &[MapEntry], stack_bytes: usize) -> Option<(u64, u64)> {
-    let i = maps.partition_point(|m| m.end <= sp);
-    let m = maps.get(i).filter(|m| m.contains(sp) && m.readable)?;
+    let m = MapEntry::find(maps, sp).filter(|m| m.readable)?;
     let start = sp.saturating_sub(RED_ZONE).max(m.start);
     let end = sp.saturating_add(stack_bytes as u64).min(m.end);
     (end > start).then_some((start, end))

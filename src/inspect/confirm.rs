@@ -4,11 +4,13 @@
 //! before it is reported, through `Live` and `capture::recheck`. A core
 //! file is one instant: its threads are never looked at again.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::Inspection;
 use crate::capture::SYS_RESTART_SYSCALL;
 use crate::graph::{self, Verdict};
+use crate::live::{Live, Looks};
 use crate::proc::SyscallLine;
 use crate::runtimes::{Owner, ResourceKind};
 
@@ -93,15 +95,17 @@ pub(super) const STUCK_CONFIRM_WINDOWS: usize = 5;
 
 /// For each of `stucks`, the threads that ran or left their captured call
 /// during one shared window of [`STUCK_CONFIRM`] (and any thread that appeared).
+///
+/// Each thread is looked at twice: its status (state and context switches)
+/// and then its system call before the window, its status after. A thread
+/// that slept (state S) at both looks with the same count of switches did
+/// not run in between, so it is still in the call seen before the window
+/// (read after the first count: had it run between the two reads, the
+/// second count would differ) and its call need not be read again. A GIL
+/// waiter wakes every 5 ms by design: for it only the call counts, read at
+/// both looks. The files are kept open between the looks ([`Looks`]): a
+/// 1000-thread process is 3000 reads around the window.
 pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<(i32, i32)>> {
-    // A thread that was woken but has not run yet still shows its wait and
-    // its old switch count: only a sleeping one (state S) is still.
-    let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>, bool)> {
-        let live = crate::live::Live::process(pid);
-        let line = live.thread_syscall(tid).ok();
-        let status = live.thread_status(tid).ok()?;
-        Some((line, status.ctxt_switches, status.state == 'S'))
-    };
     // Only threads of live processes can be looked at again.
     let threads_of = |s: &graph::Stuck| -> Vec<(i32, i32)> {
         s.threads
@@ -110,33 +114,61 @@ pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuc
             .filter(|&(p, _)| is_live(inspections, p))
             .collect()
     };
-    let before: Vec<Vec<_>> = stucks
+    let mut looks: BTreeMap<i32, Looks> = BTreeMap::new();
+    let before: Vec<Vec<Option<Look>>> = stucks
         .iter()
-        .map(|s| threads_of(s).iter().map(|&(p, t)| look(p, t)).collect())
+        .map(|s| {
+            threads_of(s)
+                .iter()
+                .map(|&(p, t)| {
+                    let l = looks_of(&mut looks, p);
+                    let status = l.status(t).ok()?;
+                    let line = l.syscall(t).ok();
+                    Some(Look {
+                        line,
+                        switches: status.ctxt_switches,
+                        asleep: status.state == 'S',
+                    })
+                })
+                .collect()
+        })
         .collect();
     std::thread::sleep(STUCK_CONFIRM);
     stucks
         .iter()
         .zip(&before)
-        .map(|(s, before)| moved_after(inspections, s, &threads_of(s), before, &look))
+        .map(|(s, before)| moved_after(inspections, s, &threads_of(s), before, &mut looks))
         .collect()
 }
 
-/// Per thread's look: its syscall line, context switches, and whether it sleeps.
-pub(super) type Look = Option<(Option<SyscallLine>, Option<u64>, bool)>;
+/// The looks at `pid`'s threads, opened on first use.
+fn looks_of(looks: &mut BTreeMap<i32, Looks>, pid: i32) -> &mut Looks {
+    looks.entry(pid).or_insert_with(|| Live::process(pid).looks())
+}
+
+/// One look at a thread: its system call (if readable), its count of
+/// context switches, and whether it sleeps (state S). A thread that was
+/// woken but has not run yet still shows its wait and its old count: only
+/// a sleeping one is still.
+pub(super) struct Look {
+    line: Option<SyscallLine>,
+    switches: Option<u64>,
+    asleep: bool,
+}
 
 /// The threads of `s` whose look now differs from `before` (or that appeared).
-pub(super) fn moved_after(
+fn moved_after(
     inspections: &[Inspection],
     s: &graph::Stuck,
     threads: &[(i32, i32)],
-    before: &[Look],
-    look: &dyn Fn(i32, i32) -> Look,
+    before: &[Option<Look>],
+    looks: &mut BTreeMap<i32, Looks>,
 ) -> Vec<(i32, i32)> {
     let mut moved = Vec::new();
     if s.whole_process {
-        let now = crate::live::Live::process(s.pid).threads().unwrap_or_default();
-        if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
+        let now = Live::process(s.pid).threads().unwrap_or_default();
+        let listed: std::collections::HashSet<(i32, i32)> = s.threads.iter().copied().collect();
+        if let Some(&t) = now.iter().find(|t| !listed.contains(&(s.pid, **t))) {
             moved.push((s.pid, t));
         }
     }
@@ -144,7 +176,7 @@ pub(super) fn moved_after(
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
-        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+        let Some(i) = ins.snapshot.thread_index(tid) else {
             continue;
         };
         let gil = ins.findings[i]
@@ -158,12 +190,20 @@ pub(super) fn moved_after(
             }
             _ => false,
         };
-        let ok = match (b, look(pid, tid)) {
-            (Some((l1, s1, asleep1)), Some((l2, s2, asleep2))) => {
-                still(l1) && still(&l2) && (gil || (s1.is_some() && *s1 == s2 && *asleep1 && asleep2))
+        let ok = b.as_ref().is_some_and(|b| {
+            if !still(&b.line) {
+                return false;
             }
-            _ => false,
-        };
+            let looks = looks_of(looks, pid);
+            let Ok(now) = looks.status(tid) else {
+                return false; // gone
+            };
+            if gil {
+                return still(&looks.syscall(tid).ok());
+            }
+            // Slept through the window: its call is the one seen before.
+            b.switches.is_some() && b.switches == now.ctxt_switches && b.asleep && now.state == 'S'
+        });
         if !ok {
             moved.push((pid, tid));
         }
@@ -179,7 +219,7 @@ pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
             let Some(ins) = inspections.iter_mut().find(|i| i.snapshot.pid == pid) else {
                 continue;
             };
-            let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+            let Some(i) = ins.snapshot.thread_index(tid) else {
                 continue;
             };
             let no_stop = ins.snapshot.no_stop;

@@ -161,7 +161,7 @@ pub(super) fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
-        let Some(i) = ins.snapshot.threads.iter().position(|t| t.tid == tid) else {
+        let Some(i) = ins.snapshot.thread_index(tid) else {
             continue;
         };
         let t = &ins.snapshot.threads[i];
@@ -244,7 +244,7 @@ pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
             let Some(k) = inspections.iter().position(|x| x.snapshot.pid == opid) else {
                 continue;
             };
-            let Some(j) = inspections[k].snapshot.threads.iter().position(|t| t.tid == otid) else {
+            let Some(j) = inspections[k].snapshot.thread_index(otid) else {
                 continue;
             };
             found.push((

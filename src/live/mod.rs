@@ -13,12 +13,14 @@
 
 pub mod fds;
 pub mod identity;
+pub mod looks;
 pub mod memory;
 pub mod tree;
 
 use std::io;
 use std::path::PathBuf;
 
+pub use looks::Looks;
 pub use memory::ProcessMemory;
 
 use crate::proc::{self, Stat, Status, SyscallLine};
@@ -76,6 +78,10 @@ impl Live {
     /// The call thread `tid` is in now (`/proc/PID/task/TID/syscall`).
     pub fn thread_syscall(&self, tid: i32) -> io::Result<SyscallLine> {
         proc::syscall(self.pid, tid)
+    }
+    /// Its threads, to be looked at several times (files kept open: [`Looks`]).
+    pub fn looks(&self) -> Looks {
+        Looks::new(self.pid)
     }
     /// CPU time thread `tid` has used, in ns (`schedstat`), if readable.
     pub fn thread_cpu_ns(&self, tid: i32) -> Option<u64> {

@@ -8,6 +8,7 @@
 //! answers too (tests/layout.rs checks it).
 
 pub mod parse;
+pub mod task_files;
 
 use std::fs;
 use std::io;

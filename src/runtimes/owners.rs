@@ -169,7 +169,7 @@ pub fn inferred_hold(
         return None;
     }
     let tid = owner.tid?;
-    let j = view.snapshot.threads.iter().position(|t| t.tid == tid)?;
+    let j = view.snapshot.thread_index(tid)?;
     Some((
         j,
         Hold {
@@ -374,11 +374,7 @@ pub fn holds_from_waits(snap: &Snapshot, out: &[ThreadFindings]) -> Vec<(usize, 
         if w.owner.dead || w.owner.pid != Some(snap.pid) {
             continue;
         }
-        let Some(j) = w
-            .owner
-            .tid
-            .and_then(|tid| snap.threads.iter().position(|t| t.tid == tid))
-        else {
+        let Some(j) = w.owner.tid.and_then(|tid| snap.thread_index(tid)) else {
             continue;
         };
         holds.push((

@@ -40,7 +40,7 @@ pub fn apply(
     names: &mut [Option<String>],
 ) {
     for pt in &py.threads {
-        let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) else {
+        let Some(i) = snapshot.thread_index(pt.tid) else {
             continue;
         };
         names[i] = pt.name.clone();
@@ -161,7 +161,7 @@ pub fn show(
             &mut python_names,
         );
         for pt in &py.threads {
-            if let Some(i) = snapshot.threads.iter().position(|t| t.tid == pt.tid) {
+            if let Some(i) = snapshot.thread_index(pt.tid) {
                 python_name_notes[i] = pt.name_note.clone();
                 python_stack_notes[i] = pt.stack_note.clone();
             }
