@@ -4,11 +4,11 @@
 //! before it is reported, through `Live` and `capture::recheck`. A core
 //! file is one instant: its threads are never looked at again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::Inspection;
-use crate::capture::SYS_RESTART_SYSCALL;
+use crate::capture::{SyscallState, SYS_RESTART_SYSCALL};
 use crate::graph::{self, Verdict};
 use crate::live::{Live, Looks};
 use crate::proc::SyscallLine;
@@ -103,42 +103,109 @@ pub(super) const STUCK_CONFIRM_WINDOWS: usize = 5;
 /// (read after the first count: had it run between the two reads, the
 /// second count would differ) and its call need not be read again. A GIL
 /// waiter wakes every 5 ms by design: for it only the call counts, read at
-/// both looks. The files are kept open between the looks ([`Looks`]): a
-/// 1000-thread process is 3000 reads around the window.
+/// both looks. The files are kept open between the looks ([`Looks`]), and
+/// a large process's threads are looked at by several readers at once
+/// ([`Readers`]): 10,000 threads are 30,000 reads around the window.
 pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<(i32, i32)>> {
-    // Only threads of live processes can be looked at again.
-    let threads_of = |s: &graph::Stuck| -> Vec<(i32, i32)> {
-        s.threads
-            .iter()
-            .copied()
-            .filter(|&(p, _)| is_live(inspections, p))
-            .collect()
-    };
-    let mut looks: BTreeMap<i32, Looks> = BTreeMap::new();
-    let before: Vec<Vec<Option<Look>>> = stucks
+    // Only threads of live processes can be looked at again; and only those
+    // of an inspected process, whose capture says what they were in.
+    let listed: Vec<Vec<Listed>> = stucks
         .iter()
         .map(|s| {
-            threads_of(s)
+            s.threads
                 .iter()
-                .map(|&(p, t)| {
-                    let l = looks_of(&mut looks, p);
-                    let status = l.status(t).ok()?;
-                    let line = l.syscall(t).ok();
-                    Some(Look {
-                        line,
-                        switches: status.ctxt_switches,
-                        asleep: status.state == 'S',
+                .filter(|&&(p, _)| is_live(inspections, p))
+                .filter_map(|&(pid, tid)| {
+                    let ins = inspections.iter().find(|i| i.snapshot.pid == pid)?;
+                    let i = ins.snapshot.thread_index(tid)?;
+                    Some(Listed {
+                        pid,
+                        tid,
+                        captured: ins.snapshot.threads[i].syscall,
+                        gil: ins.findings[i]
+                            .wait
+                            .as_ref()
+                            .is_some_and(|w| w.resource.kind == ResourceKind::Gil),
                     })
                 })
                 .collect()
         })
         .collect();
+    let all: Vec<&Listed> = listed.iter().flatten().collect();
+    let mut readers = Readers::new(all.len());
+    let before: Vec<Option<Look>> = readers.each(&all, |looks, _, t| {
+        let looks = looks_of(looks, t.pid);
+        let status = looks.status(t.tid).ok()?;
+        let line = looks.syscall(t.tid).ok();
+        Some(Look {
+            line,
+            switches: status.ctxt_switches,
+            asleep: status.state == 'S',
+        })
+    });
     std::thread::sleep(STUCK_CONFIRM);
+    let still: Vec<bool> = readers.each(&all, |looks, k, t| {
+        let Some(b) = &before[k] else {
+            return false; // gone, or unreadable, before the window
+        };
+        if !t.still_in(&b.line) {
+            return false;
+        }
+        let looks = looks_of(looks, t.pid);
+        let Ok(now) = looks.status(t.tid) else {
+            return false; // gone
+        };
+        if t.gil {
+            return t.still_in(&looks.syscall(t.tid).ok());
+        }
+        // Slept through the window: its call is the one seen before.
+        b.switches.is_some() && b.switches == now.ctxt_switches && b.asleep && now.state == 'S'
+    });
+    let mut still = still.into_iter();
     stucks
         .iter()
-        .zip(&before)
-        .map(|(s, before)| moved_after(inspections, s, &threads_of(s), before, &mut looks))
+        .zip(&listed)
+        .map(|(s, listed)| {
+            let mut moved = Vec::new();
+            if s.whole_process {
+                let now = Live::process(s.pid).threads().unwrap_or_default();
+                let known: HashSet<(i32, i32)> = s.threads.iter().copied().collect();
+                if let Some(&t) = now.iter().find(|t| !known.contains(&(s.pid, **t))) {
+                    moved.push((s.pid, t));
+                }
+            }
+            for t in listed {
+                if !still.next().unwrap_or(false) {
+                    moved.push((t.pid, t.tid));
+                }
+            }
+            moved
+        })
         .collect()
+}
+
+/// A thread a verdict lists, as its looks need it.
+struct Listed {
+    pid: i32,
+    tid: i32,
+    /// The call it was captured in.
+    captured: Option<SyscallState>,
+    /// It waits for the GIL (wakes every 5 ms by design).
+    gil: bool,
+}
+
+impl Listed {
+    /// `line` is still the captured call: the same number and first
+    /// argument, or a capture-interrupted timed call continuing as
+    /// restart_syscall.
+    fn still_in(&self, line: &Option<SyscallLine>) -> bool {
+        match (line, self.captured) {
+            (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
+                (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The looks at `pid`'s threads, opened on first use.
@@ -150,65 +217,75 @@ fn looks_of(looks: &mut BTreeMap<i32, Looks>, pid: i32) -> &mut Looks {
 /// context switches, and whether it sleeps (state S). A thread that was
 /// woken but has not run yet still shows its wait and its old count: only
 /// a sleeping one is still.
-pub(super) struct Look {
+struct Look {
     line: Option<SyscallLine>,
     switches: Option<u64>,
     asleep: bool,
 }
 
-/// The threads of `s` whose look now differs from `before` (or that appeared).
-fn moved_after(
-    inspections: &[Inspection],
-    s: &graph::Stuck,
-    threads: &[(i32, i32)],
-    before: &[Option<Look>],
-    looks: &mut BTreeMap<i32, Looks>,
-) -> Vec<(i32, i32)> {
-    let mut moved = Vec::new();
-    if s.whole_process {
-        let now = Live::process(s.pid).threads().unwrap_or_default();
-        let listed: std::collections::HashSet<(i32, i32)> = s.threads.iter().copied().collect();
-        if let Some(&t) = now.iter().find(|t| !listed.contains(&(s.pid, **t))) {
-            moved.push((s.pid, t));
+/// Most threads one reader looks at (a reader thread costs about as much
+/// to start as 5 looks).
+const THREADS_PER_READER: usize = 256;
+/// Most readers, this thread included.
+const MAX_READERS: usize = 4;
+
+/// The listed threads split between up to [`MAX_READERS`] threads, as many
+/// as there are CPUs, each with its own [`Looks`] (its kept files): each
+/// look is a few independent reads in the kernel, so a 10,000-thread
+/// process is read in half the time on two CPUs. Every pass gives each
+/// reader the same share, so a thread's second look reads the file its
+/// first look kept open.
+struct Readers {
+    share: usize,
+    looks: Vec<BTreeMap<i32, Looks>>,
+}
+
+impl Readers {
+    fn new(threads: usize) -> Readers {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let readers = cpus.min(MAX_READERS).min(threads / THREADS_PER_READER).max(1);
+        Readers {
+            share: threads.div_ceil(readers).max(1),
+            looks: (0..readers).map(|_| BTreeMap::new()).collect(),
         }
     }
-    for (&(pid, tid), b) in threads.iter().zip(before) {
-        let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
-            continue;
+
+    /// `look(files, k, all[k])` for every k, in order. A reader that cannot
+    /// be started has its share looked at here.
+    fn each<T: Send>(
+        &mut self,
+        all: &[&Listed],
+        look: impl Fn(&mut BTreeMap<i32, Looks>, usize, &Listed) -> T + Sync,
+    ) -> Vec<T> {
+        let share = self.share;
+        let look = &look;
+        let run = move |files: &mut BTreeMap<i32, Looks>, n: usize, part: &[&Listed]| -> Vec<T> {
+            part.iter()
+                .enumerate()
+                .map(|(j, t)| look(files, n * share + j, t))
+                .collect()
         };
-        let Some(i) = ins.snapshot.thread_index(tid) else {
-            continue;
+        let mut parts = self.looks.iter_mut().zip(all.chunks(share)).enumerate();
+        let Some((_, (mine, my_part))) = parts.next() else {
+            return Vec::new();
         };
-        let gil = ins.findings[i]
-            .wait
-            .as_ref()
-            .is_some_and(|w| w.resource.kind == ResourceKind::Gil);
-        let captured = ins.snapshot.threads[i].syscall;
-        let still = |line: &Option<SyscallLine>| match (line, captured) {
-            (Some(SyscallLine::InSyscall { nr, args, .. }), Some(c)) => {
-                (*nr == c.nr || *nr == SYS_RESTART_SYSCALL || c.restarted) && args[0] == c.args[0]
+        std::thread::scope(|s| {
+            let others: Vec<_> = parts
+                .map(|(n, (files, part))| {
+                    let handle = std::thread::Builder::new().spawn_scoped(s, move || run(files, n, part));
+                    (n, part, handle)
+                })
+                .collect();
+            let mut out = run(mine, 0, my_part);
+            for (n, part, handle) in others {
+                match handle.ok().map(|h| h.join()) {
+                    Some(Ok(v)) => out.extend(v),
+                    _ => out.extend(run(&mut BTreeMap::new(), n, part)),
+                }
             }
-            _ => false,
-        };
-        let ok = b.as_ref().is_some_and(|b| {
-            if !still(&b.line) {
-                return false;
-            }
-            let looks = looks_of(looks, pid);
-            let Ok(now) = looks.status(tid) else {
-                return false; // gone
-            };
-            if gil {
-                return still(&looks.syscall(tid).ok());
-            }
-            // Slept through the window: its call is the one seen before.
-            b.switches.is_some() && b.switches == now.ctxt_switches && b.asleep && now.state == 'S'
-        });
-        if !ok {
-            moved.push((pid, tid));
-        }
+            out
+        })
     }
-    moved
 }
 
 pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
