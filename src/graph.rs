@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
-use crate::runtimes::{Confidence, Resource, ThreadFindings};
+use crate::runtimes::{Confidence, Owner, Resource, ThreadFindings};
 
 mod asleep;
 pub mod awaits;
@@ -344,22 +344,27 @@ impl WaitGraph {
             evidence: evidence.to_string(),
         };
         if !w.resource.kind.has_owner() {
-            self.no_owner.push(ownerless(&w.owner.evidence));
+            self.no_owner.push(ownerless(w.owner.evidence()));
             return;
         }
-        if w.owner.dead {
-            self.orphaned.push(Orphaned {
-                thread: me,
-                resource: w.resource.clone(),
-                owner_tid: w.owner.tid,
-                evidence: w.owner.evidence.clone(),
-            });
-            return;
-        }
-        let owner = match w.owner.tid {
-            Some(t) if w.owner.confidence != Confidence::Unknown => (w.owner.pid.unwrap_or(pid), t),
-            _ => {
-                self.unknown_owner.push(ownerless(&w.owner.evidence));
+        let (owner, confidence, evidence) = match &w.owner {
+            Owner::Thread {
+                pid,
+                tid,
+                confidence,
+                evidence,
+            } => ((*pid, *tid), *confidence, evidence),
+            Owner::Exited { tid, evidence, .. } => {
+                self.orphaned.push(Orphaned {
+                    thread: me,
+                    resource: w.resource.clone(),
+                    owner_tid: *tid,
+                    evidence: evidence.clone(),
+                });
+                return;
+            }
+            Owner::Unknown { why } => {
+                self.unknown_owner.push(ownerless(why));
                 return;
             }
         };
@@ -371,8 +376,8 @@ impl WaitGraph {
             from: me,
             to: owner,
             resource: w.resource.clone(),
-            confidence: w.owner.confidence,
-            evidence: w.owner.evidence.clone(),
+            confidence: confidence.into(),
+            evidence: evidence.clone(),
         });
     }
 

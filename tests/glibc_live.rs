@@ -44,10 +44,10 @@ fn every_lock_kind_with_exact_owner() {
     assert_eq!((layout.tid, layout.robust_head, layout.cleanup), (0x2d0, 0x2e0, 0x2f8));
 
     let exact_holder = |w: &Wait| {
-        assert_eq!(w.owner.tid, Some(holder), "{w:?}");
-        assert_eq!(w.owner.pid, Some(fx.pid), "{w:?}");
-        assert_eq!(w.owner.confidence, Confidence::Exact, "{w:?}");
-        assert!(!w.owner.dead);
+        assert_eq!(w.owner.tid(), Some(holder), "{w:?}");
+        assert_eq!(w.owner.pid(), Some(fx.pid), "{w:?}");
+        assert_eq!(w.owner.confidence(), Confidence::Exact, "{w:?}");
+        assert!(!w.owner.is_exited());
     };
     let cases = [
         (
@@ -119,17 +119,17 @@ fn every_lock_kind_with_exact_owner() {
     assert!(
         robust
             .owner
-            .evidence
+            .evidence()
             .contains(&format!("{:#x}", 0x8000_0000u32 | holder as u32)),
         "{}",
-        robust.owner.evidence
+        robust.owner.evidence()
     );
     assert_eq!(
-        wait_of(&snap, &out, fx.tid("w7")).owner.evidence,
+        wait_of(&snap, &out, fx.tid("w7")).owner.evidence(),
         format!("__cur_writer = {holder}")
     );
     assert_eq!(
-        wait_of(&snap, &out, fx.tid("w14")).owner.evidence,
+        wait_of(&snap, &out, fx.tid("w14")).owner.evidence(),
         format!("__owner = {holder}")
     );
     // The process-shared mutex lives in a MAP_SHARED mapping: it has a cross-process identity.
@@ -148,10 +148,10 @@ fn every_lock_kind_with_exact_owner() {
         (ResourceKind::RwLock, fx.addr("rw_r"))
     );
     assert_eq!(rr.how, "pthread_rwlock_wrlock (blocked by 1 reader(s))");
-    assert_eq!(rr.owner.confidence, Confidence::Unknown);
+    assert_eq!(rr.owner.confidence(), Confidence::Unknown);
     assert!(rr
         .owner
-        .evidence
+        .evidence()
         .contains("glibc does not record which threads hold read locks"));
 
     // Objects without owners.
@@ -176,7 +176,7 @@ fn every_lock_kind_with_exact_owner() {
     );
     assert_eq!(b.how, "pthread_barrier_wait (1 of 2 arrived)");
     for w in [c, s, b] {
-        assert_eq!(w.owner.confidence, Confidence::Unknown);
+        assert_eq!(w.owner.confidence(), Confidence::Unknown);
     }
 
     // main joins the holder: the futex is the holder's struct pthread tid field.
@@ -262,9 +262,9 @@ fn abba_deadlock_with_main_blocked_behind() {
         (w1.resource.address, w1.resource.name.as_deref()),
         (fx.addr("lock_b"), Some("lock_b"))
     );
-    assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(t2), Confidence::Exact));
+    assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(t2), Confidence::Exact));
     let w2 = wait_of(&snap, &out, t2);
-    assert_eq!((w2.resource.address, w2.owner.tid), (fx.addr("lock_a"), Some(t1)));
+    assert_eq!((w2.resource.address, w2.owner.tid()), (fx.addr("lock_a"), Some(t1)));
 
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
@@ -304,10 +304,10 @@ fn threads_joining_each_other_deadlock() {
     let w1 = wait_of(&snap, &out, t1);
     assert_eq!(w1.resource.kind, ResourceKind::Thread);
     assert_eq!(w1.resource.address, fx.addr("pd2") + 0x2d0);
-    assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(t2), Confidence::Exact));
+    assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(t2), Confidence::Exact));
     let w2 = wait_of(&snap, &out, t2);
     assert_eq!(w2.resource.address, fx.addr("pd1") + 0x2d0);
-    assert_eq!(w2.owner.tid, Some(t1));
+    assert_eq!(w2.owner.tid(), Some(t1));
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(v.deadlocks[0].threads, vec![(fx.pid, t1.min(t2)), (fx.pid, t1.max(t2))]);
@@ -326,12 +326,12 @@ fn lock_held_by_exited_thread_is_orphaned() {
         (w.resource.address, w.resource.name.as_deref()),
         (fx.addr("orphan_lock"), Some("orphan_lock"))
     );
-    assert_eq!(w.owner.tid, Some(dead));
-    assert!(w.owner.dead, "{:?}", w.owner);
+    assert_eq!(w.owner.tid(), Some(dead));
+    assert!(w.owner.is_exited(), "{:?}", w.owner);
     assert!(
-        w.owner.evidence.contains(&format!("thread {dead} has exited")),
+        w.owner.evidence().contains(&format!("thread {dead} has exited")),
         "{}",
-        w.owner.evidence
+        w.owner.evidence()
     );
     let v = verdict(&snap, &out);
     assert!(v.deadlocks.is_empty());
@@ -350,7 +350,7 @@ fn relocking_a_normal_mutex_is_a_self_deadlock() {
     let (fx, snap, out) = run_blocked("selfdead", &["main", "t"]);
     let t = fx.tid("t");
     let w = wait_of(&snap, &out, t);
-    assert_eq!((w.resource.address, w.owner.tid), (fx.addr("self_lock"), Some(t)));
+    assert_eq!((w.resource.address, w.owner.tid()), (fx.addr("self_lock"), Some(t)));
     let held: Vec<u64> = out[index_of(&snap, t)]
         .holds
         .iter()
@@ -379,7 +379,7 @@ fn five_philosophers_cycle_over_a_fork_array() {
             format!("forks+{:#x}", 40 * next)
         };
         assert_eq!(w.resource.name.as_deref(), Some(name.as_str()));
-        assert_eq!(w.owner.tid, Some(p[next]));
+        assert_eq!(w.owner.tid(), Some(p[next]));
     }
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
@@ -407,8 +407,8 @@ fn two_processes_deadlock_on_process_shared_mutexes() {
     let wp = wait_of(&sp, &op, parent);
     let wc = wait_of(&sc, &oc, child);
     assert_eq!(wp.resource.address, fx.addr("b"));
-    assert_eq!((wp.owner.tid, wp.owner.pid), (Some(child), Some(child)));
-    assert_eq!((wc.owner.tid, wc.owner.pid), (Some(parent), Some(parent)));
+    assert_eq!((wp.owner.tid(), wp.owner.pid()), (Some(child), Some(child)));
+    assert_eq!((wc.owner.tid(), wc.owner.pid()), (Some(parent), Some(parent)));
     assert_eq!(wp.how, "pthread_mutex_lock (normal, process-shared)");
     // The same mutex (b) seen from both processes has one identity.
     let key_b = wp.resource.shared_key.expect("shared key");

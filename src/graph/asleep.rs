@@ -116,8 +116,8 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
         ));
     }
     // An owned lock or a join: only its owner can end the wait.
-    let exact_owner = kind.has_owner() && wait.owner.confidence == Confidence::Exact;
-    if exact_owner && wait.owner.dead {
+    let exact_owner = kind.has_owner() && wait.owner.confidence() == Confidence::Exact;
+    if exact_owner && wait.owner.is_exited() {
         if kind == ResourceKind::RobustMutex {
             return not_yet(
                 "a robust mutex whose owner died: the kernel hands it over and the lock returns EOWNERDEAD, so it \
@@ -127,10 +127,9 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
         if kind == ResourceKind::Thread {
             return not_yet("the joined thread has exited: the join returns");
         }
-        return Ok(format!("its owner is gone: {}", wait.owner.evidence));
+        return Ok(format!("its owner is gone: {}", wait.owner.evidence()));
     }
-    if let (true, Some(owner_tid)) = (exact_owner, wait.owner.tid) {
-        let owner = (wait.owner.pid.unwrap_or(t.id.0), owner_tid);
+    if let (true, Some(owner)) = (exact_owner, wait.owner.thread()) {
         if !w.threads.contains_key(&owner) {
             return not_yet(format!(
                 "its owner, thread {} of PID {}, was not inspected",

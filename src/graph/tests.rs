@@ -24,12 +24,9 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
     ThreadFindings {
         wait: Some(Wait {
             resource: res(kind, addr),
-            owner: Owner {
-                tid: owner,
-                pid: owner.map(|_| PID),
-                confidence,
-                evidence: format!("__owner = {owner:?}"),
-                dead: false,
+            owner: match owner {
+                Some(tid) => Owner::held_by(PID, tid, confidence, format!("__owner = {owner:?}")),
+                None => Owner::unknown(format!("__owner = {owner:?}")),
             },
             how: "pthread_mutex_lock (normal)".into(),
             site_frame: None,
@@ -221,8 +218,12 @@ fn blocked_behind_chain() {
 fn orphaned_lock_is_a_hang_without_cycle() {
     let mut dead = waits_on(0xa, 77);
     if let Some(w) = dead.wait.as_mut() {
-        w.owner.dead = true;
-        w.owner.evidence = "__owner = 77; thread 77 has exited".into();
+        w.owner = Owner::exited(
+            w.owner.tid(),
+            w.owner.pid(),
+            w.owner.confidence(),
+            "__owner = 77; thread 77 has exited",
+        );
     }
     let v = verdict(&[(1, dead), (2, waits_on(0xb, 1))]);
     assert!(v.deadlocks.is_empty());
@@ -278,13 +279,7 @@ fn cross_process_cycle_through_shared_mutexes() {
                 name: None,
                 shared_key: Some((1, 99, off)),
             },
-            owner: Owner {
-                tid: Some(owner.1),
-                pid: Some(owner.0),
-                confidence: Confidence::Exact,
-                evidence: String::new(),
-                dead: false,
-            },
+            owner: Owner::held_by(owner.0, owner.1, Confidence::Exact, String::new()),
             how: String::new(),
             site_frame: None,
         }),
@@ -313,7 +308,7 @@ fn owners_outside_the_inspected_threads_do_not_count_as_running() {
     // Thread 1 waits on a lock held by a thread of process 999, which was not inspected.
     let mut f = waits_on(0xa, 5);
     if let Some(w) = f.wait.as_mut() {
-        w.owner.pid = Some(999);
+        w.owner = Owner::held_by(999, w.owner.tid().unwrap(), w.owner.confidence(), w.owner.evidence());
     }
     let v = verdict(&[(1, f)]);
     assert!(v.all_blocked);
@@ -513,8 +508,12 @@ fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
 fn orphaned_waiter_is_stuck_even_beside_a_live_thread() {
     let mut w = waits_on(0xa, 9);
     if let Some(wait) = w.wait.as_mut() {
-        wait.owner.dead = true;
-        wait.owner.evidence = "__owner = 9; thread 9 has exited".into();
+        wait.owner = Owner::exited(
+            wait.owner.tid(),
+            wait.owner.pid(),
+            wait.owner.confidence(),
+            "__owner = 9; thread 9 has exited",
+        );
     }
     let v = settled(&[(1, input("read(fd 0)")), (2, w.clone())], SignalWayOut::None);
     assert_eq!(v.kind(), VerdictKind::Stuck);

@@ -126,12 +126,9 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
             thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
         }
         let Some(w) = &f.wait else { continue };
-        let (Some(owner), false) = (w.owner.tid, w.owner.confidence == crate::runtimes::Confidence::Unknown) else {
+        let Some((_, owner)) = w.owner.thread().filter(|&(p, _)| p == pid) else {
             continue;
         };
-        if w.owner.pid.is_some_and(|p| p != pid) {
-            continue;
-        }
         thread_edges.push((
             t.tid,
             owner,
@@ -140,8 +137,8 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
                 address: w.resource.address,
                 name: w.resource.name.clone(),
             },
-            w.owner.confidence,
-            w.owner.evidence.clone(),
+            w.owner.confidence(),
+            w.owner.evidence().to_string(),
         ));
     }
     Some(graph::awaits::ProcessAwaits {
@@ -198,7 +195,7 @@ pub(super) fn own_shared_mp_locks(inspections: &mut [Inspection]) {
         for (i, f) in ins.findings.iter().enumerate() {
             let Some(w) = &f.wait else { continue };
             let Some(key) = w.resource.shared_key else { continue };
-            if w.resource.kind != ResourceKind::PyMpLock || w.owner.tid.is_some() {
+            if w.resource.kind != ResourceKind::PyMpLock || w.owner.tid().is_some() {
                 continue;
             }
             let held = inspections
@@ -209,12 +206,13 @@ pub(super) fn own_shared_mp_locks(inspections: &mut [Inspection]) {
                         g.holds
                             .iter()
                             .find(|h| h.resource.kind == ResourceKind::PyMpLock && h.resource.shared_key == Some(key))
-                            .map(|h| crate::runtimes::Owner {
-                                tid: Some(t.tid),
-                                pid: Some(b.snapshot.pid),
-                                confidence: h.confidence,
-                                evidence: format!("{} in PID {}", h.evidence, b.snapshot.pid),
-                                dead: false,
+                            .map(|h| {
+                                crate::runtimes::Owner::held_by(
+                                    b.snapshot.pid,
+                                    t.tid,
+                                    h.confidence,
+                                    format!("{} in PID {}", h.evidence, b.snapshot.pid),
+                                )
                             })
                     })
                 });
@@ -235,10 +233,10 @@ pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
     for ins in inspections.iter() {
         for (i, f) in ins.findings.iter().enumerate() {
             let Some(w) = &f.wait else { continue };
-            let (Some(opid), Some(otid)) = (w.owner.pid, w.owner.tid) else {
+            let Some((opid, otid)) = w.owner.thread() else {
                 continue;
             };
-            if w.owner.dead || opid == ins.snapshot.pid {
+            if opid == ins.snapshot.pid {
                 continue;
             }
             let Some(k) = inspections.iter().position(|x| x.snapshot.pid == opid) else {
@@ -252,10 +250,12 @@ pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
                 j,
                 crate::runtimes::Hold {
                     resource: w.resource.clone(),
-                    confidence: w.owner.confidence,
+                    confidence: w.owner.confidence(),
                     evidence: format!(
                         "{} (thread {} of PID {} waits for it)",
-                        w.owner.evidence, ins.snapshot.threads[i].tid, ins.snapshot.pid
+                        w.owner.evidence(),
+                        ins.snapshot.threads[i].tid,
+                        ins.snapshot.pid
                     ),
                     site_frame: None,
                 },

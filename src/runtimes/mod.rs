@@ -105,29 +105,167 @@ pub struct Resource {
     pub shared_key: Option<(u64, u64, u64)>,
 }
 
-/// Who holds a resource, with the evidence.
+/// How sure lockdump is of an owner it names: never unknown (an owner
+/// nobody knows is [`Owner::Unknown`], which names no thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Known {
+    /// Read from a field the runtime maintains for this purpose.
+    Exact,
+    /// Deduced from stack contents or code being executed; may be wrong.
+    Inferred,
+}
+
+impl Known {
+    /// The [`Known`] of a confidence, `None` for [`Confidence::Unknown`].
+    pub fn of(c: Confidence) -> Option<Known> {
+        match c {
+            Confidence::Exact => Some(Known::Exact),
+            Confidence::Inferred => Some(Known::Inferred),
+            Confidence::Unknown => None,
+        }
+    }
+}
+
+impl From<Known> for Confidence {
+    fn from(k: Known) -> Confidence {
+        match k {
+            Known::Exact => Confidence::Exact,
+            Known::Inferred => Confidence::Inferred,
+        }
+    }
+}
+
+/// Who holds a resource, with the evidence: a thread, a thread that has
+/// exited, or nobody known. Which one it is decides what the graph does
+/// with the wait (an edge, an orphaned lock, an unknown-owner wait), so it
+/// is the variant, not fields to test in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Owner {
-    /// Host TID of the holder, when known.
-    pub tid: Option<i32>,
-    /// Host PID of the holder's process.
-    pub pid: Option<i32>,
-    pub confidence: Confidence,
-    /// The field or frame the owner was read from, in words: `__owner field = 1234`.
-    pub evidence: String,
-    /// The owner TID names no live thread of any inspected process (it exited).
-    pub dead: bool,
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Owner {
+    /// A thread that exists: of the waiter's process, of another inspected
+    /// process, or (for a process-shared lock) of a process not inspected.
+    Thread {
+        /// Host PID of the holder's process.
+        pid: i32,
+        /// Host TID of the holder.
+        tid: i32,
+        confidence: Known,
+        /// The field or frame the owner was read from, in words: `__owner field = 1234`.
+        evidence: String,
+    },
+    /// The lock names a thread that no longer exists (it exited with the
+    /// lock held): an orphaned lock.
+    Exited {
+        /// The TID it had, when the lock records one (CPython's RLock
+        /// records a thread ident: `None` when no thread has it).
+        tid: Option<i32>,
+        /// Its process, when the lock is process-private (`None` for a
+        /// process-shared one: any process mapping it could have held it).
+        pid: Option<i32>,
+        confidence: Known,
+        evidence: String,
+    },
+    /// Nobody known: the runtime records no owner, or what it records names
+    /// no thread lockdump can tell. Never a graph edge.
+    Unknown {
+        /// Why, in words (what was read and why it names nobody).
+        why: String,
+    },
 }
 
 impl Owner {
-    pub fn unknown(evidence: impl Into<String>) -> Self {
-        Owner {
-            tid: None,
-            pid: None,
-            confidence: Confidence::Unknown,
-            evidence: evidence.into(),
-            dead: false,
+    pub fn unknown(why: impl Into<String>) -> Self {
+        Owner::Unknown { why: why.into() }
+    }
+
+    /// The owner thread of process `pid`; an unknown `confidence` gives
+    /// [`Owner::Unknown`] with the evidence as its reason.
+    pub fn held_by(pid: i32, tid: i32, confidence: Confidence, evidence: impl Into<String>) -> Self {
+        match Known::of(confidence) {
+            Some(confidence) => Owner::Thread {
+                pid,
+                tid,
+                confidence,
+                evidence: evidence.into(),
+            },
+            None => Owner::unknown(evidence),
         }
+    }
+
+    /// An owner that exited (see [`Owner::Exited`] for `tid` and `pid`);
+    /// an unknown `confidence` gives [`Owner::Unknown`] with the evidence as
+    /// its reason.
+    pub fn exited(tid: Option<i32>, pid: Option<i32>, confidence: Confidence, evidence: impl Into<String>) -> Self {
+        match Known::of(confidence) {
+            Some(confidence) => Owner::Exited {
+                tid,
+                pid,
+                confidence,
+                evidence: evidence.into(),
+            },
+            None => Owner::unknown(evidence),
+        }
+    }
+
+    /// The owner thread as (PID, TID), if the owner is a thread that exists.
+    pub fn thread(&self) -> Option<(i32, i32)> {
+        match *self {
+            Owner::Thread { pid, tid, .. } => Some((pid, tid)),
+            _ => None,
+        }
+    }
+
+    /// The owner thread if it exists and was read from the lock itself (exact).
+    pub fn exact_thread(&self) -> Option<(i32, i32)> {
+        match *self {
+            Owner::Thread {
+                pid,
+                tid,
+                confidence: Known::Exact,
+                ..
+            } => Some((pid, tid)),
+            _ => None,
+        }
+    }
+
+    /// The TID the owner has or had (an exited owner's too), when known.
+    pub fn tid(&self) -> Option<i32> {
+        match *self {
+            Owner::Thread { tid, .. } => Some(tid),
+            Owner::Exited { tid, .. } => tid,
+            Owner::Unknown { .. } => None,
+        }
+    }
+
+    /// The owner's process, when known (an exited owner's too).
+    pub fn pid(&self) -> Option<i32> {
+        match *self {
+            Owner::Thread { pid, .. } => Some(pid),
+            Owner::Exited { pid, .. } => pid,
+            Owner::Unknown { .. } => None,
+        }
+    }
+
+    /// Exact, inferred, or unknown for [`Owner::Unknown`].
+    pub fn confidence(&self) -> Confidence {
+        match *self {
+            Owner::Thread { confidence, .. } | Owner::Exited { confidence, .. } => confidence.into(),
+            Owner::Unknown { .. } => Confidence::Unknown,
+        }
+    }
+
+    /// The evidence in words: where the owner was read, or why none is known.
+    pub fn evidence(&self) -> &str {
+        match self {
+            Owner::Thread { evidence, .. } | Owner::Exited { evidence, .. } => evidence,
+            Owner::Unknown { why } => why,
+        }
+    }
+
+    /// The owner has exited (the lock is orphaned).
+    pub fn is_exited(&self) -> bool {
+        matches!(self, Owner::Exited { .. })
     }
 }
 
