@@ -27,8 +27,8 @@ pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
 pub use awaits::{await_cycles, AwaitCycle};
 pub use pools::{starvations, PoolStarvation};
 
-/// A thread: (PID, host TID).
-pub type ThreadId = (i32, i32);
+/// A thread: (PID, host TID), a struct so the two cannot be swapped.
+pub use crate::ids::ThreadId;
 
 /// Upper bound on the cycles reported; beyond it [`Verdict::cycles_truncated`] is set.
 pub const MAX_CYCLES: usize = 1000;
@@ -333,7 +333,7 @@ impl WaitGraph {
 
     /// Add a thread and its wait.
     pub fn add_thread(&mut self, pid: i32, tid: i32, findings: &ThreadFindings) {
-        let me = (pid, tid);
+        let me = ThreadId::new(pid, tid);
         let blocked = findings.wait.is_some() || findings.blocked_in.is_some();
         self.nodes.insert(me, Some(blocked));
         let Some(w) = &findings.wait else { return };
@@ -349,11 +349,10 @@ impl WaitGraph {
         }
         let (owner, confidence, evidence) = match &w.owner {
             Owner::Thread {
-                pid,
-                tid,
+                thread,
                 confidence,
                 evidence,
-            } => ((*pid, *tid), *confidence, evidence),
+            } => (*thread, *confidence, evidence),
             Owner::Exited { tid, evidence, .. } => {
                 self.orphaned.push(Orphaned {
                     thread: me,

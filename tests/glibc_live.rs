@@ -224,7 +224,10 @@ fn every_lock_kind_with_exact_owner() {
     assert!(v.all_blocked);
     assert_eq!(v.no_owner_waits.len(), 3);
     assert_eq!(v.unknown_owner_waits.len(), 1);
-    assert_eq!(v.unknown_owner_waits[0].thread, (fx.pid, fx.tid("w9")));
+    assert_eq!(
+        v.unknown_owner_waits[0].thread,
+        graph::ThreadId::new(fx.pid, fx.tid("w9"))
+    );
 
     // The ptrace stop interrupted the timed wait: the kernel resumes it through
     // restart_syscall (219), whose argument registers still hold the futex call.
@@ -270,7 +273,13 @@ fn abba_deadlock_with_main_blocked_behind() {
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
     let d = &v.deadlocks[0];
     let pid = fx.pid;
-    assert_eq!(d.threads, vec![(pid, t1.min(t2)), (pid, t1.max(t2))]);
+    assert_eq!(
+        d.threads,
+        vec![
+            graph::ThreadId::new(pid, t1.min(t2)),
+            graph::ThreadId::new(pid, t1.max(t2))
+        ]
+    );
     assert_eq!(d.confidence, Confidence::Exact);
     let mut names: Vec<&str> = d.resources.iter().filter_map(|r| r.name.as_deref()).collect();
     names.sort_unstable();
@@ -278,10 +287,10 @@ fn abba_deadlock_with_main_blocked_behind() {
     // main joins t1 ("worker-1"), which is in the cycle.
     assert_eq!(v.blocked_behind.len(), 1);
     let bb = &v.blocked_behind[0];
-    assert_eq!(bb.thread, (pid, main));
+    assert_eq!(bb.thread, graph::ThreadId::new(pid, main));
     assert_eq!(bb.leads_to, Leads::Deadlock(0));
     assert_eq!(bb.chain.len(), 1);
-    assert_eq!(bb.chain[0].to, (pid, t1));
+    assert_eq!(bb.chain[0].to, graph::ThreadId::new(pid, t1));
     assert_eq!(bb.chain[0].resource.kind, ResourceKind::Thread);
     assert_eq!(bb.chain[0].resource.name.as_deref(), Some("worker-1"));
     assert!(v.all_blocked);
@@ -310,10 +319,16 @@ fn threads_joining_each_other_deadlock() {
     assert_eq!(w2.owner.tid(), Some(t1));
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![(fx.pid, t1.min(t2)), (fx.pid, t1.max(t2))]);
+    assert_eq!(
+        v.deadlocks[0].threads,
+        vec![
+            graph::ThreadId::new(fx.pid, t1.min(t2)),
+            graph::ThreadId::new(fx.pid, t1.max(t2))
+        ]
+    );
     assert!(v.deadlocks[0].resources.iter().all(|r| r.kind == ResourceKind::Thread));
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
 }
 
 #[test]
@@ -338,10 +353,10 @@ fn lock_held_by_exited_thread_is_orphaned() {
     assert_eq!(v.orphaned.len(), 1);
     assert_eq!(
         (v.orphaned[0].thread, v.orphaned[0].owner_tid),
-        ((fx.pid, waiter), Some(dead))
+        (graph::ThreadId::new(fx.pid, waiter), Some(dead))
     );
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
     assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
 }
 
@@ -359,7 +374,7 @@ fn relocking_a_normal_mutex_is_a_self_deadlock() {
     assert_eq!(held, vec![fx.addr("self_lock")]);
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![(fx.pid, t)]);
+    assert_eq!(v.deadlocks[0].threads, vec![graph::ThreadId::new(fx.pid, t)]);
     assert_eq!(v.deadlocks[0].resources[0].name.as_deref(), Some("self_lock"));
 }
 
@@ -387,10 +402,13 @@ fn five_philosophers_cycle_over_a_fork_array() {
     assert_eq!(d.threads.len(), 5);
     // Cycle order from the lowest TID, following the waits.
     let lowest = *p.iter().min().unwrap();
-    assert_eq!(d.threads[0], (fx.pid, lowest));
+    assert_eq!(d.threads[0], graph::ThreadId::new(fx.pid, lowest));
     for (k, e) in d.edges.iter().enumerate() {
-        let i = p.iter().position(|&t| (fx.pid, t) == e.from).unwrap();
-        assert_eq!(e.to, (fx.pid, p[(i + 1) % 5]));
+        let i = p
+            .iter()
+            .position(|&t| graph::ThreadId::new(fx.pid, t) == e.from)
+            .unwrap();
+        assert_eq!(e.to, graph::ThreadId::new(fx.pid, p[(i + 1) % 5]));
         assert_eq!(d.threads[(k + 1) % 5], e.to);
     }
 }
@@ -421,7 +439,10 @@ fn two_processes_deadlock_on_process_shared_mutexes() {
             .chain(sc.threads.iter().zip(&oc).map(|(t, f)| (sc.pid, t.tid, f))),
     );
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
-    assert_eq!(v.deadlocks[0].threads, vec![(parent, parent), (child, child)]);
+    assert_eq!(
+        v.deadlocks[0].threads,
+        vec![graph::ThreadId::new(parent, parent), graph::ThreadId::new(child, child)]
+    );
     let keys: Vec<_> = v.deadlocks[0]
         .resources
         .iter()

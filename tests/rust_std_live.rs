@@ -63,11 +63,17 @@ fn check_abba(mode: &str, named: bool) {
     let v = graph::analyze(snap.threads.iter().zip(&out).map(|(t, f)| (snap.pid, t.tid, f)));
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
     let d = &v.deadlocks[0];
-    assert_eq!(d.threads, vec![(fx.pid, t1.min(t2)), (fx.pid, t1.max(t2))]);
+    assert_eq!(
+        d.threads,
+        vec![
+            graph::ThreadId::new(fx.pid, t1.min(t2)),
+            graph::ThreadId::new(fx.pid, t1.max(t2))
+        ]
+    );
     assert_eq!(d.confidence, Confidence::Inferred);
     // main joins t1 (an exact edge) and is blocked behind the cycle.
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
     assert_eq!(v.blocked_behind[0].chain[0].confidence, Confidence::Exact);
     assert_eq!(v.blocked_behind[0].chain[0].resource.name.as_deref(), Some("rust-1"));
 }

@@ -86,7 +86,7 @@ pub fn starved<'a>(
         waits.push(w.clone());
     }
     Ok(PoolStarvation {
-        workers: pool.workers.iter().map(|&t| (pool.pid, t)).collect(),
+        workers: pool.workers.iter().map(|&t| ThreadId::new(pool.pid, t)).collect(),
         behind: pool
             .waits
             .iter()

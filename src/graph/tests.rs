@@ -53,7 +53,7 @@ fn verdict(threads: &[(i32, ThreadFindings)]) -> Verdict {
 }
 
 fn tids(d: &Deadlock) -> Vec<i32> {
-    d.threads.iter().map(|t| t.1).collect()
+    d.threads.iter().map(|t| t.tid).collect()
 }
 
 #[test]
@@ -66,8 +66,14 @@ fn abba() {
         d.resources.iter().map(|r| r.address).collect::<Vec<_>>(),
         vec![0xb, 0xa]
     );
-    assert_eq!((d.edges[0].from, d.edges[0].to), ((PID, 7), (PID, 8)));
-    assert_eq!((d.edges[1].from, d.edges[1].to), ((PID, 8), (PID, 7)));
+    assert_eq!(
+        (d.edges[0].from, d.edges[0].to),
+        (ThreadId::new(PID, 7), ThreadId::new(PID, 8))
+    );
+    assert_eq!(
+        (d.edges[1].from, d.edges[1].to),
+        (ThreadId::new(PID, 8), ThreadId::new(PID, 7))
+    );
     assert_eq!(d.edges[0].evidence, "__owner = Some(8)");
     assert_eq!(d.confidence, Confidence::Exact);
     assert!(!v.all_blocked, "thread 1 runs");
@@ -127,8 +133,8 @@ fn figure_eight_reports_both_cycles() {
     // Node 2 waits for two owners (e.g. every reader of an rwlock): 1→2, 2→1, 2→3, 3→2.
     let mut g = WaitGraph::new();
     let e = |a: i32, b: i32, addr: u64| Edge {
-        from: (PID, a),
-        to: (PID, b),
+        from: ThreadId::new(PID, a),
+        to: ThreadId::new(PID, b),
         resource: res(ResourceKind::RwLock, addr),
         confidence: Confidence::Exact,
         evidence: String::new(),
@@ -151,8 +157,8 @@ fn all_elementary_cycles_of_a_complete_graph() {
         for b in 1..=4 {
             if a != b {
                 g.add_edge(Edge {
-                    from: (PID, a),
-                    to: (PID, b),
+                    from: ThreadId::new(PID, a),
+                    to: ThreadId::new(PID, b),
                     resource: res(ResourceKind::Mutex, (a * 10 + b) as u64),
                     confidence: Confidence::Exact,
                     evidence: String::new(),
@@ -206,7 +212,7 @@ fn blocked_behind_chain() {
     let bb: Vec<(i32, Vec<i32>, Leads)> = v
         .blocked_behind
         .iter()
-        .map(|b| (b.thread.1, b.chain.iter().map(|e| e.to.1).collect(), b.leads_to))
+        .map(|b| (b.thread.tid, b.chain.iter().map(|e| e.to.tid).collect(), b.leads_to))
         .collect();
     assert_eq!(
         bb,
@@ -228,9 +234,12 @@ fn orphaned_lock_is_a_hang_without_cycle() {
     let v = verdict(&[(1, dead), (2, waits_on(0xb, 1))]);
     assert!(v.deadlocks.is_empty());
     assert_eq!(v.orphaned.len(), 1);
-    assert_eq!((v.orphaned[0].thread, v.orphaned[0].owner_tid), ((PID, 1), Some(77)));
+    assert_eq!(
+        (v.orphaned[0].thread, v.orphaned[0].owner_tid),
+        (ThreadId::new(PID, 1), Some(77))
+    );
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (PID, 2));
+    assert_eq!(v.blocked_behind[0].thread, ThreadId::new(PID, 2));
     assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
     assert!(v.all_blocked);
 }
@@ -246,11 +255,11 @@ fn unknown_owners_and_ownerless_objects_make_no_edges() {
     ]);
     assert!(v.deadlocks.is_empty() && v.blocked_behind.is_empty());
     assert_eq!(
-        v.unknown_owner_waits.iter().map(|w| w.thread.1).collect::<Vec<_>>(),
+        v.unknown_owner_waits.iter().map(|w| w.thread.tid).collect::<Vec<_>>(),
         vec![1, 2]
     );
     assert_eq!(
-        v.no_owner_waits.iter().map(|w| w.thread.1).collect::<Vec<_>>(),
+        v.no_owner_waits.iter().map(|w| w.thread.tid).collect::<Vec<_>>(),
         vec![3, 4]
     );
     assert!(v.all_blocked);
@@ -292,7 +301,10 @@ fn cross_process_cycle_through_shared_mutexes() {
     let b = shared(0x9000, 300, 0x0, (200, 201));
     let v = analyze([(200, 201, &a), (300, 301, &b)]);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![(200, 201), (300, 301)]);
+    assert_eq!(
+        v.deadlocks[0].threads,
+        vec![ThreadId::new(200, 201), ThreadId::new(300, 301)]
+    );
     assert_eq!(
         resource_key(&v.deadlocks[0].resources[0]),
         ResourceKey::Shared {
@@ -351,8 +363,8 @@ fn large_random_graph_is_bounded() {
         for _ in 0..3 {
             let b = next() % n;
             g.add_edge(Edge {
-                from: (PID, a as i32),
-                to: (PID, b as i32),
+                from: ThreadId::new(PID, a as i32),
+                to: ThreadId::new(PID, b as i32),
                 resource: res(ResourceKind::Mutex, b),
                 confidence: Confidence::Exact,
                 evidence: String::new(),
@@ -384,8 +396,8 @@ fn large_random_graph_is_bounded() {
     for a in 0..100_000i32 {
         let b = if a == 0 { 99_999 } else { a - 1 };
         g.add_edge(Edge {
-            from: (PID, a),
-            to: (PID, b),
+            from: ThreadId::new(PID, a),
+            to: ThreadId::new(PID, b),
             resource: res(ResourceKind::Mutex, b as u64),
             confidence: Confidence::Exact,
             evidence: String::new(),
@@ -394,7 +406,7 @@ fn large_random_graph_is_bounded() {
     let v = g.verdict();
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(v.deadlocks[0].threads.len(), 100_000);
-    assert_eq!(v.deadlocks[0].threads[0], (PID, 0));
+    assert_eq!(v.deadlocks[0].threads[0], ThreadId::new(PID, 0));
 }
 
 // ---- asleep for good ---------------------------------------------------------
@@ -413,7 +425,10 @@ fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict 
 }
 
 fn asleep(v: &Verdict, tid: i32) -> &Asleep {
-    v.asleep.iter().find(|a| a.thread == (PID, tid)).expect("judged")
+    v.asleep
+        .iter()
+        .find(|a| a.thread == ThreadId::new(PID, tid))
+        .expect("judged")
 }
 
 fn ownerless(kind: ResourceKind, addr: u64) -> ThreadFindings {
@@ -462,7 +477,7 @@ fn pool_whose_every_thread_waits_is_stuck() {
         vec![Stuck {
             pid: PID,
             whole_process: true,
-            threads: vec![(PID, 1), (PID, 2), (PID, 3)]
+            threads: vec![ThreadId::new(PID, 1), ThreadId::new(PID, 2), ThreadId::new(PID, 3)]
         }]
     );
     assert_eq!(asleep(&v, 1).why, "its owner, thread 2, is itself asleep for good");
@@ -522,7 +537,7 @@ fn orphaned_waiter_is_stuck_even_beside_a_live_thread() {
         vec![Stuck {
             pid: PID,
             whole_process: false,
-            threads: vec![(PID, 2)]
+            threads: vec![ThreadId::new(PID, 2)]
         }]
     );
     assert_eq!(asleep(&v, 2).why, "its owner is gone: __owner = 9; thread 9 has exited");
@@ -610,7 +625,7 @@ mod pools {
         let f = cond_wait(false);
         let p = pool(&[(1, Q0), (2, Q1), (3, TaskPlace::RunBy { tid: 1 })]);
         let s = starved(&p, &|_| Some(&f)).expect("starved");
-        assert_eq!(s.workers, vec![(PID, 1), (PID, 2)]);
+        assert_eq!(s.workers, vec![ThreadId::new(PID, 1), ThreadId::new(PID, 2)]);
         assert_eq!(s.behind.len(), 1, "thread 3 waits behind the pool");
         // A worker waiting on a task another worker runs closes the cycle too.
         let p = pool(&[(1, Q0), (2, TaskPlace::RunBy { tid: 1 })]);

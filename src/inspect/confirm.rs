@@ -53,7 +53,7 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
     // its wait (runnable on a loaded machine): a few windows, and one in
     // which nothing of a process moved is enough for it. All processes of a
     // tree share each window, so ten stuck processes cost one window, not ten.
-    let mut last: Vec<Vec<(i32, i32)>> = Vec::new();
+    let mut last: Vec<Vec<graph::ThreadId>> = Vec::new();
     for _ in 0..STUCK_CONFIRM_WINDOWS {
         if pending.is_empty() {
             break;
@@ -63,13 +63,13 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
         pending = still.iter().map(|&k| pending[k]).collect();
         last = still.into_iter().map(|k| std::mem::take(&mut last[k])).collect();
     }
-    let moved: Vec<(i32, i32)> = last.into_iter().flatten().collect();
+    let moved: Vec<graph::ThreadId> = last.into_iter().flatten().collect();
     if moved.is_empty() {
         return;
     }
-    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.0).collect();
+    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.pid).collect();
     v.stuck.retain(|s| !pids.contains(&s.pid));
-    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.0)) {
+    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.pid)) {
         if a.asleep_for_good {
             a.asleep_for_good = false;
             a.why = if moved.contains(&a.thread) {
@@ -93,7 +93,7 @@ pub(super) const STUCK_CONFIRM_WINDOWS: usize = 5;
 
 /// For each of `stucks`, the threads that ran or left their captured call
 /// during one shared window of [`STUCK_CONFIRM`] (and any thread that appeared).
-pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<(i32, i32)>> {
+pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<graph::ThreadId>> {
     // A thread that was woken but has not run yet still shows its wait and
     // its old switch count: only a sleeping one (state S) is still.
     let look = |pid: i32, tid: i32| -> Option<(Option<SyscallLine>, Option<u64>, bool)> {
@@ -103,16 +103,16 @@ pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuc
         Some((line, status.ctxt_switches, status.state == 'S'))
     };
     // Only threads of live processes can be looked at again.
-    let threads_of = |s: &graph::Stuck| -> Vec<(i32, i32)> {
+    let threads_of = |s: &graph::Stuck| -> Vec<graph::ThreadId> {
         s.threads
             .iter()
             .copied()
-            .filter(|&(p, _)| is_live(inspections, p))
+            .filter(|t| is_live(inspections, t.pid))
             .collect()
     };
     let before: Vec<Vec<_>> = stucks
         .iter()
-        .map(|s| threads_of(s).iter().map(|&(p, t)| look(p, t)).collect())
+        .map(|s| threads_of(s).iter().map(|t| look(t.pid, t.tid)).collect())
         .collect();
     std::thread::sleep(STUCK_CONFIRM);
     stucks
@@ -129,18 +129,21 @@ pub(super) type Look = Option<(Option<SyscallLine>, Option<u64>, bool)>;
 pub(super) fn moved_after(
     inspections: &[Inspection],
     s: &graph::Stuck,
-    threads: &[(i32, i32)],
+    threads: &[graph::ThreadId],
     before: &[Look],
     look: &dyn Fn(i32, i32) -> Look,
-) -> Vec<(i32, i32)> {
+) -> Vec<graph::ThreadId> {
     let mut moved = Vec::new();
     if s.whole_process {
         let now = crate::live::Live::process(s.pid).threads().unwrap_or_default();
-        if let Some(&t) = now.iter().find(|t| !s.threads.contains(&(s.pid, **t))) {
-            moved.push((s.pid, t));
+        if let Some(&t) = now
+            .iter()
+            .find(|t| !s.threads.contains(&graph::ThreadId::new(s.pid, **t)))
+        {
+            moved.push(graph::ThreadId::new(s.pid, t));
         }
     }
-    for (&(pid, tid), b) in threads.iter().zip(before) {
+    for (&graph::ThreadId { pid, tid }, b) in threads.iter().zip(before) {
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
@@ -165,7 +168,7 @@ pub(super) fn moved_after(
             _ => false,
         };
         if !ok {
-            moved.push((pid, tid));
+            moved.push(graph::ThreadId::new(pid, tid));
         }
     }
     moved
@@ -175,7 +178,7 @@ pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
     for _ in 0..4 {
         let v = graph_of(inspections);
         let mut moved = false;
-        for &(pid, tid) in v.deadlocks.iter().flat_map(|d| &d.threads) {
+        for &graph::ThreadId { pid, tid } in v.deadlocks.iter().flat_map(|d| &d.threads) {
             let Some(ins) = inspections.iter_mut().find(|i| i.snapshot.pid == pid) else {
                 continue;
             };

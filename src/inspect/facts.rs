@@ -126,12 +126,12 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
             thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
         }
         let Some(w) = &f.wait else { continue };
-        let Some((_, owner)) = w.owner.thread().filter(|&(p, _)| p == pid) else {
+        let Some(owner) = w.owner.thread().filter(|o| o.pid == pid) else {
             continue;
         };
         thread_edges.push((
             t.tid,
-            owner,
+            owner.tid,
             AwaitVia::Resource {
                 resource_kind: w.resource.kind,
                 address: w.resource.address,
@@ -154,7 +154,7 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
 /// described (a socket by its addresses and the process at the other end).
 pub(super) fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
     for w in &mut v.waiting_behind {
-        let (pid, tid) = w.thread;
+        let graph::ThreadId { pid, tid } = w.thread;
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
@@ -233,7 +233,7 @@ pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
     for ins in inspections.iter() {
         for (i, f) in ins.findings.iter().enumerate() {
             let Some(w) = &f.wait else { continue };
-            let Some((opid, otid)) = w.owner.thread() else {
+            let Some(crate::graph::ThreadId { pid: opid, tid: otid }) = w.owner.thread() else {
                 continue;
             };
             if opid == ins.snapshot.pid {

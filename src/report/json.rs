@@ -231,7 +231,7 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
             // `asleep` is sorted by thread.
             let asleep = verdict
                 .asleep
-                .binary_search_by_key(&(s.pid, t.tid), |a| a.thread)
+                .binary_search_by_key(&crate::graph::ThreadId::new(s.pid, t.tid), |a| a.thread)
                 .ok()
                 .map(|k| &verdict.asleep[k]);
             Thread {

@@ -9,6 +9,8 @@ pub mod cpython;
 
 use serde::Serialize;
 
+use crate::ids::ThreadId;
+
 /// How sure lockdump is of an owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -146,10 +148,8 @@ pub enum Owner {
     /// A thread that exists: of the waiter's process, of another inspected
     /// process, or (for a process-shared lock) of a process not inspected.
     Thread {
-        /// Host PID of the holder's process.
-        pid: i32,
-        /// Host TID of the holder.
-        tid: i32,
+        /// The holder (host PID and TID).
+        thread: ThreadId,
         confidence: Known,
         /// The field or frame the owner was read from, in words: `__owner field = 1234`.
         evidence: String,
@@ -184,8 +184,7 @@ impl Owner {
     pub fn held_by(pid: i32, tid: i32, confidence: Confidence, evidence: impl Into<String>) -> Self {
         match Known::of(confidence) {
             Some(confidence) => Owner::Thread {
-                pid,
-                tid,
+                thread: ThreadId::new(pid, tid),
                 confidence,
                 evidence: evidence.into(),
             },
@@ -208,23 +207,22 @@ impl Owner {
         }
     }
 
-    /// The owner thread as (PID, TID), if the owner is a thread that exists.
-    pub fn thread(&self) -> Option<(i32, i32)> {
+    /// The owner thread, if the owner is a thread that exists.
+    pub fn thread(&self) -> Option<ThreadId> {
         match *self {
-            Owner::Thread { pid, tid, .. } => Some((pid, tid)),
+            Owner::Thread { thread, .. } => Some(thread),
             _ => None,
         }
     }
 
     /// The owner thread if it exists and was read from the lock itself (exact).
-    pub fn exact_thread(&self) -> Option<(i32, i32)> {
+    pub fn exact_thread(&self) -> Option<ThreadId> {
         match *self {
             Owner::Thread {
-                pid,
-                tid,
+                thread,
                 confidence: Known::Exact,
                 ..
-            } => Some((pid, tid)),
+            } => Some(thread),
             _ => None,
         }
     }
@@ -232,7 +230,7 @@ impl Owner {
     /// The TID the owner has or had (an exited owner's too), when known.
     pub fn tid(&self) -> Option<i32> {
         match *self {
-            Owner::Thread { tid, .. } => Some(tid),
+            Owner::Thread { thread, .. } => Some(thread.tid),
             Owner::Exited { tid, .. } => tid,
             Owner::Unknown { .. } => None,
         }
@@ -241,7 +239,7 @@ impl Owner {
     /// The owner's process, when known (an exited owner's too).
     pub fn pid(&self) -> Option<i32> {
         match *self {
-            Owner::Thread { pid, .. } => Some(pid),
+            Owner::Thread { thread, .. } => Some(thread.pid),
             Owner::Exited { pid, .. } => pid,
             Owner::Unknown { .. } => None,
         }

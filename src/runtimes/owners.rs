@@ -156,7 +156,7 @@ pub fn inferred_hold(
     resource: &Resource,
 ) -> Option<(usize, Hold)> {
     let Owner::Thread {
-        tid,
+        thread,
         confidence: Known::Inferred,
         evidence,
         ..
@@ -164,7 +164,7 @@ pub fn inferred_hold(
     else {
         return None;
     };
-    let j = view.snapshot.threads.iter().position(|t| t.tid == *tid)?;
+    let j = view.snapshot.threads.iter().position(|t| t.tid == thread.tid)?;
     Some((
         j,
         Hold {
@@ -363,10 +363,10 @@ pub fn holds_from_waits(snap: &Snapshot, out: &[ThreadFindings]) -> Vec<(usize, 
         if !kind.has_owner() || kind == ResourceKind::Thread {
             continue;
         }
-        let Some((_, tid)) = w.owner.thread().filter(|&(pid, _)| pid == snap.pid) else {
+        let Some(owner) = w.owner.thread().filter(|o| o.pid == snap.pid) else {
             continue;
         };
-        let Some(j) = snap.threads.iter().position(|t| t.tid == tid) else {
+        let Some(j) = snap.threads.iter().position(|t| t.tid == owner.tid) else {
             continue;
         };
         holds.push((

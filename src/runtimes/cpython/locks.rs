@@ -177,10 +177,10 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         if w.resource.kind != ResourceKind::PyRLock {
             continue;
         }
-        let Some((_, owner_tid)) = w.owner.exact_thread() else {
+        let Some(owner) = w.owner.exact_thread() else {
             continue;
         };
-        let Some(j) = threads.iter().position(|t| t.host_tid == owner_tid) else {
+        let Some(j) = threads.iter().position(|t| t.host_tid == owner.tid) else {
             continue;
         };
         if !held[j].iter().any(|l| l.addr == w.resource.address) {
