@@ -93,9 +93,9 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
     let kind = wait.resource.kind;
     // Every timed wait ends. CPython's GIL waiters are the exception: take_gil
     // waits in 5 ms slices to ask the holder to drop it, and loops.
-    if let Sleep::Futex { timed: true, timeout } = &f.sleep {
+    if f.sleep.timed_futex() {
         if kind != ResourceKind::Gil {
-            return outside(match timeout {
+            return outside(match f.sleep.timeout() {
                 Some(to) => format!("a timed wait: {}", to.describe()),
                 None => "a timed wait (its timeout could not be read)".into(),
             });

@@ -1,7 +1,7 @@
 //! Wait-for graph: cycle shapes, non-cycle hangs, determinism and bounds.
 
 use super::*;
-use crate::runtimes::{Owner, ResourceKind, Sleep, Timeout, Wait};
+use crate::runtimes::{Deadline, Owner, ResourceKind, Sleep, Timeout, Wait};
 
 const PID: i32 = 100;
 
@@ -39,8 +39,7 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
 
 fn untimed() -> Sleep {
     Sleep::Futex {
-        timed: false,
-        timeout: None,
+        timeout: Deadline::Never,
     }
 }
 
@@ -499,8 +498,7 @@ fn pool_whose_every_thread_waits_is_stuck() {
 fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
     let mut a = waits_on(0xb, 8);
     a.sleep = Sleep::Futex {
-        timed: true,
-        timeout: Some(Timeout {
+        timeout: Deadline::In(Timeout {
             in_ms: 2400,
             relative: false,
             clock: None,
@@ -512,7 +510,10 @@ fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
     assert_eq!(asleep(&v, 7).why, "a timed wait: times out in 2.4 s");
     assert!(v.stuck.is_empty(), "a timed wait in the process: {:?}", v.stuck);
     // A timeout longer than an hour leaves a plain deadlock.
-    if let Sleep::Futex { timeout: Some(to), .. } = &mut a.sleep {
+    if let Sleep::Futex {
+        timeout: Deadline::In(to),
+    } = &mut a.sleep
+    {
         to.in_ms = TIMEOUT_BREAKS_CYCLE_MS + 1;
     }
     let v = settled(&[(7, a), (8, waits_on(0xa, 7))], SignalWayOut::None);
@@ -588,7 +589,9 @@ mod pools {
 
     fn cond_wait(timed: bool) -> ThreadFindings {
         ThreadFindings {
-            sleep: Sleep::Futex { timed, timeout: None },
+            sleep: Sleep::Futex {
+                timeout: if timed { Deadline::Unread } else { Deadline::Never },
+            },
             ..ownerless(ResourceKind::PyCondition, 0x500)
         }
     }
@@ -656,8 +659,7 @@ mod pools {
         // The waiter sleeps on something else than the future's condition.
         let lock = ThreadFindings {
             sleep: Sleep::Futex {
-                timed: false,
-                timeout: None,
+                timeout: Deadline::Never,
             },
             ..waits(ResourceKind::PyLock, 0x600, None, Confidence::Unknown)
         };

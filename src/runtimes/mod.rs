@@ -426,11 +426,26 @@ pub enum Sleep {
     /// A sleep for a set time (nanosleep, clock_nanosleep, a timed call
     /// resumed as restart_syscall).
     Timer { call: String },
-    /// A futex wait: only what the futex belongs to says who can end it.
-    /// `timeout` is set for a timed wait (the deadline, when readable).
-    Futex { timed: bool, timeout: Option<Timeout> },
+    /// A futex wait: only what the futex belongs to says who can end it,
+    /// unless it has a timeout.
+    Futex { timeout: Deadline },
     /// A system call lockdump does not classify.
     Unknown { call: String },
+}
+
+/// Whether a futex wait ends by itself. A timeout that was given but could
+/// not be read is its own case, so "untimed, with a timeout" cannot be
+/// written (it was two fields, `timed` and `timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Deadline {
+    /// No timeout: only a wake-up (or a signal) ends the wait.
+    Never,
+    /// A timeout was given, but the caller's `struct timespec` could not be
+    /// read from the snapshot (or is invalid).
+    Unread,
+    /// A timeout was given: when it expires, from the capture.
+    In(Timeout),
 }
 
 /// The timeout of a timed wait, at the capture.
@@ -470,9 +485,21 @@ impl Sleep {
     /// The deadline of a timed futex wait, if known.
     pub fn timeout(&self) -> Option<Timeout> {
         match self {
-            Sleep::Futex { timeout, .. } => *timeout,
+            Sleep::Futex {
+                timeout: Deadline::In(to),
+            } => Some(*to),
             _ => None,
         }
+    }
+
+    /// A futex wait with a timeout, readable or not.
+    pub fn timed_futex(&self) -> bool {
+        matches!(
+            self,
+            Sleep::Futex {
+                timeout: Deadline::In(_) | Deadline::Unread
+            }
+        )
     }
 }
 

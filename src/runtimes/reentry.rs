@@ -171,7 +171,7 @@ pub fn infer_self_deadlock(pid: i32, tid: i32, stack: &Stack, f: &mut ThreadFind
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtimes::{Resource, Sleep, Wait};
+    use crate::runtimes::{Deadline, Resource, Sleep, Wait};
 
     fn frame(function: &str, module: &str) -> Frame {
         Frame {
@@ -214,8 +214,7 @@ mod tests {
                 site_frame: Some(3),
             }),
             sleep: Sleep::Futex {
-                timed: false,
-                timeout: None,
+                timeout: Deadline::Never,
             },
             ..Default::default()
         }
