@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
-use crate::runtimes::{Confidence, Resource, ThreadFindings};
+use crate::runtimes::{Confidence, Owner, Resource, ThreadFindings};
 
 mod asleep;
 pub mod awaits;
@@ -27,8 +27,8 @@ pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
 pub use awaits::{await_cycles, AwaitCycle};
 pub use pools::{starvations, PoolStarvation};
 
-/// A thread: (PID, host TID).
-pub type ThreadId = (i32, i32);
+/// A thread: (PID, host TID), a struct so the two cannot be swapped.
+pub use crate::ids::ThreadId;
 
 /// Upper bound on the cycles reported; beyond it [`Verdict::cycles_truncated`] is set.
 pub const MAX_CYCLES: usize = 1000;
@@ -333,7 +333,7 @@ impl WaitGraph {
 
     /// Add a thread and its wait.
     pub fn add_thread(&mut self, pid: i32, tid: i32, findings: &ThreadFindings) {
-        let me = (pid, tid);
+        let me = ThreadId::new(pid, tid);
         let blocked = findings.wait.is_some() || findings.blocked_in.is_some();
         self.nodes.insert(me, Some(blocked));
         let Some(w) = &findings.wait else { return };
@@ -344,22 +344,26 @@ impl WaitGraph {
             evidence: evidence.to_string(),
         };
         if !w.resource.kind.has_owner() {
-            self.no_owner.push(ownerless(&w.owner.evidence));
+            self.no_owner.push(ownerless(w.owner.evidence()));
             return;
         }
-        if w.owner.dead {
-            self.orphaned.push(Orphaned {
-                thread: me,
-                resource: w.resource.clone(),
-                owner_tid: w.owner.tid,
-                evidence: w.owner.evidence.clone(),
-            });
-            return;
-        }
-        let owner = match w.owner.tid {
-            Some(t) if w.owner.confidence != Confidence::Unknown => (w.owner.pid.unwrap_or(pid), t),
-            _ => {
-                self.unknown_owner.push(ownerless(&w.owner.evidence));
+        let (owner, confidence, evidence) = match &w.owner {
+            Owner::Thread {
+                thread,
+                confidence,
+                evidence,
+            } => (*thread, *confidence, evidence),
+            Owner::Exited { tid, evidence, .. } => {
+                self.orphaned.push(Orphaned {
+                    thread: me,
+                    resource: w.resource.clone(),
+                    owner_tid: *tid,
+                    evidence: evidence.clone(),
+                });
+                return;
+            }
+            Owner::Unknown { why } => {
+                self.unknown_owner.push(ownerless(why));
                 return;
             }
         };
@@ -371,8 +375,8 @@ impl WaitGraph {
             from: me,
             to: owner,
             resource: w.resource.clone(),
-            confidence: w.owner.confidence,
-            evidence: w.owner.evidence.clone(),
+            confidence: confidence.into(),
+            evidence: evidence.clone(),
         });
     }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod graph;
+pub mod ids;
 pub mod inspect;
 pub mod live;
 pub mod memory;

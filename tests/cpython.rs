@@ -220,8 +220,8 @@ fn check_locks_fixture(python: &str) {
         assert_eq!(w.resource.address, addr(waits), "{me} waits for id({waits})");
         assert_eq!(w.resource.name.as_deref(), Some(waits));
         assert_eq!(w.resource.pid, target.pid());
-        assert_eq!(w.owner.tid, Some(tid_of(other)), "{me}'s lock is held by {other}");
-        assert_eq!(w.owner.confidence, Confidence::Exact);
+        assert_eq!(w.owner.tid(), Some(tid_of(other)), "{me}'s lock is held by {other}");
+        assert_eq!(w.owner.confidence(), Confidence::Exact);
         assert_eq!(w.site_frame, Some(0));
         assert_eq!(t.findings.holds.len(), 1, "{me} holds: {:?}", t.findings.holds);
         let h = &t.findings.holds[0];
@@ -242,9 +242,9 @@ fn check_locks_fixture(python: &str) {
         (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
         (ResourceKind::PyRLock, addr("rlock"), Some("self._lock"))
     );
-    assert_eq!(w.owner.tid, Some(holder.tid));
-    assert_eq!(w.owner.confidence, Confidence::Exact);
-    assert!(w.owner.evidence.contains("RLock owner"), "{}", w.owner.evidence);
+    assert_eq!(w.owner.tid(), Some(holder.tid));
+    assert_eq!(w.owner.confidence(), Confidence::Exact);
+    assert!(w.owner.evidence().contains("RLock owner"), "{}", w.owner.evidence());
     let (hi, hline) = frame_line(holder, "Account.hold_forever");
     assert_eq!(hline, mark("rlock-holder-waits"));
     let h: Vec<_> = holder
@@ -260,7 +260,7 @@ fn check_locks_fixture(python: &str) {
         (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
         (ResourceKind::PyEvent, addr("never"), Some("never"))
     );
-    assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (None, Confidence::Unknown));
     assert_eq!(w.site_frame, Some(hi));
 
     // Explicit acquire(): the wait is exact; the owner is inferred from the
@@ -275,16 +275,16 @@ fn check_locks_fixture(python: &str) {
         (ResourceKind::PyLock, addr("lock_c"), Some("lock_c"))
     );
     assert_eq!(
-        (w.owner.tid, w.owner.confidence),
+        (w.owner.tid(), w.owner.confidence()),
         (Some(holder.tid), Confidence::Inferred)
     );
     assert!(
-        w.owner.evidence.contains(&format!(
+        w.owner.evidence().contains(&format!(
             "lock_c.acquire() at line {} ",
             marker_line(&script, "c-acquired")
         )),
         "{}",
-        w.owner.evidence
+        w.owner.evidence()
     );
     let t = holder;
     assert_eq!(frame_line(t, "explicit_holder"), (1, mark("cond-waits")));
@@ -293,7 +293,7 @@ fn check_locks_fixture(python: &str) {
         (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
         (ResourceKind::PyCondition, addr("cond"), Some("cond"))
     );
-    assert!(w.owner.tid.is_none());
+    assert!(w.owner.tid().is_none());
     // Inside cond.wait() the condition's lock is released: not a hold; the
     // explicitly acquired lock_c is, inferred.
     let h: Vec<_> = t
@@ -332,7 +332,7 @@ fn check_locks_fixture(python: &str) {
             (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
             (kind, addr(key), Some(key))
         );
-        assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
+        assert_eq!((w.owner.tid(), w.owner.confidence()), (None, Confidence::Unknown));
         assert_eq!(w.site_frame, Some(i));
         assert!(t.findings.holds.is_empty());
     }
@@ -349,7 +349,7 @@ fn check_locks_fixture(python: &str) {
         (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
         (ResourceKind::PyLock, addr("self_lock"), Some("lock"))
     );
-    assert_eq!((w.owner.tid, w.owner.confidence), (Some(t.tid), Confidence::Exact));
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(t.tid), Confidence::Exact));
     let h: Vec<_> = t
         .findings
         .holds
@@ -366,7 +366,7 @@ fn check_locks_fixture(python: &str) {
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("worker-a"));
     assert_eq!(
-        (w.owner.tid, w.owner.confidence),
+        (w.owner.tid(), w.owner.confidence()),
         (Some(tid_of("worker-a")), Confidence::Exact)
     );
     assert_eq!(w.site_frame, Some(mi));
@@ -491,7 +491,7 @@ fn check_gil_fixture(python: &str) {
             .as_ref()
             .unwrap_or_else(|| panic!("{:?} waits for the GIL", t.name));
         assert_eq!(w.resource.kind, ResourceKind::Gil);
-        assert_eq!((w.owner.tid, w.owner.confidence), (Some(hog), Confidence::Exact));
+        assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(hog), Confidence::Exact));
     }
     let spinner = by_name(&p, "spinner-1");
     assert_eq!(frame_line(spinner, "spin").1, Some(marker_line(&script, "spin")));
@@ -517,7 +517,7 @@ fn check_gil_fixture(python: &str) {
     let p = cpython::inspect(&view).unwrap().unwrap();
     let t = p.threads.iter().find(|t| t.tid == main).unwrap();
     let w = t.findings.wait.as_ref().expect("main still waits for the GIL");
-    assert_eq!((w.resource.kind, w.owner.tid), (ResourceKind::Gil, Some(hog)));
+    assert_eq!((w.resource.kind, w.owner.tid()), (ResourceKind::Gil, Some(hog)));
     assert!(p.gil.unwrap().waiters.contains(&main));
 }
 
@@ -779,7 +779,7 @@ fn check_seed_logging(python: &str) {
         );
         // Named as the waiting code calls it: its parameter `lock_b`.
         assert_eq!(w.resource.name.as_deref(), Some("lock_b"));
-        assert_eq!((w.owner.tid, w.owner.confidence), (Some(other), Confidence::Exact));
+        assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(other), Confidence::Exact));
         let h: Vec<_> = t
             .findings
             .holds
@@ -793,10 +793,10 @@ fn check_seed_logging(python: &str) {
     let w = main.findings.wait.as_ref().expect("main waits in _shutdown");
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert!(
-        w.owner.tid == Some(t1) || w.owner.tid == Some(t2),
+        w.owner.tid() == Some(t1) || w.owner.tid() == Some(t2),
         "shutdown waits for one of the deadlocked threads: {w:?}"
     );
-    assert_eq!(w.owner.confidence, Confidence::Exact);
+    assert_eq!(w.owner.confidence(), Confidence::Exact);
 }
 
 #[test]
@@ -870,8 +870,8 @@ fn pid_namespace_python312() {
         u(&facts["threads"]["worker-a"]),
         "host and namespace TIDs differ"
     );
-    assert_eq!(a.findings.wait.as_ref().unwrap().owner.tid, Some(b.tid));
+    assert_eq!(a.findings.wait.as_ref().unwrap().owner.tid(), Some(b.tid));
     let r = by_name(&p, "rlock-waiter").findings.wait.clone().unwrap();
-    assert_eq!(r.owner.tid, Some(by_name(&p, "rlock-holder").tid));
+    assert_eq!(r.owner.tid(), Some(by_name(&p, "rlock-holder").tid));
     assert_eq!(by_name(&p, "MainThread").tid, pid);
 }

@@ -30,13 +30,7 @@ fn waits_for(owner: i32, recursive: bool) -> ThreadFindings {
                 name: None,
                 shared_key: None,
             },
-            owner: Owner {
-                tid: Some(owner),
-                pid: Some(PID),
-                confidence: Confidence::Exact,
-                evidence: format!("__owner = {owner}"),
-                dead: false,
-            },
+            owner: Owner::held_by(PID, owner, Confidence::Exact, format!("__owner = {owner}")),
             how: "pthread_mutex_lock".into(),
             site_frame: None,
         }),
@@ -91,7 +85,7 @@ proptest! {
 
         let v = analyze((0..n).map(|i| (PID, tid(i), &findings[i])));
         let found: BTreeSet<BTreeSet<i32>> =
-            v.deadlocks.iter().map(|d| d.threads.iter().map(|t| t.1).collect()).collect();
+            v.deadlocks.iter().map(|d| d.threads.iter().map(|t| t.tid).collect()).collect();
         prop_assert_eq!(&found, &expected_cycles(&effective, tid));
         for d in &v.deadlocks {
             prop_assert_eq!(d.threads.len(), d.edges.len());
@@ -99,8 +93,8 @@ proptest! {
             for (k, e) in d.edges.iter().enumerate() {
                 prop_assert_eq!(e.from, d.threads[k]);
                 prop_assert_eq!(e.to, d.threads[(k + 1) % d.threads.len()]);
-                let i = (e.from.1 - 1000) as usize;
-                prop_assert_eq!(effective[i].map(tid), Some(e.to.1), "edge not backed by an input wait");
+                let i = (e.from.tid - 1000) as usize;
+                prop_assert_eq!(effective[i].map(tid), Some(e.to.tid), "edge not backed by an input wait");
             }
         }
         // The same verdict whatever order the threads are given in.

@@ -44,10 +44,10 @@ fn every_lock_kind_with_exact_owner() {
     assert_eq!((layout.tid, layout.robust_head, layout.cleanup), (0x2d0, 0x2e0, 0x2f8));
 
     let exact_holder = |w: &Wait| {
-        assert_eq!(w.owner.tid, Some(holder), "{w:?}");
-        assert_eq!(w.owner.pid, Some(fx.pid), "{w:?}");
-        assert_eq!(w.owner.confidence, Confidence::Exact, "{w:?}");
-        assert!(!w.owner.dead);
+        assert_eq!(w.owner.tid(), Some(holder), "{w:?}");
+        assert_eq!(w.owner.pid(), Some(fx.pid), "{w:?}");
+        assert_eq!(w.owner.confidence(), Confidence::Exact, "{w:?}");
+        assert!(!w.owner.is_exited());
     };
     let cases = [
         (
@@ -119,17 +119,17 @@ fn every_lock_kind_with_exact_owner() {
     assert!(
         robust
             .owner
-            .evidence
+            .evidence()
             .contains(&format!("{:#x}", 0x8000_0000u32 | holder as u32)),
         "{}",
-        robust.owner.evidence
+        robust.owner.evidence()
     );
     assert_eq!(
-        wait_of(&snap, &out, fx.tid("w7")).owner.evidence,
+        wait_of(&snap, &out, fx.tid("w7")).owner.evidence(),
         format!("__cur_writer = {holder}")
     );
     assert_eq!(
-        wait_of(&snap, &out, fx.tid("w14")).owner.evidence,
+        wait_of(&snap, &out, fx.tid("w14")).owner.evidence(),
         format!("__owner = {holder}")
     );
     // The process-shared mutex lives in a MAP_SHARED mapping: it has a cross-process identity.
@@ -148,10 +148,10 @@ fn every_lock_kind_with_exact_owner() {
         (ResourceKind::RwLock, fx.addr("rw_r"))
     );
     assert_eq!(rr.how, "pthread_rwlock_wrlock (blocked by 1 reader(s))");
-    assert_eq!(rr.owner.confidence, Confidence::Unknown);
+    assert_eq!(rr.owner.confidence(), Confidence::Unknown);
     assert!(rr
         .owner
-        .evidence
+        .evidence()
         .contains("glibc does not record which threads hold read locks"));
 
     // Objects without owners.
@@ -176,7 +176,7 @@ fn every_lock_kind_with_exact_owner() {
     );
     assert_eq!(b.how, "pthread_barrier_wait (1 of 2 arrived)");
     for w in [c, s, b] {
-        assert_eq!(w.owner.confidence, Confidence::Unknown);
+        assert_eq!(w.owner.confidence(), Confidence::Unknown);
     }
 
     // main joins the holder: the futex is the holder's struct pthread tid field.
@@ -224,7 +224,10 @@ fn every_lock_kind_with_exact_owner() {
     assert!(v.all_blocked);
     assert_eq!(v.no_owner_waits.len(), 3);
     assert_eq!(v.unknown_owner_waits.len(), 1);
-    assert_eq!(v.unknown_owner_waits[0].thread, (fx.pid, fx.tid("w9")));
+    assert_eq!(
+        v.unknown_owner_waits[0].thread,
+        graph::ThreadId::new(fx.pid, fx.tid("w9"))
+    );
 
     // The ptrace stop interrupted the timed wait: the kernel resumes it through
     // restart_syscall (219), whose argument registers still hold the futex call.
@@ -262,15 +265,21 @@ fn abba_deadlock_with_main_blocked_behind() {
         (w1.resource.address, w1.resource.name.as_deref()),
         (fx.addr("lock_b"), Some("lock_b"))
     );
-    assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(t2), Confidence::Exact));
+    assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(t2), Confidence::Exact));
     let w2 = wait_of(&snap, &out, t2);
-    assert_eq!((w2.resource.address, w2.owner.tid), (fx.addr("lock_a"), Some(t1)));
+    assert_eq!((w2.resource.address, w2.owner.tid()), (fx.addr("lock_a"), Some(t1)));
 
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
     let d = &v.deadlocks[0];
     let pid = fx.pid;
-    assert_eq!(d.threads, vec![(pid, t1.min(t2)), (pid, t1.max(t2))]);
+    assert_eq!(
+        d.threads,
+        vec![
+            graph::ThreadId::new(pid, t1.min(t2)),
+            graph::ThreadId::new(pid, t1.max(t2))
+        ]
+    );
     assert_eq!(d.confidence, Confidence::Exact);
     let mut names: Vec<&str> = d.resources.iter().filter_map(|r| r.name.as_deref()).collect();
     names.sort_unstable();
@@ -278,10 +287,10 @@ fn abba_deadlock_with_main_blocked_behind() {
     // main joins t1 ("worker-1"), which is in the cycle.
     assert_eq!(v.blocked_behind.len(), 1);
     let bb = &v.blocked_behind[0];
-    assert_eq!(bb.thread, (pid, main));
+    assert_eq!(bb.thread, graph::ThreadId::new(pid, main));
     assert_eq!(bb.leads_to, Leads::Deadlock(0));
     assert_eq!(bb.chain.len(), 1);
-    assert_eq!(bb.chain[0].to, (pid, t1));
+    assert_eq!(bb.chain[0].to, graph::ThreadId::new(pid, t1));
     assert_eq!(bb.chain[0].resource.kind, ResourceKind::Thread);
     assert_eq!(bb.chain[0].resource.name.as_deref(), Some("worker-1"));
     assert!(v.all_blocked);
@@ -304,16 +313,22 @@ fn threads_joining_each_other_deadlock() {
     let w1 = wait_of(&snap, &out, t1);
     assert_eq!(w1.resource.kind, ResourceKind::Thread);
     assert_eq!(w1.resource.address, fx.addr("pd2") + 0x2d0);
-    assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(t2), Confidence::Exact));
+    assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(t2), Confidence::Exact));
     let w2 = wait_of(&snap, &out, t2);
     assert_eq!(w2.resource.address, fx.addr("pd1") + 0x2d0);
-    assert_eq!(w2.owner.tid, Some(t1));
+    assert_eq!(w2.owner.tid(), Some(t1));
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![(fx.pid, t1.min(t2)), (fx.pid, t1.max(t2))]);
+    assert_eq!(
+        v.deadlocks[0].threads,
+        vec![
+            graph::ThreadId::new(fx.pid, t1.min(t2)),
+            graph::ThreadId::new(fx.pid, t1.max(t2))
+        ]
+    );
     assert!(v.deadlocks[0].resources.iter().all(|r| r.kind == ResourceKind::Thread));
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
 }
 
 #[test]
@@ -326,22 +341,22 @@ fn lock_held_by_exited_thread_is_orphaned() {
         (w.resource.address, w.resource.name.as_deref()),
         (fx.addr("orphan_lock"), Some("orphan_lock"))
     );
-    assert_eq!(w.owner.tid, Some(dead));
-    assert!(w.owner.dead, "{:?}", w.owner);
+    assert_eq!(w.owner.tid(), Some(dead));
+    assert!(w.owner.is_exited(), "{:?}", w.owner);
     assert!(
-        w.owner.evidence.contains(&format!("thread {dead} has exited")),
+        w.owner.evidence().contains(&format!("thread {dead} has exited")),
         "{}",
-        w.owner.evidence
+        w.owner.evidence()
     );
     let v = verdict(&snap, &out);
     assert!(v.deadlocks.is_empty());
     assert_eq!(v.orphaned.len(), 1);
     assert_eq!(
         (v.orphaned[0].thread, v.orphaned[0].owner_tid),
-        ((fx.pid, waiter), Some(dead))
+        (graph::ThreadId::new(fx.pid, waiter), Some(dead))
     );
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
     assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
 }
 
@@ -350,7 +365,7 @@ fn relocking_a_normal_mutex_is_a_self_deadlock() {
     let (fx, snap, out) = run_blocked("selfdead", &["main", "t"]);
     let t = fx.tid("t");
     let w = wait_of(&snap, &out, t);
-    assert_eq!((w.resource.address, w.owner.tid), (fx.addr("self_lock"), Some(t)));
+    assert_eq!((w.resource.address, w.owner.tid()), (fx.addr("self_lock"), Some(t)));
     let held: Vec<u64> = out[index_of(&snap, t)]
         .holds
         .iter()
@@ -359,7 +374,7 @@ fn relocking_a_normal_mutex_is_a_self_deadlock() {
     assert_eq!(held, vec![fx.addr("self_lock")]);
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![(fx.pid, t)]);
+    assert_eq!(v.deadlocks[0].threads, vec![graph::ThreadId::new(fx.pid, t)]);
     assert_eq!(v.deadlocks[0].resources[0].name.as_deref(), Some("self_lock"));
 }
 
@@ -379,7 +394,7 @@ fn five_philosophers_cycle_over_a_fork_array() {
             format!("forks+{:#x}", 40 * next)
         };
         assert_eq!(w.resource.name.as_deref(), Some(name.as_str()));
-        assert_eq!(w.owner.tid, Some(p[next]));
+        assert_eq!(w.owner.tid(), Some(p[next]));
     }
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
@@ -387,10 +402,13 @@ fn five_philosophers_cycle_over_a_fork_array() {
     assert_eq!(d.threads.len(), 5);
     // Cycle order from the lowest TID, following the waits.
     let lowest = *p.iter().min().unwrap();
-    assert_eq!(d.threads[0], (fx.pid, lowest));
+    assert_eq!(d.threads[0], graph::ThreadId::new(fx.pid, lowest));
     for (k, e) in d.edges.iter().enumerate() {
-        let i = p.iter().position(|&t| (fx.pid, t) == e.from).unwrap();
-        assert_eq!(e.to, (fx.pid, p[(i + 1) % 5]));
+        let i = p
+            .iter()
+            .position(|&t| graph::ThreadId::new(fx.pid, t) == e.from)
+            .unwrap();
+        assert_eq!(e.to, graph::ThreadId::new(fx.pid, p[(i + 1) % 5]));
         assert_eq!(d.threads[(k + 1) % 5], e.to);
     }
 }
@@ -407,8 +425,8 @@ fn two_processes_deadlock_on_process_shared_mutexes() {
     let wp = wait_of(&sp, &op, parent);
     let wc = wait_of(&sc, &oc, child);
     assert_eq!(wp.resource.address, fx.addr("b"));
-    assert_eq!((wp.owner.tid, wp.owner.pid), (Some(child), Some(child)));
-    assert_eq!((wc.owner.tid, wc.owner.pid), (Some(parent), Some(parent)));
+    assert_eq!((wp.owner.tid(), wp.owner.pid()), (Some(child), Some(child)));
+    assert_eq!((wc.owner.tid(), wc.owner.pid()), (Some(parent), Some(parent)));
     assert_eq!(wp.how, "pthread_mutex_lock (normal, process-shared)");
     // The same mutex (b) seen from both processes has one identity.
     let key_b = wp.resource.shared_key.expect("shared key");
@@ -421,7 +439,10 @@ fn two_processes_deadlock_on_process_shared_mutexes() {
             .chain(sc.threads.iter().zip(&oc).map(|(t, f)| (sc.pid, t.tid, f))),
     );
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
-    assert_eq!(v.deadlocks[0].threads, vec![(parent, parent), (child, child)]);
+    assert_eq!(
+        v.deadlocks[0].threads,
+        vec![graph::ThreadId::new(parent, parent), graph::ThreadId::new(child, child)]
+    );
     let keys: Vec<_> = v.deadlocks[0]
         .resources
         .iter()

@@ -43,31 +43,37 @@ fn check_abba(mode: &str, named: bool) {
         assert_eq!(w1.resource.name.as_deref(), Some("rust_locks::LOCK_B"));
     }
     assert_eq!(
-        (w1.owner.tid, w1.owner.confidence),
+        (w1.owner.tid(), w1.owner.confidence()),
         (Some(t2), Confidence::Inferred),
         "{:?}",
         w1.owner
     );
     assert_eq!(
-        (w2.owner.tid, w2.owner.confidence),
+        (w2.owner.tid(), w2.owner.confidence()),
         (Some(t1), Confidence::Inferred),
         "{:?}",
         w2.owner
     );
     assert!(
-        w1.owner.evidence.contains(&format!("thread {t2} is in frame #")),
+        w1.owner.evidence().contains(&format!("thread {t2} is in frame #")),
         "{}",
-        w1.owner.evidence
+        w1.owner.evidence()
     );
 
     let v = graph::analyze(snap.threads.iter().zip(&out).map(|(t, f)| (snap.pid, t.tid, f)));
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
     let d = &v.deadlocks[0];
-    assert_eq!(d.threads, vec![(fx.pid, t1.min(t2)), (fx.pid, t1.max(t2))]);
+    assert_eq!(
+        d.threads,
+        vec![
+            graph::ThreadId::new(fx.pid, t1.min(t2)),
+            graph::ThreadId::new(fx.pid, t1.max(t2))
+        ]
+    );
     assert_eq!(d.confidence, Confidence::Inferred);
     // main joins t1 (an exact edge) and is blocked behind the cycle.
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (fx.pid, fx.tid("main")));
+    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
     assert_eq!(v.blocked_behind[0].chain[0].confidence, Confidence::Exact);
     assert_eq!(v.blocked_behind[0].chain[0].resource.name.as_deref(), Some("rust-1"));
 }
@@ -101,8 +107,8 @@ fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
     for (waiter, holder) in [("t1", "t2"), ("t2", "t1")] {
         let k = index_of(&i.snapshot, fx.tid(waiter));
         let w = i.findings[k].wait.as_ref().expect("waits");
-        let ev = &w.owner.evidence;
-        assert_eq!(w.owner.tid, Some(fx.tid(holder)), "{ev}");
+        let ev = &w.owner.evidence();
+        assert_eq!(w.owner.tid(), Some(fx.tid(holder)), "{ev}");
         let want = format!("thread {} is in frame #", fx.tid(holder));
         assert!(ev.contains(&want), "{waiter}: {ev}");
         let frame = ev
@@ -123,13 +129,13 @@ fn rwlock_writer_and_mutex_cycle() {
     let (rw, m) = (fx.addr("a"), fx.addr("b"));
     let w1 = out[index_of(&snap, t1)].wait.as_ref().unwrap();
     assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, m));
-    assert_eq!(w1.owner.tid, Some(t2));
+    assert_eq!(w1.owner.tid(), Some(t2));
     let w2 = out[index_of(&snap, t2)].wait.as_ref().unwrap();
     assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::RustRwLock, rw));
     assert_eq!(w2.how, "std::sync::RwLock::write");
     assert_eq!(w2.resource.name.as_deref(), Some("rust_locks::RW"));
     assert_eq!(
-        (w2.owner.tid, w2.owner.confidence),
+        (w2.owner.tid(), w2.owner.confidence()),
         (Some(t1), Confidence::Inferred),
         "{:?}",
         w2.owner

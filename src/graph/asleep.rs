@@ -48,7 +48,7 @@ impl World<'_> {
     /// `id` is no longer asleep for good.
     fn wake(&mut self, id: ThreadId) {
         self.asleep.remove(&id);
-        self.awake.entry(id.0).or_default().insert(id);
+        self.awake.entry(id.pid).or_default().insert(id);
     }
 }
 
@@ -68,7 +68,7 @@ fn not_yet(why: impl Into<String>) -> Judgement {
 /// that could provide it is itself asleep for good or gone.
 fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
     let f = t.findings;
-    let facts = w.processes.get(&t.id.0);
+    let facts = w.processes.get(&t.id.pid);
     // Waits the kernel or the outside world ends.
     match &f.sleep {
         Sleep::Running => return not_yet("running (not asleep in a system call)"),
@@ -76,7 +76,7 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
             return outside("in uninterruptible sleep (state D): the kernel ends it (I/O, a page fault)")
         }
         Sleep::Input { call } => {
-            return match facts.and_then(|p| p.peers.get(&t.id.1)) {
+            return match facts.and_then(|p| p.peers.get(&t.id.tid)) {
                 Some(peers) => input_from_peers(t, w, call, peers),
                 None => outside(format!(
                     "waiting for input in {call}: an fd, a signal or a child process can end it"
@@ -100,9 +100,9 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
     let kind = wait.resource.kind;
     // Every timed wait ends. CPython's GIL waiters are the exception: take_gil
     // waits in 5 ms slices to ask the holder to drop it, and loops.
-    if let Sleep::Futex { timed: true, timeout } = &f.sleep {
+    if f.sleep.timed_futex() {
         if kind != ResourceKind::Gil {
-            return outside(match timeout {
+            return outside(match f.sleep.timeout() {
                 Some(to) => format!("a timed wait: {}", to.describe()),
                 None => "a timed wait (its timeout could not be read)".into(),
             });
@@ -123,8 +123,8 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
         ));
     }
     // An owned lock or a join: only its owner can end the wait.
-    let exact_owner = kind.has_owner() && wait.owner.confidence == Confidence::Exact;
-    if exact_owner && wait.owner.dead {
+    let exact_owner = kind.has_owner() && wait.owner.confidence() == Confidence::Exact;
+    if exact_owner && wait.owner.is_exited() {
         if kind == ResourceKind::RobustMutex {
             return not_yet(
                 "a robust mutex whose owner died: the kernel hands it over and the lock returns EOWNERDEAD, so it \
@@ -134,23 +134,22 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
         if kind == ResourceKind::Thread {
             return not_yet("the joined thread has exited: the join returns");
         }
-        return Ok(format!("its owner is gone: {}", wait.owner.evidence));
+        return Ok(format!("its owner is gone: {}", wait.owner.evidence()));
     }
-    if let (true, Some(owner_tid)) = (exact_owner, wait.owner.tid) {
-        let owner = (wait.owner.pid.unwrap_or(t.id.0), owner_tid);
+    if let (true, Some(owner)) = (exact_owner, wait.owner.thread()) {
         if !w.threads.contains_key(&owner) {
             return not_yet(format!(
                 "its owner, thread {} of PID {}, was not inspected",
-                owner.1, owner.0
+                owner.tid, owner.pid
             ));
         }
         if owner == t.id {
             return Ok("it holds what it waits for itself".into());
         }
         if !w.asleep.contains(&owner) {
-            return not_yet(format!("its owner, thread {}, can still run", owner.1));
+            return not_yet(format!("its owner, thread {}, can still run", owner.tid));
         }
-        return Ok(format!("its owner, thread {}, is itself asleep for good", owner.1));
+        return Ok(format!("its owner, thread {}, is itself asleep for good", owner.tid));
     }
     // No owner by design (condvar, semaphore, barrier, event, queue), none
     // recorded, or only an inferred one: any thread of the process may end it.
@@ -162,10 +161,10 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
             "a signal handler may wake it: the process catches {signals} (SigCgt in /proc/PID/status)"
         ));
     }
-    if let Some(other) = w.awake_other(t.id.0, t.id) {
-        return not_yet(format!("thread {} can still run and may wake it", other.1));
+    if let Some(other) = w.awake_other(t.id.pid, t.id) {
+        return not_yet(format!("thread {} can still run and may wake it", other.tid));
     }
-    let others = w.members.get(&t.id.0).map_or(0, |m| m.len().saturating_sub(1));
+    let others = w.members.get(&t.id.pid).map_or(0, |m| m.len().saturating_sub(1));
     Ok(if others == 0 {
         "it is the process's only thread: nothing can wake it".into()
     } else {
@@ -183,15 +182,15 @@ fn behind_processes(v: &Verdict, w: &World) -> Vec<ProcessBehind> {
     let in_cycle: BTreeSet<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
     let mut out: Vec<ProcessBehind> = Vec::new();
     for (k, d) in v.deadlocks.iter().enumerate() {
-        let mut pids: BTreeSet<i32> = d.threads.iter().map(|t| t.0).collect();
+        let mut pids: BTreeSet<i32> = d.threads.iter().map(|t| t.pid).collect();
         loop {
             let found: Vec<ProcessBehind> = w
                 .asleep
                 .iter()
                 .filter(|t| !in_cycle.contains(t) && !out.iter().any(|b| b.thread == **t))
                 .filter_map(|t| {
-                    let peers = w.processes.get(&t.0)?.peers.get(&t.1)?;
-                    (!peers.pids.is_empty() && peers.pids.iter().all(|p| pids.contains(p) && *p != t.0)).then(|| {
+                    let peers = w.processes.get(&t.pid)?.peers.get(&t.tid)?;
+                    (!peers.pids.is_empty() && peers.pids.iter().all(|p| pids.contains(p) && *p != t.pid)).then(|| {
                         ProcessBehind {
                             thread: *t,
                             waits_on: peers.what.clone(),
@@ -204,7 +203,7 @@ fn behind_processes(v: &Verdict, w: &World) -> Vec<ProcessBehind> {
             if found.is_empty() {
                 break;
             }
-            pids.extend(found.iter().map(|b| b.thread.0));
+            pids.extend(found.iter().map(|b| b.thread.pid));
             out.extend(found);
         }
     }
@@ -217,7 +216,7 @@ fn behind_processes(v: &Verdict, w: &World) -> Vec<ProcessBehind> {
 /// when every one of them was inspected and none has a thread that can still
 /// run. A signal handler could end it too (EINTR), as for any wait.
 fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgement {
-    let facts = w.processes.get(&t.id.0);
+    let facts = w.processes.get(&t.id.pid);
     if let Some(out) = peers.pids.iter().find(|p| !w.processes.contains_key(p)) {
         return outside(format!(
             "waiting in {call} on {}: PID {out}, which was not inspected, can end it (lockdump -p PID --tree \
@@ -243,7 +242,7 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
             };
             return not_yet(format!(
                 "waiting in {call} on {}: thread {} of PID {p} {role}",
-                peers.what, other.1
+                peers.what, other.tid
             ));
         }
     }
@@ -297,7 +296,7 @@ pub fn settle<'a>(
             .collect(),
     };
     for (pid, tid, findings) in threads {
-        let id = (pid, tid);
+        let id = ThreadId::new(pid, tid);
         w.threads.insert(id, Sleeper { id, findings });
         w.members.entry(pid).or_default().push(id);
         w.asleep.insert(id);
@@ -359,7 +358,7 @@ pub fn settle<'a>(
                     .filter(|b| matches!(b.leads_to, Leads::Orphaned(_)))
                     .map(|b| b.thread),
             )
-            .filter(|t| t.0 == *pid && w.asleep.contains(t))
+            .filter(|t| t.pid == *pid && w.asleep.contains(t))
             .collect();
         if !orphan_waiters.is_empty() {
             stuck.push(Stuck {

@@ -14,7 +14,7 @@
 //! program. (docs/limits.md says so.)
 
 use super::{ProcessFacts, ThreadId};
-use crate::runtimes::{ResourceKind, Sleep, TaskPlace, TaskPool, TaskWait, ThreadFindings};
+use crate::runtimes::{Deadline, ResourceKind, Sleep, TaskPlace, TaskPool, TaskWait, ThreadFindings};
 
 /// A pool whose every worker waits for a task only its workers could run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -77,7 +77,12 @@ pub fn starved<'a>(
         let Some(f) = findings(tid) else {
             return Err(format!("worker {tid} was not inspected"));
         };
-        if !matches!(f.sleep, Sleep::Futex { timed: false, .. }) {
+        if !matches!(
+            f.sleep,
+            Sleep::Futex {
+                timeout: Deadline::Never
+            }
+        ) {
             return Err(format!("worker {tid} is not in an untimed futex wait"));
         }
         if f.wait.as_ref().map(|w| w.resource.kind) != Some(ResourceKind::PyCondition) {
@@ -86,7 +91,7 @@ pub fn starved<'a>(
         waits.push(w.clone());
     }
     Ok(PoolStarvation {
-        workers: pool.workers.iter().map(|&t| (pool.pid, t)).collect(),
+        workers: pool.workers.iter().map(|&t| ThreadId::new(pool.pid, t)).collect(),
         behind: pool
             .waits
             .iter()

@@ -1,7 +1,7 @@
 //! Wait-for graph: cycle shapes, non-cycle hangs, determinism and bounds.
 
 use super::*;
-use crate::runtimes::{Owner, ResourceKind, Sleep, Timeout, Wait};
+use crate::runtimes::{Deadline, Owner, ResourceKind, Sleep, Timeout, Wait};
 
 const PID: i32 = 100;
 
@@ -24,12 +24,9 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
     ThreadFindings {
         wait: Some(Wait {
             resource: res(kind, addr),
-            owner: Owner {
-                tid: owner,
-                pid: owner.map(|_| PID),
-                confidence,
-                evidence: format!("__owner = {owner:?}"),
-                dead: false,
+            owner: match owner {
+                Some(tid) => Owner::held_by(PID, tid, confidence, format!("__owner = {owner:?}")),
+                None => Owner::unknown(format!("__owner = {owner:?}")),
             },
             how: "pthread_mutex_lock (normal)".into(),
             site_frame: None,
@@ -42,8 +39,7 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
 
 fn untimed() -> Sleep {
     Sleep::Futex {
-        timed: false,
-        timeout: None,
+        timeout: Deadline::Never,
     }
 }
 
@@ -56,7 +52,7 @@ fn verdict(threads: &[(i32, ThreadFindings)]) -> Verdict {
 }
 
 fn tids(d: &Deadlock) -> Vec<i32> {
-    d.threads.iter().map(|t| t.1).collect()
+    d.threads.iter().map(|t| t.tid).collect()
 }
 
 #[test]
@@ -69,8 +65,14 @@ fn abba() {
         d.resources.iter().map(|r| r.address).collect::<Vec<_>>(),
         vec![0xb, 0xa]
     );
-    assert_eq!((d.edges[0].from, d.edges[0].to), ((PID, 7), (PID, 8)));
-    assert_eq!((d.edges[1].from, d.edges[1].to), ((PID, 8), (PID, 7)));
+    assert_eq!(
+        (d.edges[0].from, d.edges[0].to),
+        (ThreadId::new(PID, 7), ThreadId::new(PID, 8))
+    );
+    assert_eq!(
+        (d.edges[1].from, d.edges[1].to),
+        (ThreadId::new(PID, 8), ThreadId::new(PID, 7))
+    );
     assert_eq!(d.edges[0].evidence, "__owner = Some(8)");
     assert_eq!(d.confidence, Confidence::Exact);
     assert!(!v.all_blocked, "thread 1 runs");
@@ -130,8 +132,8 @@ fn figure_eight_reports_both_cycles() {
     // Node 2 waits for two owners (e.g. every reader of an rwlock): 1→2, 2→1, 2→3, 3→2.
     let mut g = WaitGraph::new();
     let e = |a: i32, b: i32, addr: u64| Edge {
-        from: (PID, a),
-        to: (PID, b),
+        from: ThreadId::new(PID, a),
+        to: ThreadId::new(PID, b),
         resource: res(ResourceKind::RwLock, addr),
         confidence: Confidence::Exact,
         evidence: String::new(),
@@ -154,8 +156,8 @@ fn all_elementary_cycles_of_a_complete_graph() {
         for b in 1..=4 {
             if a != b {
                 g.add_edge(Edge {
-                    from: (PID, a),
-                    to: (PID, b),
+                    from: ThreadId::new(PID, a),
+                    to: ThreadId::new(PID, b),
                     resource: res(ResourceKind::Mutex, (a * 10 + b) as u64),
                     confidence: Confidence::Exact,
                     evidence: String::new(),
@@ -209,7 +211,7 @@ fn blocked_behind_chain() {
     let bb: Vec<(i32, Vec<i32>, Leads)> = v
         .blocked_behind
         .iter()
-        .map(|b| (b.thread.1, b.chain.iter().map(|e| e.to.1).collect(), b.leads_to))
+        .map(|b| (b.thread.tid, b.chain.iter().map(|e| e.to.tid).collect(), b.leads_to))
         .collect();
     assert_eq!(
         bb,
@@ -221,15 +223,22 @@ fn blocked_behind_chain() {
 fn orphaned_lock_is_a_hang_without_cycle() {
     let mut dead = waits_on(0xa, 77);
     if let Some(w) = dead.wait.as_mut() {
-        w.owner.dead = true;
-        w.owner.evidence = "__owner = 77; thread 77 has exited".into();
+        w.owner = Owner::exited(
+            w.owner.tid(),
+            w.owner.pid(),
+            w.owner.confidence(),
+            "__owner = 77; thread 77 has exited",
+        );
     }
     let v = verdict(&[(1, dead), (2, waits_on(0xb, 1))]);
     assert!(v.deadlocks.is_empty());
     assert_eq!(v.orphaned.len(), 1);
-    assert_eq!((v.orphaned[0].thread, v.orphaned[0].owner_tid), ((PID, 1), Some(77)));
+    assert_eq!(
+        (v.orphaned[0].thread, v.orphaned[0].owner_tid),
+        (ThreadId::new(PID, 1), Some(77))
+    );
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, (PID, 2));
+    assert_eq!(v.blocked_behind[0].thread, ThreadId::new(PID, 2));
     assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
     assert!(v.all_blocked);
 }
@@ -245,11 +254,11 @@ fn unknown_owners_and_ownerless_objects_make_no_edges() {
     ]);
     assert!(v.deadlocks.is_empty() && v.blocked_behind.is_empty());
     assert_eq!(
-        v.unknown_owner_waits.iter().map(|w| w.thread.1).collect::<Vec<_>>(),
+        v.unknown_owner_waits.iter().map(|w| w.thread.tid).collect::<Vec<_>>(),
         vec![1, 2]
     );
     assert_eq!(
-        v.no_owner_waits.iter().map(|w| w.thread.1).collect::<Vec<_>>(),
+        v.no_owner_waits.iter().map(|w| w.thread.tid).collect::<Vec<_>>(),
         vec![3, 4]
     );
     assert!(v.all_blocked);
@@ -278,13 +287,7 @@ fn cross_process_cycle_through_shared_mutexes() {
                 name: None,
                 shared_key: Some((1, 99, off)),
             },
-            owner: Owner {
-                tid: Some(owner.1),
-                pid: Some(owner.0),
-                confidence: Confidence::Exact,
-                evidence: String::new(),
-                dead: false,
-            },
+            owner: Owner::held_by(owner.0, owner.1, Confidence::Exact, String::new()),
             how: String::new(),
             site_frame: None,
         }),
@@ -297,7 +300,10 @@ fn cross_process_cycle_through_shared_mutexes() {
     let b = shared(0x9000, 300, 0x0, (200, 201));
     let v = analyze([(200, 201, &a), (300, 301, &b)]);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![(200, 201), (300, 301)]);
+    assert_eq!(
+        v.deadlocks[0].threads,
+        vec![ThreadId::new(200, 201), ThreadId::new(300, 301)]
+    );
     assert_eq!(
         resource_key(&v.deadlocks[0].resources[0]),
         ResourceKey::Shared {
@@ -313,7 +319,7 @@ fn owners_outside_the_inspected_threads_do_not_count_as_running() {
     // Thread 1 waits on a lock held by a thread of process 999, which was not inspected.
     let mut f = waits_on(0xa, 5);
     if let Some(w) = f.wait.as_mut() {
-        w.owner.pid = Some(999);
+        w.owner = Owner::held_by(999, w.owner.tid().unwrap(), w.owner.confidence(), w.owner.evidence());
     }
     let v = verdict(&[(1, f)]);
     assert!(v.all_blocked);
@@ -356,8 +362,8 @@ fn large_random_graph_is_bounded() {
         for _ in 0..3 {
             let b = next() % n;
             g.add_edge(Edge {
-                from: (PID, a as i32),
-                to: (PID, b as i32),
+                from: ThreadId::new(PID, a as i32),
+                to: ThreadId::new(PID, b as i32),
                 resource: res(ResourceKind::Mutex, b),
                 confidence: Confidence::Exact,
                 evidence: String::new(),
@@ -389,8 +395,8 @@ fn large_random_graph_is_bounded() {
     for a in 0..100_000i32 {
         let b = if a == 0 { 99_999 } else { a - 1 };
         g.add_edge(Edge {
-            from: (PID, a),
-            to: (PID, b),
+            from: ThreadId::new(PID, a),
+            to: ThreadId::new(PID, b),
             resource: res(ResourceKind::Mutex, b as u64),
             confidence: Confidence::Exact,
             evidence: String::new(),
@@ -399,7 +405,7 @@ fn large_random_graph_is_bounded() {
     let v = g.verdict();
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(v.deadlocks[0].threads.len(), 100_000);
-    assert_eq!(v.deadlocks[0].threads[0], (PID, 0));
+    assert_eq!(v.deadlocks[0].threads[0], ThreadId::new(PID, 0));
 }
 
 // ---- asleep for good ---------------------------------------------------------
@@ -418,7 +424,10 @@ fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict 
 }
 
 fn asleep(v: &Verdict, tid: i32) -> &Asleep {
-    v.asleep.iter().find(|a| a.thread == (PID, tid)).expect("judged")
+    v.asleep
+        .iter()
+        .find(|a| a.thread == ThreadId::new(PID, tid))
+        .expect("judged")
 }
 
 fn ownerless(kind: ResourceKind, addr: u64) -> ThreadFindings {
@@ -467,7 +476,7 @@ fn pool_whose_every_thread_waits_is_stuck() {
         vec![Stuck {
             pid: PID,
             whole_process: true,
-            threads: vec![(PID, 1), (PID, 2), (PID, 3)]
+            threads: vec![ThreadId::new(PID, 1), ThreadId::new(PID, 2), ThreadId::new(PID, 3)]
         }]
     );
     assert_eq!(asleep(&v, 1).why, "its owner, thread 2, is itself asleep for good");
@@ -489,8 +498,7 @@ fn pool_whose_every_thread_waits_is_stuck() {
 fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
     let mut a = waits_on(0xb, 8);
     a.sleep = Sleep::Futex {
-        timed: true,
-        timeout: Some(Timeout {
+        timeout: Deadline::In(Timeout {
             in_ms: 2400,
             relative: false,
             clock: None,
@@ -502,7 +510,10 @@ fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
     assert_eq!(asleep(&v, 7).why, "a timed wait: times out in 2.4 s");
     assert!(v.stuck.is_empty(), "a timed wait in the process: {:?}", v.stuck);
     // A timeout longer than an hour leaves a plain deadlock.
-    if let Sleep::Futex { timeout: Some(to), .. } = &mut a.sleep {
+    if let Sleep::Futex {
+        timeout: Deadline::In(to),
+    } = &mut a.sleep
+    {
         to.in_ms = TIMEOUT_BREAKS_CYCLE_MS + 1;
     }
     let v = settled(&[(7, a), (8, waits_on(0xa, 7))], SignalWayOut::None);
@@ -513,8 +524,12 @@ fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
 fn orphaned_waiter_is_stuck_even_beside_a_live_thread() {
     let mut w = waits_on(0xa, 9);
     if let Some(wait) = w.wait.as_mut() {
-        wait.owner.dead = true;
-        wait.owner.evidence = "__owner = 9; thread 9 has exited".into();
+        wait.owner = Owner::exited(
+            wait.owner.tid(),
+            wait.owner.pid(),
+            wait.owner.confidence(),
+            "__owner = 9; thread 9 has exited",
+        );
     }
     let v = settled(&[(1, input("read(fd 0)")), (2, w.clone())], SignalWayOut::None);
     assert_eq!(v.kind(), VerdictKind::Stuck);
@@ -523,7 +538,7 @@ fn orphaned_waiter_is_stuck_even_beside_a_live_thread() {
         vec![Stuck {
             pid: PID,
             whole_process: false,
-            threads: vec![(PID, 2)]
+            threads: vec![ThreadId::new(PID, 2)]
         }]
     );
     assert_eq!(asleep(&v, 2).why, "its owner is gone: __owner = 9; thread 9 has exited");
@@ -574,7 +589,9 @@ mod pools {
 
     fn cond_wait(timed: bool) -> ThreadFindings {
         ThreadFindings {
-            sleep: Sleep::Futex { timed, timeout: None },
+            sleep: Sleep::Futex {
+                timeout: if timed { Deadline::Unread } else { Deadline::Never },
+            },
             ..ownerless(ResourceKind::PyCondition, 0x500)
         }
     }
@@ -611,7 +628,7 @@ mod pools {
         let f = cond_wait(false);
         let p = pool(&[(1, Q0), (2, Q1), (3, TaskPlace::RunBy { tid: 1 })]);
         let s = starved(&p, &|_| Some(&f)).expect("starved");
-        assert_eq!(s.workers, vec![(PID, 1), (PID, 2)]);
+        assert_eq!(s.workers, vec![ThreadId::new(PID, 1), ThreadId::new(PID, 2)]);
         assert_eq!(s.behind.len(), 1, "thread 3 waits behind the pool");
         // A worker waiting on a task another worker runs closes the cycle too.
         let p = pool(&[(1, Q0), (2, TaskPlace::RunBy { tid: 1 })]);
@@ -642,8 +659,7 @@ mod pools {
         // The waiter sleeps on something else than the future's condition.
         let lock = ThreadFindings {
             sleep: Sleep::Futex {
-                timed: false,
-                timeout: None,
+                timeout: Deadline::Never,
             },
             ..waits(ResourceKind::PyLock, 0x600, None, Confidence::Unknown)
         };

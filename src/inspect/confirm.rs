@@ -55,7 +55,7 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
     // its wait (runnable on a loaded machine): a few windows, and one in
     // which nothing of a process moved is enough for it. All processes of a
     // tree share each window, so ten stuck processes cost one window, not ten.
-    let mut last: Vec<Vec<(i32, i32)>> = Vec::new();
+    let mut last: Vec<Vec<graph::ThreadId>> = Vec::new();
     for _ in 0..STUCK_CONFIRM_WINDOWS {
         if pending.is_empty() {
             break;
@@ -65,13 +65,13 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
         pending = still.iter().map(|&k| pending[k]).collect();
         last = still.into_iter().map(|k| std::mem::take(&mut last[k])).collect();
     }
-    let moved: Vec<(i32, i32)> = last.into_iter().flatten().collect();
+    let moved: Vec<graph::ThreadId> = last.into_iter().flatten().collect();
     if moved.is_empty() {
         return;
     }
-    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.0).collect();
+    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.pid).collect();
     v.stuck.retain(|s| !pids.contains(&s.pid));
-    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.0)) {
+    for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.pid)) {
         if a.asleep_for_good {
             a.asleep_for_good = false;
             a.why = if moved.contains(&a.thread) {
@@ -106,7 +106,7 @@ pub(super) const STUCK_CONFIRM_WINDOWS: usize = 5;
 /// both looks. The files are kept open between the looks ([`Looks`]), and
 /// a large process's threads are looked at by several readers at once
 /// ([`Readers`]): 10,000 threads are 30,000 reads around the window.
-pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<(i32, i32)>> {
+pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<graph::ThreadId>> {
     // Only threads of live processes can be looked at again; and only those
     // of an inspected process, whose capture says what they were in.
     let listed: Vec<Vec<Listed>> = stucks
@@ -114,8 +114,8 @@ pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuc
         .map(|s| {
             s.threads
                 .iter()
-                .filter(|&&(p, _)| is_live(inspections, p))
-                .filter_map(|&(pid, tid)| {
+                .filter(|t| is_live(inspections, t.pid))
+                .filter_map(|&graph::ThreadId { pid, tid }| {
                     let ins = inspections.iter().find(|i| i.snapshot.pid == pid)?;
                     let i = ins.snapshot.thread_index(tid)?;
                     Some(Listed {
@@ -169,14 +169,14 @@ pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuc
             let mut moved = Vec::new();
             if s.whole_process {
                 let now = Live::process(s.pid).threads().unwrap_or_default();
-                let known: HashSet<(i32, i32)> = s.threads.iter().copied().collect();
-                if let Some(&t) = now.iter().find(|t| !known.contains(&(s.pid, **t))) {
-                    moved.push((s.pid, t));
+                let known: HashSet<graph::ThreadId> = s.threads.iter().copied().collect();
+                if let Some(&t) = now.iter().find(|t| !known.contains(&graph::ThreadId::new(s.pid, **t))) {
+                    moved.push(graph::ThreadId::new(s.pid, t));
                 }
             }
             for t in listed {
                 if !still.next().unwrap_or(false) {
-                    moved.push((t.pid, t.tid));
+                    moved.push(graph::ThreadId::new(t.pid, t.tid));
                 }
             }
             moved
@@ -292,7 +292,7 @@ pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
     for _ in 0..4 {
         let v = graph_of(inspections);
         let mut moved = false;
-        for &(pid, tid) in v.deadlocks.iter().flat_map(|d| &d.threads) {
+        for &graph::ThreadId { pid, tid } in v.deadlocks.iter().flat_map(|d| &d.threads) {
             let Some(ins) = inspections.iter_mut().find(|i| i.snapshot.pid == pid) else {
                 continue;
             };

@@ -122,26 +122,23 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
             .unwrap_or_else(|| t.name.clone());
         thread_names.insert(t.tid, name);
         let f = &ins.findings[i];
-        if let crate::runtimes::Sleep::Futex { timed: true, .. } = f.sleep {
+        if f.sleep.timed_futex() {
             thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
         }
         let Some(w) = &f.wait else { continue };
-        let (Some(owner), false) = (w.owner.tid, w.owner.confidence == crate::runtimes::Confidence::Unknown) else {
+        let Some(owner) = w.owner.thread().filter(|o| o.pid == pid) else {
             continue;
         };
-        if w.owner.pid.is_some_and(|p| p != pid) {
-            continue;
-        }
         thread_edges.push((
             t.tid,
-            owner,
+            owner.tid,
             AwaitVia::Resource {
                 resource_kind: w.resource.kind,
                 address: w.resource.address,
                 name: w.resource.name.clone(),
             },
-            w.owner.confidence,
-            w.owner.evidence.clone(),
+            w.owner.confidence(),
+            w.owner.evidence().to_string(),
         ));
     }
     Some(graph::awaits::ProcessAwaits {
@@ -157,7 +154,7 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
 /// described (a socket by its addresses and the process at the other end).
 pub(super) fn describe_waited_behind(inspections: &[Inspection], v: &mut Verdict) {
     for w in &mut v.waiting_behind {
-        let (pid, tid) = w.thread;
+        let graph::ThreadId { pid, tid } = w.thread;
         let Some(ins) = inspections.iter().find(|i| i.snapshot.pid == pid) else {
             continue;
         };
@@ -198,7 +195,7 @@ pub(super) fn own_shared_mp_locks(inspections: &mut [Inspection]) {
         for (i, f) in ins.findings.iter().enumerate() {
             let Some(w) = &f.wait else { continue };
             let Some(key) = w.resource.shared_key else { continue };
-            if w.resource.kind != ResourceKind::PyMpLock || w.owner.tid.is_some() {
+            if w.resource.kind != ResourceKind::PyMpLock || w.owner.tid().is_some() {
                 continue;
             }
             let held = inspections
@@ -209,12 +206,13 @@ pub(super) fn own_shared_mp_locks(inspections: &mut [Inspection]) {
                         g.holds
                             .iter()
                             .find(|h| h.resource.kind == ResourceKind::PyMpLock && h.resource.shared_key == Some(key))
-                            .map(|h| crate::runtimes::Owner {
-                                tid: Some(t.tid),
-                                pid: Some(b.snapshot.pid),
-                                confidence: h.confidence,
-                                evidence: format!("{} in PID {}", h.evidence, b.snapshot.pid),
-                                dead: false,
+                            .map(|h| {
+                                crate::runtimes::Owner::held_by(
+                                    b.snapshot.pid,
+                                    t.tid,
+                                    h.confidence,
+                                    format!("{} in PID {}", h.evidence, b.snapshot.pid),
+                                )
                             })
                     })
                 });
@@ -235,10 +233,10 @@ pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
     for ins in inspections.iter() {
         for (i, f) in ins.findings.iter().enumerate() {
             let Some(w) = &f.wait else { continue };
-            let (Some(opid), Some(otid)) = (w.owner.pid, w.owner.tid) else {
+            let Some(crate::graph::ThreadId { pid: opid, tid: otid }) = w.owner.thread() else {
                 continue;
             };
-            if w.owner.dead || opid == ins.snapshot.pid {
+            if opid == ins.snapshot.pid {
                 continue;
             }
             let Some(k) = inspections.iter().position(|x| x.snapshot.pid == opid) else {
@@ -252,10 +250,12 @@ pub(super) fn add_cross_process_holds(inspections: &mut [Inspection]) {
                 j,
                 crate::runtimes::Hold {
                     resource: w.resource.clone(),
-                    confidence: w.owner.confidence,
+                    confidence: w.owner.confidence(),
                     evidence: format!(
                         "{} (thread {} of PID {} waits for it)",
-                        w.owner.evidence, ins.snapshot.threads[i].tid, ins.snapshot.pid
+                        w.owner.evidence(),
+                        ins.snapshot.threads[i].tid,
+                        ins.snapshot.pid
                     ),
                     site_frame: None,
                 },

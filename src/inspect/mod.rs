@@ -389,7 +389,7 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
         .iter()
         .flat_map(|c| &c.members)
         .filter_map(|m| match m {
-            graph::awaits::Member::Thread { pid, tid, .. } => Some((*pid, *tid)),
+            graph::awaits::Member::Thread { pid, tid, .. } => Some(graph::ThreadId::new(*pid, *tid)),
             graph::awaits::Member::Task { .. } => None,
         })
         .collect();

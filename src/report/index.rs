@@ -20,7 +20,7 @@ pub struct Index<'a> {
 
 impl<'a> Index<'a> {
     pub fn new(threads: &'a [Thread<'a>]) -> Self {
-        let map: HashMap<ThreadId, &Thread> = threads.iter().map(|t| ((t.pid, t.tid), t)).collect();
+        let map: HashMap<ThreadId, &Thread> = threads.iter().map(|t| (ThreadId::new(t.pid, t.tid), t)).collect();
         let mut pids = threads.iter().map(|t| t.pid);
         let first = pids.next();
         Index {
@@ -43,22 +43,22 @@ impl<'a> Index<'a> {
                     .map(|n| format!(" (Python {})", quoted(n)))
                     .unwrap_or_default();
                 let pid = if self.multi_process {
-                    format!(" of PID {}", id.0)
+                    format!(" of PID {}", id.pid)
                 } else {
                     String::new()
                 };
                 let ns = super::threads::ns_tid_note(t.tid, t.ns_tid);
-                format!("thread {}{ns} {}{py}{pid}", id.1, quoted(t.name))
+                format!("thread {}{ns} {}{py}{pid}", id.tid, quoted(t.name))
             }
-            None => format!("thread {} of PID {}", id.1, id.0),
+            None => format!("thread {} of PID {}", id.tid, id.pid),
         }
     }
 
     /// `Wife (27108)`: the Python name, else the thread's name, and its TID.
     pub fn short(&self, id: ThreadId) -> String {
         match self.threads.get(&id) {
-            Some(t) => format!("{} ({})", escape_name(t.python_name.unwrap_or(t.name)), id.1),
-            None => format!("thread {}", id.1),
+            Some(t) => format!("{} ({})", escape_name(t.python_name.unwrap_or(t.name)), id.tid),
+            None => format!("thread {}", id.tid),
         }
     }
 

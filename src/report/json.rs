@@ -75,11 +75,11 @@ impl BlockedOn {
             kind: w.resource.kind,
             address: hex(w.resource.address),
             name: w.resource.name.clone(),
-            owner_tid: w.owner.tid,
-            owner_pid: w.owner.pid,
-            confidence: w.owner.confidence,
-            evidence: w.owner.evidence.clone(),
-            owner_exited: w.owner.dead,
+            owner_tid: w.owner.tid(),
+            owner_pid: w.owner.pid(),
+            confidence: w.owner.confidence(),
+            evidence: w.owner.evidence().to_string(),
+            owner_exited: w.owner.is_exited(),
             how: w.how.clone(),
             site: Site::of(frames, w.site_frame),
         }
@@ -231,7 +231,7 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
             // `asleep` is sorted by thread.
             let asleep = verdict
                 .asleep
-                .binary_search_by_key(&(s.pid, t.tid), |a| a.thread)
+                .binary_search_by_key(&crate::graph::ThreadId::new(s.pid, t.tid), |a| a.thread)
                 .ok()
                 .map(|k| &verdict.asleep[k]);
             Thread {

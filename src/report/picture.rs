@@ -66,7 +66,7 @@ struct Picture {
     arrows: Vec<Arrow>,
 }
 
-fn thread_id((pid, tid): ThreadId) -> String {
+fn thread_id(ThreadId { pid, tid }: ThreadId) -> String {
     format!("t_{pid}_{tid}")
 }
 
@@ -124,14 +124,16 @@ fn build(report: &Report, title: &str) -> Picture {
             .or_insert_with(|| (w.resource.clone(), Vec::new()))
             .1
             .push(Waiter {
-                id: (t.pid, t.tid),
+                id: ThreadId::new(t.pid, t.tid),
                 thread: t,
             });
         if let (Some(tid), Some(pid)) = (w.owner_tid, w.owner_pid) {
             if w.owner_exited {
                 owners.entry(k).or_insert((None, w.confidence, Some(tid)));
             } else {
-                owners.entry(k).or_insert((Some((pid, tid)), w.confidence, None));
+                owners
+                    .entry(k)
+                    .or_insert((Some(ThreadId::new(pid, tid)), w.confidence, None));
             }
         }
     }
@@ -153,19 +155,19 @@ fn build(report: &Report, title: &str) -> Picture {
         arrows: Vec::new(),
     };
     let mut shown: BTreeSet<ThreadId> = BTreeSet::new();
-    let locate = |id: ThreadId| report.threads_of(id.0).find(|t| t.tid == id.1);
+    let locate = |id: ThreadId| report.threads_of(id.pid).find(|t| t.tid == id.tid);
     let mut show = |pic: &mut Picture, id: ThreadId| {
         if !shown.insert(id) {
             return;
         }
         let label = match locate(id) {
             Some(t) => thread_label(t),
-            None => format!("TID {} of PID {}\n(not inspected)", id.1, id.0),
+            None => format!("TID {} of PID {}\n(not inspected)", id.tid, id.pid),
         };
         pic.threads.push(ThreadNode {
             id: thread_id(id),
             label,
-            pid: id.0,
+            pid: id.pid,
             in_cycle: cycle_threads.contains(&id),
         });
     };
@@ -182,8 +184,8 @@ fn build(report: &Report, title: &str) -> Picture {
         let (fold, single): (Vec<&Waiter>, Vec<&Waiter>) = waiters
             .iter()
             .partition(|w| !cycle_threads.contains(&w.id) && !owner_threads.contains(&w.id));
-        let fold_pid = fold.first().map(|w| w.id.0);
-        let foldable = fold.len() >= FOLD_MIN && fold.iter().all(|w| Some(w.id.0) == fold_pid);
+        let fold_pid = fold.first().map(|w| w.id.pid);
+        let foldable = fold.len() >= FOLD_MIN && fold.iter().all(|w| Some(w.id.pid) == fold_pid);
         let singles: Vec<&Waiter> = if foldable { single } else { waiters.iter().collect() };
         for w in singles {
             show(&mut pic, w.id);
@@ -203,7 +205,7 @@ fn build(report: &Report, title: &str) -> Picture {
         }
         if foldable {
             let gid = format!("g_{n}");
-            let mut tids: Vec<String> = fold.iter().take(6).map(|w| w.id.1.to_string()).collect();
+            let mut tids: Vec<String> = fold.iter().take(6).map(|w| w.id.tid.to_string()).collect();
             if fold.len() > 6 {
                 tids.push("…".into());
             }

@@ -9,7 +9,7 @@ use super::index::Index;
 use super::json::JsonTaskWait;
 use super::labels::{hex, site_label};
 use super::style::{clean, Style};
-use crate::graph::{PoolStarvation, Verdict};
+use crate::graph::{PoolStarvation, ThreadId, Verdict};
 use crate::runtimes::{TaskPlace, TaskPool, TaskWait};
 
 /// `ThreadPoolExecutor executor (0x7f..., threads ThreadPoolExecutor-0_*)`.
@@ -39,7 +39,7 @@ fn task_label(w: &TaskWait, pool: &TaskPool, idx: &Index) -> String {
             position + 1,
             pool.queued.len()
         ),
-        TaskPlace::RunBy { tid } => format!("run by {}", idx.name((pool.pid, tid))),
+        TaskPlace::RunBy { tid } => format!("run by {}", idx.name(ThreadId::new(pool.pid, tid))),
     };
     format!("future{name} ({:#x}, {}), {place}", w.future, clean(&w.state))
 }
@@ -92,7 +92,7 @@ pub fn section(n: usize, s: &PoolStarvation, idx: &Index, style: &Style) -> Stri
         let _ = writeln!(
             out,
             "  Blocked behind it: {} (waits for {})",
-            idx.name((s.pool.pid, b.tid)),
+            idx.name(ThreadId::new(s.pool.pid, b.tid)),
             task_label(b, &s.pool, idx)
         );
     }
@@ -140,7 +140,7 @@ pub fn json(v: &Verdict) -> Vec<JsonPoolStarvation> {
             executor_name: s.pool.name.clone(),
             thread_name_prefix: s.pool.thread_name_prefix.clone(),
             max_workers: s.pool.max_workers,
-            workers: s.workers.iter().map(|t| t.1).collect(),
+            workers: s.workers.iter().map(|t| t.tid).collect(),
             waits: s.waits.iter().map(JsonTaskWait::new).collect(),
             queued: s.pool.queued.iter().map(|&f| hex(f)).collect(),
             blocked_behind: s.behind.iter().map(JsonTaskWait::new).collect(),

@@ -175,7 +175,7 @@ fn stuck_section(v: &Verdict, idx: &Index, style: &Style) -> String {
         let in_cycle = |t: ThreadId| v.deadlocks.iter().any(|d| d.threads.contains(&t));
         let foldable = |t: ThreadId| !style.all_threads && !in_cycle(t) && idx.holds_nothing_waits_for_no_owner(t);
         let same = |a: &(ThreadId, String, String, String), b: &(ThreadId, String, String, String)| {
-            a.0 .0 == b.0 .0 && a.1 == b.1 && a.2 == b.2 && a.3 == b.3
+            a.0.pid == b.0.pid && a.1 == b.1 && a.2 == b.2 && a.3 == b.3
         };
         let mut done = vec![false; entries.len()];
         for k in 0..entries.len() {
@@ -200,7 +200,7 @@ fn stuck_section(v: &Verdict, idx: &Index, style: &Style) -> String {
             } else {
                 let names: Vec<String> = group.iter().map(|&j| idx.plain_name(entries[j].0)).collect();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let tids: Vec<i32> = group.iter().map(|&j| entries[j].0 .1).collect();
+                let tids: Vec<i32> = group.iter().map(|&j| entries[j].0.tid).collect();
                 let _ = writeln!(
                     out,
                     "  {} threads {} (TIDs {}) wait for {what}",
@@ -381,7 +381,7 @@ fn waiting_behind_headline(v: &Verdict) -> Option<String> {
         "{n} thread{} wait{} behind thread {}",
         if n == 1 { "" } else { "s" },
         if n == 1 { "s" } else { "" },
-        w.thread.1
+        w.thread.tid
     );
     if let Some(d) = &w.doing {
         let _ = write!(s, ", which {}", clean(d));
@@ -602,7 +602,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
     let in_cycle: Vec<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
     let mut rows: Vec<Row> = Vec::new();
     for t in threads {
-        let id = (t.pid, t.tid);
+        let id = ThreadId::new(t.pid, t.tid);
         let timeout = t
             .timeout
             .as_ref()
@@ -613,7 +613,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
                 resource_label(&w.resource) + &timeout,
                 match (w.owner_tid, w.owner_exited) {
                     (Some(tid), true) => format!("{tid} (exited)"),
-                    (Some(tid), false) if w.owner_pid.is_some_and(|p| p != id.0) => {
+                    (Some(tid), false) if w.owner_pid.is_some_and(|p| p != id.pid) => {
                         format!("{tid} (PID {})", w.owner_pid.unwrap_or(0))
                     }
                     (Some(tid), false) => tid.to_string(),
@@ -672,7 +672,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
     });
     let key = |r: &Row| {
         (
-            r.id.0,
+            r.id.pid,
             r.what.clone(),
             r.owner.clone(),
             r.conf,
@@ -697,7 +697,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
                     super::threads::name_pattern_with(&names, false),
                 )
             }
-            None => (r.id.1.to_string(), super::style::escape_name(&r.name)),
+            None => (r.id.tid.to_string(), super::style::escape_name(&r.name)),
         };
         let mut row = vec![
             Cell::new(tid),
@@ -708,7 +708,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
             Cell::new(&r.site),
         ];
         if multi {
-            row.insert(0, Cell::new(r.id.0));
+            row.insert(0, Cell::new(r.id.pid));
         }
         if watch.is_some() {
             row.push(Cell::new(&r.blocked_for));
@@ -760,10 +760,10 @@ fn json_edge(e: &Edge, idx: &Index) -> JsonEdge {
         Site::of(frames, Some(k))
     });
     JsonEdge {
-        from_tid: e.from.1,
-        from_pid: e.from.0,
-        to_tid: e.to.1,
-        to_pid: e.to.0,
+        from_tid: e.from.tid,
+        from_pid: e.from.pid,
+        to_tid: e.to.tid,
+        to_pid: e.to.pid,
         kind: e.resource.kind,
         address: hex(e.resource.address),
         name: e.resource.name.clone(),
@@ -779,8 +779,8 @@ pub fn json_deadlocks(idx: &Index, v: &Verdict) -> Vec<JsonDeadlock> {
         .iter()
         .enumerate()
         .map(|(k, d)| JsonDeadlock {
-            threads: d.threads.iter().map(|t| t.1).collect(),
-            pids: d.threads.iter().map(|t| t.0).collect(),
+            threads: d.threads.iter().map(|t| t.tid).collect(),
+            pids: d.threads.iter().map(|t| t.pid).collect(),
             resources: d.resources.iter().map(|r| hex(r.address)).collect(),
             resource_names: d.resources.iter().map(|r| r.name.clone()).collect(),
             edges: d.edges.iter().map(|e| json_edge(e, idx)).collect(),
@@ -866,14 +866,14 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
         deadlock: !v.deadlocks.is_empty() || !v.pool_starvations.is_empty() || !v.await_cycles.is_empty(),
         deadlocks: v.deadlocks.len(),
         orphaned_locks: v.orphaned.len(),
-        blocked_behind: v.blocked_behind.iter().map(|b| b.thread.1).collect(),
+        blocked_behind: v.blocked_behind.iter().map(|b| b.thread.tid).collect(),
         blocked_behind_processes: v
             .blocked_behind_processes
             .iter()
             .filter_map(|b| match b.leads_to {
                 Leads::Deadlock(k) => Some(JsonProcessBehind {
-                    pid: b.thread.0,
-                    tid: b.thread.1,
+                    pid: b.thread.pid,
+                    tid: b.thread.tid,
                     waits_on: b.waits_on.clone(),
                     pids: b.pids.clone(),
                     deadlock: k,
@@ -890,16 +890,16 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
             .map(|s| JsonStuck {
                 pid: s.pid,
                 whole_process: s.whole_process,
-                threads: s.threads.iter().map(|t| t.1).collect(),
+                threads: s.threads.iter().map(|t| t.tid).collect(),
             })
             .collect(),
         waiting_behind: v
             .waiting_behind
             .iter()
             .map(|w| JsonWaitingBehind {
-                pid: w.thread.0,
-                tid: w.thread.1,
-                waiters: w.waiters.iter().map(|t| t.1).collect(),
+                pid: w.thread.pid,
+                tid: w.thread.tid,
+                waiters: w.waiters.iter().map(|t| t.tid).collect(),
                 holds: w.holds.iter().map(resource_label).collect(),
                 doing: w.doing.clone(),
             })

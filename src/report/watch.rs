@@ -147,10 +147,10 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
         let label = resource_label(r);
         match lines
             .iter_mut()
-            .find(|(pid, l, h, _)| !style.all_threads && *pid == t.thread.0 && *l == label && *h == how)
+            .find(|(pid, l, h, _)| !style.all_threads && *pid == t.thread.pid && *l == label && *h == how)
         {
             Some((.., members)) => members.push(t.thread),
-            None => lines.push((t.thread.0, label, how, vec![t.thread])),
+            None => lines.push((t.thread.pid, label, how, vec![t.thread])),
         }
     }
     for (_, label, how, members) in lines {
@@ -162,7 +162,7 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
         }
         let names: Vec<String> = members.iter().map(|&t| idx.plain_name(t)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tids: Vec<i32> = members.iter().map(|t| t.1).collect();
+        let tids: Vec<i32> = members.iter().map(|t| t.tid).collect();
         let _ = writeln!(
             out,
             "  Blocked for: {} threads {} (TIDs {}) on {label}: {how}",

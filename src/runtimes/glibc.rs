@@ -798,17 +798,16 @@ impl<'v, 'a> Ctx<'v, 'a> {
                 Confidence::Inferred,
                 evidence.clone(),
             ),
-            OwnerEvidence::Thread { index, evidence } | OwnerEvidence::Inferred { index, evidence } => Owner {
-                tid: Some(snap.threads[*index].tid),
-                pid: Some(snap.pid),
-                confidence: if matches!(f.owner, OwnerEvidence::Thread { .. }) {
+            OwnerEvidence::Thread { index, evidence } | OwnerEvidence::Inferred { index, evidence } => Owner::held_by(
+                snap.pid,
+                snap.threads[*index].tid,
+                if matches!(f.owner, OwnerEvidence::Thread { .. }) {
                     Confidence::Exact
                 } else {
                     Confidence::Inferred
                 },
-                evidence: evidence.clone(),
-                dead: false,
-            },
+                evidence.clone(),
+            ),
             OwnerEvidence::Unknown(why) => Owner::unknown(why.clone()),
         };
         Wait {

@@ -9,6 +9,8 @@ pub mod cpython;
 
 use serde::Serialize;
 
+use crate::ids::ThreadId;
+
 /// How sure lockdump is of an owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -105,29 +107,163 @@ pub struct Resource {
     pub shared_key: Option<(u64, u64, u64)>,
 }
 
-/// Who holds a resource, with the evidence.
+/// How sure lockdump is of an owner it names: never unknown (an owner
+/// nobody knows is [`Owner::Unknown`], which names no thread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Known {
+    /// Read from a field the runtime maintains for this purpose.
+    Exact,
+    /// Deduced from stack contents or code being executed; may be wrong.
+    Inferred,
+}
+
+impl Known {
+    /// The [`Known`] of a confidence, `None` for [`Confidence::Unknown`].
+    pub fn of(c: Confidence) -> Option<Known> {
+        match c {
+            Confidence::Exact => Some(Known::Exact),
+            Confidence::Inferred => Some(Known::Inferred),
+            Confidence::Unknown => None,
+        }
+    }
+}
+
+impl From<Known> for Confidence {
+    fn from(k: Known) -> Confidence {
+        match k {
+            Known::Exact => Confidence::Exact,
+            Known::Inferred => Confidence::Inferred,
+        }
+    }
+}
+
+/// Who holds a resource, with the evidence: a thread, a thread that has
+/// exited, or nobody known. Which one it is decides what the graph does
+/// with the wait (an edge, an orphaned lock, an unknown-owner wait), so it
+/// is the variant, not fields to test in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Owner {
-    /// Host TID of the holder, when known.
-    pub tid: Option<i32>,
-    /// Host PID of the holder's process.
-    pub pid: Option<i32>,
-    pub confidence: Confidence,
-    /// The field or frame the owner was read from, in words: `__owner field = 1234`.
-    pub evidence: String,
-    /// The owner TID names no live thread of any inspected process (it exited).
-    pub dead: bool,
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Owner {
+    /// A thread that exists: of the waiter's process, of another inspected
+    /// process, or (for a process-shared lock) of a process not inspected.
+    Thread {
+        /// The holder (host PID and TID).
+        thread: ThreadId,
+        confidence: Known,
+        /// The field or frame the owner was read from, in words: `__owner field = 1234`.
+        evidence: String,
+    },
+    /// The lock names a thread that no longer exists (it exited with the
+    /// lock held): an orphaned lock.
+    Exited {
+        /// The TID it had, when the lock records one (CPython's RLock
+        /// records a thread ident: `None` when no thread has it).
+        tid: Option<i32>,
+        /// Its process, when the lock is process-private (`None` for a
+        /// process-shared one: any process mapping it could have held it).
+        pid: Option<i32>,
+        confidence: Known,
+        evidence: String,
+    },
+    /// Nobody known: the runtime records no owner, or what it records names
+    /// no thread lockdump can tell. Never a graph edge.
+    Unknown {
+        /// Why, in words (what was read and why it names nobody).
+        why: String,
+    },
 }
 
 impl Owner {
-    pub fn unknown(evidence: impl Into<String>) -> Self {
-        Owner {
-            tid: None,
-            pid: None,
-            confidence: Confidence::Unknown,
-            evidence: evidence.into(),
-            dead: false,
+    pub fn unknown(why: impl Into<String>) -> Self {
+        Owner::Unknown { why: why.into() }
+    }
+
+    /// The owner thread of process `pid`; an unknown `confidence` gives
+    /// [`Owner::Unknown`] with the evidence as its reason.
+    pub fn held_by(pid: i32, tid: i32, confidence: Confidence, evidence: impl Into<String>) -> Self {
+        match Known::of(confidence) {
+            Some(confidence) => Owner::Thread {
+                thread: ThreadId::new(pid, tid),
+                confidence,
+                evidence: evidence.into(),
+            },
+            None => Owner::unknown(evidence),
         }
+    }
+
+    /// An owner that exited (see [`Owner::Exited`] for `tid` and `pid`);
+    /// an unknown `confidence` gives [`Owner::Unknown`] with the evidence as
+    /// its reason.
+    pub fn exited(tid: Option<i32>, pid: Option<i32>, confidence: Confidence, evidence: impl Into<String>) -> Self {
+        match Known::of(confidence) {
+            Some(confidence) => Owner::Exited {
+                tid,
+                pid,
+                confidence,
+                evidence: evidence.into(),
+            },
+            None => Owner::unknown(evidence),
+        }
+    }
+
+    /// The owner thread, if the owner is a thread that exists.
+    pub fn thread(&self) -> Option<ThreadId> {
+        match *self {
+            Owner::Thread { thread, .. } => Some(thread),
+            _ => None,
+        }
+    }
+
+    /// The owner thread if it exists and was read from the lock itself (exact).
+    pub fn exact_thread(&self) -> Option<ThreadId> {
+        match *self {
+            Owner::Thread {
+                thread,
+                confidence: Known::Exact,
+                ..
+            } => Some(thread),
+            _ => None,
+        }
+    }
+
+    /// The TID the owner has or had (an exited owner's too), when known.
+    pub fn tid(&self) -> Option<i32> {
+        match *self {
+            Owner::Thread { thread, .. } => Some(thread.tid),
+            Owner::Exited { tid, .. } => tid,
+            Owner::Unknown { .. } => None,
+        }
+    }
+
+    /// The owner's process, when known (an exited owner's too).
+    pub fn pid(&self) -> Option<i32> {
+        match *self {
+            Owner::Thread { thread, .. } => Some(thread.pid),
+            Owner::Exited { pid, .. } => pid,
+            Owner::Unknown { .. } => None,
+        }
+    }
+
+    /// Exact, inferred, or unknown for [`Owner::Unknown`].
+    pub fn confidence(&self) -> Confidence {
+        match *self {
+            Owner::Thread { confidence, .. } | Owner::Exited { confidence, .. } => confidence.into(),
+            Owner::Unknown { .. } => Confidence::Unknown,
+        }
+    }
+
+    /// The evidence in words: where the owner was read, or why none is known.
+    pub fn evidence(&self) -> &str {
+        match self {
+            Owner::Thread { evidence, .. } | Owner::Exited { evidence, .. } => evidence,
+            Owner::Unknown { why } => why,
+        }
+    }
+
+    /// The owner has exited (the lock is orphaned).
+    pub fn is_exited(&self) -> bool {
+        matches!(self, Owner::Exited { .. })
     }
 }
 
@@ -290,11 +426,26 @@ pub enum Sleep {
     /// A sleep for a set time (nanosleep, clock_nanosleep, a timed call
     /// resumed as restart_syscall).
     Timer { call: String },
-    /// A futex wait: only what the futex belongs to says who can end it.
-    /// `timeout` is set for a timed wait (the deadline, when readable).
-    Futex { timed: bool, timeout: Option<Timeout> },
+    /// A futex wait: only what the futex belongs to says who can end it,
+    /// unless it has a timeout.
+    Futex { timeout: Deadline },
     /// A system call lockdump does not classify.
     Unknown { call: String },
+}
+
+/// Whether a futex wait ends by itself. A timeout that was given but could
+/// not be read is its own case, so "untimed, with a timeout" cannot be
+/// written (it was two fields, `timed` and `timeout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Deadline {
+    /// No timeout: only a wake-up (or a signal) ends the wait.
+    Never,
+    /// A timeout was given, but the caller's `struct timespec` could not be
+    /// read from the snapshot (or is invalid).
+    Unread,
+    /// A timeout was given: when it expires, from the capture.
+    In(Timeout),
 }
 
 /// The timeout of a timed wait, at the capture.
@@ -334,9 +485,21 @@ impl Sleep {
     /// The deadline of a timed futex wait, if known.
     pub fn timeout(&self) -> Option<Timeout> {
         match self {
-            Sleep::Futex { timeout, .. } => *timeout,
+            Sleep::Futex {
+                timeout: Deadline::In(to),
+            } => Some(*to),
             _ => None,
         }
+    }
+
+    /// A futex wait with a timeout, readable or not.
+    pub fn timed_futex(&self) -> bool {
+        matches!(
+            self,
+            Sleep::Futex {
+                timeout: Deadline::In(_) | Deadline::Unread
+            }
+        )
     }
 }
 

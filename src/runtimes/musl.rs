@@ -414,13 +414,12 @@ fn infer_owner(view: &ProcessView<'_>, i: usize, f: &Found, all: &[Option<Found>
     match stackscan::infer_holder(view, f.object, &exclude) {
         Inference::One(j, refs) => {
             let shown: Vec<String> = refs.iter().take(3).map(|r| r.describe(view)).collect();
-            Owner {
-                tid: Some(view.snapshot.threads[j].tid),
-                pid: Some(view.snapshot.pid),
-                confidence: Confidence::Inferred,
-                evidence: format!("{why}; the only other thread referencing it: {}", shown.join("; ")),
-                dead: false,
-            }
+            Owner::held_by(
+                view.snapshot.pid,
+                view.snapshot.threads[j].tid,
+                Confidence::Inferred,
+                format!("{why}; the only other thread referencing it: {}", shown.join("; ")),
+            )
         }
         Inference::Several(js) => {
             let tids: Vec<String> = js.iter().map(|&j| view.snapshot.threads[j].tid.to_string()).collect();

@@ -154,7 +154,7 @@ mod tests {
             kinds,
             vec![ResourceKind::Mutex, ResourceKind::RustMutex, ResourceKind::Futex]
         );
-        assert_eq!(out[0].wait.as_ref().unwrap().owner.confidence, Confidence::Exact);
+        assert_eq!(out[0].wait.as_ref().unwrap().owner.confidence(), Confidence::Exact);
         assert_eq!(
             out[2].wait.as_ref().unwrap().how,
             "futex(0x5200, FUTEX_WAIT_BITSET_PRIVATE, 9)"

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use super::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, SymbolLookup, ThreadFindings};
+use super::{Confidence, Hold, Known, Owner, ProcessView, Resource, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::capture::Snapshot;
 
 /// Looks up tasks outside the snapshot: which process a TID belongs to.
@@ -85,26 +85,19 @@ pub fn owner_from_tid(
         return Owner::unknown(evidence);
     }
     if let Some(host) = snapshot.host_tid(ns_tid) {
-        return Owner {
-            tid: Some(host),
-            pid: Some(snapshot.pid),
-            confidence,
-            evidence,
-            dead: false,
-        };
+        return Owner::held_by(snapshot.pid, host, confidence, evidence);
     }
     if let (Some(core), true) = (snapshot.core(), process_shared) {
         // A core holds one process: the owner of a process-shared lock is
         // a thread of another core analyzed with it, or unknown (another
         // process sharing the lock, or one that exited).
         return match core.peer_process(ns_tid) {
-            Some(pid) => Owner {
-                tid: Some(ns_tid),
-                pid: Some(pid),
+            Some(pid) => Owner::held_by(
+                pid,
+                ns_tid,
                 confidence,
-                evidence: format!("{evidence}; thread {ns_tid} of process {pid} (from its core file)"),
-                dead: false,
-            },
+                format!("{evidence}; thread {ns_tid} of process {pid} (from its core file)"),
+            ),
             None => Owner::unknown(format!(
                 "{evidence}; TID {ns_tid} is not a thread of this process: a thread of another process sharing the \
                  lock, or one that exited (a core file holds only its own process; give the others' cores too)"
@@ -119,25 +112,23 @@ pub fn owner_from_tid(
         ));
     }
     match tasks.tgid_of(ns_tid) {
-        Some(tgid) if tgid == snapshot.pid => Owner {
-            tid: Some(ns_tid),
-            pid: Some(tgid),
+        Some(tgid) if tgid == snapshot.pid => Owner::held_by(
+            tgid,
+            ns_tid,
             confidence,
-            evidence: format!("{evidence}; thread {ns_tid} started after the snapshot"),
-            dead: false,
-        },
-        Some(tgid) if process_shared => Owner {
-            tid: Some(ns_tid),
-            pid: Some(tgid),
+            format!("{evidence}; thread {ns_tid} started after the snapshot"),
+        ),
+        Some(tgid) if process_shared => Owner::held_by(
+            tgid,
+            ns_tid,
             confidence,
-            evidence: format!("{evidence}; thread {ns_tid} of process {tgid}"),
-            dead: false,
-        },
-        other => Owner {
-            tid: Some(ns_tid),
-            pid: if process_shared { None } else { Some(snapshot.pid) },
+            format!("{evidence}; thread {ns_tid} of process {tgid}"),
+        ),
+        other => Owner::exited(
+            Some(ns_tid),
+            if process_shared { None } else { Some(snapshot.pid) },
             confidence,
-            evidence: match other {
+            match other {
                 // fork() copies the memory of every thread but only the
                 // calling one: a lock another thread of the parent held is
                 // copied locked, with that thread's TID as owner.
@@ -150,8 +141,7 @@ pub fn owner_from_tid(
                 ),
                 None => format!("{evidence}; thread {ns_tid} has exited"),
             },
-            dead: true,
-        },
+        ),
     }
 }
 
@@ -165,20 +155,22 @@ pub fn inferred_hold(
     owner: &Owner,
     resource: &Resource,
 ) -> Option<(usize, Hold)> {
-    if owner.confidence != Confidence::Inferred {
+    let Owner::Thread {
+        thread,
+        confidence: Known::Inferred,
+        evidence,
+        ..
+    } = owner
+    else {
         return None;
-    }
-    let tid = owner.tid?;
-    let j = view.snapshot.thread_index(tid)?;
+    };
+    let j = view.snapshot.thread_index(thread.tid)?;
     Some((
         j,
         Hold {
             resource: resource.clone(),
             confidence: Confidence::Inferred,
-            evidence: format!(
-                "{} (thread {} waits for it)",
-                owner.evidence, view.snapshot.threads[waiter].tid
-            ),
+            evidence: format!("{evidence} (thread {} waits for it)", view.snapshot.threads[waiter].tid),
             site_frame: None,
         },
     ))
@@ -368,21 +360,21 @@ pub fn holds_from_waits(snap: &Snapshot, out: &[ThreadFindings]) -> Vec<(usize, 
     for (i, f) in out.iter().enumerate() {
         let Some(w) = &f.wait else { continue };
         let kind = w.resource.kind;
-        if !kind.has_owner() || kind == ResourceKind::Thread || w.owner.confidence == Confidence::Unknown {
+        if !kind.has_owner() || kind == ResourceKind::Thread {
             continue;
         }
-        if w.owner.dead || w.owner.pid != Some(snap.pid) {
+        let Some(owner) = w.owner.thread().filter(|o| o.pid == snap.pid) else {
             continue;
-        }
-        let Some(j) = w.owner.tid.and_then(|tid| snap.thread_index(tid)) else {
+        };
+        let Some(j) = snap.thread_index(owner.tid) else {
             continue;
         };
         holds.push((
             j,
             Hold {
                 resource: w.resource.clone(),
-                confidence: w.owner.confidence,
-                evidence: format!("{} (thread {} waits for it)", w.owner.evidence, snap.threads[i].tid),
+                confidence: w.owner.confidence(),
+                evidence: format!("{} (thread {} waits for it)", w.owner.evidence(), snap.threads[i].tid),
                 site_frame: None,
             },
         ));
@@ -421,27 +413,30 @@ mod tests {
 
         let o = owner_from_tid(&snap, &tasks, 101, false, Confidence::Exact, "__owner = 101".into());
         assert_eq!(
-            (o.tid, o.pid, o.dead, o.confidence),
+            (o.tid(), o.pid(), o.is_exited(), o.confidence()),
             (Some(101), Some(100), false, Confidence::Exact)
         );
 
         let late = owner_from_tid(&snap, &tasks, 102, false, Confidence::Exact, "x".into());
-        assert!(!late.dead);
+        assert!(!late.is_exited());
 
         let gone = owner_from_tid(&snap, &tasks, 777, false, Confidence::Exact, "__owner = 777".into());
-        assert!(gone.dead);
-        assert_eq!(gone.tid, Some(777));
-        assert!(gone.evidence.contains("exited"), "{}", gone.evidence);
+        assert!(gone.is_exited());
+        assert_eq!(gone.tid(), Some(777));
+        assert!(gone.evidence().contains("exited"), "{}", gone.evidence());
 
         // A private lock cannot be owned by another process: a reused TID is still "exited".
         let reused = owner_from_tid(&snap, &tasks, 555, false, Confidence::Exact, "x".into());
-        assert!(reused.dead);
+        assert!(reused.is_exited());
 
         let other = owner_from_tid(&snap, &tasks, 555, true, Confidence::Exact, "x".into());
-        assert_eq!((other.tid, other.pid, other.dead), (Some(555), Some(500), false));
+        assert_eq!(
+            (other.tid(), other.pid(), other.is_exited()),
+            (Some(555), Some(500), false)
+        );
 
         assert_eq!(
-            owner_from_tid(&snap, &tasks, 0, false, Confidence::Exact, "x".into()).confidence,
+            owner_from_tid(&snap, &tasks, 0, false, Confidence::Exact, "x".into()).confidence(),
             Confidence::Unknown
         );
     }
@@ -453,10 +448,10 @@ mod tests {
         let mut snap = snapshot(4000, vec![t], vec![]);
         snap.ns_pid = 7;
         let o = owner_from_tid(&snap, &NoTasks, 7, false, Confidence::Exact, "x".into());
-        assert_eq!(o.tid, Some(4000));
+        assert_eq!(o.tid(), Some(4000));
         let far = owner_from_tid(&snap, &NoTasks, 9, false, Confidence::Exact, "x".into());
-        assert!(!far.dead);
-        assert_eq!(far.confidence, Confidence::Unknown);
+        assert!(!far.is_exited());
+        assert_eq!(far.confidence(), Confidence::Unknown);
     }
 
     #[test]

@@ -641,19 +641,13 @@ fn infer_owner(
     match by_guard.as_slice() {
         [(j, k, g)] => {
             let tid = view.snapshot.threads[*j].tid;
-            return Owner {
-                tid: Some(tid),
-                pid: Some(view.snapshot.pid),
-                confidence: Confidence::Inferred,
-                evidence: format!(
+            return Owner::held_by(view.snapshot.pid, tid, Confidence::Inferred, format!(
                     "parking_lot locks record no owner; thread {tid} has a live lock_api {} `{}` of it ({}) in {}, per its DWARF locals{state_note}",
                     g.kind.type_name(),
                     g.variable,
                     g.place,
                     rust_std::frame_name(view, *j, *k)
-                ),
-                dead: false,
-            };
+                ));
         }
         [] => {}
         several => {
@@ -671,18 +665,12 @@ fn infer_owner(
     match by_code.as_slice() {
         [(j, h)] => {
             let tid = view.snapshot.threads[*j].tid;
-            Owner {
-                tid: Some(tid),
-                pid: Some(view.snapshot.pid),
-                confidence: Confidence::Inferred,
-                evidence: format!(
+            Owner::held_by(view.snapshot.pid, tid, Confidence::Inferred, format!(
                     "parking_lot locks record no owner; thread {tid} is in {}, whose code took the lock (lock cmpxchg at {:#x} on {}) before the point it resumes at, and has not released it since{state_note}",
                     rust_std::frame_name(view, *j, h.frame),
                     h.instruction,
                     h.operand.describe()
-                ),
-                dead: false,
-            }
+                ))
         }
         [] => Owner::unknown(
             "parking_lot locks record no owner; no thread has a live guard of it (DWARF locals) or code that took it and has not returned",
@@ -944,7 +932,7 @@ mod tests {
             (ResourceKind::ParkingLotMutex, LOCK_B)
         );
         assert_eq!(w1.resource.name.as_deref(), Some("abba::LOCK_B"));
-        assert_eq!(w1.owner.confidence, Confidence::Unknown);
+        assert_eq!(w1.owner.confidence(), Confidence::Unknown);
         assert!(w1.how.starts_with("parking_lot::Mutex::lock"), "{}", w1.how);
         assert_eq!(w1.site_frame, Some(2));
         let w2 = out[1].as_ref().unwrap().wait.as_ref().unwrap();
@@ -1030,7 +1018,7 @@ mod tests {
             (ResourceKind::ParkingLotRwLock, LOCK_A)
         );
         assert!(w.how.contains("waits for the readers"), "{}", w.how);
-        assert_eq!(w.owner.confidence, Confidence::Unknown);
+        assert_eq!(w.owner.confidence(), Confidence::Unknown);
         // Without a frame name the odd key and the state say the same.
         let out = run(&mem, &[Stack::default(), Stack::default()], &syms());
         let w = out[0].as_ref().unwrap().wait.as_ref().unwrap();

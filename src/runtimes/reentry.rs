@@ -129,7 +129,7 @@ pub fn handler_wait(frames: &[Frame]) -> Option<HandlerWait> {
 /// graph sees a self-deadlock. `tid`/`pid` name the thread.
 pub fn infer_self_deadlock(pid: i32, tid: i32, stack: &Stack, f: &mut ThreadFindings) {
     let Some(w) = f.wait.as_mut() else { return };
-    if w.owner.confidence != Confidence::Unknown || w.resource.kind != ResourceKind::Futex {
+    if !matches!(w.owner, Owner::Unknown { .. }) || w.resource.kind != ResourceKind::Futex {
         return;
     }
     let Some(name) = w.resource.name.clone() else { return };
@@ -156,23 +156,22 @@ pub fn infer_self_deadlock(pid: i32, tid: i32, stack: &Stack, f: &mut ThreadFind
         .map(|c| public_name(c).to_string())
         .unwrap_or_else(|| "the C library".into());
     w.resource.kind = ResourceKind::LibcLock;
-    w.owner = Owner {
-        tid: Some(tid),
-        pid: Some(pid),
-        confidence: Confidence::Inferred,
-        evidence: format!(
+    w.owner = Owner::held_by(
+        pid,
+        tid,
+        Confidence::Inferred,
+        format!(
             "{name} records no owner; the frames this thread's signal handler {handler} interrupted (below \
              __restore_rt) are inside {holding}, which holds {name}: the handler called {call}, which is not \
              async-signal-safe"
         ),
-        dead: false,
-    };
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtimes::{Resource, Sleep, Wait};
+    use crate::runtimes::{Deadline, Resource, Sleep, Wait};
 
     fn frame(function: &str, module: &str) -> Frame {
         Frame {
@@ -215,8 +214,7 @@ mod tests {
                 site_frame: Some(3),
             }),
             sleep: Sleep::Futex {
-                timed: false,
-                timeout: None,
+                timeout: Deadline::Never,
             },
             ..Default::default()
         }
@@ -242,16 +240,20 @@ mod tests {
         let w = f.wait.unwrap();
         assert_eq!(w.resource.kind, ResourceKind::LibcLock);
         assert_eq!(
-            (w.owner.tid, w.owner.pid, w.owner.confidence),
+            (w.owner.tid(), w.owner.pid(), w.owner.confidence()),
             (Some(7), Some(5), Confidence::Inferred)
         );
-        assert!(w.owner.evidence.contains("handler on_alarm"), "{}", w.owner.evidence);
         assert!(
-            w.owner.evidence.contains("inside __GI___libc_malloc"),
+            w.owner.evidence().contains("handler on_alarm"),
             "{}",
-            w.owner.evidence
+            w.owner.evidence()
         );
-        assert!(w.owner.evidence.contains("called malloc"), "{}", w.owner.evidence);
+        assert!(
+            w.owner.evidence().contains("inside __GI___libc_malloc"),
+            "{}",
+            w.owner.evidence()
+        );
+        assert!(w.owner.evidence().contains("called malloc"), "{}", w.owner.evidence());
     }
 
     #[test]
@@ -274,7 +276,7 @@ mod tests {
             let mut f = arena_wait(name);
             infer_self_deadlock(5, 7, &st, &mut f);
             let w = f.wait.unwrap();
-            assert_eq!(w.owner.confidence, Confidence::Unknown, "{name}: {st:?}");
+            assert_eq!(w.owner.confidence(), Confidence::Unknown, "{name}: {st:?}");
             assert_eq!(w.resource.kind, ResourceKind::Futex);
         }
     }

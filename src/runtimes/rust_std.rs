@@ -292,12 +292,13 @@ fn infer_owner(
     }
     // Other threads waiting on the same lock do not hold it.
     let others_waiting = |j: usize| j != i && all.get(j).and_then(|g| g.as_ref()).is_some_and(|g| g.lock == f.lock);
-    let owner = |j: usize, evidence: String| Owner {
-        tid: Some(view.snapshot.threads[j].tid),
-        pid: Some(view.snapshot.pid),
-        confidence: Confidence::Inferred,
-        evidence,
-        dead: false,
+    let owner = |j: usize, evidence: String| {
+        Owner::held_by(
+            view.snapshot.pid,
+            view.snapshot.threads[j].tid,
+            Confidence::Inferred,
+            evidence,
+        )
     };
     let tids = |js: &[usize]| {
         js.iter()
@@ -523,23 +524,23 @@ mod tests {
         let w1 = out[0].wait.as_ref().unwrap();
         assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, B));
         assert_eq!(w1.resource.name.as_deref(), Some("abba::LOCK_B"));
-        assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(2), Confidence::Inferred));
+        assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(2), Confidence::Inferred));
         assert!(
             w1.owner
-                .evidence
+                .evidence()
                 .contains("thread 2 is in frame #1 (f), whose code took the lock (lock cmpxchg at 0x2010 on 0x5008)"),
             "{}",
-            w1.owner.evidence
+            w1.owner.evidence()
         );
         // Thread 3 took A (0x1010 < 0x1020) too: A's owner is ambiguous.
         let w2 = out[1].wait.as_ref().unwrap();
-        assert_eq!(w2.owner.confidence, Confidence::Unknown);
+        assert_eq!(w2.owner.confidence(), Confidence::Unknown);
         assert!(
             w2.owner
-                .evidence
+                .evidence()
                 .contains("several threads run code that took it: 1, 3"),
             "{}",
-            w2.owner.evidence
+            w2.owner.evidence()
         );
         assert_eq!(out[1].holds[0].resource.address, B);
     }
@@ -565,7 +566,7 @@ mod tests {
             let stacks = vec![Stack::default(), frames(&[(pc, F, None)])];
             let out = run(vec![waiter.clone(), thread(2, None, 0)], &mem, &stacks);
             let o = &out[0].wait.as_ref().unwrap().owner;
-            assert_eq!(o.tid.is_some(), held, "pc {pc:#x}: {}", o.evidence);
+            assert_eq!(o.tid().is_some(), held, "pc {pc:#x}: {}", o.evidence());
         }
         // A return address at a `jmp` back into the function resumes at its target:
         // the slow path's `call lock_contended; jmp back` placed after the release.
@@ -581,7 +582,7 @@ mod tests {
         let mem = mem_with(code(&placed), 2, 0);
         let stacks = vec![Stack::default(), frames(&[(0x1080, F, None)])];
         let out = run(vec![waiter, thread(2, None, 0)], &mem, &stacks);
-        assert_eq!(out[0].wait.as_ref().unwrap().owner.tid, Some(2));
+        assert_eq!(out[0].wait.as_ref().unwrap().owner.tid(), Some(2));
     }
 
     #[test]
@@ -606,11 +607,16 @@ mod tests {
             run(vec![waiter.clone(), thread(2, None, 0)], &mem, &stacks)
         };
         let o = run_with(Some(HEAP - 16))[0].wait.clone().unwrap().owner;
-        assert_eq!((o.tid, o.confidence), (Some(2), Confidence::Inferred), "{}", o.evidence);
-        assert!(o.evidence.contains("on [rbx+0x10]"), "{}", o.evidence);
+        assert_eq!(
+            (o.tid(), o.confidence()),
+            (Some(2), Confidence::Inferred),
+            "{}",
+            o.evidence()
+        );
+        assert!(o.evidence().contains("on [rbx+0x10]"), "{}", o.evidence());
         // rbx now points elsewhere (another lock), or was not recovered: no evidence.
-        assert_eq!(run_with(Some(0x7777_0000))[0].wait.as_ref().unwrap().owner.tid, None);
-        assert_eq!(run_with(None)[0].wait.as_ref().unwrap().owner.tid, None);
+        assert_eq!(run_with(Some(0x7777_0000))[0].wait.as_ref().unwrap().owner.tid(), None);
+        assert_eq!(run_with(None)[0].wait.as_ref().unwrap().owner.tid(), None);
     }
 
     #[test]
@@ -625,13 +631,18 @@ mod tests {
         let stacks = vec![frames(&[(0x1050, F, None), (0x2050, G, None)])];
         let out = run(vec![thread(1, futex(A, 137, 2), 0)], &once, &stacks);
         assert_eq!(
-            out[0].wait.as_ref().unwrap().owner.tid,
+            out[0].wait.as_ref().unwrap().owner.tid(),
             None,
             "the attempt itself is not a hold"
         );
         let out = run(vec![thread(1, futex(A, 137, 2), 0)], &twice, &stacks);
         let o = &out[0].wait.as_ref().unwrap().owner;
-        assert_eq!((o.tid, o.confidence), (Some(1), Confidence::Inferred), "{}", o.evidence);
+        assert_eq!(
+            (o.tid(), o.confidence()),
+            (Some(1), Confidence::Inferred),
+            "{}",
+            o.evidence()
+        );
     }
 
     #[test]
@@ -653,7 +664,7 @@ mod tests {
             &stacks,
         );
         for f in &out[..2] {
-            assert_eq!(f.wait.as_ref().unwrap().owner.tid, Some(3));
+            assert_eq!(f.wait.as_ref().unwrap().owner.tid(), Some(3));
         }
     }
 
@@ -681,10 +692,10 @@ mod tests {
             (r.resource.kind, r.resource.address, r.how.as_str()),
             (ResourceKind::RustRwLock, A, "std::sync::RwLock::read")
         );
-        assert_eq!(r.owner.tid, Some(3));
+        assert_eq!(r.owner.tid(), Some(3));
         let w = out[1].wait.as_ref().unwrap();
         assert_eq!((w.resource.address, w.how.as_str()), (A, "std::sync::RwLock::write"));
-        assert_eq!(w.owner.tid, Some(3));
+        assert_eq!(w.owner.tid(), Some(3));
         assert_eq!(out[2].holds.len(), 1);
     }
 
@@ -699,8 +710,8 @@ mod tests {
         let writer = thread(2, futex(A + 4, 137, 0), 0);
         let out = run(vec![writer], &mem, &[]);
         let o = &out[0].wait.as_ref().unwrap().owner;
-        assert_eq!(o.confidence, Confidence::Unknown);
-        assert!(o.evidence.contains("3 readers"), "{}", o.evidence);
+        assert_eq!(o.confidence(), Confidence::Unknown);
+        assert!(o.evidence().contains("3 readers"), "{}", o.evidence());
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Numbers and names come from the one table in [`crate::syscalls`].
 
 use super::futex::{self, Clocks, FutexCmd};
-use super::{Sleep, Timeout};
+use super::{Deadline, Sleep, Timeout};
 use crate::capture::{Memory, RegisterSource, SyscallState, ThreadSnapshot};
 use crate::syscalls::{self as table, kernel_name, nr};
 
@@ -98,18 +98,21 @@ pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
     match sys.nr {
         nr::FUTEX | nr::RESTART_SYSCALL => match futex::decode(&sys, mem) {
             Some(w) => Sleep::Futex {
-                timed: w.timed,
-                timeout: w.timeout.map(|to| {
-                    let ns = to.remaining_ns(now);
-                    Timeout {
-                        in_ms: i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX),
-                        relative: matches!(to, futex::FutexTimeout::Relative { .. }),
-                        clock: match to {
-                            futex::FutexTimeout::Absolute { clock, .. } => Some(clock),
-                            futex::FutexTimeout::Relative { .. } => None,
-                        },
+                timeout: match w.timeout {
+                    Some(to) => {
+                        let ns = to.remaining_ns(now);
+                        Deadline::In(Timeout {
+                            in_ms: i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX),
+                            relative: matches!(to, futex::FutexTimeout::Relative { .. }),
+                            clock: match to {
+                                futex::FutexTimeout::Absolute { clock, .. } => Some(clock),
+                                futex::FutexTimeout::Relative { .. } => None,
+                            },
+                        })
                     }
-                }),
+                    None if w.timed => Deadline::Unread,
+                    None => Deadline::Never,
+                },
             },
             // Only timed calls are restarted through restart_syscall.
             None if sys.nr == nr::RESTART_SYSCALL => Sleep::Timer {

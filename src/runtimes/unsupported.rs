@@ -52,18 +52,18 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
         // Threads asleep on a futex no analyzer attributed (std's park, a
         // glibc lock, parking_lot's own bucket locks and the threads found
         // parked in its hash table are attributed): what is left is unexplained.
-        let waiters: Vec<String> =
-            view.snapshot
-                .threads
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| {
-                    findings.get(*i).and_then(|f| f.wait.as_ref()).is_some_and(|w| {
-                        w.resource.kind == ResourceKind::Futex && w.owner.evidence == native::UNRECOGNIZED
-                    })
+        let waiters: Vec<String> = view
+            .snapshot
+            .threads
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                findings.get(*i).and_then(|f| f.wait.as_ref()).is_some_and(|w| {
+                    w.resource.kind == ResourceKind::Futex && w.owner.evidence() == native::UNRECOGNIZED
                 })
-                .map(|(_, t)| t.tid.to_string())
-                .collect();
+            })
+            .map(|(_, t)| t.tid.to_string())
+            .collect();
         if !waiters.is_empty() {
             let short = crate::runtimes::owners::module_file_name(&module).to_string();
             let table = if stripped {
@@ -96,7 +96,7 @@ pub fn detect(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Vec<Unexam
 fn stripped_parking_lot(view: &ProcessView<'_>, findings: &[ThreadFindings]) -> Option<String> {
     let parked_like = findings.iter().filter_map(|f| f.wait.as_ref()).any(|w| {
         w.resource.kind == ResourceKind::Futex
-            && w.owner.evidence == native::UNRECOGNIZED
+            && w.owner.evidence() == native::UNRECOGNIZED
             && w.how.ends_with(", FUTEX_WAIT_PRIVATE, 1)")
     });
     if !parked_like {

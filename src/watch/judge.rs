@@ -191,7 +191,7 @@ pub fn threads(p: &ProcessSamples) -> Vec<ThreadWatch> {
             }
         };
         out.push(ThreadWatch {
-            thread: (p.pid, tid),
+            thread: ThreadId::new(p.pid, tid),
             cpu_ms: cpu_ms.round() as u64,
             cpu_share_pct: (share * 100.0).round() as u32,
             longest_without_cpu_ms: idle_ms.round() as u64,
@@ -243,11 +243,11 @@ fn region(p: &ProcessSamples, tid: i32) -> Option<(u64, String, String, BTreeSet
 pub fn livelocks(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Livelock> {
     let mut groups: BTreeMap<u64, (String, String, Vec<i32>, BTreeSet<u32>)> = BTreeMap::new();
     for t in threads.iter().filter(|t| t.spinning) {
-        if let Some((code, function, file, lines)) = region(p, t.thread.1) {
+        if let Some((code, function, file, lines)) = region(p, t.thread.tid) {
             let g = groups
                 .entry(code)
                 .or_insert_with(|| (function, file, Vec::new(), BTreeSet::new()));
-            g.2.push(t.thread.1);
+            g.2.push(t.thread.tid);
             g.3.extend(lines);
         }
     }
@@ -306,7 +306,7 @@ pub fn livelocks(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Livelock> {
             })
             .collect();
         out.push(Livelock {
-            threads: tids.iter().map(|&t| (p.pid, t)).collect(),
+            threads: tids.iter().map(|&t| ThreadId::new(p.pid, t)).collect(),
             function,
             file: file.clone(),
             lines: lines.into_iter().collect(),
@@ -334,7 +334,7 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
         if !w.resource.kind.has_owner() || matches!(w.resource.kind, ResourceKind::Gil | ResourceKind::Thread) {
             continue;
         }
-        let Some(tw) = threads.iter().find(|t| t.thread.1 == w.tid) else {
+        let Some(tw) = threads.iter().find(|t| t.thread.tid == w.tid) else {
             continue;
         };
         let Some(k) = w.lock else { continue };
@@ -362,8 +362,8 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             .collect();
         let others_ran: Vec<i32> = threads
             .iter()
-            .filter(|t| !waiters.contains(&t.thread.1) && t.cpu_ms > 0)
-            .map(|t| t.thread.1)
+            .filter(|t| !waiters.contains(&t.thread.tid) && t.cpu_ms > 0)
+            .map(|t| t.thread.tid)
             .collect();
         let name = w
             .resource
@@ -452,13 +452,16 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             .find(|s| s.resource.address == w.resource.address && s.resource.pid == w.resource.pid)
         {
             Some(s) => {
-                s.waiters.push((p.pid, w.tid));
+                s.waiters.push(ThreadId::new(p.pid, w.tid));
                 s.waited_ms = s.waited_ms.min(waited_ms);
             }
             None => out.push(Starvation {
                 resource: w.resource.clone(),
-                waiters: vec![(p.pid, w.tid)],
-                kept_by: kept_by.into_iter().map(|t| (p.pid, t)).collect::<Vec<ThreadId>>(),
+                waiters: vec![ThreadId::new(p.pid, w.tid)],
+                kept_by: kept_by
+                    .into_iter()
+                    .map(|t| ThreadId::new(p.pid, t))
+                    .collect::<Vec<ThreadId>>(),
                 waited_ms,
                 samples: n,
                 confidence,
@@ -606,8 +609,8 @@ mod tests {
     fn a_waiter_never_woken_while_others_take_the_lock_is_starved() {
         let found = starved(|_| 40);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].waiters, vec![(7, 8)]);
-        assert_eq!(found[0].kept_by, vec![(7, 9), (7, 10)]);
+        assert_eq!(found[0].waiters, vec![ThreadId::new(7, 8)]);
+        assert_eq!(found[0].kept_by, vec![ThreadId::new(7, 9), ThreadId::new(7, 10)]);
         assert_eq!(found[0].confidence, Confidence::Exact);
         assert!(
             found[0]

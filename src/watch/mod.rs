@@ -235,7 +235,7 @@ mod tests {
 
     fn thread(tid: i32, blocked_for_ms: u64, whole: bool, never_woke: bool) -> ThreadWatch {
         ThreadWatch {
-            thread: (7, tid),
+            thread: ThreadId::new(7, tid),
             cpu_ms: 0,
             cpu_share_pct: 0,
             longest_without_cpu_ms: 0,
@@ -257,7 +257,7 @@ mod tests {
             ..Default::default()
         };
         let d = Deadlock {
-            threads: vec![(7, 1), (7, 2)],
+            threads: vec![ThreadId::new(7, 1), ThreadId::new(7, 2)],
             resources: Vec::new(),
             edges: Vec::new(),
             confidence: Confidence::Exact,
@@ -279,7 +279,7 @@ mod tests {
     fn a_thread_that_woke_and_went_back_is_named() {
         let c = cycle_of(vec![thread(1, 2010, true, false), thread(2, 2010, true, true)]);
         assert!(c.stayed && !c.never_woke, "{c:?}");
-        assert_eq!(c.woke, vec![(7, 1)]);
+        assert_eq!(c.woke, vec![ThreadId::new(7, 1)]);
     }
 
     #[test]
@@ -290,12 +290,12 @@ mod tests {
             c.left,
             vec![
                 LeftWait {
-                    thread: (7, 1),
+                    thread: ThreadId::new(7, 1),
                     after_ms: 400,
                     ended: false
                 },
                 LeftWait {
-                    thread: (7, 2),
+                    thread: ThreadId::new(7, 2),
                     after_ms: 900,
                     ended: true
                 }

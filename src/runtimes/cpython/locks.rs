@@ -174,11 +174,13 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
     // RLock owners hold their RLock even without a visible `with` block.
     for f in &findings {
         let Some(w) = &f.wait else { continue };
-        if w.resource.kind != ResourceKind::PyRLock || w.owner.confidence != Confidence::Exact {
+        if w.resource.kind != ResourceKind::PyRLock {
             continue;
         }
-        let Some(owner_tid) = w.owner.tid else { continue };
-        let Some(j) = threads.iter().position(|t| t.host_tid == owner_tid) else {
+        let Some(owner) = w.owner.exact_thread() else {
+            continue;
+        };
+        let Some(j) = threads.iter().position(|t| t.host_tid == owner.tid) else {
             continue;
         };
         if !held[j].iter().any(|l| l.addr == w.resource.address) {
@@ -186,7 +188,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
                 addr: w.resource.address,
                 kind: LockKind::RLock,
                 frame: usize::MAX,
-                evidence: w.owner.evidence.clone(),
+                evidence: w.owner.evidence().to_string(),
                 via_condition: None,
                 confidence: Confidence::Exact,
             });
@@ -380,13 +382,7 @@ fn add_semlock_waits(
             .or_else(|| naming::name_object_in(walker, all_frames(), lock.object));
         let what = lock.what();
         let owner = match (lock.holder_ident(), holders.get(&sem)) {
-            (_, Some((tid, evidence))) => Owner {
-                tid: Some(*tid),
-                pid: Some(pid),
-                confidence: Confidence::Exact,
-                evidence: evidence.clone(),
-                dead: false,
-            },
+            (_, Some((tid, evidence))) => Owner::held_by(pid, *tid, Confidence::Exact, evidence.clone()),
             (Some(_), None) if stale.contains_key(&sem) => Owner::unknown(format!(
                 "{what}'s SemLock names thread {}, which the stop caught waiting for it: read after the stop, it \
                  changed since",
@@ -478,13 +474,7 @@ fn add_loop_future_waits(
                 name: naming::name_object(walker, &callers, future).filter(|n| n != "self"),
                 shared_key: None,
             },
-            owner: Owner {
-                tid: Some(lp.tid),
-                pid: Some(pid),
-                confidence: Confidence::Inferred,
-                evidence,
-                dead: false,
-            },
+            owner: Owner::held_by(pid, lp.tid, Confidence::Inferred, evidence),
             how: "concurrent.futures.Future.result (resolved by an event loop)".into(),
             site_frame,
         });
@@ -944,13 +934,12 @@ fn gil_wait(ctx: &WaitContext, t: &Analyzed, g: &GilInfo, evidence: String) -> W
         .then(|| ctx.tstate_to_tid.get(&g.last_holder).copied())
         .flatten();
     let owner = match holder {
-        Some(tid) => Owner {
-            tid: Some(tid),
-            pid: Some(pid),
-            confidence: Confidence::Exact,
-            evidence: format!("GIL locked, last_holder = PyThreadState {:#x}", g.last_holder),
-            dead: false,
-        },
+        Some(tid) => Owner::held_by(
+            pid,
+            tid,
+            Confidence::Exact,
+            format!("GIL locked, last_holder = PyThreadState {:#x}", g.last_holder),
+        ),
         None if g.locked => Owner::unknown(format!(
             "GIL locked by PyThreadState {:#x}, which matches no thread",
             g.last_holder
@@ -1016,16 +1005,7 @@ fn shutdown_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
     let pid = ctx.view.snapshot.pid;
     let (owner, name) = match found {
         Some((ident, th, evidence)) => match ctx.ident_to_tid.get(&ident) {
-            Some(&tid) => (
-                Owner {
-                    tid: Some(tid),
-                    pid: Some(pid),
-                    confidence: Confidence::Exact,
-                    evidence,
-                    dead: false,
-                },
-                th.name.clone(),
-            ),
+            Some(&tid) => (Owner::held_by(pid, tid, Confidence::Exact, evidence), th.name.clone()),
             None => (Owner::unknown(evidence), th.name.clone()),
         },
         None => (Owner::unknown("non-daemon thread not identified"), None),
@@ -1050,16 +1030,15 @@ fn join_owner(ctx: &WaitContext, thread_obj: u64) -> Owner {
         return Owner::unknown("joined Thread is not in threading._active (not started, or finishing)");
     };
     match ctx.ident_to_tid.get(ident) {
-        Some(&tid) => Owner {
-            tid: Some(tid),
-            pid: Some(ctx.view.snapshot.pid),
-            confidence: Confidence::Exact,
-            evidence: format!(
+        Some(&tid) => Owner::held_by(
+            ctx.view.snapshot.pid,
+            tid,
+            Confidence::Exact,
+            format!(
                 "joins Thread {:?} (ident {ident:#x}): waits for that thread to exit",
                 t.name.as_deref().unwrap_or("?")
             ),
-            dead: false,
-        },
+        ),
         None => Owner::unknown(format!("joined thread (ident {ident:#x}) has no thread state")),
     }
 }
@@ -1148,7 +1127,7 @@ fn lock_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
 
 /// Name a lock from its holder's frames when the waiter's frames do not.
 fn owner_side_name(ctx: &WaitContext, owner: &Owner, addr: u64) -> Option<String> {
-    let tid = owner.tid?;
+    let tid = owner.tid()?;
     let t = ctx.threads.iter().find(|t| t.host_tid == tid)?;
     naming::name_object(ctx.walker, &t.state, addr)
 }
@@ -1184,7 +1163,7 @@ fn lock_matches(walker: &Walker, obj: u64, kind: LockKind, futex: u64, parked: O
 fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Owner {
     let walker = ctx.walker;
     let o = walker.obj;
-    let pid = Some(ctx.view.snapshot.pid);
+    let pid = ctx.view.snapshot.pid;
     if kind == LockKind::RLock {
         let off = match walker.layout.rlock {
             RLockLayout::Semaphore { owner, .. } | RLockLayout::Recursive { owner, .. } => owner,
@@ -1192,20 +1171,18 @@ fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Own
         return match o.u64(addr + off) {
             Ok(0) => Owner::unknown("RLock owner field is 0 (released at capture time)"),
             Ok(ident) => match ctx.ident_to_tid.get(&ident) {
-                Some(&tid) => Owner {
-                    tid: Some(tid),
+                Some(&tid) => Owner::held_by(
                     pid,
-                    confidence: Confidence::Exact,
-                    evidence: format!("RLock owner = thread ident {ident:#x}"),
-                    dead: false,
-                },
-                None => Owner {
-                    tid: None,
-                    pid,
-                    confidence: Confidence::Exact,
-                    evidence: format!("RLock owner = thread ident {ident:#x}, which matches no live Python thread"),
-                    dead: true,
-                },
+                    tid,
+                    Confidence::Exact,
+                    format!("RLock owner = thread ident {ident:#x}"),
+                ),
+                None => Owner::exited(
+                    None,
+                    Some(pid),
+                    Confidence::Exact,
+                    format!("RLock owner = thread ident {ident:#x}, which matches no live Python thread"),
+                ),
             },
             Err(e) => Owner::unknown(format!("RLock owner unreadable: {e}")),
         };
@@ -1225,17 +1202,16 @@ fn lock_owner(ctx: &WaitContext, t: &Analyzed, addr: u64, kind: LockKind) -> Own
                      owner at the capture is not known",
                 );
             }
-            return Owner {
-                tid: Some(holder.host_tid),
+            return Owner::held_by(
                 pid,
-                confidence: l.confidence,
-                evidence: if same {
+                holder.host_tid,
+                l.confidence,
+                if same {
                     format!("this thread already holds it: {}", l.evidence)
                 } else {
                     l.evidence.clone()
                 },
-                dead: false,
-            };
+            );
         }
     }
     if let Some(tids) = ctx.contested.get(&addr) {
@@ -1327,13 +1303,7 @@ mod tests {
                 shared_key: None,
             },
             owner: match owner {
-                Some(tid) => Owner {
-                    tid: Some(tid),
-                    pid: Some(1),
-                    confidence: Confidence::Exact,
-                    evidence: "GIL locked".into(),
-                    dead: false,
-                },
+                Some(tid) => Owner::held_by(1, tid, Confidence::Exact, "GIL locked"),
                 None => Owner::unknown("none"),
             },
             how: how.into(),
@@ -1381,10 +1351,10 @@ mod tests {
             assert_eq!(g[0].1.last_holder, 0, "no holder");
             assert!(g[0].1.locked);
             let w = f[0].wait.as_ref().unwrap();
-            assert_eq!((w.owner.tid, w.owner.confidence), (None, Confidence::Unknown));
-            assert!(w.owner.evidence.contains("changed hands"), "{}", w.owner.evidence);
+            assert_eq!((w.owner.tid(), w.owner.confidence()), (None, Confidence::Unknown));
+            assert!(w.owner.evidence().contains("changed hands"), "{}", w.owner.evidence());
             if f[1].wait.as_ref().unwrap().resource.kind == ResourceKind::Gil {
-                assert_eq!(f[1].wait.as_ref().unwrap().owner.tid, None, "nor its own wait");
+                assert_eq!(f[1].wait.as_ref().unwrap().owner.tid(), None, "nor its own wait");
             }
         }
     }
@@ -1403,7 +1373,7 @@ mod tests {
             distrust_stale_gil_holders(&threads, &mut f, &mut g);
             assert_eq!(g[0].1.last_holder, 0xb0);
             let w = f[0].wait.as_ref().unwrap();
-            assert_eq!((w.owner.tid, w.owner.confidence), (Some(11), Confidence::Exact));
+            assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
         }
     }
 }

@@ -379,7 +379,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
     assert_eq!(w.resource.kind, ResourceKind::PyLock);
     assert_eq!(w.resource.address, lock_b);
     assert_eq!(w.resource.name.as_deref(), Some("lock_b"));
-    assert_eq!(w.owner.confidence, Confidence::Unknown);
+    assert_eq!(w.owner.confidence(), Confidence::Unknown);
     let holds: Vec<_> = th
         .findings
         .holds

@@ -86,13 +86,13 @@ fn abba_normal_mutexes_have_exact_owners_and_holds() {
     assert_eq!(w0.resource.pid, PID);
     assert_eq!(w0.resource.shared_key, None);
     assert_eq!(
-        (w0.owner.tid, w0.owner.pid, w0.owner.confidence),
+        (w0.owner.tid(), w0.owner.pid(), w0.owner.confidence()),
         (Some(11), Some(PID), Confidence::Exact)
     );
-    assert_eq!(w0.owner.evidence, "__owner = 11");
+    assert_eq!(w0.owner.evidence(), "__owner = 11");
     assert_eq!(w0.how, "pthread_mutex_lock (normal)");
     let w1 = wait(&out[1]);
-    assert_eq!((w1.resource.address, w1.owner.tid), (LOCK_A, Some(10)));
+    assert_eq!((w1.resource.address, w1.owner.tid()), (LOCK_A, Some(10)));
     // Each thread holds the lock the other waits for.
     assert_eq!(out[0].holds.len(), 1);
     assert_eq!(out[0].holds[0].resource.address, LOCK_A);
@@ -119,7 +119,7 @@ fn mutex_types_map_to_kinds() {
         let w = wait(&out[0]);
         assert_eq!(w.resource.kind, expect);
         assert_eq!(w.how, format!("pthread_mutex_lock ({name})"));
-        assert_eq!(w.owner.tid, Some(11));
+        assert_eq!(w.owner.tid(), Some(11));
     }
 }
 
@@ -144,7 +144,7 @@ fn timedlock_and_restarted_wait() {
     );
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
     assert_eq!(wait(&out[0]).how, "pthread_mutex_timedlock (normal)");
-    assert_eq!(wait(&out[2]).owner.tid, Some(11));
+    assert_eq!(wait(&out[2]).owner.tid(), Some(11));
 }
 
 #[test]
@@ -165,12 +165,12 @@ fn exited_owner_is_dead_and_shared_owner_is_another_process() {
     tasks.0.insert(501, 500);
     let out = run(&snap, &img, &lock_symbols(), &[], &tasks);
     let dead = &wait(&out[0]).owner;
-    assert!(dead.dead, "{dead:?}");
-    assert_eq!(dead.tid, Some(999));
+    assert!(dead.is_exited(), "{dead:?}");
+    assert_eq!(dead.tid(), Some(999));
     let shared = wait(&out[1]);
     assert_eq!(shared.how, "pthread_mutex_lock (normal, process-shared)");
     assert_eq!(
-        (shared.owner.tid, shared.owner.pid, shared.owner.dead),
+        (shared.owner.tid(), shared.owner.pid(), shared.owner.is_exited()),
         (Some(501), Some(500), false)
     );
     assert_eq!(shared.resource.shared_key, Some((1, 77, 0)));
@@ -196,9 +196,9 @@ fn robust_mutex_owner_from_lock_word_and_robust_list() {
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::RobustMutex);
-    assert_eq!(w.owner.tid, Some(11));
-    assert_eq!(w.owner.confidence, Confidence::Exact);
-    assert!(w.owner.evidence.contains("0x8000000b"), "{}", w.owner.evidence);
+    assert_eq!(w.owner.tid(), Some(11));
+    assert_eq!(w.owner.confidence(), Confidence::Exact);
+    assert!(w.owner.evidence().contains("0x8000000b"), "{}", w.owner.evidence());
     assert_eq!(out[1].holds.len(), 1, "one hold, deduplicated: {:?}", out[1].holds);
     assert_eq!(out[1].holds[0].resource.address, LOCK_A);
 }
@@ -240,12 +240,12 @@ fn pi_mutex_owner_from_lock_word() {
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::PiMutex);
     assert_eq!(w.how, "pthread_mutex_lock (normal, priority-inheritance)");
-    assert_eq!((w.owner.tid, w.owner.confidence), (Some(11), Confidence::Exact));
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
     // LOCK_PI on a word that is not a pthread mutex still has a kernel-maintained owner.
     let mut img2 = Image::new();
     img2.u32(LOCK_A, 11);
     let out2 = run(&snap, &img2, &lock_symbols(), &[], &NoTasks);
-    assert_eq!(wait(&out2[0]).owner.tid, Some(11));
+    assert_eq!(wait(&out2[0]).owner.tid(), Some(11));
     assert_eq!(wait(&out2[0]).how, "FUTEX_LOCK_PI (priority-inheritance futex)");
 }
 
@@ -278,11 +278,11 @@ fn rwlock_writer_blocked_by_writer_and_reader_blocked_by_writer() {
     assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::RwLock, RW));
     assert_eq!(w.resource.name.as_deref(), Some("rw"));
     assert_eq!(w.how, "pthread_rwlock_wrlock (blocked by a writer)");
-    assert_eq!((w.owner.tid, w.owner.confidence), (Some(11), Confidence::Exact));
-    assert_eq!(w.owner.evidence, "__cur_writer = 11");
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(w.owner.evidence(), "__cur_writer = 11");
     let r = wait(&out[2]);
     assert_eq!(r.how, "pthread_rwlock_rdlock (blocked by a writer)");
-    assert_eq!(r.owner.tid, Some(11));
+    assert_eq!(r.owner.tid(), Some(11));
     assert_eq!(out[1].holds.len(), 1);
 }
 
@@ -303,11 +303,11 @@ fn rwlock_writer_blocked_by_readers_has_no_owner() {
     let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
     let w = wait(&out[0]);
     assert_eq!(w.how, "pthread_rwlock_wrlock (blocked by 2 reader(s))");
-    assert_eq!(w.owner.confidence, Confidence::Unknown);
-    assert!(w.owner.evidence.contains("does not record"), "{}", w.owner.evidence);
+    assert_eq!(w.owner.confidence(), Confidence::Unknown);
+    assert!(w.owner.evidence().contains("does not record"), "{}", w.owner.evidence());
     // The queued writer is blocked by the primary writer, deduced from thread 10's wait.
     let q = wait(&out[2]);
-    assert_eq!((q.owner.tid, q.owner.confidence), (Some(10), Confidence::Inferred));
+    assert_eq!((q.owner.tid(), q.owner.confidence()), (Some(10), Confidence::Inferred));
     assert_eq!(out[0].holds.len(), 1);
     assert_eq!(out[0].holds[0].confidence, Confidence::Inferred);
 }
@@ -336,7 +336,7 @@ fn rwlock_role_from_function_names() {
     let w = wait(&out[0]);
     assert_eq!(w.how, "pthread_rwlock_wrlock_full64 (blocked by a writer)");
     assert_eq!(w.site_frame, Some(3));
-    assert_eq!(w.owner.tid, Some(11));
+    assert_eq!(w.owner.tid(), Some(11));
 }
 
 #[test]
@@ -356,8 +356,8 @@ fn join_waits_on_the_joined_threads_tid() {
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("t11"));
-    assert_eq!((w.owner.tid, w.owner.confidence), (Some(11), Confidence::Exact));
-    assert!(w.owner.evidence.contains("tid field"), "{}", w.owner.evidence);
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+    assert!(w.owner.evidence().contains("tid field"), "{}", w.owner.evidence());
     assert!(out[1].holds.is_empty(), "a joined thread holds nothing");
 
     // The same value at an address that is not the thread's tid field is not a join.
@@ -394,7 +394,7 @@ fn cond_wait_names_its_mutex_through_the_cleanup_buffer() {
     let w = wait(&out[0]);
     assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::CondVar, cond));
     assert_eq!(w.how, format!("pthread_cond_wait (with mutex lock_a at {LOCK_A:#x})"));
-    assert_eq!(w.owner.confidence, Confidence::Unknown);
+    assert_eq!(w.owner.confidence(), Confidence::Unknown);
 }
 
 #[test]
@@ -431,7 +431,7 @@ fn cond_sem_and_barrier_from_memory_alone() {
     assert_eq!(wait(&out[2]).how, "pthread_barrier_wait (1 of 2 arrived)");
     assert!(out
         .iter()
-        .all(|f| f.wait.as_ref().unwrap().owner.confidence == Confidence::Unknown));
+        .all(|f| f.wait.as_ref().unwrap().owner.confidence() == Confidence::Unknown));
 }
 
 /// rust_idle: two threads in `Condvar::wait` on a static whose neighbours
@@ -496,7 +496,7 @@ fn mutex_named_on_stack_but_layout_garbage_has_unknown_owner() {
     let out = run(&snap, &img, &lock_symbols(), &stacks, &NoTasks);
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::Mutex);
-    assert_eq!(w.owner.confidence, Confidence::Unknown);
+    assert_eq!(w.owner.confidence(), Confidence::Unknown);
     assert_eq!(w.site_frame, Some(1));
 }
 
@@ -514,7 +514,7 @@ fn stdio_lock_owner_is_a_struct_pthread() {
     let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::RecursiveMutex);
-    assert_eq!((w.owner.tid, w.owner.confidence), (Some(11), Confidence::Exact));
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
 }
 
 #[test]
@@ -523,7 +523,7 @@ fn self_owned_normal_mutex_is_reported_as_such() {
     img.mutex(LOCK_A, 2, 10, 0);
     let snap = snapshot(PID, vec![thread(10, futex(LOCK_A, 128, 2), 0)], vec![]);
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
-    assert_eq!(wait(&out[0]).owner.tid, Some(10));
+    assert_eq!(wait(&out[0]).owner.tid(), Some(10));
     assert_eq!(out[0].holds.len(), 1);
 }
 
@@ -622,22 +622,22 @@ mod pi_park {
 
         let w1 = wait(&out[1]);
         assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::PiMutex, LOCK_B));
-        assert_eq!((w1.owner.tid, w1.owner.confidence), (Some(11), Confidence::Exact));
+        assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(11), Confidence::Exact));
 
         let w2 = wait(&out[2]);
         assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::PiMutex, LOCK_A));
         assert_eq!(w2.resource.name.as_deref(), Some("lock_a"));
-        assert_eq!((w2.owner.tid, w2.owner.pid), (Some(10), Some(PID)));
+        assert_eq!((w2.owner.tid(), w2.owner.pid()), (Some(10), Some(PID)));
         assert_eq!(
-            w2.owner.confidence,
+            w2.owner.confidence(),
             Confidence::Inferred,
             "the mutex is deduced, not read"
         );
-        assert!(w2.owner.evidence.contains("EDEADLK"), "{}", w2.owner.evidence);
+        assert!(w2.owner.evidence().contains("EDEADLK"), "{}", w2.owner.evidence());
         assert!(
-            w2.owner.evidence.contains("callee-saved register r14"),
+            w2.owner.evidence().contains("callee-saved register r14"),
             "{}",
-            w2.owner.evidence
+            w2.owner.evidence()
         );
         assert!(w2.how.contains("parked"), "{}", w2.how);
         assert_eq!(w2.site_frame, Some(2));
@@ -651,7 +651,7 @@ mod pi_park {
         // edge); the graph's part, turning these findings into that cycle, is
         // asserted end to end on the real fixture (tests/deadlocks.rs `pi_cycle`).
         assert_eq!((snap.threads[1].tid, snap.threads[2].tid), (10, 11));
-        assert_eq!((w1.owner.tid, w2.owner.tid), (Some(11), Some(10)));
+        assert_eq!((w1.owner.tid(), w2.owner.tid()), (Some(11), Some(10)));
     }
 
     #[test]
@@ -665,12 +665,12 @@ mod pi_park {
         let out = analyze_scene(&snap, &mem, &stacks);
         let w2 = wait(&out[2]);
         assert_eq!(w2.resource.kind, ResourceKind::PiMutex);
-        assert_eq!(w2.owner.tid, None);
-        assert_eq!(w2.owner.confidence, Confidence::Unknown);
+        assert_eq!(w2.owner.tid(), None);
+        assert_eq!(w2.owner.confidence(), Confidence::Unknown);
         assert!(
-            w2.owner.evidence.contains("no priority-inheritance mutex"),
+            w2.owner.evidence().contains("no priority-inheritance mutex"),
             "{}",
-            w2.owner.evidence
+            w2.owner.evidence()
         );
     }
 
@@ -682,8 +682,8 @@ mod pi_park {
         let (snap, mem, stacks) = scene(&img, &words, 0, None);
         let out = analyze_scene(&snap, &mem, &stacks);
         let w2 = wait(&out[2]);
-        assert_eq!((w2.resource.address, w2.owner.tid), (LOCK_B, Some(11)));
-        assert!(w2.owner.evidence.contains("relocking"), "{}", w2.owner.evidence);
+        assert_eq!((w2.resource.address, w2.owner.tid()), (LOCK_B, Some(11)));
+        assert!(w2.owner.evidence().contains("relocking"), "{}", w2.owner.evidence());
     }
 
     #[test]
@@ -696,6 +696,6 @@ mod pi_park {
         let out = analyze_scene(&snap, &mem, &stacks);
         let w2 = wait(&out[2]);
         assert_ne!(w2.resource.address, LOCK_A);
-        assert_eq!(w2.owner.tid, None);
+        assert_eq!(w2.owner.tid(), None);
     }
 }

@@ -55,10 +55,10 @@ fn errorcheck_cycle_owners_are_exact() {
         (w0.resource.kind, w0.resource.address, w0.resource.name.as_deref()),
         (ResourceKind::ErrorCheckMutex, M, Some("lock_b"))
     );
-    assert_eq!((w0.owner.tid, w0.owner.confidence), (Some(11), Confidence::Exact));
-    assert_eq!(w0.owner.evidence, "_m_lock = 0x8000000b: owner TID 11");
+    assert_eq!((w0.owner.tid(), w0.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(w0.owner.evidence(), "_m_lock = 0x8000000b: owner TID 11");
     let w1 = out[1].wait.as_ref().unwrap();
-    assert_eq!((w1.resource.address, w1.owner.tid), (N, Some(12)));
+    assert_eq!((w1.resource.address, w1.owner.tid()), (N, Some(12)));
     assert_eq!(w1.how, "pthread_mutex_lock (errorcheck)");
     assert_eq!(out[1].holds.len(), 1);
 }
@@ -84,11 +84,11 @@ fn normal_mutex_owner_is_not_made_up() {
     let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::Mutex, M));
-    assert_eq!(w.owner.confidence, Confidence::Unknown);
+    assert_eq!(w.owner.confidence(), Confidence::Unknown);
     assert!(
-        w.owner.evidence.starts_with("musl's normal mutexes record no owner"),
+        w.owner.evidence().starts_with("musl's normal mutexes record no owner"),
         "{}",
-        w.owner.evidence
+        w.owner.evidence()
     );
     // A stale-looking word (not EBUSY) or a mutex the wrong futex flag names is not claimed.
     let snap2 = snapshot(10, vec![thread(11, futex(M + 4, 0, 0xffff_ffff_8000_0010), 0)], vec![]);
@@ -116,7 +116,7 @@ fn join_names_the_joined_thread() {
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("t12"));
-    assert_eq!((w.owner.tid, w.owner.confidence), (Some(12), Confidence::Exact));
+    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(12), Confidence::Exact));
     // The same word in a descriptor that is not the joined thread's fs_base: not claimed.
     let snap2 = snapshot(
         11,
@@ -141,5 +141,5 @@ fn rwlock_waits() {
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::RwLock, M));
     assert!(w.how.contains("blocked by a writer"), "{}", w.how);
-    assert_eq!(w.owner.confidence, Confidence::Unknown);
+    assert_eq!(w.owner.confidence(), Confidence::Unknown);
 }
