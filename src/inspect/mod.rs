@@ -290,7 +290,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         asyncio,
         analysis_time: started.elapsed(),
         snapshot,
-        stacks: shown.stacks,
+        stacks: shown.stacks.unwrap_or(native),
         findings,
         python_names: shown.names,
         python_name_notes: shown.name_notes,

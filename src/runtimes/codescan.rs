@@ -24,6 +24,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+use crate::stacks::FrameRegs;
+
 use super::ProcessView;
 
 /// Longest function searched (bytes); longer ones are searched up to this.
@@ -206,14 +208,10 @@ pub enum Operand {
 
 impl Operand {
     /// The address it designates in a frame whose registers are `regs`, if they are known.
-    pub fn resolve(self, regs: &[Option<u64>; 17]) -> Option<u64> {
+    pub fn resolve(self, regs: &FrameRegs) -> Option<u64> {
         match self {
             Operand::Rip(t) => Some(t),
-            Operand::Base { reg, disp } => regs
-                .get(reg as usize)
-                .copied()
-                .flatten()
-                .map(|v| v.wrapping_add(disp as u64)),
+            Operand::Base { reg, disp } => regs.get(reg as usize).map(|v| v.wrapping_add(disp as u64)),
         }
     }
 
@@ -853,6 +851,7 @@ mod tests {
         );
         let mut regs = [None; 17];
         regs[3] = Some(0x9000);
+        let regs = FrameRegs::from(&regs);
         assert_eq!(ops[0].2.resolve(&regs), Some(0x9010));
         assert_eq!(ops[1].2.resolve(&regs), None);
         assert_eq!(ops[0].2.describe(), "[rbx+0x10]");

@@ -479,7 +479,7 @@ mod tests {
             regs[3] = *rbx;
             f.context = Some(std::sync::Arc::new(crate::stacks::FrameContext {
                 probe: pc - 1,
-                regs,
+                regs: crate::stacks::FrameRegs::from(&regs),
                 cfa: None,
                 function: Some(*range),
             }));

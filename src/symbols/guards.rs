@@ -337,7 +337,7 @@ pub(super) fn read_pointer(
     let frame_base = match local.frame_base {
         Some(AttributeValue::Exprloc(fb)) => match evaluate(unit, fb, None, bias, ctx, mem)?.as_slice() {
             [p] => match p.location {
-                Location::Register { register } => ctx.regs.get(register.0 as usize).copied().flatten(),
+                Location::Register { register } => ctx.regs.get(register.0 as usize),
                 Location::Address { address } => Some(address),
                 _ => None,
             },
@@ -359,7 +359,7 @@ pub(super) fn read_pointer(
                     Some((mem.read_u64(a).ok()?, format!("stack {a:#x}")))
                 }
                 Location::Register { register } if within == 0 => {
-                    let v = ctx.regs.get(register.0 as usize).copied().flatten()?;
+                    let v = ctx.regs.get(register.0 as usize)?;
                     Some((v, format!("register {}", register_name(register.0))))
                 }
                 Location::Value { value } if within == 0 => Some((value.to_u64(u64::MAX).ok()?, "a value".into())),
@@ -403,7 +403,7 @@ fn evaluate(
                 eval.resume_with_memory(Value::Generic(u64::from_le_bytes(w))).ok()?
             }
             EvaluationResult::RequiresRegister { register, .. } => {
-                let v = ctx.regs.get(register.0 as usize).copied().flatten()?;
+                let v = ctx.regs.get(register.0 as usize)?;
                 eval.resume_with_register(Value::Generic(v)).ok()?
             }
             EvaluationResult::RequiresFrameBase => eval.resume_with_frame_base(frame_base?).ok()?,

@@ -23,9 +23,10 @@ use gimli::{
 };
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::capture::{Memory, RegisterSource, ThreadSnapshot};
-use crate::stacks::{Frame, FrameContext, Stack};
+use crate::stacks::{Frame, FrameContext, FrameRegs, Stack};
 use crate::symbols::{file::Reader, tailcall::TailCalls, MappedModule, ProcessSymbols};
 
 /// DWARF register number of the return address column on x86_64.
@@ -90,7 +91,7 @@ impl Default for Unwinder {
 }
 
 /// One physical frame of a [`Walk`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PhysicalFrame {
     pub pc: u64,
     /// Where the frame is looked up: `pc - 1` for a return address (which
@@ -104,12 +105,10 @@ pub struct PhysicalFrame {
     /// `pc` is a return address (every frame but the innermost and those
     /// interrupted by a signal).
     pub return_address: bool,
-    /// The frame's registers as far as they are known (see [`FrameContext::regs`]).
-    pub regs: [Option<u64>; NREGS],
-    /// The caller's stack pointer once this frame returns (its CFA), if found.
-    pub cfa: Option<u64>,
-    /// The function's code range (runtime addresses) from its FDE.
-    pub function: Option<(u64, u64)>,
+    /// Its registers, CFA and code range: made once here and shared by
+    /// every frame naming gives it (the walk is kept through analysis, and
+    /// a copy per stack would double the largest per-thread allocation).
+    pub context: Arc<FrameContext>,
 }
 
 /// A thread's physical frames, innermost first, before naming.
@@ -191,28 +190,32 @@ impl Unwinder {
                 Ok(None) => (step_frame_pointer(&regs, memory), "fp"),
                 Err(e) => (Err(e), "cfi"),
             };
+            // A signal trampoline's FDE starts one byte early precisely so the
+            // pc-1 probe finds it; its name is at pc itself.
+            let frame_probe = match &step {
+                Ok(Step::Caller { signal: true, .. }) => pc,
+                _ => probe,
+            };
             walk.frames.push(PhysicalFrame {
                 pc,
-                // A signal trampoline's FDE starts one byte early precisely so the
-                // pc-1 probe finds it; its name is at pc itself.
-                probe: match &step {
-                    Ok(Step::Caller { signal: true, .. }) => pc,
-                    _ => probe,
-                },
+                probe: frame_probe,
                 sp,
                 how: match &step {
                     Ok(Step::Caller { how, .. }) => how,
                     _ => how,
                 },
                 return_address: !exact_pc,
-                regs,
-                cfa: match &step {
-                    Ok(Step::Caller { regs: next, .. }) => next[RSP as usize],
-                    _ => None,
-                },
-                function: module.and_then(|m| {
-                    let row = self.rows.get(&probe)?.as_ref()?;
-                    Some((row.function.0.wrapping_add(m.bias), row.function.1.wrapping_add(m.bias)))
+                context: Arc::new(FrameContext {
+                    probe: frame_probe,
+                    regs: FrameRegs::from(&regs),
+                    cfa: match &step {
+                        Ok(Step::Caller { regs: next, .. }) => next[RSP as usize],
+                        _ => None,
+                    },
+                    function: module.and_then(|m| {
+                        let row = self.rows.get(&probe)?.as_ref()?;
+                        Some((row.function.0.wrapping_add(m.bias), row.function.1.wrapping_add(m.bias)))
+                    }),
                 }),
             });
             match step {
@@ -255,12 +258,7 @@ impl Unwinder {
                 .entry((p.pc, p.probe))
                 .or_insert_with(|| symbols.symbolize_with(p.pc, p.probe, dwarf))
                 .clone();
-            let context = std::sync::Arc::new(FrameContext {
-                probe: p.probe,
-                regs: p.regs,
-                cfa: p.cfa,
-                function: p.function,
-            });
+            let context = &p.context;
             for f in &mut logical {
                 f.cfa = p.sp;
                 f.context = Some(context.clone());

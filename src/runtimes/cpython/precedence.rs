@@ -128,8 +128,10 @@ pub fn apply(
 /// What is shown per thread (parallel to `snapshot.threads`).
 pub struct Shown {
     /// The native stack, or for a Python thread its Python stack (merged
-    /// with the native one under `--native`).
-    pub stacks: Vec<Stack>,
+    /// with the native one under `--native`); `None` when no thread's
+    /// differs from its native stack (not CPython): the caller keeps the
+    /// native stacks rather than a copy (10,000 threads' frames are ~10 MB).
+    pub stacks: Option<Vec<Stack>>,
     pub names: Vec<Option<String>>,
     /// Why a Python thread has no Python name.
     pub name_notes: Vec<Option<String>>,
@@ -146,20 +148,13 @@ pub fn show(
     show_native: bool,
     findings: &mut [ThreadFindings],
 ) -> Shown {
-    let mut stacks = native.to_vec();
+    let mut stacks = None;
     let mut python_names = vec![None; snapshot.threads.len()];
     let mut python_name_notes = vec![None; snapshot.threads.len()];
     let mut python_stack_notes: Vec<Option<String>> = vec![None; snapshot.threads.len()];
     if let Some(py) = python {
-        apply(
-            py,
-            snapshot,
-            native,
-            show_native,
-            &mut stacks,
-            findings,
-            &mut python_names,
-        );
+        let stacks = stacks.insert(native.to_vec());
+        apply(py, snapshot, native, show_native, stacks, findings, &mut python_names);
         for pt in &py.threads {
             if let Some(i) = snapshot.thread_index(pt.tid) {
                 python_name_notes[i] = pt.name_note.clone();
