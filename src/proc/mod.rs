@@ -20,6 +20,8 @@
 //! after capture asks the snapshot's source instead, which a core file
 //! answers too (tests/layout.rs checks it).
 
+#[cfg(test)]
+mod fuzz;
 pub mod parse;
 pub mod task_files;
 
