@@ -4,12 +4,9 @@
 use std::io::Write;
 use std::panic::AssertUnwindSafe;
 
-use lockdump::capture::stop::CaptureOptions;
 use lockdump::cli::{Cli, Command, RunArgs};
-use lockdump::error::{exit, InspectError};
-use lockdump::inspect::{self, Options};
 use lockdump::report::{self, style::Style};
-use lockdump::symbols::ModuleCache;
+use lockdump::{exit, CaptureOptions, InspectError, Inspection, ModuleCache, Options};
 
 fn main() {
     tune_malloc();
@@ -38,7 +35,7 @@ fn main() {
         }
         Err(_) => exit::CANNOT_INSPECT,
     };
-    lockdump::symbols::prefetch::hurry();
+    lockdump::hurry_prefetch();
     std::process::exit(code);
 }
 
@@ -70,7 +67,7 @@ fn tune_malloc() {}
 fn run(cli: Cli) -> Result<i32, InspectError> {
     let style = Style::detect(cli.color).with_all_threads(cli.all_threads);
     if cli.no_cache {
-        lockdump::symbols::diskcache::configure(None);
+        lockdump::configure_disk_cache(None);
     }
     let opts = Options {
         capture: CaptureOptions {
@@ -115,8 +112,10 @@ fn run(cli: Cli) -> Result<i32, InspectError> {
         None if cli.tree => {
             let mut pids: Vec<i32> = Vec::new();
             for &root in &cli.pids {
-                lockdump::proc::stat(root).map_err(|_| InspectError::NoSuchProcess(root))?;
-                for p in lockdump::live::tree::members(root) {
+                lockdump::Live::process(root)
+                    .status()
+                    .map_err(|_| InspectError::NoSuchProcess(root))?;
+                for p in lockdump::tree::members(root) {
                     if !pids.contains(&p) {
                         pids.push(p);
                     }
@@ -228,7 +227,7 @@ fn diagnose_members(
     let mut live: Vec<i32> = Vec::with_capacity(pids.len());
     let mut last = None;
     for &pid in pids {
-        match lockdump::proc::status(pid) {
+        match lockdump::Live::process(pid).status() {
             Ok(st) if st.state != 'Z' => live.push(pid),
             Ok(_) => last = Some(InspectError::Zombie(pid)),
             Err(_) => last = Some(InspectError::NoSuchProcess(pid)),
@@ -264,22 +263,22 @@ struct Output {
 /// and the exit code; nothing is printed until everything succeeded.
 fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Result<(String, i32), InspectError> {
     let captured_at = std::time::SystemTime::now();
-    // Ahead of normal threads from here (lockdump::capture::priority): on a
+    // Ahead of normal threads from here (lockdump::raise_priority): on a
     // CPU-bound target every preemption before the capture costs a round of
     // all the target's runnable threads. Raised here, not at startup:
     // `lockdump run` forks the command it watches first, and a child would
     // inherit SCHED_FIFO.
-    let raised = lockdump::capture::priority::raise();
+    let raised = lockdump::raise_priority();
     let cache = ModuleCache::new();
     let mut inspections = Vec::with_capacity(pids.len());
     // Still raised (SCHED_FIFO, if permitted) for the analysis and the
     // rendering only if a target turned out to be CPU-bound: it takes every
     // CPU again as soon as it is resumed, and at normal priority the answer
-    // would come seconds later (lockdump::capture::priority). Otherwise
+    // would come seconds later (lockdump::raise_priority). Otherwise
     // normal priority costs nothing, and is lowered to before the analysis.
     let mut raised = Some(raised);
     let mut busy = false;
-    let mut lower_unless_busy = |s: &lockdump::capture::Snapshot, last: bool| {
+    let mut lower_unless_busy = |s: &lockdump::Snapshot, last: bool| {
         busy |= s.cpu_bound();
         if last && !busy {
             raised = None;
@@ -288,29 +287,29 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
     if opts.capture.no_stop {
         // Every process sampled before any is analyzed: a cycle's lock words
         // must be read after all its threads were sampled (inspect::verdict).
-        let mut snapshots: Vec<lockdump::capture::Snapshot> = Vec::with_capacity(pids.len());
+        let mut snapshots: Vec<lockdump::Snapshot> = Vec::with_capacity(pids.len());
         for &pid in pids {
             if !snapshots.iter().any(|s| s.pid == pid) {
-                snapshots.push(inspect::capture(pid, opts)?);
+                snapshots.push(lockdump::capture(pid, opts)?);
             }
         }
         for (i, s) in snapshots.iter().enumerate() {
             lower_unless_busy(s, i + 1 == snapshots.len());
         }
-        inspections.extend(snapshots.into_iter().map(|s| inspect::analyze(s, opts, &cache)));
+        inspections.extend(snapshots.into_iter().map(|s| lockdump::analyze(s, opts, &cache)));
     }
     for &pid in pids {
-        if opts.capture.no_stop || inspections.iter().any(|i: &inspect::Inspection| i.snapshot.pid == pid) {
+        if opts.capture.no_stop || inspections.iter().any(|i: &Inspection| i.snapshot.pid == pid) {
             continue;
         }
-        let snapshot = inspect::capture(pid, opts)?;
+        let snapshot = lockdump::capture(pid, opts)?;
         lower_unless_busy(&snapshot, true);
-        inspections.push(inspect::analyze(snapshot, opts, &cache));
+        inspections.push(lockdump::analyze(snapshot, opts, &cache));
     }
-    let mut verdict = inspect::verdict(&mut inspections);
+    let mut verdict = lockdump::verdict(&mut inspections);
     if let Some(d) = output.watch.filter(|d| !d.is_zero()) {
-        let mut watched = lockdump::watch::watch(&inspections, &cache, d);
-        lockdump::watch::confirm_cycles(&mut watched, &verdict.deadlocks);
+        let mut watched = lockdump::watch(&inspections, &cache, d);
+        lockdump::confirm_cycles(&mut watched, &verdict.deadlocks);
         verdict.watch = Some(watched);
     }
     let out = render(&inspections, &verdict, output, style, captured_at)?;
@@ -336,7 +335,7 @@ fn diagnose_core(
     output: &Output,
     style: &Style,
 ) -> Result<(String, i32), InspectError> {
-    use lockdump::capture::corefile::CoreFile;
+    use lockdump::CoreFile;
     let mut cores: Vec<CoreFile> = Vec::with_capacity(paths.len());
     for path in paths {
         let core = CoreFile::open(path, sysroot, exe).map_err(InspectError::Core)?;
@@ -360,11 +359,11 @@ fn diagnose_core(
     }
     let written = cores[0].written.unwrap_or_else(std::time::SystemTime::now);
     let cache = ModuleCache::new();
-    let mut inspections: Vec<inspect::Inspection> = cores
+    let mut inspections: Vec<Inspection> = cores
         .into_iter()
-        .map(|c| inspect::inspect_core(std::sync::Arc::new(c), opts, &cache))
+        .map(|c| lockdump::inspect_core(std::sync::Arc::new(c), opts, &cache))
         .collect();
-    let verdict = inspect::verdict(&mut inspections);
+    let verdict = lockdump::verdict(&mut inspections);
     let out = render(&inspections, &verdict, output, style, written)?;
     std::mem::forget((inspections, verdict, cache));
     Ok(out)
@@ -373,8 +372,8 @@ fn diagnose_core(
 /// The report in the requested form, and the exit code; the HTML file
 /// written first (an unsaved report is an error, not a silent loss).
 fn render(
-    inspections: &[inspect::Inspection],
-    verdict: &lockdump::graph::Verdict,
+    inspections: &[Inspection],
+    verdict: &lockdump::Verdict,
     output: &Output,
     style: &Style,
     captured_at: std::time::SystemTime,

@@ -473,7 +473,7 @@ fn kernel_cores_give_the_live_verdict() {
         let child_core = pattern.dir.join(format!("core.{child}"));
         let deadline = Instant::now() + TIMEOUT;
         // Dumped when it is a zombie (its parent, deadlocked, never reaps it).
-        let dead = || lockdump::proc::status(child).map_or(true, |s| matches!(s.state, 'Z' | 'X'));
+        let dead = || lockdump::test_support::proc::status(child).map_or(true, |s| matches!(s.state, 'Z' | 'X'));
         while !dead() || !child_core.is_file() {
             assert!(Instant::now() < deadline, "no kernel core of the child {child}");
             std::thread::sleep(POLL);

@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use common::inproc::{snapshot_from_proc, ProcSymbols};
 use common::wait::wait_futex_waits;
 use common::{mark_comment_line as marker_line, Process};
-use lockdump::capture::ProcessMemory;
-use lockdump::runtimes::cpython::{self, PythonProcess, PythonThread};
-use lockdump::runtimes::{Confidence, ProcessView, ResourceKind};
+use lockdump::test_support::capture::ProcessMemory;
+use lockdump::test_support::runtimes::cpython::{self, PythonProcess, PythonThread};
+use lockdump::test_support::runtimes::{Confidence, ProcessView, ResourceKind};
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
@@ -103,7 +103,7 @@ fn inspect(pid: i32) -> PythonProcess {
     inspect_snapshot(pid, &snapshot_from_proc(pid))
 }
 
-fn inspect_snapshot(pid: i32, snap: &lockdump::capture::Snapshot) -> PythonProcess {
+fn inspect_snapshot(pid: i32, snap: &lockdump::Snapshot) -> PythonProcess {
     let syms = ProcSymbols::new(pid);
     let mem = ProcessMemory::new(pid);
     let view = ProcessView {
@@ -502,8 +502,8 @@ fn check_gil_fixture(python: &str) {
     let mut between = snap.clone();
     let i = between.threads.iter().position(|t| t.tid == main).unwrap();
     between.threads[i].syscall = None;
-    let mut stacks = vec![lockdump::stacks::Stack::default(); between.threads.len()];
-    let mut take_gil = lockdump::stacks::Frame::native(0x1000, 0x2000);
+    let mut stacks = vec![lockdump::test_support::stacks::Stack::default(); between.threads.len()];
+    let mut take_gil = lockdump::test_support::stacks::Frame::native(0x1000, 0x2000);
     take_gil.function = Some("take_gil".into());
     stacks[i].frames.push(take_gil);
     let syms = ProcSymbols::new(target.pid());
@@ -650,8 +650,8 @@ fn not_python() {
 /// reads and inspect again. Whatever the damage: no panic, bounded time.
 #[test]
 fn corrupted_interpreter_memory_never_panics() {
-    use lockdump::capture::{CopiedRegion, Memory};
-    use lockdump::memory::BufferMemory;
+    use lockdump::test_support::capture::{CopiedRegion, Memory};
+    use lockdump::test_support::memory::BufferMemory;
     use std::cell::RefCell;
     use std::collections::BTreeSet;
 
@@ -660,7 +660,7 @@ fn corrupted_interpreter_memory_never_panics() {
         pages: RefCell<BTreeSet<u64>>,
     }
     impl Memory for Touch<'_> {
-        fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), lockdump::capture::MemoryError> {
+        fn read_exact(&self, addr: u64, buf: &mut [u8]) -> Result<(), lockdump::test_support::capture::MemoryError> {
             self.pages.borrow_mut().insert(addr & !0xfff);
             self.inner.read_exact(addr, buf)
         }

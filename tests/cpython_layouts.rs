@@ -17,10 +17,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lockdump::runtimes::cpython::layout::{
+use lockdump::test_support::runtimes::cpython::layout::{
     self, CurrentFrame, DebugOffsets, GilPlace, InstanceDictLayout, Layout, LockLayout, LongLayout, RLockLayout,
 };
-use lockdump::runtimes::cpython::runtime::version_from_hex;
+use lockdump::test_support::runtimes::cpython::runtime::version_from_hex;
 use object::{Object, ObjectSection};
 
 /// Where an interpreter's code and DWARF live.

@@ -1229,7 +1229,8 @@ fn signal_handler_reentering_malloc_is_an_inferred_self_deadlock() {
         .and_then(|r| r.split(',').next())
         .unwrap_or_default();
     assert!(
-        ["malloc", "free", "_int_malloc", "_int_free"].contains(&lockdump::runtimes::reentry::public_name(holder)),
+        ["malloc", "free", "_int_malloc", "_int_free"]
+            .contains(&lockdump::test_support::runtimes::reentry::public_name(holder)),
         "held by the interrupted malloc or free: {evidence}"
     );
     for part in [

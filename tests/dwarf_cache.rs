@@ -70,8 +70,8 @@ fn libc_build_id(pid: i32) -> String {
         .filter_map(|l| l.split_whitespace().nth(5))
         .find(|p| p.ends_with("/libc.so.6"))
         .expect("the fixture maps libc.so.6");
-    let data = lockdump::symbols::file::map_file(Path::new(path)).expect("map libc");
-    let module = lockdump::symbols::ElfModule::parse(path.into(), data, |_, _| None).expect("parse libc");
+    let data = lockdump::test_support::symbols::file::map_file(Path::new(path)).expect("map libc");
+    let module = lockdump::test_support::symbols::ElfModule::parse(path.into(), data, |_, _| None).expect("parse libc");
     let id = module.build_id.expect("libc has a build ID");
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -92,10 +92,10 @@ fn assert_has_libc_lines(doc: &Value) {
 
 #[test]
 fn cached_uncached_and_damaged_caches_print_the_same() {
-    // Enough threads (lockdump::inspect::PREFETCH_MIN_THREADS) that the DWARF
+    // Enough threads (lockdump::test_support::inspect::PREFETCH_MIN_THREADS) that the DWARF
     // is prepared on the background thread during capture: that path and
     // the symbolizer's own must agree too.
-    let workers = lockdump::inspect::PREFETCH_MIN_THREADS.to_string();
+    let workers = lockdump::test_support::inspect::PREFETCH_MIN_THREADS.to_string();
     let fx = Fixture::spawn_blocked(c_fixture("threads_idle", Variant::Debug, &[&workers]));
     let xdg = unique_path("xdg-cache");
     std::fs::create_dir_all(&xdg).unwrap();

@@ -8,13 +8,13 @@
 
 use std::path::{Path, PathBuf};
 
-use lockdump::symbols::{debuginfo, dwarf, ElfModule};
+use lockdump::test_support::symbols::{debuginfo, dwarf, ElfModule};
 use object::{Object, ObjectSymbol};
 
 /// (function raw name, file, line) of every frame addr2line gives at `svma`.
 type Frames = Vec<(Option<String>, Option<String>, Option<u32>)>;
 
-fn frames(ctx: &addr2line::Context<lockdump::symbols::file::Reader>, svma: u64) -> Frames {
+fn frames(ctx: &addr2line::Context<lockdump::test_support::symbols::file::Reader>, svma: u64) -> Frames {
     let mut out = Vec::new();
     if let Ok(mut it) = ctx.find_frames(svma).skip_all_loads() {
         while let Ok(Some(f)) = it.next() {
@@ -35,7 +35,8 @@ fn frames(ctx: &addr2line::Context<lockdump::symbols::file::Reader>, svma: u64) 
 /// file), and the addresses to look up: every function symbol's start,
 /// and a few bytes in.
 fn load(path: &Path) -> (ElfModule, Vec<u64>) {
-    let data = lockdump::symbols::file::map_file(path).unwrap_or_else(|e| panic!("map {}: {e}", path.display()));
+    let data =
+        lockdump::test_support::symbols::file::map_file(path).unwrap_or_else(|e| panic!("map {}: {e}", path.display()));
     let module = ElfModule::parse(path.to_path_buf(), data, |id, link| {
         debuginfo::find_debug_file(Path::new("/"), path, id, link)
     })
@@ -64,12 +65,12 @@ fn load(path: &Path) -> (ElfModule, Vec<u64>) {
 }
 
 /// A context over all units of the module's debug file, as addr2line builds it.
-fn full_context(module: &ElfModule, path: &Path) -> addr2line::Context<lockdump::symbols::file::Reader> {
+fn full_context(module: &ElfModule, path: &Path) -> addr2line::Context<lockdump::test_support::symbols::file::Reader> {
     let debug = match &module.debug_path {
         Some(p) if p != path => PathBuf::from("/").join(p.strip_prefix("/").unwrap_or(p)),
         _ => path.to_path_buf(),
     };
-    let data = lockdump::symbols::file::map_file(&debug).expect("map debug file");
+    let data = lockdump::test_support::symbols::file::map_file(&debug).expect("map debug file");
     let prepared = dwarf::prepared(module.build_id.as_deref(), data).expect("prepare");
     addr2line::Context::from_dwarf(prepared.sections.dwarf()).expect("context")
 }

@@ -126,7 +126,7 @@ fn check_wait(f: &Fixture, name: &str, s: &ThreadSample, wait: Wait) {
         }
         Wait::OwnStackForever => {
             let fx = futex_of(f, name, s);
-            let lockdump::proc::SyscallLine::InSyscall { sp, .. } = s.syscall else {
+            let lockdump::test_support::proc::SyscallLine::InSyscall { sp, .. } = s.syscall else {
                 unreachable!()
             };
             let stack = mapping_containing(tgid_of(f.tid(name)).unwrap(), sp);
@@ -1036,7 +1036,7 @@ fn py_gil_native_deadlock() {
                     addrs.insert(fx.addr);
                 } else {
                     assert!(
-                        matches!(s.syscall, lockdump::proc::SyscallLine::Running),
+                        matches!(s.syscall, lockdump::test_support::proc::SyscallLine::Running),
                         "native_holder outside futex: {s:?}"
                     );
                 }

@@ -14,9 +14,9 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use common::{c_fixture, unique_path, Fixture, Variant};
-use lockdump::capture::corefile::CoreFile;
-use lockdump::inspect::{self, Options};
-use lockdump::symbols::ModuleCache;
+use lockdump::test_support::capture::corefile::CoreFile;
+use lockdump::test_support::inspect::{self, Options};
+use lockdump::test_support::symbols::ModuleCache;
 use proptest::prelude::*;
 
 struct Base {
@@ -103,7 +103,7 @@ fn exercise(bytes: Vec<u8>) {
     };
     let opts = Options {
         capture: Default::default(),
-        max_frames: lockdump::unwind::MAX_FRAMES,
+        max_frames: lockdump::test_support::unwind::MAX_FRAMES,
         python: true,
         native: false,
     };
@@ -131,13 +131,13 @@ fn the_pristine_core_gives_both_threads_and_no_hang() {
     assert_eq!(core.threads.len(), 2);
     let opts = Options {
         capture: Default::default(),
-        max_frames: lockdump::unwind::MAX_FRAMES,
+        max_frames: lockdump::test_support::unwind::MAX_FRAMES,
         python: true,
         native: false,
     };
     let mut inspections = vec![inspect::inspect_core(Arc::new(core), &opts, &ModuleCache::new())];
     let verdict = inspect::verdict(&mut inspections);
-    assert_eq!(verdict.kind(), lockdump::graph::VerdictKind::NoHangFound, "{verdict:?}");
+    assert_eq!(verdict.kind(), lockdump::VerdictKind::NoHangFound, "{verdict:?}");
     let text = lockdump::report::render_text(&inspections, &verdict, &lockdump::report::style::Style::plain());
     assert!(text.contains("sleeper_main"), "{text}");
 }

@@ -16,10 +16,10 @@ mod common;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use lockdump::capture::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
-use lockdump::memory::BufferMemory;
-use lockdump::symbols::{ElfModule, MappedModule, ProcessSymbols};
-use lockdump::unwind::Unwinder;
+use lockdump::test_support::capture::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
+use lockdump::test_support::memory::BufferMemory;
+use lockdump::test_support::symbols::{ElfModule, MappedModule, ProcessSymbols};
+use lockdump::test_support::unwind::Unwinder;
 use object::{Object, ObjectSection, ObjectSymbol};
 use proptest::prelude::*;
 

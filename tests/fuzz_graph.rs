@@ -10,8 +10,8 @@
 
 use std::collections::BTreeSet;
 
-use lockdump::graph::analyze;
-use lockdump::runtimes::{Confidence, Owner, Resource, ResourceKind, ThreadFindings, Wait};
+use lockdump::test_support::graph::analyze;
+use lockdump::test_support::runtimes::{Confidence, Owner, Resource, ResourceKind, ThreadFindings, Wait};
 use proptest::prelude::*;
 
 const PID: i32 = 4242;

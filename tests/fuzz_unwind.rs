@@ -13,11 +13,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lockdump::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
-use lockdump::memory::BufferMemory;
-use lockdump::proc::parse::{parse_auxv, parse_maps};
-use lockdump::symbols::{ModuleCache, ProcessSymbols};
-use lockdump::unwind::{Unwinder, MAX_FRAMES};
+use lockdump::test_support::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
+use lockdump::test_support::memory::BufferMemory;
+use lockdump::test_support::proc::parse::{parse_auxv, parse_maps};
+use lockdump::test_support::symbols::{ModuleCache, ProcessSymbols};
+use lockdump::test_support::unwind::{Unwinder, MAX_FRAMES};
 use proptest::prelude::*;
 
 /// Where the fake stack lives (not mapped in this process, so the unwinder
@@ -49,7 +49,7 @@ fn load() -> Fixture {
         .collect::<Vec<_>>();
     let snapshot = Snapshot {
         pid: std::process::id() as i32,
-        source: lockdump::capture::Source::live(std::process::id() as i32, std::process::id() as i32),
+        source: lockdump::Source::live(std::process::id() as i32, std::process::id() as i32),
         leader_exited: false,
         tracer: None,
         ns_pid: std::process::id() as i32,

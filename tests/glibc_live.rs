@@ -9,10 +9,10 @@ use common::build::native_c;
 use common::inproc::{analyze, capture, index_of, KvFixture};
 use common::wait::wait_in_syscall;
 use common::SYS_FUTEX;
-use lockdump::capture::Snapshot;
-use lockdump::graph::{self, Leads};
-use lockdump::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
-use lockdump::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
+use lockdump::test_support::graph::{self, Leads};
+use lockdump::test_support::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
+use lockdump::test_support::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
+use lockdump::Snapshot;
 
 fn wait_of<'a>(snap: &Snapshot, out: &'a [ThreadFindings], tid: i32) -> &'a Wait {
     out[index_of(snap, tid)]
@@ -232,7 +232,7 @@ fn every_lock_kind_with_exact_owner() {
     // The ptrace stop interrupted the timed wait: the kernel resumes it through
     // restart_syscall (219), whose argument registers still hold the futex call.
     let timed = fx.tid("w13");
-    wait_in_syscall(fx.pid, &[timed], lockdump::capture::SYS_RESTART_SYSCALL);
+    wait_in_syscall(fx.pid, &[timed], lockdump::test_support::capture::SYS_RESTART_SYSCALL);
     let again = capture(fx.pid);
     let sys = again.thread(timed).and_then(|t| t.syscall).expect("syscall");
     assert!(sys.restarted);

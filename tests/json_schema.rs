@@ -230,7 +230,7 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
     use lockdump::report::json::{JsonPoolWait, JsonTaskWait, LeftRunning, Site, TimeoutJson, TracerJson};
     use lockdump::report::pools::JsonPoolStarvation;
     use lockdump::report::verdict::{JsonProcessBehind, JsonStuck, JsonWaitingBehind, SignalReentry};
-    use lockdump::runtimes::Confidence;
+    use lockdump::test_support::runtimes::Confidence;
     use serde_json::to_value;
 
     let task_wait = || JsonTaskWait {
@@ -275,7 +275,7 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
             chained_from: None,
         },
         JsonAwaits::Primitive {
-            primitive: lockdump::runtimes::cpython::asyncio::Primitive::Lock,
+            primitive: lockdump::test_support::runtimes::cpython::asyncio::Primitive::Lock,
             address: "0x1".into(),
             name: None,
             how: "Lock.acquire".into(),

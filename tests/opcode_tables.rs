@@ -13,8 +13,8 @@ mod common;
 use std::process::Command;
 
 use common::{for_each_python, manifest_dir};
-use lockdump::runtimes::cpython::acquires::{lock_calls, render, CallKind};
-use lockdump::runtimes::cpython::layout::opcode_table;
+use lockdump::test_support::runtimes::cpython::acquires::{lock_calls, render, CallKind};
+use lockdump::test_support::runtimes::cpython::layout::opcode_table;
 use serde_json::Value;
 
 fn run(py: &common::Interpreter, script: &std::path::Path) -> String {

@@ -883,7 +883,7 @@ fn gil_fixture(py: &Interpreter, lib: &str) -> (Fixture, bool) {
         let deadline = std::time::Instant::now() + common::TIMEOUT;
         while !matches!(
             fx.sample_tid(native).syscall,
-            lockdump::proc::SyscallLine::InSyscall {
+            lockdump::test_support::proc::SyscallLine::InSyscall {
                 nr: common::SYS_FUTEX,
                 ..
             }

@@ -227,7 +227,7 @@ fn on_signal_dumps_and_the_command_continues() {
     // Wait until the shell runs under lockdump (its signals are then set up).
     common::wait_until(
         "lockdump run's child",
-        || lockdump::live::tree::descendants(pid),
+        || lockdump::tree::descendants(pid),
         |d: &Vec<i32>| !d.is_empty(),
     );
     // SAFETY: kill with a PID and a signal number.

@@ -10,15 +10,15 @@ use common::build::native_rust;
 use common::inproc::{analyze_with_stacks, capture, index_of, KvFixture};
 use common::wait::{wait_for_thread_count, wait_in_syscall};
 use common::SYS_FUTEX;
-use lockdump::graph;
-use lockdump::runtimes::{Confidence, ResourceKind};
+use lockdump::test_support::graph;
+use lockdump::test_support::runtimes::{Confidence, ResourceKind};
 
 fn run(
     mode: &str,
 ) -> (
     KvFixture,
-    lockdump::capture::Snapshot,
-    Vec<lockdump::runtimes::ThreadFindings>,
+    lockdump::Snapshot,
+    Vec<lockdump::test_support::runtimes::ThreadFindings>,
 ) {
     let exe = native_rust("rust_locks");
     let fx = KvFixture::start(&exe, &[mode]);
@@ -88,7 +88,7 @@ fn arc_mutex_abba_is_an_inferred_deadlock() {
     check_abba("arc", false);
 }
 
-/// With the whole `lockdump::inspect` pipeline, the owner is the frame whose
+/// With the whole `lockdump::test_support::inspect` pipeline, the owner is the frame whose
 /// code took the lock and has not returned: `lock_then`, which holds the
 /// guard (its `lock cmpxchg` on the lock, through a callee-saved register).
 #[test]
@@ -98,12 +98,13 @@ fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
     let tids = [fx.tid("main"), fx.tid("t1"), fx.tid("t2")];
     wait_for_thread_count(fx.pid, 3);
     wait_in_syscall(fx.pid, &tids, SYS_FUTEX);
-    let opts = lockdump::inspect::Options {
+    let opts = lockdump::Options {
         max_frames: 64,
         ..Default::default()
     };
-    let i = lockdump::inspect::inspect(fx.pid, &opts, &lockdump::symbols::ModuleCache::new())
-        .unwrap_or_else(|e| panic!("inspecting {}: {e}", fx.pid));
+    let i =
+        lockdump::test_support::inspect::inspect(fx.pid, &opts, &lockdump::test_support::symbols::ModuleCache::new())
+            .unwrap_or_else(|e| panic!("inspecting {}: {e}", fx.pid));
     for (waiter, holder) in [("t1", "t2"), ("t2", "t1")] {
         let k = index_of(&i.snapshot, fx.tid(waiter));
         let w = i.findings[k].wait.as_ref().expect("waits");

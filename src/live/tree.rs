@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::proc;
-
 /// `root` and all its descendants, root first, then breadth first (parents
 /// before their children). Processes that exit while /proc is read are left
 /// out; one forked meanwhile may be missed (the caller's snapshot is of one
@@ -38,13 +36,17 @@ pub fn descendants(root: i32) -> Vec<i32> {
 
 /// PID -> parent PID for every process in /proc (threads are not listed
 /// there: a child forked by any thread has the process as its parent).
+/// Read with the procfs crate: a walk of /proc once per run, off the
+/// capture path.
 fn parent_map() -> BTreeMap<i32, i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
+    let Ok(all) = procfs::process::all_processes() else {
         return BTreeMap::new();
     };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| Some((pid, proc::stat(pid).ok()?.ppid)))
-        .collect()
+    all.filter_map(|p| {
+        let p = p.ok()?;
+        Some((p.pid, p.stat().ok()?.ppid))
+    })
+    .collect()
 }
 
 #[cfg(test)]

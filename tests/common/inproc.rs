@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use lockdump::capture::stop::CaptureOptions;
-use lockdump::capture::Snapshot;
-use lockdump::runtimes::SymbolLookup;
-use lockdump::symbols::{ModuleCache, ProcessSymbols};
+use lockdump::test_support::capture::stop::CaptureOptions;
+use lockdump::test_support::runtimes::SymbolLookup;
+use lockdump::test_support::symbols::{ModuleCache, ProcessSymbols};
+use lockdump::Snapshot;
 
 use super::fixture::Process;
 
@@ -62,11 +62,11 @@ impl KvFixture {
     }
 }
 
-/// lockdump's own capture (`lockdump::capture::stop`, default options):
+/// lockdump's own capture (`lockdump::test_support::capture::stop`, default options):
 /// per-thread facts from /proc read before the stop, then registers, stack
 /// bytes and futex words copied during one brief ptrace stop.
 pub fn capture(pid: i32) -> Snapshot {
-    lockdump::capture::stop::capture(pid, &CaptureOptions::default())
+    lockdump::test_support::capture::stop::capture(pid, &CaptureOptions::default())
         .unwrap_or_else(|e| panic!("capturing {pid}: {e} (run the tests as root or with ptrace permission)"))
 }
 
@@ -77,7 +77,8 @@ pub fn snapshot_from_proc(pid: i32) -> Snapshot {
         no_stop: true,
         ..CaptureOptions::default()
     };
-    lockdump::capture::stop::capture(pid, &opts).unwrap_or_else(|e| panic!("reading {pid} from /proc: {e}"))
+    lockdump::test_support::capture::stop::capture(pid, &opts)
+        .unwrap_or_else(|e| panic!("reading {pid} from /proc: {e}"))
 }
 
 /// lockdump's own symbol tables for the captured process (ELF `.symtab` and
@@ -113,17 +114,17 @@ impl SymbolLookup for ProcSymbols {
 
 /// Run glibc + Rust std analysis on a captured process (no unwound stacks:
 /// exercises the memory-only path the analyzers must handle).
-pub fn analyze(snap: &Snapshot) -> Vec<lockdump::runtimes::ThreadFindings> {
+pub fn analyze(snap: &Snapshot) -> Vec<lockdump::test_support::runtimes::ThreadFindings> {
     analyze_with_stacks(snap, false)
 }
 
 /// [`analyze`], with unwound stacks when `unwind` (Rust std owners are
 /// inferred from the frames: their DWARF locals and the code they ran).
-pub fn analyze_with_stacks(snap: &Snapshot, unwind: bool) -> Vec<lockdump::runtimes::ThreadFindings> {
+pub fn analyze_with_stacks(snap: &Snapshot, unwind: bool) -> Vec<lockdump::test_support::runtimes::ThreadFindings> {
     let syms = symbols(snap);
     let mem = snap.memory();
-    let mut unwinder = lockdump::unwind::Unwinder::default();
-    let stacks: Vec<lockdump::stacks::Stack> = snap
+    let mut unwinder = lockdump::test_support::unwind::Unwinder::default();
+    let stacks: Vec<lockdump::test_support::stacks::Stack> = snap
         .threads
         .iter()
         .map(|t| {
@@ -134,13 +135,13 @@ pub fn analyze_with_stacks(snap: &Snapshot, unwind: bool) -> Vec<lockdump::runti
             }
         })
         .collect();
-    let view = lockdump::runtimes::ProcessView {
+    let view = lockdump::test_support::runtimes::ProcessView {
         snapshot: snap,
         stacks: &stacks,
         memory: &mem,
         symbols: &syms,
     };
-    lockdump::runtimes::native::analyze(&view)
+    lockdump::test_support::runtimes::native::analyze(&view)
 }
 
 /// Index of the thread with this TID in the snapshot.

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use lockdump::proc::SyscallLine;
+pub use lockdump::test_support::proc::SyscallLine;
 
 /// What one look at a thread shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +85,7 @@ impl Futex {
 }
 
 fn task_dir(pid: i32, tid: i32) -> PathBuf {
-    lockdump::proc::task_dir(pid, tid)
+    lockdump::test_support::proc::task_dir(pid, tid)
 }
 
 fn field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
@@ -105,7 +105,7 @@ pub fn sample_thread(pid: i32, tid: i32) -> io::Result<ThreadSample> {
     let dir = task_dir(pid, tid);
     let status_path = dir.join("status");
     let status = std::fs::read_to_string(&status_path)?;
-    let syscall = lockdump::proc::syscall(pid, tid)?;
+    let syscall = lockdump::test_support::proc::syscall(pid, tid)?;
     let state = field(&status, "State")
         .and_then(|s| s.chars().next())
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no State"))?;
@@ -128,7 +128,7 @@ pub fn tgid_of(tid: i32) -> io::Result<i32> {
 
 /// The TIDs of PID's threads, sorted (none when it is gone).
 pub fn tids(pid: i32) -> Vec<i32> {
-    lockdump::proc::tasks(pid).unwrap_or_default()
+    lockdump::test_support::proc::tasks(pid).unwrap_or_default()
 }
 
 /// Whether TID is (still) a thread of PID.
@@ -138,14 +138,14 @@ pub fn task_exists(pid: i32, tid: i32) -> bool {
 
 /// The process's state letter.
 pub fn process_state(pid: i32) -> char {
-    lockdump::proc::status(pid)
+    lockdump::test_support::proc::status(pid)
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"))
         .state
 }
 
 /// PID of the process tracing PID (0 when none): lockdump must always leave 0.
 pub fn tracer_pid(pid: i32) -> i32 {
-    lockdump::proc::status(pid)
+    lockdump::test_support::proc::status(pid)
         .unwrap_or_else(|e| panic!("cannot read /proc/{pid}/status: {e}"))
         .tracer_pid
 }
@@ -161,7 +161,7 @@ pub fn blocked_signals(pid: i32, tid: i32) -> u64 {
 /// The stack mapping of a thread's stack pointer: the `[start, end)` of the
 /// mapping that contains `sp` in `/proc/PID/maps`.
 pub fn mapping_containing(pid: i32, addr: u64) -> Option<(u64, u64)> {
-    let maps = lockdump::proc::maps(pid).ok()?;
+    let maps = lockdump::test_support::proc::maps(pid).ok()?;
     maps.iter().find(|m| m.contains(addr)).map(|m| (m.start, m.end))
 }
 

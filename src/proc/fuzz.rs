@@ -3,10 +3,12 @@
 //! they return is consistent with the input.
 //!
 //! CI runs proptest's default 256 cases per property; a long run:
-//! `PROPTEST_CASES=100000 cargo test --release --test fuzz_proc`.
+//! `PROPTEST_CASES=100000 cargo test --release --lib proc::fuzz`.
 //! Failing inputs are saved under proptest-regressions/ and replayed first.
+//! (A unit test since issue 24 item 6: as tests/fuzz_proc.rs it needed the
+//! parsers public.)
 
-use lockdump::proc::parse::{parse_auxv, parse_maps, parse_maps_line, parse_stat, parse_status, parse_syscall};
+use super::parse::{parse_auxv, parse_maps, parse_maps_line, parse_stat, parse_status, parse_syscall};
 use proptest::prelude::*;
 
 /// Apply byte-level edits (insert, delete, replace) to a valid line, at
