@@ -4,7 +4,7 @@
 //! before it is reported, through `Live` and `capture::recheck`. A core
 //! file is one instant: its threads are never looked at again.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use super::Inspection;
@@ -27,7 +27,7 @@ pub(super) fn confirm_starvations(inspections: &[Inspection], v: &mut Verdict) {
             whole_process: false,
             threads: s.workers.clone(),
         };
-        (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &[&workers])[0].is_empty())
+        (0..STUCK_CONFIRM_WINDOWS).any(|_| moved_in_window(inspections, &[&workers], Vec::new())[0].is_empty())
     });
 }
 
@@ -44,7 +44,7 @@ pub const STUCK_CONFIRM: Duration = Duration::from_millis(50);
 /// show as restart_syscall). GIL waiters are exempt from the count: they
 /// wake every 5 ms by design. A thread that moved clears the verdict for its
 /// process: it is reported as not asleep for good, with that reason.
-pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
+pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict, mut first: Vec<FirstLooks>) {
     if v.stuck.is_empty() {
         return;
     }
@@ -60,7 +60,7 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict) {
         if pending.is_empty() {
             break;
         }
-        last = moved_in_window(inspections, &pending);
+        last = moved_in_window(inspections, &pending, std::mem::take(&mut first));
         let still: Vec<usize> = (0..pending.len()).filter(|&k| !last[k].is_empty()).collect();
         pending = still.iter().map(|&k| pending[k]).collect();
         last = still.into_iter().map(|k| std::mem::take(&mut last[k])).collect();
@@ -106,7 +106,15 @@ pub(super) const STUCK_CONFIRM_WINDOWS: usize = 5;
 /// both looks. The files are kept open between the looks ([`Looks`]), and
 /// a large process's threads are looked at by several readers at once
 /// ([`Readers`]): 10,000 threads are 30,000 reads around the window.
-pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuck]) -> Vec<Vec<graph::ThreadId>> {
+///
+/// When every listed thread's first look was taken during the analysis
+/// ([`FirstLooks`]), those are the looks before the window, and only what
+/// is left of [`STUCK_CONFIRM`] since they ended is waited for.
+pub(super) fn moved_in_window(
+    inspections: &[Inspection],
+    stucks: &[&graph::Stuck],
+    first: Vec<FirstLooks>,
+) -> Vec<Vec<graph::ThreadId>> {
     // Only threads of live processes can be looked at again; and only those
     // of an inspected process, whose capture says what they were in.
     let listed: Vec<Vec<Listed>> = stucks
@@ -132,18 +140,21 @@ pub(super) fn moved_in_window(inspections: &[Inspection], stucks: &[&graph::Stuc
         })
         .collect();
     let all: Vec<&Listed> = listed.iter().flatten().collect();
-    let mut readers = Readers::new(all.len());
-    let before: Vec<Option<Look>> = readers.each(&all, |looks, _, t| {
-        let looks = looks_of(looks, t.pid);
-        let status = looks.status(t.tid).ok()?;
-        let line = looks.syscall(t.tid).ok();
-        Some(Look {
-            line,
-            switches: status.ctxt_switches,
-            asleep: status.state == 'S',
-        })
-    });
-    std::thread::sleep(STUCK_CONFIRM);
+    let early = |t: &Listed| first.iter().find(|f| f.pid == t.pid)?.looks.get(&t.tid);
+    let (mut readers, before) = if !all.is_empty() && all.iter().all(|t| early(t).is_some()) {
+        let before: Vec<Option<Look>> = all.iter().filter_map(|t| early(t).cloned()).collect();
+        let ended = first.iter().map(|f| f.ended).max();
+        // The first looks' kept files serve the second looks (one reader).
+        let readers = Readers::seeded(first.into_iter().map(|f| (f.pid, f.files)).collect());
+        std::thread::sleep(ended.map_or(STUCK_CONFIRM, |e| STUCK_CONFIRM.saturating_sub(e.elapsed())));
+        (readers, before)
+    } else {
+        drop(first);
+        let mut readers = Readers::new(all.len());
+        let before = readers.each(&all, |looks, _, t| look_before(looks_of(looks, t.pid), t.tid));
+        std::thread::sleep(STUCK_CONFIRM);
+        (readers, before)
+    };
     let still: Vec<bool> = readers.each(&all, |looks, k, t| {
         let Some(b) = &before[k] else {
             return false; // gone, or unreadable, before the window
@@ -217,10 +228,88 @@ fn looks_of(looks: &mut BTreeMap<i32, Looks>, pid: i32) -> &mut Looks {
 /// context switches, and whether it sleeps (state S). A thread that was
 /// woken but has not run yet still shows its wait and its old count: only
 /// a sleeping one is still.
-struct Look {
+#[derive(Clone)]
+pub(super) struct Look {
     line: Option<SyscallLine>,
     switches: Option<u64>,
     asleep: bool,
+}
+
+/// The look before a window: the status (state and count) first, then the
+/// call (see [`moved_in_window`] for why in that order).
+fn look_before(looks: &mut Looks, tid: i32) -> Option<Look> {
+    let status = looks.status(tid).ok()?;
+    let line = looks.syscall(tid).ok();
+    Some(Look {
+        line,
+        switches: status.ctxt_switches,
+        asleep: status.state == 'S',
+    })
+}
+
+/// The first look at every thread of a live process, taken on another
+/// thread while the process is analyzed, right after the capture let it go.
+///
+/// A stuck verdict is known only after the analysis, and is then watched
+/// over a window of [`STUCK_CONFIRM`]; starting the window with these looks
+/// lets the analysis time count towards it (~25 ms of a 1000-thread
+/// process's ~50 ms). Taken only for a process none of whose threads ran
+/// at the capture (one that ran is not stuck) and never for `--no-stop`
+/// (whose verdicts are confirmed differently). A thread still on its way
+/// back into its wait shows as moved, and the next window starts afresh,
+/// as it would without these looks.
+pub struct FirstLooks {
+    pid: i32,
+    looks: HashMap<i32, Option<Look>>,
+    /// The files they kept open, for the looks after the window.
+    files: Looks,
+    ended: std::time::Instant,
+}
+
+/// How often, and how long apart, [`FirstLooks`] looks again at threads
+/// not yet back asleep.
+const SETTLE_RETRIES: usize = 5;
+const SETTLE_PAUSE: Duration = Duration::from_millis(1);
+
+impl FirstLooks {
+    /// Start taking them, if the snapshot is of a process that may be stuck.
+    pub(super) fn start(snapshot: &crate::capture::Snapshot) -> Option<std::thread::JoinHandle<FirstLooks>> {
+        let live = snapshot.live()?;
+        if snapshot.no_stop || snapshot.threads.iter().any(|t| t.state == 'R') {
+            return None;
+        }
+        let tids: Vec<i32> = snapshot.threads.iter().map(|t| t.tid).collect();
+        std::thread::Builder::new()
+            .name("lockdump-looks".into())
+            .spawn(move || {
+                let mut files = live.looks();
+                let mut looks: HashMap<i32, Option<Look>> =
+                    tids.iter().map(|&tid| (tid, look_before(&mut files, tid))).collect();
+                // Threads just let go are on their way back into their waits:
+                // one not yet asleep again is looked at again, a little later.
+                for _ in 0..SETTLE_RETRIES {
+                    let unsettled: Vec<i32> = looks
+                        .iter()
+                        .filter(|(_, l)| l.as_ref().is_some_and(|l| !l.asleep))
+                        .map(|(&t, _)| t)
+                        .collect();
+                    if unsettled.is_empty() {
+                        break;
+                    }
+                    std::thread::sleep(SETTLE_PAUSE);
+                    for tid in unsettled {
+                        looks.insert(tid, look_before(&mut files, tid));
+                    }
+                }
+                FirstLooks {
+                    pid: live.pid,
+                    looks,
+                    files,
+                    ended: std::time::Instant::now(),
+                }
+            })
+            .ok()
+    }
 }
 
 /// Most threads one reader looks at (a reader thread costs about as much
@@ -247,6 +336,14 @@ impl Readers {
         Readers {
             share: threads.div_ceil(readers).max(1),
             looks: (0..readers).map(|_| BTreeMap::new()).collect(),
+        }
+    }
+
+    /// One reader with files already open (the first looks').
+    fn seeded(files: BTreeMap<i32, Looks>) -> Readers {
+        Readers {
+            share: usize::MAX,
+            looks: vec![files],
         }
     }
 

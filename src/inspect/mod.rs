@@ -71,6 +71,9 @@ pub struct Inspection {
     pub asyncio: Option<crate::runtimes::cpython::asyncio::AsyncioState>,
     /// Wall time of analysis after capture.
     pub analysis_time: Duration,
+    /// The first looks of a stuck verdict's confirmation, taken during the
+    /// analysis (taken out by [`verdict`]).
+    first_looks: Option<confirm::FirstLooks>,
 }
 
 pub fn inspect(pid: i32, opts: &Options, cache: &ModuleCache) -> Result<Inspection, InspectError> {
@@ -164,6 +167,8 @@ pub fn inspect_core(
 /// The stages of [`inspect`] after capture: unwinding, symbols, runtimes.
 pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspection {
     let started = Instant::now();
+    // Taken on another thread meanwhile (see confirm::FirstLooks).
+    let first_looks = confirm::FirstLooks::start(&snapshot);
     // Absolute deadlines of timed waits are measured from here (the capture
     // has just ended).
     let clocks = crate::runtimes::futex::Clocks::now();
@@ -289,6 +294,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         pools,
         asyncio,
         analysis_time: started.elapsed(),
+        first_looks: first_looks.and_then(|h| h.join().ok()),
         snapshot,
         stacks: shown.stacks.unwrap_or(native),
         findings,
@@ -400,7 +406,8 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     v.pool_starvations = graph::starvations(&facts, threads());
     confirm_starvations(inspections, &mut v);
     graph::settle(&mut v, threads(), &facts);
-    confirm_stuck(inspections, &mut v);
+    let first_looks = inspections.iter_mut().filter_map(|i| i.first_looks.take()).collect();
+    confirm_stuck(inspections, &mut v, first_looks);
     describe_waited_behind(inspections, &mut v);
     add_cross_process_holds(inspections);
     v
