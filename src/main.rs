@@ -312,6 +312,11 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
         lockdump::confirm_cycles(&mut watched, &verdict.deadlocks);
         verdict.watch = Some(watched);
     }
+    // The report reads nothing from the target: its copies go back before it
+    // is built, which is when the heap peaks.
+    for i in &mut inspections {
+        i.snapshot.release_copies();
+    }
     let out = render(&inspections, &verdict, output, style, captured_at)?;
     // The process exits right after printing: freeing every frame of every
     // thread and the parsed DWARF first (tens of thousands of allocations
@@ -364,6 +369,9 @@ fn diagnose_core(
         .map(|c| lockdump::inspect_core(std::sync::Arc::new(c), opts, &cache))
         .collect();
     let verdict = lockdump::verdict(&mut inspections);
+    for i in &mut inspections {
+        i.snapshot.release_copies();
+    }
     let out = render(&inspections, &verdict, output, style, written)?;
     std::mem::forget((inspections, verdict, cache));
     Ok(out)

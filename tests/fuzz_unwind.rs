@@ -63,6 +63,7 @@ fn load() -> Fixture {
         no_stop: false,
         wait_memory: vec![],
         runtime_copy: Default::default(),
+        copies_released: false,
     };
     let cache = ModuleCache::new();
     let symbols = ProcessSymbols::load(&snapshot, &cache);

@@ -312,6 +312,7 @@ pub fn capture_hooked(
         no_stop: opts.no_stop,
         wait_memory,
         runtime_copy,
+        copies_released: false,
     })
 }
 

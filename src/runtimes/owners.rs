@@ -330,6 +330,7 @@ pub(crate) mod testing {
             no_stop: false,
             wait_memory: Vec::new(),
             runtime_copy: Default::default(),
+            copies_released: false,
         }
     }
 

@@ -148,6 +148,7 @@ pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
         no_stop: false,
         wait_memory: Vec::new(),
         runtime_copy: RuntimeCopy::default(),
+        copies_released: false,
         source: Source::Core(core),
     }
 }

@@ -99,6 +99,7 @@ fn snapshot(seed: u64) -> Snapshot {
         no_stop: true,
         wait_memory: Vec::new(),
         runtime_copy: Default::default(),
+        copies_released: false,
     }
 }
 

@@ -355,6 +355,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
         no_stop: false,
         wait_memory: Vec::new(),
         runtime_copy: Default::default(),
+        copies_released: false,
     };
     let view = ProcessView {
         snapshot: &snap,
