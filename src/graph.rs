@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::Serialize;
 
+use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::{Confidence, Owner, Resource, ThreadFindings};
 
 mod asleep;
@@ -90,7 +91,7 @@ pub struct ProcessBehind {
     /// What it waits on: `child PID 4567`, `pipe:[123] (fd 3)`.
     pub waits_on: String,
     /// The processes that alone could end its wait.
-    pub pids: Vec<i32>,
+    pub pids: Vec<Pid>,
     pub leads_to: Leads,
 }
 
@@ -117,7 +118,7 @@ pub struct Orphaned {
     pub thread: ThreadId,
     pub resource: Resource,
     /// The TID the lock still names.
-    pub owner_tid: Option<i32>,
+    pub owner_tid: Option<Tid>,
     pub evidence: String,
 }
 
@@ -192,7 +193,7 @@ pub struct Asleep {
 /// Threads that can never run again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stuck {
-    pub pid: i32,
+    pub pid: Pid,
     /// Every thread of the process is asleep for good (else: only `threads`,
     /// which wait behind a lock whose owner is gone).
     pub whole_process: bool,
@@ -205,7 +206,7 @@ pub use crate::runtimes::signals::SignalWayOut;
 /// What the verdict needs to know about one inspected process besides its threads' findings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessFacts {
-    pub pid: i32,
+    pub pid: Pid,
     pub signals: SignalWayOut,
     /// Set when part of the process was not examined (its waits are then not all known).
     pub unexamined: Option<String>,
@@ -214,7 +215,7 @@ pub struct ProcessFacts {
     /// By TID: the processes that alone can end a thread's wait for input
     /// (the writers of the pipe it reads, the children it waits for), read
     /// from /proc after the capture.
-    pub peers: BTreeMap<i32, Peers>,
+    pub peers: BTreeMap<Tid, Peers>,
 }
 
 /// The processes that can end a thread's wait on a pipe, a Unix socket or a child.
@@ -223,7 +224,7 @@ pub struct Peers {
     /// What the thread waits on: `pipe:[123456] (fd 3)`, `child PID 4567`.
     pub what: String,
     /// Host PIDs, sorted.
-    pub pids: Vec<i32>,
+    pub pids: Vec<Pid>,
     pub kind: PeerKind,
 }
 
@@ -301,7 +302,7 @@ impl Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ResourceKey {
     Shared { dev: u64, inode: u64, offset: u64 },
-    Local { pid: i32, address: u64 },
+    Local { pid: Pid, address: Addr },
 }
 
 pub fn resource_key(r: &Resource) -> ResourceKey {
@@ -332,7 +333,7 @@ impl WaitGraph {
     }
 
     /// Add a thread and its wait.
-    pub fn add_thread(&mut self, pid: i32, tid: i32, findings: &ThreadFindings) {
+    pub fn add_thread(&mut self, pid: Pid, tid: Tid, findings: &ThreadFindings) {
         let me = ThreadId::new(pid, tid);
         let blocked = findings.wait.is_some() || findings.blocked_in.is_some();
         self.nodes.insert(me, Some(blocked));
@@ -562,7 +563,7 @@ impl WaitGraph {
 }
 
 /// Build the graph from (PID, TID, findings) triples and compute the verdict.
-pub fn analyze<'a>(threads: impl IntoIterator<Item = (i32, i32, &'a ThreadFindings)>) -> Verdict {
+pub fn analyze<'a>(threads: impl IntoIterator<Item = (Pid, Tid, &'a ThreadFindings)>) -> Verdict {
     let mut g = WaitGraph::new();
     for (pid, tid, f) in threads {
         g.add_thread(pid, tid, f);

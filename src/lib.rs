@@ -41,6 +41,7 @@ pub use capture::stop::CaptureOptions;
 pub use capture::{Snapshot, Source};
 pub use error::{exit, InspectError};
 pub use graph::{Verdict, VerdictKind};
+pub use ids::{Addr, Pid, ThreadId, Tid};
 pub use inspect::{analyze, capture, inspect, inspect_core, verdict, Inspection, Options};
 pub use live::{tree, Live};
 pub use symbols::diskcache::configure as configure_disk_cache;

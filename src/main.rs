@@ -289,7 +289,7 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
         // must be read after all its threads were sampled (inspect::verdict).
         let mut snapshots: Vec<lockdump::Snapshot> = Vec::with_capacity(pids.len());
         for &pid in pids {
-            if !snapshots.iter().any(|s| s.pid == pid) {
+            if !snapshots.iter().any(|s| s.pid.get() == pid) {
                 snapshots.push(lockdump::capture(pid, opts)?);
             }
         }
@@ -299,7 +299,7 @@ fn diagnose(pids: &[i32], opts: &Options, output: &Output, style: &Style) -> Res
         inspections.extend(snapshots.into_iter().map(|s| lockdump::analyze(s, opts, &cache)));
     }
     for &pid in pids {
-        if opts.capture.no_stop || inspections.iter().any(|i: &Inspection| i.snapshot.pid == pid) {
+        if opts.capture.no_stop || inspections.iter().any(|i: &Inspection| i.snapshot.pid.get() == pid) {
             continue;
         }
         let snapshot = lockdump::capture(pid, opts)?;

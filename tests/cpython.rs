@@ -20,6 +20,7 @@ use common::inproc::{snapshot_from_proc, ProcSymbols};
 use common::wait::wait_futex_waits;
 use common::{mark_comment_line as marker_line, Process};
 use lockdump::test_support::capture::ProcessMemory;
+use lockdump::test_support::ids::Tid;
 use lockdump::test_support::runtimes::cpython::{self, PythonProcess, PythonThread};
 use lockdump::test_support::runtimes::{Confidence, ProcessView, ResourceKind};
 use serde_json::Value;
@@ -187,7 +188,7 @@ fn check_locks_fixture(python: &str) {
     );
     for t in &p.threads {
         let name = t.name.as_deref().unwrap();
-        assert_eq!(t.tid, tid_of(name), "TID of {name}");
+        assert_eq!(t.tid.get(), tid_of(name), "TID of {name}");
         assert!(!t.holds_gil, "{name} does not hold the GIL");
         assert_eq!(t.frames.len(), t.eval_call.len());
         assert!(t.frame_error.is_none(), "{name}: {:?}", t.frame_error);
@@ -217,16 +218,20 @@ fn check_locks_fixture(python: &str) {
         assert_eq!(t.frames[1].function.as_deref(), Some("Thread.run"));
         let w = t.findings.wait.as_ref().unwrap();
         assert_eq!(w.resource.kind, ResourceKind::PyLock);
-        assert_eq!(w.resource.address, addr(waits), "{me} waits for id({waits})");
+        assert_eq!(w.resource.address.get(), addr(waits), "{me} waits for id({waits})");
         assert_eq!(w.resource.name.as_deref(), Some(waits));
-        assert_eq!(w.resource.pid, target.pid());
-        assert_eq!(w.owner.tid(), Some(tid_of(other)), "{me}'s lock is held by {other}");
+        assert_eq!(w.resource.pid.get(), target.pid());
+        assert_eq!(
+            w.owner.tid().map(Tid::get),
+            Some(tid_of(other)),
+            "{me}'s lock is held by {other}"
+        );
         assert_eq!(w.owner.confidence(), Confidence::Exact);
         assert_eq!(w.site_frame, Some(0));
         assert_eq!(t.findings.holds.len(), 1, "{me} holds: {:?}", t.findings.holds);
         let h = &t.findings.holds[0];
         assert_eq!(
-            (h.resource.kind, h.resource.address, h.resource.name.as_deref()),
+            (h.resource.kind, h.resource.address.get(), h.resource.name.as_deref()),
             (ResourceKind::PyLock, addr(holds), Some(holds))
         );
         assert_eq!(h.confidence, Confidence::Exact);
@@ -239,7 +244,7 @@ fn check_locks_fixture(python: &str) {
     assert_eq!(frame_line(waiter, "Account.deposit"), (0, mark("rlock-waits")));
     let w = waiter.findings.wait.as_ref().unwrap();
     assert_eq!(
-        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (w.resource.kind, w.resource.address.get(), w.resource.name.as_deref()),
         (ResourceKind::PyRLock, addr("rlock"), Some("self._lock"))
     );
     assert_eq!(w.owner.tid(), Some(holder.tid));
@@ -251,13 +256,13 @@ fn check_locks_fixture(python: &str) {
         .findings
         .holds
         .iter()
-        .map(|h| (h.resource.kind, h.resource.address))
+        .map(|h| (h.resource.kind, h.resource.address.get()))
         .collect();
     assert_eq!(h, [(ResourceKind::PyRLock, addr("rlock"))]);
     assert_eq!(holder.findings.holds[0].site_frame, Some(hi));
     let w = holder.findings.wait.as_ref().unwrap();
     assert_eq!(
-        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (w.resource.kind, w.resource.address.get(), w.resource.name.as_deref()),
         (ResourceKind::PyEvent, addr("never"), Some("never"))
     );
     assert_eq!((w.owner.tid(), w.owner.confidence()), (None, Confidence::Unknown));
@@ -271,7 +276,7 @@ fn check_locks_fixture(python: &str) {
     assert_eq!(frame_line(t, "explicit_waiter"), (0, mark("c-waits")));
     let w = t.findings.wait.as_ref().unwrap();
     assert_eq!(
-        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (w.resource.kind, w.resource.address.get(), w.resource.name.as_deref()),
         (ResourceKind::PyLock, addr("lock_c"), Some("lock_c"))
     );
     assert_eq!(
@@ -290,7 +295,7 @@ fn check_locks_fixture(python: &str) {
     assert_eq!(frame_line(t, "explicit_holder"), (1, mark("cond-waits")));
     let w = t.findings.wait.as_ref().unwrap();
     assert_eq!(
-        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (w.resource.kind, w.resource.address.get(), w.resource.name.as_deref()),
         (ResourceKind::PyCondition, addr("cond"), Some("cond"))
     );
     assert!(w.owner.tid().is_none());
@@ -300,7 +305,7 @@ fn check_locks_fixture(python: &str) {
         .findings
         .holds
         .iter()
-        .map(|h| (h.resource.kind, h.resource.address, h.confidence, h.site_frame))
+        .map(|h| (h.resource.kind, h.resource.address.get(), h.confidence, h.site_frame))
         .collect();
     assert_eq!(
         h,
@@ -329,7 +334,7 @@ fn check_locks_fixture(python: &str) {
         assert_eq!(line, mark(m));
         let w = t.findings.wait.as_ref().unwrap();
         assert_eq!(
-            (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+            (w.resource.kind, w.resource.address.get(), w.resource.name.as_deref()),
             (kind, addr(key), Some(key))
         );
         assert_eq!((w.owner.tid(), w.owner.confidence()), (None, Confidence::Unknown));
@@ -346,7 +351,7 @@ fn check_locks_fixture(python: &str) {
     assert_eq!(t.frames[1].line, mark("self-recurses"));
     let w = t.findings.wait.as_ref().unwrap();
     assert_eq!(
-        (w.resource.kind, w.resource.address, w.resource.name.as_deref()),
+        (w.resource.kind, w.resource.address.get(), w.resource.name.as_deref()),
         (ResourceKind::PyLock, addr("self_lock"), Some("lock"))
     );
     assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(t.tid), Confidence::Exact));
@@ -354,7 +359,7 @@ fn check_locks_fixture(python: &str) {
         .findings
         .holds
         .iter()
-        .map(|h| (h.resource.address, h.site_frame))
+        .map(|h| (h.resource.address.get(), h.site_frame))
         .collect();
     assert_eq!(h, [(addr("self_lock"), Some(1))], "held by the outer call only");
 
@@ -366,7 +371,7 @@ fn check_locks_fixture(python: &str) {
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("worker-a"));
     assert_eq!(
-        (w.owner.tid(), w.owner.confidence()),
+        (w.owner.tid().map(Tid::get), w.owner.confidence()),
         (Some(tid_of("worker-a")), Confidence::Exact)
     );
     assert_eq!(w.site_frame, Some(mi));
@@ -446,7 +451,11 @@ fn check_gil_fixture(python: &str) {
     let deadline = Instant::now() + common::TIMEOUT;
     let snap = loop {
         let snap = snapshot_from_proc(target.pid());
-        let asleep = |tid: i32| snap.thread(tid).and_then(|t| t.syscall).is_some_and(|s| s.nr == 202);
+        let asleep = |tid: i32| {
+            snap.thread(Tid(tid))
+                .and_then(|t| t.syscall)
+                .is_some_and(|s| s.nr == 202)
+        };
         if waiters.iter().all(|&t| asleep(t)) {
             break snap;
         }
@@ -456,8 +465,8 @@ fn check_gil_fixture(python: &str) {
     let p = inspect_snapshot(target.pid(), &snap);
     let g = p.gil.as_ref().expect("GIL state");
     assert!(g.locked);
-    assert_eq!(g.holder_tid, Some(hog));
-    let mut got = g.waiters.clone();
+    assert_eq!(g.holder_tid.map(Tid::get), Some(hog));
+    let mut got: Vec<i32> = g.waiters.iter().map(|t| t.get()).collect();
     got.sort();
     let mut want = waiters.clone();
     want.sort();
@@ -469,7 +478,7 @@ fn check_gil_fixture(python: &str) {
             format!(
                 "{tid}: {} {:?}",
                 line.trim(),
-                p.threads.iter().find(|t| t.tid == *tid).map(|t| &t.frames)
+                p.threads.iter().find(|t| t.tid.get() == *tid).map(|t| &t.frames)
             )
         })
         .collect();
@@ -483,7 +492,7 @@ fn check_gil_fixture(python: &str) {
         .any(|x| x.resource.kind == ResourceKind::Gil && x.confidence == Confidence::Exact));
     assert_eq!(frame_line(h, "hog"), (0, Some(marker_line(&script, "gil-hog"))));
     for tid in waiters {
-        let t = p.threads.iter().find(|t| t.tid == tid).unwrap();
+        let t = p.threads.iter().find(|t| t.tid.get() == tid).unwrap();
         assert!(!t.holds_gil);
         let w = t
             .findings
@@ -491,7 +500,10 @@ fn check_gil_fixture(python: &str) {
             .as_ref()
             .unwrap_or_else(|| panic!("{:?} waits for the GIL", t.name));
         assert_eq!(w.resource.kind, ResourceKind::Gil);
-        assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(hog), Confidence::Exact));
+        assert_eq!(
+            (w.owner.tid().map(Tid::get), w.owner.confidence()),
+            (Some(hog), Confidence::Exact)
+        );
     }
     let spinner = by_name(&p, "spinner-1");
     assert_eq!(frame_line(spinner, "spin").1, Some(marker_line(&script, "spin")));
@@ -500,7 +512,7 @@ fn check_gil_fixture(python: &str) {
     // a native stack in take_gil: still a GIL waiter.
     let main = u(&facts["main"]) as i32;
     let mut between = snap.clone();
-    let i = between.threads.iter().position(|t| t.tid == main).unwrap();
+    let i = between.threads.iter().position(|t| t.tid.get() == main).unwrap();
     between.threads[i].syscall = None;
     let mut stacks = vec![lockdump::test_support::stacks::Stack::default(); between.threads.len()];
     let mut take_gil = lockdump::test_support::stacks::Frame::native(0x1000, 0x2000);
@@ -515,10 +527,13 @@ fn check_gil_fixture(python: &str) {
         symbols: &syms,
     };
     let p = cpython::inspect(&view).unwrap().unwrap();
-    let t = p.threads.iter().find(|t| t.tid == main).unwrap();
+    let t = p.threads.iter().find(|t| t.tid.get() == main).unwrap();
     let w = t.findings.wait.as_ref().expect("main still waits for the GIL");
-    assert_eq!((w.resource.kind, w.owner.tid()), (ResourceKind::Gil, Some(hog)));
-    assert!(p.gil.unwrap().waiters.contains(&main));
+    assert_eq!(
+        (w.resource.kind, w.owner.tid().map(Tid::get)),
+        (ResourceKind::Gil, Some(hog))
+    );
+    assert!(p.gil.unwrap().waiters.contains(&Tid(main)));
 }
 
 #[test]
@@ -581,7 +596,7 @@ fn check_many_threads(python: &str) {
     assert_eq!(p.threads.len(), 101);
     for (name, tid) in &want {
         let t = by_name(&p, name);
-        assert_eq!(t.tid, *tid);
+        assert_eq!(t.tid.get(), *tid);
         let w = t.findings.wait.as_ref().expect("blocked");
         let expect = if name.starts_with("locker") {
             ResourceKind::PyLock
@@ -767,24 +782,27 @@ fn check_seed_logging(python: &str) {
     wait_futex_waits(target.pid(), |_| true);
     let p = inspect(target.pid());
     let (t1, t2) = (u(&facts["t1"]) as i32, u(&facts["t2"]) as i32);
-    let thread = |tid: i32| p.threads.iter().find(|t| t.tid == tid).unwrap();
+    let thread = |tid: i32| p.threads.iter().find(|t| t.tid.get() == tid).unwrap();
     // t1 runs thread(lock_a, lock_b): holds main's lock_a, waits for main's lock_b.
     for (me, other, holds, waits) in [(t1, t2, "lock_a", "lock_b"), (t2, t1, "lock_b", "lock_a")] {
         let t = thread(me);
         assert_eq!(frame_line(t, "thread"), (0, Some(marker_line(&script, "waits"))));
         let w = t.findings.wait.as_ref().unwrap();
         assert_eq!(
-            (w.resource.kind, w.resource.address),
+            (w.resource.kind, w.resource.address.get()),
             (ResourceKind::PyLock, u(&facts[waits]))
         );
         // Named as the waiting code calls it: its parameter `lock_b`.
         assert_eq!(w.resource.name.as_deref(), Some("lock_b"));
-        assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(other), Confidence::Exact));
+        assert_eq!(
+            (w.owner.tid().map(Tid::get), w.owner.confidence()),
+            (Some(other), Confidence::Exact)
+        );
         let h: Vec<_> = t
             .findings
             .holds
             .iter()
-            .map(|h| (h.resource.address, h.resource.name.clone()))
+            .map(|h| (h.resource.address.get(), h.resource.name.clone()))
             .collect();
         assert_eq!(h, [(u(&facts[holds]), Some("lock_a".to_string()))]);
     }
@@ -793,7 +811,7 @@ fn check_seed_logging(python: &str) {
     let w = main.findings.wait.as_ref().expect("main waits in _shutdown");
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert!(
-        w.owner.tid() == Some(t1) || w.owner.tid() == Some(t2),
+        w.owner.tid().map(Tid::get) == Some(t1) || w.owner.tid().map(Tid::get) == Some(t2),
         "shutdown waits for one of the deadlocked threads: {w:?}"
     );
     assert_eq!(w.owner.confidence(), Confidence::Exact);
@@ -866,12 +884,12 @@ fn pid_namespace_python312() {
     assert_eq!(a.tid, host(u(&facts["threads"]["worker-a"])));
     assert_eq!(b.tid, host(u(&facts["threads"]["worker-b"])));
     assert_ne!(
-        a.tid as u64,
+        a.tid.get() as u64,
         u(&facts["threads"]["worker-a"]),
         "host and namespace TIDs differ"
     );
     assert_eq!(a.findings.wait.as_ref().unwrap().owner.tid(), Some(b.tid));
     let r = by_name(&p, "rlock-waiter").findings.wait.clone().unwrap();
     assert_eq!(r.owner.tid(), Some(by_name(&p, "rlock-holder").tid));
-    assert_eq!(by_name(&p, "MainThread").tid, pid);
+    assert_eq!(by_name(&p, "MainThread").tid.get(), pid);
 }

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use lockdump::test_support::capture::{CopiedRegion, RegisterSource, Registers, ThreadSnapshot};
+use lockdump::test_support::ids::Tid;
 use lockdump::test_support::memory::BufferMemory;
 use lockdump::test_support::symbols::{ElfModule, MappedModule, ProcessSymbols};
 use lockdump::test_support::unwind::Unwinder;
@@ -212,7 +213,7 @@ fn exercise(b: &Base, m: &Mutation) {
                     ..Default::default()
                 };
                 let t = ThreadSnapshot {
-                    tid: 1,
+                    tid: Tid(1),
                     name: String::new(),
                     state: 'S',
                     wchan: String::new(),

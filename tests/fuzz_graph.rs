@@ -11,6 +11,7 @@
 use std::collections::BTreeSet;
 
 use lockdump::test_support::graph::analyze;
+use lockdump::test_support::ids::{Addr, Pid, Tid};
 use lockdump::test_support::runtimes::{Confidence, Owner, Resource, ResourceKind, ThreadFindings, Wait};
 use proptest::prelude::*;
 
@@ -25,12 +26,12 @@ fn waits_for(owner: i32, recursive: bool) -> ThreadFindings {
                 } else {
                     ResourceKind::Mutex
                 },
-                address: 0x1000 + owner as u64 * 0x40,
-                pid: PID,
+                address: Addr(0x1000 + owner as u64 * 0x40),
+                pid: Pid(PID),
                 name: None,
                 shared_key: None,
             },
-            owner: Owner::held_by(PID, owner, Confidence::Exact, format!("__owner = {owner}")),
+            owner: Owner::held_by(Pid(PID), Tid(owner), Confidence::Exact, format!("__owner = {owner}")),
             how: "pthread_mutex_lock".into(),
             site_frame: None,
         }),
@@ -83,9 +84,9 @@ proptest! {
         let effective: Vec<Option<usize>> =
             (0..n).map(|i| next[i].filter(|&j| !(j == i && recursive[i]))).collect();
 
-        let v = analyze((0..n).map(|i| (PID, tid(i), &findings[i])));
+        let v = analyze((0..n).map(|i| (Pid(PID), Tid(tid(i)), &findings[i])));
         let found: BTreeSet<BTreeSet<i32>> =
-            v.deadlocks.iter().map(|d| d.threads.iter().map(|t| t.tid).collect()).collect();
+            v.deadlocks.iter().map(|d| d.threads.iter().map(|t| t.tid.get()).collect()).collect();
         prop_assert_eq!(&found, &expected_cycles(&effective, tid));
         for d in &v.deadlocks {
             prop_assert_eq!(d.threads.len(), d.edges.len());
@@ -93,14 +94,14 @@ proptest! {
             for (k, e) in d.edges.iter().enumerate() {
                 prop_assert_eq!(e.from, d.threads[k]);
                 prop_assert_eq!(e.to, d.threads[(k + 1) % d.threads.len()]);
-                let i = (e.from.tid - 1000) as usize;
-                prop_assert_eq!(effective[i].map(tid), Some(e.to.tid), "edge not backed by an input wait");
+                let i = (e.from.tid.get() - 1000) as usize;
+                prop_assert_eq!(effective[i].map(tid), Some(e.to.tid.get()), "edge not backed by an input wait");
             }
         }
         // The same verdict whatever order the threads are given in.
         let r = rotate % n;
         let order: Vec<usize> = (r..n).chain(0..r).collect();
-        let again = analyze(order.iter().map(|&i| (PID, tid(i), &findings[i])));
+        let again = analyze(order.iter().map(|&i| (Pid(PID), Tid(tid(i)), &findings[i])));
         prop_assert_eq!(again, v);
     }
 }

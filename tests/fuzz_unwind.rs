@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lockdump::test_support::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, ThreadSnapshot};
+use lockdump::test_support::ids::{Pid, Tid};
 use lockdump::test_support::memory::BufferMemory;
 use lockdump::test_support::proc::parse::{parse_auxv, parse_maps};
 use lockdump::test_support::symbols::{ModuleCache, ProcessSymbols};
@@ -48,7 +49,7 @@ fn load() -> Fixture {
         .map(|m| (m.start, m.end))
         .collect::<Vec<_>>();
     let snapshot = Snapshot {
-        pid: std::process::id() as i32,
+        pid: Pid(std::process::id() as i32),
         source: lockdump::Source::live(std::process::id() as i32, std::process::id() as i32),
         leader_exited: false,
         tracer: None,
@@ -143,7 +144,7 @@ fn case() -> impl Strategy<Value = Case> {
 
 fn thread(regs: Registers, source: RegisterSource) -> ThreadSnapshot {
     ThreadSnapshot {
-        tid: 1,
+        tid: Tid(1),
         name: "fuzz".into(),
         state: 'S',
         wchan: String::new(),

@@ -10,6 +10,7 @@ use common::inproc::{analyze, capture, index_of, KvFixture};
 use common::wait::wait_in_syscall;
 use common::SYS_FUTEX;
 use lockdump::test_support::graph::{self, Leads};
+use lockdump::test_support::ids::{Pid, Tid};
 use lockdump::test_support::runtimes::glibc::layout::{LayoutSource, PthreadLayout};
 use lockdump::test_support::runtimes::{Confidence, ResourceKind, ThreadFindings, Wait};
 use lockdump::Snapshot;
@@ -44,8 +45,8 @@ fn every_lock_kind_with_exact_owner() {
     assert_eq!((layout.tid, layout.robust_head, layout.cleanup), (0x2d0, 0x2e0, 0x2f8));
 
     let exact_holder = |w: &Wait| {
-        assert_eq!(w.owner.tid(), Some(holder), "{w:?}");
-        assert_eq!(w.owner.pid(), Some(fx.pid), "{w:?}");
+        assert_eq!(w.owner.tid().map(Tid::get), Some(holder), "{w:?}");
+        assert_eq!(w.owner.pid().map(Pid::get), Some(fx.pid), "{w:?}");
         assert_eq!(w.owner.confidence(), Confidence::Exact, "{w:?}");
         assert!(!w.owner.is_exited());
     };
@@ -103,10 +104,10 @@ fn every_lock_kind_with_exact_owner() {
     ];
     for (k, obj, kind, how) in cases {
         let w = wait_of(&snap, &out, fx.tid(&format!("w{k}")));
-        assert_eq!(w.resource.address, fx.addr(obj), "w{k}: {w:?}");
+        assert_eq!(w.resource.address.get(), fx.addr(obj), "w{k}: {w:?}");
         assert_eq!(w.resource.kind, kind, "w{k}");
         assert_eq!(w.how, how, "w{k}");
-        assert_eq!(w.resource.pid, fx.pid);
+        assert_eq!(w.resource.pid.get(), fx.pid);
         exact_holder(w);
         if obj != "m_pshared" {
             // Data symbols of the executable name the objects.
@@ -134,7 +135,7 @@ fn every_lock_kind_with_exact_owner() {
     );
     // The process-shared mutex lives in a MAP_SHARED mapping: it has a cross-process identity.
     let ps = wait_of(&snap, &out, fx.tid("w6"));
-    let m = snap.mapping(ps.resource.address).expect("mapping");
+    let m = snap.mapping(ps.resource.address.get()).expect("mapping");
     assert!(m.shared);
     assert_eq!(
         ps.resource.shared_key,
@@ -144,7 +145,7 @@ fn every_lock_kind_with_exact_owner() {
     // A writer blocked by readers: no owner, and it says why.
     let rr = wait_of(&snap, &out, fx.tid("w9"));
     assert_eq!(
-        (rr.resource.kind, rr.resource.address),
+        (rr.resource.kind, rr.resource.address.get()),
         (ResourceKind::RwLock, fx.addr("rw_r"))
     );
     assert_eq!(rr.how, "pthread_rwlock_wrlock (blocked by 1 reader(s))");
@@ -157,7 +158,7 @@ fn every_lock_kind_with_exact_owner() {
     // Objects without owners.
     let c = wait_of(&snap, &out, fx.tid("w10"));
     assert_eq!(
-        (c.resource.kind, c.resource.address),
+        (c.resource.kind, c.resource.address.get()),
         (ResourceKind::CondVar, fx.addr("cond"))
     );
     assert_eq!(
@@ -166,12 +167,12 @@ fn every_lock_kind_with_exact_owner() {
     );
     let s = wait_of(&snap, &out, fx.tid("w11"));
     assert_eq!(
-        (s.resource.kind, s.resource.address),
+        (s.resource.kind, s.resource.address.get()),
         (ResourceKind::Semaphore, fx.addr("sem"))
     );
     let b = wait_of(&snap, &out, fx.tid("w12"));
     assert_eq!(
-        (b.resource.kind, b.resource.address),
+        (b.resource.kind, b.resource.address.get()),
         (ResourceKind::Barrier, fx.addr("barrier"))
     );
     assert_eq!(b.how, "pthread_barrier_wait (1 of 2 arrived)");
@@ -182,7 +183,7 @@ fn every_lock_kind_with_exact_owner() {
     // main joins the holder: the futex is the holder's struct pthread tid field.
     let j = wait_of(&snap, &out, main);
     assert_eq!(j.resource.kind, ResourceKind::Thread);
-    assert_eq!(j.resource.address, fx.addr("holder_pd") + 0x2d0);
+    assert_eq!(j.resource.address.get(), fx.addr("holder_pd") + 0x2d0);
     assert_eq!(j.resource.name.as_deref(), Some("holder"));
     exact_holder(j);
 
@@ -193,7 +194,7 @@ fn every_lock_kind_with_exact_owner() {
         h.blocked_in.as_deref(),
         Some(format!("read(fd {})", fx.get("pipe")).as_str())
     );
-    let mut held: Vec<u64> = h.holds.iter().map(|x| x.resource.address).collect();
+    let mut held: Vec<u64> = h.holds.iter().map(|x| x.resource.address.get()).collect();
     held.sort_unstable();
     let mut expect: Vec<u64> = [
         "m_rec",
@@ -214,7 +215,7 @@ fn every_lock_kind_with_exact_owner() {
     let robust_hold = h
         .holds
         .iter()
-        .find(|x| x.resource.address == fx.addr("m_robust"))
+        .find(|x| x.resource.address.get() == fx.addr("m_robust"))
         .unwrap();
     assert_eq!(robust_hold.resource.kind, ResourceKind::RobustMutex);
 
@@ -226,7 +227,7 @@ fn every_lock_kind_with_exact_owner() {
     assert_eq!(v.unknown_owner_waits.len(), 1);
     assert_eq!(
         v.unknown_owner_waits[0].thread,
-        graph::ThreadId::new(fx.pid, fx.tid("w9"))
+        graph::ThreadId::new(Pid(fx.pid), Tid(fx.tid("w9")))
     );
 
     // The ptrace stop interrupted the timed wait: the kernel resumes it through
@@ -234,12 +235,12 @@ fn every_lock_kind_with_exact_owner() {
     let timed = fx.tid("w13");
     wait_in_syscall(fx.pid, &[timed], lockdump::test_support::capture::SYS_RESTART_SYSCALL);
     let again = capture(fx.pid);
-    let sys = again.thread(timed).and_then(|t| t.syscall).expect("syscall");
+    let sys = again.thread(Tid(timed)).and_then(|t| t.syscall).expect("syscall");
     assert!(sys.restarted);
     let out2 = analyze(&again);
     let w = wait_of(&again, &out2, timed);
     assert_eq!(
-        (w.resource.address, w.how.as_str()),
+        (w.resource.address.get(), w.how.as_str()),
         (fx.addr("m_normal"), "pthread_mutex_timedlock (normal)")
     );
     exact_holder(w);
@@ -262,12 +263,18 @@ fn abba_deadlock_with_main_blocked_behind() {
     let (main, t1, t2) = (fx.tid("main"), fx.tid("t1"), fx.tid("t2"));
     let w1 = wait_of(&snap, &out, t1);
     assert_eq!(
-        (w1.resource.address, w1.resource.name.as_deref()),
+        (w1.resource.address.get(), w1.resource.name.as_deref()),
         (fx.addr("lock_b"), Some("lock_b"))
     );
-    assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(t2), Confidence::Exact));
+    assert_eq!(
+        (w1.owner.tid().map(Tid::get), w1.owner.confidence()),
+        (Some(t2), Confidence::Exact)
+    );
     let w2 = wait_of(&snap, &out, t2);
-    assert_eq!((w2.resource.address, w2.owner.tid()), (fx.addr("lock_a"), Some(t1)));
+    assert_eq!(
+        (w2.resource.address.get(), w2.owner.tid().map(Tid::get)),
+        (fx.addr("lock_a"), Some(t1))
+    );
 
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
@@ -276,8 +283,8 @@ fn abba_deadlock_with_main_blocked_behind() {
     assert_eq!(
         d.threads,
         vec![
-            graph::ThreadId::new(pid, t1.min(t2)),
-            graph::ThreadId::new(pid, t1.max(t2))
+            graph::ThreadId::new(Pid(pid), Tid(t1.min(t2))),
+            graph::ThreadId::new(Pid(pid), Tid(t1.max(t2)))
         ]
     );
     assert_eq!(d.confidence, Confidence::Exact);
@@ -287,10 +294,10 @@ fn abba_deadlock_with_main_blocked_behind() {
     // main joins t1 ("worker-1"), which is in the cycle.
     assert_eq!(v.blocked_behind.len(), 1);
     let bb = &v.blocked_behind[0];
-    assert_eq!(bb.thread, graph::ThreadId::new(pid, main));
+    assert_eq!(bb.thread, graph::ThreadId::new(Pid(pid), Tid(main)));
     assert_eq!(bb.leads_to, Leads::Deadlock(0));
     assert_eq!(bb.chain.len(), 1);
-    assert_eq!(bb.chain[0].to, graph::ThreadId::new(pid, t1));
+    assert_eq!(bb.chain[0].to, graph::ThreadId::new(Pid(pid), Tid(t1)));
     assert_eq!(bb.chain[0].resource.kind, ResourceKind::Thread);
     assert_eq!(bb.chain[0].resource.name.as_deref(), Some("worker-1"));
     assert!(v.all_blocked);
@@ -299,7 +306,7 @@ fn abba_deadlock_with_main_blocked_behind() {
         out[index_of(&snap, tid)]
             .holds
             .iter()
-            .map(|h| h.resource.address)
+            .map(|h| h.resource.address.get())
             .collect()
     };
     assert_eq!(holds(t1), vec![fx.addr("lock_a")]);
@@ -312,36 +319,42 @@ fn threads_joining_each_other_deadlock() {
     let (t1, t2) = (fx.tid("t1"), fx.tid("t2"));
     let w1 = wait_of(&snap, &out, t1);
     assert_eq!(w1.resource.kind, ResourceKind::Thread);
-    assert_eq!(w1.resource.address, fx.addr("pd2") + 0x2d0);
-    assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(t2), Confidence::Exact));
+    assert_eq!(w1.resource.address.get(), fx.addr("pd2") + 0x2d0);
+    assert_eq!(
+        (w1.owner.tid().map(Tid::get), w1.owner.confidence()),
+        (Some(t2), Confidence::Exact)
+    );
     let w2 = wait_of(&snap, &out, t2);
-    assert_eq!(w2.resource.address, fx.addr("pd1") + 0x2d0);
-    assert_eq!(w2.owner.tid(), Some(t1));
+    assert_eq!(w2.resource.address.get(), fx.addr("pd1") + 0x2d0);
+    assert_eq!(w2.owner.tid().map(Tid::get), Some(t1));
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(
         v.deadlocks[0].threads,
         vec![
-            graph::ThreadId::new(fx.pid, t1.min(t2)),
-            graph::ThreadId::new(fx.pid, t1.max(t2))
+            graph::ThreadId::new(Pid(fx.pid), Tid(t1.min(t2))),
+            graph::ThreadId::new(Pid(fx.pid), Tid(t1.max(t2)))
         ]
     );
     assert!(v.deadlocks[0].resources.iter().all(|r| r.kind == ResourceKind::Thread));
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
+    assert_eq!(
+        v.blocked_behind[0].thread,
+        graph::ThreadId::new(Pid(fx.pid), Tid(fx.tid("main")))
+    );
 }
 
 #[test]
 fn lock_held_by_exited_thread_is_orphaned() {
     let (fx, snap, out) = run_blocked("orphan", &["main", "waiter"]);
     let (dead, waiter) = (fx.tid("dead"), fx.tid("waiter"));
-    assert!(snap.thread(dead).is_none());
+    assert!(snap.thread(Tid(dead)).is_none());
     let w = wait_of(&snap, &out, waiter);
     assert_eq!(
-        (w.resource.address, w.resource.name.as_deref()),
+        (w.resource.address.get(), w.resource.name.as_deref()),
         (fx.addr("orphan_lock"), Some("orphan_lock"))
     );
-    assert_eq!(w.owner.tid(), Some(dead));
+    assert_eq!(w.owner.tid().map(Tid::get), Some(dead));
     assert!(w.owner.is_exited(), "{:?}", w.owner);
     assert!(
         w.owner.evidence().contains(&format!("thread {dead} has exited")),
@@ -353,10 +366,13 @@ fn lock_held_by_exited_thread_is_orphaned() {
     assert_eq!(v.orphaned.len(), 1);
     assert_eq!(
         (v.orphaned[0].thread, v.orphaned[0].owner_tid),
-        (graph::ThreadId::new(fx.pid, waiter), Some(dead))
+        (graph::ThreadId::new(Pid(fx.pid), Tid(waiter)), Some(Tid(dead)))
     );
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
+    assert_eq!(
+        v.blocked_behind[0].thread,
+        graph::ThreadId::new(Pid(fx.pid), Tid(fx.tid("main")))
+    );
     assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
 }
 
@@ -365,16 +381,19 @@ fn relocking_a_normal_mutex_is_a_self_deadlock() {
     let (fx, snap, out) = run_blocked("selfdead", &["main", "t"]);
     let t = fx.tid("t");
     let w = wait_of(&snap, &out, t);
-    assert_eq!((w.resource.address, w.owner.tid()), (fx.addr("self_lock"), Some(t)));
+    assert_eq!(
+        (w.resource.address.get(), w.owner.tid().map(Tid::get)),
+        (fx.addr("self_lock"), Some(t))
+    );
     let held: Vec<u64> = out[index_of(&snap, t)]
         .holds
         .iter()
-        .map(|h| h.resource.address)
+        .map(|h| h.resource.address.get())
         .collect();
     assert_eq!(held, vec![fx.addr("self_lock")]);
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
-    assert_eq!(v.deadlocks[0].threads, vec![graph::ThreadId::new(fx.pid, t)]);
+    assert_eq!(v.deadlocks[0].threads, vec![graph::ThreadId::new(Pid(fx.pid), Tid(t))]);
     assert_eq!(v.deadlocks[0].resources[0].name.as_deref(), Some("self_lock"));
 }
 
@@ -387,14 +406,14 @@ fn five_philosophers_cycle_over_a_fork_array() {
     for i in 0..5 {
         let w = wait_of(&snap, &out, p[i]);
         let next = (i + 1) % 5;
-        assert_eq!(w.resource.address, forks + 40 * next as u64);
+        assert_eq!(w.resource.address.get(), forks + 40 * next as u64);
         let name = if next == 0 {
             "forks".to_string()
         } else {
             format!("forks+{:#x}", 40 * next)
         };
         assert_eq!(w.resource.name.as_deref(), Some(name.as_str()));
-        assert_eq!(w.owner.tid(), Some(p[next]));
+        assert_eq!(w.owner.tid().map(Tid::get), Some(p[next]));
     }
     let v = verdict(&snap, &out);
     assert_eq!(v.deadlocks.len(), 1);
@@ -402,13 +421,13 @@ fn five_philosophers_cycle_over_a_fork_array() {
     assert_eq!(d.threads.len(), 5);
     // Cycle order from the lowest TID, following the waits.
     let lowest = *p.iter().min().unwrap();
-    assert_eq!(d.threads[0], graph::ThreadId::new(fx.pid, lowest));
+    assert_eq!(d.threads[0], graph::ThreadId::new(Pid(fx.pid), Tid(lowest)));
     for (k, e) in d.edges.iter().enumerate() {
         let i = p
             .iter()
-            .position(|&t| graph::ThreadId::new(fx.pid, t) == e.from)
+            .position(|&t| graph::ThreadId::new(Pid(fx.pid), Tid(t)) == e.from)
             .unwrap();
-        assert_eq!(e.to, graph::ThreadId::new(fx.pid, p[(i + 1) % 5]));
+        assert_eq!(e.to, graph::ThreadId::new(Pid(fx.pid), Tid(p[(i + 1) % 5])));
         assert_eq!(d.threads[(k + 1) % 5], e.to);
     }
 }
@@ -424,9 +443,15 @@ fn two_processes_deadlock_on_process_shared_mutexes() {
     let (op, oc) = (analyze(&sp), analyze(&sc));
     let wp = wait_of(&sp, &op, parent);
     let wc = wait_of(&sc, &oc, child);
-    assert_eq!(wp.resource.address, fx.addr("b"));
-    assert_eq!((wp.owner.tid(), wp.owner.pid()), (Some(child), Some(child)));
-    assert_eq!((wc.owner.tid(), wc.owner.pid()), (Some(parent), Some(parent)));
+    assert_eq!(wp.resource.address.get(), fx.addr("b"));
+    assert_eq!(
+        (wp.owner.tid().map(Tid::get), wp.owner.pid().map(Pid::get)),
+        (Some(child), Some(child))
+    );
+    assert_eq!(
+        (wc.owner.tid().map(Tid::get), wc.owner.pid().map(Pid::get)),
+        (Some(parent), Some(parent))
+    );
     assert_eq!(wp.how, "pthread_mutex_lock (normal, process-shared)");
     // The same mutex (b) seen from both processes has one identity.
     let key_b = wp.resource.shared_key.expect("shared key");
@@ -441,7 +466,10 @@ fn two_processes_deadlock_on_process_shared_mutexes() {
     assert_eq!(v.deadlocks.len(), 1, "{v:#?}");
     assert_eq!(
         v.deadlocks[0].threads,
-        vec![graph::ThreadId::new(parent, parent), graph::ThreadId::new(child, child)]
+        vec![
+            graph::ThreadId::new(Pid(parent), Tid(parent)),
+            graph::ThreadId::new(Pid(child), Tid(child))
+        ]
     );
     let keys: Vec<_> = v.deadlocks[0]
         .resources

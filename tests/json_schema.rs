@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
+use lockdump::test_support::ids::{Pid, Tid};
 use serde_json::Value;
 
 const DOC: &str = include_str!("../docs/json-schema.md");
@@ -234,7 +235,7 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
     use serde_json::to_value;
 
     let task_wait = || JsonTaskWait {
-        tid: 1,
+        tid: Tid(1),
         future: "0x1".into(),
         future_name: None,
         state: "PENDING".into(),
@@ -243,8 +244,8 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
     };
     let member = || JsonMember {
         kind: "task",
-        pid: 1,
-        tid: Some(1),
+        pid: Pid(1),
+        tid: Some(Tid(1)),
         address: Some("0x1".into()),
         name: "t".into(),
     };
@@ -286,7 +287,7 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
     ];
     let asyncio = JsonAsyncio {
         threads: vec![JsonLoopThread {
-            tid: 1,
+            tid: Tid(1),
             loop_address: None,
             loop_type: None,
             running_task: None,
@@ -299,19 +300,19 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
     };
     let doc = serde_json::json!({
         "source": to_value(Source::Core { cores: vec![CoreSource {
-            file: "core".into(), pid: 1, signal: Some(6), written_at: None, notes: vec![],
+            file: "core".into(), pid: Pid(1), signal: Some(6), written_at: None, notes: vec![],
         }] }).unwrap(),
         "verdict": {
-            "stuck": [to_value(JsonStuck { pid: 1, whole_process: true, threads: vec![1] }).unwrap()],
+            "stuck": [to_value(JsonStuck { pid: Pid(1), whole_process: true, threads: vec![Tid(1)] }).unwrap()],
             "waiting_behind": [to_value(JsonWaitingBehind {
-                pid: 1, tid: 1, waiters: vec![2], holds: vec![], doing: None,
+                pid: Pid(1), tid: Tid(1), waiters: vec![Tid(2)], holds: vec![], doing: None,
             }).unwrap()],
             "blocked_behind_processes": [to_value(JsonProcessBehind {
-                pid: 1, tid: 1, waits_on: String::new(), pids: vec![2], deadlock: 0,
+                pid: Pid(1), tid: Tid(1), waits_on: String::new(), pids: vec![Pid(2)], deadlock: 0,
             }).unwrap()],
             "pool_starvations": [to_value(JsonPoolStarvation {
-                pid: 1, executor: "0x1".into(), executor_type: "ThreadPoolExecutor".into(),
-                executor_name: None, thread_name_prefix: None, max_workers: Some(1), workers: vec![1],
+                pid: Pid(1), executor: "0x1".into(), executor_type: "ThreadPoolExecutor".into(),
+                executor_name: None, thread_name_prefix: None, max_workers: Some(1), workers: vec![Tid(1)],
                 waits: vec![task_wait()], queued: vec![], blocked_behind: vec![task_wait()], text: String::new(),
             }).unwrap()],
             "await_cycles": [to_value(JsonAwaitCycle {
@@ -332,7 +333,7 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
             "edges": [],
         }],
         "processes": [{
-            "tracer": to_value(TracerJson { pid: 1, name: "gdb" }).unwrap(),
+            "tracer": to_value(TracerJson { pid: Pid(1), name: "gdb" }).unwrap(),
             "asyncio": to_value(&asyncio).unwrap(),
         }],
         "threads": [{

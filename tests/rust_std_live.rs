@@ -11,6 +11,7 @@ use common::inproc::{analyze_with_stacks, capture, index_of, KvFixture};
 use common::wait::{wait_for_thread_count, wait_in_syscall};
 use common::SYS_FUTEX;
 use lockdump::test_support::graph;
+use lockdump::test_support::ids::{Pid, Tid};
 use lockdump::test_support::runtimes::{Confidence, ResourceKind};
 
 fn run(
@@ -37,19 +38,25 @@ fn check_abba(mode: &str, named: bool) {
     let (a, b) = (fx.addr("a"), fx.addr("b"));
     let w1 = out[index_of(&snap, t1)].wait.as_ref().expect("t1 waits");
     let w2 = out[index_of(&snap, t2)].wait.as_ref().expect("t2 waits");
-    assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, b));
-    assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::RustMutex, a));
+    assert_eq!(
+        (w1.resource.kind, w1.resource.address.get()),
+        (ResourceKind::RustMutex, b)
+    );
+    assert_eq!(
+        (w2.resource.kind, w2.resource.address.get()),
+        (ResourceKind::RustMutex, a)
+    );
     if named {
         assert_eq!(w1.resource.name.as_deref(), Some("rust_locks::LOCK_B"));
     }
     assert_eq!(
-        (w1.owner.tid(), w1.owner.confidence()),
+        (w1.owner.tid().map(Tid::get), w1.owner.confidence()),
         (Some(t2), Confidence::Inferred),
         "{:?}",
         w1.owner
     );
     assert_eq!(
-        (w2.owner.tid(), w2.owner.confidence()),
+        (w2.owner.tid().map(Tid::get), w2.owner.confidence()),
         (Some(t1), Confidence::Inferred),
         "{:?}",
         w2.owner
@@ -66,14 +73,17 @@ fn check_abba(mode: &str, named: bool) {
     assert_eq!(
         d.threads,
         vec![
-            graph::ThreadId::new(fx.pid, t1.min(t2)),
-            graph::ThreadId::new(fx.pid, t1.max(t2))
+            graph::ThreadId::new(Pid(fx.pid), Tid(t1.min(t2))),
+            graph::ThreadId::new(Pid(fx.pid), Tid(t1.max(t2)))
         ]
     );
     assert_eq!(d.confidence, Confidence::Inferred);
     // main joins t1 (an exact edge) and is blocked behind the cycle.
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, graph::ThreadId::new(fx.pid, fx.tid("main")));
+    assert_eq!(
+        v.blocked_behind[0].thread,
+        graph::ThreadId::new(Pid(fx.pid), Tid(fx.tid("main")))
+    );
     assert_eq!(v.blocked_behind[0].chain[0].confidence, Confidence::Exact);
     assert_eq!(v.blocked_behind[0].chain[0].resource.name.as_deref(), Some("rust-1"));
 }
@@ -109,7 +119,7 @@ fn arc_mutex_pointer_is_found_in_the_frame_holding_the_guard() {
         let k = index_of(&i.snapshot, fx.tid(waiter));
         let w = i.findings[k].wait.as_ref().expect("waits");
         let ev = &w.owner.evidence();
-        assert_eq!(w.owner.tid(), Some(fx.tid(holder)), "{ev}");
+        assert_eq!(w.owner.tid().map(Tid::get), Some(fx.tid(holder)), "{ev}");
         let want = format!("thread {} is in frame #", fx.tid(holder));
         assert!(ev.contains(&want), "{waiter}: {ev}");
         let frame = ev
@@ -129,14 +139,20 @@ fn rwlock_writer_and_mutex_cycle() {
     let (t1, t2) = (fx.tid("t1"), fx.tid("t2"));
     let (rw, m) = (fx.addr("a"), fx.addr("b"));
     let w1 = out[index_of(&snap, t1)].wait.as_ref().unwrap();
-    assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, m));
-    assert_eq!(w1.owner.tid(), Some(t2));
+    assert_eq!(
+        (w1.resource.kind, w1.resource.address.get()),
+        (ResourceKind::RustMutex, m)
+    );
+    assert_eq!(w1.owner.tid().map(Tid::get), Some(t2));
     let w2 = out[index_of(&snap, t2)].wait.as_ref().unwrap();
-    assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::RustRwLock, rw));
+    assert_eq!(
+        (w2.resource.kind, w2.resource.address.get()),
+        (ResourceKind::RustRwLock, rw)
+    );
     assert_eq!(w2.how, "std::sync::RwLock::write");
     assert_eq!(w2.resource.name.as_deref(), Some("rust_locks::RW"));
     assert_eq!(
-        (w2.owner.tid(), w2.owner.confidence()),
+        (w2.owner.tid().map(Tid::get), w2.owner.confidence()),
         (Some(t1), Confidence::Inferred),
         "{:?}",
         w2.owner

@@ -15,6 +15,7 @@ pub mod stop;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ids::{Pid, Tid};
 pub use crate::live::{Live, ProcessMemory};
 pub use crate::memory::{CopiedRegion, Memory, MemoryError, SnapshotMemory};
 use crate::proc::MapEntry;
@@ -157,7 +158,7 @@ impl LeftRunning {
 /// One thread as captured.
 #[derive(Debug, Clone)]
 pub struct ThreadSnapshot {
-    pub tid: i32,
+    pub tid: Tid,
     /// `comm` (at most 15 bytes, set by pthread_setname_np / prctl).
     pub name: String,
     /// Scheduler state before the stop (`R`, `S`, `D`, ...).
@@ -213,7 +214,7 @@ pub struct Tracer {
 /// Everything copied from one process.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
-    pub pid: i32,
+    pub pid: Pid,
     /// Where the snapshot came from: a live process (whose memory and /proc
     /// files later stages may still read) or a core file (which has no
     /// /proc and no live memory: its PID may now be an unrelated process).
@@ -293,7 +294,7 @@ pub struct RuntimeCopy {
     pub made: bool,
     pub regions: Vec<CopiedRegion>,
     /// Host TIDs whose runtime state was copied completely.
-    pub complete_tids: Vec<i32>,
+    pub complete_tids: Vec<Tid>,
     /// Why the copy stopped before every thread (its bound in bytes or time).
     pub incomplete: Option<String>,
     /// Time the copy added to the pause.
@@ -312,21 +313,21 @@ impl Snapshot {
     /// search: owners are looked up for every waiting thread, and a linear
     /// scan made that quadratic in a 10,000-thread process); a core's come
     /// in its notes' order, so a miss falls back to a scan.
-    pub fn thread(&self, tid: i32) -> Option<&ThreadSnapshot> {
+    pub fn thread(&self, tid: Tid) -> Option<&ThreadSnapshot> {
         match self.threads.binary_search_by_key(&tid, |t| t.tid) {
             Ok(i) => Some(&self.threads[i]),
             Err(_) => self.threads.iter().find(|t| t.tid == tid),
         }
     }
     /// The index of thread `tid` in `threads` (see [`Snapshot::thread`]).
-    pub fn thread_index(&self, tid: i32) -> Option<usize> {
+    pub fn thread_index(&self, tid: Tid) -> Option<usize> {
         match self.threads.binary_search_by_key(&tid, |t| t.tid) {
             Ok(i) => Some(i),
             Err(_) => self.threads.iter().position(|t| t.tid == tid),
         }
     }
     /// Map a TID as the target sees it (its PID namespace) to the host TID.
-    pub fn host_tid(&self, ns_tid: i32) -> Option<i32> {
+    pub fn host_tid(&self, ns_tid: i32) -> Option<Tid> {
         self.threads.iter().find(|t| t.ns_tid == ns_tid).map(|t| t.tid)
     }
     /// The mapping that contains `addr`.

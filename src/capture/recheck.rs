@@ -41,13 +41,13 @@ pub fn wait_still_holds(live: Live, t: &ThreadSnapshot, no_stop: bool) -> Result
             return Err(RAN);
         };
         let same_line = matches!(
-            live.thread_syscall(t.tid),
+            live.thread_syscall(t.tid.get()),
             Ok(SyscallLine::InSyscall { nr, args, sp, pc })
                 if nr == captured.nr && args == captured.args && sp == t.regs.rsp && pc == t.regs.rip
         );
         // The count after the syscall line: see above.
         let same_count = live
-            .thread_status(t.tid)
+            .thread_status(t.tid.get())
             .is_ok_and(|s| s.ctxt_switches == Some(switches));
         return if same_line && same_count { Ok(()) } else { Err(RAN) };
     }
@@ -65,7 +65,7 @@ pub fn still_in_captured_syscall(live: Live, t: &ThreadSnapshot, captured: Sysca
         if look > 0 {
             std::thread::sleep(Duration::from_millis(2));
         }
-        match live.thread_syscall(t.tid) {
+        match live.thread_syscall(t.tid.get()) {
             Ok(SyscallLine::InSyscall { nr, args, .. }) => {
                 let same_call = nr == captured.nr || nr == SYS_RESTART_SYSCALL || captured.restarted;
                 if same_call && args[0] == captured.args[0] {

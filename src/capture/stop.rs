@@ -28,6 +28,7 @@ use super::{
     SYS_RESTART_SYSCALL,
 };
 use crate::error::{permission_denied, InspectError};
+use crate::ids::Tid;
 use crate::memory::CopiedRegion;
 use crate::proc::task_files::{keep_open_budget, TaskFiles};
 use crate::proc::{self, parse::PF_KTHREAD, MapEntry, SyscallLine};
@@ -297,7 +298,7 @@ pub fn capture_hooked(
         }
     }
     Ok(Snapshot {
-        pid,
+        pid: crate::ids::Pid(pid),
         source: super::Source::live(pid, mm),
         leader_exited: target.leader_exited,
         tracer: target.tracer,
@@ -689,7 +690,7 @@ fn stop_and_copy(
     let described = |tid: i32, regs: Registers, syscall: Option<SyscallState>, register_source: RegisterSource| {
         let info = infos.get(&tid);
         ThreadSnapshot {
-            tid,
+            tid: Tid(tid),
             name: info.map(|i| i.name.clone()).unwrap_or_default(),
             state: info.map(|i| i.state).unwrap_or('?'),
             wchan: info.map(|i| i.wchan.clone()).unwrap_or_default(),
@@ -760,15 +761,15 @@ fn stop_and_copy(
     // the detach, to keep the pause short: unchanged now means unchanged
     // during the copy.
     for t in threads.iter_mut() {
-        let (Some(l), Some(u)) = (t.left_running.as_mut(), left.get(&t.tid)) else {
+        let (Some(l), Some(u)) = (t.left_running.as_mut(), left.get(&t.tid.get())) else {
             continue;
         };
         let line = files
-            .read(t.tid, "syscall")
+            .read(t.tid.get(), "syscall")
             .ok()
             .and_then(|x| proc::parse::parse_syscall(&x));
         let switches = files
-            .read(t.tid, "status")
+            .read(t.tid.get(), "status")
             .ok()
             .and_then(|x| proc::parse::parse_switches(&x));
         l.stack_consistent = line == Some(u.line) && u.switches.is_some() && switches == u.switches;
@@ -1284,7 +1285,7 @@ fn sample_without_stopping(
             read_prefix(mm_tid, &mut stack);
         }
         threads.push(ThreadSnapshot {
-            tid,
+            tid: Tid(tid),
             name: info.name.clone(),
             state: info.state,
             wchan: info.wchan.clone(),

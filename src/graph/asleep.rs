@@ -10,6 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Asleep, Leads, PeerKind, Peers, ProcessBehind, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
+use crate::ids::{Pid, Tid};
 use crate::runtimes::{Confidence, ResourceKind, Sleep, TaskPlace, ThreadFindings};
 
 /// Timed waits that end within this long break a cycle "by timeout"; a
@@ -26,22 +27,22 @@ struct Sleeper<'a> {
 /// The state the rule is evaluated against: who is still considered asleep.
 struct World<'a> {
     threads: BTreeMap<ThreadId, Sleeper<'a>>,
-    processes: BTreeMap<i32, &'a ProcessFacts>,
+    processes: BTreeMap<Pid, &'a ProcessFacts>,
     /// Per process: its threads, sorted.
-    members: BTreeMap<i32, Vec<ThreadId>>,
+    members: BTreeMap<Pid, Vec<ThreadId>>,
     asleep: BTreeSet<ThreadId>,
     /// Per process: its threads no longer asleep for good. Kept beside
     /// `asleep` so that finding an awake thread costs O(1) rather than a scan
     /// of the whole process per thread (1000 idle threads made that scan
     /// most of the analysis time).
-    awake: BTreeMap<i32, BTreeSet<ThreadId>>,
+    awake: BTreeMap<Pid, BTreeSet<ThreadId>>,
     /// Workers of a starved pool ([`super::pools`]), with why.
     starved: BTreeMap<ThreadId, String>,
 }
 
 impl World<'_> {
     /// The first thread of `pid` other than `me` not (any longer) asleep for good.
-    fn awake_other(&self, pid: i32, me: ThreadId) -> Option<ThreadId> {
+    fn awake_other(&self, pid: Pid, me: ThreadId) -> Option<ThreadId> {
         self.awake.get(&pid)?.iter().copied().find(|t| *t != me)
     }
 
@@ -182,7 +183,7 @@ fn behind_processes(v: &Verdict, w: &World) -> Vec<ProcessBehind> {
     let in_cycle: BTreeSet<ThreadId> = v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
     let mut out: Vec<ProcessBehind> = Vec::new();
     for (k, d) in v.deadlocks.iter().enumerate() {
-        let mut pids: BTreeSet<i32> = d.threads.iter().map(|t| t.pid).collect();
+        let mut pids: BTreeSet<Pid> = d.threads.iter().map(|t| t.pid).collect();
         loop {
             let found: Vec<ProcessBehind> = w
                 .asleep
@@ -262,7 +263,7 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
 /// then fill `v.asleep`, `v.stuck` and `v.breaks_by_timeout_ms`.
 pub fn settle<'a>(
     v: &mut Verdict,
-    threads: impl IntoIterator<Item = (i32, i32, &'a ThreadFindings)>,
+    threads: impl IntoIterator<Item = (Pid, Tid, &'a ThreadFindings)>,
     processes: &'a [ProcessFacts],
 ) {
     let mut w = World {

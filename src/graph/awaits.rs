@@ -23,6 +23,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, Node};
 use crate::runtimes::{Confidence, ResourceKind};
 
@@ -31,16 +32,16 @@ use crate::runtimes::{Confidence, ResourceKind};
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Member {
     Task {
-        pid: i32,
+        pid: Pid,
         /// The thread whose loop runs it (its creating thread), if known.
-        tid: Option<i32>,
-        address: u64,
+        tid: Option<Tid>,
+        address: Addr,
         /// `Task.get_name()`.
         name: String,
     },
     Thread {
-        pid: i32,
-        tid: i32,
+        pid: Pid,
+        tid: Tid,
         /// The Python thread name, else the kernel's.
         name: String,
     },
@@ -61,7 +62,7 @@ pub enum AwaitVia {
     /// A task awaits the next task's completion (directly, or through gather / TaskGroup / wait).
     TaskDone,
     /// A task waits for an `asyncio.Lock` the next task holds.
-    Lock { lock: u64, name: Option<String> },
+    Lock { lock: Addr, name: Option<String> },
     /// A task awaits the result of a work item the next thread (a pool worker) runs.
     Executor,
     /// A thread waits for a concurrent future that copies the next task's result.
@@ -69,7 +70,7 @@ pub enum AwaitVia {
     /// A thread waits for a resource the next thread holds (the thread graph's edge).
     Resource {
         resource_kind: ResourceKind,
-        address: u64,
+        address: Addr,
         name: Option<String>,
     },
 }
@@ -99,16 +100,16 @@ pub struct AwaitCycle {
 }
 
 /// A thread-graph edge of one process: (from TID, to TID, what, confidence, evidence).
-pub type ThreadEdge = (i32, i32, AwaitVia, Confidence, String);
+pub type ThreadEdge = (Tid, Tid, AwaitVia, Confidence, String);
 
 /// One process's asyncio state with its threads' names and wait edges.
 pub struct ProcessAwaits<'a> {
-    pub pid: i32,
+    pub pid: Pid,
     pub state: &'a AsyncioState,
-    pub thread_names: HashMap<i32, String>,
+    pub thread_names: HashMap<Tid, String>,
     pub thread_edges: Vec<ThreadEdge>,
     /// Threads whose wait has a timeout, with it in words.
-    pub thread_timeouts: HashMap<i32, String>,
+    pub thread_timeouts: HashMap<Tid, String>,
 }
 
 fn rank(c: Confidence) -> u8 {
@@ -150,7 +151,7 @@ pub fn await_cycles<'a>(processes: impl IntoIterator<Item = ProcessAwaits<'a>>) 
             adj[i].push(j);
             edge_of.entry((i, j)).or_insert(edge);
         };
-        let name_of = |a: u64| {
+        let name_of = |a: Addr| {
             state
                 .task(a)
                 .map(|t| t.name.clone())
@@ -236,7 +237,7 @@ pub fn await_cycles<'a>(processes: impl IntoIterator<Item = ProcessAwaits<'a>>) 
                 name: p.thread_names.get(&tid).cloned().unwrap_or_else(|| tid.to_string()),
             },
         };
-        let running: Vec<u64> = state.threads.iter().filter_map(|t| t.running_task).collect();
+        let running: Vec<Addr> = state.threads.iter().filter_map(|t| t.running_task).collect();
         let (cycles, _) = super::elementary_cycles(&adj, super::MAX_CYCLES, super::MAX_CYCLE_EDGES);
         for cycle in cycles {
             let has_task = cycle.iter().any(|&i| matches!(nodes[i], Node::Task(_)));

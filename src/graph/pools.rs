@@ -14,6 +14,7 @@
 //! program. (docs/limits.md says so.)
 
 use super::{ProcessFacts, ThreadId};
+use crate::ids::{Pid, Tid};
 use crate::runtimes::{Deadline, ResourceKind, Sleep, TaskPlace, TaskPool, TaskWait, ThreadFindings};
 
 /// A pool whose every worker waits for a task only its workers could run.
@@ -44,7 +45,7 @@ impl PoolStarvation {
 /// by another of its workers, and the pool cannot start another worker.
 pub fn starved<'a>(
     pool: &TaskPool,
-    findings: &dyn Fn(i32) -> Option<&'a ThreadFindings>,
+    findings: &dyn Fn(Tid) -> Option<&'a ThreadFindings>,
 ) -> Result<PoolStarvation, String> {
     if pool.workers.is_empty() {
         return Err("no live worker".into());
@@ -106,12 +107,12 @@ pub fn starved<'a>(
 /// Every starved pool of the inspected processes.
 pub fn starvations<'a>(
     facts: &[ProcessFacts],
-    threads: impl IntoIterator<Item = (i32, i32, &'a ThreadFindings)>,
+    threads: impl IntoIterator<Item = (Pid, Tid, &'a ThreadFindings)>,
 ) -> Vec<PoolStarvation> {
-    let threads: Vec<(i32, i32, &ThreadFindings)> = threads.into_iter().collect();
+    let threads: Vec<(Pid, Tid, &ThreadFindings)> = threads.into_iter().collect();
     let mut out = Vec::new();
     for p in facts {
-        let findings = |tid: i32| {
+        let findings = |tid: Tid| {
             threads
                 .iter()
                 .find(|(pid, t, _)| *pid == p.pid && *t == tid)

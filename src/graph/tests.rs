@@ -8,8 +8,8 @@ const PID: i32 = 100;
 fn res(kind: ResourceKind, addr: u64) -> Resource {
     Resource {
         kind,
-        address: addr,
-        pid: PID,
+        address: Addr(addr),
+        pid: Pid(PID),
         name: Some(format!("lock_{addr:x}")),
         shared_key: None,
     }
@@ -25,7 +25,7 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
         wait: Some(Wait {
             resource: res(kind, addr),
             owner: match owner {
-                Some(tid) => Owner::held_by(PID, tid, confidence, format!("__owner = {owner:?}")),
+                Some(tid) => Owner::held_by(Pid(PID), Tid(tid), confidence, format!("__owner = {owner:?}")),
                 None => Owner::unknown(format!("__owner = {owner:?}")),
             },
             how: "pthread_mutex_lock (normal)".into(),
@@ -48,11 +48,11 @@ fn running() -> ThreadFindings {
 }
 
 fn verdict(threads: &[(i32, ThreadFindings)]) -> Verdict {
-    analyze(threads.iter().map(|(t, f)| (PID, *t, f)))
+    analyze(threads.iter().map(|(t, f)| (Pid(PID), Tid(*t), f)))
 }
 
 fn tids(d: &Deadlock) -> Vec<i32> {
-    d.threads.iter().map(|t| t.tid).collect()
+    d.threads.iter().map(|t| t.tid.get()).collect()
 }
 
 #[test]
@@ -62,16 +62,16 @@ fn abba() {
     let d = &v.deadlocks[0];
     assert_eq!(tids(d), vec![7, 8]);
     assert_eq!(
-        d.resources.iter().map(|r| r.address).collect::<Vec<_>>(),
+        d.resources.iter().map(|r| r.address.get()).collect::<Vec<_>>(),
         vec![0xb, 0xa]
     );
     assert_eq!(
         (d.edges[0].from, d.edges[0].to),
-        (ThreadId::new(PID, 7), ThreadId::new(PID, 8))
+        (ThreadId::new(Pid(PID), Tid(7)), ThreadId::new(Pid(PID), Tid(8)))
     );
     assert_eq!(
         (d.edges[1].from, d.edges[1].to),
-        (ThreadId::new(PID, 8), ThreadId::new(PID, 7))
+        (ThreadId::new(Pid(PID), Tid(8)), ThreadId::new(Pid(PID), Tid(7)))
     );
     assert_eq!(d.edges[0].evidence, "__owner = Some(8)");
     assert_eq!(d.confidence, Confidence::Exact);
@@ -90,7 +90,11 @@ fn three_ring_starts_at_lowest_tid() {
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(tids(&v.deadlocks[0]), vec![10, 20, 30]);
     assert_eq!(
-        v.deadlocks[0].resources.iter().map(|r| r.address).collect::<Vec<_>>(),
+        v.deadlocks[0]
+            .resources
+            .iter()
+            .map(|r| r.address.get())
+            .collect::<Vec<_>>(),
         vec![0x2, 0x3, 0x1]
     );
     assert!(v.all_blocked);
@@ -132,8 +136,8 @@ fn figure_eight_reports_both_cycles() {
     // Node 2 waits for two owners (e.g. every reader of an rwlock): 1→2, 2→1, 2→3, 3→2.
     let mut g = WaitGraph::new();
     let e = |a: i32, b: i32, addr: u64| Edge {
-        from: ThreadId::new(PID, a),
-        to: ThreadId::new(PID, b),
+        from: ThreadId::new(Pid(PID), Tid(a)),
+        to: ThreadId::new(Pid(PID), Tid(b)),
         resource: res(ResourceKind::RwLock, addr),
         confidence: Confidence::Exact,
         evidence: String::new(),
@@ -156,8 +160,8 @@ fn all_elementary_cycles_of_a_complete_graph() {
         for b in 1..=4 {
             if a != b {
                 g.add_edge(Edge {
-                    from: ThreadId::new(PID, a),
-                    to: ThreadId::new(PID, b),
+                    from: ThreadId::new(Pid(PID), Tid(a)),
+                    to: ThreadId::new(Pid(PID), Tid(b)),
                     resource: res(ResourceKind::Mutex, (a * 10 + b) as u64),
                     confidence: Confidence::Exact,
                     evidence: String::new(),
@@ -211,7 +215,13 @@ fn blocked_behind_chain() {
     let bb: Vec<(i32, Vec<i32>, Leads)> = v
         .blocked_behind
         .iter()
-        .map(|b| (b.thread.tid, b.chain.iter().map(|e| e.to.tid).collect(), b.leads_to))
+        .map(|b| {
+            (
+                b.thread.tid.get(),
+                b.chain.iter().map(|e| e.to.tid.get()).collect(),
+                b.leads_to,
+            )
+        })
         .collect();
     assert_eq!(
         bb,
@@ -235,10 +245,10 @@ fn orphaned_lock_is_a_hang_without_cycle() {
     assert_eq!(v.orphaned.len(), 1);
     assert_eq!(
         (v.orphaned[0].thread, v.orphaned[0].owner_tid),
-        (ThreadId::new(PID, 1), Some(77))
+        (ThreadId::new(Pid(PID), Tid(1)), Some(Tid(77)))
     );
     assert_eq!(v.blocked_behind.len(), 1);
-    assert_eq!(v.blocked_behind[0].thread, ThreadId::new(PID, 2));
+    assert_eq!(v.blocked_behind[0].thread, ThreadId::new(Pid(PID), Tid(2)));
     assert_eq!(v.blocked_behind[0].leads_to, Leads::Orphaned(0));
     assert!(v.all_blocked);
 }
@@ -254,11 +264,14 @@ fn unknown_owners_and_ownerless_objects_make_no_edges() {
     ]);
     assert!(v.deadlocks.is_empty() && v.blocked_behind.is_empty());
     assert_eq!(
-        v.unknown_owner_waits.iter().map(|w| w.thread.tid).collect::<Vec<_>>(),
+        v.unknown_owner_waits
+            .iter()
+            .map(|w| w.thread.tid.get())
+            .collect::<Vec<_>>(),
         vec![1, 2]
     );
     assert_eq!(
-        v.no_owner_waits.iter().map(|w| w.thread.tid).collect::<Vec<_>>(),
+        v.no_owner_waits.iter().map(|w| w.thread.tid.get()).collect::<Vec<_>>(),
         vec![3, 4]
     );
     assert!(v.all_blocked);
@@ -282,12 +295,12 @@ fn cross_process_cycle_through_shared_mutexes() {
         wait: Some(Wait {
             resource: Resource {
                 kind: ResourceKind::Mutex,
-                address: addr,
-                pid,
+                address: Addr(addr),
+                pid: Pid(pid),
                 name: None,
                 shared_key: Some((1, 99, off)),
             },
-            owner: Owner::held_by(owner.0, owner.1, Confidence::Exact, String::new()),
+            owner: Owner::held_by(Pid(owner.0), Tid(owner.1), Confidence::Exact, String::new()),
             how: String::new(),
             site_frame: None,
         }),
@@ -298,11 +311,11 @@ fn cross_process_cycle_through_shared_mutexes() {
     // Process 200 maps the file at 0x7000, process 300 at 0x9000; same offsets.
     let a = shared(0x7040, 200, 0x40, (300, 301));
     let b = shared(0x9000, 300, 0x0, (200, 201));
-    let v = analyze([(200, 201, &a), (300, 301, &b)]);
+    let v = analyze([(Pid(200), Tid(201), &a), (Pid(300), Tid(301), &b)]);
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(
         v.deadlocks[0].threads,
-        vec![ThreadId::new(200, 201), ThreadId::new(300, 301)]
+        vec![ThreadId::new(Pid(200), Tid(201)), ThreadId::new(Pid(300), Tid(301))]
     );
     assert_eq!(
         resource_key(&v.deadlocks[0].resources[0]),
@@ -319,7 +332,12 @@ fn owners_outside_the_inspected_threads_do_not_count_as_running() {
     // Thread 1 waits on a lock held by a thread of process 999, which was not inspected.
     let mut f = waits_on(0xa, 5);
     if let Some(w) = f.wait.as_mut() {
-        w.owner = Owner::held_by(999, w.owner.tid().unwrap(), w.owner.confidence(), w.owner.evidence());
+        w.owner = Owner::held_by(
+            Pid(999),
+            w.owner.tid().unwrap(),
+            w.owner.confidence(),
+            w.owner.evidence(),
+        );
     }
     let v = verdict(&[(1, f)]);
     assert!(v.all_blocked);
@@ -362,8 +380,8 @@ fn large_random_graph_is_bounded() {
         for _ in 0..3 {
             let b = next() % n;
             g.add_edge(Edge {
-                from: ThreadId::new(PID, a as i32),
-                to: ThreadId::new(PID, b as i32),
+                from: ThreadId::new(Pid(PID), Tid(a as i32)),
+                to: ThreadId::new(Pid(PID), Tid(b as i32)),
                 resource: res(ResourceKind::Mutex, b),
                 confidence: Confidence::Exact,
                 evidence: String::new(),
@@ -395,8 +413,8 @@ fn large_random_graph_is_bounded() {
     for a in 0..100_000i32 {
         let b = if a == 0 { 99_999 } else { a - 1 };
         g.add_edge(Edge {
-            from: ThreadId::new(PID, a),
-            to: ThreadId::new(PID, b),
+            from: ThreadId::new(Pid(PID), Tid(a)),
+            to: ThreadId::new(Pid(PID), Tid(b)),
             resource: res(ResourceKind::Mutex, b as u64),
             confidence: Confidence::Exact,
             evidence: String::new(),
@@ -405,7 +423,7 @@ fn large_random_graph_is_bounded() {
     let v = g.verdict();
     assert_eq!(v.deadlocks.len(), 1);
     assert_eq!(v.deadlocks[0].threads.len(), 100_000);
-    assert_eq!(v.deadlocks[0].threads[0], ThreadId::new(PID, 0));
+    assert_eq!(v.deadlocks[0].threads[0], ThreadId::new(Pid(PID), Tid(0)));
 }
 
 // ---- asleep for good ---------------------------------------------------------
@@ -414,19 +432,19 @@ fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict 
     let mut v = verdict(threads);
     let facts = [ProcessFacts {
         peers: Default::default(),
-        pid: PID,
+        pid: Pid(PID),
         signals,
         unexamined: None,
         pools: Vec::new(),
     }];
-    settle(&mut v, threads.iter().map(|(t, f)| (PID, *t, f)), &facts);
+    settle(&mut v, threads.iter().map(|(t, f)| (Pid(PID), Tid(*t), f)), &facts);
     v
 }
 
 fn asleep(v: &Verdict, tid: i32) -> &Asleep {
     v.asleep
         .iter()
-        .find(|a| a.thread == ThreadId::new(PID, tid))
+        .find(|a| a.thread == ThreadId::new(Pid(PID), Tid(tid)))
         .expect("judged")
 }
 
@@ -474,9 +492,13 @@ fn pool_whose_every_thread_waits_is_stuck() {
     assert_eq!(
         v.stuck,
         vec![Stuck {
-            pid: PID,
+            pid: Pid(PID),
             whole_process: true,
-            threads: vec![ThreadId::new(PID, 1), ThreadId::new(PID, 2), ThreadId::new(PID, 3)]
+            threads: vec![
+                ThreadId::new(Pid(PID), Tid(1)),
+                ThreadId::new(Pid(PID), Tid(2)),
+                ThreadId::new(Pid(PID), Tid(3))
+            ]
         }]
     );
     assert_eq!(asleep(&v, 1).why, "its owner, thread 2, is itself asleep for good");
@@ -536,9 +558,9 @@ fn orphaned_waiter_is_stuck_even_beside_a_live_thread() {
     assert_eq!(
         v.stuck,
         vec![Stuck {
-            pid: PID,
+            pid: Pid(PID),
             whole_process: false,
-            threads: vec![ThreadId::new(PID, 2)]
+            threads: vec![ThreadId::new(Pid(PID), Tid(2))]
         }]
     );
     assert_eq!(asleep(&v, 2).why, "its owner is gone: __owner = 9; thread 9 has exited");
@@ -598,20 +620,20 @@ mod pools {
 
     fn pool(places: &[(i32, TaskPlace)]) -> TaskPool {
         TaskPool {
-            pid: PID,
-            address: 0x9000,
+            pid: Pid(PID),
+            address: Addr(0x9000),
             kind: "ThreadPoolExecutor".into(),
             name: Some("ex".into()),
             thread_name_prefix: None,
-            workers: vec![1, 2],
+            workers: vec![Tid(1), Tid(2)],
             max_workers: Some(2),
             started_threads: Some(2),
-            queued: vec![0xa0, 0xa1],
+            queued: vec![Addr(0xa0), Addr(0xa1)],
             waits: places
                 .iter()
                 .map(|&(tid, place)| TaskWait {
-                    tid,
-                    future: 0xa0 + tid as u64,
+                    tid: Tid(tid),
+                    future: Addr(0xa0 + tid as u64),
                     future_name: None,
                     state: "PENDING".into(),
                     place,
@@ -626,12 +648,15 @@ mod pools {
     #[test]
     fn every_worker_waiting_on_a_queued_task_is_starvation() {
         let f = cond_wait(false);
-        let p = pool(&[(1, Q0), (2, Q1), (3, TaskPlace::RunBy { tid: 1 })]);
+        let p = pool(&[(1, Q0), (2, Q1), (3, TaskPlace::RunBy { tid: Tid(1) })]);
         let s = starved(&p, &|_| Some(&f)).expect("starved");
-        assert_eq!(s.workers, vec![ThreadId::new(PID, 1), ThreadId::new(PID, 2)]);
+        assert_eq!(
+            s.workers,
+            vec![ThreadId::new(Pid(PID), Tid(1)), ThreadId::new(Pid(PID), Tid(2))]
+        );
         assert_eq!(s.behind.len(), 1, "thread 3 waits behind the pool");
         // A worker waiting on a task another worker runs closes the cycle too.
-        let p = pool(&[(1, Q0), (2, TaskPlace::RunBy { tid: 1 })]);
+        let p = pool(&[(1, Q0), (2, TaskPlace::RunBy { tid: Tid(1) })]);
         assert!(starved(&p, &|_| Some(&f)).is_ok());
     }
 
@@ -642,7 +667,7 @@ mod pools {
         // One worker free (not waiting on the pool).
         assert!(starved(&pool(&[(1, Q0)]), &|_| Some(&untimed)).is_err());
         // A timed result(timeout=...).
-        assert!(starved(&pool(&[(1, Q0), (2, Q1)]), &|t| Some(if t == 2 {
+        assert!(starved(&pool(&[(1, Q0), (2, Q1)]), &|t| Some(if t == Tid(2) {
             &timed
         } else {
             &untimed
@@ -663,7 +688,7 @@ mod pools {
             },
             ..waits(ResourceKind::PyLock, 0x600, None, Confidence::Unknown)
         };
-        assert!(starved(&pool(&[(1, Q0), (2, Q1)]), &|t| Some(if t == 2 {
+        assert!(starved(&pool(&[(1, Q0), (2, Q1)]), &|t| Some(if t == Tid(2) {
             &lock
         } else {
             &untimed

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::Inspection;
 use crate::capture::{SyscallState, SYS_RESTART_SYSCALL};
 use crate::graph::{self, Verdict};
+use crate::ids::{Pid, Tid};
 use crate::live::{Live, Looks};
 use crate::proc::SyscallLine;
 use crate::runtimes::{Owner, ResourceKind};
@@ -69,7 +70,7 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict, mut fir
     if moved.is_empty() {
         return;
     }
-    let pids: std::collections::BTreeSet<i32> = moved.iter().map(|m| m.pid).collect();
+    let pids: std::collections::BTreeSet<Pid> = moved.iter().map(|m| m.pid).collect();
     v.stuck.retain(|s| !pids.contains(&s.pid));
     for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.pid)) {
         if a.asleep_for_good {
@@ -84,7 +85,7 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict, mut fir
 }
 
 /// Whether `pid` is an inspected live process (not a core file's).
-pub(super) fn is_live(inspections: &[Inspection], pid: i32) -> bool {
+pub(super) fn is_live(inspections: &[Inspection], pid: Pid) -> bool {
     inspections
         .iter()
         .any(|i| i.snapshot.pid == pid && i.snapshot.live().is_some())
@@ -140,7 +141,7 @@ pub(super) fn moved_in_window(
         })
         .collect();
     let all: Vec<&Listed> = listed.iter().flatten().collect();
-    let early = |t: &Listed| first.iter().find(|f| f.pid == t.pid)?.looks.get(&t.tid);
+    let early = |t: &Listed| first.iter().find(|f| f.pid == t.pid.get())?.looks.get(&t.tid.get());
     let (mut readers, before) = if !all.is_empty() && all.iter().all(|t| early(t).is_some()) {
         let before: Vec<Option<Look>> = all.iter().filter_map(|t| early(t).cloned()).collect();
         let ended = first.iter().map(|f| f.ended).max();
@@ -151,7 +152,9 @@ pub(super) fn moved_in_window(
     } else {
         drop(first);
         let mut readers = Readers::new(all.len());
-        let before = readers.each(&all, |looks, _, t| look_before(looks_of(looks, t.pid), t.tid));
+        let before = readers.each(&all, |looks, _, t| {
+            look_before(looks_of(looks, t.pid.get()), t.tid.get())
+        });
         std::thread::sleep(STUCK_CONFIRM);
         (readers, before)
     };
@@ -162,12 +165,12 @@ pub(super) fn moved_in_window(
         if !t.still_in(&b.line) {
             return false;
         }
-        let looks = looks_of(looks, t.pid);
-        let Ok(now) = looks.status(t.tid) else {
+        let looks = looks_of(looks, t.pid.get());
+        let Ok(now) = looks.status(t.tid.get()) else {
             return false; // gone
         };
         if t.gil {
-            return t.still_in(&looks.syscall(t.tid).ok());
+            return t.still_in(&looks.syscall(t.tid.get()).ok());
         }
         // Slept through the window: its call is the one seen before.
         b.switches.is_some() && b.switches == now.ctxt_switches && b.asleep && now.state == 'S'
@@ -179,10 +182,13 @@ pub(super) fn moved_in_window(
         .map(|(s, listed)| {
             let mut moved = Vec::new();
             if s.whole_process {
-                let now = Live::process(s.pid).threads().unwrap_or_default();
+                let now = Live::process(s.pid.get()).threads().unwrap_or_default();
                 let known: HashSet<graph::ThreadId> = s.threads.iter().copied().collect();
-                if let Some(&t) = now.iter().find(|t| !known.contains(&graph::ThreadId::new(s.pid, **t))) {
-                    moved.push(graph::ThreadId::new(s.pid, t));
+                if let Some(&t) = now
+                    .iter()
+                    .find(|t| !known.contains(&graph::ThreadId::new(s.pid, Tid(**t))))
+                {
+                    moved.push(graph::ThreadId::new(s.pid, Tid(t)));
                 }
             }
             for t in listed {
@@ -197,8 +203,8 @@ pub(super) fn moved_in_window(
 
 /// A thread a verdict lists, as its looks need it.
 struct Listed {
-    pid: i32,
-    tid: i32,
+    pid: Pid,
+    tid: Tid,
     /// The call it was captured in.
     captured: Option<SyscallState>,
     /// It waits for the GIL (wakes every 5 ms by design).
@@ -278,7 +284,7 @@ impl FirstLooks {
         if snapshot.no_stop || snapshot.threads.iter().any(|t| t.state == 'R') {
             return None;
         }
-        let tids: Vec<i32> = snapshot.threads.iter().map(|t| t.tid).collect();
+        let tids: Vec<i32> = snapshot.threads.iter().map(|t| t.tid.get()).collect();
         std::thread::Builder::new()
             .name("lockdump-looks".into())
             .spawn(move || {

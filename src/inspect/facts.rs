@@ -5,13 +5,14 @@
 
 use super::Inspection;
 use crate::graph::{self, Verdict};
+use crate::ids::{Pid, Tid};
 use crate::runtimes::ResourceKind;
 
 /// For each thread waiting for input that only known processes can give —
 /// reading a pipe, or waiting for a child — those processes (read from
 /// /proc now, after the capture). The asleep-for-good rule then asks
 /// whether any of them can still act.
-pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, graph::Peers> {
+pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, graph::Peers> {
     use crate::syscalls::nr;
     let pid = ins.snapshot.pid;
     let mut out = std::collections::BTreeMap::new();
@@ -37,7 +38,7 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, grap
     let mut children: Option<Vec<i32>> = None;
     // The target sees its own PID namespace: a PID argument is comparable
     // with host PIDs only when it runs in ours.
-    let same_ns = ins.snapshot.ns_pid == pid;
+    let same_ns = ins.snapshot.ns_pid == pid.get();
     for (t, f) in ins.snapshot.threads.iter().zip(&ins.findings) {
         let (crate::runtimes::Sleep::Input { .. }, Some(sys)) = (&f.sleep, &t.syscall) else {
             continue;
@@ -53,7 +54,7 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, grap
                 };
                 graph::Peers {
                     what: format!("{} (fd {fd})", end.describe()),
-                    pids,
+                    pids: pids.into_iter().map(Pid).collect(),
                     kind: match end {
                         crate::live::fds::OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
                         crate::live::fds::OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
@@ -82,7 +83,7 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<i32, grap
                         Some(c) => format!("child PID {c}"),
                         None => format!("its children (PIDs {})", join_pids(&pids)),
                     },
-                    pids,
+                    pids: pids.into_iter().map(Pid).collect(),
                     kind: graph::PeerKind::Children,
                 }
             }

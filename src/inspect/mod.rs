@@ -8,6 +8,7 @@ use crate::capture::stop::{capture_hooked, CaptureOptions};
 use crate::capture::{RegisterSource, Snapshot, ThreadSnapshot, Tracer};
 use crate::error::InspectError;
 use crate::graph::{self, Part, ProcessFacts, SignalWayOut, Unexamined, Verdict};
+use crate::ids::Tid;
 use crate::runtimes::cpython;
 use crate::runtimes::libc::{detect as detect_libc, LibcInfo};
 use crate::runtimes::{native, ProcessView, SymbolLookup, ThreadFindings};
@@ -231,7 +232,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         // Also named from DWARF: a Python thread whose report comes from the
         // native analysis (no Python-level wait, e.g. blocked in a C mutex
         // through ctypes; or native holds), which names functions from frames.
-        let python_only = |i: usize, tid: i32| {
+        let python_only = |i: usize, tid: Tid| {
             findings[i].holds.is_empty()
                 && python.as_ref().is_some_and(|py| {
                     py.threads

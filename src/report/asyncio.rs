@@ -10,6 +10,7 @@ use super::labels::{confidence_label, hex, resource_label, site_label};
 use super::style::{clean, Style};
 use crate::graph::awaits::{AwaitCycle, AwaitEdge, AwaitVia, Member};
 use crate::graph::Verdict;
+use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, Task};
 
 /// `task "audit-task" (0x7f...)` or `thread 1234 "worker"`.
@@ -37,7 +38,7 @@ fn via_label(e: &AwaitEdge) -> String {
             let r = crate::runtimes::Resource {
                 kind: *resource_kind,
                 address: *address,
-                pid: 0,
+                pid: Pid(0),
                 name: name.clone(),
                 shared_key: None,
             };
@@ -116,7 +117,7 @@ pub fn section(n: usize, c: &AwaitCycle, style: &Style) -> String {
 
 /// What a task awaits, in words.
 pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
-    let name_of = |a: u64| {
+    let name_of = |a: Addr| {
         state
             .task(a)
             .map(|k| format!("task {:?} ({a:#x})", clean(&k.name)))
@@ -177,7 +178,7 @@ pub fn awaits_label(t: &Task, state: &AsyncioState) -> String {
 /// `blocked(tid)`: what the loop's thread waits for, if it is blocked in a
 /// wait (a lock) rather than in the loop's own wait for events: then none of
 /// the loop's tasks can run until that wait ends, and the section says so.
-pub fn tasks_section(pid: i32, state: &AsyncioState, blocked: &dyn Fn(i32) -> Option<String>, style: &Style) -> String {
+pub fn tasks_section(pid: Pid, state: &AsyncioState, blocked: &dyn Fn(Tid) -> Option<String>, style: &Style) -> String {
     let mut out = String::new();
     if let Some(why) = &state.not_examined {
         let _ = writeln!(out, "{} {}", style.yellow("asyncio:"), clean(why));
@@ -330,7 +331,7 @@ fn fold_key(t: &Task) -> String {
     format!("{}|{wait}", frames.join(";"))
 }
 
-fn folded_ok(t: &Task, running: Option<u64>) -> bool {
+fn folded_ok(t: &Task, running: Option<Addr>) -> bool {
     t.holds.is_empty() && t.chain_note.is_none() && running != Some(t.address)
 }
 
@@ -342,9 +343,9 @@ fn folded_ok(t: &Task, running: Option<u64>) -> bool {
 pub struct JsonMember {
     /// `task` or `thread`.
     pub kind: &'static str,
-    pub pid: i32,
+    pub pid: Pid,
     /// For a task: its loop's thread, if known.
-    pub tid: Option<i32>,
+    pub tid: Option<Tid>,
     /// For a task: its address; null for a thread.
     pub address: Option<String>,
     pub name: String,
@@ -443,7 +444,7 @@ pub struct JsonAsyncio {
 
 #[derive(Serialize)]
 pub struct JsonLoopThread {
-    pub tid: i32,
+    pub tid: Tid,
     pub loop_address: Option<String>,
     pub loop_type: Option<String>,
     pub running_task: Option<String>,
@@ -614,19 +615,19 @@ mod tests {
     #[test]
     fn awaits_serialize_as_published() {
         let cases = [
-            (Awaits::Task { task: 0x10 }, r#"{"kind":"task","task":"0x10"}"#),
+            (Awaits::Task { task: Addr(0x10) }, r#"{"kind":"task","task":"0x10"}"#),
             (
                 Awaits::Future {
-                    future: 0x20,
+                    future: Addr(0x20),
                     type_name: "_GatheringFuture".into(),
-                    chained_from: Some(0x30),
+                    chained_from: Some(Addr(0x30)),
                 },
                 r#"{"kind":"future","future":"0x20","type":"_GatheringFuture","chained_from":"0x30"}"#,
             ),
             (
                 Awaits::Primitive {
                     primitive: Primitive::Lock,
-                    address: 0x40,
+                    address: Addr(0x40),
                     name: None,
                     how: "Lock.acquire".into(),
                 },

@@ -20,6 +20,7 @@ use super::json::{self, Process, Thread};
 use super::verdict::{JsonDeadlock, JsonVerdict};
 use super::Context;
 use crate::graph::Verdict;
+use crate::ids::Pid;
 use crate::inspect::Inspection;
 use crate::live::identity::{rfc3339, Host};
 use crate::watch::Watched;
@@ -30,8 +31,8 @@ pub struct Report<'a> {
     pub schema_version: u32,
     pub lockdump_version: &'static str,
     /// The first inspected PID.
-    pub pid: Option<i32>,
-    pub pids: Vec<i32>,
+    pub pid: Option<Pid>,
+    pub pids: Vec<Pid>,
     /// Total time the targets were stopped, µs.
     pub pause_us: u64,
     pub verdict: JsonVerdict,
@@ -68,7 +69,7 @@ pub enum Source {
 pub struct CoreSource {
     pub file: String,
     /// The PID the dumped process had.
-    pub pid: i32,
+    pub pid: Pid,
     /// The signal that caused the dump.
     pub signal: Option<i32>,
     /// RFC 3339, when the core was written.
@@ -111,12 +112,12 @@ impl<'a> Report<'a> {
     }
 
     /// The threads of process `pid`, in the snapshot's order.
-    pub fn threads_of(&self, pid: i32) -> impl Iterator<Item = &Thread<'a>> {
+    pub fn threads_of(&self, pid: Pid) -> impl Iterator<Item = &Thread<'a>> {
         self.threads.iter().filter(move |t| t.pid == pid)
     }
 
     /// The process `pid`.
-    pub fn process(&self, pid: i32) -> Option<&Process<'a>> {
+    pub fn process(&self, pid: Pid) -> Option<&Process<'a>> {
         self.processes.iter().find(|p| p.pid == pid)
     }
 }

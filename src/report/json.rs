@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::labels::hex;
+use crate::ids::{Pid, Tid};
 use crate::inspect::Inspection;
 use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
@@ -55,8 +56,8 @@ pub struct BlockedOn {
     pub kind: ResourceKind,
     pub address: String,
     pub name: Option<String>,
-    pub owner_tid: Option<i32>,
-    pub owner_pid: Option<i32>,
+    pub owner_tid: Option<Tid>,
+    pub owner_pid: Option<Pid>,
     pub confidence: Confidence,
     pub evidence: String,
     /// The owner TID names a thread that no longer exists (orphaned lock).
@@ -119,8 +120,8 @@ impl Held {
 
 #[derive(Serialize)]
 pub struct Thread<'a> {
-    pub pid: i32,
-    pub tid: i32,
+    pub pid: Pid,
+    pub tid: Tid,
     /// The TID inside the target's PID namespace (what lock words store).
     pub ns_tid: i32,
     pub name: &'a str,
@@ -187,7 +188,7 @@ pub struct LeftRunning {
 pub struct Process<'a> {
     /// Why Python analysis failed, if it did (the rest of the report stands).
     pub python_error: Option<&'a str>,
-    pub pid: i32,
+    pub pid: Pid,
     pub ns_pid: i32,
     pub exe: String,
     pub cmdline: &'a [String],
@@ -216,7 +217,7 @@ pub struct Process<'a> {
 
 #[derive(Serialize)]
 pub struct TracerJson<'a> {
-    pub pid: i32,
+    pub pid: Pid,
     pub name: &'a str,
 }
 
@@ -303,7 +304,7 @@ pub fn process<'a>(ins: &'a Inspection, id: Option<&'a crate::live::identity::Pr
             .map(|u| u.why.as_str()),
         libc: &ins.libc,
         tracer: s.tracer.as_ref().map(|t| TracerJson {
-            pid: t.pid,
+            pid: Pid(t.pid),
             name: &t.name,
         }),
         leader_exited: s.leader_exited,
@@ -316,7 +317,7 @@ pub fn process<'a>(ins: &'a Inspection, id: Option<&'a crate::live::identity::Pr
 /// A wait for a pool task (`waits[]`, `blocked_behind[]`, and `threads[].pool_wait`).
 #[derive(Serialize)]
 pub struct JsonTaskWait {
-    pub tid: i32,
+    pub tid: Tid,
     pub future: String,
     pub future_name: Option<String>,
     /// `PENDING` (not yet taken) or `RUNNING`.
@@ -324,7 +325,7 @@ pub struct JsonTaskWait {
     /// Index in the work queue (0: next), when still queued.
     pub queued_position: Option<usize>,
     /// The worker running it, when it runs.
-    pub run_by_tid: Option<i32>,
+    pub run_by_tid: Option<Tid>,
 }
 
 impl JsonTaskWait {
@@ -345,7 +346,7 @@ impl JsonTaskWait {
 }
 
 /// `threads[].pool_wait`: the pool task a thread waits for, if any (schema 4).
-pub fn thread_wait(pools: &[crate::runtimes::TaskPool], tid: i32) -> Option<JsonPoolWait> {
+pub fn thread_wait(pools: &[crate::runtimes::TaskPool], tid: Tid) -> Option<JsonPoolWait> {
     pools.iter().find_map(|p| {
         let w = p.waits.iter().find(|w| w.tid == tid)?;
         Some(JsonPoolWait {

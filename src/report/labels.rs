@@ -6,11 +6,12 @@
 //! none of them.
 
 use super::style::clean;
+use crate::ids::Addr;
 use crate::runtimes::{Confidence, Resource, ResourceKind};
 use crate::stacks::Frame;
 
 /// An address as the JSON gives it: `0x5638dbdb2060`.
-pub fn hex(v: u64) -> String {
+pub fn hex(v: Addr) -> String {
     format!("{v:#x}")
 }
 

@@ -16,6 +16,7 @@ pub mod watch;
 use std::fmt::Write;
 
 use crate::graph::Verdict;
+use crate::ids::{Pid, Tid};
 use crate::inspect::Inspection;
 use crate::live::identity::{rfc3339, Host, ProcessIdentity};
 use document::Report;
@@ -181,8 +182,8 @@ impl Context {
         }
     }
 
-    fn process(&self, pid: i32) -> Option<&ProcessIdentity> {
-        self.processes.iter().find(|p| p.pid == pid)
+    fn process(&self, pid: Pid) -> Option<&ProcessIdentity> {
+        self.processes.iter().find(|p| p.pid == pid.get())
     }
 }
 
@@ -260,7 +261,7 @@ pub fn text(report: &Report, inspections: &[Inspection], style: &Style, ctx: &Co
         out.push('\n');
         out.push_str(&thread_section::all_threads(report, pid, style));
         if let Some(a) = &ins.asyncio {
-            let blocked = |tid: i32| {
+            let blocked = |tid: Tid| {
                 let t = report.threads_of(pid).find(|t| t.tid == tid)?;
                 t.blocked_on.as_ref().map(|w| labels::resource_label(&w.resource))
             };

@@ -25,6 +25,7 @@ use super::json::Thread;
 use super::labels::{kind_label, resource_label};
 use super::style::clean;
 use crate::graph::{resource_key, ResourceKey, ThreadId};
+use crate::ids::{Pid, Tid};
 use crate::runtimes::{Confidence, Resource, ResourceKind};
 
 /// At least this many waiters of one object (outside cycles) become one node.
@@ -37,7 +38,7 @@ const CYCLE_FILL: &str = "#ffe4e4";
 struct ThreadNode {
     id: String,
     label: String,
-    pid: i32,
+    pid: Pid,
     in_cycle: bool,
 }
 
@@ -45,7 +46,7 @@ struct ResourceNode {
     id: String,
     label: String,
     /// The cluster it is drawn in: its process, unless shared between processes.
-    pid: Option<i32>,
+    pid: Option<Pid>,
     in_cycle: bool,
 }
 
@@ -60,7 +61,7 @@ struct Arrow {
 /// The graph, ready to print.
 struct Picture {
     title: String,
-    processes: Vec<(i32, String)>,
+    processes: Vec<(Pid, String)>,
     threads: Vec<ThreadNode>,
     resources: Vec<ResourceNode>,
     arrows: Vec<Arrow>,
@@ -73,7 +74,7 @@ fn thread_id(ThreadId { pid, tid }: ThreadId) -> String {
 /// A thread's label: name, TIDs, Python name.
 fn thread_label(t: &Thread) -> String {
     let mut s = format!("{}\nTID {}", clean(t.name), t.tid);
-    if t.ns_tid != t.tid {
+    if t.ns_tid != t.tid.get() {
         let _ = write!(s, " (ns TID {})", t.ns_tid);
     }
     if let Some(py) = t.python_name {
@@ -112,7 +113,7 @@ fn build(report: &Report, title: &str) -> Picture {
     }
     let mut waits: BTreeMap<ResourceKey, (Resource, Vec<Waiter>)> = BTreeMap::new();
     // Object -> its owner, with confidence, or the TID of an exited owner.
-    let mut owners: BTreeMap<ResourceKey, (Option<ThreadId>, Confidence, Option<i32>)> = BTreeMap::new();
+    let mut owners: BTreeMap<ResourceKey, (Option<ThreadId>, Confidence, Option<Tid>)> = BTreeMap::new();
     for t in &report.threads {
         let Some(w) = &t.blocked_on else { continue };
         if w.resource.kind == ResourceKind::Syscall {

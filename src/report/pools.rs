@@ -10,6 +10,7 @@ use super::json::JsonTaskWait;
 use super::labels::{hex, site_label};
 use super::style::{clean, Style};
 use crate::graph::{PoolStarvation, ThreadId, Verdict};
+use crate::ids::{Pid, Tid};
 use crate::runtimes::{TaskPlace, TaskPool, TaskWait};
 
 /// `ThreadPoolExecutor executor (0x7f..., threads ThreadPoolExecutor-0_*)`.
@@ -110,7 +111,7 @@ fn capitalize(s: &str) -> String {
 /// `verdict.pool_starvations[]` (schema 4).
 #[derive(Serialize)]
 pub struct JsonPoolStarvation {
-    pub pid: i32,
+    pub pid: Pid,
     /// Address of the executor object.
     pub executor: String,
     /// `ThreadPoolExecutor` or the subclass's name.
@@ -119,7 +120,7 @@ pub struct JsonPoolStarvation {
     pub thread_name_prefix: Option<String>,
     pub max_workers: Option<u64>,
     /// TIDs of the pool's workers, sorted: all of them wait.
-    pub workers: Vec<i32>,
+    pub workers: Vec<Tid>,
     /// What each worker waits for, parallel to `workers`.
     pub waits: Vec<JsonTaskWait>,
     /// Addresses of the futures in the executor's work queue, oldest first.

@@ -12,6 +12,7 @@ use super::document::Report;
 use super::json::{Thread, TracerJson};
 use super::style::{clean, quoted, Style};
 use super::threads::{name_pattern, ns_tid_note, stack, tid_ranges};
+use crate::ids::Pid;
 use crate::runtimes::ResourceKind;
 
 /// At least this many threads with the same stack and wait are folded.
@@ -104,14 +105,14 @@ fn fold_key<'a>(t: &'a Thread) -> FoldKey<'a> {
 fn folded_header(members: &[&Thread], style: &Style) -> String {
     let t0 = members[0];
     let names: Vec<&str> = members.iter().map(|t| t.name).collect();
-    let tids: Vec<i32> = members.iter().map(|t| t.tid).collect();
+    let tids: Vec<i32> = members.iter().map(|t| t.tid.get()).collect();
     let mut s = format!(
         "{} threads {} (TIDs {})",
         style.bold(&members.len().to_string()),
         name_pattern(&names),
         tid_ranges(&tids)
     );
-    if members.iter().any(|t| t.ns_tid != t.tid && t.ns_tid > 0) {
+    if members.iter().any(|t| t.ns_tid != t.tid.get() && t.ns_tid > 0) {
         let ns: Vec<i32> = members.iter().map(|t| t.ns_tid).collect();
         let _ = write!(s, " (ns TIDs {})", tid_ranges(&ns));
     }
@@ -167,7 +168,7 @@ fn one_thread(out: &mut String, t: &Thread, tracer: Option<&TracerJson>, style: 
 /// `style.all_threads`, at least [`GROUP_MIN`] foldable threads with the
 /// same stack and the same kind of wait are one entry with one stack, at
 /// the place of the first.
-pub fn all_threads(report: &Report, pid: i32, style: &Style) -> String {
+pub fn all_threads(report: &Report, pid: Pid, style: &Style) -> String {
     let mut out = String::new();
     let threads: Vec<&Thread> = report.threads_of(pid).collect();
     let tracer = report.process(pid).and_then(|p| p.tracer.as_ref());

@@ -5,12 +5,13 @@
 use std::fmt::Write;
 
 use super::style::{clean, escape_name, Style};
+use crate::ids::Tid;
 use crate::stacks::{Frame, FrameKind};
 
 /// ` (ns TID 7)` for a thread whose TID in its own PID namespace (what a
 /// shell, `ps` or a log inside its container shows) is not the host's.
-pub fn ns_tid_note(tid: i32, ns_tid: i32) -> String {
-    if ns_tid != tid && ns_tid > 0 {
+pub fn ns_tid_note(tid: Tid, ns_tid: i32) -> String {
+    if ns_tid != tid.get() && ns_tid > 0 {
         format!(" (ns TID {ns_tid})")
     } else {
         String::new()

@@ -13,6 +13,7 @@ use super::json::{Site, Thread};
 use super::labels::{confidence_label, hex, resource_label, site_label};
 use super::style::{clean, Style};
 use crate::graph::{Deadlock, Edge, Leads, ThreadId, Verdict};
+use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::{Confidence, ResourceKind};
 
 /// "Found 2 deadlocks (5 threads, 5 locks)" or "No deadlock found".
@@ -66,7 +67,7 @@ pub fn headline(v: &Verdict, style: &Style) -> String {
         v.deadlocks.iter().flat_map(|d| d.threads.iter().copied()).collect();
     // Each distinct resource counted under its noun: "2 mutexes", and for
     // mixed cycles every noun ("1 mutex, 1 thread join"): a join is not a lock.
-    let mut seen: std::collections::BTreeSet<(i32, u64)> = std::collections::BTreeSet::new();
+    let mut seen: std::collections::BTreeSet<(Pid, Addr)> = std::collections::BTreeSet::new();
     let mut counts: Vec<(&str, &str, usize)> = Vec::new();
     for r in v.deadlocks.iter().flat_map(|d| d.resources.iter()) {
         if !seen.insert((r.pid, r.address)) {
@@ -200,7 +201,7 @@ fn stuck_section(v: &Verdict, idx: &Index, style: &Style) -> String {
             } else {
                 let names: Vec<String> = group.iter().map(|&j| idx.plain_name(entries[j].0)).collect();
                 let names: Vec<&str> = names.iter().map(String::as_str).collect();
-                let tids: Vec<i32> = group.iter().map(|&j| entries[j].0.tid).collect();
+                let tids: Vec<i32> = group.iter().map(|&j| entries[j].0.tid.get()).collect();
                 let _ = writeln!(
                     out,
                     "  {} threads {} (TIDs {}) wait for {what}",
@@ -614,7 +615,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
                 match (w.owner_tid, w.owner_exited) {
                     (Some(tid), true) => format!("{tid} (exited)"),
                     (Some(tid), false) if w.owner_pid.is_some_and(|p| p != id.pid) => {
-                        format!("{tid} (PID {})", w.owner_pid.unwrap_or(0))
+                        format!("{tid} (PID {})", w.owner_pid.unwrap_or(Pid(0)))
                     }
                     (Some(tid), false) => tid.to_string(),
                     (None, _) if w.kind.has_owner() => "unknown".into(),
@@ -679,7 +680,7 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
             r.site.clone() + &r.blocked_for,
         )
     };
-    let mut count: HashMap<(i32, String, String, &str, String), Vec<usize>> = HashMap::new();
+    let mut count: HashMap<(Pid, String, String, &str, String), Vec<usize>> = HashMap::new();
     if !style.all_threads {
         for (k, r) in rows.iter().enumerate().filter(|(_, r)| r.foldable) {
             count.entry(key(r)).or_default().push(k);
@@ -722,9 +723,9 @@ fn summary_table(threads: &[Thread], processes: usize, v: &Verdict, idx: &Index,
 #[derive(Serialize)]
 pub struct JsonDeadlock {
     /// TIDs in cycle order.
-    pub threads: Vec<i32>,
+    pub threads: Vec<Tid>,
     /// PIDs parallel to `threads`.
-    pub pids: Vec<i32>,
+    pub pids: Vec<Pid>,
     /// Addresses of the resources, `resources[i]` waited for by `threads[i]`.
     pub resources: Vec<String>,
     pub resource_names: Vec<Option<String>>,
@@ -740,10 +741,10 @@ pub struct JsonDeadlock {
 
 #[derive(Serialize)]
 pub struct JsonEdge {
-    pub from_tid: i32,
-    pub from_pid: i32,
-    pub to_tid: i32,
-    pub to_pid: i32,
+    pub from_tid: Tid,
+    pub from_pid: Pid,
+    pub to_tid: Tid,
+    pub to_pid: Pid,
     pub kind: ResourceKind,
     pub address: String,
     pub name: Option<String>,
@@ -804,7 +805,7 @@ pub struct JsonVerdict {
     pub deadlock: bool,
     pub deadlocks: usize,
     pub orphaned_locks: usize,
-    pub blocked_behind: Vec<i32>,
+    pub blocked_behind: Vec<Tid>,
     /// Threads behind a deadlock through other processes (a parent waiting
     /// for a deadlocked child, a reader of a pipe only it writes); version 6.
     pub blocked_behind_processes: Vec<JsonProcessBehind>,
@@ -826,10 +827,10 @@ pub struct JsonVerdict {
 
 #[derive(Serialize)]
 pub struct JsonWaitingBehind {
-    pub pid: i32,
-    pub tid: i32,
+    pub pid: Pid,
+    pub tid: Tid,
     /// TIDs of every thread whose chain of waits ends at it.
-    pub waiters: Vec<i32>,
+    pub waiters: Vec<Tid>,
     /// The locks its direct waiters wait for: `mutex m (0x...)`.
     pub holds: Vec<String>,
     /// What it is doing: `is in read(fd 3) — fd 3: TCP ...`.
@@ -838,23 +839,23 @@ pub struct JsonWaitingBehind {
 
 #[derive(Serialize)]
 pub struct JsonProcessBehind {
-    pub pid: i32,
-    pub tid: i32,
+    pub pid: Pid,
+    pub tid: Tid,
     /// `child PID 4567`, `pipe:[123] (fd 3)`.
     pub waits_on: String,
     /// The processes that alone could end the wait.
-    pub pids: Vec<i32>,
+    pub pids: Vec<Pid>,
     /// Index into `deadlocks`.
     pub deadlock: usize,
 }
 
 #[derive(Serialize)]
 pub struct JsonStuck {
-    pub pid: i32,
+    pub pid: Pid,
     /// Every thread of the process is asleep for good.
     pub whole_process: bool,
     /// TIDs of the threads asleep for good.
-    pub threads: Vec<i32>,
+    pub threads: Vec<Tid>,
 }
 
 pub fn json_verdict(v: &Verdict) -> JsonVerdict {

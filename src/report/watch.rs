@@ -8,6 +8,7 @@ use super::index::Index;
 use super::labels::resource_label;
 use super::style::{clean, Style};
 use crate::graph::ThreadId;
+use crate::ids::Pid;
 use crate::watch::Watched;
 
 fn secs(ms: u64) -> String {
@@ -125,7 +126,7 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
     // GIL waits last 5 ms at a time by design: not a wait worth timing.
     // Threads of one process with the same wait and the same outcome (an
     // idle pool) make one line unless --all-threads.
-    let mut lines: Vec<(i32, String, String, Vec<ThreadId>)> = Vec::new();
+    let mut lines: Vec<(Pid, String, String, Vec<ThreadId>)> = Vec::new();
     for t in &w.threads {
         let Some(r) = t
             .waits_for
@@ -162,7 +163,7 @@ pub fn section(w: &Watched, idx: &Index, style: &Style) -> String {
         }
         let names: Vec<String> = members.iter().map(|&t| idx.plain_name(t)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let tids: Vec<i32> = members.iter().map(|t| t.tid).collect();
+        let tids: Vec<i32> = members.iter().map(|t| t.tid.get()).collect();
         let _ = writeln!(
             out,
             "  Blocked for: {} threads {} (TIDs {}) on {label}: {how}",

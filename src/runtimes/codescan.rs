@@ -53,7 +53,7 @@ impl Acquirer {
     /// Evidence in words, with what the frame's code does at the instruction
     /// (`read-locked it (pthread_rwlock_*rdlock on its address`).
     pub fn describe_doing(&self, view: &ProcessView<'_>, doing: &str) -> String {
-        let tid = view.snapshot.threads.get(self.thread).map_or(0, |t| t.tid);
+        let tid = view.snapshot.threads.get(self.thread).map_or(0, |t| t.tid.get());
         let name = view
             .stacks
             .get(self.thread)

@@ -9,7 +9,7 @@ pub mod cpython;
 
 use serde::Serialize;
 
-use crate::ids::ThreadId;
+use crate::ids::{Addr, Pid, ThreadId, Tid};
 
 /// How sure lockdump is of an owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -97,9 +97,9 @@ pub struct Resource {
     pub kind: ResourceKind,
     /// Address of the object (the mutex, the Python lock object, ...); for a
     /// `Thread` resource, the address of the futex the joiner sleeps on.
-    pub address: u64,
+    pub address: Addr,
     /// The process whose address space `address` belongs to.
-    pub pid: i32,
+    pub pid: Pid,
     /// A name a user recognizes: `lock_a`, `self._lock`, `worker-2`.
     pub name: Option<String>,
     /// For a process-shared object: the identity that is the same in every
@@ -159,10 +159,10 @@ pub enum Owner {
     Exited {
         /// The TID it had, when the lock records one (CPython's RLock
         /// records a thread ident: `None` when no thread has it).
-        tid: Option<i32>,
+        tid: Option<Tid>,
         /// Its process, when the lock is process-private (`None` for a
         /// process-shared one: any process mapping it could have held it).
-        pid: Option<i32>,
+        pid: Option<Pid>,
         confidence: Known,
         evidence: String,
     },
@@ -181,7 +181,7 @@ impl Owner {
 
     /// The owner thread of process `pid`; an unknown `confidence` gives
     /// [`Owner::Unknown`] with the evidence as its reason.
-    pub fn held_by(pid: i32, tid: i32, confidence: Confidence, evidence: impl Into<String>) -> Self {
+    pub fn held_by(pid: Pid, tid: Tid, confidence: Confidence, evidence: impl Into<String>) -> Self {
         match Known::of(confidence) {
             Some(confidence) => Owner::Thread {
                 thread: ThreadId::new(pid, tid),
@@ -195,7 +195,7 @@ impl Owner {
     /// An owner that exited (see [`Owner::Exited`] for `tid` and `pid`);
     /// an unknown `confidence` gives [`Owner::Unknown`] with the evidence as
     /// its reason.
-    pub fn exited(tid: Option<i32>, pid: Option<i32>, confidence: Confidence, evidence: impl Into<String>) -> Self {
+    pub fn exited(tid: Option<Tid>, pid: Option<Pid>, confidence: Confidence, evidence: impl Into<String>) -> Self {
         match Known::of(confidence) {
             Some(confidence) => Owner::Exited {
                 tid,
@@ -228,7 +228,7 @@ impl Owner {
     }
 
     /// The TID the owner has or had (an exited owner's too), when known.
-    pub fn tid(&self) -> Option<i32> {
+    pub fn tid(&self) -> Option<Tid> {
         match *self {
             Owner::Thread { thread, .. } => Some(thread.tid),
             Owner::Exited { tid, .. } => tid,
@@ -237,7 +237,7 @@ impl Owner {
     }
 
     /// The owner's process, when known (an exited owner's too).
-    pub fn pid(&self) -> Option<i32> {
+    pub fn pid(&self) -> Option<Pid> {
         match *self {
             Owner::Thread { thread, .. } => Some(thread.pid),
             Owner::Exited { pid, .. } => pid,
@@ -297,9 +297,9 @@ pub struct Hold {
 /// all of its workers at once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskPool {
-    pub pid: i32,
+    pub pid: Pid,
     /// Address of the pool object (the executor).
-    pub address: u64,
+    pub address: Addr,
     /// Type name: `ThreadPoolExecutor` or a subclass.
     pub kind: String,
     /// A name a user recognizes (the variable or attribute holding it).
@@ -307,13 +307,13 @@ pub struct TaskPool {
     /// `_thread_name_prefix`: worker threads are named `<prefix>_<n>`.
     pub thread_name_prefix: Option<String>,
     /// Host TIDs of the live threads running this pool's worker loop, sorted.
-    pub workers: Vec<i32>,
+    pub workers: Vec<Tid>,
     /// `_max_workers`, if readable.
     pub max_workers: Option<u64>,
     /// `len(_threads)`: the worker threads the pool has started, if readable.
     pub started_threads: Option<u64>,
     /// Futures of the tasks in the pool's work queue, oldest first.
-    pub queued: Vec<u64>,
+    pub queued: Vec<Addr>,
     /// Threads waiting for the result of one of this pool's tasks.
     pub waits: Vec<TaskWait>,
 }
@@ -321,9 +321,9 @@ pub struct TaskPool {
 /// A thread waiting for the result of a pool's task.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskWait {
-    pub tid: i32,
+    pub tid: Tid,
     /// Address of the future waited for.
-    pub future: u64,
+    pub future: Addr,
     /// A name a user recognizes (`fut`, `self.inner`).
     pub future_name: Option<String>,
     /// The future's `_state` (`PENDING`, `RUNNING`).
@@ -338,7 +338,7 @@ pub enum TaskPlace {
     /// Still in the pool's work queue (0: next to be taken).
     Queued { position: usize },
     /// Being run by this worker of the pool.
-    RunBy { tid: i32 },
+    RunBy { tid: Tid },
 }
 
 pub use crate::symbols::SymbolLookup;
@@ -348,7 +348,7 @@ pub use crate::symbols::SymbolLookup;
 /// said of what was looked at.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Unexamined {
-    pub pid: i32,
+    pub pid: Pid,
     pub part: Part,
     /// Why, in words (the analysis' own error).
     pub why: String,

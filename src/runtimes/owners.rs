@@ -10,6 +10,7 @@ use std::path::Path;
 
 use super::{Confidence, Hold, Known, Owner, ProcessView, Resource, ResourceKind, SymbolLookup, ThreadFindings};
 use crate::capture::Snapshot;
+use crate::ids::{Addr, Pid, Tid};
 
 /// Looks up tasks outside the snapshot: which process a TID belongs to.
 ///
@@ -18,9 +19,9 @@ use crate::capture::Snapshot;
 /// racing against real PIDs.
 pub trait TaskTable {
     /// The thread-group ID (process) of task `tid`, if such a task exists now.
-    fn tgid_of(&self, tid: i32) -> Option<i32>;
+    fn tgid_of(&self, tid: Tid) -> Option<Pid>;
     /// The parent process of process `pid`, if known.
-    fn parent_of(&self, _pid: i32) -> Option<i32> {
+    fn parent_of(&self, _pid: Pid) -> Option<Pid> {
         None
     }
 }
@@ -31,11 +32,11 @@ pub trait TaskTable {
 pub struct ProcTaskTable;
 
 impl TaskTable for ProcTaskTable {
-    fn tgid_of(&self, tid: i32) -> Option<i32> {
-        crate::live::thread_group_of(tid)
+    fn tgid_of(&self, tid: Tid) -> Option<Pid> {
+        crate::live::thread_group_of(tid.get()).map(Pid)
     }
-    fn parent_of(&self, pid: i32) -> Option<i32> {
-        crate::live::parent_of(pid)
+    fn parent_of(&self, pid: Pid) -> Option<Pid> {
+        crate::live::parent_of(pid.get()).map(Pid)
     }
 }
 
@@ -44,7 +45,7 @@ impl TaskTable for ProcTaskTable {
 pub struct NoTasks;
 
 impl TaskTable for NoTasks {
-    fn tgid_of(&self, _tid: i32) -> Option<i32> {
+    fn tgid_of(&self, _tid: Tid) -> Option<Pid> {
         None
     }
 }
@@ -62,7 +63,7 @@ pub fn task_table(snapshot: &Snapshot) -> &'static dyn TaskTable {
 /// The target's TIDs are host TIDs: lockdump and the target share a PID
 /// namespace, so a TID read from a lock word can be looked up in our `/proc`.
 pub fn same_pid_namespace(snapshot: &Snapshot) -> bool {
-    snapshot.ns_pid == snapshot.pid && snapshot.threads.iter().all(|t| t.ns_tid == t.tid)
+    snapshot.ns_pid == snapshot.pid.get() && snapshot.threads.iter().all(|t| t.ns_tid == t.tid.get())
 }
 
 /// Resolve an owner TID read from the target (in the target's PID namespace).
@@ -93,8 +94,8 @@ pub fn owner_from_tid(
         // process sharing the lock, or one that exited).
         return match core.peer_process(ns_tid) {
             Some(pid) => Owner::held_by(
-                pid,
-                ns_tid,
+                Pid(pid),
+                Tid(ns_tid),
                 confidence,
                 format!("{evidence}; thread {ns_tid} of process {pid} (from its core file)"),
             ),
@@ -111,21 +112,23 @@ pub fn owner_from_tid(
             "{evidence}; TID {ns_tid} (in the target's PID namespace) is not a thread of this process"
         ));
     }
-    match tasks.tgid_of(ns_tid) {
+    // Same namespace (checked above): the TID the lock names is a host TID.
+    let tid = Tid(ns_tid);
+    match tasks.tgid_of(tid) {
         Some(tgid) if tgid == snapshot.pid => Owner::held_by(
             tgid,
-            ns_tid,
+            tid,
             confidence,
             format!("{evidence}; thread {ns_tid} started after the snapshot"),
         ),
         Some(tgid) if process_shared => Owner::held_by(
             tgid,
-            ns_tid,
+            tid,
             confidence,
             format!("{evidence}; thread {ns_tid} of process {tgid}"),
         ),
         other => Owner::exited(
-            Some(ns_tid),
+            Some(tid),
             if process_shared { None } else { Some(snapshot.pid) },
             confidence,
             match other {
@@ -223,7 +226,7 @@ pub fn resource_at(view: &ProcessView<'_>, kind: ResourceKind, addr: u64) -> Res
 pub fn resource_named(view: &ProcessView<'_>, kind: ResourceKind, addr: u64, name: Option<String>) -> Resource {
     Resource {
         kind,
-        address: addr,
+        address: Addr(addr),
         pid: view.snapshot.pid,
         name: name.or_else(|| object_name(view, addr)),
         shared_key: shared_key(view.snapshot, addr),
@@ -275,14 +278,14 @@ pub(crate) mod testing {
     pub struct Tasks(pub HashMap<i32, i32>);
 
     impl TaskTable for Tasks {
-        fn tgid_of(&self, tid: i32) -> Option<i32> {
-            self.0.get(&tid).copied()
+        fn tgid_of(&self, tid: Tid) -> Option<Pid> {
+            self.0.get(&tid.get()).copied().map(Pid)
         }
     }
 
     pub fn thread(tid: i32, syscall: Option<SyscallState>, fs_base: u64) -> ThreadSnapshot {
         ThreadSnapshot {
-            tid,
+            tid: Tid(tid),
             name: format!("t{tid}"),
             state: 'S',
             wchan: "futex_do_wait".into(),
@@ -315,7 +318,7 @@ pub(crate) mod testing {
 
     pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
         Snapshot {
-            pid,
+            pid: Pid(pid),
             source: crate::capture::Source::live(pid, pid),
             leader_exited: false,
             tracer: None,
@@ -414,7 +417,12 @@ mod tests {
 
         let o = owner_from_tid(&snap, &tasks, 101, false, Confidence::Exact, "__owner = 101".into());
         assert_eq!(
-            (o.tid(), o.pid(), o.is_exited(), o.confidence()),
+            (
+                o.tid().map(Tid::get),
+                o.pid().map(Pid::get),
+                o.is_exited(),
+                o.confidence()
+            ),
             (Some(101), Some(100), false, Confidence::Exact)
         );
 
@@ -423,7 +431,7 @@ mod tests {
 
         let gone = owner_from_tid(&snap, &tasks, 777, false, Confidence::Exact, "__owner = 777".into());
         assert!(gone.is_exited());
-        assert_eq!(gone.tid(), Some(777));
+        assert_eq!(gone.tid().map(Tid::get), Some(777));
         assert!(gone.evidence().contains("exited"), "{}", gone.evidence());
 
         // A private lock cannot be owned by another process: a reused TID is still "exited".
@@ -432,7 +440,7 @@ mod tests {
 
         let other = owner_from_tid(&snap, &tasks, 555, true, Confidence::Exact, "x".into());
         assert_eq!(
-            (other.tid(), other.pid(), other.is_exited()),
+            (other.tid().map(Tid::get), other.pid().map(Pid::get), other.is_exited()),
             (Some(555), Some(500), false)
         );
 
@@ -449,7 +457,7 @@ mod tests {
         let mut snap = snapshot(4000, vec![t], vec![]);
         snap.ns_pid = 7;
         let o = owner_from_tid(&snap, &NoTasks, 7, false, Confidence::Exact, "x".into());
-        assert_eq!(o.tid(), Some(4000));
+        assert_eq!(o.tid().map(Tid::get), Some(4000));
         let far = owner_from_tid(&snap, &NoTasks, 9, false, Confidence::Exact, "x".into());
         assert!(!far.is_exited());
         assert_eq!(far.confidence(), Confidence::Unknown);

@@ -928,7 +928,7 @@ mod tests {
         let out = run(&mem, &[lock_slow(), lock_slow()], &syms());
         let w1 = out[0].as_ref().unwrap().wait.as_ref().unwrap();
         assert_eq!(
-            (w1.resource.kind, w1.resource.address),
+            (w1.resource.kind, w1.resource.address.get()),
             (ResourceKind::ParkingLotMutex, LOCK_B)
         );
         assert_eq!(w1.resource.name.as_deref(), Some("abba::LOCK_B"));
@@ -936,7 +936,7 @@ mod tests {
         assert!(w1.how.starts_with("parking_lot::Mutex::lock"), "{}", w1.how);
         assert_eq!(w1.site_frame, Some(2));
         let w2 = out[1].as_ref().unwrap().wait.as_ref().unwrap();
-        assert_eq!(w2.resource.address, LOCK_A);
+        assert_eq!(w2.resource.address.get(), LOCK_A);
     }
 
     #[test]
@@ -1014,7 +1014,7 @@ mod tests {
         let out = run(&mem, &[writer, lock_slow()], &syms());
         let w = out[0].as_ref().unwrap().wait.as_ref().unwrap();
         assert_eq!(
-            (w.resource.kind, w.resource.address),
+            (w.resource.kind, w.resource.address.get()),
             (ResourceKind::ParkingLotRwLock, LOCK_A)
         );
         assert!(w.how.contains("waits for the readers"), "{}", w.how);
@@ -1022,7 +1022,7 @@ mod tests {
         // Without a frame name the odd key and the state say the same.
         let out = run(&mem, &[Stack::default(), Stack::default()], &syms());
         let w = out[0].as_ref().unwrap().wait.as_ref().unwrap();
-        assert_eq!(w.resource.address, LOCK_A);
+        assert_eq!(w.resource.address.get(), LOCK_A);
         // A mutex key with no frame naming the primitive: not said.
         assert!(out[1].is_none());
     }

@@ -18,6 +18,7 @@
 //! so a handler re-entering stdio on its own thread does not block on it.
 
 use super::{Confidence, Owner, ResourceKind, ThreadFindings};
+use crate::ids::{Pid, Tid};
 use crate::stacks::{Frame, FrameKind, Stack};
 
 /// (lock name as symbolized, functions whose frames hold it).
@@ -127,7 +128,7 @@ pub fn handler_wait(frames: &[Frame]) -> Option<HandlerWait> {
 /// records no owner while the interrupted frames are inside that lock's
 /// critical section: make the thread itself the (inferred) owner, so the
 /// graph sees a self-deadlock. `tid`/`pid` name the thread.
-pub fn infer_self_deadlock(pid: i32, tid: i32, stack: &Stack, f: &mut ThreadFindings) {
+pub fn infer_self_deadlock(pid: Pid, tid: Tid, stack: &Stack, f: &mut ThreadFindings) {
     let Some(w) = f.wait.as_mut() else { return };
     if !matches!(w.owner, Owner::Unknown { .. }) || w.resource.kind != ResourceKind::Futex {
         return;
@@ -171,6 +172,7 @@ pub fn infer_self_deadlock(pid: i32, tid: i32, stack: &Stack, f: &mut ThreadFind
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{Addr, Pid, Tid};
     use crate::runtimes::{Deadline, Resource, Sleep, Wait};
 
     fn frame(function: &str, module: &str) -> Frame {
@@ -204,8 +206,8 @@ mod tests {
             wait: Some(Wait {
                 resource: Resource {
                     kind: ResourceKind::Futex,
-                    address: 0x7000,
-                    pid: 5,
+                    address: Addr(0x7000),
+                    pid: Pid(5),
                     name: Some(name.into()),
                     shared_key: None,
                 },
@@ -236,11 +238,15 @@ mod tests {
     #[test]
     fn arena_lock_held_by_the_interrupted_malloc_is_inferred() {
         let mut f = arena_wait("main_arena");
-        infer_self_deadlock(5, 7, &in_handler("__GI___libc_malloc"), &mut f);
+        infer_self_deadlock(Pid(5), Tid(7), &in_handler("__GI___libc_malloc"), &mut f);
         let w = f.wait.unwrap();
         assert_eq!(w.resource.kind, ResourceKind::LibcLock);
         assert_eq!(
-            (w.owner.tid(), w.owner.pid(), w.owner.confidence()),
+            (
+                w.owner.tid().map(Tid::get),
+                w.owner.pid().map(Pid::get),
+                w.owner.confidence()
+            ),
             (Some(7), Some(5), Confidence::Inferred)
         );
         assert!(
@@ -274,7 +280,7 @@ mod tests {
             ),
         ] {
             let mut f = arena_wait(name);
-            infer_self_deadlock(5, 7, &st, &mut f);
+            infer_self_deadlock(Pid(5), Tid(7), &st, &mut f);
             let w = f.wait.unwrap();
             assert_eq!(w.owner.confidence(), Confidence::Unknown, "{name}: {st:?}");
             assert_eq!(w.resource.kind, ResourceKind::Futex);

@@ -423,6 +423,7 @@ pub(super) fn code_holders(
 mod tests {
     use super::*;
     use crate::capture::ThreadSnapshot;
+    use crate::ids::Tid;
     use crate::memory::{BufferMemory, CopiedRegion};
     use crate::runtimes::frames::testing::stack;
     use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
@@ -522,9 +523,15 @@ mod tests {
             &stacks,
         );
         let w1 = out[0].wait.as_ref().unwrap();
-        assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::RustMutex, B));
+        assert_eq!(
+            (w1.resource.kind, w1.resource.address.get()),
+            (ResourceKind::RustMutex, B)
+        );
         assert_eq!(w1.resource.name.as_deref(), Some("abba::LOCK_B"));
-        assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(2), Confidence::Inferred));
+        assert_eq!(
+            (w1.owner.tid().map(Tid::get), w1.owner.confidence()),
+            (Some(2), Confidence::Inferred)
+        );
         assert!(
             w1.owner
                 .evidence()
@@ -542,7 +549,7 @@ mod tests {
             "{}",
             w2.owner.evidence()
         );
-        assert_eq!(out[1].holds[0].resource.address, B);
+        assert_eq!(out[1].holds[0].resource.address.get(), B);
     }
 
     #[test]
@@ -582,7 +589,7 @@ mod tests {
         let mem = mem_with(code(&placed), 2, 0);
         let stacks = vec![Stack::default(), frames(&[(0x1080, F, None)])];
         let out = run(vec![waiter, thread(2, None, 0)], &mem, &stacks);
-        assert_eq!(out[0].wait.as_ref().unwrap().owner.tid(), Some(2));
+        assert_eq!(out[0].wait.as_ref().unwrap().owner.tid().map(Tid::get), Some(2));
     }
 
     #[test]
@@ -608,7 +615,7 @@ mod tests {
         };
         let o = run_with(Some(HEAP - 16))[0].wait.clone().unwrap().owner;
         assert_eq!(
-            (o.tid(), o.confidence()),
+            (o.tid().map(Tid::get), o.confidence()),
             (Some(2), Confidence::Inferred),
             "{}",
             o.evidence()
@@ -638,7 +645,7 @@ mod tests {
         let out = run(vec![thread(1, futex(A, 137, 2), 0)], &twice, &stacks);
         let o = &out[0].wait.as_ref().unwrap().owner;
         assert_eq!(
-            (o.tid(), o.confidence()),
+            (o.tid().map(Tid::get), o.confidence()),
             (Some(1), Confidence::Inferred),
             "{}",
             o.evidence()
@@ -664,7 +671,7 @@ mod tests {
             &stacks,
         );
         for f in &out[..2] {
-            assert_eq!(f.wait.as_ref().unwrap().owner.tid(), Some(3));
+            assert_eq!(f.wait.as_ref().unwrap().owner.tid().map(Tid::get), Some(3));
         }
     }
 
@@ -689,13 +696,16 @@ mod tests {
         let out = run(vec![reader, writer, holder], &mem, &stacks);
         let r = out[0].wait.as_ref().unwrap();
         assert_eq!(
-            (r.resource.kind, r.resource.address, r.how.as_str()),
+            (r.resource.kind, r.resource.address.get(), r.how.as_str()),
             (ResourceKind::RustRwLock, A, "std::sync::RwLock::read")
         );
-        assert_eq!(r.owner.tid(), Some(3));
+        assert_eq!(r.owner.tid().map(Tid::get), Some(3));
         let w = out[1].wait.as_ref().unwrap();
-        assert_eq!((w.resource.address, w.how.as_str()), (A, "std::sync::RwLock::write"));
-        assert_eq!(w.owner.tid(), Some(3));
+        assert_eq!(
+            (w.resource.address.get(), w.how.as_str()),
+            (A, "std::sync::RwLock::write")
+        );
+        assert_eq!(w.owner.tid().map(Tid::get), Some(3));
         assert_eq!(out[2].holds.len(), 1);
     }
 

@@ -74,7 +74,7 @@ pub struct Reference {
 impl Reference {
     /// Evidence in words: `stack slot 0x7ff0... in frame 3 (abba::worker)`.
     pub fn describe(&self, view: &ProcessView<'_>) -> String {
-        let tid = view.snapshot.threads.get(self.thread).map_or(0, |t| t.tid);
+        let tid = view.snapshot.threads.get(self.thread).map_or(0, |t| t.tid.get());
         let what = if self.via_arc {
             "a pointer to the Arc holding the lock"
         } else {

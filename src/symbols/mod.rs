@@ -451,12 +451,35 @@ fn load_vdso(snapshot: &Snapshot) -> Option<MappedModule> {
 
 /// A loaded file placed where its mappings are (`maps`, one file's): its
 /// extent and load bias; `None` when no mapping matches a PT_LOAD segment.
+/// Where the module's memory ends: past its last file-backed mapping when
+/// the segment that mapping belongs to goes on in memory. The zero-filled
+/// tail of a writable segment (`.bss` past the last page that holds file
+/// bytes) is an anonymous mapping /proc/PID/maps does not name after the
+/// file, so without this a `static` mutex that the linker happened to place
+/// there had no module, hence no symbol and no name (which statics land
+/// there moves with every change to the executable's size).
+fn loaded_end(module: &ElfModule, bias: u64, mapped_end: u64) -> u64 {
+    const PAGE: u64 = 0x1000;
+    module
+        .segments
+        .iter()
+        .filter_map(|s| {
+            let start = bias.checked_add(s.vaddr)?;
+            let end = start.checked_add(s.memsz)?.checked_add(PAGE - 1)? & !(PAGE - 1);
+            // Only the segment the last mapping is part of, and only onward.
+            (start < mapped_end && mapped_end < end).then_some(end)
+        })
+        .max()
+        .unwrap_or(mapped_end)
+}
+
 fn place(module: std::sync::Arc<ElfModule>, maps: &[&MapEntry], shown: &std::path::Path) -> Option<MappedModule> {
     let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
     let bias = module.load_bias(&offsets)?;
+    let mapped_end = maps.iter().map(|m| m.end).max().unwrap_or(0);
     Some(MappedModule {
         start: maps.iter().map(|m| m.start).min().unwrap_or(0),
-        end: maps.iter().map(|m| m.end).max().unwrap_or(0),
+        end: loaded_end(&module, bias, mapped_end),
         bias,
         name: short_name(shown),
         module,

@@ -28,6 +28,7 @@ use super::sample::{CodeRefs, Sample, WatchedLock};
 use super::{Livelock, Place, Starvation, ThreadWatch};
 use crate::capture::SYS_RESTART_SYSCALL;
 use crate::graph::ThreadId;
+use crate::ids::{Pid, Tid};
 use crate::proc::SyscallLine;
 use crate::runtimes::{Confidence, Resource, ResourceKind};
 
@@ -52,7 +53,7 @@ pub fn max_idle_ms(span_ms: f64) -> f64 {
 /// A wait from the first snapshot, as the watch checks it.
 #[derive(Debug, Clone)]
 pub struct CapturedWait {
-    pub tid: i32,
+    pub tid: Tid,
     pub resource: Resource,
     /// System call number and first argument (the futex) it was captured in.
     pub nr: i64,
@@ -63,7 +64,7 @@ pub struct CapturedWait {
 
 /// Everything the judges look at for one process.
 pub struct ProcessSamples<'a> {
-    pub pid: i32,
+    pub pid: Pid,
     pub samples: &'a [Sample],
     pub locks: &'a [WatchedLock],
     pub code_refs: &'a HashMap<u64, CodeRefs>,
@@ -213,7 +214,7 @@ fn short_file(f: &str) -> &str {
 
 /// The function a thread stayed in (at least [`REGION_SHARE`] of its
 /// samples with a Python place), and the lines seen there.
-fn region(p: &ProcessSamples, tid: i32) -> Option<(u64, String, String, BTreeSet<u32>)> {
+fn region(p: &ProcessSamples, tid: Tid) -> Option<(u64, String, String, BTreeSet<u32>)> {
     let places: Vec<_> = p
         .samples
         .iter()
@@ -241,7 +242,7 @@ fn region(p: &ProcessSamples, tid: i32) -> Option<(u64, String, String, BTreeSet
 
 /// Probable livelocks: see the module documentation.
 pub fn livelocks(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Livelock> {
-    let mut groups: BTreeMap<u64, (String, String, Vec<i32>, BTreeSet<u32>)> = BTreeMap::new();
+    let mut groups: BTreeMap<u64, (String, String, Vec<Tid>, BTreeSet<u32>)> = BTreeMap::new();
     for t in threads.iter().filter(|t| t.spinning) {
         if let Some((code, function, file, lines)) = region(p, t.thread.tid) {
             let g = groups
@@ -349,18 +350,18 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             // the same from outside as one beaten to it (docs/limits.md).
             continue;
         }
-        let waiters: BTreeSet<i32> = p.waits.iter().filter(|x| x.lock == Some(k)).map(|x| x.tid).collect();
+        let waiters: BTreeSet<Tid> = p.waits.iter().filter(|x| x.lock == Some(k)).map(|x| x.tid).collect();
         // Others' turns, read from the lock.
         let owners: BTreeSet<u64> = states.iter().filter_map(|s| s.owner).collect();
         let readers: BTreeSet<u32> = states.iter().filter_map(|s| s.readers).collect();
-        let came_and_went: BTreeSet<i32> = p
+        let came_and_went: BTreeSet<Tid> = p
             .samples
             .iter()
             .flat_map(|s| s.threads.iter())
             .filter(|t| !waiters.contains(&t.tid) && in_wait(&t.syscall, w))
             .map(|t| t.tid)
             .collect();
-        let others_ran: Vec<i32> = threads
+        let others_ran: Vec<Tid> = threads
             .iter()
             .filter(|t| !waiters.contains(&t.thread.tid) && t.cpu_ms > 0)
             .map(|t| t.thread.tid)
@@ -370,7 +371,7 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
             .name
             .as_deref()
             .map(|n| n.rsplit('.').next().unwrap_or(n).to_string());
-        let users: Vec<i32> = match &name {
+        let users: Vec<Tid> = match &name {
             Some(name) => others_ran
                 .iter()
                 .copied()
@@ -386,7 +387,7 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
                 .iter()
                 .map(|o| if rlock { format!("{o:#x}") } else { o.to_string() })
                 .collect();
-            let tids: Vec<i32> = owners.iter().filter_map(|&o| i32::try_from(o).ok()).collect();
+            let tids: Vec<Tid> = owners.iter().filter_map(|&o| i32::try_from(o).ok().map(Tid)).collect();
             let changes = states.windows(2).filter(|s| s[0].owner != s[1].owner).count();
             (
                 Confidence::Exact,
@@ -473,7 +474,7 @@ pub fn starvations(p: &ProcessSamples, threads: &[ThreadWatch]) -> Vec<Starvatio
 }
 
 /// Whether any Python code `tid` was seen running names `name`.
-fn uses_name(p: &ProcessSamples, tid: i32, name: &str) -> bool {
+fn uses_name(p: &ProcessSamples, tid: Tid, name: &str) -> bool {
     p.samples
         .iter()
         .filter_map(|s| s.threads.iter().find(|t| t.tid == tid)?.py.as_ref())
@@ -484,6 +485,7 @@ fn uses_name(p: &ProcessSamples, tid: i32, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{Addr, Pid, Tid};
     use crate::watch::sample::{LockSample, ThreadSample};
 
     /// One thread over `n` samples 25 ms apart: `cpu_ns(k)`, `state(k)`.
@@ -492,7 +494,7 @@ mod tests {
             .map(|k| Sample {
                 at_ms: k as f64 * 25.0,
                 threads: vec![ThreadSample {
-                    tid: 7,
+                    tid: Tid(7),
                     state: state(k),
                     cpu_ns: Some(cpu_ns(k)),
                     switches: Some(k as u64),
@@ -508,7 +510,7 @@ mod tests {
     fn spinning(s: &[Sample]) -> bool {
         let refs = HashMap::new();
         let p = ProcessSamples {
-            pid: 7,
+            pid: Pid(7),
             samples: s,
             locks: &[],
             code_refs: &refs,
@@ -546,7 +548,7 @@ mod tests {
                 at_ms: k as f64 * 25.0,
                 threads: vec![
                     ThreadSample {
-                        tid: 8,
+                        tid: Tid(8),
                         state: 'S',
                         cpu_ns: Some(1000),
                         switches: Some(switches(k)),
@@ -559,7 +561,7 @@ mod tests {
                         py: None,
                     },
                     ThreadSample {
-                        tid: 9 + (k as i32 % 2),
+                        tid: Tid(9 + (k as i32 % 2)),
                         state: 'S',
                         cpu_ns: Some(k as u64 * 1000),
                         switches: Some(k as u64),
@@ -578,13 +580,13 @@ mod tests {
             .collect();
         let resource = Resource {
             kind: ResourceKind::Mutex,
-            address: futex,
-            pid: 7,
+            address: Addr(futex),
+            pid: Pid(7),
             name: Some("table".into()),
             shared_key: None,
         };
         let waits = [CapturedWait {
-            tid: 8,
+            tid: Tid(8),
             resource: resource.clone(),
             nr: SYS_FUTEX,
             futex,
@@ -596,7 +598,7 @@ mod tests {
         }];
         let refs = HashMap::new();
         let p = ProcessSamples {
-            pid: 7,
+            pid: Pid(7),
             samples: &s,
             locks: &locks,
             code_refs: &refs,
@@ -609,8 +611,11 @@ mod tests {
     fn a_waiter_never_woken_while_others_take_the_lock_is_starved() {
         let found = starved(|_| 40);
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].waiters, vec![ThreadId::new(7, 8)]);
-        assert_eq!(found[0].kept_by, vec![ThreadId::new(7, 9), ThreadId::new(7, 10)]);
+        assert_eq!(found[0].waiters, vec![ThreadId::new(Pid(7), Tid(8))]);
+        assert_eq!(
+            found[0].kept_by,
+            vec![ThreadId::new(Pid(7), Tid(9)), ThreadId::new(Pid(7), Tid(10))]
+        );
         assert_eq!(found[0].confidence, Confidence::Exact);
         assert!(
             found[0]

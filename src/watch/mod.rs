@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::graph::ThreadId;
+use crate::ids::Tid;
 use crate::inspect::Inspection;
 use crate::runtimes::cpython::runtime::find_runtime_in;
 use crate::runtimes::libc::Libc;
@@ -161,8 +162,8 @@ fn settle(samplers: &[(Sampler, Vec<CapturedWait>)]) {
     for (s, waits) in samplers {
         for w in waits {
             while Instant::now() < until
-                && s.live().thread_stat(w.tid).is_ok_and(|st| st.state != 'Z')
-                && !judge::in_wait(&s.live().thread_syscall(w.tid).ok(), w)
+                && s.live().thread_stat(w.tid.get()).is_ok_and(|st| st.state != 'Z')
+                && !judge::in_wait(&s.live().thread_syscall(w.tid.get()).ok(), w)
             {
                 std::thread::sleep(Duration::from_millis(1));
             }
@@ -222,7 +223,7 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> Option<(Sampler, Vec<Captured
     } else {
         None
     };
-    let ns_to_host: HashMap<i32, i32> = snap.threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
+    let ns_to_host: HashMap<i32, Tid> = snap.threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
     let glibc = ins.libc.name != Some(Libc::Musl);
     Some((Sampler::new(live, ns_to_host, python, locks, glibc), waits))
 }
@@ -231,11 +232,12 @@ fn setup(ins: &Inspection, cache: &ModuleCache) -> Option<(Sampler, Vec<Captured
 mod tests {
     use super::*;
     use crate::graph::Deadlock;
+    use crate::ids::{Pid, Tid};
     use crate::runtimes::Confidence;
 
     fn thread(tid: i32, blocked_for_ms: u64, whole: bool, never_woke: bool) -> ThreadWatch {
         ThreadWatch {
-            thread: ThreadId::new(7, tid),
+            thread: ThreadId::new(Pid(7), Tid(tid)),
             cpu_ms: 0,
             cpu_share_pct: 0,
             longest_without_cpu_ms: 0,
@@ -257,7 +259,7 @@ mod tests {
             ..Default::default()
         };
         let d = Deadlock {
-            threads: vec![ThreadId::new(7, 1), ThreadId::new(7, 2)],
+            threads: vec![ThreadId::new(Pid(7), Tid(1)), ThreadId::new(Pid(7), Tid(2))],
             resources: Vec::new(),
             edges: Vec::new(),
             confidence: Confidence::Exact,
@@ -279,7 +281,7 @@ mod tests {
     fn a_thread_that_woke_and_went_back_is_named() {
         let c = cycle_of(vec![thread(1, 2010, true, false), thread(2, 2010, true, true)]);
         assert!(c.stayed && !c.never_woke, "{c:?}");
-        assert_eq!(c.woke, vec![ThreadId::new(7, 1)]);
+        assert_eq!(c.woke, vec![ThreadId::new(Pid(7), Tid(1))]);
     }
 
     #[test]
@@ -290,12 +292,12 @@ mod tests {
             c.left,
             vec![
                 LeftWait {
-                    thread: ThreadId::new(7, 1),
+                    thread: ThreadId::new(Pid(7), Tid(1)),
                     after_ms: 400,
                     ended: false
                 },
                 LeftWait {
-                    thread: ThreadId::new(7, 2),
+                    thread: ThreadId::new(Pid(7), Tid(2)),
                     after_ms: 900,
                     ended: true
                 }

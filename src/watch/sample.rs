@@ -10,6 +10,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::capture::Memory;
+use crate::ids::{Addr, Pid, Tid};
 use crate::live::Live;
 use crate::proc::SyscallLine;
 use crate::runtimes::cpython::frames::{CodeCache, Walker};
@@ -37,7 +38,7 @@ pub struct PyPlace {
 /// One thread at one sample.
 #[derive(Debug, Clone)]
 pub struct ThreadSample {
-    pub tid: i32,
+    pub tid: Tid,
     pub state: char,
     /// CPU time used so far, in nanoseconds (schedstat, else stat's ticks).
     pub cpu_ns: Option<u64>,
@@ -93,11 +94,11 @@ pub struct CodeRefs {
 /// Samples one process. Keeps what does not change between samples: the
 /// CPython layout, the code objects read, the locks to watch.
 pub struct Sampler {
-    pub pid: i32,
+    pub pid: Pid,
     /// The process, asked for its threads, their state and its memory.
     live: Live,
     /// Host TIDs in the target's namespace order, for Python's native ids.
-    ns_to_host: HashMap<i32, i32>,
+    ns_to_host: HashMap<i32, Tid>,
     python: Option<(u64, Layout)>,
     codes: CodeCache,
     pub code_refs: HashMap<u64, CodeRefs>,
@@ -112,7 +113,7 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(
         live: Live,
-        ns_to_host: HashMap<i32, i32>,
+        ns_to_host: HashMap<i32, Tid>,
         python: Option<(u64, Layout)>,
         locks: Vec<WatchedLock>,
         glibc: bool,
@@ -120,7 +121,7 @@ impl Sampler {
         // SAFETY: sysconf has no preconditions.
         let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
         Sampler {
-            pid: live.pid,
+            pid: Pid(live.pid),
             live,
             ns_to_host,
             python,
@@ -168,7 +169,7 @@ impl Sampler {
             Some(stat.cpu_ticks * 1_000_000_000 / self.clk_tck)
         };
         Some(ThreadSample {
-            tid,
+            tid: Tid(tid),
             state: stat.state,
             cpu_ns,
             switches: self.live.thread_status(tid).ok().and_then(|s| s.ctxt_switches),
@@ -181,7 +182,7 @@ impl Sampler {
     /// from live memory with the same walker the analysis uses. Frames are
     /// read while the thread runs: a torn read gives a wrong or no place for
     /// that sample, which only blurs the histogram.
-    fn python_places(&mut self, mem: &impl Memory, runtime: u64, layout: &Layout) -> HashMap<i32, PyPlace> {
+    fn python_places(&mut self, mem: &impl Memory, runtime: u64, layout: &Layout) -> HashMap<Tid, PyPlace> {
         let cached = CachedMemory::new(mem);
         let obj = Objects::new(&cached, layout);
         let walker = Walker::with_codes(&obj, std::mem::take(&mut self.codes));
@@ -225,13 +226,13 @@ impl Sampler {
                     Some("_thread.RLock") => ResourceKind::PyRLock,
                     _ => continue,
                 };
-                let k = match self.locks.iter().position(|l| l.resource.address == v) {
+                let k = match self.locks.iter().position(|l| l.resource.address == Addr(v)) {
                     Some(k) => k,
                     None => {
                         self.locks.push(WatchedLock {
                             resource: Resource {
                                 kind,
-                                address: v,
+                                address: Addr(v),
                                 pid: self.pid,
                                 name: Some(name.clone()),
                                 shared_key: None,
@@ -257,7 +258,8 @@ impl Sampler {
         self.locks
             .iter()
             .map(|l| {
-                let a = l.resource.address;
+                // Memory is read at raw addresses.
+                let a = l.resource.address.get();
                 let word = mem.read_u64(a).ok();
                 let mut s = LockSample {
                     word,

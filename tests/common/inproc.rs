@@ -18,6 +18,7 @@ use lockdump::test_support::symbols::{ModuleCache, ProcessSymbols};
 use lockdump::Snapshot;
 
 use super::fixture::Process;
+use lockdump::test_support::ids::{Addr, Pid, Tid};
 
 /// A tests/data/native fixture started and past its `READY k=v ...` line;
 /// killed and reaped on drop (it is a [`Process`]).
@@ -148,6 +149,6 @@ pub fn analyze_with_stacks(snap: &Snapshot, unwind: bool) -> Vec<lockdump::test_
 pub fn index_of(snap: &Snapshot, tid: i32) -> usize {
     snap.threads
         .iter()
-        .position(|t| t.tid == tid)
+        .position(|t| t.tid == Tid(tid))
         .unwrap_or_else(|| panic!("no thread {tid} in snapshot"))
 }

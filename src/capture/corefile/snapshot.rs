@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::CoreFile;
 use crate::capture::stop::{find_entering_calls, stack_range, syscall_from_regs};
 use crate::capture::{CopiedRegion, RegisterSource, RuntimeCopy, Snapshot, Source, ThreadSnapshot};
+use crate::ids::{Pid, Tid};
 use crate::proc::MapEntry;
 
 /// The mappings as a core describes them: one per PT_LOAD segment, named by
@@ -106,7 +107,7 @@ pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
                 })
                 .unwrap_or_default();
             ThreadSnapshot {
-                tid: p.tid,
+                tid: Tid(p.tid),
                 name: String::new(),
                 state: '?',
                 wchan: String::new(),
@@ -134,8 +135,8 @@ pub fn snapshot(core: Arc<CoreFile>, stack_bytes: usize) -> Snapshot {
         .map(|p| p.psargs.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default();
     Snapshot {
-        pid,
-        leader_exited: !threads.iter().any(|t| t.tid == pid),
+        pid: Pid(pid),
+        leader_exited: !threads.iter().any(|t| t.tid.get() == pid),
         tracer: None,
         ns_pid: pid,
         exe,

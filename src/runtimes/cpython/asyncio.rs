@@ -30,6 +30,7 @@ use super::frames::{PyFrame, Walker};
 use super::holds::{function_qualname, live_stack};
 use super::layout::{self, AsyncioLayout, GenLayout};
 use super::naming;
+use crate::ids::{Addr, Tid};
 use crate::runtimes::{Confidence, SymbolLookup};
 use crate::stacks::Frame;
 
@@ -59,9 +60,9 @@ pub struct AsyncioState {
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum Node {
     /// A task, by address.
-    Task(u64),
+    Task(Addr),
     /// A thread, by host TID.
-    Thread(i32),
+    Thread(Tid),
 }
 
 /// `from` waits for `to`, across the task and thread graphs.
@@ -77,11 +78,11 @@ impl AsyncioState {
     pub fn tasks(&self) -> impl Iterator<Item = &Task> {
         self.threads.iter().flat_map(|t| &t.tasks).chain(&self.orphan_tasks)
     }
-    pub fn task(&self, address: u64) -> Option<&Task> {
+    pub fn task(&self, address: Addr) -> Option<&Task> {
         self.tasks().find(|t| t.address == address)
     }
     /// The thread whose list holds the task (its loop runs it), if any.
-    pub fn thread_of(&self, address: u64) -> Option<i32> {
+    pub fn thread_of(&self, address: Addr) -> Option<Tid> {
         self.threads
             .iter()
             .find(|t| t.tasks.iter().any(|k| k.address == address))
@@ -93,12 +94,12 @@ impl AsyncioState {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoopThread {
     /// Host TID.
-    pub tid: i32,
+    pub tid: Tid,
     /// The running event loop (`asyncio_running_loop`), if any.
-    pub loop_address: Option<u64>,
+    pub loop_address: Option<Addr>,
     pub loop_type: Option<String>,
     /// The task whose step is executing right now (NULL while the loop waits for events).
-    pub running_task: Option<u64>,
+    pub running_task: Option<Addr>,
     /// The coroutine the loop is stepping right now, from the thread's
     /// Python frames (the frame `Handle._run` called): `main (app.py:35)`.
     /// Read on every version, so before 3.14 too, where tasks are not.
@@ -112,7 +113,7 @@ pub struct LoopThread {
 /// One asyncio task.
 #[derive(Debug, Clone, Serialize)]
 pub struct Task {
-    pub address: u64,
+    pub address: Addr,
     /// `Task.get_name()`: the given name, or `Task-N`.
     pub name: String,
     /// Coroutine frames, innermost first (kind Python).
@@ -120,7 +121,7 @@ pub struct Task {
     /// What the innermost coroutine is suspended on.
     pub awaits: Awaits,
     /// The tasks and futures awaiting this task (`fut_awaited_by`), sorted.
-    pub awaited_by: Vec<u64>,
+    pub awaited_by: Vec<Addr>,
     /// asyncio locks this task holds in an open `async with` block.
     pub holds: Vec<AsyncHold>,
     /// A timeout that ends this task's wait (`asyncio.wait_for` with a
@@ -135,20 +136,20 @@ pub struct Task {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Awaits {
     /// Another task's completion (`await task`).
-    Task { task: u64 },
+    Task { task: Addr },
     /// Futures built over tasks: `gather`, `TaskGroup`, `wait`; the awaited
     /// tasks name this task in their `awaited_by`. `chained_from`: the
     /// `concurrent.futures.Future` whose result it copies
     /// (`run_in_executor`, `wrap_future`).
     Future {
-        future: u64,
+        future: Addr,
         type_name: String,
-        chained_from: Option<u64>,
+        chained_from: Option<Addr>,
     },
     /// An asyncio synchronization primitive's `acquire`/`wait`/`get`/`put`.
     Primitive {
         primitive: Primitive,
-        address: u64,
+        address: Addr,
         name: Option<String>,
         /// `Lock.acquire`, `Queue.get`, ...
         how: String,
@@ -191,7 +192,7 @@ impl Primitive {
 /// An asyncio lock a task holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AsyncHold {
-    pub lock: u64,
+    pub lock: Addr,
     pub name: Option<String>,
     pub confidence: Confidence,
     pub evidence: String,
@@ -223,7 +224,7 @@ pub fn find_layout(symbols: &dyn SymbolLookup, walker: &Walker) -> Result<Option
 }
 
 /// Read every thread's tasks. `threads`: (thread state address, host TID).
-pub fn read(walker: &Walker, al: &AsyncioLayout, interp: u64, threads: &[(u64, i32)]) -> AsyncioState {
+pub fn read(walker: &Walker, al: &AsyncioLayout, interp: u64, threads: &[(u64, Tid)]) -> AsyncioState {
     let Some(gen) = walker.layout.generator else {
         return AsyncioState {
             not_examined: Some("this CPython's coroutine layout is not known".into()),
@@ -250,9 +251,9 @@ pub fn read(walker: &Walker, al: &AsyncioLayout, interp: u64, threads: &[(u64, i
         }
         state.threads.push(LoopThread {
             tid,
-            loop_address,
+            loop_address: loop_address.map(Addr),
             loop_type: loop_address.and_then(|l| o.type_name(l)),
-            running_task,
+            running_task: running_task.map(Addr),
             running_coroutine: None,
             tasks,
             list_note,
@@ -318,7 +319,7 @@ impl TaskReader<'_> {
         let (chain, last, chain_note) = self.chain(coro);
         let awaits = self.classify(&chain, last, addr);
         Some(Task {
-            address: addr,
+            address: Addr(addr),
             name,
             frames: chain.iter().rev().map(PyFrame::to_frame).collect(),
             awaits,
@@ -341,7 +342,7 @@ impl TaskReader<'_> {
     }
 
     /// `fut_awaited_by`: one awaiter, or a set of them.
-    fn awaited_by(&self, fut: u64) -> Vec<u64> {
+    fn awaited_by(&self, fut: u64) -> Vec<Addr> {
         let o = self.walker.obj;
         let al = self.al;
         let Ok(p) = o.u64(fut + al.awaited_by) else {
@@ -355,7 +356,7 @@ impl TaskReader<'_> {
         let mut out = if is_set { self.set_members(p) } else { vec![p] };
         out.sort_unstable();
         out.dedup();
-        out
+        out.into_iter().map(Addr).collect()
     }
 
     fn set_members(&self, set: u64) -> Vec<u64> {
@@ -460,7 +461,7 @@ impl TaskReader<'_> {
                 let name = naming::name_object_in(self.walker, chain.iter().rev(), me);
                 return Awaits::Primitive {
                     primitive,
-                    address: me,
+                    address: Addr(me),
                     name,
                     how: how.into(),
                 };
@@ -494,13 +495,13 @@ impl TaskReader<'_> {
         let is_task = o.mem.read_u8(fut + self.al.is_task).unwrap_or(0) != 0
             && o.type_name(fut).is_some_and(|t| t.ends_with("Task"));
         if is_task {
-            return Awaits::Task { task: fut };
+            return Awaits::Task { task: Addr(fut) };
         }
         match o.type_name(fut) {
             Some(t) if t.ends_with("Future") => Awaits::Future {
-                future: fut,
+                future: Addr(fut),
                 type_name: t,
-                chained_from: self.chained_from(fut),
+                chained_from: self.chained_from(fut).map(Addr),
             },
             Some(t) => Awaits::Other { what: t },
             None => Awaits::Other {
@@ -577,12 +578,12 @@ fn async_holds(walker: &Walker, chain: &[PyFrame]) -> Vec<AsyncHold> {
                 Some("Lock") => target,
                 _ => continue,
             };
-            if out.iter().any(|h| h.lock == lock) {
+            if out.iter().any(|h| h.lock == Addr(lock)) {
                 continue;
             }
             let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
             out.push(AsyncHold {
-                lock,
+                lock: Addr(lock),
                 name: naming::name_object_in(walker, chain.iter().rev(), lock),
                 confidence: Confidence::Inferred,
                 evidence: format!(
@@ -660,13 +661,13 @@ fn aexit_target_of(walker: &Walker, stack: &[u64], j: usize, v: u64, qualname: &
 /// tasks' frames seem to hold (a stale slot, a lock object reused) has no
 /// reliable holder, so none of them is kept.
 fn drop_impossible_holds(state: &mut AsyncioState) {
-    let mut holders: HashMap<u64, usize> = HashMap::new();
+    let mut holders: HashMap<Addr, usize> = HashMap::new();
     for t in state.tasks() {
         for h in &t.holds {
             *holders.entry(h.lock).or_default() += 1;
         }
     }
-    let shared: HashSet<u64> = holders.into_iter().filter(|&(_, n)| n > 1).map(|(l, _)| l).collect();
+    let shared: HashSet<Addr> = holders.into_iter().filter(|&(_, n)| n > 1).map(|(l, _)| l).collect();
     if shared.is_empty() {
         return;
     }

@@ -1,6 +1,7 @@
 //! Garbage in, error or "unknown" out: `inspect` over random memory must
 //! never panic and must finish quickly, whatever the pointers say.
 
+use crate::ids::{Pid, Tid};
 use std::time::{Duration, Instant};
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_313, PYENV_3130_DEBUG_OFFSETS};
@@ -64,7 +65,7 @@ fn snapshot(seed: u64) -> Snapshot {
     let mut r = Rng(seed | 1);
     let threads = (1..=8)
         .map(|tid| ThreadSnapshot {
-            tid,
+            tid: Tid(tid),
             name: format!("t{tid}"),
             state: 'S',
             wchan: String::new(),
@@ -84,7 +85,7 @@ fn snapshot(seed: u64) -> Snapshot {
         })
         .collect();
     Snapshot {
-        pid: 4242,
+        pid: Pid(4242),
         source: crate::capture::Source::live(4242, 4242),
         leader_exited: false,
         tracer: None,

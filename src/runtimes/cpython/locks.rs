@@ -29,6 +29,7 @@ use super::layout::{LockLayout, RLockLayout, PYMUTEX_LOCKED};
 use super::naming::{self, is_sync_library, ThreadObject};
 use super::{stopcopy, CpythonError, GilState, PythonProcess, PythonThread};
 use crate::capture::ThreadSnapshot;
+use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::{Frame, FrameKind};
 
@@ -53,7 +54,7 @@ const LIBRARY_WAITS: &[(&str, ResourceKind)] = &[
 /// One Python thread during analysis.
 struct Analyzed {
     state: PyThreadState,
-    host_tid: i32,
+    host_tid: Tid,
     futex: Option<u64>,
     /// The native stack (when the caller unwound one) is inside `take_gil`:
     /// a GIL waiter caught between two of its timed condvar waits.
@@ -121,8 +122,8 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
     }
 
     let mut asyncio = read_asyncio(view, walker, runtime, &threads);
-    let ident_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
-    let tstate_to_tid: HashMap<u64, i32> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
+    let ident_to_tid: HashMap<u64, Tid> = threads.iter().map(|t| (t.state.ident, t.host_tid)).collect();
+    let tstate_to_tid: HashMap<u64, Tid> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
 
     // Holds first: owners of waits are looked up among them. A `with`
     // block only proves a hold if the lock agrees: a Lock that is not locked
@@ -183,9 +184,9 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
         let Some(j) = threads.iter().position(|t| t.host_tid == owner.tid) else {
             continue;
         };
-        if !held[j].iter().any(|l| l.addr == w.resource.address) {
+        if !held[j].iter().any(|l| l.addr == w.resource.address.get()) {
             held[j].push(HeldLock {
-                addr: w.resource.address,
+                addr: w.resource.address.get(),
                 kind: LockKind::RLock,
                 frame: usize::MAX,
                 evidence: w.owner.evidence().to_string(),
@@ -203,7 +204,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             findings[i].holds.push(Hold {
                 resource: Resource {
                     kind: l.kind.resource_kind(),
-                    address: l.addr,
+                    address: Addr(l.addr),
                     pid,
                     name,
                     shared_key: None,
@@ -252,7 +253,7 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
 
     // Thread pools, from the threads whose Python stacks are of the stop.
     let copy = &view.snapshot.runtime_copy;
-    let of_the_stop: Vec<(i32, &PyThreadState)> = threads
+    let of_the_stop: Vec<(Tid, &PyThreadState)> = threads
         .iter()
         .filter(|t| !copy.made || copy.complete_tids.contains(&t.host_tid))
         .map(|t| (t.host_tid, &t.state))
@@ -315,7 +316,7 @@ fn add_semlock_waits(
     walker: &Walker,
     view: &ProcessView,
     threads: &[Analyzed],
-    ident_to_tid: &HashMap<u64, i32>,
+    ident_to_tid: &HashMap<u64, Tid>,
     findings: &mut [ThreadFindings],
 ) {
     let pid = view.snapshot.pid;
@@ -342,8 +343,8 @@ fn add_semlock_waits(
     // Every lock held here, waited on here or not: a thread of another
     // process may wait for it (a lock shared with a child process), and
     // `inspect` matches the two through the shared mapping.
-    let mut holders: HashMap<u64, (i32, String)> = HashMap::new();
-    let mut stale: HashMap<u64, i32> = HashMap::new();
+    let mut holders: HashMap<u64, (Tid, String)> = HashMap::new();
+    let mut stale: HashMap<u64, Tid> = HashMap::new();
     for lock in semlocks.values() {
         let Some(ident) = lock.holder_ident() else { continue };
         let Some(&tid) = ident_to_tid.get(&ident) else { continue };
@@ -420,8 +421,8 @@ fn add_semlock_waits(
 /// that loop's thread: its wait becomes an (inferred) edge to it.
 fn add_loop_future_waits(
     walker: &Walker,
-    pid: i32,
-    of_the_stop: &[(i32, &PyThreadState)],
+    pid: Pid,
+    of_the_stop: &[(Tid, &PyThreadState)],
     findings: &mut [ThreadFindings],
     threads: &[Analyzed],
     asyncio: &mut Option<AsyncioState>,
@@ -450,7 +451,7 @@ fn add_loop_future_waits(
         if let (Some(task), Some(a)) = (resolver.task, asyncio.as_mut()) {
             a.links.push(CrossWait {
                 from: Node::Thread(tid),
-                to: Node::Task(task),
+                to: Node::Task(Addr(task)),
                 confidence: Confidence::Inferred,
                 evidence: format!("waits in Future.result() on {future:#x}: {evidence}"),
             });
@@ -469,7 +470,7 @@ fn add_loop_future_waits(
         findings[i].wait = Some(Wait {
             resource: Resource {
                 kind: ResourceKind::PyFuture,
-                address: future,
+                address: Addr(future),
                 pid,
                 name: naming::name_object(walker, &callers, future).filter(|n| n != "self"),
                 shared_key: None,
@@ -485,7 +486,7 @@ fn add_loop_future_waits(
 /// a pool worker runs (`loop.run_in_executor`) waits for that worker.
 fn link_tasks_to_pool_workers(
     walker: &Walker,
-    of_the_stop: &[(i32, &PyThreadState)],
+    of_the_stop: &[(Tid, &PyThreadState)],
     asyncio: &mut Option<AsyncioState>,
 ) {
     let Some(a) = asyncio.as_mut() else { return };
@@ -503,7 +504,7 @@ fn link_tasks_to_pool_workers(
         else {
             continue;
         };
-        if let Some(&(tid, _)) = running.iter().find(|(_, f)| f == cf) {
+        if let Some(&(tid, _)) = running.iter().find(|(_, f)| Addr(*f) == *cf) {
             links.push(CrossWait {
                 from: Node::Task(t.address),
                 to: Node::Thread(tid),
@@ -524,13 +525,13 @@ fn link_tasks_to_pool_workers(
 /// thread running a loop gives a state that says its tasks were not examined.
 fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[Analyzed]) -> Option<AsyncioState> {
     let interp = walker.interpreters(runtime).ok()?.first().copied()?;
-    let loop_tids: Vec<i32> = threads
+    let loop_tids: Vec<Tid> = threads
         .iter()
         .filter(|t| asyncio::runs_event_loop(&t.state.frames))
         .map(|t| t.host_tid)
         .collect();
     // Each loop thread's loop and running coroutine, from its frames (every version).
-    let of_threads: Vec<(i32, &PyThreadState)> = threads.iter().map(|t| (t.host_tid, &t.state)).collect();
+    let of_threads: Vec<(Tid, &PyThreadState)> = threads.iter().map(|t| (t.host_tid, &t.state)).collect();
     let loops = super::loopfutures::running_loops(walker, &of_threads);
     let loop_threads = || -> Vec<asyncio::LoopThread> {
         threads
@@ -540,7 +541,7 @@ fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[An
                 let address = loops.iter().find(|l| l.tid == t.host_tid).map(|l| l.address);
                 asyncio::LoopThread {
                     tid: t.host_tid,
-                    loop_address: address,
+                    loop_address: address.map(Addr),
                     loop_type: address.and_then(|a| walker.obj.type_name(a)),
                     running_task: None,
                     running_coroutine: asyncio::running_coroutine(&t.state.frames),
@@ -579,7 +580,7 @@ fn read_asyncio(view: &ProcessView, walker: &Walker, runtime: u64, threads: &[An
         }
         Err(e) => return unexamined(format!("the asyncio tasks were not examined: {e}")),
     };
-    let pairs: Vec<(u64, i32)> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
+    let pairs: Vec<(u64, Tid)> = threads.iter().map(|t| (t.state.addr, t.host_tid)).collect();
     let mut state = asyncio::read(walker, &al, interp, &pairs);
     for lt in &mut state.threads {
         if let Some(t) = threads.iter().find(|t| t.host_tid == lt.tid) {
@@ -599,7 +600,7 @@ fn add_explicit_holds(
     walker: &Walker,
     threads: &[Analyzed],
     held: &mut [Vec<HeldLock>],
-) -> (HashMap<u64, Vec<i32>>, Vec<Option<u64>>) {
+) -> (HashMap<u64, Vec<Tid>>, Vec<Option<u64>>) {
     let (claims, acquiring): (Vec<Vec<HeldLock>>, Vec<Option<u64>>) = threads
         .iter()
         .map(|t| {
@@ -607,7 +608,7 @@ fn add_explicit_holds(
             (e.holds, e.acquiring)
         })
         .unzip();
-    let mut claimants: HashMap<u64, Vec<i32>> = HashMap::new();
+    let mut claimants: HashMap<u64, Vec<Tid>> = HashMap::new();
     for (i, c) in claims.iter().enumerate() {
         for l in c {
             claimants.entry(l.addr).or_default().push(threads[i].host_tid);
@@ -739,7 +740,7 @@ fn distrust_stale_gil_holders(threads: &[Analyzed], findings: &mut [ThreadFindin
         );
         for f in findings.iter_mut() {
             if let Some(w) = f.wait.as_mut() {
-                if w.resource.kind == ResourceKind::Gil && w.resource.address == g.base {
+                if w.resource.kind == ResourceKind::Gil && w.resource.address == Addr(g.base) {
                     w.owner = Owner::unknown(why.clone());
                 }
             }
@@ -748,10 +749,10 @@ fn distrust_stale_gil_holders(threads: &[Analyzed], findings: &mut [ThreadFindin
     }
 }
 
-fn gil_resource(pid: i32, addr: u64) -> Resource {
+fn gil_resource(pid: Pid, addr: u64) -> Resource {
     Resource {
         kind: ResourceKind::Gil,
-        address: addr,
+        address: Addr(addr),
         pid,
         name: Some("GIL".into()),
         shared_key: None,
@@ -799,12 +800,12 @@ struct WaitContext<'a> {
     walker: &'a Walker<'a>,
     view: &'a ProcessView<'a>,
     gils: &'a [(u64, GilInfo)],
-    tstate_to_tid: &'a HashMap<u64, i32>,
-    ident_to_tid: &'a HashMap<u64, i32>,
+    tstate_to_tid: &'a HashMap<u64, Tid>,
+    ident_to_tid: &'a HashMap<u64, Tid>,
     thread_objects: &'a HashMap<u64, ThreadObject>,
     held: &'a [Vec<HeldLock>],
     /// Plain locks several threads' code took with `acquire()`: lock -> TIDs.
-    contested: &'a HashMap<u64, Vec<i32>>,
+    contested: &'a HashMap<u64, Vec<Tid>>,
     /// Per thread: the lock its innermost frame is calling `acquire()` on.
     acquiring: &'a [Option<u64>],
     threads: &'a [Analyzed],
@@ -899,7 +900,7 @@ fn library_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<(Wait, Op
     let wait = Wait {
         resource: Resource {
             kind,
-            address: me,
+            address: Addr(me),
             pid,
             name,
             shared_key: None,
@@ -1013,7 +1014,7 @@ fn shutdown_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
     Some(Wait {
         resource: Resource {
             kind: ResourceKind::Thread,
-            address,
+            address: Addr(address),
             pid,
             name,
             shared_key: None,
@@ -1114,7 +1115,7 @@ fn lock_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
     Some(Wait {
         resource: Resource {
             kind: kind.resource_kind(),
-            address: addr,
+            address: Addr(addr),
             pid,
             name: naming::name_object(walker, &t.state, addr).or_else(|| owner_side_name(ctx, &owner, addr)),
             shared_key: None,
@@ -1287,7 +1288,7 @@ mod tests {
                 frames: Vec::new(),
                 frame_error: None,
             },
-            host_tid: tid,
+            host_tid: Tid(tid),
             futex: Some(0x5000),
             in_take_gil: false,
         }
@@ -1297,13 +1298,13 @@ mod tests {
         Some(Wait {
             resource: Resource {
                 kind,
-                address,
-                pid: 1,
+                address: Addr(address),
+                pid: Pid(1),
                 name: None,
                 shared_key: None,
             },
             owner: match owner {
-                Some(tid) => Owner::held_by(1, tid, Confidence::Exact, "GIL locked"),
+                Some(tid) => Owner::held_by(Pid(1), Tid(tid), Confidence::Exact, "GIL locked"),
                 None => Owner::unknown("none"),
             },
             how: how.into(),
@@ -1373,7 +1374,10 @@ mod tests {
             distrust_stale_gil_holders(&threads, &mut f, &mut g);
             assert_eq!(g[0].1.last_holder, 0xb0);
             let w = f[0].wait.as_ref().unwrap();
-            assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+            assert_eq!(
+                (w.owner.tid().map(Tid::get), w.owner.confidence()),
+                (Some(11), Confidence::Exact)
+            );
         }
     }
 }

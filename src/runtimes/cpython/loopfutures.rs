@@ -21,6 +21,7 @@
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::layout::deque_layout;
 use super::naming;
+use crate::ids::Tid;
 
 /// Handles read from one loop's `_ready` deque.
 const MAX_READY: usize = 4096;
@@ -31,11 +32,11 @@ const HANDLE_WORDS: u64 = 10;
 #[derive(Debug, Clone, Copy)]
 pub struct RunningLoop {
     pub address: u64,
-    pub tid: i32,
+    pub tid: Tid,
 }
 
 /// Every loop some thread is running, from its `run_forever` frame.
-pub fn running_loops(walker: &Walker, threads: &[(i32, &PyThreadState)]) -> Vec<RunningLoop> {
+pub fn running_loops(walker: &Walker, threads: &[(Tid, &PyThreadState)]) -> Vec<RunningLoop> {
     threads
         .iter()
         .filter_map(|&(tid, t)| {

@@ -119,6 +119,7 @@ pub fn merged_index(merged: &Stack, python_index: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::Tid;
     use crate::runtimes::ThreadFindings;
     use crate::stacks::FrameKind;
 
@@ -144,7 +145,7 @@ mod tests {
     }
     fn thread(frames: Vec<Frame>, eval_call: Vec<usize>) -> PythonThread {
         PythonThread {
-            tid: 1,
+            tid: Tid(1),
             name: None,
             frames,
             eval_call,

@@ -52,6 +52,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::capture::MemoryError;
+use crate::ids::Tid;
 use crate::runtimes::{ProcessView, ThreadFindings};
 
 pub use merge::{merge_stacks, merged_index, program_site};
@@ -115,7 +116,7 @@ pub struct PythonProcess {
 #[derive(Debug, Clone, Serialize)]
 pub struct PythonThread {
     /// Host TID.
-    pub tid: i32,
+    pub tid: Tid,
     /// `threading.Thread.name`, from `threading._active[ident]._name`.
     pub name: Option<String>,
     /// Innermost first; kind Python: function = `co_qualname`, file = `co_filename`, line.
@@ -141,10 +142,10 @@ pub struct PythonThread {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct GilState {
     /// Host TID of the holder; exact while `locked`.
-    pub holder_tid: Option<i32>,
+    pub holder_tid: Option<Tid>,
     pub locked: bool,
     /// Host TIDs of threads sleeping in `take_gil`.
-    pub waiters: Vec<i32>,
+    pub waiters: Vec<Tid>,
 }
 
 /// Inspect a process. `Ok(None)`: not a CPython process (no `_PyRuntime`).

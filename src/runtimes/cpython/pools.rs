@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::layout::{pool_objects, PoolObjectsLayout, SimpleQueueLayout};
 use super::naming;
+use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::{TaskPlace, TaskPool, TaskWait};
 
 /// Most items read from one work queue (a pool with more queued tasks is
@@ -47,14 +48,14 @@ fn local(walker: &Walker, frame: &PyFrame, name: &str) -> Option<u64> {
 
 /// One worker thread as found in its frames.
 struct Worker {
-    tid: i32,
+    tid: Tid,
     executor: u64,
     work_queue: u64,
     /// The future of the work item it runs, if it runs one.
     running: Option<u64>,
 }
 
-fn worker_of(walker: &Walker, l: &PoolObjectsLayout, tid: i32, t: &PyThreadState) -> Option<Worker> {
+fn worker_of(walker: &Walker, l: &PoolObjectsLayout, tid: Tid, t: &PyThreadState) -> Option<Worker> {
     let o = walker.obj;
     let k = t
         .frames
@@ -89,7 +90,7 @@ fn worker_of(walker: &Walker, l: &PoolObjectsLayout, tid: i32, t: &PyThreadState
 
 /// The future each pool worker is running (its `_WorkItem.run` frame's
 /// `self.future`), by host TID: whoever awaits that future waits for it.
-pub fn running_futures(walker: &Walker, threads: &[(i32, &PyThreadState)]) -> Vec<(i32, u64)> {
+pub fn running_futures(walker: &Walker, threads: &[(Tid, &PyThreadState)]) -> Vec<(Tid, u64)> {
     let l = pool_objects(walker.layout.version, walker.layout.object.header);
     threads
         .iter()
@@ -181,7 +182,7 @@ pub fn awaited_future(walker: &Walker, t: &PyThreadState) -> Option<(u64, usize)
 
 /// Every ThreadPoolExecutor with at least one live worker, its queue and the
 /// threads waiting for its tasks. `threads` pairs host TIDs with thread states.
-pub fn find(walker: &Walker, pid: i32, threads: &[(i32, &PyThreadState)]) -> Vec<TaskPool> {
+pub fn find(walker: &Walker, pid: Pid, threads: &[(Tid, &PyThreadState)]) -> Vec<TaskPool> {
     let o = walker.obj;
     let l = pool_objects(walker.layout.version, walker.layout.object.header);
     let workers: Vec<Worker> = threads
@@ -193,7 +194,7 @@ pub fn find(walker: &Walker, pid: i32, threads: &[(i32, &PyThreadState)]) -> Vec
         by_executor.entry(w.executor).or_default().push(w);
     }
     // With the callers' frames only: inside Future.result the future is just `self`.
-    let waiting: Vec<(i32, PyThreadState, u64)> = threads
+    let waiting: Vec<(Tid, PyThreadState, u64)> = threads
         .iter()
         .filter_map(|&(tid, t)| {
             let (f, k) = awaited_future(walker, t)?;
@@ -227,7 +228,7 @@ pub fn find(walker: &Walker, pid: i32, threads: &[(i32, &PyThreadState)]) -> Vec
                 .unwrap_or_else(|| "?".into());
             waits.push(TaskWait {
                 tid,
-                future,
+                future: Addr(future),
                 future_name: naming::name_object(walker, t, future).filter(|n| n != "self"),
                 state,
                 place,
@@ -242,18 +243,18 @@ pub fn find(walker: &Walker, pid: i32, threads: &[(i32, &PyThreadState)]) -> Vec
         let name = threads.iter().find_map(|(_, t)| {
             naming::name_object(walker, t, executor).filter(|n| n != "self" && n != "executor_reference")
         });
-        let mut tids: Vec<i32> = ws.iter().map(|w| w.tid).collect();
+        let mut tids: Vec<Tid> = ws.iter().map(|w| w.tid).collect();
         tids.sort_unstable();
         pools.push(TaskPool {
             pid,
-            address: executor,
+            address: Addr(executor),
             kind: o.type_name(executor).unwrap_or_else(|| "executor".into()),
             name,
             thread_name_prefix: o.attr(executor, "_thread_name_prefix").and_then(|s| o.str(s).ok()),
             workers: tids,
             max_workers: int("_max_workers").and_then(|v| u64::try_from(v).ok()),
             started_threads: started,
-            queued,
+            queued: queued.into_iter().map(Addr).collect(),
             waits,
         });
     }

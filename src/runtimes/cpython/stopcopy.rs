@@ -32,6 +32,7 @@ use super::objects::Objects;
 use super::reader::CachedMemory;
 use super::{gil, naming, runtime};
 use crate::capture::{Memory, RuntimeCopy, ThreadSnapshot};
+use crate::ids::Tid;
 use crate::live::Live;
 use crate::proc::MapEntry;
 use crate::symbols::{ModuleCache, ProcessSymbols};
@@ -77,7 +78,7 @@ pub fn copy(prep: &Prepared, live: Live, threads: &[ThreadSnapshot]) -> RuntimeC
     let started = Instant::now();
     let memory = live.memory();
     let cached = CachedMemory::new(&memory);
-    let ns_to_host: HashMap<i32, i32> = threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
+    let ns_to_host: HashMap<i32, Tid> = threads.iter().map(|t| (t.ns_tid, t.tid)).collect();
     let mut complete = Vec::new();
     let mut incomplete = None;
     {

@@ -12,6 +12,7 @@
 //! descriptor + lock. The entry shim and the base frame have owner 3
 //! (`FRAME_OWNED_BY_INTERPRETER`), as in the real 3.14 and 3.15.
 
+use crate::ids::{Pid, Tid};
 use std::time::Duration;
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314, DEBUG_OFFSETS_315};
@@ -322,7 +323,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
         }],
     };
     let snap = Snapshot {
-        pid: 500,
+        pid: Pid(500),
         source: crate::capture::Source::live(500, 500),
         leader_exited: false,
         tracer: None,
@@ -330,7 +331,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
         exe: "/x/python3.14t".into(),
         cmdline: Vec::new(),
         threads: vec![ThreadSnapshot {
-            tid: 77,
+            tid: Tid(77),
             name: "worker".into(),
             state: 'S',
             wchan: "futex_do_wait".into(),
@@ -369,7 +370,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
     assert!(p.gil.is_none(), "GIL disabled");
     assert_eq!(p.threads.len(), 1);
     let th = &p.threads[0];
-    assert_eq!(th.tid, 77);
+    assert_eq!(th.tid.get(), 77);
     assert_eq!(th.ident, 0x7f00_1234_5600);
     assert_eq!(th.frames.len(), 1, "shim and base frames are not Python frames");
     let f = &th.frames[0];
@@ -378,14 +379,14 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
     assert_eq!(f.line, Some(12));
     let w = th.findings.wait.as_ref().expect("parked on lock_b");
     assert_eq!(w.resource.kind, ResourceKind::PyLock);
-    assert_eq!(w.resource.address, lock_b);
+    assert_eq!(w.resource.address.get(), lock_b);
     assert_eq!(w.resource.name.as_deref(), Some("lock_b"));
     assert_eq!(w.owner.confidence(), Confidence::Unknown);
     let holds: Vec<_> = th
         .findings
         .holds
         .iter()
-        .map(|h| (h.resource.kind, h.resource.address, h.confidence))
+        .map(|h| (h.resource.kind, h.resource.address.get(), h.confidence))
         .collect();
     assert_eq!(holds, [(ResourceKind::PyLock, lock_a, Confidence::Exact)]);
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::capture::{Snapshot, SyscallState};
+use crate::ids::{Pid, Tid};
 use crate::memory::{BufferMemory, CopiedRegion};
 use crate::runtimes::frames::testing::stack;
 use crate::runtimes::owners::testing::{anon_map, futex, snapshot, thread, Symbols, Tasks};
@@ -81,21 +82,28 @@ fn abba_normal_mutexes_have_exact_owners_and_holds() {
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
     let w0 = wait(&out[0]);
     assert_eq!(w0.resource.kind, ResourceKind::Mutex);
-    assert_eq!(w0.resource.address, LOCK_B);
+    assert_eq!(w0.resource.address.get(), LOCK_B);
     assert_eq!(w0.resource.name.as_deref(), Some("lock_b"));
-    assert_eq!(w0.resource.pid, PID);
+    assert_eq!(w0.resource.pid.get(), PID);
     assert_eq!(w0.resource.shared_key, None);
     assert_eq!(
-        (w0.owner.tid(), w0.owner.pid(), w0.owner.confidence()),
+        (
+            w0.owner.tid().map(Tid::get),
+            w0.owner.pid().map(Pid::get),
+            w0.owner.confidence()
+        ),
         (Some(11), Some(PID), Confidence::Exact)
     );
     assert_eq!(w0.owner.evidence(), "__owner = 11");
     assert_eq!(w0.how, "pthread_mutex_lock (normal)");
     let w1 = wait(&out[1]);
-    assert_eq!((w1.resource.address, w1.owner.tid()), (LOCK_A, Some(10)));
+    assert_eq!(
+        (w1.resource.address.get(), w1.owner.tid().map(Tid::get)),
+        (LOCK_A, Some(10))
+    );
     // Each thread holds the lock the other waits for.
     assert_eq!(out[0].holds.len(), 1);
-    assert_eq!(out[0].holds[0].resource.address, LOCK_A);
+    assert_eq!(out[0].holds[0].resource.address.get(), LOCK_A);
     assert_eq!(out[0].holds[0].confidence, Confidence::Exact);
     assert_eq!(out[1].holds[0].resource.name.as_deref(), Some("lock_b"));
 }
@@ -119,7 +127,7 @@ fn mutex_types_map_to_kinds() {
         let w = wait(&out[0]);
         assert_eq!(w.resource.kind, expect);
         assert_eq!(w.how, format!("pthread_mutex_lock ({name})"));
-        assert_eq!(w.owner.tid(), Some(11));
+        assert_eq!(w.owner.tid().map(Tid::get), Some(11));
     }
 }
 
@@ -144,7 +152,7 @@ fn timedlock_and_restarted_wait() {
     );
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
     assert_eq!(wait(&out[0]).how, "pthread_mutex_timedlock (normal)");
-    assert_eq!(wait(&out[2]).owner.tid(), Some(11));
+    assert_eq!(wait(&out[2]).owner.tid().map(Tid::get), Some(11));
 }
 
 #[test]
@@ -166,11 +174,15 @@ fn exited_owner_is_dead_and_shared_owner_is_another_process() {
     let out = run(&snap, &img, &lock_symbols(), &[], &tasks);
     let dead = &wait(&out[0]).owner;
     assert!(dead.is_exited(), "{dead:?}");
-    assert_eq!(dead.tid(), Some(999));
+    assert_eq!(dead.tid().map(Tid::get), Some(999));
     let shared = wait(&out[1]);
     assert_eq!(shared.how, "pthread_mutex_lock (normal, process-shared)");
     assert_eq!(
-        (shared.owner.tid(), shared.owner.pid(), shared.owner.is_exited()),
+        (
+            shared.owner.tid().map(Tid::get),
+            shared.owner.pid().map(Pid::get),
+            shared.owner.is_exited()
+        ),
         (Some(501), Some(500), false)
     );
     assert_eq!(shared.resource.shared_key, Some((1, 77, 0)));
@@ -196,11 +208,11 @@ fn robust_mutex_owner_from_lock_word_and_robust_list() {
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::RobustMutex);
-    assert_eq!(w.owner.tid(), Some(11));
+    assert_eq!(w.owner.tid().map(Tid::get), Some(11));
     assert_eq!(w.owner.confidence(), Confidence::Exact);
     assert!(w.owner.evidence().contains("0x8000000b"), "{}", w.owner.evidence());
     assert_eq!(out[1].holds.len(), 1, "one hold, deduplicated: {:?}", out[1].holds);
-    assert_eq!(out[1].holds[0].resource.address, LOCK_A);
+    assert_eq!(out[1].holds[0].resource.address.get(), LOCK_A);
 }
 
 #[test]
@@ -218,7 +230,7 @@ fn robust_list_alone_lists_holds() {
     let kinds: Vec<_> = out[0]
         .holds
         .iter()
-        .map(|h| (h.resource.address, h.resource.kind))
+        .map(|h| (h.resource.address.get(), h.resource.kind))
         .collect();
     assert_eq!(
         kinds,
@@ -240,12 +252,15 @@ fn pi_mutex_owner_from_lock_word() {
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::PiMutex);
     assert_eq!(w.how, "pthread_mutex_lock (normal, priority-inheritance)");
-    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(
+        (w.owner.tid().map(Tid::get), w.owner.confidence()),
+        (Some(11), Confidence::Exact)
+    );
     // LOCK_PI on a word that is not a pthread mutex still has a kernel-maintained owner.
     let mut img2 = Image::new();
     img2.u32(LOCK_A, 11);
     let out2 = run(&snap, &img2, &lock_symbols(), &[], &NoTasks);
-    assert_eq!(wait(&out2[0]).owner.tid(), Some(11));
+    assert_eq!(wait(&out2[0]).owner.tid().map(Tid::get), Some(11));
     assert_eq!(wait(&out2[0]).how, "FUTEX_LOCK_PI (priority-inheritance futex)");
 }
 
@@ -275,14 +290,17 @@ fn rwlock_writer_blocked_by_writer_and_reader_blocked_by_writer() {
     let syms = Symbols(vec![("rw".into(), RW, 56)]);
     let out = run(&snap, &img, &syms, &[], &NoTasks);
     let w = wait(&out[0]);
-    assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::RwLock, RW));
+    assert_eq!((w.resource.kind, w.resource.address.get()), (ResourceKind::RwLock, RW));
     assert_eq!(w.resource.name.as_deref(), Some("rw"));
     assert_eq!(w.how, "pthread_rwlock_wrlock (blocked by a writer)");
-    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(
+        (w.owner.tid().map(Tid::get), w.owner.confidence()),
+        (Some(11), Confidence::Exact)
+    );
     assert_eq!(w.owner.evidence(), "__cur_writer = 11");
     let r = wait(&out[2]);
     assert_eq!(r.how, "pthread_rwlock_rdlock (blocked by a writer)");
-    assert_eq!(r.owner.tid(), Some(11));
+    assert_eq!(r.owner.tid().map(Tid::get), Some(11));
     assert_eq!(out[1].holds.len(), 1);
 }
 
@@ -307,7 +325,10 @@ fn rwlock_writer_blocked_by_readers_has_no_owner() {
     assert!(w.owner.evidence().contains("does not record"), "{}", w.owner.evidence());
     // The queued writer is blocked by the primary writer, deduced from thread 10's wait.
     let q = wait(&out[2]);
-    assert_eq!((q.owner.tid(), q.owner.confidence()), (Some(10), Confidence::Inferred));
+    assert_eq!(
+        (q.owner.tid().map(Tid::get), q.owner.confidence()),
+        (Some(10), Confidence::Inferred)
+    );
     assert_eq!(out[0].holds.len(), 1);
     assert_eq!(out[0].holds[0].confidence, Confidence::Inferred);
 }
@@ -336,7 +357,7 @@ fn rwlock_role_from_function_names() {
     let w = wait(&out[0]);
     assert_eq!(w.how, "pthread_rwlock_wrlock_full64 (blocked by a writer)");
     assert_eq!(w.site_frame, Some(3));
-    assert_eq!(w.owner.tid(), Some(11));
+    assert_eq!(w.owner.tid().map(Tid::get), Some(11));
 }
 
 #[test]
@@ -356,7 +377,10 @@ fn join_waits_on_the_joined_threads_tid() {
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("t11"));
-    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(
+        (w.owner.tid().map(Tid::get), w.owner.confidence()),
+        (Some(11), Confidence::Exact)
+    );
     assert!(w.owner.evidence().contains("tid field"), "{}", w.owner.evidence());
     assert!(out[1].holds.is_empty(), "a joined thread holds nothing");
 
@@ -392,7 +416,10 @@ fn cond_wait_names_its_mutex_through_the_cleanup_buffer() {
     let snap = snapshot(PID, vec![thread(10, futex(cond + 40, 393, 0), fs10)], vec![]);
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
     let w = wait(&out[0]);
-    assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::CondVar, cond));
+    assert_eq!(
+        (w.resource.kind, w.resource.address.get()),
+        (ResourceKind::CondVar, cond)
+    );
     assert_eq!(w.how, format!("pthread_cond_wait (with mutex lock_a at {LOCK_A:#x})"));
     assert_eq!(w.owner.confidence(), Confidence::Unknown);
 }
@@ -417,7 +444,7 @@ fn cond_sem_and_barrier_from_memory_alone() {
     );
     let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
     assert_eq!(
-        (wait(&out[0]).resource.kind, wait(&out[0]).resource.address),
+        (wait(&out[0]).resource.kind, wait(&out[0]).resource.address.get()),
         (ResourceKind::CondVar, cond)
     );
     assert_eq!(
@@ -425,7 +452,7 @@ fn cond_sem_and_barrier_from_memory_alone() {
         (ResourceKind::Semaphore, "sem_wait (value 0, 1 waiter(s))")
     );
     assert_eq!(
-        (wait(&out[2]).resource.kind, wait(&out[2]).resource.address),
+        (wait(&out[2]).resource.kind, wait(&out[2]).resource.address.get()),
         (ResourceKind::Barrier, bar)
     );
     assert_eq!(wait(&out[2]).how, "pthread_barrier_wait (1 of 2 arrived)");
@@ -459,7 +486,7 @@ fn rust_std_futex_wait_is_not_guessed_as_a_glibc_object() {
     // Without names, memory alone still recognizes the glibc condvar.
     let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
     assert_eq!(
-        (wait(&out[0]).resource.kind, wait(&out[0]).resource.address),
+        (wait(&out[0]).resource.kind, wait(&out[0]).resource.address.get()),
         (ResourceKind::CondVar, cond)
     );
 }
@@ -514,7 +541,10 @@ fn stdio_lock_owner_is_a_struct_pthread() {
     let out = run(&snap, &img, &Symbols::default(), &[], &NoTasks);
     let w = wait(&out[0]);
     assert_eq!(w.resource.kind, ResourceKind::RecursiveMutex);
-    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(
+        (w.owner.tid().map(Tid::get), w.owner.confidence()),
+        (Some(11), Confidence::Exact)
+    );
 }
 
 #[test]
@@ -523,7 +553,7 @@ fn self_owned_normal_mutex_is_reported_as_such() {
     img.mutex(LOCK_A, 2, 10, 0);
     let snap = snapshot(PID, vec![thread(10, futex(LOCK_A, 128, 2), 0)], vec![]);
     let out = run(&snap, &img, &lock_symbols(), &[], &NoTasks);
-    assert_eq!(wait(&out[0]).owner.tid(), Some(10));
+    assert_eq!(wait(&out[0]).owner.tid().map(Tid::get), Some(10));
     assert_eq!(out[0].holds.len(), 1);
 }
 
@@ -621,13 +651,25 @@ mod pi_park {
         let out = analyze_scene(&snap, &mem, &stacks);
 
         let w1 = wait(&out[1]);
-        assert_eq!((w1.resource.kind, w1.resource.address), (ResourceKind::PiMutex, LOCK_B));
-        assert_eq!((w1.owner.tid(), w1.owner.confidence()), (Some(11), Confidence::Exact));
+        assert_eq!(
+            (w1.resource.kind, w1.resource.address.get()),
+            (ResourceKind::PiMutex, LOCK_B)
+        );
+        assert_eq!(
+            (w1.owner.tid().map(Tid::get), w1.owner.confidence()),
+            (Some(11), Confidence::Exact)
+        );
 
         let w2 = wait(&out[2]);
-        assert_eq!((w2.resource.kind, w2.resource.address), (ResourceKind::PiMutex, LOCK_A));
+        assert_eq!(
+            (w2.resource.kind, w2.resource.address.get()),
+            (ResourceKind::PiMutex, LOCK_A)
+        );
         assert_eq!(w2.resource.name.as_deref(), Some("lock_a"));
-        assert_eq!((w2.owner.tid(), w2.owner.pid()), (Some(10), Some(PID)));
+        assert_eq!(
+            (w2.owner.tid().map(Tid::get), w2.owner.pid().map(Pid::get)),
+            (Some(10), Some(PID))
+        );
         assert_eq!(
             w2.owner.confidence(),
             Confidence::Inferred,
@@ -645,13 +687,16 @@ mod pi_park {
         assert!(out[1]
             .holds
             .iter()
-            .any(|h| h.resource.address == LOCK_A && h.confidence == Confidence::Inferred));
+            .any(|h| h.resource.address.get() == LOCK_A && h.confidence == Confidence::Inferred));
 
         // The two waits close the cycle t1 -> t2 -> t1, inferred (its weakest
         // edge); the graph's part, turning these findings into that cycle, is
         // asserted end to end on the real fixture (tests/deadlocks.rs `pi_cycle`).
-        assert_eq!((snap.threads[1].tid, snap.threads[2].tid), (10, 11));
-        assert_eq!((w1.owner.tid(), w2.owner.tid()), (Some(11), Some(10)));
+        assert_eq!((snap.threads[1].tid.get(), snap.threads[2].tid.get()), (10, 11));
+        assert_eq!(
+            (w1.owner.tid().map(Tid::get), w2.owner.tid().map(Tid::get)),
+            (Some(11), Some(10))
+        );
     }
 
     #[test]
@@ -682,7 +727,10 @@ mod pi_park {
         let (snap, mem, stacks) = scene(&img, &words, 0, None);
         let out = analyze_scene(&snap, &mem, &stacks);
         let w2 = wait(&out[2]);
-        assert_eq!((w2.resource.address, w2.owner.tid()), (LOCK_B, Some(11)));
+        assert_eq!(
+            (w2.resource.address.get(), w2.owner.tid().map(Tid::get)),
+            (LOCK_B, Some(11))
+        );
         assert!(w2.owner.evidence().contains("relocking"), "{}", w2.owner.evidence());
     }
 
@@ -695,7 +743,7 @@ mod pi_park {
         snap.threads[2].syscall = futex(SP + 0x380, 393, 0);
         let out = analyze_scene(&snap, &mem, &stacks);
         let w2 = wait(&out[2]);
-        assert_ne!(w2.resource.address, LOCK_A);
+        assert_ne!(w2.resource.address.get(), LOCK_A);
         assert_eq!(w2.owner.tid(), None);
     }
 }

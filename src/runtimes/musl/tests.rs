@@ -1,6 +1,7 @@
 //! musl waits from hand-built memory laid out as musl 1.2.3 lays it out.
 
 use super::*;
+use crate::ids::Tid;
 use crate::memory::{BufferMemory, CopiedRegion};
 use crate::runtimes::owners::testing::{futex, snapshot, thread, Symbols};
 use crate::runtimes::owners::NoTasks;
@@ -52,13 +53,16 @@ fn errorcheck_cycle_owners_are_exact() {
     let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
     let w0 = out[0].wait.as_ref().expect("thread 11 waits");
     assert_eq!(
-        (w0.resource.kind, w0.resource.address, w0.resource.name.as_deref()),
+        (w0.resource.kind, w0.resource.address.get(), w0.resource.name.as_deref()),
         (ResourceKind::ErrorCheckMutex, M, Some("lock_b"))
     );
-    assert_eq!((w0.owner.tid(), w0.owner.confidence()), (Some(11), Confidence::Exact));
+    assert_eq!(
+        (w0.owner.tid().map(Tid::get), w0.owner.confidence()),
+        (Some(11), Confidence::Exact)
+    );
     assert_eq!(w0.owner.evidence(), "_m_lock = 0x8000000b: owner TID 11");
     let w1 = out[1].wait.as_ref().unwrap();
-    assert_eq!((w1.resource.address, w1.owner.tid()), (N, Some(12)));
+    assert_eq!((w1.resource.address.get(), w1.owner.tid().map(Tid::get)), (N, Some(12)));
     assert_eq!(w1.how, "pthread_mutex_lock (errorcheck)");
     assert_eq!(out[1].holds.len(), 1);
 }
@@ -83,7 +87,7 @@ fn normal_mutex_owner_is_not_made_up() {
     let syms = Symbols::default();
     let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
     let w = out[0].wait.as_ref().unwrap();
-    assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::Mutex, M));
+    assert_eq!((w.resource.kind, w.resource.address.get()), (ResourceKind::Mutex, M));
     assert_eq!(w.owner.confidence(), Confidence::Unknown);
     assert!(
         w.owner.evidence().starts_with("musl's normal mutexes record no owner"),
@@ -116,7 +120,10 @@ fn join_names_the_joined_thread() {
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("t12"));
-    assert_eq!((w.owner.tid(), w.owner.confidence()), (Some(12), Confidence::Exact));
+    assert_eq!(
+        (w.owner.tid().map(Tid::get), w.owner.confidence()),
+        (Some(12), Confidence::Exact)
+    );
     // The same word in a descriptor that is not the joined thread's fs_base: not claimed.
     let snap2 = snapshot(
         11,
@@ -139,7 +146,7 @@ fn rwlock_waits() {
     let syms = Symbols::default();
     let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
     let w = out[0].wait.as_ref().unwrap();
-    assert_eq!((w.resource.kind, w.resource.address), (ResourceKind::RwLock, M));
+    assert_eq!((w.resource.kind, w.resource.address.get()), (ResourceKind::RwLock, M));
     assert!(w.how.contains("blocked by a writer"), "{}", w.how);
     assert_eq!(w.owner.confidence(), Confidence::Unknown);
 }
