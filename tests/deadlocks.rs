@@ -648,6 +648,64 @@ fn abba() {
     );
 }
 
+/// Locks in the zero-filled tail of .bss (fixtures/c/bss_tail_abba.c): that
+/// memory is an anonymous mapping, not named after the executable, and a
+/// module that ended at its last file-backed mapping left them without a
+/// module, a symbol and a name. Where the linker puts a static moves with
+/// the executable's size, so any lock could land there (lockdump's own demo
+/// lock did when a change grew the binary).
+#[test]
+fn locks_in_the_zero_filled_tail_of_bss_are_named() {
+    let fx = start_c("bss_tail_abba");
+    // Only a test if the locks really lie in an anonymous mapping.
+    let maps = std::fs::read_to_string(format!("/proc/{}/maps", fx.pid())).unwrap();
+    for name in ["lock_a", "lock_b"] {
+        let addr = fx.lock(name);
+        let line = maps
+            .lines()
+            .find(|l| {
+                let range = l.split_whitespace().next().unwrap_or_default();
+                let (lo, hi) = range.split_once('-').unwrap_or_default();
+                let (lo, hi) = (
+                    u64::from_str_radix(lo, 16).unwrap(),
+                    u64::from_str_radix(hi, 16).unwrap(),
+                );
+                (lo..hi).contains(&addr)
+            })
+            .unwrap_or_else(|| panic!("{name} at {addr:#x} in no mapping:\n{maps}"));
+        assert_eq!(
+            line.split_whitespace().count(),
+            5,
+            "{name} at {addr:#x} must lie in an anonymous mapping (the .bss tail) for this test to test anything: {line}"
+        );
+    }
+    let src = c_source("bss_tail_abba.c");
+    let member = |ready: &'static str| Target::Lock {
+        ready,
+        symbol: Some(format!("tail.{ready}")),
+    };
+    let hops = [
+        Hop {
+            waiter: "t1",
+            target: member("lock_b"),
+            kind: "mutex",
+            owner: "t2",
+            confidence: "exact",
+            site: site("t1_main", src.clone(), "t1"),
+        },
+        Hop {
+            waiter: "t2",
+            target: member("lock_a"),
+            kind: "mutex",
+            owner: "t1",
+            confidence: "exact",
+            site: site("t2_main", src, "t2"),
+        },
+    ];
+    let run = dumped(&fx, "bss_tail_abba", TargetKind::Live);
+    check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
+}
+
 /// The AB-BA cycle read from a gcore of the fixture: what the live run's
 /// JSON says (tests `abba` above), from the core.
 #[test]

@@ -449,8 +449,6 @@ fn load_vdso(snapshot: &Snapshot) -> Option<MappedModule> {
     })
 }
 
-/// A loaded file placed where its mappings are (`maps`, one file's): its
-/// extent and load bias; `None` when no mapping matches a PT_LOAD segment.
 /// Where the module's memory ends: past its last file-backed mapping when
 /// the segment that mapping belongs to goes on in memory. The zero-filled
 /// tail of a writable segment (`.bss` past the last page that holds file
@@ -473,6 +471,8 @@ fn loaded_end(module: &ElfModule, bias: u64, mapped_end: u64) -> u64 {
         .unwrap_or(mapped_end)
 }
 
+/// A loaded file placed where its mappings are (`maps`, one file's): its
+/// extent and load bias; `None` when no mapping matches a PT_LOAD segment.
 fn place(module: std::sync::Arc<ElfModule>, maps: &[&MapEntry], shown: &std::path::Path) -> Option<MappedModule> {
     let offsets: Vec<(u64, u64)> = maps.iter().map(|m| (m.start, m.offset)).collect();
     let bias = module.load_bias(&offsets)?;
