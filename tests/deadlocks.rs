@@ -538,7 +538,17 @@ fn mutex_headline(threads: usize, mutexes: usize) -> String {
 /// The AB-BA cycle of fixtures/c/abba.c: t1 holds lock_a and waits for
 /// lock_b, t2 the reverse.
 fn abba_hops() -> [Hop; 2] {
-    let src = c_source("abba.c");
+    abba_hops_in("abba.c", "")
+}
+
+/// The AB-BA cycle of `file` (abba.c's shape: t1_main and t2_main), its
+/// locks named `{prefix}lock_a` and `{prefix}lock_b`.
+fn abba_hops_in(file: &str, prefix: &str) -> [Hop; 2] {
+    let src = c_source(file);
+    let lock = |ready: &'static str| Target::Lock {
+        ready,
+        symbol: Some(format!("{prefix}{ready}")),
+    };
     [
         Hop {
             waiter: "t1",
@@ -679,29 +689,7 @@ fn locks_in_the_zero_filled_tail_of_bss_are_named() {
             "{name} at {addr:#x} must lie in an anonymous mapping (the .bss tail) for this test to test anything: {line}"
         );
     }
-    let src = c_source("bss_tail_abba.c");
-    let member = |ready: &'static str| Target::Lock {
-        ready,
-        symbol: Some(format!("tail.{ready}")),
-    };
-    let hops = [
-        Hop {
-            waiter: "t1",
-            target: member("lock_b"),
-            kind: "mutex",
-            owner: "t2",
-            confidence: "exact",
-            site: site("t1_main", src.clone(), "t1"),
-        },
-        Hop {
-            waiter: "t2",
-            target: member("lock_a"),
-            kind: "mutex",
-            owner: "t1",
-            confidence: "exact",
-            site: site("t2_main", src, "t2"),
-        },
-    ];
+    let hops = abba_hops_in("bss_tail_abba.c", "tail.");
     let run = dumped(&fx, "bss_tail_abba", TargetKind::Live);
     check_cycle(&fx, &run, &hops, "exact", &same_pid(&fx));
 }
