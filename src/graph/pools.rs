@@ -77,7 +77,7 @@ pub fn starved<'a>(
         let Some(f) = findings(tid) else {
             return Err(format!("worker {tid} was not inspected"));
         };
-        if !(matches!(f.sleep, Sleep::Futex { .. }) && f.wait.as_ref().is_some_and(|w| w.ends.untimed())) {
+        if !matches!(f.sleep, Sleep::Futex { .. }) || f.wait.as_ref().is_some_and(|w| !w.ends.untimed()) {
             return Err(format!("worker {tid} is not in an untimed futex wait"));
         }
         if f.wait.as_ref().map(|w| w.resource.kind) != Some(ResourceKind::PyCondition) {
