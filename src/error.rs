@@ -79,9 +79,7 @@ const CAP_SYS_PTRACE: u32 = 19;
 /// Whether this process has CAP_SYS_PTRACE in its effective set
 /// (`CapEff` in /proc/self/status; `None` if unreadable).
 fn has_cap_sys_ptrace() -> Option<bool> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim();
-    let eff = u64::from_str_radix(hex, 16).ok()?;
+    let eff = procfs::process::Process::myself().ok()?.status().ok()?.capeff;
     Some(eff & (1 << CAP_SYS_PTRACE) != 0)
 }
 
@@ -90,20 +88,21 @@ fn has_cap_sys_ptrace() -> Option<bool> {
 /// ownership and PR_SET_DUMPABLE), while its real UID (status `Uid:`) stays.
 fn not_dumpable(pid: i32) -> bool {
     use std::os::unix::fs::MetadataExt;
+    // The owner of a file in /proc/PID, by hand: procfs's
+    // `Process::uid()` is the owner of the /proc/PID directory, which keeps
+    // the real owner when the files become root's.
     let Ok(owner) = std::fs::metadata(format!("/proc/{pid}/stat")).map(|m| m.uid()) else {
         return false;
     };
-    let real = std::fs::read_to_string(format!("/proc/{pid}/status"))
+    let real = procfs::process::Process::new(pid)
+        .and_then(|p| p.status())
         .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
-        });
+        .map(|s| s.ruid);
     owner == 0 && real.is_some_and(|uid| uid != 0)
 }
 
 pub fn permission_denied(pid: i32) -> InspectError {
+    // procfs 0.17 has no reader for Yama's ptrace_scope: read by hand.
     let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "absent".into());

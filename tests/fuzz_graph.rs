@@ -34,6 +34,7 @@ fn waits_for(owner: i32, recursive: bool) -> ThreadFindings {
             owner: Owner::held_by(Pid(PID), Tid(owner), Confidence::Exact, format!("__owner = {owner}")),
             how: "pthread_mutex_lock".into(),
             site_frame: None,
+            ends: lockdump::test_support::runtimes::Ends::WITH_CALL,
         }),
         holds: vec![],
         blocked_in: None,

@@ -41,13 +41,11 @@ pub fn describe_threads(pid: i32, tids: &[i32], max: usize) -> String {
 /// The frozen cgroup `pid` is in, as a sentence with the way to thaw it,
 /// or `None` when it is not frozen (or that cannot be read).
 pub fn frozen_cgroup(pid: i32) -> Option<String> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    for line in cgroups.lines() {
-        // proc(7), /proc/PID/cgroup: "hierarchy-ID:controller-list:cgroup-path".
-        let mut f = line.splitn(3, ':');
-        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-        let path = path.trim_start_matches('/');
-        if controllers.split(',').any(|c| c == "freezer") {
+    // proc(7), /proc/PID/cgroup: "hierarchy-ID:controller-list:cgroup-path".
+    let cgroups = procfs::process::Process::new(pid).ok()?.cgroups().ok()?;
+    for g in &cgroups.0 {
+        let (controllers, path) = (&g.controllers, g.pathname.trim_start_matches('/'));
+        if controllers.iter().any(|c| c == "freezer") {
             let dir = format!("/sys/fs/cgroup/freezer/{path}");
             let state = std::fs::read_to_string(format!("{dir}/freezer.state")).unwrap_or_default();
             let state = state.trim();

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{Asleep, Leads, PeerKind, Peers, ProcessBehind, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
 use crate::ids::{Pid, Tid};
-use crate::runtimes::{Confidence, ResourceKind, Sleep, TaskPlace, ThreadFindings};
+use crate::runtimes::{Confidence, Deadline, ResourceKind, Sleep, TaskPlace, ThreadFindings};
 
 /// Timed waits that end within this long break a cycle "by timeout"; a
 /// longer timeout leaves it a plain deadlock (nobody waits an hour for a
@@ -99,15 +99,12 @@ fn asleep_for_good(t: &Sleeper, w: &World) -> Judgement {
         });
     };
     let kind = wait.resource.kind;
-    // Every timed wait ends. CPython's GIL waiters are the exception: take_gil
-    // waits in 5 ms slices to ask the holder to drop it, and loops.
-    if f.sleep.timed_futex() {
-        if kind != ResourceKind::Gil {
-            return outside(match f.sleep.timeout() {
-                Some(to) => format!("a timed wait: {}", to.describe()),
-                None => "a timed wait (its timeout could not be read)".into(),
-            });
-        }
+    // A wait that ends by itself ends (its runtime says which do: a GIL
+    // wait's 5 ms slices do not).
+    match wait.ends.by_itself() {
+        Some(Deadline::In(to)) => return outside(format!("a timed wait: {}", to.describe())),
+        Some(_) => return outside("a timed wait (its timeout could not be read)"),
+        None => {}
     }
     // A worker of a starved pool waits for a task only the pool's workers
     // could run, and they all wait likewise.
@@ -378,13 +375,7 @@ pub fn settle<'a>(
             d.threads
                 .iter()
                 .filter_map(|t| w.threads.get(t))
-                .filter(|t| {
-                    t.findings
-                        .wait
-                        .as_ref()
-                        .is_some_and(|w| w.resource.kind != ResourceKind::Gil)
-                })
-                .filter_map(|t| t.findings.sleep.timeout())
+                .filter_map(|t| t.findings.wait.as_ref()?.ends.timeout())
                 .map(|to| to.in_ms.max(0))
                 .filter(|&ms| ms <= TIMEOUT_BREAKS_CYCLE_MS)
                 .min()

@@ -15,7 +15,7 @@
 
 use super::{ProcessFacts, ThreadId};
 use crate::ids::{Pid, Tid};
-use crate::runtimes::{Deadline, ResourceKind, Sleep, TaskPlace, TaskPool, TaskWait, ThreadFindings};
+use crate::runtimes::{ResourceKind, Sleep, TaskPlace, TaskPool, TaskWait, ThreadFindings};
 
 /// A pool whose every worker waits for a task only its workers could run.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -78,12 +78,7 @@ pub fn starved<'a>(
         let Some(f) = findings(tid) else {
             return Err(format!("worker {tid} was not inspected"));
         };
-        if !matches!(
-            f.sleep,
-            Sleep::Futex {
-                timeout: Deadline::Never
-            }
-        ) {
+        if !matches!(f.sleep, Sleep::Futex { .. }) || f.wait.as_ref().is_some_and(|w| !w.ends.untimed()) {
             return Err(format!("worker {tid} is not in an untimed futex wait"));
         }
         if f.wait.as_ref().map(|w| w.resource.kind) != Some(ResourceKind::PyCondition) {

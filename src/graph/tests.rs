@@ -1,7 +1,7 @@
 //! Wait-for graph: cycle shapes, non-cycle hangs, determinism and bounds.
 
 use super::*;
-use crate::runtimes::{Deadline, Owner, ResourceKind, Sleep, Timeout, Wait};
+use crate::runtimes::{Deadline, Ends, Owner, ResourceKind, Sleep, Timeout, Wait};
 
 const PID: i32 = 100;
 
@@ -30,6 +30,7 @@ fn waits(kind: ResourceKind, addr: u64, owner: Option<i32>, confidence: Confiden
             },
             how: "pthread_mutex_lock (normal)".into(),
             site_frame: None,
+            ends: crate::runtimes::Ends::WITH_CALL,
         }),
         holds: vec![],
         blocked_in: None,
@@ -303,6 +304,7 @@ fn cross_process_cycle_through_shared_mutexes() {
             owner: Owner::held_by(Pid(owner.0), Tid(owner.1), Confidence::Exact, String::new()),
             how: String::new(),
             site_frame: None,
+            ends: crate::runtimes::Ends::WITH_CALL,
         }),
         holds: vec![],
         blocked_in: None,
@@ -519,27 +521,49 @@ fn pool_whose_every_thread_waits_is_stuck() {
 #[test]
 fn timed_waits_are_never_asleep_for_good_and_mark_cycles() {
     let mut a = waits_on(0xb, 8);
-    a.sleep = Sleep::Futex {
+    a.set_sleep(Sleep::Futex {
         timeout: Deadline::In(Timeout {
             in_ms: 2400,
             relative: false,
             clock: None,
         }),
-    };
+    });
     let v = settled(&[(7, a.clone()), (8, waits_on(0xa, 7))], SignalWayOut::None);
     assert_eq!(v.kind(), VerdictKind::Deadlock, "still a deadlock");
     assert_eq!(v.breaks_by_timeout_ms, vec![Some(2400)]);
     assert_eq!(asleep(&v, 7).why, "a timed wait: times out in 2.4 s");
     assert!(v.stuck.is_empty(), "a timed wait in the process: {:?}", v.stuck);
     // A timeout longer than an hour leaves a plain deadlock.
+    let mut later = a.sleep.clone();
     if let Sleep::Futex {
         timeout: Deadline::In(to),
-    } = &mut a.sleep
+    } = &mut later
     {
         to.in_ms = TIMEOUT_BREAKS_CYCLE_MS + 1;
     }
+    a.set_sleep(later);
     let v = settled(&[(7, a), (8, waits_on(0xa, 7))], SignalWayOut::None);
     assert_eq!(v.breaks_by_timeout_ms, vec![None]);
+}
+
+/// A wait whose runtime says it does not end by itself (CPython's GIL
+/// waits time out every 5 ms and wait again) is no way out, though its call
+/// has a timeout: the graph takes the runtime's word, with no kind of its own.
+#[test]
+fn a_timed_call_whose_wait_does_not_end_is_no_way_out() {
+    let mut a = waits_on(0xb, 8);
+    a.wait.as_mut().unwrap().ends = Ends::NotByItself { why: "it loops" };
+    a.set_sleep(Sleep::Futex {
+        timeout: Deadline::In(Timeout {
+            in_ms: 5,
+            relative: false,
+            clock: None,
+        }),
+    });
+    let v = settled(&[(7, a), (8, waits_on(0xa, 7))], SignalWayOut::None);
+    assert_eq!(v.kind(), VerdictKind::Deadlock);
+    assert_eq!(v.breaks_by_timeout_ms, vec![None]);
+    assert!(asleep(&v, 7).asleep_for_good, "{}", asleep(&v, 7).why);
 }
 
 #[test]
@@ -610,12 +634,11 @@ mod pools {
     use crate::runtimes::{Sleep, TaskPlace, TaskPool, TaskWait};
 
     fn cond_wait(timed: bool) -> ThreadFindings {
-        ThreadFindings {
-            sleep: Sleep::Futex {
-                timeout: if timed { Deadline::Unread } else { Deadline::Never },
-            },
-            ..ownerless(ResourceKind::PyCondition, 0x500)
-        }
+        let mut f = ownerless(ResourceKind::PyCondition, 0x500);
+        f.set_sleep(Sleep::Futex {
+            timeout: if timed { Deadline::Unread } else { Deadline::Never },
+        });
+        f
     }
 
     fn pool(places: &[(i32, TaskPlace)]) -> TaskPool {

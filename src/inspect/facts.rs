@@ -123,7 +123,7 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
             .unwrap_or_else(|| t.name.clone());
         thread_names.insert(t.tid, name);
         let f = &ins.findings[i];
-        if f.sleep.timed_futex() {
+        if f.wait.as_ref().is_some_and(|w| w.ends.by_itself().is_some()) {
             thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
         }
         let Some(w) = &f.wait else { continue };

@@ -6,7 +6,6 @@
 //! network lookup (the host name is the kernel's UTS name, as `hostname`
 //! prints it: inside a pod or container, the pod's or container's name).
 
-use std::os::unix::fs::MetadataExt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -23,15 +22,15 @@ pub struct Host {
 
 impl Host {
     pub fn read() -> Host {
-        let read = |p: &str| {
-            std::fs::read_to_string(p)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        };
+        let nonempty = |s: String| Some(s.trim().to_string()).filter(|s| !s.is_empty());
         Host {
-            name: read("/proc/sys/kernel/hostname"),
-            boot_id: read("/proc/sys/kernel/random/boot_id"),
+            // procfs 0.17 has no reader for the UTS host name
+            // (procfs::sys::kernel reads version, ostype, pid_max, ... but
+            // not hostname): read by hand.
+            name: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .and_then(nonempty),
+            boot_id: procfs::sys::kernel::random::boot_id().ok().and_then(nonempty),
         }
     }
 }
@@ -63,16 +62,20 @@ pub struct ProcessIdentity {
 
 impl ProcessIdentity {
     pub fn read(pid: i32) -> ProcessIdentity {
-        let ns = |p: &str| std::fs::metadata(p).ok().map(|m| m.ino());
-        let pid_ns = ns(&format!("/proc/{pid}/ns/pid"));
-        let own = ns("/proc/self/ns/pid");
+        use procfs::process::Process;
+        let process = Process::new(pid).ok();
+        // The inode of ns/pid (procfs stats each entry of the ns directory).
+        let ns = |p: Option<&Process>| {
+            let all = p?.namespaces().ok()?;
+            all.0.get(std::ffi::OsStr::new("pid")).map(|n| n.identifier)
+        };
+        let pid_ns = ns(process.as_ref());
+        let own = ns(Process::myself().ok().as_ref());
         ProcessIdentity {
             pid,
             pid_ns,
             other_pid_ns: pid_ns.is_some() && own.is_some() && pid_ns != own,
-            container: std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
-                .ok()
-                .and_then(|s| container_of(&s)),
+            container: process.and_then(|p| p.cgroups().ok()).and_then(|g| container_in(&g.0)),
         }
     }
 }
@@ -90,18 +93,20 @@ fn is_hex_id(s: &str) -> bool {
 /// with `_` for `-` under systemd). A process in its own cgroup namespace
 /// sees `0::/` and no ID: then `None`.
 pub fn container_of(cgroup_file: &str) -> Option<Container> {
-    // Prefer the unified (v2) line; else the first v1 line that names one.
-    let mut lines: Vec<&str> = cgroup_file.lines().filter(|l| l.starts_with("0::")).collect();
-    lines.extend(cgroup_file.lines().filter(|l| !l.starts_with("0::")));
-    for line in lines {
-        let Some(path) = line.splitn(3, ':').nth(2) else {
-            continue;
-        };
-        if let Some(c) = container_in_path(path) {
-            return Some(c);
-        }
-    }
-    None
+    use procfs::FromBufRead;
+    let groups = procfs::ProcessCGroups::from_buf_read(cgroup_file.as_bytes()).ok()?;
+    container_in(&groups.0)
+}
+
+/// [`container_of`] for the lines procfs read from `/proc/PID/cgroup`.
+fn container_in(groups: &[procfs::ProcessCGroup]) -> Option<Container> {
+    // Prefer the unified (v2) line `0::PATH`; else the first v1 line that names one.
+    let unified = |g: &&procfs::ProcessCGroup| g.hierarchy == 0 && g.controllers.is_empty();
+    let lines = groups
+        .iter()
+        .filter(unified)
+        .chain(groups.iter().filter(|g| !unified(g)));
+    lines.into_iter().find_map(|g| container_in_path(&g.pathname))
 }
 
 fn container_in_path(path: &str) -> Option<Container> {

@@ -130,6 +130,36 @@ impl FutexTimeout {
     }
 }
 
+/// The timeout argument (`utime`) of a futex wait, as the call was made.
+/// One enum rather than a `timed` flag beside an `Option`: "untimed, with a
+/// timeout" cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeoutArg {
+    /// `utime` is null: only a wake-up (or a signal) ends the call.
+    Untimed,
+    /// A timeout was given, but the caller's `struct timespec` could not be
+    /// read from the snapshot (or is not one the kernel accepts).
+    Unread,
+    /// A timeout was given and read (the caller's `struct timespec` is on its
+    /// stack, copied at the stop).
+    Read(FutexTimeout),
+}
+
+impl TimeoutArg {
+    /// A timeout was given (`utime` non-null), readable or not.
+    pub fn is_timed(self) -> bool {
+        !matches!(self, TimeoutArg::Untimed)
+    }
+
+    /// The timeout, when one was given and read.
+    pub fn read(self) -> Option<FutexTimeout> {
+        match self {
+            TimeoutArg::Read(t) => Some(t),
+            TimeoutArg::Untimed | TimeoutArg::Unread => None,
+        }
+    }
+}
+
 /// Read a `struct timespec` (`{i64 tv_sec; i64 tv_nsec}`) and check it is one
 /// the kernel would accept (`tv_nsec` in 0..1e9, `tv_sec` not negative).
 pub fn read_timespec(mem: &dyn Memory, addr: u64) -> Option<i128> {
@@ -156,12 +186,8 @@ pub struct FutexWait {
     pub clock_realtime: bool,
     /// The value the caller expected (`val`); not meaningful for PI locks.
     pub expected: u32,
-    /// A timeout was given (`utime` non-null).
-    pub timed: bool,
-    /// The timeout `utime` points to, read from the snapshot (the caller's
-    /// `struct timespec` is on its stack, copied at the stop); `None` when
-    /// untimed or unreadable.
-    pub timeout: Option<FutexTimeout>,
+    /// The timeout `utime` points to: none, unreadable, or read.
+    pub timeout: TimeoutArg,
     /// The futex word as read from the target (after the snapshot; may have moved on).
     pub current: u32,
     /// Second address (`uaddr2`) for `FUTEX_WAIT_REQUEUE_PI`: the PI mutex.
@@ -218,10 +244,10 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
         }
     }
     let timeout = if utime == 0 {
-        None
+        TimeoutArg::Untimed
     } else {
         let realtime = op & FUTEX_CLOCK_REALTIME != 0;
-        read_timespec(mem, utime).map(|ns| match cmd {
+        let read = read_timespec(mem, utime).map(|ns| match cmd {
             FutexCmd::Wait => FutexTimeout::Relative { ns },
             // LOCK_PI's timeout is on CLOCK_REALTIME whatever the flag says.
             FutexCmd::LockPi => FutexTimeout::Absolute {
@@ -232,7 +258,8 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
                 clock: if realtime { Clock::Realtime } else { Clock::Monotonic },
                 ns,
             },
-        })
+        });
+        read.map_or(TimeoutArg::Unread, TimeoutArg::Read)
     };
     Some(FutexWait {
         addr,
@@ -241,7 +268,6 @@ pub fn decode(sys: &SyscallState, mem: &dyn Memory) -> Option<FutexWait> {
         private: op & FUTEX_PRIVATE_FLAG != 0,
         clock_realtime: op & FUTEX_CLOCK_REALTIME != 0,
         expected,
-        timed: utime != 0,
         timeout,
         current,
         uaddr2: (cmd == FutexCmd::WaitRequeuePi).then_some(uaddr2),
@@ -330,7 +356,7 @@ mod tests {
             (w.addr, w.cmd, w.private, w.expected, w.current),
             (0x1000, FutexCmd::Wait, true, 2, 2)
         );
-        assert!(!w.timed && !w.clock_realtime);
+        assert!(!w.timeout.is_timed() && !w.clock_realtime);
         assert_eq!(w.describe(), "futex(0x1000, FUTEX_WAIT_PRIVATE, 2)");
     }
 
@@ -398,15 +424,18 @@ mod tests {
             realtime_ns: 2_000_000_000,
         };
         let rel = decode(&sys(202, [0x1000, 128, 2, 0x1010, 0, 0], false), &m).unwrap();
-        assert_eq!(rel.timeout, Some(FutexTimeout::Relative { ns: 2_500_000_000 }));
-        assert_eq!(rel.timeout.unwrap().remaining_ns(&now), 2_500_000_000);
+        assert_eq!(
+            rel.timeout,
+            TimeoutArg::Read(FutexTimeout::Relative { ns: 2_500_000_000 })
+        );
+        assert_eq!(rel.timeout.read().unwrap().remaining_ns(&now), 2_500_000_000);
         let mono = decode(&sys(202, [0x1000, 137, 2, 0x1010, 0, u32::MAX as u64], false), &m).unwrap();
-        assert_eq!(mono.timeout.unwrap().remaining_ns(&now), 1_500_000_000);
+        assert_eq!(mono.timeout.read().unwrap().remaining_ns(&now), 1_500_000_000);
         let real = decode(&sys(202, [0x1000, 393, 2, 0x1010, 0, u32::MAX as u64], false), &m).unwrap();
-        assert_eq!(real.timeout.unwrap().remaining_ns(&now), 500_000_000);
+        assert_eq!(real.timeout.read().unwrap().remaining_ns(&now), 500_000_000);
         // Timed, but the timespec is unreadable or invalid: timed without a value.
         let lost = decode(&sys(202, [0x1000, 137, 2, 0x9000, 0, 0], false), &m).unwrap();
-        assert!(lost.timed && lost.timeout.is_none());
+        assert!(lost.timeout.is_timed() && lost.timeout.read().is_none());
         assert_eq!(
             read_timespec(&mem_with(0x1000, &[0xff; 16]), 0x1000),
             None,
@@ -418,7 +447,7 @@ mod tests {
     fn restarted_needs_matching_value() {
         let m = mem_with(0x1000, &3u32.to_le_bytes());
         let ok = decode(&sys(219, [0x1000, 393, 3, 0x7ffc0000, 0, 0], true), &m).unwrap();
-        assert!(ok.restarted && ok.timed);
+        assert!(ok.restarted && ok.timeout.is_timed());
         // A restarted nanosleep/poll whose registers do not look like a futex wait.
         assert!(decode(&sys(219, [0x1000, 393, 7, 0, 0, 0], true), &m).is_none());
         assert!(decode(&sys(219, [0x1000, 0x7ffc_0000, 3, 0, 0, 0], true), &m).is_none());

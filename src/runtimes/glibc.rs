@@ -815,6 +815,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
             owner,
             how: f.how.clone(),
             site_frame: frames::site_frame(self.stack(i)),
+            ends: crate::runtimes::Ends::WITH_CALL,
         }
     }
 }

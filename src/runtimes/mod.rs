@@ -277,6 +277,66 @@ pub struct Wait {
     /// Index into the thread's stack of the frame that called the lock
     /// function (the first frame outside the runtime), if found.
     pub site_frame: Option<usize>,
+    /// When the wait ends by itself, if it does. A runtime builds a wait
+    /// as [`Ends::WITH_CALL`], or as [`Ends::NotByItself`] when it knows
+    /// its call's timeout does not end the wait; the deadline is filled in
+    /// one place, [`ThreadFindings::set_sleep`], from the thread's call as
+    /// decoded once ([`Sleep`]). Every rule about timeouts reads this.
+    pub ends: Ends,
+}
+
+/// When a wait ends by itself. The runtime that builds the wait decides
+/// what its call's timeout means for it; the graph only reads the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Ends {
+    /// When its call ends: the call's timeout, if it has one, ends the
+    /// wait (the caller gets `ETIMEDOUT` and gives up). `Deadline::Never`:
+    /// only a wake-up (or a signal) ends it.
+    WithCall(Deadline),
+    /// Not by itself, whatever its call's timeout: the runtime calls again
+    /// when it times out (CPython's `take_gil` waits in 5 ms slices and
+    /// loops until it has the GIL). `why` says so, in words.
+    NotByItself { why: &'static str },
+}
+
+impl Ends {
+    /// What a runtime builds a lock wait with: its call's timeout ends it.
+    /// Until [`ThreadFindings::set_sleep`] reads the call, no deadline.
+    pub const WITH_CALL: Ends = Ends::WithCall(Deadline::Never);
+
+    /// The deadline at which the wait ends by itself (`In` or `Unread`),
+    /// `None` when it does not.
+    pub fn by_itself(self) -> Option<Deadline> {
+        match self {
+            Ends::WithCall(Deadline::Never) | Ends::NotByItself { .. } => None,
+            Ends::WithCall(d) => Some(d),
+        }
+    }
+
+    /// When the wait times out by itself, if that is known.
+    pub fn timeout(self) -> Option<Timeout> {
+        match self.by_itself() {
+            Some(Deadline::In(to)) => Some(to),
+            _ => None,
+        }
+    }
+
+    /// Only a wake-up ends it: its call has no timeout.
+    pub fn untimed(self) -> bool {
+        self == Ends::WithCall(Deadline::Never)
+    }
+
+    /// This wait's ends once its thread's call is known to be `sleep`: a
+    /// futex call's deadline for a wait that ends with its call, none for
+    /// any other call; a wait that does not end by itself stays so.
+    fn with_call(self, sleep: &Sleep) -> Ends {
+        match (self, sleep) {
+            (Ends::NotByItself { .. }, _) => self,
+            (Ends::WithCall(_), Sleep::Futex { timeout }) => Ends::WithCall(*timeout),
+            (Ends::WithCall(_), _) => Ends::WithCall(Deadline::Never),
+        }
+    }
 }
 
 /// A resource a thread holds.
@@ -404,13 +464,38 @@ pub struct ThreadFindings {
     pub blocked_in: Option<String>,
     /// How the thread sleeps, decoded once from its state and system call
     /// ([`syscalls::sleep`]); the verdict's "asleep for good" rule reads it.
+    /// Set with [`ThreadFindings::set_sleep`], which also gives `wait` its
+    /// deadline.
     pub sleep: Sleep,
+}
+
+impl ThreadFindings {
+    /// Record how the thread sleeps, and give its wait (if any) the
+    /// deadline of that call ([`Ends`]): the one place a wait's timeout is
+    /// filled. Call it after the wait is final.
+    pub fn set_sleep(&mut self, sleep: Sleep) {
+        if let Some(w) = self.wait.as_mut() {
+            w.ends = w.ends.with_call(&sleep);
+        }
+        self.sleep = sleep;
+    }
 }
 
 /// How a thread sleeps, as far as the kernel's side of it tells: what kind
 /// of event can end it. Decoded once per thread from its scheduler state and
 /// system call (futex arguments, timeouts); runtimes say *what* a futex
 /// belongs to, this says whether anything but another thread can end it.
+///
+/// A futex call's timeout is the *call's*: when the kernel returns from it,
+/// as the caller's `struct timespec` says. Whether that ends the *wait* is
+/// the runtime's word, [`Wait::ends`], filled from this timeout in one
+/// place ([`ThreadFindings::set_sleep`]); they differ only where the
+/// runtime says so (CPython's GIL waits time out every 5 ms and wait
+/// again). So every rule about a wait's timeout (asleep for good, cycles a
+/// timeout breaks, pool starvation, await cycles) reads `Wait::ends`, and
+/// nothing else reads this timeout but the report's `threads[].timeout`,
+/// which the JSON schema defines as the call's deadline (shown for a GIL
+/// slice too, and for a futex call no runtime made a wait of).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Sleep {
@@ -482,7 +567,8 @@ impl Timeout {
 }
 
 impl Sleep {
-    /// The deadline of a timed futex wait, if known.
+    /// The deadline of a timed futex call, if known: the call's, which the
+    /// report shows; what the wait does about it is [`Wait::ends`].
     pub fn timeout(&self) -> Option<Timeout> {
         match self {
             Sleep::Futex {
@@ -490,16 +576,6 @@ impl Sleep {
             } => Some(*to),
             _ => None,
         }
-    }
-
-    /// A futex wait with a timeout, readable or not.
-    pub fn timed_futex(&self) -> bool {
-        matches!(
-            self,
-            Sleep::Futex {
-                timeout: Deadline::In(_) | Deadline::Unread
-            }
-        )
     }
 }
 
@@ -547,11 +623,99 @@ pub fn finish(
             f.blocked_in = None;
         }
     }
-    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
-        f.sleep = syscalls::sleep(t, memory, clocks);
-    }
     // A handler waiting on a glibc lock its own interrupted frames hold.
     for (i, t) in snapshot.threads.iter().enumerate() {
         reentry::infer_self_deadlock(snapshot.pid, t.tid, &native[i], &mut findings[i]);
+    }
+    // Last, once every wait is final: the call each thread sleeps in, and
+    // with it each wait's deadline.
+    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
+        f.set_sleep(syscalls::sleep(t, memory, clocks));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait(ends: Ends) -> ThreadFindings {
+        ThreadFindings {
+            wait: Some(Wait {
+                resource: Resource {
+                    kind: ResourceKind::Mutex,
+                    address: crate::ids::Addr(0x1000),
+                    pid: crate::ids::Pid(1),
+                    name: None,
+                    shared_key: None,
+                },
+                owner: Owner::unknown("test"),
+                how: "test".into(),
+                site_frame: None,
+                ends,
+            }),
+            ..Default::default()
+        }
+    }
+
+    const IN_2S: Timeout = Timeout {
+        in_ms: 2000,
+        relative: false,
+        clock: None,
+    };
+
+    fn futex(timeout: Deadline) -> Sleep {
+        Sleep::Futex { timeout }
+    }
+
+    fn ends(f: &ThreadFindings) -> Ends {
+        f.wait.as_ref().unwrap().ends
+    }
+
+    /// A wait that ends with its call takes the call's deadline; one whose
+    /// runtime says it does not end by itself keeps saying so.
+    #[test]
+    fn a_wait_takes_its_calls_deadline_unless_its_runtime_says_otherwise() {
+        let mut f = wait(Ends::WITH_CALL);
+        f.set_sleep(futex(Deadline::In(IN_2S)));
+        assert_eq!(ends(&f), Ends::WithCall(Deadline::In(IN_2S)));
+        assert_eq!(ends(&f).timeout(), Some(IN_2S));
+        assert_eq!(ends(&f).by_itself(), Some(Deadline::In(IN_2S)));
+        assert!(!ends(&f).untimed());
+        assert_eq!(f.sleep.timeout(), Some(IN_2S), "the call keeps its own timeout");
+
+        let mut f = wait(Ends::WITH_CALL);
+        f.set_sleep(futex(Deadline::Unread));
+        assert_eq!(ends(&f).by_itself(), Some(Deadline::Unread));
+        assert_eq!(ends(&f).timeout(), None);
+
+        let mut f = wait(Ends::WITH_CALL);
+        f.set_sleep(futex(Deadline::Never));
+        assert!(ends(&f).untimed());
+        assert_eq!(ends(&f).by_itself(), None);
+
+        // Not in a futex call (running, or in another call): no deadline,
+        // even set again after a timed one.
+        let mut f = wait(Ends::WITH_CALL);
+        f.set_sleep(futex(Deadline::In(IN_2S)));
+        f.set_sleep(Sleep::Running);
+        assert_eq!(ends(&f), Ends::WithCall(Deadline::Never));
+
+        // The GIL's slices: the call times out, the wait does not end.
+        let slices = Ends::NotByItself { why: "loops" };
+        let mut f = wait(slices);
+        f.set_sleep(futex(Deadline::In(IN_2S)));
+        assert_eq!(ends(&f), slices);
+        assert_eq!((ends(&f).by_itself(), ends(&f).timeout()), (None, None));
+        assert!(!ends(&f).untimed(), "timed, though it does not end");
+        assert_eq!(
+            f.sleep.timeout(),
+            Some(IN_2S),
+            "the report still shows the call's timeout"
+        );
+
+        // No wait: only the call is recorded.
+        let mut f = ThreadFindings::default();
+        f.set_sleep(futex(Deadline::In(IN_2S)));
+        assert_eq!(f.sleep.timeout(), Some(IN_2S));
     }
 }

@@ -399,6 +399,7 @@ fn to_wait(view: &ProcessView<'_>, tasks: &dyn TaskTable, i: usize, f: &Found, a
         owner,
         how: f.how.clone(),
         site_frame: frames::site_frame(view.stacks.get(i).unwrap_or(&empty)),
+        ends: crate::runtimes::Ends::WITH_CALL,
     }
 }
 

@@ -109,6 +109,7 @@ fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option
         owner: Owner::unknown(UNRECOGNIZED),
         how: w.describe(),
         site_frame: frames::site_frame(stack),
+        ends: crate::runtimes::Ends::WITH_CALL,
     })
 }
 

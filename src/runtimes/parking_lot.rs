@@ -376,6 +376,7 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
                     ),
                     how: WORD_LOCK_HOW.into(),
                     site_frame: frames::site_frame(stack(i)),
+                    ends: crate::runtimes::Ends::WITH_CALL,
                 }),
                 ..Default::default()
             });
@@ -471,6 +472,7 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
                 owner,
                 how: format!("{} (parked on key {:#x})", f.how, f.key),
                 site_frame: frames::site_frame(stack(i)),
+                ends: crate::runtimes::Ends::WITH_CALL,
             }),
             ..Default::default()
         });

@@ -214,6 +214,7 @@ mod tests {
                 owner: Owner::unknown("no owner recorded"),
                 how: "futex".into(),
                 site_frame: Some(3),
+                ends: crate::runtimes::Ends::WITH_CALL,
             }),
             sleep: Sleep::Futex {
                 timeout: Deadline::Never,

@@ -206,6 +206,7 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
             owner,
             how: f.how.clone(),
             site_frame: frames::site_frame(stack(i)),
+            ends: crate::runtimes::Ends::WITH_CALL,
         });
     }
     for (j, h) in holds {

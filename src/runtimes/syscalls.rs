@@ -99,7 +99,7 @@ pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
         nr::FUTEX | nr::RESTART_SYSCALL => match futex::decode(&sys, mem) {
             Some(w) => Sleep::Futex {
                 timeout: match w.timeout {
-                    Some(to) => {
+                    futex::TimeoutArg::Read(to) => {
                         let ns = to.remaining_ns(now);
                         Deadline::In(Timeout {
                             in_ms: i64::try_from(ns / 1_000_000).unwrap_or(i64::MAX),
@@ -110,8 +110,8 @@ pub fn sleep(t: &ThreadSnapshot, mem: &dyn Memory, now: &Clocks) -> Sleep {
                             },
                         })
                     }
-                    None if w.timed => Deadline::Unread,
-                    None => Deadline::Never,
+                    futex::TimeoutArg::Unread => Deadline::Unread,
+                    futex::TimeoutArg::Untimed => Deadline::Never,
                 },
             },
             // Only timed calls are restarted through restart_syscall.

@@ -412,6 +412,7 @@ fn add_semlock_waits(
             owner,
             how: format!("{what}.acquire"),
             site_frame: site,
+            ends: crate::runtimes::Ends::WITH_CALL,
         });
     }
 }
@@ -478,6 +479,7 @@ fn add_loop_future_waits(
             owner: Owner::held_by(pid, lp.tid, Confidence::Inferred, evidence),
             how: "concurrent.futures.Future.result (resolved by an event loop)".into(),
             site_frame,
+            ends: crate::runtimes::Ends::WITH_CALL,
         });
     }
 }
@@ -908,6 +910,7 @@ fn library_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<(Wait, Op
         owner,
         how,
         site_frame: frames.get(run).map(|_| run + future_wait_depth(&frames[run..])),
+        ends: crate::runtimes::Ends::WITH_CALL,
     };
     Some((wait, released))
 }
@@ -952,8 +955,13 @@ fn gil_wait(ctx: &WaitContext, t: &Analyzed, g: &GilInfo, evidence: String) -> W
         owner,
         how: format!("take_gil: waiting for the GIL ({evidence})"),
         site_frame: (!t.state.frames.is_empty()).then_some(0),
+        ends: crate::runtimes::Ends::NotByItself { why: GIL_SLICES },
     }
 }
+
+/// Why a GIL wait never ends by itself, though its call has a timeout.
+const GIL_SLICES: &str = "take_gil waits for the GIL in 5 ms slices (to ask the holder to drop it) and loops \
+                              until it has it";
 
 /// Interpreter exit (`threading._shutdown`) waiting for a non-daemon thread.
 /// 3.11/3.12 acquire each thread's `_tstate_lock` (local `lock`); 3.13+
@@ -1022,6 +1030,7 @@ fn shutdown_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
         owner,
         how: "threading._shutdown (interpreter exit waits for non-daemon threads)".into(),
         site_frame: Some(0),
+        ends: crate::runtimes::Ends::WITH_CALL,
     })
 }
 
@@ -1123,6 +1132,7 @@ fn lock_wait(ctx: &WaitContext, t: &Analyzed, futex: u64) -> Option<Wait> {
         owner,
         how: format!("{} ({evidence})", kind.acquire()),
         site_frame: (!t.state.frames.is_empty()).then_some(0),
+        ends: crate::runtimes::Ends::WITH_CALL,
     })
 }
 
@@ -1309,6 +1319,7 @@ mod tests {
             },
             how: how.into(),
             site_frame: None,
+            ends: crate::runtimes::Ends::WITH_CALL,
         })
     }
 
