@@ -390,22 +390,57 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtimes::owners::testing::{snapshot, thread};
+    use crate::ids::{Pid, Tid};
+
+    /// A live snapshot of this test's own process with one thread whose
+    /// stack copy is `stack`.
+    fn own_snapshot(stack: CopiedRegion) -> Snapshot {
+        let pid = std::process::id() as i32;
+        let thread = ThreadSnapshot {
+            tid: Tid(pid),
+            name: "test".into(),
+            state: 'S',
+            wchan: String::new(),
+            regs: Registers::default(),
+            register_source: RegisterSource::None,
+            syscall: None,
+            pending_signal: None,
+            left_running: None,
+            stack,
+            ns_tid: pid,
+            switches: None,
+        };
+        Snapshot {
+            pid: Pid(pid),
+            source: Source::live(pid, pid),
+            leader_exited: false,
+            tracer: None,
+            ns_pid: pid,
+            exe: PathBuf::new(),
+            cmdline: vec![],
+            threads: vec![thread],
+            maps: vec![],
+            auxv: vec![],
+            pause: Duration::ZERO,
+            capture_time: Duration::ZERO,
+            no_stop: false,
+            wait_memory: Vec::new(),
+            runtime_copy: Default::default(),
+            copies_released: false,
+        }
+    }
 
     /// After `release_copies`, nothing is read: neither the copy nor, in its
     /// place, the live process (this test's own, which is readable).
     #[test]
     fn released_copies_read_nothing_not_the_live_process() {
-        let pid = std::process::id() as i32;
         let copied = [7u8; 16];
         let addr = copied.as_ptr() as u64;
         let elsewhere = [5u8; 16];
-        let mut t = thread(pid, None, 0);
-        t.stack = CopiedRegion {
+        let mut snap = own_snapshot(CopiedRegion {
             start: addr,
             bytes: vec![9; 16],
-        };
-        let mut snap = snapshot(pid, vec![t], vec![]);
+        });
         let mut buf = [0u8; 16];
         snap.memory().read_exact(addr, &mut buf).unwrap();
         assert_eq!(buf, [9; 16], "the copy, not the live bytes");
