@@ -387,10 +387,39 @@ impl Snapshot {
     }
 }
 
+/// Hand-built snapshots for unit tests, here and in the analyzers'.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::ids::Pid;
+
+    /// A live snapshot of `pid` (its own memory manager) with `threads` and `maps`.
+    pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
+        Snapshot {
+            pid: Pid(pid),
+            source: Source::live(pid, pid),
+            leader_exited: false,
+            tracer: None,
+            ns_pid: pid,
+            exe: "/bin/test".into(),
+            cmdline: vec![],
+            threads,
+            maps,
+            auxv: vec![],
+            pause: Duration::ZERO,
+            capture_time: Duration::ZERO,
+            no_stop: false,
+            wait_memory: Vec::new(),
+            runtime_copy: Default::default(),
+            copies_released: false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{Pid, Tid};
+    use crate::ids::Tid;
 
     /// A live snapshot of this test's own process with one thread whose
     /// stack copy is `stack`.
@@ -410,24 +439,7 @@ mod tests {
             ns_tid: pid,
             switches: None,
         };
-        Snapshot {
-            pid: Pid(pid),
-            source: Source::live(pid, pid),
-            leader_exited: false,
-            tracer: None,
-            ns_pid: pid,
-            exe: PathBuf::new(),
-            cmdline: vec![],
-            threads: vec![thread],
-            maps: vec![],
-            auxv: vec![],
-            pause: Duration::ZERO,
-            capture_time: Duration::ZERO,
-            no_stop: false,
-            wait_memory: Vec::new(),
-            runtime_copy: Default::default(),
-            copies_released: false,
-        }
+        testing::snapshot(pid, vec![thread], vec![])
     }
 
     /// After `release_copies`, nothing is read: neither the copy nor, in its

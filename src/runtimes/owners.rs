@@ -246,7 +246,6 @@ pub(crate) mod testing {
     use crate::capture::{CopiedRegion, RegisterSource, Registers, SyscallState, ThreadSnapshot};
     use crate::proc::MapEntry;
     use std::collections::HashMap;
-    use std::time::Duration;
 
     /// A symbol table given as (name, address, size) triples.
     #[derive(Default)]
@@ -316,26 +315,8 @@ pub(crate) mod testing {
         })
     }
 
-    pub fn snapshot(pid: i32, threads: Vec<ThreadSnapshot>, maps: Vec<MapEntry>) -> Snapshot {
-        Snapshot {
-            pid: Pid(pid),
-            source: crate::capture::Source::live(pid, pid),
-            leader_exited: false,
-            tracer: None,
-            ns_pid: pid,
-            exe: "/bin/test".into(),
-            cmdline: vec![],
-            threads,
-            maps,
-            auxv: vec![],
-            pause: Duration::ZERO,
-            capture_time: Duration::ZERO,
-            no_stop: false,
-            wait_memory: Vec::new(),
-            runtime_copy: Default::default(),
-            copies_released: false,
-        }
-    }
+    /// A live snapshot of `pid` with `threads` and `maps` (capture's own).
+    pub use crate::capture::testing::snapshot;
 
     pub fn anon_map(start: u64, end: u64, shared: bool, inode: u64) -> MapEntry {
         MapEntry {
