@@ -12,11 +12,10 @@
 //! descriptor + lock. The entry shim and the base frame have owner 3
 //! (`FRAME_OWNED_BY_INTERPRETER`), as in the real 3.14 and 3.15.
 
-use crate::ids::{Pid, Tid};
-use std::time::Duration;
+use crate::ids::Tid;
 
 use super::layout::{DEBUG_COOKIE, DEBUG_OFFSETS_314, DEBUG_OFFSETS_315};
-use crate::capture::{CopiedRegion, RegisterSource, Registers, Snapshot, SyscallState, ThreadSnapshot};
+use crate::capture::{CopiedRegion, RegisterSource, Registers, SyscallState, ThreadSnapshot};
 use crate::memory::BufferMemory;
 use crate::runtimes::{Confidence, ProcessView, ResourceKind, SymbolLookup};
 
@@ -322,15 +321,9 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
             bytes: img.bytes,
         }],
     };
-    let snap = Snapshot {
-        pid: Pid(500),
-        source: crate::capture::Source::live(500, 500),
-        leader_exited: false,
-        tracer: None,
-        ns_pid: 500,
-        exe: "/x/python3.14t".into(),
-        cmdline: Vec::new(),
-        threads: vec![ThreadSnapshot {
+    let mut snap = crate::capture::testing::snapshot(
+        500,
+        vec![ThreadSnapshot {
             tid: Tid(77),
             name: "worker".into(),
             state: 'S',
@@ -349,15 +342,9 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
             ns_tid: 77,
             switches: None,
         }],
-        maps: Vec::new(),
-        auxv: Vec::new(),
-        pause: Duration::ZERO,
-        capture_time: Duration::ZERO,
-        no_stop: false,
-        wait_memory: Vec::new(),
-        runtime_copy: Default::default(),
-        copies_released: false,
-    };
+        Vec::new(),
+    );
+    snap.exe = "/x/python3.14t".into();
     let view = ProcessView {
         snapshot: &snap,
         stacks: &[],
