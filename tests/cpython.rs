@@ -111,6 +111,7 @@ fn inspect_snapshot(pid: i32, snap: &lockdump::Snapshot) -> PythonProcess {
         snapshot: snap,
         stacks: &[],
         memory: &mem,
+        calls: &lockdump::test_support::runtimes::syscalls::decode_all(snap, &mem),
         symbols: &syms,
     };
     cpython::inspect(&view)
@@ -524,6 +525,7 @@ fn check_gil_fixture(python: &str) {
         snapshot: &between,
         stacks: &stacks,
         memory: &mem,
+        calls: &lockdump::test_support::runtimes::syscalls::decode_all(&between, &mem),
         symbols: &syms,
     };
     let p = cpython::inspect(&view).unwrap().unwrap();
@@ -580,6 +582,7 @@ fn check_many_threads(python: &str) {
         snapshot: &snap,
         stacks: &[],
         memory: &mem,
+        calls: &lockdump::test_support::runtimes::syscalls::decode_all(&snap, &mem),
         symbols: &syms,
     };
     let start = Instant::now();
@@ -650,6 +653,7 @@ fn not_python() {
         snapshot: &snap,
         stacks: &[],
         memory: &mem,
+        calls: &lockdump::test_support::runtimes::syscalls::decode_all(&snap, &mem),
         symbols: &syms,
     };
     let start = Instant::now();
@@ -708,6 +712,7 @@ fn corrupted_interpreter_memory_never_panics() {
             snapshot: &snap,
             stacks: &[],
             memory: mem,
+            calls: &lockdump::test_support::runtimes::syscalls::decode_all(&snap, mem),
             symbols: &syms,
         };
         cpython::inspect(&view)

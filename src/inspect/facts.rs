@@ -6,6 +6,7 @@
 use super::Inspection;
 use crate::graph::{self, Verdict};
 use crate::ids::{Pid, Tid};
+use crate::runtimes::syscalls::Call;
 use crate::runtimes::ResourceKind;
 
 /// For each thread waiting for input that only known processes can give —
@@ -13,7 +14,6 @@ use crate::runtimes::ResourceKind;
 /// /proc now, after the capture). The asleep-for-good rule then asks
 /// whether any of them can still act.
 pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, graph::Peers> {
-    use crate::syscalls::nr;
     let pid = ins.snapshot.pid;
     let mut out = std::collections::BTreeMap::new();
     // A core's PID is no process to look at.
@@ -21,14 +21,20 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
         return out;
     };
     // Every fd a thread reads, looked up in one pass over the fd tables.
-    let read_fds: Vec<i32> = ins
-        .snapshot
-        .threads
-        .iter()
-        .zip(&ins.findings)
-        .filter(|(_, f)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
-        .filter_map(|(t, _)| t.syscall.filter(|s| !s.restarted && reads_fd(s.nr)))
-        .map(|s| s.args[0] as i64 as i32)
+    let waiting_for_input = || {
+        ins.snapshot
+            .threads
+            .iter()
+            .zip(&ins.findings)
+            .zip(&ins.calls)
+            .filter(|((_, f), _)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
+            .map(|((t, _), call)| (t, call))
+    };
+    let read_fds: Vec<i32> = waiting_for_input()
+        .filter_map(|(_, call)| match call {
+            Call::ReadFd { fd } => Some(*fd),
+            _ => None,
+        })
         .collect();
     let ends = if read_fds.is_empty() {
         Default::default()
@@ -39,16 +45,9 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
     // The target sees its own PID namespace: a PID argument is comparable
     // with host PIDs only when it runs in ours.
     let same_ns = ins.snapshot.ns_pid == pid.get();
-    for (t, f) in ins.snapshot.threads.iter().zip(&ins.findings) {
-        let (crate::runtimes::Sleep::Input { .. }, Some(sys)) = (&f.sleep, &t.syscall) else {
-            continue;
-        };
-        if sys.restarted {
-            continue;
-        }
-        let peers = match sys.nr {
-            n if reads_fd(n) => {
-                let fd = sys.args[0] as i64 as i32;
+    for (t, call) in waiting_for_input() {
+        let peers = match *call {
+            Call::ReadFd { fd } => {
                 let Some((end, pids)) = ends.get(&fd).cloned() else {
                     continue;
                 };
@@ -61,14 +60,8 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
                     },
                 }
             }
-            nr::WAIT4 | nr::WAITID => {
+            Call::WaitChild { pid: one } => {
                 let all = children.get_or_insert_with(|| crate::live::fds::children(live)).clone();
-                // wait4(pid > 0) / waitid(P_PID, id): that child; else any
-                // (a process group counts as all children: more to wait for).
-                let one = match sys.nr {
-                    nr::WAIT4 => Some(sys.args[0] as i64 as i32).filter(|&p| p > 0),
-                    _ => (sys.args[0] == 1).then_some(sys.args[1] as i64 as i32),
-                };
                 let pids = match one {
                     Some(c) if same_ns && all.contains(&c) => vec![c],
                     Some(_) if !same_ns => continue,
@@ -92,13 +85,6 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
         out.insert(t.tid, peers);
     }
     out
-}
-
-/// Calls that wait for data on their first argument, an fd: on a pipe or
-/// a connected Unix socket, only the holders of the other end can send it.
-pub(super) fn reads_fd(n: i64) -> bool {
-    use crate::syscalls::nr;
-    matches!(n, nr::READ | nr::READV | nr::RECVFROM | nr::RECVMSG)
 }
 
 pub(super) fn join_pids(pids: &[i32]) -> String {

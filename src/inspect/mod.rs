@@ -50,6 +50,10 @@ pub struct Inspection {
     pub stacks: Vec<Stack>,
     /// Parallel to `snapshot.threads`; `site_frame` indexes `stacks`.
     pub findings: Vec<ThreadFindings>,
+    /// Parallel to `snapshot.threads`: the call each thread is in, decoded
+    /// once ([`crate::runtimes::syscalls::Call`]); the peers of a read or a
+    /// child wait are looked up from it.
+    pub calls: Vec<crate::runtimes::syscalls::Call>,
     /// Python thread names by thread index, when the target is CPython.
     pub python_names: Vec<Option<String>>,
     /// Why a Python thread has no Python name, by thread index.
@@ -175,6 +179,8 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
     let clocks = crate::runtimes::futex::Clocks::now();
     let symbols = ProcessSymbols::load(&snapshot, cache);
     let memory = snapshot.memory();
+    // Each thread's call, decoded once for every runtime and rule after.
+    let calls = crate::runtimes::syscalls::decode_all(&snapshot, &memory);
     let mut unwinder = Unwinder::default();
     unwinder.max_frames = opts.max_frames.max(1);
     // Python threads print only their Python frames (unless --native), and
@@ -212,6 +218,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             stacks: &native,
             memory: &memory,
             symbols: &symbols,
+            calls: &calls,
         };
         match cpython::inspect(&view) {
             Ok(p) => (p, None),
@@ -225,6 +232,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         stacks: &native,
         memory: &memory,
         symbols: &symbols,
+        calls: &calls,
     };
     let libc = detect_libc(&snapshot, &memory);
     let mut findings = native::analyze_for(&view, &libc);
@@ -256,6 +264,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
                 stacks: &native,
                 memory: &memory,
                 symbols: &symbols,
+                calls: &calls,
             };
             findings = native::analyze_for(&view, &libc);
         }
@@ -263,7 +272,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
 
     let python_version = python.as_ref().map(cpython::precedence::describe);
     let shown = cpython::precedence::show(python.as_ref(), &snapshot, &native, opts.native, &mut findings);
-    crate::runtimes::finish(&snapshot, &native, &memory, &clocks, &mut findings);
+    crate::runtimes::finish(&snapshot, &native, &calls, &clocks, &mut findings);
     let signals = crate::runtimes::signals::of(&snapshot, python.as_ref());
     let mut unexamined: Vec<Unexamined> = python_error
         .map(|why| Unexamined {
@@ -279,6 +288,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
             stacks: &native,
             memory: &memory,
             symbols: &symbols,
+            calls: &calls,
         },
         &findings,
     ));
@@ -299,6 +309,7 @@ pub fn analyze(snapshot: Snapshot, opts: &Options, cache: &ModuleCache) -> Inspe
         snapshot,
         stacks: shown.stacks.unwrap_or(native),
         findings,
+        calls,
         python_names: shown.names,
         python_name_notes: shown.name_notes,
         python_stack_notes: shown.stack_notes,

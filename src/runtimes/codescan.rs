@@ -806,6 +806,7 @@ mod tests {
             snapshot: &snap,
             stacks: &stacks,
             memory: &mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
             symbols: &syms,
         };
         assert_eq!(function_len(&view, 0x1000), Some(0x100));

@@ -21,7 +21,7 @@ use self::layout::{
     MUTEX_CEILING_MASK, OWNER_INCONSISTENT, OWNER_NOTRECOVERABLE, RWLOCK_FUTEX_USED, RWLOCK_RWAITING,
     RWLOCK_WRITERS_FUTEX, RWLOCK_WRLOCKED, RWLOCK_WRPHASE, RWLOCK_WRPHASE_FUTEX,
 };
-use super::futex::{self, FutexCmd, FutexWait, FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
+use super::futex::{FutexCmd, FutexWait, FUTEX_OWNER_DIED, FUTEX_TID_MASK, FUTEX_WAITERS};
 use super::owners::{self, TaskTable};
 use super::stackscan;
 use super::{frames, syscalls, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
@@ -67,7 +67,7 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
                     sleep: Default::default(),
                     wait: None,
                     holds: Vec::new(),
-                    blocked_in: t.syscall.and_then(|s| syscalls::describe(&s, view.memory)),
+                    blocked_in: t.syscall.and_then(|s| syscalls::describe(&s, &view.calls[i])),
                 },
             }
         })
@@ -257,8 +257,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
     }
 
     fn classify_thread(&self, i: usize) -> Option<Found> {
-        let sys = self.view.snapshot.threads[i].syscall?;
-        let w = futex::decode(&sys, self.view.memory)?;
+        let w = *self.view.futex(i)?;
         let hint = glibc_hint(self.stack(i));
         if hint.is_none() && in_rust_std_futex_wait(self.stack(i)) {
             // The stack names the wait: Rust std's own futex wait, which no

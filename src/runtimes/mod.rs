@@ -453,6 +453,17 @@ pub struct ProcessView<'a> {
     pub stacks: &'a [crate::stacks::Stack],
     pub memory: &'a dyn crate::capture::Memory,
     pub symbols: &'a dyn SymbolLookup,
+    /// Parallel to `snapshot.threads`: the call each thread is in, decoded
+    /// once ([`syscalls::decode_all`]). Runtimes read a futex wait here, not
+    /// from the raw arguments.
+    pub calls: &'a [syscalls::Call],
+}
+
+impl ProcessView<'_> {
+    /// The futex wait thread `i` sleeps in, if any.
+    pub fn futex(&self, i: usize) -> Option<&futex::FutexWait> {
+        self.calls.get(i)?.futex()
+    }
 }
 
 /// What the runtimes found about one thread.
@@ -602,7 +613,7 @@ pub mod unsupported;
 pub fn finish(
     snapshot: &crate::capture::Snapshot,
     native: &[crate::stacks::Stack],
-    memory: &dyn crate::capture::Memory,
+    calls: &[syscalls::Call],
     clocks: &futex::Clocks,
     findings: &mut [ThreadFindings],
 ) {
@@ -629,8 +640,8 @@ pub fn finish(
     }
     // Last, once every wait is final: the call each thread sleeps in, and
     // with it each wait's deadline.
-    for (f, t) in findings.iter_mut().zip(&snapshot.threads) {
-        f.set_sleep(syscalls::sleep(t, memory, clocks));
+    for ((f, t), call) in findings.iter_mut().zip(&snapshot.threads).zip(calls) {
+        f.set_sleep(syscalls::sleep(t, call, clocks));
     }
 }
 

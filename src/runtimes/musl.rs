@@ -31,7 +31,7 @@ use self::layout::{
     DT_JOINABLE, LOCK_OWNER_DIED, LOCK_TID_MASK, LOCK_WAITERS, MUTEX_LOCK, NORMAL_LOCKED, PTHREAD_DETACH_STATE,
     PTHREAD_TID, RW_WAITERS, WAITER_BARRIER, WAITER_SLEEPING, WAITER_WAITING,
 };
-use super::futex::{self, FutexCmd, FutexWait};
+use super::futex::{FutexCmd, FutexWait};
 use super::owners::{self, TaskTable};
 use super::stackscan::{self, Inference};
 use super::{frames, syscalls, Confidence, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
@@ -65,7 +65,7 @@ pub fn analyze_with(view: &ProcessView<'_>, tasks: &dyn TaskTable) -> Vec<Thread
                 holds: Vec::new(),
                 blocked_in: view.snapshot.threads[i]
                     .syscall
-                    .and_then(|s| syscalls::describe(&s, view.memory)),
+                    .and_then(|s| syscalls::describe(&s, &view.calls[i])),
             },
         })
         .collect();
@@ -110,8 +110,7 @@ impl Found {
 }
 
 fn classify_thread(view: &ProcessView<'_>, i: usize) -> Option<Found> {
-    let t = view.snapshot.threads.get(i)?;
-    let w = futex::decode(&t.syscall?, view.memory)?;
+    let w = *view.futex(i)?;
     if w.cmd.is_pi_lock() {
         return pi_mutex(view, &w);
     }

@@ -6,7 +6,6 @@
 //! nobody recognizes is still reported (as a [`ResourceKind::Futex`] with no
 //! owner) so that the report names the address a thread sleeps on.
 
-use super::futex;
 use super::libc::{self, LibcInfo};
 use super::owners::{self, TaskTable};
 use super::{frames, ResourceKind};
@@ -102,8 +101,7 @@ pub fn merge(a: ThreadFindings, b: ThreadFindings) -> ThreadFindings {
 pub const UNRECOGNIZED: &str = "a futex whose owner protocol lockdump does not know";
 
 fn unrecognized_futex(view: &ProcessView<'_>, i: usize, stack: &Stack) -> Option<Wait> {
-    let t = view.snapshot.threads.get(i)?;
-    let w = futex::decode(&t.syscall?, view.memory)?;
+    let w = view.futex(i)?;
     Some(Wait {
         resource: owners::resource_at(view, ResourceKind::Futex, w.addr),
         owner: Owner::unknown(UNRECOGNIZED),
@@ -147,6 +145,7 @@ mod tests {
             snapshot: &snap,
             stacks: &[],
             memory: &mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
             symbols: &syms,
         };
         let out = analyze_with(&view, &NoTasks);
@@ -238,6 +237,7 @@ mod tests {
                 snapshot: &snap,
                 stacks: &stacks,
                 memory: &mem,
+                calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
                 symbols: &syms,
             };
             let out = glibc::analyze_with(&view, &NoTasks);
@@ -260,6 +260,7 @@ mod tests {
                 snapshot: &snap,
                 stacks: &stacks,
                 memory: &mem,
+                calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
                 symbols: &syms,
             };
             assert_eq!(analyze_with(&view, &NoTasks).len(), 4);

@@ -41,7 +41,7 @@
 use std::collections::HashMap;
 
 use super::codescan::CodeScanner;
-use super::futex::{self, FutexCmd, FutexWait, FUTEX_PRIVATE_FLAG};
+use super::futex::{FutexCmd, FutexWait, FUTEX_PRIVATE_FLAG};
 use super::{frames, owners, rust_std, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::Stack;
 use crate::symbols::guards::{GuardKind, LiveGuard};
@@ -351,12 +351,10 @@ pub fn analyze(view: &ProcessView<'_>) -> Vec<Option<ThreadFindings>> {
     let mut out: Vec<Option<ThreadFindings>> = vec![None; n];
     let empty = Stack::default();
     let stack = |i: usize| view.stacks.get(i).unwrap_or(&empty);
-    let parks: Vec<Option<FutexWait>> = view
-        .snapshot
-        .threads
-        .iter()
-        .map(|t| {
-            futex::decode(&t.syscall?, view.memory)
+    let parks: Vec<Option<FutexWait>> = (0..n)
+        .map(|i| {
+            view.futex(i)
+                .copied()
                 .filter(|w| w.cmd == FutexCmd::Wait && w.raw_op == PARK_OP && w.expected == 1)
         })
         .collect();
@@ -912,6 +910,7 @@ mod tests {
             snapshot: &snap,
             stacks,
             memory: mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, mem),
             symbols: syms,
         })
     }
@@ -950,6 +949,7 @@ mod tests {
             snapshot: &snap,
             stacks: &[],
             memory: &mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
             symbols: &s,
         };
         let table = read_table(&view, TABLE).unwrap();
@@ -992,6 +992,7 @@ mod tests {
             snapshot: &snap,
             stacks: &[lock_slow(), lock_slow()],
             memory: &mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
             symbols: &s,
         });
         assert!(out[0].is_some());

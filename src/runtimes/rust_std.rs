@@ -15,7 +15,7 @@
 //! (see [`infer_owner`]).
 
 use super::codescan::{CodeHold, CodeScanner};
-use super::futex::{self, FutexCmd, FutexWait, FUTEX_PRIVATE_FLAG};
+use super::futex::{FutexCmd, FutexWait, FUTEX_PRIVATE_FLAG};
 use super::{frames, owners, Confidence, Hold, Owner, ProcessView, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::Stack;
 use crate::symbols::guards::LiveGuard;
@@ -166,11 +166,8 @@ fn classify(view: &ProcessView<'_>, w: &FutexWait, hint: Option<Hint>, others_wa
 pub fn analyze(view: &ProcessView<'_>) -> Vec<ThreadFindings> {
     let empty = Stack::default();
     let stack = |i: usize| view.stacks.get(i).unwrap_or(&empty);
-    let waits: Vec<Option<FutexWait>> = view
-        .snapshot
-        .threads
-        .iter()
-        .map(|t| futex::decode(&t.syscall?, view.memory))
+    let waits: Vec<Option<FutexWait>> = (0..view.snapshot.threads.len())
+        .map(|i| view.futex(i).copied())
         .collect();
     let std_words: Vec<u64> = waits
         .iter()
@@ -448,6 +445,7 @@ mod tests {
             snapshot: &snap,
             stacks,
             memory: mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, mem),
             symbols: &syms,
         })
     }

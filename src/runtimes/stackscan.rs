@@ -264,6 +264,7 @@ mod tests {
             snapshot: &snap,
             stacks: &stacks,
             memory: &mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
             symbols: &syms,
         };
         match infer_holder(&view, lock, &[0]) {
@@ -316,6 +317,7 @@ mod tests {
             snapshot: &snap,
             stacks: &[],
             memory: &mem,
+            calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
             symbols: &syms,
         };
         match infer_holder(&view, lock, &[]) {

@@ -140,6 +140,7 @@ pub fn analyze_with_stacks(snap: &Snapshot, unwind: bool) -> Vec<lockdump::test_
         snapshot: snap,
         stacks: &stacks,
         memory: &mem,
+        calls: &lockdump::test_support::runtimes::syscalls::decode_all(snap, &mem),
         symbols: &syms,
     };
     lockdump::test_support::runtimes::native::analyze(&view)

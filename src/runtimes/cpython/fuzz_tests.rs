@@ -124,6 +124,7 @@ fn run(words: Vec<u64>, seed: u64, py_version: Option<u64>) {
         snapshot: &snap,
         stacks: &[],
         memory: &mem,
+        calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
         symbols: &syms,
     };
     let start = Instant::now();

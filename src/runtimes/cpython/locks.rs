@@ -28,7 +28,6 @@ use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
 use super::layout::{LockLayout, RLockLayout, PYMUTEX_LOCKED};
 use super::naming::{self, is_sync_library, ThreadObject};
 use super::{stopcopy, CpythonError, GilState, PythonProcess, PythonThread};
-use crate::capture::ThreadSnapshot;
 use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::{Confidence, Hold, Owner, ProcessView, Resource, ResourceKind, ThreadFindings, Wait};
 use crate::stacks::{Frame, FrameKind};
@@ -76,18 +75,12 @@ pub fn analyze(view: &ProcessView, walker: &Walker, runtime: u64) -> Result<Pyth
             let Some(host_tid) = view.snapshot.host_tid(state.native_id) else {
                 continue; // a thread state whose OS thread is gone (or not started)
             };
-            let Some(snap) = view.snapshot.thread(host_tid) else {
+            let Some(index) = view.snapshot.threads.iter().position(|t| t.tid == host_tid) else {
                 continue;
             };
-            let in_take_gil = view
-                .snapshot
-                .threads
-                .iter()
-                .position(|t| t.tid == host_tid)
-                .and_then(|i| view.stacks.get(i))
-                .is_some_and(|s| taking_gil(&s.frames));
+            let in_take_gil = view.stacks.get(index).is_some_and(|s| taking_gil(&s.frames));
             threads.push(Analyzed {
-                futex: futex_wait_address(snap),
+                futex: futex_wait_address(view, index),
                 state,
                 host_tid,
                 in_take_gil,
@@ -786,16 +779,11 @@ fn python_thread(t: Analyzed, name: Option<String>, findings: ThreadFindings, ho
     }
 }
 
-/// The futex a thread sleeps on (FUTEX_WAIT or FUTEX_WAIT_BITSET), if any.
-pub fn futex_wait_address(t: &ThreadSnapshot) -> Option<u64> {
-    const FUTEX_WAIT: u64 = 0;
-    const FUTEX_WAIT_BITSET: u64 = 9;
-    let s = t.syscall?;
-    if s.nr != crate::syscalls::nr::FUTEX && !s.restarted {
-        return None;
-    }
-    let op = s.args[1] & 0x7f;
-    (op == FUTEX_WAIT || op == FUTEX_WAIT_BITSET).then_some(s.args[0])
+/// The futex thread `i` sleeps on (FUTEX_WAIT or FUTEX_WAIT_BITSET), if any.
+fn futex_wait_address(view: &ProcessView, i: usize) -> Option<u64> {
+    use crate::runtimes::futex::FutexCmd;
+    let w = view.futex(i)?;
+    matches!(w.cmd, FutexCmd::Wait | FutexCmd::WaitBitset).then_some(w.addr)
 }
 
 struct WaitContext<'a> {

@@ -349,6 +349,7 @@ fn free_threaded_walk_wait_and_hold(minor: u8, shape: &'static [&'static str], e
         snapshot: &snap,
         stacks: &[],
         memory: &mem,
+        calls: &crate::runtimes::syscalls::decode_all(&snap, &mem),
         symbols: &FakeSymbols(runtime),
     };
     let p = super::inspect(&view).unwrap().unwrap();

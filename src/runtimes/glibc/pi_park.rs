@@ -24,7 +24,7 @@
 use super::layout::MutexFields;
 use super::{frames, hint_for, Ctx, Found, Hint, OwnerEvidence};
 use crate::capture::RegisterSource;
-use crate::runtimes::futex::{self, FutexCmd, FutexWait, FUTEX_TID_MASK};
+use crate::runtimes::futex::{FutexCmd, FutexWait, FUTEX_TID_MASK};
 use crate::runtimes::stackscan;
 use crate::runtimes::ResourceKind;
 
@@ -209,8 +209,7 @@ impl<'v, 'a> Ctx<'v, 'a> {
         };
         for hops in 1..=MAX_CHAIN {
             // The owner must itself be blocked in FUTEX_LOCK_PI, on a lock whose owner is next.
-            let sys = self.view.snapshot.threads.get(j)?.syscall?;
-            let next = futex::decode(&sys, self.view.memory).filter(|w| w.cmd.is_pi_lock())?;
+            let next = self.view.futex(j).filter(|w| w.cmd.is_pi_lock())?;
             owner = (next.current & FUTEX_TID_MASK) as i32;
             if owner == me {
                 return Some(Reason::ClosesCycle { hops });

@@ -51,6 +51,7 @@ fn run(snap: &Snapshot, img: &Image, syms: &Symbols, stacks: &[Stack], tasks: &d
         snapshot: snap,
         stacks,
         memory: &mem,
+        calls: &crate::runtimes::syscalls::decode_all(snap, &mem),
         symbols: syms,
     };
     analyze_with(&view, tasks)
@@ -623,6 +624,7 @@ mod pi_park {
             snapshot: snap,
             stacks,
             memory: mem,
+            calls: &crate::runtimes::syscalls::decode_all(snap, mem),
             symbols: &syms,
         };
         analyze_with(&view, &NoTasks)

@@ -22,13 +22,15 @@ fn mutex(type_: u32, lock: u32, waiters: u32, linked: bool) -> Vec<u8> {
     b
 }
 
-fn view_of<'a>(snap: &'a crate::capture::Snapshot, mem: &'a BufferMemory, syms: &'a Symbols) -> ProcessView<'a> {
-    ProcessView {
+fn analyze_of(snap: &crate::capture::Snapshot, mem: &BufferMemory, syms: &Symbols) -> Vec<ThreadFindings> {
+    let view = ProcessView {
         snapshot: snap,
         stacks: &[],
         memory: mem,
         symbols: syms,
-    }
+        calls: &crate::runtimes::syscalls::decode_all(snap, mem),
+    };
+    analyze_with(&view, &NoTasks)
 }
 
 /// The AB-BA of two ERRORCHECK mutexes, as /proc shows it: musl's value
@@ -50,7 +52,7 @@ fn errorcheck_cycle_owners_are_exact() {
         vec![],
     );
     let syms = Symbols(vec![("lock_b".into(), M, 40), ("lock_a".into(), N, 40)]);
-    let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
+    let out = analyze_of(&snap, &mem, &syms);
     let w0 = out[0].wait.as_ref().expect("thread 11 waits");
     assert_eq!(
         (w0.resource.kind, w0.resource.address.get(), w0.resource.name.as_deref()),
@@ -85,7 +87,7 @@ fn normal_mutex_owner_is_not_made_up() {
         vec![],
     );
     let syms = Symbols::default();
-    let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
+    let out = analyze_of(&snap, &mem, &syms);
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!((w.resource.kind, w.resource.address.get()), (ResourceKind::Mutex, M));
     assert_eq!(w.owner.confidence(), Confidence::Unknown);
@@ -96,7 +98,7 @@ fn normal_mutex_owner_is_not_made_up() {
     );
     // A stale-looking word (not EBUSY) or a mutex the wrong futex flag names is not claimed.
     let snap2 = snapshot(10, vec![thread(11, futex(M + 4, 0, 0xffff_ffff_8000_0010), 0)], vec![]);
-    assert!(analyze_with(&view_of(&snap2, &mem, &syms), &NoTasks)[0].wait.is_none());
+    assert!(analyze_of(&snap2, &mem, &syms)[0].wait.is_none());
 }
 
 /// pthread_join sleeps on the joined thread's detach_state (struct pthread + 0x38).
@@ -116,7 +118,7 @@ fn join_names_the_joined_thread() {
         vec![],
     );
     let syms = Symbols::default();
-    let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
+    let out = analyze_of(&snap, &mem, &syms);
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!(w.resource.kind, ResourceKind::Thread);
     assert_eq!(w.resource.name.as_deref(), Some("t12"));
@@ -130,7 +132,7 @@ fn join_names_the_joined_thread() {
         vec![thread(11, futex(pd + 0x38, 128, 2), 0x1000), thread(12, None, 0x9000)],
         vec![],
     );
-    assert!(analyze_with(&view_of(&snap2, &mem, &syms), &NoTasks)[0].wait.is_none());
+    assert!(analyze_of(&snap2, &mem, &syms)[0].wait.is_none());
 }
 
 /// rwlock: write-locked (0x7fffffff) vs held by readers; no owner recorded.
@@ -144,7 +146,7 @@ fn rwlock_waits() {
     };
     let snap = snapshot(10, vec![thread(11, futex(M, 128, 0xffff_ffff_ffff_ffff), 0)], vec![]);
     let syms = Symbols::default();
-    let out = analyze_with(&view_of(&snap, &mem, &syms), &NoTasks);
+    let out = analyze_of(&snap, &mem, &syms);
     let w = out[0].wait.as_ref().unwrap();
     assert_eq!((w.resource.kind, w.resource.address.get()), (ResourceKind::RwLock, M));
     assert!(w.how.contains("blocked by a writer"), "{}", w.how);
