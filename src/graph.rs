@@ -22,10 +22,14 @@ use crate::runtimes::{Confidence, Owner, Resource, ThreadFindings};
 
 mod asleep;
 pub mod awaits;
+mod digraph;
+mod node;
 pub mod pools;
 pub mod watched;
-pub use asleep::{settle, TIMEOUT_BREAKS_CYCLE_MS};
+pub use asleep::{settle, MAX_PROCESS_CYCLES, TIMEOUT_BREAKS_CYCLE_MS};
 pub use awaits::{await_cycles, AwaitCycle};
+use digraph::Digraph;
+pub use node::{Node, TaskId};
 pub use pools::{starvations, PoolStarvation};
 
 /// A thread: (PID, host TID), a struct so the two cannot be swapped.
@@ -159,6 +163,10 @@ pub struct Verdict {
     /// are asleep for good, and threads asleep for good behind a lock whose
     /// owner is gone. Filled by [`settle`].
     pub stuck: Vec<Stuck>,
+    /// Circular waits through processes among threads asleep for good
+    /// ([`ProcessCycle`]): why the processes on them are stuck. Filled by
+    /// [`settle`].
+    pub process_cycles: Vec<ProcessCycle>,
     /// Cycles that a timed wait of one of their threads will break, parallel
     /// to `deadlocks`: the earliest timeout in milliseconds, or `None`.
     pub breaks_by_timeout_ms: Vec<Option<i64>>,
@@ -201,6 +209,42 @@ pub struct Stuck {
     pub threads: Vec<ThreadId>,
 }
 
+/// A circular wait that passes through processes: a thread reads a pipe
+/// (or a socket) only another process could write to, or waits for a child
+/// to exit, and a thread of that process waits, directly or through locks,
+/// for the first thread's process in turn.
+///
+/// Only found among threads asleep for good ([`settle`]): a process is
+/// waited for as a whole, and any of its threads could end the wait, so a
+/// cycle through it is a hang only when every thread of it is asleep for
+/// good, which is the stuck rule. So it is not a verdict of its own: it
+/// explains the [`Stuck`] processes it passes through, and a cycle made of
+/// one thread and its own process (a thread reading a pipe only its own
+/// process holds) says nothing the stuck verdict does not, so it is left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessCycle {
+    /// The threads in cycle order, starting from the lowest (PID, TID).
+    pub threads: Vec<ThreadId>,
+    /// `waits[i]`: what `threads[i]` waits for, which only
+    /// `threads[(i+1) % len]` (or its process) could provide.
+    pub waits: Vec<CycleWait>,
+}
+
+/// One step of a [`ProcessCycle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CycleWait {
+    /// A lock (or a join) the next thread holds.
+    Lock { resource: Resource, confidence: Confidence },
+    /// Input (or an exit) only the next thread's process could provide:
+    /// `pipe:[123] (fd 3)`, `child PID 4567`.
+    Process {
+        waits_on: String,
+        pid: Pid,
+        ended_by: PeerKind,
+    },
+}
+
 pub use crate::runtimes::signals::SignalWayOut;
 
 /// What the verdict needs to know about one inspected process besides its threads' findings.
@@ -229,10 +273,14 @@ pub struct Peers {
 }
 
 /// How the peers end the wait.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PeerKind {
     /// Any thread of them may write to the pipe (or close it: EOF).
     Writers,
+    /// Any thread of them may read from the full pipe a thread writes to
+    /// (or close it: EPIPE).
+    Readers,
     /// Any thread of them may send on the peer of a connected Unix socket
     /// (or close it).
     SocketPeers,
@@ -315,13 +363,51 @@ pub fn resource_key(r: &Resource) -> ResourceKey {
     }
 }
 
-/// The graph under construction.
+/// One "waits for" of the graph: `from` cannot go on until `to` acts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arc {
+    pub from: Node,
+    pub to: Node,
+    pub via: Via,
+}
+
+/// What an arc stands for. Each verdict follows the kinds its rule is about:
+/// lock cycles the locks, await cycles the awaits and locks, cycles through
+/// processes the locks, inputs and members (see [`WaitGraph`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// Thread → thread: a lock (or a join) the other thread holds.
+    Lock(Edge),
+    /// Task → task, task → thread, thread → task: an await, an
+    /// `asyncio.Lock` held in an open `async with`, a pool work item, a
+    /// task's result ([`awaits`]).
+    Await(awaits::AwaitEdge),
+    /// Thread → process: input only that process can give (a pipe's writers,
+    /// a connected socket's peer), or its exit (a child in `waitpid`).
+    Input { waits_on: String, kind: PeerKind },
+    /// Process → thread: a process acts only through its threads; any of
+    /// them could write to the pipe or make the child exit.
+    Member,
+}
+
+/// The wait-for graph: threads, asyncio tasks and processes as nodes
+/// ([`Node`]), every kind of "waits for" as an arc ([`Via`]).
+///
+/// Built in the order the pipeline learns things: the threads' lock waits
+/// ([`WaitGraph::add_thread`]), then asyncio's awaits
+/// ([`WaitGraph::add_awaits`]), then the processes that alone can end a
+/// read or a child wait ([`WaitGraph::add_peers`]). Each verdict is a rule
+/// over the same graph that follows only the arcs it is about:
+/// [`WaitGraph::verdict`] (cycles of locks, and who waits behind them),
+/// [`await_cycles`] (cycles with a task in them) and [`settle`] (cycles
+/// through processes, among threads asleep for good).
 #[derive(Debug, Default)]
 pub struct WaitGraph {
     /// Every thread in the graph: `Some(blocked)` for an inspected thread,
     /// `None` for one only named as an owner (e.g. in a process not inspected).
-    nodes: BTreeMap<ThreadId, Option<bool>>,
-    edges: Vec<Edge>,
+    threads: BTreeMap<ThreadId, Option<bool>>,
+    /// Every arc, in the order added.
+    arcs: Vec<Arc>,
     orphaned: Vec<Orphaned>,
     no_owner: Vec<OwnerlessWait>,
     unknown_owner: Vec<OwnerlessWait>,
@@ -336,7 +422,7 @@ impl WaitGraph {
     pub fn add_thread(&mut self, pid: Pid, tid: Tid, findings: &ThreadFindings) {
         let me = ThreadId::new(pid, tid);
         let blocked = findings.wait.is_some() || findings.blocked_in.is_some();
-        self.nodes.insert(me, Some(blocked));
+        self.threads.insert(me, Some(blocked));
         let Some(w) = &findings.wait else { return };
         let ownerless = |evidence: &str| OwnerlessWait {
             thread: me,
@@ -381,16 +467,93 @@ impl WaitGraph {
         });
     }
 
-    /// Add an edge directly (a wait for several owners, e.g. all readers of a lock).
-    /// Both ends become nodes; `from` counts as an inspected, blocked thread.
+    /// Add a lock edge directly (a wait for several owners, e.g. all readers
+    /// of a lock). Both ends become nodes; `from` counts as an inspected,
+    /// blocked thread.
     pub fn add_edge(&mut self, edge: Edge) {
-        let from = self.nodes.entry(edge.from).or_insert(Some(true));
+        let from = self.threads.entry(edge.from).or_insert(Some(true));
         *from = Some(true);
-        self.nodes.entry(edge.to).or_insert(None);
-        self.edges.push(edge);
+        self.threads.entry(edge.to).or_insert(None);
+        self.arcs.push(Arc {
+            from: Node::Thread(edge.from),
+            to: Node::Thread(edge.to),
+            via: Via::Lock(edge),
+        });
     }
 
-    /// Find every cycle and classify the rest.
+    /// Add one process's asyncio awaits: task on task, task on a lock
+    /// another task holds, task on a pool worker's item, thread on a task's
+    /// result ([`awaits`]).
+    pub fn add_awaits(&mut self, p: &awaits::ProcessAwaits) {
+        self.arcs.extend(awaits::arcs(p));
+    }
+
+    /// Add the processes that alone can end a thread's read or child wait
+    /// (`ProcessFacts::peers`), and, for each such process that was
+    /// inspected, the threads it acts through.
+    pub fn add_peers(&mut self, facts: &[ProcessFacts]) {
+        let mut waited: BTreeSet<Pid> = BTreeSet::new();
+        for p in facts {
+            for (&tid, peers) in &p.peers {
+                for &to in &peers.pids {
+                    waited.insert(to);
+                    self.arcs.push(Arc {
+                        from: Node::Thread(ThreadId::new(p.pid, tid)),
+                        to: Node::Process(to),
+                        via: Via::Input {
+                            waits_on: peers.what.clone(),
+                            kind: peers.kind,
+                        },
+                    });
+                }
+            }
+        }
+        let members: Vec<ThreadId> = self
+            .threads
+            .iter()
+            .filter(|(t, inspected)| inspected.is_some() && waited.contains(&t.pid))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in members {
+            self.arcs.push(Arc {
+                from: Node::Process(t.pid),
+                to: Node::Thread(t),
+                via: Via::Member,
+            });
+        }
+    }
+
+    /// The arcs of the kinds `keep` accepts, as the shape the algorithms
+    /// work on (with `nodes` besides the arcs' ends); among arcs between
+    /// the same two nodes, the first by `rank` (then the first added).
+    fn shape<K: Ord>(
+        &self,
+        nodes: impl IntoIterator<Item = Node>,
+        keep: impl Fn(&Arc) -> bool,
+        rank: impl Fn(&Arc) -> K,
+    ) -> Digraph {
+        let mut chosen: Vec<usize> = (0..self.arcs.len()).filter(|&k| keep(&self.arcs[k])).collect();
+        chosen.sort_by_key(|&k| rank(&self.arcs[k]));
+        let arcs: Vec<(Node, Node, usize)> = chosen
+            .into_iter()
+            .map(|k| (self.arcs[k].from, self.arcs[k].to, k))
+            .collect();
+        Digraph::new(nodes, &arcs)
+    }
+
+    /// The lock edge behind arc `k`.
+    fn lock(&self, k: usize) -> &Edge {
+        match &self.arcs[k].via {
+            Via::Lock(e) => e,
+            _ => unreachable!("a lock shape holds only lock arcs"),
+        }
+    }
+
+    /// Find every cycle of locks and classify the rest.
+    ///
+    /// Rule: threads each waiting for a lock (or join) the next one holds
+    /// can none of them go on. Only lock arcs count here: a cycle with a
+    /// task in it is [`await_cycles`]'s, one through a process [`settle`]'s.
     pub fn verdict(&self) -> Verdict {
         let mut orphaned = self.orphaned.clone();
         orphaned.sort_by_key(|o| o.thread);
@@ -398,38 +561,27 @@ impl WaitGraph {
         no_owner.sort_by_key(|w| w.thread);
         let mut unknown_owner = self.unknown_owner.clone();
         unknown_owner.sort_by_key(|w| w.thread);
-        let ids: Vec<ThreadId> = self.nodes.keys().copied().collect();
-        let n = ids.len();
-        let index = |id: &ThreadId| ids.binary_search(id).unwrap_or(0);
-
         // One edge per (from, to) pair: the strongest, then the first added.
-        // `adj[a]` is sorted by target; `edge_of[a][i]` indexes `self.edges`.
-        let mut pairs: Vec<(usize, usize, Confidence, usize)> = self
-            .edges
-            .iter()
-            .enumerate()
-            .map(|(k, e)| (index(&e.from), index(&e.to), e.confidence, k))
-            .collect();
-        pairs.sort_unstable();
-        pairs.dedup_by_key(|p| (p.0, p.1));
-        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); n];
-        let mut edge_of: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for &(a, b, _, k) in &pairs {
-            adj[a].push(b);
-            edge_of[a].push(k);
-        }
-        let edge = |a: usize, b: usize| -> &Edge {
-            let i = adj[a].binary_search(&b).unwrap_or(0);
-            &self.edges[edge_of[a][i]]
-        };
+        let g = self.shape(
+            self.threads.keys().map(|t| Node::Thread(*t)),
+            |a| matches!(a.via, Via::Lock(_)),
+            |a| match &a.via {
+                Via::Lock(e) => e.confidence,
+                _ => Confidence::Unknown,
+            },
+        );
+        let n = g.len();
+        let thread = |v: usize| g.node(v).thread().unwrap_or_default();
+        let index = |id: &ThreadId| g.index(&Node::Thread(*id)).unwrap_or(0);
+        let edge = |a: usize, b: usize| -> &Edge { self.lock(g.arc(a, b)) };
 
-        let (cycles, truncated) = elementary_cycles(&adj, MAX_CYCLES, MAX_CYCLE_EDGES);
+        let (cycles, truncated) = g.cycles(MAX_CYCLES, MAX_CYCLE_EDGES);
         let mut deadlocks: Vec<Deadlock> = cycles
             .iter()
             .map(|c| {
                 let edges: Vec<Edge> = (0..c.len()).map(|i| edge(c[i], c[(i + 1) % c.len()]).clone()).collect();
                 Deadlock {
-                    threads: c.iter().map(|&v| ids[v]).collect(),
+                    threads: c.iter().map(|&v| thread(v)).collect(),
                     resources: edges.iter().map(|e| e.resource.clone()).collect(),
                     confidence: edges.iter().map(|e| e.confidence).max().unwrap_or(Confidence::Exact),
                     edges,
@@ -445,10 +597,7 @@ impl WaitGraph {
                 first_deadlock.entry(*t).or_insert(d);
             }
         }
-        let mut rev: Vec<Vec<usize>> = vec![Vec::new(); n];
-        for &(a, b, _, _) in &pairs {
-            rev[b].push(a);
-        }
+        let rev = g.predecessors();
         let mut assigned: Vec<bool> = vec![false; n];
         let mut blocked_behind = Vec::new();
         let sources: Vec<(usize, Leads)> = first_deadlock
@@ -489,7 +638,7 @@ impl WaitGraph {
             }
             if let Some(leads_to) = leads {
                 blocked_behind.push(BlockedBehind {
-                    thread: ids[u],
+                    thread: thread(u),
                     chain,
                     leads_to,
                 });
@@ -500,24 +649,15 @@ impl WaitGraph {
         // Threads everyone waits behind: inspected, no outgoing edge, not in a
         // cycle, and reached over reversed edges by at least one waiter.
         let mut waiting_behind = Vec::new();
-        for (v, id) in ids.iter().enumerate() {
-            if !adj[v].is_empty() || self.nodes.get(id).copied().flatten().is_none() || first_deadlock.contains_key(id)
+        for v in 0..n {
+            let id = thread(v);
+            if !g.successors(v).is_empty()
+                || self.threads.get(&id).copied().flatten().is_none()
+                || first_deadlock.contains_key(&id)
             {
                 continue;
             }
-            let mut seen = vec![false; n];
-            seen[v] = true;
-            let mut stack = vec![v];
-            let mut waiters = Vec::new();
-            while let Some(x) = stack.pop() {
-                for &u in &rev[x] {
-                    if !seen[u] {
-                        seen[u] = true;
-                        waiters.push(ids[u]);
-                        stack.push(u);
-                    }
-                }
-            }
+            let mut waiters: Vec<ThreadId> = g.behind(&rev, &[v]).into_iter().map(thread).collect();
             if waiters.is_empty() {
                 continue;
             }
@@ -530,7 +670,7 @@ impl WaitGraph {
                 }
             }
             waiting_behind.push(WaitingBehind {
-                thread: *id,
+                thread: id,
                 waiters,
                 holds,
                 doing: None,
@@ -543,6 +683,7 @@ impl WaitGraph {
             unexamined: Vec::new(),
             asleep: Vec::new(),
             stuck: Vec::new(),
+            process_cycles: Vec::new(),
             breaks_by_timeout_ms: Vec::new(),
             watch: None,
             pool_starvations: Vec::new(),
@@ -554,7 +695,7 @@ impl WaitGraph {
             no_owner_waits: no_owner,
             unknown_owner_waits: unknown_owner,
             all_blocked: {
-                let mut inspected = self.nodes.values().flatten().peekable();
+                let mut inspected = self.threads.values().flatten().peekable();
                 inspected.peek().is_some() && inspected.all(|&b| b)
             },
             cycles_truncated: truncated,
@@ -569,165 +710,6 @@ pub fn analyze<'a>(threads: impl IntoIterator<Item = (Pid, Tid, &'a ThreadFindin
         g.add_thread(pid, tid, f);
     }
     g.verdict()
-}
-
-/// Strongly connected components (Tarjan, iterative so deep chains cannot
-/// overflow the stack). Returns a component id per vertex.
-fn scc(adj: &[Vec<usize>], allowed: &dyn Fn(usize) -> bool) -> Vec<Option<usize>> {
-    let n = adj.len();
-    let mut idx: Vec<Option<usize>> = vec![None; n];
-    let mut low = vec![0usize; n];
-    let mut on_stack = vec![false; n];
-    let mut stack = Vec::new();
-    let mut comp: Vec<Option<usize>> = vec![None; n];
-    let mut next_index = 0;
-    let mut next_comp = 0;
-    for root in 0..n {
-        if !allowed(root) || idx[root].is_some() {
-            continue;
-        }
-        // (vertex, position in its adjacency list)
-        let mut call: Vec<(usize, usize)> = vec![(root, 0)];
-        idx[root] = Some(next_index);
-        low[root] = next_index;
-        next_index += 1;
-        stack.push(root);
-        on_stack[root] = true;
-        while let Some(&mut (v, ref mut pos)) = call.last_mut() {
-            if let Some(&w) = adj[v].get(*pos) {
-                *pos += 1;
-                if !allowed(w) {
-                    continue;
-                }
-                match idx[w] {
-                    None => {
-                        idx[w] = Some(next_index);
-                        low[w] = next_index;
-                        next_index += 1;
-                        stack.push(w);
-                        on_stack[w] = true;
-                        call.push((w, 0));
-                    }
-                    Some(iw) if on_stack[w] => low[v] = low[v].min(iw),
-                    Some(_) => {}
-                }
-                continue;
-            }
-            call.pop();
-            if let Some(&(parent, _)) = call.last() {
-                low[parent] = low[parent].min(low[v]);
-            }
-            if Some(low[v]) == idx[v] {
-                while let Some(w) = stack.pop() {
-                    on_stack[w] = false;
-                    comp[w] = Some(next_comp);
-                    if w == v {
-                        break;
-                    }
-                }
-                next_comp += 1;
-            }
-        }
-    }
-    comp
-}
-
-/// Every elementary cycle (Johnson 1975), at most `cap` of them with at most
-/// `cap_edges` edges in total. Vertices are
-/// numbered in sorted thread order, so each cycle starts at its least vertex.
-/// Returns the cycles and whether the cap cut the enumeration short.
-pub(crate) fn elementary_cycles(adj: &[Vec<usize>], cap: usize, cap_edges: usize) -> (Vec<Vec<usize>>, bool) {
-    let n = adj.len();
-    let mut out = Vec::new();
-    let mut total_edges = 0usize;
-    // Only vertices on some cycle matter: those in a non-trivial SCC or with a self-loop.
-    let whole = scc(adj, &|_| true);
-    let comp_size = component_sizes(&whole);
-    let cyclic = |v: usize| whole[v].is_some_and(|c| comp_size[c] > 1) || adj[v].contains(&v);
-    let mut blocked = vec![false; n];
-    let mut b_sets: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
-    let mut s = 0;
-    while s < n {
-        // The least vertex >= s on a cycle of the subgraph induced by vertices >= s,
-        // and its component there (Johnson's outer loop; vertices < s are done).
-        let from = s;
-        let sub = scc(adj, &|v| v >= from && cyclic(v));
-        let size = component_sizes(&sub);
-        let Some(start) = (from..n).find(|&v| sub[v].is_some_and(|c| size[c] > 1 || adj[v].contains(&v))) else {
-            break;
-        };
-        s = start;
-        let cs = sub[s];
-        let in_comp = |v: usize| v >= start && sub[v] == cs;
-        for v in 0..n {
-            if in_comp(v) {
-                blocked[v] = false;
-                b_sets[v].clear();
-            }
-        }
-        // Iterative CIRCUIT(s): frames of (vertex, next edge, found a cycle below).
-        let mut path = vec![s];
-        let mut frames: Vec<(usize, usize, bool)> = vec![(s, 0, false)];
-        blocked[s] = true;
-        while let Some(top) = frames.last_mut() {
-            let v = top.0;
-            if let Some(&w) = adj[v].get(top.1) {
-                top.1 += 1;
-                if !in_comp(w) {
-                    continue;
-                }
-                if w == s {
-                    total_edges += path.len();
-                    if out.len() >= cap || total_edges > cap_edges {
-                        return (out, true);
-                    }
-                    out.push(path.clone());
-                    top.2 = true;
-                } else if !blocked[w] {
-                    blocked[w] = true;
-                    path.push(w);
-                    frames.push((w, 0, false));
-                }
-                continue;
-            }
-            let (_, _, found) = frames.pop().unwrap_or((v, 0, false));
-            if found {
-                unblock(v, &mut blocked, &mut b_sets);
-            } else {
-                for &w in &adj[v] {
-                    if in_comp(w) {
-                        b_sets[w].insert(v);
-                    }
-                }
-            }
-            path.pop();
-            if let Some(parent) = frames.last_mut() {
-                parent.2 |= found;
-            }
-        }
-        s += 1;
-    }
-    (out, false)
-}
-
-/// How many vertices each component id of [`scc`] has.
-fn component_sizes(comp: &[Option<usize>]) -> Vec<usize> {
-    let mut size = vec![0usize; comp.len()];
-    for &c in comp.iter().flatten() {
-        size[c] += 1;
-    }
-    size
-}
-
-fn unblock(u: usize, blocked: &mut [bool], b_sets: &mut [BTreeSet<usize>]) {
-    let mut work = vec![u];
-    while let Some(x) = work.pop() {
-        if !blocked[x] {
-            continue;
-        }
-        blocked[x] = false;
-        work.extend(std::mem::take(&mut b_sets[x]));
-    }
 }
 
 #[cfg(test)]

@@ -437,8 +437,10 @@ pub enum OnStop {
     /// Another process cannot see that timeout, so lockdump assumes it.
     InterruptedIfSocketTimeout,
     /// `read`/`write`/`readv`/`writev`: as [`OnStop::InterruptedIfSocketTimeout`]
-    /// when the descriptor (first argument) is a socket, else restarted.
-    /// The caller looks at the descriptor (`/proc/PID/fd/N`).
+    /// when the descriptor (first argument) is a socket; a `write` of more
+    /// than `PIPE_BUF` bytes or a `writev` to a pipe or FIFO returns what it
+    /// has written so far (a short count, not EINTR); else restarted. The
+    /// caller looks at the descriptor (`/proc/PID/fd/N`).
     InterruptedIfOnSocket,
 }
 

@@ -113,7 +113,7 @@ fn await_cycle(py: &Interpreter, mode: &str) {
         let tasks = ready_tasks(&fx);
         let (code, json) = dump(fx.pid());
         assert_eq!(code, 1, "exit code: {}", json["verdict"]["headline"]);
-        assert_eq!(json["schema_version"], 6);
+        assert_eq!(json["schema_version"], 7);
         assert_eq!(json["verdict"]["kind"], "deadlock");
         assert_eq!(json["verdict"]["deadlock"], true);
         let cs = cycles(&json);

@@ -321,7 +321,7 @@ fn check_blocked_behind(fx: &Fixture, doc: &Value, names: &[&str]) {
 /// The verdict, deadlock and edge objects have exactly the fields
 /// docs/json-schema.md documents for this schema version.
 fn check_documented_fields(doc: &Value) {
-    assert_eq!(doc["schema_version"], 6, "docs/json-schema.md documents version 6");
+    assert_eq!(doc["schema_version"], 7, "docs/json-schema.md documents version 7");
     let keys = |v: &Value| -> Vec<String> {
         let mut k: Vec<String> = v.as_object().expect("object").keys().cloned().collect();
         k.sort();
@@ -350,7 +350,8 @@ fn check_documented_fields(doc: &Value) {
             "headline",
             "stuck",
             "pool_starvations",
-            "await_cycles"
+            "await_cycles",
+            "process_cycles"
         ])
     );
     let v = &doc["verdict"];

@@ -3,7 +3,8 @@
 //! (signal(7)); a program that treats EINTR as fatal used to exit after one
 //! `lockdump -p`. fixtures/c/eintr_calls.c parks one thread in each such
 //! call and `_exit`s with a code naming the call if any of them returns
-//! EINTR; the same process holds an AB-BA deadlock. Ten stopping runs must
+//! EINTR (or, for a long write to a pipe, returns short: a stop cuts it
+//! short instead); the same process holds an AB-BA deadlock. Ten stopping runs must
 //! each report the deadlock exactly and leave the fixture alive, every such
 //! thread still in its call, never stopped.
 
@@ -37,7 +38,12 @@ const LEFT_RUNNING: &[(&str, &[&str], bool)] = &[
     ("connect_to", &["connect"], true),
     // No timeout: a stop would not interrupt it, but lockdump cannot see that.
     ("recv_plain", &["recvfrom"], true),
+    // Not EINTR: a stop would make it return the 64 KiB it wrote so far.
+    ("write_pipe", &["write"], false),
 ];
+
+/// Threads in a call a stop cuts short (a short count, not EINTR).
+const CUT_SHORT: &[&str] = &["write_pipe"];
 
 /// Threads whose calls the kernel restarts after a stop: stopped as before.
 const STOPPED: &[&str] = &[
@@ -46,6 +52,7 @@ const STOPPED: &[&str] = &[
     "clock_nsleep",
     "poll",
     "read_pipe",
+    "write_small",
     "msgrcv",
     "t1",
     "t2",
@@ -184,10 +191,17 @@ fn check_left_running(fx: &Fixture, doc: &Value, run: usize) {
         );
         assert_eq!(l["if_socket_timeout"], if_timeout, "run {run}: {name}: {l}");
         assert_eq!(l["stack_consistent"], true, "run {run}: {name}: {l}");
+        let cut_short = CUT_SHORT.contains(&name);
+        assert_eq!(l["cut_short"], cut_short, "run {run}: {name}: {l}");
         let timeout = if if_timeout { " if the socket has a timeout" } else { "" };
+        let harm = if cut_short {
+            "cut short (a write of more than PIPE_BUF bytes to a pipe returns what it has written so far)".to_string()
+        } else {
+            format!("interrupt{timeout}")
+        };
         assert_eq!(
             l["reason"],
-            format!("captured without stopping: it sits in {call}, which a ptrace stop would interrupt{timeout}"),
+            format!("captured without stopping: it sits in {call}, which a ptrace stop would {harm}"),
             "run {run}: {name}"
         );
         // SP and PC from /proc are enough to unwind to the fixture's code.

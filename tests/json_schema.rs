@@ -109,6 +109,8 @@ const LEVELS: &[(&str, &str, bool)] = &[
     ("verdict.await_cycles[].members[]", "AwaitCycle", false),
     ("verdict.await_cycles[].behind[]", "AwaitCycle", false),
     ("verdict.await_cycles[].edges[]", "AwaitCycle", false),
+    ("verdict.process_cycles[]", "ProcessCycle", true),
+    ("verdict.process_cycles[].waits[]", "ProcessCycle", false),
     ("deadlocks[]", "Deadlock", true),
     ("deadlocks[].signal_handler", "Deadlock", false),
     ("deadlocks[].edges[]", "Edge", true),
@@ -230,7 +232,10 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
     use lockdump::report::document::{CoreSource, Source};
     use lockdump::report::json::{JsonPoolWait, JsonTaskWait, LeftRunning, Site, TimeoutJson, TracerJson};
     use lockdump::report::pools::JsonPoolStarvation;
-    use lockdump::report::verdict::{JsonProcessBehind, JsonStuck, JsonWaitingBehind, SignalReentry};
+    use lockdump::report::verdict::{
+        JsonCycleWait, JsonProcessBehind, JsonProcessCycle, JsonStuck, JsonWaitingBehind, SignalReentry,
+    };
+    use lockdump::test_support::graph::PeerKind;
     use lockdump::test_support::runtimes::Confidence;
     use serde_json::to_value;
 
@@ -315,6 +320,20 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
                 executor_name: None, thread_name_prefix: None, max_workers: Some(1), workers: vec![Tid(1)],
                 waits: vec![task_wait()], queued: vec![], blocked_behind: vec![task_wait()], text: String::new(),
             }).unwrap()],
+            "process_cycles": [to_value(JsonProcessCycle {
+                threads: vec![Tid(1), Tid(2)],
+                pids: vec![Pid(1), Pid(2)],
+                waits: vec![
+                    JsonCycleWait::Process { waits_on: "child PID 2".into(), pid: Pid(2), ended_by: PeerKind::Children },
+                    JsonCycleWait::Lock {
+                        resource: String::new(),
+                        resource_kind: lockdump::test_support::runtimes::ResourceKind::Mutex,
+                        address: "0x1".into(),
+                        name: None,
+                        confidence: Confidence::Exact,
+                    },
+                ],
+            }).unwrap()],
             "await_cycles": [to_value(JsonAwaitCycle {
                 members: vec![member()],
                 edges: vec![JsonAwaitEdge {
@@ -338,7 +357,8 @@ fn schema_document_matches_the_types_a_demo_leaves_empty() {
         }],
         "threads": [{
             "left_running": to_value(LeftRunning {
-                call: "epoll_wait", if_socket_timeout: false, stack_consistent: true, reason: String::new(),
+                call: "epoll_wait", if_socket_timeout: false, cut_short: false, stack_consistent: true,
+                reason: String::new(),
             }).unwrap(),
             "timeout": to_value(TimeoutJson { in_ms: 1, relative: true, clock: None, text: String::new() }).unwrap(),
             "pool_wait": to_value(JsonPoolWait { executor: "0x1".into(), wait: task_wait() }).unwrap(),

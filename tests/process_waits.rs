@@ -61,6 +61,22 @@ fn read_by_both_sides(mode: &str, channel: &str, holders: &str) {
     let mut want = vec![parent as i64, child as i64];
     want.sort_unstable();
     assert_eq!(stuck_pids(&doc), want);
+    // The circular wait through both processes, from the lower (PID, TID).
+    let cycles = doc["verdict"]["process_cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    let mut tids = vec![parent, child];
+    tids.sort_unstable();
+    assert_eq!(cycles[0]["threads"], serde_json::json!(tids));
+    for (k, &tid) in tids.iter().enumerate() {
+        let other = if tid == parent { child } else { parent };
+        let w = &cycles[0]["waits"][k];
+        assert_eq!(
+            (w["kind"].as_str(), w["pid"].as_i64()),
+            (Some("process"), Some(other as i64)),
+            "{w}"
+        );
+        assert!(w["waits_on"].as_str().unwrap().starts_with(channel), "{w}");
+    }
     for (tid, other) in [(parent, child), (child, parent)] {
         let t = thread(&doc, tid);
         assert_eq!(t["asleep_for_good"], true, "{t}");
@@ -151,6 +167,126 @@ fn parent_waiting_for_a_deadlocked_child_is_stuck() {
     );
 }
 
+/// The classic pipe deadlock: the child fills the pipe, the parent waits
+/// for it to exit before it would read. Both processes are stuck, and the
+/// report shows the circular wait through them: the parent waits for the
+/// child to exit, the child for the parent to read.
+#[test]
+fn parent_waiting_for_a_child_that_fills_its_pipe_is_stuck_with_tree() {
+    waits_for_a_full_channel("full", "pipe:[", "every process holding its read end", "readers");
+}
+
+/// The same over a socketpair: the child's send buffer fills.
+#[test]
+fn parent_waiting_for_a_child_that_fills_its_socket_is_stuck_with_tree() {
+    waits_for_a_full_channel(
+        "sockfull",
+        "Unix socket:[",
+        "every process holding the other end",
+        "socket_peers",
+    );
+}
+
+fn waits_for_a_full_channel(mode: &str, channel: &str, holders: &str, ended_by: &str) {
+    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &[mode]));
+    let (parent, child) = (fx.tid("parent"), fx.tid("child"));
+    let fd = fx.int("fds", "child_write");
+    fx.wait_blocked(&[parent, child]);
+    let (code, doc) = dump(parent, true);
+    assert_eq!(code, 1, "{}", doc["verdict"]["headline"]);
+    assert_eq!(doc["verdict"]["kind"], "stuck");
+    let mut want = vec![parent as i64, child as i64];
+    want.sort_unstable();
+    assert_eq!(stuck_pids(&doc), want);
+    let why = |tid| thread(&doc, tid)["why"].as_str().unwrap().to_string();
+    assert!(why(parent).contains(&format!("child PID {child}")), "{}", why(parent));
+    assert!(
+        why(child).contains(&format!("{channel}"))
+            && why(child).contains(&format!("(fd {fd}): {holders} (PID {parent})")),
+        "{}",
+        why(child)
+    );
+    // The cycle through both processes, from the lower (PID, TID).
+    let cycles = doc["verdict"]["process_cycles"].as_array().unwrap();
+    assert_eq!(cycles.len(), 1, "{cycles:?}");
+    let c = &cycles[0];
+    let by_child = serde_json::json!({
+        "kind": "process", "waits_on": format!("child PID {child}"), "pid": child, "ended_by": "children",
+    });
+    let channel_wait = &c["waits"][if parent < child { 1 } else { 0 }];
+    assert_eq!(channel_wait["kind"], "process", "{c}");
+    assert_eq!(channel_wait["pid"], parent, "{c}");
+    assert_eq!(channel_wait["ended_by"], ended_by, "{c}");
+    let on = channel_wait["waits_on"].as_str().unwrap();
+    assert!(on.starts_with(channel) && on.ends_with(&format!(" (fd {fd})")), "{on}");
+    if parent < child {
+        assert_eq!(c["threads"], serde_json::json!([parent, child]));
+        assert_eq!(c["pids"], serde_json::json!([parent, child]));
+        assert_eq!(c["waits"][0], by_child);
+    } else {
+        assert_eq!(c["threads"], serde_json::json!([child, parent]));
+        assert_eq!(c["waits"][1], by_child);
+    }
+    // In words, under the stuck processes.
+    let out = common::run_lockdump(&["-p", &parent.to_string(), "--tree"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let section: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "Circular wait through processes:")
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(section.len(), 3, "{text}");
+    let parent_line = section
+        .iter()
+        .find(|l| l.contains(&format!("Thread {parent} ")))
+        .unwrap();
+    assert!(
+        parent_line.contains(&format!(
+            "waits on child PID {child}, which only PID {child} can end, by exiting"
+        )),
+        "{parent_line}"
+    );
+    // In the picture: parent → its wait on the child → the child's thread, in red.
+    let dot = common::run_lockdump(&["-p", &parent.to_string(), "--tree", "--dot"]);
+    let dot = String::from_utf8_lossy(&dot.stdout);
+    let label = format!("[label=\"child PID {child}\\nonly PID {child} can end it, by exiting\"");
+    let node = dot
+        .lines()
+        .find(|l| l.contains(&label))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no node {label} in {dot}"));
+    for edge in [
+        format!("t_{parent}_{parent} -> {node} [label=\"waits on (cycle)\", color=\"#cc0000\""),
+        format!("{node} -> t_{child}_{child} [label=\"PID {child} acts through\", color=\"#cc0000\""),
+    ] {
+        assert!(
+            dot.lines().any(|l| l.trim_start().starts_with(&edge)),
+            "no {edge} in {dot}"
+        );
+    }
+    // Either side alone: the other end was not inspected, nothing is claimed.
+    for (pid, other) in [(parent, child), (child, parent)] {
+        let (code, doc) = dump(pid, false);
+        assert_eq!(code, 0, "{}", doc["verdict"]["headline"]);
+        assert!(doc["verdict"]["process_cycles"].as_array().unwrap().is_empty());
+        let why = thread(&doc, pid)["why"].as_str().unwrap().to_string();
+        assert!(why.contains(&format!("PID {other}, which was not inspected")), "{why}");
+    }
+}
+
+/// Control: the same writer, but the parent drains the pipe between
+/// sleeps while its other thread waits for the writer to exit: never stuck.
+#[test]
+fn a_full_pipe_its_reader_drains_is_never_stuck() {
+    never_stuck("fullhealthy");
+}
+
+/// The same over a socketpair.
+#[test]
+fn a_full_socket_its_reader_drains_is_never_stuck() {
+    never_stuck("sockfullhealthy");
+}
+
 /// Control: 100 dumps of a tree whose pipe writer sleeps between writes and
 /// whose waited-for child sleeps: nothing stuck, exit 0 every time.
 #[test]
@@ -176,6 +312,7 @@ fn never_stuck(mode: &str) {
             doc["verdict"]["headline"], doc["verdict"]["stuck"]
         );
         assert!(doc["verdict"]["stuck"].as_array().unwrap().is_empty());
+        assert!(doc["verdict"]["process_cycles"].as_array().unwrap().is_empty());
         let w = thread(&doc, waiter);
         assert_eq!(w["asleep_for_good"], false, "{w}");
     }

@@ -1214,6 +1214,85 @@ fn python_waits_nobody_can_end_are_stuck() {
     }
 }
 
+/// The subprocess documentation's warning, on every interpreter: the parent
+/// calls `Popen.wait()` while the child blocks writing more output than the
+/// pipe holds, output the parent reads only after the wait. With `--tree`
+/// both processes are stuck (exit 1), and the circular wait through them is
+/// reported: the parent waits for the child to exit, the child for the
+/// parent to read. Without `--tree` the child was not looked at: exit 0.
+#[test]
+fn subprocess_wait_on_a_child_filling_its_pipe_is_stuck_with_tree() {
+    on_every_python(|py| {
+        let fx = Fixture::spawn_blocked(python_fixture(&py.path, "subprocess_pipe.py", &["wait"]));
+        let (main, child) = (tid(&fx, "main"), tid(&fx, "child"));
+        assert_eq!(fx.int("pids", "child"), i64::from(child));
+        let d = dump(&fx, &["--tree"]);
+        let v = &d.json["verdict"];
+        if d.code != 1 || v["kind"] != "stuck" {
+            d.fail(format_args!("expected stuck (exit 1): {v}"));
+        }
+        let mut stuck: Vec<i64> = v["stuck"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["whole_process"] == true)
+            .map(|s| s["pid"].as_i64().unwrap())
+            .collect();
+        stuck.sort_unstable();
+        let mut both = vec![i64::from(fx.pid()), i64::from(child)];
+        both.sort_unstable();
+        assert_eq!(stuck, both, "{v}");
+        let cycles = v["process_cycles"].as_array().unwrap();
+        if cycles.len() != 1 {
+            d.fail(format_args!("expected one circular wait through the processes: {v}"));
+        }
+        let c = &cycles[0];
+        let (first, second) = if main < child { (main, child) } else { (child, main) };
+        assert_eq!(c["threads"], serde_json::json!([first, second]), "{c}");
+        let step = |t: i32| &c["waits"][if t == first { 0 } else { 1 }];
+        assert_eq!(
+            step(main),
+            &serde_json::json!({
+                "kind": "process", "waits_on": format!("child PID {child}"), "pid": child, "ended_by": "children",
+            }),
+            "{c}"
+        );
+        let w = step(child);
+        assert_eq!(
+            (&w["kind"], &w["pid"], &w["ended_by"]),
+            (&Value::from("process"), &Value::from(fx.pid()), &Value::from("readers")),
+            "{c}"
+        );
+        let on = w["waits_on"].as_str().unwrap_or_default();
+        assert!(on.starts_with("pipe:[") && on.ends_with("(fd 1)"), "{on}");
+        assert_eq!(d.thread(child)["asleep_for_good"], true, "{}", d.brief);
+        // Only the parent: its child was not inspected, nothing is claimed.
+        let alone = dump(&fx, &[]);
+        if alone.code != 0 || !alone.json["verdict"]["process_cycles"].as_array().unwrap().is_empty() {
+            alone.fail(format_args!("without --tree: {}", alone.json["verdict"]));
+        }
+        "ok".to_string()
+    });
+}
+
+/// Control: the parent reads its child's output as it comes while the
+/// child writes a line every 10 ms: 20 dumps per interpreter with --tree,
+/// never stuck.
+#[test]
+fn subprocess_reading_its_childs_output_is_never_stuck() {
+    on_every_python(|py| {
+        let fx = Fixture::spawn(python_fixture(&py.path, "subprocess_pipe.py", &["drain"]));
+        for round in 0..20 {
+            let d = dump(&fx, &["--tree"]);
+            if d.code != 0 || d.json["verdict"]["stuck"] != serde_json::json!([]) {
+                d.fail(format_args!("round {round}: {}", d.json["verdict"]));
+            }
+            assert!(d.json["verdict"]["process_cycles"].as_array().unwrap().is_empty());
+        }
+        "ok".to_string()
+    });
+}
+
 /// Healthy (issue 20 e): main in stop.wait() on an Event its SIGTERM handler
 /// sets, workers idle on a Condition: never stuck, never a deadlock, 100
 /// dumps per interpreter (issue 20.7's count for healthy controls).

@@ -75,7 +75,7 @@ fn livelock_on(label: &str) {
     fx.wait_blocked(&[fx.tid("main")]);
     let (code, doc) = watch_json(&fx, "1.5");
     let w = &doc["watch"];
-    assert_eq!(doc["schema_version"], 6);
+    assert_eq!(doc["schema_version"], 7);
     assert_eq!((code, doc["verdict"]["kind"].as_str()), (4, Some("livelock")), "{w:#}");
     assert_eq!(doc["verdict"]["exit_code"], 4);
     let l = &w["livelocks"][0];

@@ -116,8 +116,24 @@ pub enum RegisterSource {
     None,
 }
 
+/// What a ptrace stop would do to the call a thread is blocked in, were the
+/// thread stopped ([`crate::syscalls::OnStop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopHarm {
+    /// The call fails with `EINTR`.
+    Eintr,
+    /// The call fails with `EINTR` if its socket has a timeout, which
+    /// lockdump cannot see; it is assumed.
+    EintrIfSocketTimeout,
+    /// The call returns a short count: a write of more than `PIPE_BUF`
+    /// bytes to a pipe or FIFO that has written part of its data returns
+    /// that part (the kernel's `pipe_write`), and a program that treats a
+    /// short write as an error, or drops the rest, is harmed.
+    ShortWrite,
+}
+
 /// A thread a stopping capture did not stop, because it sat in a call that a
-/// ptrace stop makes fail with `EINTR` ([`crate::syscalls::OnStop`]). Its
+/// ptrace stop makes fail with `EINTR` or return short ([`StopHarm`]). Its
 /// registers are SP and PC from `/proc/TID/syscall`, its stack was copied in
 /// the same batch as the stopped threads' (a thread blocked in a call does
 /// not touch its stack).
@@ -125,9 +141,8 @@ pub enum RegisterSource {
 pub struct LeftRunning {
     /// The kernel's name of the call, e.g. `epoll_wait`.
     pub call: &'static str,
-    /// The call fails on a stop only if its socket has a timeout, which
-    /// lockdump cannot see; it was left running to be safe.
-    pub if_socket_timeout: bool,
+    /// What a stop would have done to it.
+    pub harm: StopHarm,
     /// The thread's `/proc/TID/syscall` line and context-switch count were
     /// the same before and after its stack was copied: it did not run in
     /// between, so the copy is of one instant. `false`: it woke meanwhile and
@@ -136,15 +151,21 @@ pub struct LeftRunning {
 }
 
 impl LeftRunning {
+    /// The call fails on a stop only if its socket has a timeout.
+    pub fn if_socket_timeout(&self) -> bool {
+        self.harm == StopHarm::EintrIfSocketTimeout
+    }
+
     /// The sentence the report and the JSON give for it.
     pub fn reason(&self) -> String {
         format!(
-            "captured without stopping: it sits in {}, which a ptrace stop would interrupt{}{}",
+            "captured without stopping: it sits in {}, which a ptrace stop would {}{}",
             self.call,
-            if self.if_socket_timeout {
-                " if the socket has a timeout"
-            } else {
-                ""
+            match self.harm {
+                StopHarm::Eintr => "interrupt",
+                StopHarm::EintrIfSocketTimeout => "interrupt if the socket has a timeout",
+                StopHarm::ShortWrite =>
+                    "cut short (a write of more than PIPE_BUF bytes to a pipe returns what it has written so far)",
             },
             if self.stack_consistent {
                 ""

@@ -24,7 +24,7 @@ use nix::unistd::Pid;
 
 use super::signals::DeferSignals;
 use super::{
-    LeftRunning, RegisterSource, Registers, RuntimeCopy, Snapshot, SyscallState, ThreadSnapshot, Tracer,
+    LeftRunning, RegisterSource, Registers, RuntimeCopy, Snapshot, StopHarm, SyscallState, ThreadSnapshot, Tracer,
     SYS_RESTART_SYSCALL,
 };
 use crate::error::{permission_denied, InspectError};
@@ -100,38 +100,49 @@ struct ThreadInfo {
     unmoved: Option<(std::fs::File, Box<str>)>,
 }
 
-/// Why a thread must not be stopped: its call fails with EINTR on a stop.
+/// Why a thread must not be stopped: its call fails with EINTR, or returns
+/// short, on a stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Hazard {
     call: &'static str,
-    if_socket_timeout: bool,
+    harm: StopHarm,
 }
 
+/// `PIPE_BUF` (Linux): a write of at most this many bytes to a pipe is
+/// atomic, so it has written nothing while it waits, and a stop restarts it.
+const PIPE_BUF: u64 = 4096;
+
 /// What a stop would do to a thread whose `/proc/TID/syscall` reads `line`:
-/// `Some` if its call would fail with EINTR ([`crate::syscalls::on_stop`]).
-/// For `read`/`write` that depends on the descriptor being a socket, so
-/// `/proc/PID/fd/N` is looked at (only for threads in those calls).
+/// `Some` if its call would fail with EINTR or return short
+/// ([`crate::syscalls::on_stop`]). For `read`/`write` that depends on the
+/// descriptor, so `/proc/PID/fd/N` is looked at (only for threads in those
+/// calls): a socket, or for a write of more than `PIPE_BUF` bytes (or a
+/// `writev`, whose length is in the target's memory) a pipe or FIFO.
 fn stop_hazard(pid: i32, line: &SyscallLine) -> Option<Hazard> {
+    use crate::syscalls::nr;
     let SyscallLine::InSyscall { nr, args, .. } = *line else {
         return None;
     };
     let call = crate::syscalls::kernel_name(nr)?;
-    let if_socket_timeout = match crate::syscalls::on_stop(nr) {
+    let harm = match crate::syscalls::on_stop(nr) {
         OnStop::Restarted => return None,
-        OnStop::Interrupted => false,
-        OnStop::InterruptedIfSocketTimeout => true,
+        OnStop::Interrupted => StopHarm::Eintr,
+        OnStop::InterruptedIfSocketTimeout => StopHarm::EintrIfSocketTimeout,
         OnStop::InterruptedIfOnSocket => {
-            let target = proc::fd_target(pid, args[0] as i32).ok()?;
-            if !target.to_string_lossy().starts_with("socket:") {
+            let fd = args[0] as i32;
+            let target = proc::fd_target(pid, fd).ok()?;
+            let target = target.to_string_lossy();
+            let long_write = nr == nr::WRITEV || (nr == nr::WRITE && args[2] > PIPE_BUF);
+            if target.starts_with("socket:") {
+                StopHarm::EintrIfSocketTimeout
+            } else if long_write && (target.starts_with("pipe:") || proc::fd_is_fifo(pid, fd)) {
+                StopHarm::ShortWrite
+            } else {
                 return None;
             }
-            true
         }
     };
-    Some(Hazard {
-        call,
-        if_socket_timeout,
-    })
+    Some(Hazard { call, harm })
 }
 
 /// A thread capture leaves running (see [`leave_running`]).
@@ -719,7 +730,7 @@ fn stop_and_copy(
         threads.push(ThreadSnapshot {
             left_running: Some(LeftRunning {
                 call: u.hazard.call,
-                if_socket_timeout: u.hazard.if_socket_timeout,
+                harm: u.hazard.harm,
                 stack_consistent: false,
             }),
             ..described(tid, regs, syscall, register_source)

@@ -9,7 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Asleep, Leads, PeerKind, Peers, ProcessBehind, ProcessFacts, SignalWayOut, Stuck, ThreadId, Verdict};
+use super::{
+    Asleep, CycleWait, Leads, Node, PeerKind, Peers, ProcessBehind, ProcessCycle, ProcessFacts, SignalWayOut, Stuck,
+    ThreadId, Verdict, Via, WaitGraph,
+};
 use crate::ids::{Pid, Tid};
 use crate::runtimes::{Confidence, Deadline, ResourceKind, Sleep, TaskPlace, ThreadFindings};
 
@@ -235,6 +238,7 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
         if let Some(other) = w.awake_other(p, t.id) {
             let role = match peers.kind {
                 PeerKind::Writers => "can still write to it",
+                PeerKind::Readers => "can still read from it",
                 PeerKind::SocketPeers => "can still send on the other end",
                 PeerKind::Children => "can still run, so the child may exit",
             };
@@ -246,6 +250,7 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
     }
     let role = match peers.kind {
         PeerKind::Writers => "every process holding its write end",
+        PeerKind::Readers => "every process holding its read end",
         PeerKind::SocketPeers => "every process holding the other end",
         PeerKind::Children => "every child it waits for",
     };
@@ -256,10 +261,81 @@ fn input_from_peers(t: &Sleeper, w: &World, call: &str, peers: &Peers) -> Judgem
     ))
 }
 
+/// At most this many [`ProcessCycle`]s are reported: they explain a stuck
+/// verdict, and processes with many threads each waiting on the other have
+/// as many cycles as pairs of threads.
+pub const MAX_PROCESS_CYCLES: usize = 100;
+
+/// Circular waits through processes among the threads asleep for good
+/// ([`ProcessCycle`]): the graph's locks, inputs and members, between
+/// threads asleep for good and the processes they wait for. A process's
+/// threads are all asleep for good when one of them waits for it (else
+/// [`input_from_peers`] would have found one that can still act), so every
+/// cycle found is a hang; one with a single thread (its own process) is
+/// left out.
+fn process_cycles(graph: &WaitGraph, asleep: &BTreeSet<ThreadId>) -> Vec<ProcessCycle> {
+    let counts = |n: &Node| match n {
+        Node::Thread(t) => asleep.contains(t),
+        Node::Process(_) => true,
+        Node::Task(_) => false,
+    };
+    let g = graph.shape(
+        std::iter::empty(),
+        |a| matches!(a.via, Via::Lock(_) | Via::Input { .. } | Via::Member) && counts(&a.from) && counts(&a.to),
+        |a| match &a.via {
+            Via::Lock(e) => e.confidence,
+            _ => Confidence::Exact,
+        },
+    );
+    if !(0..g.len()).any(|i| g.node(i).is_process()) {
+        return Vec::new();
+    }
+    let (cycles, _) = g.cycles(MAX_PROCESS_CYCLES, super::MAX_CYCLE_EDGES);
+    let mut out = Vec::new();
+    for c in cycles {
+        let threads: Vec<(usize, ThreadId)> = c
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &i)| g.node(i).thread().map(|t| (k, t)))
+            .collect();
+        if threads.len() < 2 || !c.iter().any(|&i| g.node(i).is_process()) {
+            continue;
+        }
+        // Each thread's step: the arc to the next node, a lock's holder or a
+        // process (whose member arc leads on to the next thread).
+        let waits = threads
+            .iter()
+            .map(|&(k, _)| {
+                let (from, to) = (c[k], c[(k + 1) % c.len()]);
+                match (&graph.arcs[g.arc(from, to)].via, g.node(to)) {
+                    (Via::Lock(e), _) => CycleWait::Lock {
+                        resource: e.resource.clone(),
+                        confidence: e.confidence,
+                    },
+                    (Via::Input { waits_on, kind }, Node::Process(pid)) => CycleWait::Process {
+                        waits_on: waits_on.clone(),
+                        pid,
+                        ended_by: *kind,
+                    },
+                    _ => unreachable!("a thread's arcs here are locks and inputs"),
+                }
+            })
+            .collect();
+        out.push(ProcessCycle {
+            threads: threads.into_iter().map(|(_, t)| t).collect(),
+            waits,
+        });
+    }
+    out.sort_by(|a, b| a.threads.cmp(&b.threads));
+    out
+}
+
 /// Apply [`asleep_for_good`] to every inspected thread until nothing changes,
-/// then fill `v.asleep`, `v.stuck` and `v.breaks_by_timeout_ms`.
+/// then fill `v.asleep`, `v.stuck`, `v.process_cycles` (from `graph`) and
+/// `v.breaks_by_timeout_ms`.
 pub fn settle<'a>(
     v: &mut Verdict,
+    graph: &WaitGraph,
     threads: impl IntoIterator<Item = (Pid, Tid, &'a ThreadFindings)>,
     processes: &'a [ProcessFacts],
 ) {
@@ -367,6 +443,7 @@ pub fn settle<'a>(
         }
     }
     v.stuck = stuck;
+    v.process_cycles = process_cycles(graph, &w.asleep);
     v.blocked_behind_processes = behind_processes(v, &w);
     v.breaks_by_timeout_ms = v
         .deadlocks

@@ -23,8 +23,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::{Arc, Node, TaskId, ThreadId, Via};
 use crate::ids::{Addr, Pid, Tid};
-use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, Node};
+use crate::runtimes::cpython::asyncio::{AsyncioState, Awaits, LinkEnd};
 use crate::runtimes::{Confidence, ResourceKind};
 
 /// A member of an await cycle.
@@ -99,15 +100,11 @@ pub struct AwaitCycle {
     pub breaks_by_timeout: Option<String>,
 }
 
-/// A thread-graph edge of one process: (from TID, to TID, what, confidence, evidence).
-pub type ThreadEdge = (Tid, Tid, AwaitVia, Confidence, String);
-
-/// One process's asyncio state with its threads' names and wait edges.
+/// One process's asyncio state with its threads' names and timeouts.
 pub struct ProcessAwaits<'a> {
     pub pid: Pid,
     pub state: &'a AsyncioState,
     pub thread_names: HashMap<Tid, String>,
-    pub thread_edges: Vec<ThreadEdge>,
     /// Threads whose wait has a timeout, with it in words.
     pub thread_timeouts: HashMap<Tid, String>,
 }
@@ -120,175 +117,174 @@ fn rank(c: Confidence) -> u8 {
     }
 }
 
-/// Every elementary await cycle (with at least one task) of each process.
-pub fn await_cycles<'a>(processes: impl IntoIterator<Item = ProcessAwaits<'a>>) -> Vec<AwaitCycle> {
+/// The arcs of one process's awaits, for [`super::WaitGraph::add_awaits`]:
+/// a task on each task that lists it in `awaited_by`, a task on the holder
+/// of the `asyncio.Lock` it waits for, and the runtime's links between
+/// tasks and threads (a pool work item, a task's result).
+pub(super) fn arcs(p: &ProcessAwaits) -> Vec<Arc> {
+    let state = p.state;
+    let task = |address: Addr| Node::Task(TaskId { pid: p.pid, address });
+    let end = |e: LinkEnd| match e {
+        LinkEnd::Task(a) => task(a),
+        LinkEnd::Thread(tid) => Node::Thread(ThreadId::new(p.pid, tid)),
+    };
+    let name_of = |a: Addr| {
+        state
+            .task(a)
+            .map(|t| t.name.clone())
+            .unwrap_or_else(|| format!("{a:#x}"))
+    };
     let mut out = Vec::new();
-    for p in processes {
-        let state = p.state;
-        // Nodes: every task, then every thread some edge names; sorted so a
-        // cycle starts at its least node.
-        let mut nodes: Vec<Node> = state.tasks().map(|t| Node::Task(t.address)).collect();
-        for (a, b, ..) in &p.thread_edges {
-            nodes.push(Node::Thread(*a));
-            nodes.push(Node::Thread(*b));
+    let mut add = |from: Node, to: Node, edge: AwaitEdge| {
+        if from != to {
+            out.push(Arc {
+                from,
+                to,
+                via: Via::Await(edge),
+            });
         }
-        for l in &state.links {
-            nodes.push(l.from);
-            nodes.push(l.to);
-        }
-        nodes.sort();
-        nodes.dedup();
-        let index = |n: Node| nodes.binary_search(&n).ok();
-        let mut adj: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
-        let mut edge_of: HashMap<(usize, usize), AwaitEdge> = HashMap::new();
-        let mut add = |from: Node, to: Node, edge: AwaitEdge, adj: &mut Vec<Vec<usize>>| {
-            let (Some(i), Some(j)) = (index(from), index(to)) else {
-                return;
+    };
+    for t in state.tasks() {
+        for &w in &t.awaited_by {
+            let edge = AwaitEdge {
+                via: AwaitVia::TaskDone,
+                confidence: Confidence::Exact,
+                evidence: format!(
+                    "task {:?} is in the awaited_by of task {:?} (CPython's record of who awaits it)",
+                    name_of(w),
+                    t.name
+                ),
             };
-            if i == j {
-                return;
-            }
-            adj[i].push(j);
-            edge_of.entry((i, j)).or_insert(edge);
-        };
-        let name_of = |a: Addr| {
-            state
-                .task(a)
-                .map(|t| t.name.clone())
-                .unwrap_or_else(|| format!("{a:#x}"))
-        };
-        for t in state.tasks() {
-            for &w in &t.awaited_by {
-                let edge = AwaitEdge {
-                    via: AwaitVia::TaskDone,
-                    confidence: Confidence::Exact,
-                    evidence: format!(
-                        "task {:?} is in the awaited_by of task {:?} (CPython's record of who awaits it)",
-                        name_of(w),
-                        t.name
-                    ),
-                };
-                add(Node::Task(w), Node::Task(t.address), edge, &mut adj);
-            }
+            add(task(w), task(t.address), edge);
         }
-        for t in state.tasks() {
-            let Awaits::Primitive {
-                primitive,
+    }
+    for t in state.tasks() {
+        let Awaits::Primitive {
+            primitive,
+            address,
+            name,
+            ..
+        } = &t.awaits
+        else {
+            continue;
+        };
+        if !primitive.has_owner() {
+            continue;
+        }
+        for h in state.tasks() {
+            let Some(hold) = h.holds.iter().find(|x| x.lock == *address) else {
+                continue;
+            };
+            let edge = AwaitEdge {
+                via: AwaitVia::Lock {
+                    lock: *address,
+                    name: name.clone(),
+                },
+                confidence: hold.confidence,
+                evidence: hold.evidence.clone(),
+            };
+            add(task(t.address), task(h.address), edge);
+        }
+    }
+    for l in &state.links {
+        let via = match (l.from, l.to) {
+            (LinkEnd::Task(_), LinkEnd::Thread(_)) => AwaitVia::Executor,
+            (LinkEnd::Thread(_), LinkEnd::Task(_)) => AwaitVia::TaskResult,
+            _ => continue,
+        };
+        let edge = AwaitEdge {
+            via,
+            confidence: l.confidence,
+            evidence: l.evidence.clone(),
+        };
+        add(end(l.from), end(l.to), edge);
+    }
+    out
+}
+
+/// Every elementary await cycle: a cycle of the graph's awaits and locks
+/// with at least one task in it (cycles of threads alone are
+/// [`super::WaitGraph::verdict`]'s).
+pub fn await_cycles(graph: &super::WaitGraph, processes: &[ProcessAwaits]) -> Vec<AwaitCycle> {
+    let g = graph.shape(
+        std::iter::empty(),
+        |a| matches!(a.via, Via::Await(_) | Via::Lock(_)),
+        |_| 0,
+    );
+    let process = |pid: Pid| processes.iter().find(|p| p.pid == pid);
+    let edge = |a: usize, b: usize| match &graph.arcs[g.arc(a, b)].via {
+        Via::Await(e) => e.clone(),
+        Via::Lock(e) => AwaitEdge {
+            via: AwaitVia::Resource {
+                resource_kind: e.resource.kind,
+                address: e.resource.address,
+                name: e.resource.name.clone(),
+            },
+            confidence: e.confidence,
+            evidence: e.evidence.clone(),
+        },
+        _ => unreachable!("an await shape holds only await and lock arcs"),
+    };
+    let member = |i: usize| match g.node(i) {
+        Node::Task(TaskId { pid, address }) => {
+            let state = process(pid).map(|p| p.state);
+            Member::Task {
+                pid,
+                tid: state.and_then(|s| s.thread_of(address)),
                 address,
-                name,
-                ..
-            } = &t.awaits
-            else {
-                continue;
-            };
-            if !primitive.has_owner() {
-                continue;
-            }
-            for h in state.tasks() {
-                let Some(hold) = h.holds.iter().find(|x| x.lock == *address) else {
-                    continue;
-                };
-                let edge = AwaitEdge {
-                    via: AwaitVia::Lock {
-                        lock: *address,
-                        name: name.clone(),
-                    },
-                    confidence: hold.confidence,
-                    evidence: hold.evidence.clone(),
-                };
-                add(Node::Task(t.address), Node::Task(h.address), edge, &mut adj);
+                name: state
+                    .and_then(|s| s.task(address))
+                    .map(|t| t.name.clone())
+                    .unwrap_or_else(|| format!("{address:#x}")),
             }
         }
-        for l in &state.links {
-            let via = match (l.from, l.to) {
-                (Node::Task(_), Node::Thread(_)) => AwaitVia::Executor,
-                (Node::Thread(_), Node::Task(_)) => AwaitVia::TaskResult,
-                _ => continue,
-            };
-            let edge = AwaitEdge {
-                via,
-                confidence: l.confidence,
-                evidence: l.evidence.clone(),
-            };
-            add(l.from, l.to, edge, &mut adj);
+        Node::Thread(ThreadId { pid, tid }) => Member::Thread {
+            pid,
+            tid,
+            name: process(pid)
+                .and_then(|p| p.thread_names.get(&tid).cloned())
+                .unwrap_or_else(|| tid.to_string()),
+        },
+        Node::Process(_) => unreachable!("an await shape has no process nodes"),
+    };
+    // Veto: a task whose step is executing at the capture is in flux.
+    let running =
+        |t: TaskId| process(t.pid).is_some_and(|p| p.state.threads.iter().any(|th| th.running_task == Some(t.address)));
+    let rev = g.predecessors();
+    let (cycles, _) = g.cycles(super::MAX_CYCLES, super::MAX_CYCLE_EDGES);
+    let mut out = Vec::new();
+    for cycle in cycles {
+        let tasks: Vec<TaskId> = cycle.iter().filter_map(|&i| g.node(i).task()).collect();
+        if tasks.is_empty() {
+            continue; // the thread graph reports it
         }
-        for (a, b, via, confidence, evidence) in &p.thread_edges {
-            let edge = AwaitEdge {
-                via: via.clone(),
-                confidence: *confidence,
-                evidence: evidence.clone(),
-            };
-            add(Node::Thread(*a), Node::Thread(*b), edge, &mut adj);
+        if tasks.iter().any(|&t| running(t)) {
+            continue;
         }
-        for a in &mut adj {
-            a.sort_unstable();
-            a.dedup();
-        }
-        let member = |i: usize| match nodes[i] {
-            Node::Task(a) => Member::Task {
-                pid: p.pid,
-                tid: state.thread_of(a),
-                address: a,
-                name: name_of(a),
-            },
-            Node::Thread(tid) => Member::Thread {
-                pid: p.pid,
-                tid,
-                name: p.thread_names.get(&tid).cloned().unwrap_or_else(|| tid.to_string()),
-            },
-        };
-        let running: Vec<Addr> = state.threads.iter().filter_map(|t| t.running_task).collect();
-        let (cycles, _) = super::elementary_cycles(&adj, super::MAX_CYCLES, super::MAX_CYCLE_EDGES);
-        for cycle in cycles {
-            let has_task = cycle.iter().any(|&i| matches!(nodes[i], Node::Task(_)));
-            if !has_task {
-                continue; // the thread graph reports it
-            }
-            if cycle
-                .iter()
-                .any(|&i| matches!(nodes[i], Node::Task(a) if running.contains(&a)))
-            {
-                continue;
-            }
-            let edges: Vec<AwaitEdge> = (0..cycle.len())
-                .map(|k| edge_of[&(cycle[k], cycle[(k + 1) % cycle.len()])].clone())
-                .collect();
-            let confidence = edges
-                .iter()
-                .map(|e| e.confidence)
-                .max_by_key(|&c| rank(c))
-                .unwrap_or(Confidence::Exact);
-            // Behind: every node with a path into the cycle (reverse reachability).
-            let mut seen = vec![false; nodes.len()];
-            for &c in &cycle {
-                seen[c] = true;
-            }
-            let mut todo: Vec<usize> = cycle.clone();
-            let mut behind = Vec::new();
-            while let Some(v) = todo.pop() {
-                for (u, outs) in adj.iter().enumerate() {
-                    if !seen[u] && outs.contains(&v) {
-                        seen[u] = true;
-                        behind.push(u);
-                        todo.push(u);
-                    }
-                }
-            }
-            behind.sort_unstable();
-            let breaks_by_timeout = cycle.iter().find_map(|&i| match nodes[i] {
-                Node::Task(a) => state
-                    .task(a)
-                    .and_then(|t| t.timeout.as_ref().map(|to| format!("task {:?}: {to}", t.name))),
-                Node::Thread(tid) => p.thread_timeouts.get(&tid).map(|to| format!("thread {tid}: {to}")),
-            });
-            out.push(AwaitCycle {
-                members: cycle.iter().map(|&i| member(i)).collect(),
-                edges,
-                confidence,
-                behind: behind.into_iter().map(member).collect(),
-                breaks_by_timeout,
-            });
-        }
+        let edges: Vec<AwaitEdge> = (0..cycle.len())
+            .map(|k| edge(cycle[k], cycle[(k + 1) % cycle.len()]))
+            .collect();
+        let confidence = edges
+            .iter()
+            .map(|e| e.confidence)
+            .max_by_key(|&c| rank(c))
+            .unwrap_or(Confidence::Exact);
+        let breaks_by_timeout = cycle.iter().find_map(|&i| match g.node(i) {
+            Node::Task(t) => process(t.pid)
+                .and_then(|p| p.state.task(t.address))
+                .and_then(|task| task.timeout.as_ref().map(|to| format!("task {:?}: {to}", task.name))),
+            Node::Thread(t) => process(t.pid)
+                .and_then(|p| p.thread_timeouts.get(&t.tid))
+                .map(|to| format!("thread {}: {to}", t.tid)),
+            Node::Process(_) => None,
+        });
+        out.push(AwaitCycle {
+            members: cycle.iter().map(|&i| member(i)).collect(),
+            edges,
+            confidence,
+            behind: g.behind(&rev, &cycle).into_iter().map(member).collect(),
+            breaks_by_timeout,
+        });
     }
     out
 }

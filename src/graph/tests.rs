@@ -431,7 +431,6 @@ fn large_random_graph_is_bounded() {
 // ---- asleep for good ---------------------------------------------------------
 
 fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict {
-    let mut v = verdict(threads);
     let facts = [ProcessFacts {
         peers: Default::default(),
         pid: Pid(PID),
@@ -439,8 +438,158 @@ fn settled(threads: &[(i32, ThreadFindings)], signals: SignalWayOut) -> Verdict 
         unexamined: None,
         pools: Vec::new(),
     }];
-    settle(&mut v, threads.iter().map(|(t, f)| (Pid(PID), Tid(*t), f)), &facts);
+    let mut g = WaitGraph::new();
+    for (t, f) in threads {
+        g.add_thread(Pid(PID), Tid(*t), f);
+    }
+    let mut v = g.verdict();
+    g.add_peers(&facts);
+    settle(&mut v, &g, threads.iter().map(|(t, f)| (Pid(PID), Tid(*t), f)), &facts);
     v
+}
+
+/// Several processes, each with its threads and the peers of their reads
+/// and child waits, settled as the pipeline does.
+fn settled_tree(processes: &[(i32, Vec<(i32, ThreadFindings)>, Vec<(i32, Peers)>)]) -> Verdict {
+    let facts: Vec<ProcessFacts> = processes
+        .iter()
+        .map(|(pid, _, peers)| ProcessFacts {
+            pid: Pid(*pid),
+            peers: peers.iter().map(|(t, p)| (Tid(*t), p.clone())).collect(),
+            ..Default::default()
+        })
+        .collect();
+    let threads = || {
+        processes
+            .iter()
+            .flat_map(|(pid, ts, _)| ts.iter().map(move |(t, f)| (Pid(*pid), Tid(*t), f)))
+    };
+    let mut g = WaitGraph::new();
+    for (pid, tid, f) in threads() {
+        g.add_thread(pid, tid, f);
+    }
+    let mut v = g.verdict();
+    g.add_peers(&facts);
+    settle(&mut v, &g, threads(), &facts);
+    v
+}
+
+/// A read of `what` that only the processes `pids` can end.
+fn reads(what: &str, pids: &[i32]) -> Peers {
+    Peers {
+        what: what.into(),
+        pids: pids.iter().map(|&p| Pid(p)).collect(),
+        kind: PeerKind::Writers,
+    }
+}
+
+fn t(pid: i32, tid: i32) -> ThreadId {
+    ThreadId::new(Pid(pid), Tid(tid))
+}
+
+fn through(what: &str, pid: i32) -> CycleWait {
+    CycleWait::Process {
+        waits_on: what.into(),
+        pid: Pid(pid),
+        ended_by: PeerKind::Writers,
+    }
+}
+
+/// Parent and child each read a pipe only the other writes: the graph
+/// finds the cycle through both processes, and it explains their stuck
+/// verdict (the kind stays stuck: a process is waited for as a whole).
+#[test]
+fn a_cycle_through_two_processes_explains_their_stuck_verdict() {
+    let v = settled_tree(&[
+        (
+            100,
+            vec![(100, input("read"))],
+            vec![(100, reads("pipe:[1] (fd 3)", &[200]))],
+        ),
+        (
+            200,
+            vec![(200, input("read"))],
+            vec![(200, reads("pipe:[2] (fd 4)", &[100]))],
+        ),
+    ]);
+    assert_eq!(v.kind(), VerdictKind::Stuck);
+    assert!(v.deadlocks.is_empty());
+    assert_eq!(
+        v.process_cycles,
+        vec![ProcessCycle {
+            threads: vec![t(100, 100), t(200, 200)],
+            waits: vec![through("pipe:[1] (fd 3)", 200), through("pipe:[2] (fd 4)", 100)],
+        }]
+    );
+}
+
+/// A lock inside one of the processes is a step of the cycle like any
+/// other: every elementary cycle through the processes is listed.
+#[test]
+fn a_cycle_through_processes_follows_locks_inside_them() {
+    let mut behind_lock = waits_on(0x10, 202);
+    if let Some(w) = behind_lock.wait.as_mut() {
+        w.resource.pid = Pid(200);
+        w.owner = Owner::held_by(Pid(200), Tid(202), Confidence::Exact, "__owner = 202");
+    }
+    let v = settled_tree(&[
+        (
+            100,
+            vec![(101, input("read"))],
+            vec![(101, reads("pipe:[1] (fd 3)", &[200]))],
+        ),
+        (
+            200,
+            vec![(201, behind_lock), (202, input("read"))],
+            vec![(202, reads("pipe:[2] (fd 4)", &[100]))],
+        ),
+    ]);
+    assert_eq!(v.kind(), VerdictKind::Stuck);
+    let shapes: Vec<Vec<ThreadId>> = v.process_cycles.iter().map(|c| c.threads.clone()).collect();
+    assert_eq!(
+        shapes,
+        vec![
+            vec![t(100, 101), t(200, 201), t(200, 202)],
+            vec![t(100, 101), t(200, 202)]
+        ]
+    );
+    let lock_step = &v.process_cycles[0].waits[1];
+    assert!(
+        matches!(lock_step, CycleWait::Lock { resource, confidence: Confidence::Exact } if resource.address == Addr(0x10)),
+        "{lock_step:?}"
+    );
+}
+
+/// Controls: a process with a thread that can still run is no part of a
+/// cycle (its reader is not asleep for good), and a thread reading a pipe
+/// only its own process holds is stuck without a cycle through processes.
+#[test]
+fn no_process_cycle_while_a_thread_can_act_or_within_one_process() {
+    let v = settled_tree(&[
+        (
+            100,
+            vec![(100, input("read"))],
+            vec![(100, reads("pipe:[1] (fd 3)", &[200]))],
+        ),
+        (
+            200,
+            vec![(200, input("read")), (201, running())],
+            vec![(200, reads("pipe:[2] (fd 4)", &[100]))],
+        ),
+    ]);
+    assert_eq!(v.kind(), VerdictKind::NoHangFound);
+    assert!(v.process_cycles.is_empty());
+
+    let v = settled_tree(&[(
+        100,
+        vec![(101, input("read")), (102, input("read"))],
+        vec![
+            (101, reads("pipe:[1] (fd 3)", &[100])),
+            (102, reads("pipe:[2] (fd 4)", &[100])),
+        ],
+    )]);
+    assert_eq!(v.kind(), VerdictKind::Stuck);
+    assert!(v.process_cycles.is_empty(), "{:?}", v.process_cycles);
 }
 
 fn asleep(v: &Verdict, tid: i32) -> &Asleep {

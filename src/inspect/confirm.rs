@@ -72,6 +72,8 @@ pub(super) fn confirm_stuck(inspections: &[Inspection], v: &mut Verdict, mut fir
     }
     let pids: std::collections::BTreeSet<Pid> = moved.iter().map(|m| m.pid).collect();
     v.stuck.retain(|s| !pids.contains(&s.pid));
+    v.process_cycles
+        .retain(|c| !c.threads.iter().any(|t| pids.contains(&t.pid)));
     for a in v.asleep.iter_mut().filter(|a| pids.contains(&a.thread.pid)) {
         if a.asleep_for_good {
             a.asleep_for_good = false;
@@ -391,9 +393,9 @@ impl Readers {
     }
 }
 
-pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
+pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> (graph::WaitGraph, Verdict) {
     for _ in 0..4 {
-        let v = graph_of(inspections);
+        let (g, v) = graph_of(inspections);
         let mut moved = false;
         for &graph::ThreadId { pid, tid } in v.deadlocks.iter().flat_map(|d| &d.threads) {
             let Some(ins) = inspections.iter_mut().find(|i| i.snapshot.pid == pid) else {
@@ -427,18 +429,20 @@ pub(super) fn confirmed_graph(inspections: &mut [Inspection]) -> Verdict {
             moved = true;
         }
         if !moved {
-            return v;
+            return (g, v);
         }
     }
     graph_of(inspections)
 }
 
-pub(super) fn graph_of(inspections: &[Inspection]) -> Verdict {
-    graph::analyze(inspections.iter().flat_map(|ins| {
-        ins.snapshot
-            .threads
-            .iter()
-            .zip(&ins.findings)
-            .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
-    }))
+/// The graph of the inspected threads' waits, and its lock verdict.
+pub(super) fn graph_of(inspections: &[Inspection]) -> (graph::WaitGraph, Verdict) {
+    let mut g = graph::WaitGraph::new();
+    for ins in inspections {
+        for (t, f) in ins.snapshot.threads.iter().zip(&ins.findings) {
+            g.add_thread(ins.snapshot.pid, t.tid, f);
+        }
+    }
+    let v = g.verdict();
+    (g, v)
 }

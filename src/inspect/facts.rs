@@ -10,7 +10,7 @@ use crate::runtimes::syscalls::Call;
 use crate::runtimes::ResourceKind;
 
 /// For each thread waiting for input that only known processes can give —
-/// reading a pipe, or waiting for a child — those processes (read from
+/// reading a pipe, writing to a full one, or waiting for a child — those processes (read from
 /// /proc now, after the capture). The asleep-for-good rule then asks
 /// whether any of them can still act.
 pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, graph::Peers> {
@@ -30,16 +30,18 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
             .filter(|((_, f), _)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
             .map(|((t, _), call)| (t, call))
     };
-    let read_fds: Vec<i32> = waiting_for_input()
+    use crate::live::fds::{Blocked, OtherEnd};
+    let on_fds: Vec<Blocked> = waiting_for_input()
         .filter_map(|(_, call)| match call {
-            Call::ReadFd { fd } => Some(*fd),
+            Call::ReadFd { fd } => Some(Blocked::Read(*fd)),
+            Call::WriteFd { fd } => Some(Blocked::Write(*fd)),
             _ => None,
         })
         .collect();
-    let ends = if read_fds.is_empty() {
+    let ends = if on_fds.is_empty() {
         Default::default()
     } else {
-        crate::live::fds::other_ends(live, &read_fds)
+        crate::live::fds::other_ends(live, &on_fds)
     };
     let mut children: Option<Vec<i32>> = None;
     // The target sees its own PID namespace: a PID argument is comparable
@@ -47,16 +49,21 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
     let same_ns = ins.snapshot.ns_pid == pid.get();
     for (t, call) in waiting_for_input() {
         let peers = match *call {
-            Call::ReadFd { fd } => {
-                let Some((end, pids)) = ends.get(&fd).cloned() else {
+            Call::ReadFd { fd } | Call::WriteFd { fd } => {
+                let on = match call {
+                    Call::WriteFd { .. } => Blocked::Write(fd),
+                    _ => Blocked::Read(fd),
+                };
+                let Some((end, pids)) = ends.get(&on).cloned() else {
                     continue;
                 };
                 graph::Peers {
                     what: format!("{} (fd {fd})", end.describe()),
                     pids: pids.into_iter().map(Pid).collect(),
                     kind: match end {
-                        crate::live::fds::OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
-                        crate::live::fds::OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
+                        OtherEnd::PipeWriters(_) => graph::PeerKind::Writers,
+                        OtherEnd::PipeReaders(_) => graph::PeerKind::Readers,
+                        OtherEnd::UnixPeer(..) => graph::PeerKind::SocketPeers,
                     },
                 }
             }
@@ -91,14 +98,11 @@ pub(super) fn join_pids(pids: &[i32]) -> String {
     pids.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")
 }
 
-/// A process's tasks with its threads' names and wait edges, for the
+/// A process's tasks with its threads' names and timeouts, for the
 /// cycles through tasks and threads ([`graph::awaits`]).
 pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessAwaits<'_>> {
-    use graph::awaits::AwaitVia;
     let state = ins.asyncio.as_ref()?;
-    let pid = ins.snapshot.pid;
     let mut thread_names = std::collections::HashMap::new();
-    let mut thread_edges = Vec::new();
     let mut thread_timeouts = std::collections::HashMap::new();
     for (i, t) in ins.snapshot.threads.iter().enumerate() {
         let name = ins
@@ -108,31 +112,18 @@ pub(super) fn process_awaits(ins: &Inspection) -> Option<graph::awaits::ProcessA
             .flatten()
             .unwrap_or_else(|| t.name.clone());
         thread_names.insert(t.tid, name);
-        let f = &ins.findings[i];
-        if f.wait.as_ref().is_some_and(|w| w.ends.by_itself().is_some()) {
+        if ins.findings[i]
+            .wait
+            .as_ref()
+            .is_some_and(|w| w.ends.by_itself().is_some())
+        {
             thread_timeouts.insert(t.tid, "its wait has a timeout".to_string());
         }
-        let Some(w) = &f.wait else { continue };
-        let Some(owner) = w.owner.thread().filter(|o| o.pid == pid) else {
-            continue;
-        };
-        thread_edges.push((
-            t.tid,
-            owner.tid,
-            AwaitVia::Resource {
-                resource_kind: w.resource.kind,
-                address: w.resource.address,
-                name: w.resource.name.clone(),
-            },
-            w.owner.confidence(),
-            w.owner.evidence().to_string(),
-        ));
     }
     Some(graph::awaits::ProcessAwaits {
-        pid,
+        pid: ins.snapshot.pid,
         state,
         thread_names,
-        thread_edges,
         thread_timeouts,
     })
 }

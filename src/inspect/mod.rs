@@ -372,7 +372,7 @@ fn frame_addresses<'a>(walks: impl Iterator<Item = &'a Walk>) -> Vec<u64> {
 /// again.
 pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     own_shared_mp_locks(inspections);
-    let mut v = confirmed_graph(inspections);
+    let (mut graph, mut v) = confirmed_graph(inspections);
     v.unexamined = inspections.iter().flat_map(|i| i.unexamined.iter().cloned()).collect();
     let facts: Vec<ProcessFacts> = inspections
         .iter()
@@ -399,7 +399,11 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
                 .map(move |(t, f)| (ins.snapshot.pid, t.tid, f))
         })
     };
-    v.await_cycles = graph::await_cycles(inspections.iter().filter_map(process_awaits));
+    let awaits: Vec<graph::awaits::ProcessAwaits> = inspections.iter().filter_map(process_awaits).collect();
+    for p in &awaits {
+        graph.add_awaits(p);
+    }
+    v.await_cycles = graph::await_cycles(&graph, &awaits);
     // A thread in an await cycle waits for a task of it, not for the loop's
     // thread it was drawn to in the thread graph: it waits behind nobody.
     let in_cycles: Vec<graph::ThreadId> = v
@@ -417,7 +421,8 @@ pub fn verdict(inspections: &mut [Inspection]) -> Verdict {
     v.waiting_behind.retain(|w| !w.waiters.is_empty());
     v.pool_starvations = graph::starvations(&facts, threads());
     confirm_starvations(inspections, &mut v);
-    graph::settle(&mut v, threads(), &facts);
+    graph.add_peers(&facts);
+    graph::settle(&mut v, &graph, threads(), &facts);
     let first_looks = inspections.iter_mut().filter_map(|i| i.first_looks.take()).collect();
     confirm_stuck(inspections, &mut v, first_looks);
     describe_waited_behind(inspections, &mut v);

@@ -36,12 +36,14 @@ pub fn describe(pid: i32, fd: i32) -> Option<String> {
     Some(format!("fd {fd}: {what}"))
 }
 
-/// What a read on an fd waits for: data only the holders of the other end
-/// can send.
+/// What a blocked read or write on an fd waits for: data (or room) only
+/// the holders of the other end can make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OtherEnd {
-    /// A pipe (both ends are one inode): the write ends.
+    /// A pipe a thread reads (both ends are one inode): the write ends.
     PipeWriters(u64),
+    /// A full pipe a thread writes to: the read ends.
+    PipeReaders(u64),
     /// A connected Unix socket (its own inode, its peer's inode): the fds
     /// of the peer socket.
     UnixPeer(u64, u64),
@@ -51,27 +53,40 @@ impl OtherEnd {
     /// `pipe:[123]`, `Unix socket:[124] (peer socket:[125])`.
     pub fn describe(self) -> String {
         match self {
-            OtherEnd::PipeWriters(i) => format!("pipe:[{i}]"),
+            OtherEnd::PipeWriters(i) | OtherEnd::PipeReaders(i) => format!("pipe:[{i}]"),
             OtherEnd::UnixPeer(me, peer) => format!("Unix socket:[{me}] (peer socket:[{peer}])"),
         }
     }
 }
 
-/// For each of `fds` of a live process that is a pipe or a connected Unix
-/// socket: what it is and every process holding the other end (a pipe's
-/// write ends, the peer socket), the process itself included when it does.
-/// One pass over every process's fd table serves them all.
-pub fn other_ends(live: crate::live::Live, fds: &[i32]) -> HashMap<i32, (OtherEnd, Vec<i32>)> {
+/// A blocked call on an fd: a read, or a write (to a full pipe or socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Blocked {
+    Read(i32),
+    Write(i32),
+}
+
+/// For each of `calls` of a live process whose fd is a pipe or a connected
+/// Unix socket: what it is and every process holding the other end (a
+/// pipe's write ends for a read, its read ends for a write, the peer
+/// socket), the process itself included when it does. One pass over every
+/// process's fd table serves them all.
+pub fn other_ends(live: crate::live::Live, calls: &[Blocked]) -> HashMap<Blocked, (OtherEnd, Vec<i32>)> {
     let mut out = HashMap::new();
     let Ok(p) = Process::new(live.pid) else {
         return out;
     };
-    let ends: HashMap<i32, OtherEnd> = fds
+    let ends: HashMap<Blocked, OtherEnd> = calls
         .iter()
-        .filter_map(|&fd| match p.fd_from_fd(fd).ok()?.target {
-            FDTarget::Pipe(inode) => Some((fd, OtherEnd::PipeWriters(inode))),
-            FDTarget::Socket(inode) => Some((fd, OtherEnd::UnixPeer(inode, unix_peer(inode)?))),
-            _ => None,
+        .filter_map(|&call| {
+            let (Blocked::Read(fd) | Blocked::Write(fd)) = call;
+            let end = match (p.fd_from_fd(fd).ok()?.target, call) {
+                (FDTarget::Pipe(inode), Blocked::Read(_)) => OtherEnd::PipeWriters(inode),
+                (FDTarget::Pipe(inode), Blocked::Write(_)) => OtherEnd::PipeReaders(inode),
+                (FDTarget::Socket(inode), _) => OtherEnd::UnixPeer(inode, unix_peer(inode)?),
+                _ => return None,
+            };
+            Some((call, end))
         })
         .collect();
     if ends.is_empty() {
@@ -85,9 +100,11 @@ pub fn other_ends(live: crate::live::Live, fds: &[i32]) -> HashMap<i32, (OtherEn
             let mut seen = std::collections::HashSet::new();
             for f in fds.flatten() {
                 let writes = f.mode().contains(procfs::process::FDPermissions::WRITE);
+                let reads = f.mode().contains(procfs::process::FDPermissions::READ);
                 for end in &wanted {
                     let holds = match (end, &f.target) {
                         (OtherEnd::PipeWriters(i), FDTarget::Pipe(j)) => i == j && writes,
+                        (OtherEnd::PipeReaders(i), FDTarget::Pipe(j)) => i == j && reads,
                         (OtherEnd::UnixPeer(_, peer), FDTarget::Socket(j)) => peer == j,
                         _ => false,
                     };
@@ -98,10 +115,10 @@ pub fn other_ends(live: crate::live::Live, fds: &[i32]) -> HashMap<i32, (OtherEn
             }
         }
     }
-    for (fd, end) in ends {
+    for (call, end) in ends {
         let mut pids = holders.get(&end).cloned().unwrap_or_default();
         pids.sort_unstable();
-        out.insert(fd, (end, pids));
+        out.insert(call, (end, pids));
     }
     out
 }

@@ -165,6 +165,13 @@ pub fn fd_target(pid: i32, fd: i32) -> io::Result<PathBuf> {
     fs::read_link(pid_dir(pid).join("fd").join(fd.to_string()))
 }
 
+/// Whether `fd` of `pid` is a pipe or a FIFO (a named pipe's link is its
+/// path, so the file it opens is asked).
+pub fn fd_is_fifo(pid: i32, fd: i32) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    fs::metadata(pid_dir(pid).join("fd").join(fd.to_string())).is_ok_and(|m| m.file_type().is_fifo())
+}
+
 pub fn maps(pid: i32) -> io::Result<Vec<MapEntry>> {
     Ok(parse::parse_maps(&read_text(pid_dir(pid).join("maps"))?))
 }

@@ -10,7 +10,7 @@ use crate::runtimes::{Confidence, Hold, ResourceKind, Wait};
 use crate::stacks::Frame;
 use crate::syscalls;
 
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 #[derive(Serialize)]
 pub struct Syscall {
@@ -180,6 +180,9 @@ pub struct TimeoutJson {
 pub struct LeftRunning {
     pub call: &'static str,
     pub if_socket_timeout: bool,
+    /// A stop would make the call return short (a long write to a pipe),
+    /// rather than fail with EINTR (version 7).
+    pub cut_short: bool,
     pub stack_consistent: bool,
     pub reason: String,
 }
@@ -259,7 +262,8 @@ pub fn threads<'a>(ins: &'a Inspection, verdict: &crate::graph::Verdict) -> Vec<
                 blocked_in: f.blocked_in.as_deref(),
                 left_running: t.left_running.map(|l| LeftRunning {
                     call: l.call,
-                    if_socket_timeout: l.if_socket_timeout,
+                    if_socket_timeout: l.if_socket_timeout(),
+                    cut_short: l.harm == crate::capture::StopHarm::ShortWrite,
                     stack_consistent: l.stack_consistent,
                     reason: l.reason(),
                 }),

@@ -9,7 +9,9 @@
 //! [`FOLD_MIN`] threads outside every cycle that wait for the same object and
 //! hold nothing anyone waits for are one node with their count. Edges are
 //! "waits for" (thread → object) and "held by" (object → owner). Every cycle's
-//! threads, objects and edges are red. Threads are grouped per process
+//! threads, objects and edges are red, a circular wait through processes
+//! too: its pipe, socket or child wait is an object in the waiting thread's
+//! process, with an arrow on to the next thread of the cycle. Threads are grouped per process
 //! (a `cluster` subgraph labelled with the PID and command).
 //!
 //! The SVG is laid out in-process by the `layout-rs` crate from the same DOT
@@ -24,7 +26,7 @@ use super::document::Report;
 use super::json::Thread;
 use super::labels::{kind_label, resource_label};
 use super::style::clean;
-use crate::graph::{resource_key, ResourceKey, ThreadId};
+use crate::graph::{resource_key, CycleWait, PeerKind, ResourceKey, ThreadId};
 use crate::ids::{Pid, Tid};
 use crate::runtimes::{Confidence, Resource, ResourceKind};
 
@@ -103,6 +105,18 @@ fn build(report: &Report, title: &str) -> Picture {
             let k = resource_key(&e.resource);
             cycle_resources.insert(k);
             cycle_arrows.insert((e.from, k, e.to));
+        }
+    }
+    // A circular wait through processes: its threads, and its locks' arrows.
+    for c in &verdict.process_cycles {
+        let n = c.threads.len();
+        for (k, (&t, w)) in c.threads.iter().zip(&c.waits).enumerate() {
+            cycle_threads.insert(t);
+            if let CycleWait::Lock { resource, .. } = w {
+                let key = resource_key(resource);
+                cycle_resources.insert(key);
+                cycle_arrows.insert((t, key, c.threads[(k + 1) % n]));
+            }
         }
     }
 
@@ -266,6 +280,52 @@ fn build(report: &Report, title: &str) -> Picture {
                 });
             }
             _ => {}
+        }
+    }
+    // The steps of a circular wait through processes that are not locks:
+    // the thread → what it waits on (in its process) → the next thread,
+    // through whose process alone the wait can end.
+    for (c, cycle) in verdict.process_cycles.iter().enumerate() {
+        let n = cycle.threads.len();
+        for (k, (&t, w)) in cycle.threads.iter().zip(&cycle.waits).enumerate() {
+            let CycleWait::Process {
+                waits_on,
+                pid,
+                ended_by,
+            } = w
+            else {
+                continue;
+            };
+            let next = cycle.threads[(k + 1) % n];
+            show(&mut pic, t);
+            show(&mut pic, next);
+            let id = format!("p_{c}_{k}");
+            let can = match ended_by {
+                PeerKind::Writers => "write to it",
+                PeerKind::Readers => "read from it",
+                PeerKind::SocketPeers => "send on it",
+                PeerKind::Children => "end it, by exiting",
+            };
+            pic.resources.push(ResourceNode {
+                id: id.clone(),
+                label: format!("{}\nonly PID {pid} can {can}", clean(waits_on)),
+                pid: Some(t.pid),
+                in_cycle: true,
+            });
+            pic.arrows.push(Arrow {
+                from: thread_id(t),
+                to: id.clone(),
+                label: "waits on (cycle)".into(),
+                in_cycle: true,
+                dashed: false,
+            });
+            pic.arrows.push(Arrow {
+                from: id,
+                to: thread_id(next),
+                label: format!("PID {pid} acts through"),
+                in_cycle: true,
+                dashed: false,
+            });
         }
     }
     pic

@@ -12,7 +12,7 @@ use super::index::Index;
 use super::json::{Site, Thread};
 use super::labels::{confidence_label, hex, resource_label, site_label};
 use super::style::{clean, Style};
-use crate::graph::{Deadlock, Edge, Leads, ThreadId, Verdict};
+use crate::graph::{CycleWait, Deadlock, Edge, Leads, PeerKind, ProcessCycle, ThreadId, Verdict};
 use crate::ids::{Addr, Pid, Tid};
 use crate::runtimes::{Confidence, ResourceKind};
 
@@ -217,6 +217,63 @@ fn stuck_section(v: &Verdict, idx: &Index, style: &Style) -> String {
         }
         out.push('\n');
     }
+    for c in &v.process_cycles {
+        out.push_str(&process_cycle_section(c, idx, style));
+    }
+    if v.process_cycles.len() >= crate::graph::MAX_PROCESS_CYCLES {
+        let _ = writeln!(
+            out,
+            "{}\n",
+            style.yellow(&format!(
+                "(the first {} circular waits through processes are listed; more may exist)",
+                crate::graph::MAX_PROCESS_CYCLES
+            ))
+        );
+    }
+    out
+}
+
+/// A circular wait through processes, step by step, under the stuck
+/// processes it explains:
+///
+/// ```text
+/// Circular wait through processes:
+///   thread 100 "parent" of PID 100 waits on pipe:[1] (fd 3), which only PID 200 can write to;
+///   thread 200 "child" of PID 200 waits on pipe:[2] (fd 4), which only PID 100 can write to.
+/// ```
+fn process_cycle_section(c: &ProcessCycle, idx: &Index, style: &Style) -> String {
+    let mut out = format!("{}\n", style.bold("Circular wait through processes:"));
+    let n = c.threads.len();
+    for (k, (&t, w)) in c.threads.iter().zip(&c.waits).enumerate() {
+        let next = c.threads[(k + 1) % n];
+        let step = match w {
+            CycleWait::Lock { resource, confidence } => format!(
+                "waits for {}, which {} holds{}",
+                resource_label(resource),
+                idx.name(next),
+                match confidence {
+                    Confidence::Exact => "",
+                    _ => " (owner inferred)",
+                }
+            ),
+            CycleWait::Process {
+                waits_on,
+                pid,
+                ended_by,
+            } => {
+                let can = match ended_by {
+                    PeerKind::Writers => "can write to",
+                    PeerKind::Readers => "can read from",
+                    PeerKind::SocketPeers => "can send on",
+                    PeerKind::Children => "can end, by exiting",
+                };
+                format!("waits on {waits_on}, which only PID {pid} {can}")
+            }
+        };
+        let end = if k + 1 == n { '.' } else { ';' };
+        let _ = writeln!(out, "  {} {}{end}", capitalize(&idx.name(t)), clean(&step));
+    }
+    out.push('\n');
     out
 }
 
@@ -823,6 +880,71 @@ pub struct JsonVerdict {
     /// asyncio tasks awaiting each other in a cycle (version 5): deadlocks
     /// among tasks, not counted in `deadlocks` but in `deadlock`.
     pub await_cycles: Vec<super::asyncio::JsonAwaitCycle>,
+    /// Circular waits through processes among threads that can never run
+    /// again (added within version 6): why `stuck` processes are stuck.
+    pub process_cycles: Vec<JsonProcessCycle>,
+}
+
+/// A circular wait through processes ([`ProcessCycle`]).
+#[derive(Serialize)]
+pub struct JsonProcessCycle {
+    /// TIDs in cycle order, from the lowest (PID, TID).
+    pub threads: Vec<Tid>,
+    /// Each thread's PID, parallel to `threads`.
+    pub pids: Vec<Pid>,
+    /// `waits[i]`: what `threads[i]` waits for, which only the next thread
+    /// (or its process) could provide.
+    pub waits: Vec<JsonCycleWait>,
+}
+
+/// One step of a [`JsonProcessCycle`].
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum JsonCycleWait {
+    /// A lock the next thread holds: `resource` as the text names it.
+    Lock {
+        resource: String,
+        resource_kind: ResourceKind,
+        address: String,
+        name: Option<String>,
+        confidence: Confidence,
+    },
+    /// Input (or an exit) only process `pid`, the next thread's, could
+    /// provide; `ended_by`: `writers`, `socket_peers` or `children`.
+    Process {
+        waits_on: String,
+        pid: Pid,
+        ended_by: PeerKind,
+    },
+}
+
+fn json_process_cycle(c: &ProcessCycle) -> JsonProcessCycle {
+    JsonProcessCycle {
+        threads: c.threads.iter().map(|t| t.tid).collect(),
+        pids: c.threads.iter().map(|t| t.pid).collect(),
+        waits: c
+            .waits
+            .iter()
+            .map(|w| match w {
+                CycleWait::Lock { resource, confidence } => JsonCycleWait::Lock {
+                    resource: resource_label(resource),
+                    resource_kind: resource.kind,
+                    address: hex(resource.address),
+                    name: resource.name.clone(),
+                    confidence: *confidence,
+                },
+                CycleWait::Process {
+                    waits_on,
+                    pid,
+                    ended_by,
+                } => JsonCycleWait::Process {
+                    waits_on: waits_on.clone(),
+                    pid: *pid,
+                    ended_by: *ended_by,
+                },
+            })
+            .collect(),
+    }
 }
 
 #[derive(Serialize)]
@@ -907,5 +1029,6 @@ pub fn json_verdict(v: &Verdict) -> JsonVerdict {
             .collect(),
         pool_starvations: super::pools::json(v),
         await_cycles: super::asyncio::json_cycles(v),
+        process_cycles: v.process_cycles.iter().map(json_process_cycle).collect(),
     }
 }

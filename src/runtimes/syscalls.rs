@@ -30,6 +30,10 @@ pub enum Call {
     /// a pipe or a connected socket, only the holders of the other end can
     /// end it.
     ReadFd { fd: i32 },
+    /// A write of data to an fd (`write`, `writev`, `sendto`, `sendmsg`):
+    /// asleep in it, on a full pipe or socket, only the holders of the
+    /// other end can make room.
+    WriteFd { fd: i32 },
     /// `wait4` / `waitid` for one child (its PID, as the target's namespace
     /// numbers it), or for any of them (`None`; a process group counts as
     /// any).
@@ -63,6 +67,7 @@ pub fn decode_call(sys: &SyscallState, mem: &dyn Memory) -> Call {
     match sys.nr {
         nr::FUTEX_WAITV => futex::decode_waitv(sys, mem).map_or(Call::Other, Call::FutexWaitv),
         nr::READ | nr::READV | nr::RECVFROM | nr::RECVMSG => Call::ReadFd { fd: first },
+        nr::WRITE | nr::WRITEV | nr::SENDTO | nr::SENDMSG => Call::WriteFd { fd: first },
         // wait4(pid > 0): that child; else any (a process group: all of them).
         nr::WAIT4 => Call::WaitChild {
             pid: Some(first).filter(|&p| p > 0),
@@ -289,7 +294,8 @@ mod tests {
         let call = |n, args| decode_call(&sys(n, args), &m);
         assert_eq!(call(nr::READ, [7, 0, 1, 0, 0, 0]), Call::ReadFd { fd: 7 });
         assert_eq!(call(nr::RECVFROM, [4, 0, 1, 0, 0, 0]), Call::ReadFd { fd: 4 });
-        assert_eq!(call(nr::WRITE, [7, 0, 1, 0, 0, 0]), Call::Other);
+        assert_eq!(call(nr::WRITE, [7, 0, 1, 0, 0, 0]), Call::WriteFd { fd: 7 });
+        assert_eq!(call(nr::PWRITE64, [7, 0, 1, 0, 0, 0]), Call::Other);
         assert_eq!(
             call(nr::WAIT4, [4567, 0, 0, 0, 0, 0]),
             Call::WaitChild { pid: Some(4567) }

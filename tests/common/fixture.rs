@@ -106,6 +106,14 @@ impl Ready {
             .unwrap_or_else(|| panic!("READY has no lock {name:?}; it has {:?}", self.locks.keys()))
     }
 
+    /// A number READY reports under `group.key` (as `fx_int` writes it),
+    /// e.g. `fds.child_write`.
+    pub fn int(&self, group: &str, key: &str) -> i64 {
+        let v = &self.raw[group][key];
+        v.as_i64()
+            .unwrap_or_else(|| panic!("READY {group}.{key} is not a number: {v}"))
+    }
+
     /// An address READY reports under `group.key` (a `"0x..."` string, as
     /// `fx_addr` writes it), e.g. `funcs.tail_d`.
     pub fn address(&self, group: &str, key: &str) -> u64 {
@@ -368,6 +376,11 @@ impl Fixture {
 
     pub fn lock(&self, name: &str) -> u64 {
         self.ready.lock(name)
+    }
+
+    /// A number READY reports under `group.key` ([`Ready::int`]).
+    pub fn int(&self, group: &str, key: &str) -> i64 {
+        self.ready.int(group, key)
     }
 
     /// Everything the fixture wrote to stderr so far.

@@ -55,10 +55,11 @@ pub struct AsyncioState {
     pub links: Vec<CrossWait>,
 }
 
-/// A node of the graph of tasks and threads.
+/// One end of a [`CrossWait`], within the process: a task or a thread.
+/// The wait-for graph makes it a `graph::Node` (with the PID).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum Node {
+pub enum LinkEnd {
     /// A task, by address.
     Task(Addr),
     /// A thread, by host TID.
@@ -68,8 +69,8 @@ pub enum Node {
 /// `from` waits for `to`, across the task and thread graphs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CrossWait {
-    pub from: Node,
-    pub to: Node,
+    pub from: LinkEnd,
+    pub to: LinkEnd,
     pub confidence: Confidence,
     pub evidence: String,
 }

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::acquires::explicit_locks;
-use super::asyncio::{self, AsyncioState, CrossWait, Node};
+use super::asyncio::{self, AsyncioState, CrossWait, LinkEnd};
 use super::frames::{PyFrame, PyThreadState, Walker};
 use super::gil::{self, GilFutex, GilInfo};
 use super::holds::{as_lock, bound_self, with_holds, HeldLock, LockKind};
@@ -444,8 +444,8 @@ fn add_loop_future_waits(
         let (lp, evidence) = (resolver.run_by, resolver.evidence.clone());
         if let (Some(task), Some(a)) = (resolver.task, asyncio.as_mut()) {
             a.links.push(CrossWait {
-                from: Node::Thread(tid),
-                to: Node::Task(Addr(task)),
+                from: LinkEnd::Thread(tid),
+                to: LinkEnd::Task(Addr(task)),
                 confidence: Confidence::Inferred,
                 evidence: format!("waits in Future.result() on {future:#x}: {evidence}"),
             });
@@ -501,8 +501,8 @@ fn link_tasks_to_pool_workers(
         };
         if let Some(&(tid, _)) = running.iter().find(|(_, f)| Addr(*f) == *cf) {
             links.push(CrossWait {
-                from: Node::Task(t.address),
-                to: Node::Thread(tid),
+                from: LinkEnd::Task(t.address),
+                to: LinkEnd::Thread(tid),
                 confidence: Confidence::Exact,
                 evidence: format!(
                     "awaits asyncio future {future:#x}, which copies the result of concurrent future {cf:#x} \
