@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{c_fixture, Fixture, Variant};
+use common::{c_fixture, stuck_pids, Fixture, Variant};
 use serde_json::Value;
 
 fn dump(pid: i32, tree: bool) -> (i32, Value) {
@@ -26,16 +26,19 @@ fn thread<'a>(doc: &'a Value, tid: i32) -> &'a Value {
         .unwrap_or_else(|| panic!("no thread {tid} in {}", doc["threads"]))
 }
 
-fn stuck_pids(doc: &Value) -> Vec<i64> {
-    let mut v: Vec<i64> = doc["verdict"]["stuck"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["whole_process"] == true)
-        .map(|s| s["pid"].as_i64().unwrap())
-        .collect();
-    v.sort_unstable();
-    v
+/// Start pipe_waits MODE, wait until its parent and child are blocked, and
+/// dump the tree: both processes must be stuck (exit 1).
+fn stuck_pair(mode: &str) -> (Fixture, i32, i32, Value) {
+    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &[mode]));
+    let (parent, child) = (fx.tid("parent"), fx.tid("child"));
+    fx.wait_blocked(&[parent, child]);
+    let (code, doc) = dump(parent, true);
+    assert_eq!(code, 1, "{}", doc["verdict"]["headline"]);
+    assert_eq!(doc["verdict"]["kind"], "stuck");
+    let mut want = vec![parent as i64, child as i64];
+    want.sort_unstable();
+    assert_eq!(stuck_pids(&doc), want);
+    (fx, parent, child, doc)
 }
 
 #[test]
@@ -52,15 +55,7 @@ fn unix_socket_read_by_both_sides_is_stuck_with_tree() {
 
 /// Parent and child each read a channel (MODE) only the other writes.
 fn read_by_both_sides(mode: &str, channel: &str, holders: &str) {
-    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &[mode]));
-    let (parent, child) = (fx.tid("parent"), fx.tid("child"));
-    fx.wait_blocked(&[parent, child]);
-    let (code, doc) = dump(parent, true);
-    assert_eq!(code, 1, "{}", doc["verdict"]["headline"]);
-    assert_eq!(doc["verdict"]["kind"], "stuck");
-    let mut want = vec![parent as i64, child as i64];
-    want.sort_unstable();
-    assert_eq!(stuck_pids(&doc), want);
+    let (_fx, parent, child, doc) = stuck_pair(mode);
     // The circular wait through both processes, from the lower (PID, TID).
     let cycles = doc["verdict"]["process_cycles"].as_array().unwrap();
     assert_eq!(cycles.len(), 1, "{cycles:?}");
@@ -188,16 +183,8 @@ fn parent_waiting_for_a_child_that_fills_its_socket_is_stuck_with_tree() {
 }
 
 fn waits_for_a_full_channel(mode: &str, channel: &str, holders: &str, ended_by: &str) {
-    let fx = Fixture::spawn(c_fixture("pipe_waits", Variant::Debug, &[mode]));
-    let (parent, child) = (fx.tid("parent"), fx.tid("child"));
+    let (fx, parent, child, doc) = stuck_pair(mode);
     let fd = fx.int("fds", "child_write");
-    fx.wait_blocked(&[parent, child]);
-    let (code, doc) = dump(parent, true);
-    assert_eq!(code, 1, "{}", doc["verdict"]["headline"]);
-    assert_eq!(doc["verdict"]["kind"], "stuck");
-    let mut want = vec![parent as i64, child as i64];
-    want.sort_unstable();
-    assert_eq!(stuck_pids(&doc), want);
     let why = |tid| thread(&doc, tid)["why"].as_str().unwrap().to_string();
     assert!(why(parent).contains(&format!("child PID {child}")), "{}", why(parent));
     assert!(

@@ -54,6 +54,21 @@ impl Dump {
     }
 }
 
+/// The PIDs of `verdict.stuck` whose every thread is asleep for good, sorted.
+pub fn stuck_pids(doc: &Value) -> Vec<i64> {
+    let mut v: Vec<i64> = doc["verdict"]["stuck"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|s| s["whole_process"] == true)
+                .filter_map(|s| s["pid"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort_unstable();
+    v
+}
+
 /// lockdump's stdout as JSON; panics saying `what` ran, its exit status,
 /// stderr and stdout when it is not.
 pub fn json_of(out: &Output, what: &str) -> Value {

@@ -41,7 +41,7 @@ pub use build::{
     build_c, build_cpp, build_shared_lib, c_fixture, cpp_fixture, rust_example, rust_example_with, RustBuild, Variant,
 };
 pub use code::{branches_ending_at, has_branch, Branch};
-pub use dump::{dump, gcore, json_of, lockdump_json, Dump, TargetKind};
+pub use dump::{dump, gcore, json_of, lockdump_json, stuck_pids, Dump, TargetKind};
 pub use fixture::{Fixture, Process, Ready};
 pub use procfs::{
     blocked_signals, mapping_containing, process_state, read_mem, read_progress_u64s, read_u32, sample_thread,
