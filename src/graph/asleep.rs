@@ -279,6 +279,10 @@ fn process_cycles(graph: &WaitGraph, asleep: &BTreeSet<ThreadId>) -> Vec<Process
         Node::Process(_) => true,
         Node::Task(_) => false,
     };
+    // No wait on a process (the common case): no cycle can pass through one.
+    if !graph.arcs.iter().any(|a| matches!(a.via, Via::Input { .. })) {
+        return Vec::new();
+    }
     let g = graph.shape(
         std::iter::empty(),
         |a| matches!(a.via, Via::Lock(_) | Via::Input { .. } | Via::Member) && counts(&a.from) && counts(&a.to),

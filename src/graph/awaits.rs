@@ -206,6 +206,11 @@ pub(super) fn arcs(p: &ProcessAwaits) -> Vec<Arc> {
 /// with at least one task in it (cycles of threads alone are
 /// [`super::WaitGraph::verdict`]'s).
 pub fn await_cycles(graph: &super::WaitGraph, processes: &[ProcessAwaits]) -> Vec<AwaitCycle> {
+    // Without an await there is no task to be in a cycle, and the cycles of
+    // locks alone were found by the lock rule: not searched for again.
+    if !graph.arcs.iter().any(|a| matches!(a.via, Via::Await(_))) {
+        return Vec::new();
+    }
     let g = graph.shape(
         std::iter::empty(),
         |a| matches!(a.via, Via::Await(_) | Via::Lock(_)),

@@ -6,6 +6,7 @@
 use super::Inspection;
 use crate::graph::{self, Verdict};
 use crate::ids::{Pid, Tid};
+use crate::live::fds::{Blocked, OtherEnd};
 use crate::runtimes::syscalls::Call;
 use crate::runtimes::ResourceKind;
 
@@ -20,7 +21,12 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
     let Some(live) = ins.snapshot.live() else {
         return out;
     };
-    // Every fd a thread reads, looked up in one pass over the fd tables.
+    // Every fd a thread reads or writes, looked up in one pass over the fd tables.
+    let on_fd = |call: &Call| match *call {
+        Call::ReadFd { fd } => Some(Blocked::Read(fd)),
+        Call::WriteFd { fd } => Some(Blocked::Write(fd)),
+        _ => None,
+    };
     let waiting_for_input = || {
         ins.snapshot
             .threads
@@ -30,14 +36,7 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
             .filter(|((_, f), _)| matches!(f.sleep, crate::runtimes::Sleep::Input { .. }))
             .map(|((t, _), call)| (t, call))
     };
-    use crate::live::fds::{Blocked, OtherEnd};
-    let on_fds: Vec<Blocked> = waiting_for_input()
-        .filter_map(|(_, call)| match call {
-            Call::ReadFd { fd } => Some(Blocked::Read(*fd)),
-            Call::WriteFd { fd } => Some(Blocked::Write(*fd)),
-            _ => None,
-        })
-        .collect();
+    let on_fds: Vec<Blocked> = waiting_for_input().filter_map(|(_, call)| on_fd(call)).collect();
     let ends = if on_fds.is_empty() {
         Default::default()
     } else {
@@ -48,15 +47,12 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
     // with host PIDs only when it runs in ours.
     let same_ns = ins.snapshot.ns_pid == pid.get();
     for (t, call) in waiting_for_input() {
-        let peers = match *call {
-            Call::ReadFd { fd } | Call::WriteFd { fd } => {
-                let on = match call {
-                    Call::WriteFd { .. } => Blocked::Write(fd),
-                    _ => Blocked::Read(fd),
-                };
+        let peers = match (on_fd(call), call) {
+            (Some(on), _) => {
                 let Some((end, pids)) = ends.get(&on).cloned() else {
                     continue;
                 };
+                let (Blocked::Read(fd) | Blocked::Write(fd)) = on;
                 graph::Peers {
                     what: format!("{} (fd {fd})", end.describe()),
                     pids: pids.into_iter().map(Pid).collect(),
@@ -67,7 +63,7 @@ pub(super) fn peers_of(ins: &Inspection) -> std::collections::BTreeMap<Tid, grap
                     },
                 }
             }
-            Call::WaitChild { pid: one } => {
+            (None, &Call::WaitChild { pid: one }) => {
                 let all = children.get_or_insert_with(|| crate::live::fds::children(live)).clone();
                 let pids = match one {
                     Some(c) if same_ns && all.contains(&c) => vec![c],

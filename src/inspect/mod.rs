@@ -51,8 +51,8 @@ pub struct Inspection {
     /// Parallel to `snapshot.threads`; `site_frame` indexes `stacks`.
     pub findings: Vec<ThreadFindings>,
     /// Parallel to `snapshot.threads`: the call each thread is in, decoded
-    /// once ([`crate::runtimes::syscalls::Call`]); the peers of a read or a
-    /// child wait are looked up from it.
+    /// once ([`crate::runtimes::syscalls::Call`]); the peers of a read, a
+    /// write or a child wait are looked up from it.
     pub calls: Vec<crate::runtimes::syscalls::Call>,
     /// Python thread names by thread index, when the target is CPython.
     pub python_names: Vec<Option<String>>,
