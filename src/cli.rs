@@ -17,7 +17,8 @@ holds it, and reports every circular wait. The target is stopped only while regi
 copied, then resumed; nothing in it is ever written.\n\n\
 Reading the report: the headline (the verdict, threads and resources counted by kind), each deadlock \
 (who waits for what, held by whom, where, and whether the owner is exact or inferred), the threads \
-stuck for good, a table of every waiting thread (deadlocked threads first), then every thread's \
+stuck for good (with --tree, also the circular wait through processes that explains them, such as a \
+parent in waitpid for a child blocked writing to a pipe only the parent reads), a table of every waiting thread (deadlocked threads first), then every thread's \
 header (TID, name, state, system call), the locks it holds (holds: ... — exact) and its stack. \
 Threads with identical stacks waiting for the same thing are one entry (40 threads \"pool-*\" \
 (TIDs 101–140)) unless --all-threads. Names from the target are quoted with \\\" and \\\\ escaped \
